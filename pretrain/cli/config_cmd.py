@@ -1,0 +1,29 @@
+"""`tubelet config show|list`: print the resolved config of a recipe, or the shipped recipes."""
+
+from __future__ import annotations
+
+import argparse
+
+from pretrain.config import config_to_yaml, list_recipes, load_config
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("config", help="show resolved configs and shipped recipes")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="print the resolved config of RECIPE as YAML")
+    show.add_argument("recipe", help="shipped recipe name (pretrain/tiny) or a YAML path")
+    show.add_argument("overrides", nargs="*", help="key=value overrides")
+    show.set_defaults(handler=_show)
+    listing = actions.add_parser("list", help="list shipped recipes")
+    listing.set_defaults(handler=_list)
+
+
+def _show(args: argparse.Namespace) -> int:
+    print(config_to_yaml(load_config(args.recipe, args.overrides)), end="")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    for name in list_recipes():
+        print(name)
+    return 0
