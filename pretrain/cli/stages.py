@@ -1,0 +1,9 @@
+"""`tubelet stages` commands (placeholder until their issue lands)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Filled in by the stages work."""
