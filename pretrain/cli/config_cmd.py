@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pretrain.config import config_to_yaml, list_recipes, load_config
+from pretrain.config_reference import render_reference
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,6 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(handler=_show)
     listing = actions.add_parser("list", help="list shipped recipes")
     listing.set_defaults(handler=_list)
+    reference = actions.add_parser("reference", help="print the config reference table (README)")
+    reference.set_defaults(handler=_reference)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -26,4 +29,9 @@ def _show(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     for name in list_recipes():
         print(name)
+    return 0
+
+
+def _reference(args: argparse.Namespace) -> int:
+    print(render_reference())
     return 0
