@@ -1,0 +1,227 @@
+"""`build_shards`: list a corpus, plan shards, write the missing ones in parallel, then the manifest.
+
+Resuming: each shard's plan has a fingerprint (build options + each input's path, size, mtime,
+label and splits). A shard whose part record carries the same fingerprint and whose tar has the
+recorded size is kept; every other shard is (re)written. The manifest is written last, so a killed
+build leaves no manifest and a rerun completes it with every input exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Iterator, Optional, Protocol
+
+from pretrain import __version__
+from pretrain.data.shards.cards import check_expected_counts
+from pretrain.data.shards.encode import ReencodeOptions
+from pretrain.data.shards.errors import ShardsError, StrictModeError
+from pretrain.data.shards.local_pool import run_in_processes
+from pretrain.data.shards.manifest import ERRORS_NAME, MANIFEST_NAME, assemble_manifest
+from pretrain.data.shards.probe import PROBE_MODES
+from pretrain.data.shards.sources import Listing, SplitProblem, VideoEntry, list_source
+from pretrain.data.shards.store import ShardStore
+from pretrain.data.shards.writer import PARTS_DIR, ShardPlan, ShardResult, ShardTaskConfig, load_finished, write_shard
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    shard_size_mb: float = 256.0
+    """Target shard size in MB (10^6 bytes) of input bytes; a shard holds at least one video."""
+    workers: int = 1
+    use_ray: bool = False
+    ray_address: Optional[str] = None
+    resize_short: Optional[int] = None
+    fps: Optional[float] = None
+    crf: int = 23
+    preset: str = "veryfast"
+    gop_seconds: float = 0.5
+    reencode: bool = False
+    """Re-encode to H.264 MP4 even without resize/fps (implied by either)."""
+    probe: str = "full"
+    strict: bool = False
+    labels_from_folders: bool = False
+    seed: int = 0
+    """Seed of the deterministic shuffle that mixes classes across shards."""
+
+    def __post_init__(self) -> None:
+        checks = [(self.shard_size_mb > 0, f"shard_size_mb={self.shard_size_mb} must be > 0"),
+                  (self.workers >= 1, f"workers={self.workers} must be >= 1"),
+                  (self.resize_short is None or self.resize_short >= 2, f"resize_short={self.resize_short} must be >= 2"),
+                  (self.fps is None or self.fps > 0, f"fps={self.fps} must be > 0"),
+                  (0 <= self.crf <= 51, f"crf={self.crf} must be in 0..51"),
+                  (self.gop_seconds > 0, f"gop_seconds={self.gop_seconds} must be > 0"),
+                  (self.probe in PROBE_MODES, f"probe={self.probe!r}: choose one of {PROBE_MODES}")]
+        for ok, message in checks:
+            if not ok:
+                raise ShardsError(message)
+
+    def reencode_options(self) -> Optional[ReencodeOptions]:
+        if not (self.reencode or self.resize_short or self.fps):
+            return None
+        return ReencodeOptions(self.resize_short, self.fps, self.crf, self.preset, self.gop_seconds)
+
+    def content_fields(self) -> dict:
+        """Options that change shard bytes (parallelism and strictness do not)."""
+        reencode = self.reencode_options()
+        return {"reencode": asdict(reencode) if reencode else None, "probe": self.probe,
+                "shard_size_mb": self.shard_size_mb, "seed": self.seed}
+
+
+@dataclass
+class BuildSummary:
+    output: str
+    dataset: str
+    videos: int
+    skipped: int
+    shards: int
+    bytes: int
+    hours: float
+    seconds: float
+    resumed_shards: int
+    split_problems: list[str] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+
+    @property
+    def videos_per_second(self) -> float:
+        return self.videos / self.seconds if self.seconds else 0.0
+
+
+class BuildProgress(Protocol):
+    def start(self, total_videos: int, total_shards: int) -> None: ...
+    def advance(self, result: ShardResult) -> None: ...
+
+
+def plan_shards(entries: Iterable[VideoEntry], options: BuildOptions, dataset: str) -> list[ShardPlan]:
+    """Shuffle (seeded) so every shard mixes classes, then cut by cumulative input size."""
+    ordered = sorted(entries, key=lambda e: e.path)
+    random.Random(options.seed).shuffle(ordered)
+    limit = options.shard_size_mb * 1e6
+    groups: list[list[VideoEntry]] = [[]]
+    size = 0
+    for entry in ordered:
+        if groups[-1] and size + entry.size > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(entry)
+        size += entry.size
+    content = json.dumps({"dataset": dataset, **options.content_fields()}, sort_keys=True)
+    return [ShardPlan(i, tuple(group), _fingerprint(content, group)) for i, group in enumerate(groups) if group]
+
+
+def _fingerprint(content: str, entries: list[VideoEntry]) -> str:
+    digest = hashlib.sha256(content.encode())
+    for entry in entries:
+        mtime = _mtime_ns(entry.file)
+        digest.update(json.dumps([entry.path, entry.size, mtime, entry.label, entry.splits], sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _mtime_ns(path: str) -> int:
+    import os
+
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _report_problems(listing: Listing, strict: bool) -> None:
+    if not listing.problems:
+        return
+    lines = [problem.describe() for problem in listing.problems]
+    if strict:
+        raise StrictModeError(f"{len(lines)} split-file problem(s) (--strict):\n  " + "\n  ".join(lines))
+    for line in lines:
+        log.warning("%s", line)
+
+
+def _runner(store: ShardStore, options: BuildOptions) -> Callable[[list[ShardPlan], ShardTaskConfig], Iterator[ShardResult]]:
+    if options.use_ray:
+        if store.is_process_local:
+            raise ShardsError(f"{store.url}: an in-memory filesystem is invisible to Ray workers; "
+                              "write to a directory or object store they all reach")
+        # Ray lives only in pretrain.distributed; imported lazily so plain builds never load it.
+        from pretrain.distributed.shard_tasks import run_shard_tasks
+
+        return lambda plans, config: run_shard_tasks(write_shard, plans, config, options.ray_address,
+                                                     options.workers if options.workers > 1 else None)
+    if options.workers > 1 and store.is_process_local:
+        log.warning("%s is in-memory (one process): writing with 1 worker instead of %d",
+                    store.url, options.workers)
+    elif options.workers > 1:
+        return lambda plans, config: run_in_processes(write_shard, plans, config, options.workers)
+    return lambda plans, config: (write_shard(plan, config) for plan in plans)
+
+
+def _prepare_output(store: ShardStore, build_fingerprint: str) -> None:
+    store.makedirs()
+    store.makedirs(PARTS_DIR)
+    removed = store.remove_partials() + store.remove_partials(PARTS_DIR)
+    if removed:
+        log.info("removed %d partial file(s) left by an interrupted build", removed)
+    previous = store.read_json(MANIFEST_NAME)
+    if isinstance(previous, dict) and previous.get("build", {}).get("fingerprint") != build_fingerprint:
+        log.warning("%s: replacing a manifest from a different build", store.url)
+        store.remove(MANIFEST_NAME)  # readers must not pair an old manifest with new shards
+
+
+def _write_results(store: ShardStore, listing: Listing, results: list[ShardResult], build: dict) -> list[dict]:
+    split_rows = [{"kind": "split-file", "file": p.file, "line": p.line, "reason": p.reason}
+                  for p in listing.problems]
+    video_rows = [row for r in sorted(results, key=lambda r: r.index) for row in r.errors]
+    rows = split_rows + sorted(video_rows, key=lambda row: row["path"])
+    store.write_bytes(ERRORS_NAME, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode())
+    manifest = assemble_manifest(listing.dataset, listing.classes, listing.split_ids, results, build,
+                                 len(split_rows))
+    store.write_json(MANIFEST_NAME, manifest.to_json())  # last: its presence means "complete"
+    return video_rows
+
+
+def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: float = 256.0,
+                 workers: int = 1, use_ray: bool = False, ray_address: Optional[str] = None,
+                 resize_short: Optional[int] = None, fps: Optional[float] = None, crf: int = 23,
+                 preset: str = "veryfast", gop_seconds: float = 0.5, reencode: bool = False,
+                 probe: str = "full", strict: bool = False, labels_from_folders: bool = False,
+                 seed: int = 0, progress: Optional[BuildProgress] = None) -> BuildSummary:
+    """Build (or finish building) the shards of `source` ("folder", "ucf101", "hmdb51") found in
+    `input_dir` into `output` (directory or fsspec URL). See BuildOptions for the options."""
+    options = BuildOptions(shard_size_mb, workers, use_ray, ray_address, resize_short, fps, crf, preset,
+                           gop_seconds, reencode, probe, strict, labels_from_folders, seed)
+    started = time.perf_counter()
+    listing = list_source(source, input_dir, labels_from_folders)
+    _report_problems(listing, strict)
+    check_expected_counts(listing)
+    store = ShardStore(str(output))
+    plans = plan_shards(listing.entries, options, listing.dataset)
+    build_fingerprint = hashlib.sha256(json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()).hexdigest()
+    _prepare_output(store, build_fingerprint)
+    results = [r for r in (load_finished(store, plan) for plan in plans) if r is not None]
+    done = {r.index for r in results}
+    todo = [plan for plan in plans if plan.index not in done]
+    log.info("%s: %d videos in %d shards (%d already built) -> %s",
+             listing.dataset, len(listing.entries), len(plans), len(done), store.url)
+    if progress:
+        progress.start(len(listing.entries), len(plans))
+        for result in results:
+            progress.advance(result)
+    config = ShardTaskConfig(store.url, listing.dataset, probe, options.reencode_options(), strict)
+    for result in _runner(store, options)(todo, config):
+        results.append(result)
+        if progress:
+            progress.advance(result)
+    build = {"source": source, "input": str(input_dir), "fingerprint": build_fingerprint,
+             "tool_version": __version__, **options.content_fields()}
+    errors = _write_results(store, listing, results, build)
+    return BuildSummary(
+        output=store.url, dataset=listing.dataset, videos=sum(r.count for r in results),
+        skipped=len(errors), shards=sum(1 for r in results if r.count), bytes=sum(r.bytes for r in results),
+        hours=sum(m["duration"] for r in results for m in r.samples) / 3600,
+        seconds=time.perf_counter() - started, resumed_shards=len(done),
+        split_problems=[p.describe() for p in listing.problems], errors=errors)

@@ -1,0 +1,144 @@
+"""What a corpus holds: the videos of a source directory, their classes and split membership.
+
+A `Listing` is made by walking the directory tree (never by joining paths read from split files:
+split-file lines are only matched against the walked tree). Problems found in split files or the
+class index are collected as `SplitProblem`s naming the file and line; they are reported, not fatal
+(unless the build is strict), because users legitimately build subsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from pretrain.data.shards.errors import LayoutError
+from pretrain.data.shards.keys import key_for_path
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
+SPLIT_IDS = ("1", "2", "3")
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One input video. `path` is relative (POSIX) and is what the shard's `.json` records."""
+
+    path: str
+    file: str
+    size: int
+    label: Optional[int] = None
+    class_name: Optional[str] = None
+    splits: dict = field(default_factory=dict)
+    """Official split id -> "train" / "test" / "unused"; empty for folder corpora."""
+
+    @property
+    def key(self) -> str:
+        return key_for_path(self.path)
+
+    @property
+    def split(self) -> str:
+        """The split-1 assignment (the `split` field of the sample json), or "all"."""
+        return self.splits.get("1", "all")
+
+
+@dataclass(frozen=True)
+class SplitProblem:
+    """A line of a split file or class index that could not be used, or a stray input."""
+
+    file: str
+    line: int
+    reason: str
+
+    def describe(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class Listing:
+    dataset: str
+    classes: list[str]
+    entries: list[VideoEntry]
+    problems: list[SplitProblem] = field(default_factory=list)
+    split_ids: tuple[str, ...] = ()
+
+
+def is_video_name(name: str) -> bool:
+    return name.lower().endswith(VIDEO_SUFFIXES) and not name.startswith(".")
+
+
+def walk_files(root: Path, accept: Callable[[str], bool] = is_video_name) -> Iterator[str]:
+    """Relative POSIX paths of accepted files under `root`, sorted, skipping hidden directories."""
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        relative_dir = Path(directory).relative_to(root).as_posix()
+        for name in sorted(files):
+            if accept(name):
+                yield name if relative_dir == "." else f"{relative_dir}/{name}"
+
+
+def normalize_listed_path(text: str) -> Optional[str]:
+    """A split-file path as a clean relative POSIX path, or None if it escapes the tree."""
+    path = posixpath.normpath(text.replace("\\", "/"))
+    if path.startswith("/") or path == ".." or path.startswith("../") or path == ".":
+        return None
+    return path
+
+
+def read_lines(path: Path) -> list[str]:
+    """Lines of an official text file with CRLF/LF endings and trailing spaces removed."""
+    raw = path.read_bytes().decode("utf-8", errors="replace")
+    return [line.rstrip() for line in raw.splitlines()]
+
+
+def make_entry(root: Path, relative: str, classes: Optional[dict] = None, **fields) -> VideoEntry:
+    file = root / relative
+    class_name = fields.pop("class_name", None)
+    label = classes.get(class_name) if classes is not None and class_name is not None else None
+    return VideoEntry(path=relative, file=str(file), size=file.stat().st_size,
+                      label=label, class_name=class_name, **fields)
+
+
+def list_folder(input_dir: str | Path, labels_from_folders: bool = False,
+                dataset: str = "folder") -> Listing:
+    """Every video under `input_dir`; labeled by first-level subfolder if asked."""
+    root = existing_dir(input_dir)
+    paths = list(walk_files(root))
+    if not paths:
+        raise LayoutError(f"{root}: no video files ({', '.join(VIDEO_SUFFIXES)}) found")
+    if not labels_from_folders:
+        return Listing(dataset, [], [make_entry(root, p) for p in paths])
+    problems = [SplitProblem(str(root / p), 0, "not inside a class folder; skipped")
+                for p in paths if "/" not in p]
+    labeled = [p for p in paths if "/" in p]
+    classes = sorted({p.split("/", 1)[0] for p in labeled})
+    index = {name: i for i, name in enumerate(classes)}
+    entries = [make_entry(root, p, index, class_name=p.split("/", 1)[0]) for p in labeled]
+    return Listing(dataset, classes, entries, problems)
+
+
+def list_source(source: str, input_dir: str | Path, labels_from_folders: bool = False) -> Listing:
+    """Dispatch on the source name: folder, ucf101, hmdb51."""
+    from pretrain.data.shards.hmdb51 import list_hmdb51
+    from pretrain.data.shards.ucf101 import list_ucf101
+
+    if source == "folder":
+        return list_folder(input_dir, labels_from_folders)
+    if source == "ucf101":
+        return list_ucf101(input_dir)
+    if source == "hmdb51":
+        return list_hmdb51(input_dir)
+    raise LayoutError(f"unknown source {source!r}; choose folder, ucf101 or hmdb51")
+
+
+def existing_dir(path: str | Path) -> Path:
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise LayoutError(f"{root}: not a directory")
+    return root.resolve()
+

@@ -1,0 +1,122 @@
+"""`tubelet shards verify`: every shard matches the manifest (count, size, sha256), every sample's
+key matches its path, and every video decodes completely."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import tarfile
+from dataclasses import dataclass, field
+
+import fsspec
+
+from pretrain.data.shards.keys import key_for_path
+from pretrain.data.shards.manifest import ShardRecord, read_manifest
+from pretrain.data.shards.probe import ProbeError, probe_video
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VerifyReport:
+    location: str
+    shards_checked: int = 0
+    samples_checked: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+class _Hashing(io.RawIOBase):
+    """Read-through file that hashes and counts every byte tarfile consumes."""
+
+    def __init__(self, source) -> None:
+        self.source, self.sha256, self.bytes = source, hashlib.sha256(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.source.read(len(buffer))
+        buffer[: len(data)] = data
+        self.sha256.update(data)
+        self.bytes += len(data)
+        return len(data)
+
+    def drain(self) -> None:
+        while self.readinto(bytearray(1 << 20)):
+            pass
+
+
+def _group_samples(tar: tarfile.TarFile, shard: str, failures: list[str]) -> dict[str, dict]:
+    samples: dict[str, dict] = {}
+    for member in tar:
+        key, _, ext = member.name.partition(".")
+        samples.setdefault(key, {})[ext] = tar.extractfile(member).read()
+    return samples
+
+
+def _check_sample(shard: str, key: str, members: dict, decode: bool) -> list[str]:
+    where = f"{shard}: sample {key}"
+    if "json" not in members or len(members) != 2:
+        return [f"{where}: expected one video and one .json member, found {sorted(members)}"]
+    meta = json.loads(members["json"])
+    problems = []
+    if key_for_path(meta.get("path", "")) != key:
+        problems.append(f"{where}: key does not match its path {meta.get('path')!r}")
+    video = members.get(meta.get("ext", ""))
+    if video is None:
+        return problems + [f"{where}: no .{meta.get('ext')} member"]
+    if decode:
+        try:
+            info = probe_video(video, "full")
+            if info.num_frames != meta.get("num_frames"):
+                problems.append(f"{where}: decodes {info.num_frames} frames, json says {meta.get('num_frames')}")
+        except ProbeError as error:
+            problems.append(f"{where}: does not decode ({error})")
+    return problems
+
+
+def _verify_shard(fs, root: str, shard: ShardRecord, decode: bool, seen: set) -> tuple[int, list[str]]:
+    path = f"{root.rstrip('/')}/{shard.name}"
+    if not fs.exists(path):
+        return 0, [f"{shard.name}: missing"]
+    failures: list[str] = []
+    with fs.open(path, "rb") as handle:
+        hashing = _Hashing(handle)
+        with tarfile.open(fileobj=io.BufferedReader(hashing), mode="r|") as tar:
+            samples = _group_samples(tar, shard.name, failures)
+        hashing.drain()
+    if hashing.bytes != shard.bytes:
+        failures.append(f"{shard.name}: {hashing.bytes} bytes, manifest says {shard.bytes}")
+    if hashing.sha256.hexdigest() != shard.sha256:
+        failures.append(f"{shard.name}: sha256 differs from the manifest")
+    if len(samples) != shard.count:
+        failures.append(f"{shard.name}: {len(samples)} samples, manifest says {shard.count}")
+    for key, members in samples.items():
+        if key in seen:
+            failures.append(f"{shard.name}: sample {key} also appears in an earlier shard")
+        seen.add(key)
+        failures.extend(_check_sample(shard.name, key, members, decode))
+    return len(samples), failures
+
+
+def verify_shards(path_or_url: str, decode: bool = True) -> VerifyReport:
+    """Check every shard listed in the manifest; failures are collected, not raised."""
+    manifest = read_manifest(path_or_url)
+    fs, root = fsspec.core.url_to_fs(manifest.location)
+    report = VerifyReport(manifest.location)
+    seen: set[str] = set()
+    for shard in manifest.shards:
+        count, failures = _verify_shard(fs, root, shard, decode, seen)
+        report.shards_checked += 1
+        report.samples_checked += count
+        report.failures.extend(failures)
+    total = manifest.totals.get("samples")
+    if total is not None and total != report.samples_checked and not report.failures:
+        report.failures.append(f"manifest totals say {total} samples, shards hold {report.samples_checked}")
+    return report

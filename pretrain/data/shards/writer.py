@@ -1,0 +1,183 @@
+"""Write one shard: probe (or re-encode) each video of its plan, stream samples into a tar under a
+partial name, rename it, then write the shard's part record (what the manifest is assembled from).
+
+`write_shard` is the unit of parallel work: it runs in-process, in a local worker process or as a
+Ray task, and gives identical bytes in each (fixed tar metadata, sorted JSON).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from pretrain.data.shards.encode import ReencodeOptions, reencode
+from pretrain.data.shards.errors import StrictModeError
+from pretrain.data.shards.probe import ProbeError, VideoInfo, probe_video
+from pretrain.data.shards.sources import VideoEntry
+from pretrain.data.shards.store import ShardStore
+
+log = logging.getLogger(__name__)
+
+PARTS_DIR = "_build"
+TAR_MTIME = 0  # fixed member metadata: the same inputs give byte-identical shards
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    index: int
+    entries: tuple[VideoEntry, ...]
+    fingerprint: str
+    """Hash of the build options and of each input (path, size, mtime, label, splits)."""
+
+    @property
+    def name(self) -> str:
+        return f"shard-{self.index:06d}.tar"
+
+    @property
+    def part_name(self) -> str:
+        return f"{PARTS_DIR}/shard-{self.index:06d}.json"
+
+
+@dataclass(frozen=True)
+class ShardTaskConfig:
+    """Everything a worker needs besides the plan (picklable, small)."""
+
+    output: str
+    dataset: str
+    probe: str = "full"
+    reencode: Optional[ReencodeOptions] = None
+    strict: bool = False
+
+
+@dataclass
+class ShardResult:
+    name: str
+    index: int
+    count: int
+    bytes: int
+    sha256: str
+    input_bytes: int
+    samples: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed: bool = False
+
+    def record(self, fingerprint: str) -> dict:
+        fields = {k: v for k, v in self.__dict__.items() if k != "resumed"}
+        return {**fields, "fingerprint": fingerprint}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "ShardResult":
+        fields = {k: v for k, v in record.items() if k != "fingerprint"}
+        return cls(**fields, resumed=True)
+
+
+class _NothingWritten(Exception):
+    """Every video of the shard was unusable."""
+
+
+class _HashingWriter(io.RawIOBase):
+    """Counts and hashes the tar stream on its way to the (possibly remote) file."""
+
+    def __init__(self, target) -> None:
+        self.target, self.sha256, self.bytes = target, hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.bytes += len(data)
+        self.target.write(data)
+        return len(data)
+
+
+def sample_json(entry: VideoEntry, info: VideoInfo, dataset: str, ext: str,
+                original: Optional[VideoInfo] = None) -> dict:
+    """The `.json` member of a sample (see the contract in manifest.py)."""
+    meta = {"path": entry.path, "source": dataset, "split": entry.split, "splits": dict(entry.splits),
+            "ext": ext, **info.as_dict()}
+    if entry.label is not None:
+        meta["label"] = entry.label
+    if entry.class_name is not None:
+        meta["class"] = entry.class_name
+    if original is not None:
+        meta["original"] = original.as_dict()
+    return meta
+
+
+def prepare_video(entry: VideoEntry, config: ShardTaskConfig) -> tuple[bytes, dict]:
+    """(video bytes, sample json); ProbeError if the input is unusable."""
+    data = Path(entry.file).read_bytes()
+    if not data:
+        raise ProbeError("zero-byte file")
+    if config.reencode is None:
+        info = probe_video(data, config.probe)
+        ext = Path(entry.path).suffix.lower().lstrip(".") or "video"
+        return data, sample_json(entry, info, config.dataset, ext)
+    original = probe_video(data, "fast")
+    encoded, info = reencode(data, config.reencode)
+    return encoded, sample_json(entry, info, config.dataset, "mp4", original)
+
+
+def _add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    member = tarfile.TarInfo(name)
+    member.size, member.mtime, member.mode = len(payload), TAR_MTIME, 0o444
+    member.uname = member.gname = "tubelet"
+    tar.addfile(member, io.BytesIO(payload))
+
+
+def _write_samples(handle, plan: ShardPlan, config: ShardTaskConfig, result: ShardResult) -> _HashingWriter:
+    hashing = _HashingWriter(handle)
+    with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for entry in plan.entries:
+            try:
+                payload, meta = prepare_video(entry, config)
+            except (ProbeError, OSError) as error:
+                reason = str(error) if isinstance(error, ProbeError) else f"unreadable ({error})"
+                if config.strict:
+                    raise StrictModeError(f"{entry.file}: {reason} (--strict)") from None
+                log.warning("skipping %s: %s", entry.file, reason)
+                result.errors.append({"kind": "video", "path": entry.path, "file": entry.file, "reason": reason})
+                continue
+            _add_member(tar, f"{entry.key}.{meta['ext']}", payload)
+            _add_member(tar, f"{entry.key}.json", json.dumps(meta, sort_keys=True).encode("utf-8"))
+            result.samples.append({"key": entry.key, **meta})
+    return hashing
+
+
+def write_shard(plan: ShardPlan, config: ShardTaskConfig) -> ShardResult:
+    """Build one shard and its part record; a shard with no usable video writes no tar."""
+    started = time.perf_counter()
+    store = ShardStore(config.output)
+    result = ShardResult(plan.name, plan.index, 0, 0, "", sum(e.size for e in plan.entries))
+    try:
+        with store.open_atomic(plan.name) as handle:
+            hashing = _write_samples(handle, plan, config, result)
+            if not result.samples:
+                raise _NothingWritten  # discard the partial: no empty shard becomes visible
+        result.bytes, result.sha256 = hashing.bytes, hashing.sha256.hexdigest()
+    except _NothingWritten:
+        pass
+    result.count = len(result.samples)
+    result.seconds = round(time.perf_counter() - started, 3)
+    store.write_json(plan.part_name, result.record(plan.fingerprint))
+    return result
+
+
+def load_finished(store: ShardStore, plan: ShardPlan) -> Optional[ShardResult]:
+    """The shard's result if an earlier run finished it with the same plan, else None."""
+    record = store.read_json(plan.part_name)
+    if not isinstance(record, dict) or record.get("fingerprint") != plan.fingerprint:
+        return None
+    result = ShardResult.from_record(record)
+    if result.count and (not store.exists(plan.name) or store.size(plan.name) != result.bytes):
+        return None
+    return result

@@ -1,0 +1,56 @@
+"""`tubelet shards build --ray`: shard tasks as Ray tasks on a cluster (a local instance when no
+address is given). Workers read inputs and write shards at the same paths/URLs as the driver, so
+on a multi-node cluster the input must be on shared storage and the output a shared directory or
+an object store (s3://, gs://).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterator, Optional, Sequence
+
+import ray
+
+log = logging.getLogger(__name__)
+
+
+def _connect(address: Optional[str]) -> bool:
+    """Connect (or start a local instance); True if this call did it and must shut it down."""
+    if ray.is_initialized():
+        return False
+    ray.init(address=address, log_to_driver=False, configure_logging=False)
+    return True
+
+
+def run_shard_tasks(task: Callable, plans: Sequence, config: object, address: Optional[str] = None,
+                    max_in_flight: Optional[int] = None) -> Iterator:
+    """Run `task(plan, config)` for each plan as a Ray task; yield results as they finish.
+
+    `max_in_flight` bounds concurrently submitted tasks (default: the cluster's CPU count)."""
+    if not plans:
+        return
+    started_here = _connect(address)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=2)(task)
+        limit = max_in_flight or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        config_ref = ray.put(config)
+        pending, queue = [], list(plans)
+        while queue or pending:
+            while queue and len(pending) < limit:
+                pending.append(remote.remote(queue.pop(0), config_ref))
+            ready, pending = ray.wait(pending, num_returns=1)
+            yield _result(ready[0])
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _result(ref):
+    """The task's result; a user error raised inside the task comes back as itself."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as error:
+        cause = getattr(error, "cause", None)
+        if isinstance(cause, Exception) and type(cause).__module__.startswith("pretrain."):
+            raise cause from None
+        raise
