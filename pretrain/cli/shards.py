@@ -1,9 +1,109 @@
-"""`tubelet shards` (placeholder until its issue lands)."""
+"""`tubelet shards build|inspect|verify`: WebDataset shards from raw video corpora."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+
+from pretrain.cli import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Filled in by the shards work."""
+    parser = subparsers.add_parser("shards", help="build, inspect and verify WebDataset video shards")
+    commands = parser.add_subparsers(dest="shards_command", metavar="ACTION", required=True)
+    _register_build(commands)
+    inspect = commands.add_parser("inspect", help="counts per split and class, duration, resolution/fps/codec")
+    inspect.add_argument("path", help="shard directory or fsspec URL (holding manifest.json)")
+    inspect.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    inspect.set_defaults(handler=_inspect)
+    verify = commands.add_parser("verify", help="check shards against the manifest and decode every sample")
+    verify.add_argument("path", help="shard directory or fsspec URL (holding manifest.json)")
+    verify.add_argument("--no-decode", action="store_true", help="check sizes/sha256/keys only")
+    verify.set_defaults(handler=_verify)
+
+
+def _register_build(commands: argparse._SubParsersAction) -> None:
+    build = commands.add_parser("build", help="build shards from folder / UCF101 / HMDB51 (resumable)")
+    build.add_argument("source", choices=("folder", "ucf101", "hmdb51"))
+    build.add_argument("input", help="directory the official archives were extracted into")
+    build.add_argument("output", help="output directory or fsspec URL (file://, s3://, gs://, memory://)")
+    build.add_argument("--shard-size-mb", type=float, default=256.0, help="target shard size (default 256)")
+    build.add_argument("--workers", type=int, default=1, help="local worker processes (or Ray tasks in flight)")
+    build.add_argument("--ray", action="store_true", help="run shard tasks on a Ray cluster")
+    build.add_argument("--address", default=None, help="Ray address (default: start a local instance)")
+    build.add_argument("--resize-short", type=int, default=None, help="re-encode with this short side")
+    build.add_argument("--fps", type=float, default=None, help="re-encode at this frame rate")
+    build.add_argument("--reencode", action="store_true", help="re-encode to H.264 even without resize/fps")
+    build.add_argument("--crf", type=int, default=23, help="x264 quality, lower is better (default 23)")
+    build.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
+    build.add_argument("--gop-seconds", type=float, default=0.5, help="keyframe interval when re-encoding")
+    build.add_argument("--probe", choices=("full", "fast"), default="full",
+                       help="full: decode every frame before writing; fast: demux + first frame")
+    build.add_argument("--strict", action="store_true", help="bad videos and split-file problems are fatal")
+    build.add_argument("--labels-from-folders", action="store_true", help="folder: label by first-level subfolder")
+    build.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards")
+    build.set_defaults(handler=_build)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from pretrain.cli.shards_progress import RichBuildProgress
+    from pretrain.data.shards import ShardsError, build_shards
+
+    try:
+        with RichBuildProgress() as progress:
+            summary = build_shards(
+                args.source, args.input, args.output, shard_size_mb=args.shard_size_mb,
+                workers=args.workers, use_ray=args.ray, ray_address=args.address,
+                resize_short=args.resize_short, fps=args.fps, reencode=args.reencode, crf=args.crf,
+                preset=args.preset, gop_seconds=args.gop_seconds, probe=args.probe, strict=args.strict,
+                labels_from_folders=args.labels_from_folders, seed=args.seed, progress=progress)
+    except ShardsError as error:
+        raise UserError(str(error)) from None
+    print(f"{summary.dataset}: {summary.videos} videos ({summary.hours:.2f} h of video) in {summary.shards} "
+          f"shards, {summary.bytes / 1e6:.1f} MB -> {summary.output}")
+    print(f"skipped {summary.skipped} bad video(s), {len(summary.split_problems)} split-file problem(s)"
+          f"{' (see errors.jsonl)' if summary.skipped or summary.split_problems else ''}; "
+          f"{summary.resumed_shards} shard(s) resumed; {summary.seconds:.1f} s, {summary.videos_per_second:.1f} videos/s")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from pretrain.data.shards import ShardsError, inspect_shards
+
+    try:
+        report = inspect_shards(args.path)
+    except ShardsError as error:
+        raise UserError(str(error)) from None
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1))
+        return 0
+    print(f"{report.location}: {report.dataset}, {report.samples} samples in {report.shards} shards, "
+          f"{report.bytes / 1e6:.1f} MB, {report.duration_s / 3600:.2f} h of video, "
+          f"{report.skipped_videos} input(s) skipped")
+    for split_id, subsets in report.splits.items():
+        counts = ", ".join(f"{subset} {count}" for subset, count in subsets.items())
+        print(f"  split {split_id}: {counts}")
+    for title in ("classes", "resolutions", "fps", "codecs", "containers"):
+        values = getattr(report, title)
+        shown = ", ".join(f"{name} {count}" for name, count in list(values.items())[:12])
+        more = f" ... (+{len(values) - 12})" if len(values) > 12 else ""
+        print(f"  {title} ({len(values)}): {shown}{more}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from pretrain.data.shards import ShardsError, verify_shards
+
+    try:
+        report = verify_shards(args.path, decode=not args.no_decode)
+    except ShardsError as error:
+        raise UserError(str(error)) from None
+    if report.ok:
+        print(f"OK: {report.shards_checked} shards, {report.samples_checked} samples match the manifest"
+              f"{'' if args.no_decode else ' and decode'}")
+        return 0
+    print(f"FAILED: {len(report.failures)} problem(s) in {report.location}", file=sys.stderr)
+    for failure in report.failures:
+        print(f"  {failure}", file=sys.stderr)
+    return 1
