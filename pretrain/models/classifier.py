@@ -1,0 +1,83 @@
+"""Fine-tuning model: the encoder on all tokens, mean pooling, fc_norm, dropout, linear head
+(VideoMAE fine-tuning / HF `VideoMAEForVideoClassification` with `use_mean_pooling`).
+
+`VideoClassifier.encoder` has the same structure and parameter names as `VideoMAE.encoder`, so a
+pretrained encoder loads by name (its final `norm` is not used: mean pooling + fc_norm replace it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from pretrain.models.vit import ArchSpec, Encoder, check_video, patchify
+
+# Parameters that never get weight decay besides 1-D ones (norms, biases, q_bias/v_bias).
+NO_DECAY_NAMES = ("pos_embed", "cls_token", "mask_token")
+
+
+class VideoClassifier(nn.Module):
+    def __init__(self, spec: ArchSpec, num_classes: int, head_dropout: float = 0.0, drop_path: float = 0.0,
+                 grad_checkpointing: bool = False, head_init_scale: float = 0.001):
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.spec = spec
+        self.num_classes = num_classes
+        self.encoder = Encoder(spec, drop_path, final_norm=False, grad_checkpointing=grad_checkpointing)
+        self.fc_norm = nn.LayerNorm(spec.dim, eps=spec.head_norm_eps)
+        self.head_dropout = nn.Dropout(head_dropout)
+        self.head = nn.Linear(spec.dim, num_classes)
+        self._init_weights(head_init_scale)
+
+    def _init_weights(self, head_init_scale: float) -> None:
+        """VideoMAE fine-tuning init: N(0, 0.02) linears, zero biases; the head scaled down."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        with torch.no_grad():
+            self.head.weight.mul_(head_init_scale)
+            self.head.bias.mul_(head_init_scale)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """video (B, C, T, H, W) normalized -> logits (B, num_classes)."""
+        check_video(video, self.spec)
+        tokens = self.encoder(patchify(video, self.spec.tubelet_size, self.spec.patch_size))  # (B, N, D)
+        pooled = self.fc_norm(tokens.mean(dim=1))  # (B, D)
+        return self.head(self.head_dropout(pooled))  # (B, num_classes)
+
+    def layer_id(self, name: str) -> int:
+        """0 for the embedding, i + 1 for block i, depth + 1 for the norm and head."""
+        if name.startswith("encoder.patch_embed") or name.startswith("encoder.pos_embed"):
+            return 0
+        if name.startswith("encoder.blocks."):
+            return int(name.split(".")[2]) + 1
+        return self.spec.depth + 1
+
+    def param_groups(self, weight_decay: float, layer_decay: float) -> list[dict[str, Any]]:
+        """Layer-wise lr decay groups (BEiT/VideoMAE): a parameter in layer i gets
+        `lr_scale = layer_decay ** (depth + 1 - i)`; norms, biases and position/cls tokens get no
+        weight decay. The optimizer's scheduler must multiply each group's lr by `lr_scale`."""
+        num_layers = self.spec.depth + 2
+        groups: dict[tuple[int, bool], dict[str, Any]] = {}
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                continue
+            no_decay = param.ndim <= 1 or name.endswith(".bias") or name.split(".")[-1] in NO_DECAY_NAMES
+            layer = self.layer_id(name)
+            group = groups.setdefault((layer, no_decay), {
+                "name": f"layer_{layer}_{'no_decay' if no_decay else 'decay'}",
+                "params": [], "param_names": [],
+                "weight_decay": 0.0 if no_decay else weight_decay,
+                "lr_scale": layer_decay ** (num_layers - 1 - layer),
+            })
+            group["params"].append(param)
+            group["param_names"].append(name)
+        return [groups[key] for key in sorted(groups)]

@@ -1,0 +1,255 @@
+"""Video ViT parts shared by the pretraining model and the classifier (pure PyTorch).
+
+Token order everywhere is (T', H', W') flattened, the order of a Conv3d patch embedding. A token's
+pixels ("patch") are laid out `(tubelet, patch, patch, channel)`, the order VideoMAE and Hugging
+Face use for reconstruction targets, so one patchify of the video serves both the encoder input
+and the loss targets.
+
+Parameter names follow the original VideoMAE code (`patch_embed.proj`, `blocks.i.attn.qkv`,
+`attn.q_bias`, `attn.v_bias`, `mlp.fc1`, ...), so its `.pth` files load by name. The position
+table is fixed sin-cos, a non-persistent buffer: it is not in state dicts and is recomputed for
+any frame count or image size, so no interpolation is ever needed when loading weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from pretrain.models.sizes import SIZES
+
+CHANNELS = 3
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """Everything that fixes the shapes of the weights and inputs; saved with every export."""
+
+    img_size: int = 224
+    num_frames: int = 16
+    tubelet_size: int = 2
+    patch_size: int = 16
+    dim: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_dim: int = 3072
+    decoder_dim: int = 384
+    decoder_depth: int = 4
+    decoder_heads: int = 6
+    decoder_mlp_dim: int = 1536
+    qkv_bias: bool = True
+    norm_eps: float = 1e-6
+    """LayerNorm eps inside blocks and of the encoder's final norm (HF `layer_norm_eps`)."""
+    head_norm_eps: float = 1e-6
+    """LayerNorm eps of the decoder's final norm and the classifier's fc_norm (HF fixes 1e-5)."""
+    encoder_norm: bool = True
+    """Final LayerNorm on the pretraining encoder's output (HF: `not use_mean_pooling`)."""
+
+    @classmethod
+    def from_size(
+        cls, size: str, img_size: int = 224, num_frames: int = 16, tubelet_size: int = 2,
+        patch_size: Optional[int] = None, **overrides: Any,
+    ) -> "ArchSpec":
+        if size not in SIZES:
+            raise ValueError(f"unknown model size {size!r}; expected one of {sorted(SIZES)}")
+        s = SIZES[size]
+        return cls(
+            img_size=img_size, num_frames=num_frames, tubelet_size=tubelet_size,
+            patch_size=patch_size or s.patch_size, dim=s.dim, depth=s.depth, heads=s.heads,
+            mlp_dim=int(s.dim * s.mlp_ratio), decoder_dim=s.decoder_dim, decoder_depth=s.decoder_depth,
+            decoder_heads=s.decoder_heads, decoder_mlp_dim=int(s.decoder_dim * s.mlp_ratio), **overrides,
+        )
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ArchSpec":
+        """Build from a dict that may hold other keys too (they are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        side = self.img_size // self.patch_size
+        return (self.num_frames // self.tubelet_size, side, side)
+
+    @property
+    def num_tokens(self) -> int:
+        return math.prod(self.grid)
+
+    @property
+    def patch_dim(self) -> int:
+        """Pixels per token: tubelet * patch * patch * channels."""
+        return self.tubelet_size * self.patch_size * self.patch_size * CHANNELS
+
+
+def sinusoid_position_table(num_positions: int, dim: int) -> torch.Tensor:
+    """Fixed sin-cos table `(num_positions, dim)`, computed like VideoMAE's
+    `get_sinusoid_encoding_table`: angle = pos / 10000^(2*(j//2)/dim) in float64, sin on even
+    columns, cos on odd ones, then cast to float32."""
+    positions = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (N, 1)
+    exponents = 2 * (torch.arange(dim) // 2).to(torch.float64) / dim  # (D,)
+    angles = positions / torch.pow(torch.tensor(10000.0, dtype=torch.float64), exponents)  # (N, D)
+    angles[:, 0::2] = torch.sin(angles[:, 0::2])
+    angles[:, 1::2] = torch.cos(angles[:, 1::2])
+    return angles.float()
+
+
+def check_video(video: torch.Tensor, spec: ArchSpec) -> None:
+    expected = (CHANNELS, spec.num_frames, spec.img_size, spec.img_size)
+    if video.ndim != 5 or tuple(video.shape[1:]) != expected:
+        raise ValueError(
+            f"video must have shape (B, C, T, H, W) = (B, {', '.join(map(str, expected))}); "
+            f"got {tuple(video.shape)}"
+        )
+
+
+def patchify(video: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B, N, tubelet*patch*patch*C), tokens in (T', H', W') order."""
+    b, c, t, h, w = video.shape
+    x = video.view(b, c, t // tubelet, tubelet, h // patch, patch, w // patch, patch)
+    x = x.permute(0, 2, 4, 6, 3, 5, 7, 1)  # (B, T', H', W', tubelet, p, p, C)
+    return x.reshape(b, -1, tubelet * patch * patch * c)
+
+
+def unpatchify(patches: torch.Tensor, spec: ArchSpec) -> torch.Tensor:
+    """(B, N, tubelet*patch*patch*C) -> (B, C, T, H, W); the inverse of `patchify`."""
+    b = patches.shape[0]
+    (gt, gh, gw), t, p = spec.grid, spec.tubelet_size, spec.patch_size
+    x = patches.reshape(b, gt, gh, gw, t, p, p, CHANNELS)
+    x = x.permute(0, 7, 1, 4, 2, 5, 3, 6)  # (B, C, T', t, H', p, W', p)
+    return x.reshape(b, CHANNELS, gt * t, gh * p, gw * p)
+
+
+def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x (B, N, D), index (B, n) long -> (B, n, D)."""
+    return torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[-1]))
+
+
+class TubeletEmbed(nn.Module):
+    """Conv3d tubelet embedding applied as one matmul on already patchified tokens, so only the
+    tokens the encoder sees are embedded. The weight keeps the Conv3d shape (and name) of the
+    reference implementations."""
+
+    def __init__(self, dim: int, tubelet: int, patch: int):
+        super().__init__()
+        self.proj = nn.Conv3d(CHANNELS, dim, (tubelet, patch, patch), stride=(tubelet, patch, patch))
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        # Conv weight (D, C, t, p, p) -> (D, t*p*p*C) to match the patch layout.
+        weight = self.proj.weight.permute(0, 2, 3, 4, 1).flatten(1)
+        return F.linear(patches, weight, self.proj.bias)  # (B, n, D)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with one fused qkv matmul; q and v have biases, k has none
+    (VideoMAE's `q_bias`/`v_bias`)."""
+
+    def __init__(self, dim: int, heads: int, qkv_bias: bool = True):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        if qkv_bias:
+            self.q_bias = nn.Parameter(torch.zeros(dim))
+            self.v_bias = nn.Parameter(torch.zeros(dim))
+            self.register_buffer("k_bias", torch.zeros(dim), persistent=False)
+        else:
+            self.q_bias = self.v_bias = None
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        b, n, d = x.shape
+        bias = None if self.q_bias is None else torch.cat([self.q_bias, self.k_bias, self.v_bias])
+        qkv = F.linear(x, self.qkv.weight, bias)  # (B, N, 3D)
+        q, k, v = qkv.view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # (B, H, N, hd)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, N, hd)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop a residual branch for whole samples, rescaling the kept ones."""
+
+    def __init__(self, prob: float = 0.0):
+        super().__init__()
+        self.prob = prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int, qkv_bias: bool = True,
+                 drop_path: float = 0.0, norm_eps: float = 1e-6):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = Attention(dim, heads, qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, mlp_dim)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), attn_mask))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
+               grad_checkpointing: bool = False) -> torch.Tensor:
+    """Apply blocks in order; with checkpointing, activations are recomputed in backward."""
+    use_checkpoint = grad_checkpointing and torch.is_grad_enabled()
+    for block in blocks:
+        if use_checkpoint:
+            x = checkpoint(block, x, attn_mask, use_reentrant=False)
+        else:
+            x = block(x, attn_mask)
+    return x
+
+
+class Encoder(nn.Module):
+    """Tubelet embedding + fixed positions + blocks (+ final norm) on any subset of tokens."""
+
+    def __init__(self, spec: ArchSpec, drop_path: float = 0.0, final_norm: bool = True,
+                 grad_checkpointing: bool = False):
+        super().__init__()
+        self.spec = spec
+        self.grad_checkpointing = grad_checkpointing
+        self.patch_embed = TubeletEmbed(spec.dim, spec.tubelet_size, spec.patch_size)
+        self.register_buffer("pos_embed", sinusoid_position_table(spec.num_tokens, spec.dim), persistent=False)
+        rates = torch.linspace(0, drop_path, spec.depth).tolist()  # deeper blocks drop more
+        self.blocks = nn.ModuleList(
+            Block(spec.dim, spec.heads, spec.mlp_dim, spec.qkv_bias, rate, spec.norm_eps) for rate in rates
+        )
+        self.norm = nn.LayerNorm(spec.dim, eps=spec.norm_eps) if final_norm else nn.Identity()
+
+    def forward(self, patches: torch.Tensor, index: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """patches (B, n, patch_dim) of the tokens at `index` (B, n) (all N tokens if None)
+        -> (B, n, D)."""
+        pos = self.pos_embed if index is None else self.pos_embed[index]  # (N, D) or (B, n, D)
+        x = self.patch_embed(patches) + pos.to(patches.dtype)
+        x = run_blocks(self.blocks, x, grad_checkpointing=self.grad_checkpointing)
+        return self.norm(x)
