@@ -156,7 +156,7 @@ def write_folder_tree(root: Union[str, Path], classes: Union[int, Sequence[str],
 
 
 def write_corrupt_video(path: Union[str, Path], kind: str, good_video: Optional[Path] = None) -> Path:
-    """A broken input: `zero-byte`, `truncated` (first 40% of a real video) or `not-video` (text)."""
+    """A broken input: `zero-byte`, `truncated` (first 75% of a real video: header intact, frames missing) or `not-video` (text)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "zero-byte":
@@ -168,7 +168,7 @@ def write_corrupt_video(path: Union[str, Path], kind: str, good_video: Optional[
             good_video.unlink()
         else:
             data = Path(good_video).read_bytes()
-        path.write_bytes(data[: int(len(data) * 0.4)])
+        path.write_bytes(data[: int(len(data) * 0.75)])
     elif kind == "not-video":
         path.write_text("this is a text file, not a video\n")
     else:
