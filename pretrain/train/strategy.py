@@ -1,0 +1,201 @@
+"""The one place that turns `strategy.*` + `trainer.*` into Lightning accelerator/strategy/precision.
+
+`auto` → Lightning's choice (single device, or DDP when several); `ddp`; `deepspeed` with ZeRO
+stage 0–3 and optimizer/parameter offload to cpu or nvme. Lightning's DeepSpeed strategy refuses
+any accelerator but CUDA; DeepSpeed itself runs on CPU (DS_ACCELERATOR=cpu, gloo), so
+`CPUCapableDeepSpeedStrategy` lifts that check and ZeRO 1/2/3 runs in CI with 2 processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Callable, Optional, Union
+
+import torch
+from pytorch_lightning.accelerators.cuda import CUDAAccelerator
+from pytorch_lightning.plugins.precision.deepspeed import DeepSpeedPrecision
+from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, Strategy
+from lightning_fabric.utilities.seed import reset_seed
+
+from pretrain.config import ConfigError, RunConfig
+
+log = logging.getLogger(__name__)
+
+# Long enough for a slow first checkpoint of a large model on a shared filesystem.
+PROCESS_GROUP_TIMEOUT = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the run executes, resolved from `trainer.accelerator` / `trainer.precision`."""
+
+    accelerator: str  # "cpu" or "gpu"
+    precision: str  # Lightning precision string
+    devices: int
+    num_nodes: int
+
+
+def resolve_placement(config: RunConfig) -> Placement:
+    """`auto` accelerator → gpu when CUDA is present; `auto` precision → bf16-mixed on GPU, fp32 on CPU."""
+    accelerator = config.trainer.accelerator
+    if accelerator == "auto":
+        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    if accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError("trainer.accelerator='gpu' but CUDA is not available here; use trainer.accelerator=cpu")
+    precision = config.trainer.precision
+    if precision == "auto":
+        precision = "bf16-mixed" if accelerator == "gpu" else "32-true"
+    if accelerator == "cpu" and precision != "32-true":
+        raise ConfigError(f"trainer.precision={precision!r} is not supported on CPU; use 32-true")
+    return Placement(accelerator, precision, config.trainer.devices, config.trainer.num_nodes)
+
+
+def validate_world_size(config: RunConfig, placement: Placement, visible_gpus: Optional[int] = None) -> None:
+    """Fail before any work when the requested processes cannot be placed here."""
+    if config.cluster.launcher == "ray":
+        return  # Ray places the workers; the runner validates against the cluster.
+    if placement.accelerator == "gpu":
+        visible = torch.cuda.device_count() if visible_gpus is None else visible_gpus
+        if placement.devices > visible:
+            raise ConfigError(
+                f"trainer.devices={placement.devices} GPU processes per node, but only {visible} GPU(s) "
+                f"are visible; world size = trainer.devices × trainer.num_nodes = "
+                f"{placement.devices} × {placement.num_nodes} = {config.world_size}"
+            )
+    if config.strategy.name == "deepspeed" and config.strategy.zero_stage == 0 and config.world_size > 1:
+        log.info("strategy.name=deepspeed with zero_stage=0 runs plain data parallelism through DeepSpeed")
+
+
+class CPUCapableDeepSpeedStrategy(DeepSpeedStrategy):
+    """Lightning's DeepSpeed strategy without its CUDA-only guard, so ZeRO runs on CPU with gloo."""
+
+    strategy_name = "deepspeed_cpu_capable"
+
+    def setup_environment(self) -> None:
+        if isinstance(self.accelerator, CUDAAccelerator):
+            super().setup_environment()
+            return
+        # Skip DeepSpeedStrategy's CUDA check; DDPStrategy's setup still initializes the process
+        # group through DeepSpeedStrategy.setup_distributed (deepspeed.init_distributed on gloo).
+        DDPStrategy.setup_environment(self)
+
+    def setup_distributed(self) -> None:
+        if isinstance(self.accelerator, CUDAAccelerator):
+            super().setup_distributed()
+            return
+        # CPU devices carry no index, so the GPU-index check of the parent does not apply.
+        reset_seed()
+        self.set_world_ranks()
+        self._init_deepspeed_distributed()
+
+    def _setup_model_and_optimizer(self, model: Any, optimizer: Any, lr_scheduler: Any = None) -> tuple:
+        if isinstance(self.accelerator, CUDAAccelerator):
+            return super()._setup_model_and_optimizer(model, optimizer, lr_scheduler)
+        import deepspeed
+
+        # The parent passes the CUDA device index, which CPU devices lack; DeepSpeed's CPU
+        # accelerator wants the local rank instead.
+        engine, ds_optimizer, _, _ = deepspeed.initialize(
+            args=argparse.Namespace(device_rank=self.local_rank),
+            config=self.config,
+            model=model,
+            model_parameters=filter(lambda p: p.requires_grad, model.parameters()),
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            dist_init_required=False,
+        )
+        return engine, ds_optimizer
+
+
+class SkippableDeepSpeedPrecision(DeepSpeedPrecision):
+    """DeepSpeed precision that lets a `None` training-step result skip the micro-batch.
+
+    Lightning's plugin raises instead. The NaN guard returns None on every rank together when the
+    loss is non-finite; skipping both backward and `engine.step()` leaves the engine untouched.
+    """
+
+    def optimizer_step(self, optimizer: Any, model: Any, closure: Callable[[], Any], **kwargs: Any) -> Any:
+        closure_result = closure()
+        self._after_closure(model, optimizer)
+        if model.automatic_optimization and closure_result is None:
+            return None
+        return model.trainer.model.step(**kwargs)
+
+
+def build_strategy(config: RunConfig, placement: Placement) -> Union[str, Strategy]:
+    """A Lightning strategy (object or registry name) for `strategy.*`."""
+    name = config.strategy.name
+    backend = "nccl" if placement.accelerator == "gpu" else "gloo"
+    if name == "deepspeed":
+        return build_deepspeed_strategy(config, placement, backend)
+    if name == "ddp" or (name == "auto" and config.world_size > 1):
+        # DDP with one process is legal (and exercises the same code path as many).
+        return DDPStrategy(process_group_backend=backend, timeout=PROCESS_GROUP_TIMEOUT)
+    return "auto"
+
+
+def build_deepspeed_strategy(config: RunConfig, placement: Placement, backend: str) -> DeepSpeedStrategy:
+    if placement.accelerator == "cpu":
+        # DeepSpeed picks its accelerator at import time; nothing CUDA is present on this path.
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    strategy_cfg = config.strategy
+    strategy = CPUCapableDeepSpeedStrategy(
+        config=deepspeed_config(config, placement),
+        process_group_backend=backend,
+        timeout=PROCESS_GROUP_TIMEOUT,
+        precision_plugin=SkippableDeepSpeedPrecision(placement.precision),
+    )
+    log.info(
+        "DeepSpeed ZeRO stage %d, optimizer offload %s, parameter offload %s, backend %s",
+        strategy_cfg.zero_stage, strategy_cfg.offload_optimizer, strategy_cfg.offload_params, backend,
+    )
+    return strategy
+
+
+def deepspeed_config(config: RunConfig, placement: Placement) -> dict:
+    """The DeepSpeed JSON config: ZeRO stage, offload, batch sizes and clipping from the run config."""
+    strategy_cfg = config.strategy
+    on_gpu = placement.accelerator == "gpu"
+    zero: dict[str, Any] = {
+        "stage": strategy_cfg.zero_stage,
+        "contiguous_gradients": True,
+        "overlap_comm": on_gpu,  # overlap needs CUDA streams
+        "reduce_bucket_size": 2e8,
+        "allgather_bucket_size": 2e8,
+    }
+    if strategy_cfg.zero_stage == 3:
+        zero.update({"stage3_param_persistence_threshold": 1e5, "stage3_prefetch_bucket_size": 5e7})
+    if strategy_cfg.offload_optimizer != "none":
+        zero["offload_optimizer"] = _offload_section(strategy_cfg.offload_optimizer, strategy_cfg.nvme_path, on_gpu)
+    if strategy_cfg.offload_params != "none":
+        zero["offload_param"] = _offload_section(strategy_cfg.offload_params, strategy_cfg.nvme_path, on_gpu)
+    ds_config: dict[str, Any] = {
+        "zero_optimization": zero,
+        "zero_allow_untested_optimizer": True,
+        # On CPU everything is host memory already; torch AdamW is the honest optimizer there.
+        "zero_force_ds_cpu_optimizer": on_gpu,
+        "train_micro_batch_size_per_gpu": config.data.batch_size,
+        # gradient_accumulation_steps and gradient_clipping come from the Trainer (Lightning sets them).
+        "steps_per_print": 10**9,  # Lightning and our callbacks report progress
+        "wall_clock_breakdown": False,
+    }
+    if placement.precision.startswith("bf16"):
+        ds_config["bf16"] = {"enabled": True}
+    elif placement.precision.startswith("16"):
+        ds_config["fp16"] = {"enabled": True, "loss_scale": 0, "initial_scale_power": 16}
+    return ds_config
+
+
+def _offload_section(device: str, nvme_path: Optional[str], on_gpu: bool) -> dict:
+    section: dict[str, Any] = {"device": device, "pin_memory": on_gpu}
+    if device == "nvme":
+        section["nvme_path"] = nvme_path
+    return section
+
+
+def is_deepspeed(strategy: Union[str, Strategy]) -> bool:
+    return isinstance(strategy, DeepSpeedStrategy)
