@@ -1,0 +1,120 @@
+"""The fine-tuning LightningModule (thin): classifier, soft-target loss, layer-decayed AdamW.
+
+`mode=full` trains every weight with the published recipe knobs: layer-wise lr decay, drop path
+(in the encoder), head dropout, mixup/cutmix with label smoothing (soft targets made per batch by
+the streaming part's mixer), warmup + cosine per step. `mode=linear_probe` is the standard
+self-supervised evaluation: the encoder is frozen (and kept in eval mode, so no drop path and no
+dropout inside it), and only a BatchNorm (affine=False) + linear head is trained.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Optional
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pretrain.config import RunConfig, config_to_dict
+from pretrain.models import build_classifier
+from pretrain.models.classifier import VideoClassifier
+from pretrain.train.optim import build_adamw, schedule_for
+
+log = logging.getLogger(__name__)
+
+Mixer = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""(video (B, C, T, H, W), label (B,)) -> (mixed video, soft targets (B, K))."""
+
+
+def build_finetune_model(config: RunConfig, num_classes: int) -> VideoClassifier:
+    """The classifier of `config`; for linear probing its head becomes BatchNorm + linear and
+    everything else is frozen."""
+    model = build_classifier(config.model, num_classes, head_dropout=config.finetune.head_dropout)
+    if config.finetune.mode == "linear_probe":
+        make_linear_probe(model)
+    return model
+
+
+def make_linear_probe(model: VideoClassifier) -> VideoClassifier:
+    """Freeze all weights and replace the head by BatchNorm1d(affine=False) + a fresh linear layer
+    (the BatchNorm whitens the frozen features so one lr suits any pretrained encoder)."""
+    for param in model.parameters():
+        param.requires_grad_(False)
+    linear = nn.Linear(model.spec.dim, model.num_classes)
+    nn.init.trunc_normal_(linear.weight, std=0.01)
+    nn.init.zeros_(linear.bias)
+    model.head = nn.Sequential(nn.BatchNorm1d(model.spec.dim, affine=False, eps=1e-6), linear)
+    return model
+
+
+def is_linear_probe(model: VideoClassifier) -> bool:
+    return isinstance(model.head, nn.Sequential)
+
+
+def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """logits (B, K), targets (B, K) summing to 1 per row -> mean loss."""
+    return torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+
+
+class FinetuneModule(pl.LightningModule):
+    """Classification training around a `VideoClassifier`; the class names travel in the
+    checkpoint's hyper-parameters so `tubelet predict` can name its answers."""
+
+    def __init__(self, config: RunConfig, model: VideoClassifier, class_names: list[str],
+                 steps_per_epoch: int, mixer: Optional[Mixer] = None):
+        super().__init__()
+        self.config = config
+        self.model = model
+        self.class_names = list(class_names)
+        self.steps_per_epoch = steps_per_epoch
+        self.mixer = mixer
+        self.save_hyperparameters({"config": config_to_dict(config), "class_names": self.class_names,
+                                   "num_classes": model.num_classes})
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.model(video)  # (B, K)
+
+    def train(self, mode: bool = True) -> "FinetuneModule":
+        """Linear probing keeps the frozen encoder in eval mode; only the head trains."""
+        super().train(mode)
+        if mode and is_linear_probe(self.model):
+            self.model.eval()
+            self.model.head.train()
+        return self
+
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        video, label = batch["video"], batch["label"]  # (B, C, T, H, W), (B,)
+        loss, logits = self._loss(video, label)
+        self.log("train/loss", loss, prog_bar=True, batch_size=label.shape[0])
+        self.log("train/lr", self._head_lr(), prog_bar=False, batch_size=label.shape[0])
+        if self.mixer is None:  # accuracy is only meaningful on unmixed clips
+            accuracy = (logits.argmax(-1) == label).float().mean()
+            self.log("train/top1", accuracy, prog_bar=True, batch_size=label.shape[0])
+        return loss
+
+    def _loss(self, video: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.mixer is not None:
+            video, targets = self.mixer(video, label)  # (B, C, T, H, W), (B, K)
+            logits = self.model(video)
+            return soft_target_cross_entropy(logits, targets), logits
+        logits = self.model(video)
+        return F.cross_entropy(logits.float(), label, label_smoothing=self.config.finetune.label_smoothing), logits
+
+    def _head_lr(self) -> float:
+        optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
+        return max(group["lr"] for group in optimizer.param_groups) if optimizer else 0.0
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        groups = self.model.param_groups(self.config.optim.weight_decay, self.config.optim.layer_decay)
+        schedule = schedule_for(self.config, self.steps_per_epoch)
+        optimizer = build_adamw(groups, schedule.peak_lr, tuple(self.config.optim.betas))
+        for group, source in zip(optimizer.param_groups, [g for g in groups if g["params"]]):
+            # Layer decay: LambdaLR scales each group's initial_lr, so set it per group.
+            group["initial_lr"] = schedule.peak_lr * source.get("lr_scale", 1.0)
+        scheduler = schedule.lambda_scheduler(optimizer)
+        log.info("fine-tuning %d parameter groups, peak lr %.3g (layer decay %.2f), %d warmup / %d steps",
+                 len(optimizer.param_groups), schedule.peak_lr, self.config.optim.layer_decay,
+                 schedule.warmup_steps, schedule.total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
