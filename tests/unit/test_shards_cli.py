@@ -1,0 +1,79 @@
+"""`tubelet shards build|inspect|verify` and `tubelet bench shards` through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pretrain.cli import main
+from pretrain.data.corpora import write_corrupt_video, write_hmdb51_tree, write_ucf101_tree
+
+
+@pytest.fixture(scope="module")
+def hmdb_shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    write_hmdb51_tree(root / "hmdb", classes=2, videos_per_class=4)
+    write_corrupt_video(root / "hmdb" / "hmdb51_org" / "catch" / "broken clip!.avi", "not-video")
+    assert main(["shards", "build", "hmdb51", str(root / "hmdb"), str(root / "out"), "--shard-size-mb", "0.02"]) == 0
+    return root
+
+
+def test_build_prints_a_summary(hmdb_shards, capsys):
+    assert main(["shards", "build", "hmdb51", str(hmdb_shards / "hmdb"), str(hmdb_shards / "out"),
+                 "--shard-size-mb", "0.02"]) == 0
+    out = capsys.readouterr().out
+    assert "hmdb51: 8 videos" in out and "skipped 1 bad video(s)" in out
+    assert "shard(s) resumed" in out
+
+
+def test_inspect_json(hmdb_shards, capsys):
+    assert main(["shards", "inspect", str(hmdb_shards / "out"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["samples"] == 8 and report["skipped_videos"] == 1
+    assert report["splits"]["2"] == {"test": 2, "train": 4, "unused": 2}
+    assert report["classes"] == {"brush_hair": 4, "cartwheel": 4}
+    assert report["codecs"] == {"mpeg4": 8} and report["fps"] == {"30": 8}
+
+
+def test_inspect_text(hmdb_shards, capsys):
+    assert main(["shards", "inspect", str(hmdb_shards / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "8 samples" in out and "split 1: test 2, train 4, unused 2" in out and "resolutions (1): 80x64 8" in out
+
+
+def test_verify_ok_and_failure_exit_codes(hmdb_shards, capsys):
+    assert main(["shards", "verify", str(hmdb_shards / "out")]) == 0
+    assert "OK:" in capsys.readouterr().out
+    shard = sorted((hmdb_shards / "out").glob("shard-*.tar"))[0]
+    original = shard.read_bytes()
+    try:
+        shard.write_bytes(original[:-2048])
+        assert main(["shards", "verify", str(hmdb_shards / "out"), "--no-decode"]) == 1
+        err = capsys.readouterr().err
+        assert "FAILED" in err and f"{shard.name}: {len(original) - 2048} bytes, manifest says {len(original)}" in err
+    finally:
+        shard.write_bytes(original)
+
+
+def test_user_mistakes_exit_1_without_traceback(tmp_path, capsys):
+    assert main(["shards", "build", "ucf101", str(tmp_path), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "tubelet: error:" in err and "ucfTrainTestlist" in err and "Traceback" not in err
+    assert main(["shards", "inspect", str(tmp_path)]) == 1
+    assert "no manifest.json" in capsys.readouterr().err
+    assert main(["shards", "build", "folder", str(tmp_path), str(tmp_path / "out"), "--crf", "99"]) == 1
+    assert "crf=99 must be in 0..51" in capsys.readouterr().err
+
+
+def test_strict_split_file_problem_is_fatal_with_file_and_line(tmp_path, capsys):
+    write_ucf101_tree(tmp_path / "ucf", classes=2, groups=(1, 22))
+    testlist = tmp_path / "ucf" / "ucfTrainTestlist" / "testlist02.txt"
+    testlist.write_bytes(testlist.read_bytes() + b"YoYo/v_YoYo_g01_c01.avi\r\n")
+    assert main(["shards", "build", "ucf101", str(tmp_path / "ucf"), str(tmp_path / "out"), "--strict"]) == 1
+    err = capsys.readouterr().err
+    assert f"{testlist}:1: unknown class 'YoYo' (not in classInd.txt)" in err
+    assert main(["shards", "build", "ucf101", str(tmp_path / "ucf"), str(tmp_path / "out")]) == 0
+    errors = [json.loads(line) for line in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
+    assert errors == [{"kind": "split-file", "file": str(testlist), "line": 1,
+                       "reason": "unknown class 'YoYo' (not in classInd.txt)"}]

@@ -1,0 +1,86 @@
+"""A real `tubelet shards build` process killed mid-way, then run again: every input exactly once,
+no partial shard ever visible, and the same bytes as an uninterrupted build."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from pretrain.data.corpora import write_ucf101_tree
+from pretrain.data.shards import build_shards, read_manifest
+
+CLI = "import sys; from pretrain.cli import main; sys.exit(main(sys.argv[1:]))"
+# One video per shard and re-encoding keep the build slow enough to be killed in the middle.
+OPTIONS = ["--shard-size-mb", "0.001", "--reencode", "--crf", "35"]
+
+
+def _start_build(corpus: Path, out: Path) -> subprocess.Popen:
+    command = [sys.executable, "-c", CLI, "shards", "build", "ucf101", str(corpus), str(out), *OPTIONS]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _wait_for_parts(out: Path, count: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if len(list((out / "_build").glob("shard-*.json"))) >= count:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"build finished or stalled before {count} shards: {process.poll()}")
+
+
+def _visible_tars_are_complete(out: Path) -> int:
+    """Every `shard-*.tar` a reader can see is a whole tar (partials use another name)."""
+    samples = 0
+    for path in sorted(out.glob("shard-*.tar")):
+        with tarfile.open(path) as tar:
+            names = tar.getnames()
+        assert len(names) % 2 == 0 and names, path
+        samples += len(names) // 2
+    return samples
+
+
+@pytest.mark.slow
+def test_killed_build_resumes_to_the_same_shards(tmp_path):
+    corpus = write_ucf101_tree(tmp_path / "ucf", classes=8)  # 32 videos
+    out = tmp_path / "out"
+    process = _start_build(tmp_path / "ucf", out)
+    _wait_for_parts(out, 4, process)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "manifest.json").exists()
+    done_before = len(list((out / "_build").glob("shard-*.json")))
+    assert 4 <= done_before < 32
+    assert _visible_tars_are_complete(out) >= 4
+
+    resumed = subprocess.run([sys.executable, "-c", CLI, "shards", "build", "ucf101", str(tmp_path / "ucf"),
+                              str(out), *OPTIONS], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    resumed_shards = int(re.search(r"(\d+) shard\(s\) resumed", resumed.stdout).group(1))
+    assert done_before <= resumed_shards < 32  # finished shards were kept, not rebuilt
+    manifest = read_manifest(str(out))
+    assert manifest.num_samples == 32 == _visible_tars_are_complete(out)
+    paths = [json.loads(line)["path"] for line in _jsons(out, manifest)]
+    assert sorted(paths) == sorted(corpus.videos)  # each input exactly once
+    assert not list(out.rglob("*.partial-*"))
+
+    reference = build_shards("ucf101", str(tmp_path / "ucf"), str(tmp_path / "reference"),
+                             shard_size_mb=0.001, reencode=True, crf=35)
+    assert reference.videos == 32
+    assert read_manifest(str(tmp_path / "reference")).shards == manifest.shards
+
+
+def _jsons(out: Path, manifest) -> list[str]:
+    lines = []
+    for shard in manifest.shards:
+        with tarfile.open(out / shard.name) as tar:
+            lines += [tar.extractfile(m).read().decode() for m in tar if m.name.endswith(".json")]
+    return lines
