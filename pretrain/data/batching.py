@@ -1,0 +1,106 @@
+"""From selected samples to batches: decode into clips (skipping and counting failures), then
+collate, carrying each worker's stream position for checkpointing.
+
+Every batch has a private `_stream` entry, `StreamMark`, which the loader pops: which worker made
+it and how far that worker has read, so a checkpoint can say exactly where to resume.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+import numpy as np
+import torch
+
+from pretrain.data.decode import DecodeError
+from pretrain.data.stages import Counters, DataError, Sample, seeded_rng
+
+log = logging.getLogger(__name__)
+
+ClipMaker = Callable[[Sample, np.random.Generator], list[dict]]
+BatchHook = Callable[[dict, np.random.Generator], dict]
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """Where a worker starts within an epoch: videos fully consumed, clips of the next video
+    already delivered, batches delivered, and its skip counters so far."""
+
+    videos: int = 0
+    clips: int = 0
+    batches: int = 0
+    skipped_samples: int = 0
+    skipped_shards: int = 0
+
+
+@dataclass(frozen=True)
+class StreamMark:
+    worker: int
+    position: StartPoint
+    decoded_videos: int
+
+
+def make_clips(samples: Iterable[Sample], maker: ClipMaker, seed_parts: tuple[int, ...],
+               start: StartPoint, counters: Counters, num_videos: Optional[int]) -> Iterator[tuple[dict, int, int]]:
+    """Yield `(clip, video_index, clip_index)`. Videos before `start` are skipped undecoded; each
+    video's randomness comes from its own index, so skipping does not change later clips.
+    Raises DataError when `num_videos` distinct videos in a row failed to decode."""
+    failed_in_a_row: set[str] = set()
+    for index, sample in enumerate(samples):
+        if index < start.videos:
+            continue
+        try:
+            clips = maker(sample, seeded_rng(*seed_parts, index))
+        except (DecodeError, ValueError, RuntimeError) as error:
+            counters.note("sample", f"{sample['key']} in {sample['url']}: {error}")
+            failed_in_a_row.add(sample["key"])
+            if num_videos and len(failed_in_a_row) >= num_videos:
+                raise DataError(f"none of the {num_videos} selected videos decodes; last error: {error}") from error
+            continue
+        failed_in_a_row.clear()
+        counters.decoded_videos += 1
+        first = start.clips if index == start.videos else 0
+        for clip_index in range(first, len(clips)):
+            yield clips[clip_index], index, clip_index
+
+
+def collate(clips: list[dict]) -> dict:
+    """Stack clip dicts into the batch contract: tensors stacked, `label` long, `key` list."""
+    batch: dict[str, Any] = {"video": torch.stack([c["video"] for c in clips])}
+    for name in ("mask", "decoder_mask"):
+        if name in clips[0]:
+            batch[name] = torch.stack([c[name] for c in clips])  # (B, N)
+    batch["label"] = torch.tensor([c["label"] for c in clips], dtype=torch.long)
+    batch["key"] = [c["key"] for c in clips]
+    return batch
+
+
+def batch_clips(clips: Iterable[tuple[dict, int, int]], batch_size: int, clips_per_video: int,
+                worker: int, start: StartPoint, counters: Counters, partial: bool = False,
+                hook: Optional[BatchHook] = None, seed_parts: tuple[int, ...] = ()) -> Iterator[dict]:
+    """Group clips into batches (a smaller last batch only if `partial`), each marked with the
+    worker's position after it. `hook(batch, rng)` runs per batch (e.g. mixup)."""
+    pending: list[tuple[dict, int, int]] = []
+    batches = start.batches
+
+    def emit() -> dict:
+        nonlocal batches
+        batch = collate([clip for clip, _, _ in pending])
+        _, video, clip = pending[-1]
+        done = (video + 1, 0) if clip + 1 >= clips_per_video else (video, clip + 1)
+        if hook is not None:
+            batch = hook(batch, seeded_rng(*seed_parts, batches))
+        batches += 1
+        position = StartPoint(done[0], done[1], batches, counters.skipped_samples, counters.skipped_shards)
+        batch["_stream"] = StreamMark(worker, position, counters.decoded_videos)
+        pending.clear()
+        return batch
+
+    for item in clips:
+        pending.append(item)
+        if len(pending) == batch_size:
+            yield emit()
+    if pending and partial:
+        yield emit()

@@ -1,0 +1,152 @@
+"""One decoded video → training clips or test views (the per-sample work of every stream).
+
+Each function decodes once (only the frames it needs, resized during colour conversion where
+that only shrinks) and cuts all its clips from that decode: `num_sample` clips for repeated
+sampling (VideoMAE V2: same frames, independent crops, flips and masks), or T × S views for
+multi-view testing. Clips are dicts with `video` `(C, T, H, W)` (float normalized, or uint8 when
+normalizing on the device), `label`, `key`, and `mask` / `decoder_mask` for pretraining.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from pretrain.data import sampling, transforms
+from pretrain.data.decode import decode_frames, probe
+from pretrain.data.randaugment import rand_augment
+from pretrain.masking import running_cell_mask, tube_mask
+
+Clip = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    num_frames: int
+    stride: int
+    size: int
+    """Output height and width."""
+    decode_threads: int = 1
+    normalize: bool = True
+    """False ships uint8 pixels (normalize on the device with `transforms.normalize_video`)."""
+
+
+@dataclass(frozen=True)
+class MaskSettings:
+    grid: tuple[int, int, int]
+    ratio: float
+    decoder_ratio: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainAugment:
+    """Fine-tuning augmentation (VideoMAE's UCF101/HMDB51 recipe by default)."""
+
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    randaug_ops: int = 4
+    randaug_magnitude: float = 7.0
+    random_erasing: float = 0.25
+    flip: bool = True
+
+
+def video_shape(sample: dict) -> tuple[int, int, int]:
+    """(frames, width, height) from the sample's json, probing the bytes if a field is missing."""
+    meta = sample["meta"]
+    if all(meta.get(k) for k in ("num_frames", "width", "height")):
+        return int(meta["num_frames"]), int(meta["width"]), int(meta["height"])
+    info = probe(sample["video"])
+    return info.num_frames, info.width, info.height
+
+
+def _finish(clip: torch.Tensor, settings: ClipSettings) -> torch.Tensor:
+    """uint8 `(T, C, H, W)` → `(C, T, H, W)`, normalized float unless shipping uint8."""
+    video = transforms.to_model_layout(clip)  # (C, T, H, W)
+    return transforms.normalize_video(video) if settings.normalize else video
+
+
+def _masks(settings: MaskSettings, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    out = {"mask": tube_mask(settings.grid, settings.ratio, generator)}  # (N,)
+    if settings.decoder_ratio > 0:
+        out["decoder_mask"] = running_cell_mask(settings.grid, settings.decoder_ratio, generator)  # (N,)
+    return out
+
+
+def _decode_window(sample: dict, indices: np.ndarray, short_side: Optional[int], threads: int) -> torch.Tensor:
+    _, width, height = video_shape(sample)
+    size = transforms.conversion_size(width, height, short_side) if short_side else None
+    frames = decode_frames(sample["video"], indices, size=size, threads=threads)  # (T, H, W, 3)
+    return transforms.frames_to_tensor(frames)  # (T, 3, H, W)
+
+
+def pretrain_clips(sample: dict, rng: np.random.Generator, settings: ClipSettings,
+                   masks: MaskSettings, num_sample: int = 1, flip: bool = True) -> list[Clip]:
+    """VideoMAE pretraining: random window, multi-scale crop, flip, tube (+ decoder) masks."""
+    num_frames = video_shape(sample)[0]
+    indices = sampling.random_clip(num_frames, settings.num_frames, settings.stride, rng)
+    # Convert at the size where the smallest multi-scale crop is exactly the output size.
+    short_side = math.ceil(settings.size / min(transforms.MULTI_SCALES))
+    frames = _decode_window(sample, indices, short_side, settings.decode_threads)  # (T, 3, H, W)
+    height, width = frames.shape[-2:]
+    clips = []
+    for _ in range(num_sample):
+        box = transforms.multi_scale_crop_box(height, width, settings.size, rng)
+        clip = transforms.crop_resize(frames, box, settings.size)  # (T, 3, S, S)
+        if flip and rng.random() < 0.5:
+            clip = transforms.hflip(clip)
+        clips.append({"video": _finish(clip, settings), **_masks(masks, rng), **_identity(sample)})
+    return clips
+
+
+def finetune_clips(sample: dict, rng: np.random.Generator, settings: ClipSettings,
+                   augment: TrainAugment, num_sample: int = 1) -> list[Clip]:
+    """Fine-tuning: random window, random resized crop, flip, RandAugment, random erasing."""
+    num_frames = video_shape(sample)[0]
+    indices = sampling.random_clip(num_frames, settings.num_frames, settings.stride, rng)
+    # Small crops are upscaled: keep up to twice the output size of detail.
+    frames = _decode_window(sample, indices, 2 * settings.size, settings.decode_threads)
+    height, width = frames.shape[-2:]
+    clips = []
+    for _ in range(num_sample):
+        box = transforms.random_resized_crop_box(height, width, rng, augment.crop_scale, augment.crop_ratio)
+        clip = transforms.crop_resize(frames, box, settings.size)  # (T, 3, S, S)
+        if augment.flip and rng.random() < 0.5:
+            clip = transforms.hflip(clip)
+        if augment.randaug_ops > 0:
+            clip = rand_augment(clip.contiguous(), rng, augment.randaug_ops, augment.randaug_magnitude)
+        video = _finish(clip, settings)  # (C, T, S, S)
+        video = transforms.random_erasing(video, rng, augment.random_erasing, normalized=settings.normalize)
+        clips.append({"video": video, **_identity(sample)})
+    return clips
+
+
+def eval_views(sample: dict, settings: ClipSettings, num_clips: int = 1, num_crops: int = 1,
+               multi_view: bool = True) -> list[Clip]:
+    """Deterministic test views from one decode: `num_clips` uniform windows × `num_crops` crops
+    along the long side, frames resized to short side `size` during colour conversion.
+    `video` is `(V, C, T, S, S)`, clip-major; `(C, T, S, S)` when not `multi_view` (one view)."""
+    num_frames = video_shape(sample)[0]
+    windows = sampling.uniform_clips(num_frames, settings.num_frames, settings.stride, num_clips)  # (K, T)
+    union = np.unique(windows)
+    frames = _decode_window(sample, union, settings.size, settings.decode_threads)  # (U, 3, H, W)
+    position = {int(index): row for row, index in enumerate(union)}
+    height, width = frames.shape[-2:]
+    boxes = transforms.spatial_view_boxes(height, width, settings.size, num_crops)
+    views = []
+    for window in windows:
+        clip_frames = frames[[position[int(i)] for i in window]]  # (T, 3, H, W)
+        views.extend(_finish(transforms.crop_resize(clip_frames, box, settings.size), settings) for box in boxes)
+    if not multi_view and len(views) != 1:
+        raise ValueError(f"single-view evaluation asked for {len(views)} views")
+    video = torch.stack(views) if multi_view else views[0]  # (V, C, T, S, S) or (C, T, S, S)
+    return [{"video": video, **_identity(sample)}]
+
+
+def _identity(sample: dict) -> dict:
+    label = sample["meta"].get("label")
+    return {"label": -1 if label is None else int(label), "key": sample["key"]}

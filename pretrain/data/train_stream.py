@@ -1,0 +1,71 @@
+"""The endless, resumable training stream shared by pretraining and fine-tuning.
+
+Per (rank, worker) and epoch, the stages are::
+
+    shard_cycle        endless reshuffled shard list (seed, epoch, pass)
+    split_by_rank      explicit node split
+    split_by_worker    explicit worker split
+    read_shards        tar → samples; unreadable shards logged, counted, skipped
+    select             split membership from each sample's json
+    shuffle            seeded buffer
+    make_clips         decode once → num_sample clips; failures logged, counted, skipped
+    batch_clips        collate (+ mixup hook), mark the stream position
+    epoch cut          exactly `num_batches(worker)` batches
+
+Every worker yields the same number of batches per epoch on every rank, so DDP ranks stay in
+step. Randomness is keyed by (seed, epoch, rank, worker, video or batch index), which is what makes
+a resumed stream identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from typing import Iterator, Optional, Sequence
+
+from pretrain.data import stages
+from pretrain.data.batching import BatchHook, ClipMaker, StartPoint, batch_clips, make_clips
+from pretrain.data.loader import BatchStream, Slot
+from pretrain.data.selection import Selection
+
+# Sub-streams of a slot's seed, so clip, batch and shuffle randomness never collide.
+CLIP_SEED, BATCH_SEED, SHUFFLE_SEED = 0, 1, 2
+
+
+def batches_per_rank(epoch_clips: int, world_size: int, batch_size: int) -> int:
+    """Full batches each rank yields per epoch (at least one)."""
+    return max(1, math.ceil(epoch_clips / (world_size * batch_size)))
+
+
+class TrainStream(BatchStream):
+    def __init__(self, members: Sequence[tuple[str, int]], selection: Selection, maker: ClipMaker,
+                 clips_per_video: int, batch_size: int, batches_per_rank: int, shuffle_buffer: int,
+                 rank: int, world_size: int, num_workers: int, seed: int,
+                 hook: Optional[BatchHook] = None) -> None:
+        super().__init__(rank, world_size, num_workers, seed)
+        if not members:
+            raise stages.DataError(f"no shard holds samples of {selection.describe()}")
+        self.urls = [url for url, _ in members]
+        self.num_videos = sum(count for _, count in members)
+        self.selection, self.maker, self.hook = selection, maker, hook
+        self.clips_per_video, self.batch_size = clips_per_video, batch_size
+        self.batches_per_rank, self.shuffle_buffer = batches_per_rank, shuffle_buffer
+
+    def num_batches(self, worker: int) -> int:
+        return len(range(worker, self.batches_per_rank, self.num_workers))
+
+    def batches(self, slot: Slot, start: StartPoint) -> Iterator[dict]:
+        key = (slot.seed, slot.epoch, slot.rank, slot.worker)
+        counters = stages.Counters(start.skipped_samples, start.skipped_shards)
+        urls = stages.shard_cycle(self.urls, slot.seed, slot.epoch)
+        urls = stages.split_by_rank(urls, slot.rank, slot.world_size)
+        urls = stages.split_by_worker(urls, slot.worker, slot.num_workers)
+        samples = stages.read_shards(urls, counters, len(self.urls))
+        samples = stages.select(samples, self.selection.accepts, counters)
+        shuffle_rng = random.Random(int(stages.seeded_rng(*key, SHUFFLE_SEED).integers(2**62)))
+        samples = stages.shuffle(samples, self.shuffle_buffer, shuffle_rng)
+        clips = make_clips(samples, self.maker, (*key, CLIP_SEED), start, counters, self.num_videos)
+        batches = batch_clips(clips, self.batch_size, self.clips_per_video, slot.worker, start, counters,
+                              hook=self.hook, seed_parts=(*key, BATCH_SEED))
+        yield from itertools.islice(batches, max(self.num_batches(slot.worker) - start.batches, 0))

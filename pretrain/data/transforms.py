@@ -1,0 +1,160 @@
+"""Spatial transforms of whole clips: the same crop, flip and resize on every frame.
+
+Clips move through here as uint8 tensors `(T, C, H, W)` (channels-last memory, which is what
+torch's uint8 antialiased resize is fastest on) and leave as `(C, T, H, W)`, either normalized
+float or uint8 for normalizing on the device (`normalize_video`). Crop boxes are
+`(top, left, height, width)` and are chosen from the frame size alone, before decoding, so the
+decoder can resize during colour conversion (`conversion_size`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
+
+Box = tuple[int, int, int, int]  # (top, left, height, width)
+
+
+def conversion_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) scaled so the short side is `short_side`, never upscaled: the size to
+    convert decoded frames to, so later crops only shrink."""
+    scale = min(1.0, short_side / min(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def multi_scale_crop_box(
+    height: int, width: int, size: int, rng: np.random.Generator,
+    scales: Sequence[float] = MULTI_SCALES, max_distort: int = 1,
+) -> Box:
+    """VideoMAE's GroupMultiScaleCrop (fix_crop, more_fix_crop): crop sides are the short side
+    times a scale (sides within 3 px of `size` snap to it), width and height scales at most
+    `max_distort` apart, placed at one of 13 fixed positions (corners, centre, edge midpoints,
+    quarter points)."""
+    base = min(height, width)
+    sides = [int(base * s) for s in scales]
+    sides = [size if abs(s - size) < 3 else s for s in sides]
+    pairs = [(sides[i], sides[j]) for i in range(len(sides)) for j in range(len(sides))
+             if abs(i - j) <= max_distort]
+    crop_h, crop_w = pairs[int(rng.integers(len(pairs)))]
+    crop_h, crop_w = min(crop_h, height), min(crop_w, width)
+    step_h, step_w = (height - crop_h) // 4, (width - crop_w) // 4
+    positions = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2), (2, 0), (2, 4), (4, 2), (0, 2),
+                 (1, 1), (1, 3), (3, 1), (3, 3)]  # (row, column) in quarter steps
+    row, col = positions[int(rng.integers(len(positions)))]
+    return row * step_h, col * step_w, crop_h, crop_w
+
+
+def random_resized_crop_box(
+    height: int, width: int, rng: np.random.Generator,
+    scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> Box:
+    """Inception-style crop: area fraction uniform in `scale`, aspect log-uniform in `ratio`;
+    after 10 misses, the largest centred crop within the ratio bounds (torchvision's rule)."""
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        crop_w = int(round(math.sqrt(target * aspect)))
+        crop_h = int(round(math.sqrt(target / aspect)))
+        if 0 < crop_w <= width and 0 < crop_h <= height:
+            top = int(rng.integers(0, height - crop_h + 1))
+            left = int(rng.integers(0, width - crop_w + 1))
+            return top, left, crop_h, crop_w
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        crop_w, crop_h = width, int(round(width / ratio[0]))
+    elif in_ratio > ratio[1]:
+        crop_h, crop_w = height, int(round(height * ratio[1]))
+    else:
+        crop_h, crop_w = height, width
+    return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
+
+
+def spatial_view_boxes(height: int, width: int, size: int, num_crops: int) -> list[Box]:
+    """Test-time crops of side `size` evenly spread along the long side (VideoMAE's 3-crop test:
+    start, centre, end); one crop is centred. Frames are already resized to short side `size`."""
+    crop_h, crop_w = min(size, height), min(size, width)
+    free_h, free_w = height - crop_h, width - crop_w
+    fractions = [0.5] if num_crops == 1 else [k / (num_crops - 1) for k in range(num_crops)]
+    if free_h >= free_w:
+        return [(round(f * free_h), free_w // 2, crop_h, crop_w) for f in fractions]
+    return [(free_h // 2, round(f * free_w), crop_h, crop_w) for f in fractions]
+
+
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """Decoded uint8 `(T, H, W, 3)` → `(T, 3, H, W)` view in channels-last memory (no copy)."""
+    return torch.from_numpy(frames).permute(0, 3, 1, 2)
+
+
+def crop_resize(clip: torch.Tensor, box: Box, size: int) -> torch.Tensor:
+    """Crop `box` from every frame of uint8 `(T, C, H, W)` and resize to `size`×`size`
+    (bilinear, antialiased when shrinking). Returns uint8 `(T, C, size, size)`."""
+    top, left, height, width = box
+    cropped = clip[:, :, top : top + height, left : left + width]
+    if (height, width) == (size, size):
+        return cropped
+    return F.interpolate(cropped, size=(size, size), mode="bilinear", antialias=True,
+                         align_corners=False)
+
+
+def hflip(clip: torch.Tensor) -> torch.Tensor:
+    """Mirror every frame of `(T, C, H, W)` left-right."""
+    return clip.flip(-1)
+
+
+def to_model_layout(clip: torch.Tensor) -> torch.Tensor:
+    """`(T, C, H, W)` → contiguous `(C, T, H, W)`, the layout of the batch contract."""
+    return clip.permute(1, 0, 2, 3).contiguous()
+
+
+def normalize_video(video: torch.Tensor, channel_dim: int = -4) -> torch.Tensor:
+    """ImageNet-normalize pixel values in 0..255 (uint8 or float) to float; `channel_dim` is the
+    C axis (−4 for `(..., C, T, H, W)`). Works on the device: call it on uint8 batches shipped
+    with `data.normalize_on_device=true`."""
+    shape = [1] * video.dim()
+    shape[channel_dim] = 3
+    mean = torch.tensor(IMAGENET_MEAN, device=video.device).view(shape) * 255.0
+    inv_std = 1.0 / (torch.tensor(IMAGENET_STD, device=video.device).view(shape) * 255.0)
+    return video.to(torch.float32).sub_(mean).mul_(inv_std)
+
+
+def random_erasing(
+    video: torch.Tensor, rng: np.random.Generator, probability: float, normalized: bool = True,
+    area: tuple[float, float] = (0.02, 1 / 3), log_aspect: tuple[float, float] = (math.log(0.3), math.log(1 / 0.3)),
+) -> torch.Tensor:
+    """Erase one random rectangle with per-pixel normal noise, the same rectangle on every frame
+    (VideoMAE's cube random erasing, 'pixel' mode). `video` is `(C, T, H, W)`, normalized float,
+    or (`normalized=False`) 0..255 pixels, where the noise is drawn in normalized space and
+    mapped back. In place."""
+    if probability <= 0 or rng.random() >= probability:
+        return video
+    _, _, height, width = video.shape
+    for _ in range(10):
+        target = height * width * rng.uniform(*area)
+        aspect = math.exp(rng.uniform(*log_aspect))
+        erase_h, erase_w = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
+        if erase_h < height and erase_w < width:
+            top = int(rng.integers(0, height - erase_h + 1))
+            left = int(rng.integers(0, width - erase_w + 1))
+            noise = _normal_noise((video.shape[0], video.shape[1], erase_h, erase_w), rng, normalized)
+            video[:, :, top : top + erase_h, left : left + erase_w] = noise.to(video.dtype)
+            return video
+    return video
+
+
+def _normal_noise(shape: tuple[int, ...], rng: np.random.Generator, normalized: bool) -> torch.Tensor:
+    noise = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32))  # normalized space
+    if normalized:
+        return noise
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1) * 255.0
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1, 1) * 255.0
+    return (noise * std + mean).clamp_(0, 255).round_()  # pixel space
