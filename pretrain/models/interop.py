@@ -262,3 +262,23 @@ def load_encoder(path: Union[str, Path], model: nn.Module) -> dict[str, Any]:
              model_config["source_format"], skipped)
     return {"loaded": len(loaded), "skipped": skipped, "source_format": model_config["source_format"],
             "source_config": model_config}
+
+
+def convert_weights(src: Union[str, Path], out_dir: Union[str, Path], to: str = FORMAT_NAME,
+                    num_frames: Optional[int] = None, img_size: Optional[int] = None) -> dict[str, Any]:
+    """Convert weights of any supported format to our export or a HF folder. The weights are first
+    loaded strictly into our model, so a conversion that succeeds is a model that runs."""
+    if to not in (FORMAT_NAME, "hf"):
+        raise ValueError(f"unknown target format {to!r}; expected 'tubelet' or 'hf'")
+    state, model_config = load_weights(src)
+    overrides = {k: v for k, v in (("num_frames", num_frames), ("img_size", img_size)) if v is not None}
+    model_config = {**model_config, **overrides}
+    try:
+        build_model(state, model_config)
+    except RuntimeError as error:  # load_state_dict's missing/unexpected/shape report
+        raise ValueError(f"{src}: weights do not form a {model_config['kind']} model: {error}") from error
+    if to == "hf":
+        save_hf(state, model_config, out_dir)
+    else:
+        write_export(state, model_config, out_dir)
+    return {"source_format": model_config["source_format"], "kind": model_config["kind"], "tensors": len(state)}
