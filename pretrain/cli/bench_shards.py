@@ -1,9 +1,47 @@
-"""`tubelet bench shards` (placeholder until its issue lands)."""
+"""`tubelet bench shards SRC`: shard-building throughput, passthrough vs re-encode, 1 vs N workers."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+from pretrain.cli import UserError
 
 
 def register(benches: argparse._SubParsersAction) -> None:
-    """Filled in by the shards work."""
+    parser = benches.add_parser("shards", help="videos/s and MB/s of `shards build` (passthrough, re-encode; 1 and N workers)")
+    parser.add_argument("src", help="corpus directory (folder, UCF101 or HMDB51 layout)")
+    parser.add_argument("--workers", type=int, default=2, help="N for the N-worker runs (default 2)")
+    parser.add_argument("--resize-short", type=int, default=160, help="short side of the re-encode runs")
+    parser.add_argument("--source", choices=("folder", "ucf101", "hmdb51"), default=None,
+                        help="layout of SRC (default: detected)")
+    parser.add_argument("--generate", type=int, default=None, metavar="N",
+                        help="if SRC does not exist, write N textured 320x240 videos (UCF101 layout) there first")
+    parser.add_argument("--frames", type=int, default=100, help="frames per generated video")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.set_defaults(handler=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from pretrain.bench.shards import bench_shards, rows_as_dicts
+    from pretrain.data.shards import ShardsError
+
+    if not Path(args.src).exists() and not args.generate:
+        raise UserError(f"{args.src}: no such corpus (pass --generate N to write a synthetic one)")
+    if args.workers < 1:
+        raise UserError(f"--workers={args.workers} must be >= 1")
+    try:
+        rows = bench_shards(args.src, args.workers, args.resize_short, args.source, args.generate, args.frames)
+    except ShardsError as error:
+        raise UserError(str(error)) from None
+    if args.json:
+        print(json.dumps(rows_as_dicts(rows), indent=1))
+        return 0
+    print(f"{'mode':<12}{'workers':>8}{'videos':>8}{'in MB':>9}{'out MB':>9}{'s':>8}"
+          f"{'videos/s':>10}{'MB/s':>8}{'vs base':>9}")
+    for row in rows:
+        print(f"{row.mode:<12}{row.workers:>8}{row.videos:>8}{row.input_mb:>9.1f}{row.output_mb:>9.1f}"
+              f"{row.seconds:>8.2f}{row.videos_per_s:>10.1f}{row.input_mb_per_s:>8.1f}{row.speedup:>8.2f}x")
+    print("baseline: passthrough, 1 worker (MB/s counts input bytes)")
+    return 0

@@ -58,7 +58,7 @@ def _build(args: argparse.Namespace) -> int:
                 resize_short=args.resize_short, fps=args.fps, reencode=args.reencode, crf=args.crf,
                 preset=args.preset, gop_seconds=args.gop_seconds, probe=args.probe, strict=args.strict,
                 labels_from_folders=args.labels_from_folders, seed=args.seed, progress=progress)
-    except ShardsError as error:
+    except (ShardsError, OSError) as error:  # OSError: an unwritable output, a vanished input
         raise UserError(str(error)) from None
     print(f"{summary.dataset}: {summary.videos} videos ({summary.hours:.2f} h of video) in {summary.shards} "
           f"shards, {summary.bytes / 1e6:.1f} MB -> {summary.output}")

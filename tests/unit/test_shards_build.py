@@ -135,6 +135,18 @@ def test_rerun_of_a_finished_build_resumes_everything(ucf, ucf_shards):
     assert read_manifest(str(out)).shards == before
 
 
+def test_rebuild_with_other_options_replaces_every_shard(tmp_path):
+    write_folder_tree(tmp_path / "videos", classes=None, videos_per_class=6, suffixes=(".avi",))
+    first = build_shards("folder", str(tmp_path / "videos"), str(tmp_path / "out"), shard_size_mb=0.01)
+    assert first.shards == 6
+    second = build_shards("folder", str(tmp_path / "videos"), str(tmp_path / "out"), shard_size_mb=0.03,
+                          reencode=True, crf=40)
+    manifest = read_manifest(str(tmp_path / "out"))
+    assert second.resumed_shards == 0 and second.videos == 6 and len(manifest.shards) == second.shards < 6
+    assert sorted(p.name for p in (tmp_path / "out").glob("shard-*.tar")) == [s.name for s in manifest.shards]
+    assert inspect_shards(str(tmp_path / "out")).codecs == {"h264": 6}
+
+
 def test_strict_mode_fails_on_the_first_bad_video(ucf, tmp_path):
     with pytest.raises(StrictModeError, match=r"v_Archery_g0[23]_c01.avi|v_ApplyLipstick_g04_c01.avi"):
         build_shards("ucf101", str(ucf.root), str(tmp_path / "out"), strict=True)

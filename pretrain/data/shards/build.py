@@ -172,6 +172,17 @@ def _prepare_output(store: ShardStore, build_fingerprint: str) -> None:
         store.remove(MANIFEST_NAME)  # readers must not pair an old manifest with new shards
 
 
+def _remove_stale_shards(store: ShardStore, keep: set[str]) -> None:
+    """Shards of an earlier, different build in the same directory would be duplicates to a reader
+    that globs `shard-*.tar`; only this build's shards stay."""
+    stale = [path for path in store.fs.glob(store.path("shard-*.tar"))
+             if path.rsplit("/", 1)[-1] not in keep]
+    for path in stale:
+        store.fs.rm(path)
+    if stale:
+        log.info("removed %d shard(s) of an earlier build", len(stale))
+
+
 def _write_results(store: ShardStore, listing: Listing, results: list[ShardResult], build: dict) -> list[dict]:
     split_rows = [{"kind": "split-file", "file": p.file, "line": p.line, "reason": p.reason}
                   for p in listing.problems]
@@ -180,6 +191,7 @@ def _write_results(store: ShardStore, listing: Listing, results: list[ShardResul
     store.write_bytes(ERRORS_NAME, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode())
     manifest = assemble_manifest(listing.dataset, listing.classes, listing.split_ids, results, build,
                                  len(split_rows))
+    _remove_stale_shards(store, {r.name for r in results if r.count})
     store.write_json(MANIFEST_NAME, manifest.to_json())  # last: its presence means "complete"
     return video_rows
 
@@ -211,6 +223,9 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
         progress.start(len(listing.entries), len(plans))
         for result in results:
             progress.advance(result)
+    if 1 < max(workers, 1) and len(todo) < workers:
+        log.warning("only %d shard(s) to build for %d workers (a shard is one task): use a smaller "
+                    "--shard-size-mb for more parallelism", len(todo), workers)
     config = ShardTaskConfig(store.url, listing.dataset, probe, options.reencode_options(), strict)
     for result in _runner(store, options)(todo, config):
         results.append(result)

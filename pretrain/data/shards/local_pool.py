@@ -1,4 +1,9 @@
-"""Shard tasks on local worker processes (spawned, so no state or threads leak in from the parent)."""
+"""Shard tasks on local worker processes.
+
+Forked where the platform allows: spawned workers re-import the caller's `__main__`, which breaks
+builds started from `python -c`, stdin or an unguarded script. The parent holds no locks a worker
+needs (logging re-initialises its locks after fork; workers never touch the progress bar).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ def run_in_processes(task: Callable[[Plan, object], Result], plans: Sequence[Pla
     """Yield results as tasks finish; the first failure cancels what has not started and re-raises."""
     if not plans:
         return
-    context = multiprocessing.get_context("spawn")
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(max_workers=min(workers, len(plans)), mp_context=context) as pool:
         futures = [pool.submit(task, plan, config) for plan in plans]
         try:
