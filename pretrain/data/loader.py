@@ -97,17 +97,44 @@ class StreamLoader(DataLoader):
     # ---------------------------------------------------------------- iteration
 
     def __iter__(self) -> Iterator[dict]:
+        if self.batches_in_epoch and self.batches_in_epoch >= len(self.stream):
+            self._next_epoch()  # the consumer stopped at the known length without exhausting us
         self.stream.set_position(self.epoch, self._starts)
-        for batch in super().__iter__():
+        for batch in self._in_stream_order(super().__iter__()):
             mark: StreamMark = batch.pop("_stream")
             self._starts[mark.worker] = mark.position
             self._decoded[mark.worker] = mark.decoded_videos
             yield batch
         self._check_something_decoded()
+        self._next_epoch()
+
+    def _next_epoch(self) -> None:
         self.epoch += 1
         self._starts = [StartPoint(skipped_samples=s.skipped_samples, skipped_shards=s.skipped_shards)
                         for s in self._starts]
         self._decoded = [0] * self.stream.num_workers
+
+    def _in_stream_order(self, batches: Iterator[dict]) -> Iterator[dict]:
+        """Batch k of an epoch comes from worker k % W. The DataLoader always starts polling at
+        worker 0, so after resuming mid-round hold the few batches that arrive early."""
+        held: dict[int, list[dict]] = {w: [] for w in range(self.stream.num_workers)}
+        remaining = {w: self.stream.num_batches(w) - self._starts[w].batches for w in held}
+        produced = sum(s.batches for s in self._starts)
+        while any(n > 0 for n in remaining.values()):
+            wanted = produced % self.stream.num_workers
+            if remaining[wanted] <= 0:  # an epoch cut that is not a multiple of W
+                produced += 1
+                continue
+            while not held[wanted]:
+                batch = next(batches, None)
+                if batch is None:  # a worker ended early (finite streams): flush the rest
+                    yield from (b for w in sorted(held) for b in held[w])
+                    return
+                held[batch["_stream"].worker].append(batch)
+            yield held[wanted].pop(0)
+            remaining[wanted] -= 1
+            produced += 1
+        yield from batches  # lets the DataLoader iterator finish and shut its workers down
 
     def _check_something_decoded(self) -> None:
         if len(self.stream) and not any(self._decoded) and self.skipped_samples:
