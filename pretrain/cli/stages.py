@@ -1,9 +1,67 @@
-"""`tubelet stages` commands (placeholder until their issue lands)."""
+"""`tubelet pretrain RECIPE key=value ...` and `tubelet export CKPT OUT`."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+
+from pretrain.cli import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Filled in by the stages work."""
+    pretrain = subparsers.add_parser(
+        "pretrain", help="masked-video pretraining (Lightning + DeepSpeed ZeRO)",
+        description="Pretrain VideoMAE from shards. Example: tubelet pretrain tiny data.shards=shards/ "
+                    "trainer.devices=2 strategy.name=deepspeed strategy.zero_stage=2")
+    pretrain.add_argument("recipe", help="shipped recipe name (e.g. tiny, vit_b_k400) or a YAML path")
+    pretrain.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    pretrain.set_defaults(handler=_pretrain)
+
+    export = subparsers.add_parser(
+        "export", help="consolidate a training checkpoint (any strategy, ZeRO-3 shards too) into "
+                       "model.safetensors + config.json")
+    export.add_argument("checkpoint", help="checkpoint folder (RUN/checkpoints/step-N or last) or a run folder")
+    export.add_argument("out", help="output folder")
+    export.set_defaults(handler=_export)
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from pretrain.config import load_config
+
+    config = load_config(args.recipe, args.overrides, stage="pretrain")  # ConfigError → exit 2
+    return run_and_report(config)
+
+
+def run_and_report(config) -> int:
+    from pretrain.data.stages import DataError
+    from pretrain.data.shards import ShardsError
+    from pretrain.train.checkpoints import CheckpointError
+    from pretrain.train.entry import run_stage
+    from pretrain.train.nan_guard import TrainingDiverged
+
+    try:
+        result = run_stage(config)
+    except (TrainingDiverged, CheckpointError, DataError, ShardsError, FileNotFoundError) as error:
+        raise UserError(str(error)) from None
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank == 0:
+        summary = {"run_dir": str(result.run_dir), "step": result.global_step,
+                   "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
+                   "stopped_by_signal": result.stopped_by_signal, "skipped_nonfinite": result.skipped_nonfinite,
+                   "loss": result.metrics.get("train/loss")}
+        print(json.dumps(summary), file=sys.stdout)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pretrain.train.checkpoints import CheckpointError
+    from pretrain.train.export import export_checkpoint
+
+    try:
+        out = export_checkpoint(args.checkpoint, args.out)
+    except (CheckpointError, FileNotFoundError) as error:
+        raise UserError(str(error)) from None
+    print(f"exported {args.checkpoint} -> {out}")
+    return 0

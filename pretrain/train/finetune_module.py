@@ -1,8 +1,8 @@
 """The fine-tuning LightningModule (thin): classifier, soft-target loss, layer-decayed AdamW.
 
 `mode=full` trains every weight with the published recipe knobs: layer-wise lr decay, drop path
-(in the encoder), head dropout, mixup/cutmix with label smoothing (soft targets made per batch by
-the streaming part's mixer), warmup + cosine per step. `mode=linear_probe` is the standard
+(in the encoder), head dropout, mixup/cutmix with label smoothing (soft targets made per batch in
+the streaming part's workers), warmup + cosine per step. `mode=linear_probe` is the standard
 self-supervised evaluation: the encoder is frozen (and kept in eval mode, so no drop path and no
 dropout inside it), and only a BatchNorm (affine=False) + linear head is trained.
 """
@@ -10,7 +10,7 @@ dropout inside it), and only a BatchNorm (affine=False) + linear head is trained
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import pytorch_lightning as pl
 import torch
@@ -23,10 +23,6 @@ from pretrain.models.classifier import VideoClassifier
 from pretrain.train.optim import build_adamw, schedule_for
 
 log = logging.getLogger(__name__)
-
-Mixer = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-"""(video (B, C, T, H, W), label (B,)) -> (mixed video, soft targets (B, K))."""
-
 
 def build_finetune_model(config: RunConfig, num_classes: int) -> VideoClassifier:
     """The classifier of `config`; for linear probing its head becomes BatchNorm + linear and
@@ -63,13 +59,12 @@ class FinetuneModule(pl.LightningModule):
     checkpoint's hyper-parameters so `tubelet predict` can name its answers."""
 
     def __init__(self, config: RunConfig, model: VideoClassifier, class_names: list[str],
-                 steps_per_epoch: int, mixer: Optional[Mixer] = None):
+                 steps_per_epoch: int):
         super().__init__()
         self.config = config
         self.model = model
         self.class_names = list(class_names)
         self.steps_per_epoch = steps_per_epoch
-        self.mixer = mixer
         self.save_hyperparameters({"config": config_to_dict(config), "class_names": self.class_names,
                                    "num_classes": model.num_classes})
 
@@ -86,21 +81,33 @@ class FinetuneModule(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         video, label = batch["video"], batch["label"]  # (B, C, T, H, W), (B,)
-        loss, logits = self._loss(video, label)
-        self.log("train/loss", loss, prog_bar=True, batch_size=label.shape[0])
-        self.log("train/lr", self._head_lr(), prog_bar=False, batch_size=label.shape[0])
-        if self.mixer is None:  # accuracy is only meaningful on unmixed clips
-            accuracy = (logits.argmax(-1) == label).float().mean()
-            self.log("train/top1", accuracy, prog_bar=True, batch_size=label.shape[0])
+        loss, logits = self._loss(video, label, batch.get("target"))
+        size = label.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/lr", self._head_lr(), batch_size=size)
+        if not self._mixed:  # accuracy against hard labels means little on mixed clips
+            self.log("train/top1", (logits.argmax(-1) == label).float().mean(), prog_bar=True, batch_size=size)
         return loss
 
-    def _loss(self, video: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.mixer is not None:
-            video, targets = self.mixer(video, label)  # (B, C, T, H, W), (B, K)
-            logits = self.model(video)
-            return soft_target_cross_entropy(logits, targets), logits
-        logits = self.model(video)
-        return F.cross_entropy(logits.float(), label, label_smoothing=self.config.finetune.label_smoothing), logits
+    def validation_step(self, batch: dict, batch_index: int) -> None:
+        """One centred view per video: a cheap progress signal (the real test is multi-view)."""
+        logits = self.model(batch["video"])  # (B, K)
+        accuracy = (logits.argmax(-1) == batch["label"]).float().mean()
+        self.log("val/top1", accuracy, prog_bar=True, batch_size=batch["label"].shape[0], sync_dist=True)
+
+    @property
+    def _mixed(self) -> bool:
+        finetune = self.config.finetune
+        return finetune.mixup > 0 or finetune.cutmix > 0
+
+    def _loss(self, video: torch.Tensor, label: torch.Tensor,
+              target: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Soft targets (B, K) come with the batch when the stream applied mixup/cutmix/smoothing."""
+        logits = self.model(video)  # (B, K)
+        if target is not None:
+            return soft_target_cross_entropy(logits, target.to(logits.device)), logits
+        smoothing = self.config.finetune.label_smoothing
+        return F.cross_entropy(logits.float(), label, label_smoothing=smoothing), logits
 
     def _head_lr(self) -> float:
         optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None

@@ -1,0 +1,168 @@
+"""Reporting callbacks: throughput / MFU / data wait / memory / skipped samples, and reconstructions.
+
+All ranks run these hooks (the reconstruction forward is collective under ZeRO-3); only rank zero
+writes files. Metrics go through `pl_module.log` so every configured logger (W&B, CSV) gets them.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from pytorch_lightning.callbacks import Callback
+
+from pretrain.masking import num_hidden_tokens
+from pretrain.models.videomae import masked_video
+from pretrain.models.vit import ArchSpec
+from pretrain.train.flops import videomae_train_flops
+from pretrain.train.module import model_video
+
+log = logging.getLogger(__name__)
+
+RECONSTRUCTIONS_DIR = "reconstructions"
+
+
+class ThroughputMonitor(Callback):
+    """Clips/s, tokens/s, TFLOP/s and MFU per device, data-wait fraction, peak memory, skipped samples.
+
+    Data wait is the time between the end of one training batch and the start of the next (the
+    loader's fetch dominates it); the fraction is over the whole interval since the last report.
+    """
+
+    def __init__(self, spec: ArchSpec, mask_ratio: float, decoder_ratio: float, every_steps: int,
+                 peak_tflops: Optional[float], loader_stats: Optional[Any] = None):
+        self.spec = spec
+        self.every_steps = every_steps
+        self.peak_tflops = peak_tflops
+        self.loader_stats = loader_stats
+        hidden = num_hidden_tokens(spec.grid, mask_ratio)
+        self.visible_tokens = spec.num_tokens - hidden
+        targets = hidden if decoder_ratio <= 0 else int(round(hidden * (1 - decoder_ratio)))
+        self.flops_per_clip = videomae_train_flops(spec, self.visible_tokens, self.visible_tokens + targets, targets)
+        self._reset(time.perf_counter())
+        self._batch_end: Optional[float] = None
+
+    def _reset(self, now: float) -> None:
+        self._window_start, self._clips, self._wait = now, 0, 0.0
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        now = time.perf_counter()
+        if self._batch_end is None:
+            self._reset(now)  # the first batch's wait includes start-up: leave it out
+        else:
+            self._wait += now - self._batch_end
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        self._clips += int(batch["video"].shape[0])
+        self._batch_end = time.perf_counter()
+        if trainer.global_step == 0 or trainer.global_step % self.every_steps or not self._clips:
+            return
+        if getattr(self, "_logged_step", None) == trainer.global_step:
+            return
+        self._logged_step = trainer.global_step
+        pl_module.log_dict(self.metrics(self._batch_end - self._window_start), rank_zero_only=True)
+        self._reset(self._batch_end)
+
+    def metrics(self, seconds: float) -> dict[str, float]:
+        clips_per_s = self._clips / max(seconds, 1e-9)
+        tflops = clips_per_s * self.flops_per_clip / 1e12
+        out = {
+            "perf/clips_per_s": clips_per_s,
+            "perf/tokens_per_s": clips_per_s * self.spec.num_tokens,
+            "perf/tflops_per_device": tflops,
+            "perf/data_wait_fraction": min(1.0, self._wait / max(seconds, 1e-9)),
+            **device_memory(),
+        }
+        if self.peak_tflops:
+            out["perf/mfu"] = tflops / self.peak_tflops
+        if self.loader_stats is not None:
+            out.update({k: float(v) for k, v in self.loader_stats().items()})
+        return out
+
+
+def device_memory() -> dict[str, float]:
+    """Peak memory of this process: CUDA allocator when on GPU, else the host's peak RSS."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return {"mem/device_peak_gb": torch.cuda.max_memory_allocated() / 2**30,
+                "mem/device_reserved_gb": torch.cuda.memory_reserved() / 2**30}
+    return {"mem/host_peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+
+
+class ReconstructionLogger(Callback):
+    """Every N steps: original | masked | reconstruction of one clip, as a PNG grid (rows = time
+    slots) and an MP4 in RUN/reconstructions/, and as a W&B video when W&B is on."""
+
+    def __init__(self, run_dir: Path, every_steps: int, fps: int = 4):
+        self.out_dir = Path(run_dir) / RECONSTRUCTIONS_DIR
+        self.every_steps = every_steps
+        self.fps = fps
+        self.written: list[Path] = []
+        self._done_step = -1
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        if not self.every_steps or step == 0 or step % self.every_steps or step == self._done_step:
+            return
+        self._done_step = step
+        panels = self.panels(pl_module, batch)  # (T, C, H, 3W) uint8, every rank ran the forward
+        if trainer.is_global_zero:
+            self.write(panels, step, trainer)
+
+    @torch.no_grad()
+    def panels(self, pl_module: pl.LightningModule, batch: dict) -> np.ndarray:
+        model = pl_module.model
+        video, mask = model_video(batch)[:1], batch["mask"][:1]  # (1, C, T, H, W), (1, N)
+        decoder_mask = batch.get("decoder_mask")
+        decoder_mask = decoder_mask[:1] if decoder_mask is not None else None
+        was_training = model.training
+        model.eval()
+        try:
+            output = model(video, mask, decoder_mask)
+            recon = model.reconstruct(video, mask, output)  # (1, C, T, H, W) in [0, 1]
+        finally:
+            model.train(was_training)
+        original = masked_video(video, torch.zeros_like(mask), model.spec)
+        masked = masked_video(video, mask, model.spec)
+        side_by_side = torch.cat([original, masked, recon], dim=-1)[0]  # (C, T, H, 3W)
+        return (side_by_side.permute(1, 0, 2, 3).float().cpu().numpy() * 255).round().astype(np.uint8)
+
+    def write(self, panels: np.ndarray, step: int, trainer: pl.Trainer) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        png = self.out_dir / f"step-{step:08d}.png"
+        grid = np.concatenate(list(panels.transpose(0, 2, 3, 1)), axis=0)  # (T*H, 3W, C)
+        tmp = png.with_suffix(".png.tmp")
+        Image.fromarray(grid).save(tmp, format="PNG")
+        tmp.replace(png)
+        mp4 = self._write_mp4(panels, step)
+        self.written.append(png)
+        for logger in trainer.loggers:
+            if type(logger).__name__ == "WandbLogger" and mp4 is not None:
+                import wandb
+
+                logger.experiment.log({"recon/video": wandb.Video(str(mp4), format="mp4"),
+                                       "recon/grid": wandb.Image(str(png))}, step=step)
+
+    def _write_mp4(self, panels: np.ndarray, step: int) -> Optional[Path]:
+        """H.264 through PyAV (W&B would need moviepy to encode raw arrays itself)."""
+        from pretrain.data.synthetic import write_video
+
+        path = self.out_dir / f"step-{step:08d}.mp4"
+        frames = panels.transpose(0, 2, 3, 1)  # (T, H, 3W, C)
+        height, width = frames.shape[1:3]
+        frames = frames[:, : height - height % 2, : width - width % 2]  # H.264 needs even sides
+        try:
+            write_video(path, frames, fps=self.fps)
+        except Exception as error:  # a missing encoder must not stop training
+            log.warning("could not encode reconstruction video %s: %s", path, error)
+            return None
+        return path

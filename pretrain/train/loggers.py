@@ -1,0 +1,78 @@
+"""Experiment tracking: W&B through Lightning's WandbLogger, CSV beside it, rank-zero-only logs.
+
+The W&B mode comes from `logging.wandb` unless the WANDB_MODE environment variable is set. The
+API key is read by wandb itself from the environment or its netrc; nothing here reads, logs or
+saves it, and the logged config is the run config (which holds no secrets).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Optional
+
+from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+from pretrain.config import RunConfig, config_to_dict
+
+log = logging.getLogger(__name__)
+
+WANDB_ID_FILE = "wandb_id.txt"
+CSV_DIR = "csv"
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+def wandb_mode(config: RunConfig) -> str:
+    """WANDB_MODE from the environment wins over `logging.wandb` (e.g. CI forces offline)."""
+    mode = os.environ.get("WANDB_MODE") or config.logging.wandb
+    if mode == "dryrun":  # wandb's old name for offline
+        mode = "offline"
+    return mode if mode in WANDB_MODES else config.logging.wandb
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """One W&B run per run directory: a resumed run keeps logging into the same W&B run."""
+    id_file = run_dir / WANDB_ID_FILE
+    if id_file.is_file():
+        return id_file.read_text().strip()
+    run_id = f"{run_dir.name[:40]}-{secrets.token_hex(4)}".replace("/", "-")
+    if rank_zero_only.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        id_file.write_text(run_id)
+    return run_id
+
+
+def build_loggers(config: RunConfig, run_dir: Path, run_id: Optional[str] = None) -> list[Logger]:
+    """CSV (when `logging.csv`) and W&B (unless disabled); all write under the run directory."""
+    loggers: list[Logger] = []
+    if config.logging.csv:
+        loggers.append(CSVLogger(save_dir=str(run_dir), name=CSV_DIR, version=""))
+    mode = wandb_mode(config)
+    if mode != "disabled":
+        loggers.append(WandbLogger(
+            project=config.logging.project, entity=config.logging.entity, name=run_dir.name,
+            id=run_id or wandb_run_id(run_dir), save_dir=str(run_dir), mode=mode, resume="allow",
+            config=config_to_dict(config), log_model=False,
+        ))
+    log.info("loggers: %s (W&B mode %s)", [type(lg).__name__ for lg in loggers], mode)
+    return loggers
+
+
+class RankZeroFilter(logging.Filter):
+    """Drops records on ranks other than zero, so N processes print one log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return rank_zero_only.rank == 0 or record.levelno >= logging.ERROR
+
+
+def install_rank_zero_logging(library_loggers: tuple[str, ...] = ("DeepSpeed",)) -> None:
+    """Attach the rank-zero filter to the root handlers and those of libraries with their own."""
+    handlers = list(logging.getLogger().handlers)
+    for name in library_loggers:
+        handlers += logging.getLogger(name).handlers
+    for handler in handlers:
+        if not any(isinstance(f, RankZeroFilter) for f in handler.filters):
+            handler.addFilter(RankZeroFilter())

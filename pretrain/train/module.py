@@ -1,0 +1,87 @@
+"""The pretraining LightningModule (thin): VideoMAE forward, NaN guard, AdamW + warmup/cosine.
+
+Everything about distribution, checkpoints and reporting lives elsewhere (strategy, callbacks);
+this only turns a batch into a loss and names the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.strategies import DeepSpeedStrategy
+from pytorch_lightning.utilities import grad_norm
+
+from pretrain.config import RunConfig, config_to_dict
+from pretrain.data.transforms import normalize_video
+from pretrain.models.videomae import VideoMAE, VideoMAEOutput
+from pretrain.train.nan_guard import NonFiniteGuard
+from pretrain.train.optim import build_adamw, param_groups, schedule_for
+
+log = logging.getLogger(__name__)
+
+
+def model_video(batch: dict[str, Any]) -> torch.Tensor:
+    """The batch's video as the model takes it: float (B, C, T, H, W), normalized (uint8 clips
+    shipped with `data.normalize_on_device` are normalized here, on the device)."""
+    video = batch["video"]
+    return normalize_video(video) if video.dtype == torch.uint8 else video
+
+
+class PretrainModule(pl.LightningModule):
+    def __init__(self, config: RunConfig, model: VideoMAE, steps_per_epoch: int):
+        super().__init__()
+        self.config = config
+        self.model = model
+        self.steps_per_epoch = steps_per_epoch
+        self.guard = NonFiniteGuard(config.trainer.max_nonfinite_steps)
+        self.stop_reason: Optional[str] = None
+        self.save_hyperparameters({"config": config_to_dict(config), "steps_per_epoch": steps_per_epoch})
+
+    def forward(self, video: torch.Tensor, mask: torch.Tensor,
+                decoder_mask: Optional[torch.Tensor] = None) -> VideoMAEOutput:
+        return self.model(video, mask, decoder_mask)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Optional[torch.Tensor]:
+        output = self(model_video(batch), batch["mask"], batch.get("decoder_mask"))
+        if not self.guard.accept(output.loss, self.trainer):
+            self.log("train/nonfinite_skipped", float(self.guard.total_skipped), rank_zero_only=True)
+            if self.guard.tripped:
+                self.stop_reason = "nonfinite"
+            return None  # every rank skips this micro-batch together
+        batch_size = batch["video"].shape[0]
+        self.log("train/loss", output.loss, prog_bar=True, batch_size=batch_size)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], prog_bar=True, batch_size=batch_size)
+        self.log("train/nonfinite_skipped", float(self.guard.total_skipped), batch_size=batch_size)
+        return output.loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Gradient norm before clipping (DeepSpeed reports its own after the step)."""
+        if self._uses_deepspeed() or self.global_step % self.config.logging.every_steps:
+            return
+        norms = grad_norm(self.model, norm_type=2)
+        if "grad_2.0_norm_total" in norms:
+            self.log("train/grad_norm", norms["grad_2.0_norm_total"])
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._uses_deepspeed():
+            norm = getattr(self.trainer.model, "get_global_grad_norm", lambda: None)()
+            if norm is not None and self.global_step % self.config.logging.every_steps == 0:
+                self.log("train/grad_norm", float(norm))
+
+    def configure_optimizers(self) -> dict:
+        strategy = self.config.strategy
+        offload_from_gpu = strategy.offload_optimizer != "none" and self.device.type == "cuda"
+        groups = param_groups(self.model.named_parameters(), self.config.optim.weight_decay)
+        optimizer = build_adamw(groups, self.config.lr, self.config.optim.betas, cpu_offload_on_gpu=offload_from_gpu)
+        schedule = schedule_for(self.config, self.steps_per_epoch)
+        log.info("lr %.3g (base %.3g × global batch %d / 256), warmup %d of %d steps",
+                 schedule.peak_lr, self.config.optim.base_lr, self.config.global_batch,
+                 schedule.warmup_steps, schedule.total_steps)
+        scheduler = schedule.lambda_scheduler(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _uses_deepspeed(self) -> bool:
+        return isinstance(self.trainer.strategy, DeepSpeedStrategy)
