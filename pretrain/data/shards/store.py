@@ -7,6 +7,8 @@ reader (or a resumed build) never sees a partial shard, part record or manifest.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
 import posixpath
@@ -87,3 +89,35 @@ class ShardStore:
 def _protocols(fs) -> tuple[str, ...]:
     protocol = fs.protocol
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+class HashingFile(io.RawIOBase):
+    """Pass-through file that hashes and counts every byte written to or read from `target`
+    (shards are checksummed on their way out, and verified on their way in, in one pass)."""
+
+    def __init__(self, target) -> None:
+        self.target, self.sha256, self.bytes = target, hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.bytes += len(data)
+        self.target.write(data)
+        return len(data)
+
+    def readinto(self, buffer) -> int:
+        data = self.target.read(len(buffer))
+        buffer[: len(data)] = data
+        self.sha256.update(data)
+        self.bytes += len(data)
+        return len(data)
+
+    def drain(self) -> None:
+        """Read (and hash) whatever the consumer left unread."""
+        while self.readinto(bytearray(1 << 20)):
+            pass

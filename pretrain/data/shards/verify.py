@@ -3,7 +3,6 @@ key matches its path, and every video decodes completely."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -15,6 +14,7 @@ import fsspec
 from pretrain.data.shards.keys import key_for_path
 from pretrain.data.shards.manifest import ShardRecord, read_manifest
 from pretrain.data.shards.probe import ProbeError, probe_video
+from pretrain.data.shards.store import HashingFile
 
 log = logging.getLogger(__name__)
 
@@ -31,28 +31,8 @@ class VerifyReport:
         return not self.failures
 
 
-class _Hashing(io.RawIOBase):
-    """Read-through file that hashes and counts every byte tarfile consumes."""
-
-    def __init__(self, source) -> None:
-        self.source, self.sha256, self.bytes = source, hashlib.sha256(), 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self.source.read(len(buffer))
-        buffer[: len(data)] = data
-        self.sha256.update(data)
-        self.bytes += len(data)
-        return len(data)
-
-    def drain(self) -> None:
-        while self.readinto(bytearray(1 << 20)):
-            pass
-
-
-def _group_samples(tar: tarfile.TarFile, shard: str, failures: list[str]) -> dict[str, dict]:
+def _group_samples(tar: tarfile.TarFile) -> dict[str, dict]:
+    """key -> {extension: bytes} in tar order."""
     samples: dict[str, dict] = {}
     for member in tar:
         key, _, ext = member.name.partition(".")
@@ -87,9 +67,9 @@ def _verify_shard(fs, root: str, shard: ShardRecord, decode: bool, seen: set) ->
         return 0, [f"{shard.name}: missing"]
     failures: list[str] = []
     with fs.open(path, "rb") as handle:
-        hashing = _Hashing(handle)
+        hashing = HashingFile(handle)
         with tarfile.open(fileobj=io.BufferedReader(hashing), mode="r|") as tar:
-            samples = _group_samples(tar, shard.name, failures)
+            samples = _group_samples(tar)
         hashing.drain()
     if hashing.bytes != shard.bytes:
         failures.append(f"{shard.name}: {hashing.bytes} bytes, manifest says {shard.bytes}")

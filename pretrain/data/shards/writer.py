@@ -7,7 +7,6 @@ Ray task, and gives identical bytes in each (fixed tar metadata, sorted JSON).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -21,7 +20,7 @@ from pretrain.data.shards.encode import ReencodeOptions, reencode
 from pretrain.data.shards.errors import StrictModeError
 from pretrain.data.shards.probe import ProbeError, VideoInfo, probe_video
 from pretrain.data.shards.sources import VideoEntry
-from pretrain.data.shards.store import ShardStore
+from pretrain.data.shards.store import HashingFile, ShardStore
 
 log = logging.getLogger(__name__)
 
@@ -83,22 +82,6 @@ class _NothingWritten(Exception):
     """Every video of the shard was unusable."""
 
 
-class _HashingWriter(io.RawIOBase):
-    """Counts and hashes the tar stream on its way to the (possibly remote) file."""
-
-    def __init__(self, target) -> None:
-        self.target, self.sha256, self.bytes = target, hashlib.sha256(), 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        self.sha256.update(data)
-        self.bytes += len(data)
-        self.target.write(data)
-        return len(data)
-
-
 def sample_json(entry: VideoEntry, info: VideoInfo, dataset: str, ext: str,
                 original: Optional[VideoInfo] = None) -> dict:
     """The `.json` member of a sample (see the contract in manifest.py)."""
@@ -134,8 +117,8 @@ def _add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
     tar.addfile(member, io.BytesIO(payload))
 
 
-def _write_samples(handle, plan: ShardPlan, config: ShardTaskConfig, result: ShardResult) -> _HashingWriter:
-    hashing = _HashingWriter(handle)
+def _write_samples(handle, plan: ShardPlan, config: ShardTaskConfig, result: ShardResult) -> HashingFile:
+    hashing = HashingFile(handle)
     with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for entry in plan.entries:
             try:
