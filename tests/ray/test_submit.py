@@ -36,7 +36,7 @@ def test_successful_job_prints_id_streams_logs_and_exits_zero(head, capsys, monk
                  "--", "config", "show", "pretrain/tiny", "optim.base_lr=0.002"])
     out = capsys.readouterr().out
     job_id = out.splitlines()[0]
-    assert code == 0
+    assert code == 0, out
     assert job_id.startswith("raysubmit_")
     # The job's own output is the exact resolved config, streamed back through the logs.
     expected = config_to_yaml(load_config("pretrain/tiny", ["optim.base_lr=0.002"]))

@@ -1,0 +1,127 @@
+"""Ray Train runner: `cluster.launcher=ray` runs a stage through `TorchTrainer`.
+
+The stage itself is the same Lightning code as a local run (`pretrain.train.entry.run_stage`); Ray
+only wraps it from outside by passing an `ExternalLaunch`: a Ray-aware strategy (DDP, or DeepSpeed
+ZeRO that also runs on CPU), the `RayLightningEnvironment` plugin (ranks from Ray), a callback
+that reports every checkpoint the stage saves to Ray Train (every `trainer.checkpoint_every_steps`
+steps, not only at epoch end; with ZeRO, the shards of every rank), and `resume_from`, the
+checkpoint `ray.train.get_checkpoint()` hands a restarted worker group. A driver restarted with the
+same `trainer.run_name` and `cluster.storage_path` resumes too: Ray Train finds the run in storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Optional
+
+import ray
+import ray.train
+from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from pretrain.config import RunConfig, config_from_dict, config_to_dict
+
+log = logging.getLogger(__name__)
+
+RAY_RESULTS_DIR = "ray_results"
+CHECKPOINTS_KEPT = 3
+PROCESS_GROUP_TIMEOUT_S = 1800
+
+
+@dataclass(frozen=True)
+class RayRunResult:
+    """What a Ray Train run left behind."""
+
+    run_name: str
+    storage_path: str
+    checkpoint_path: Optional[str]  # latest checkpoint Ray Train registered
+    metrics: dict[str, Any]  # rank zero's metrics reported with that checkpoint
+
+
+def run_with_ray(config: RunConfig) -> RayRunResult:
+    """Run `config.stage` on Ray Train and wait for it; raises Ray's error if it fails for good."""
+    config = with_fixed_run_name(config)
+    _connect(config.cluster.address)
+    trainer = TorchTrainer(
+        train_loop_per_worker=train_worker,
+        train_loop_config={"config": config_to_dict(config)},
+        scaling_config=scaling_config_for(config),
+        run_config=run_config_for(config),
+        torch_config=TorchConfig(backend="nccl" if config.cluster.use_gpu else "gloo",
+                                 timeout_s=PROCESS_GROUP_TIMEOUT_S),
+    )
+    log.info("Ray Train: %d workers (%s), run %s in %s", config.cluster.num_workers,
+             config.cluster.placement_strategy, config.trainer.run_name, storage_path_for(config))
+    result = trainer.fit()
+    checkpoint = result.checkpoint
+    return RayRunResult(
+        run_name=config.trainer.run_name,
+        storage_path=storage_path_for(config),
+        checkpoint_path=checkpoint.path if checkpoint is not None else None,
+        metrics=dict(result.metrics or {}),
+    )
+
+
+def with_fixed_run_name(config: RunConfig) -> RunConfig:
+    """Every worker group of the run, restarts included, must write to the same run directory."""
+    if config.trainer.run_name:
+        return config
+    name = f"{config.stage}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return replace(config, trainer=replace(config.trainer, run_name=name))
+
+
+def scaling_config_for(config: RunConfig) -> ScalingConfig:
+    cluster = config.cluster
+    resources: dict[str, float] = {"CPU": cluster.cpus_per_worker}
+    if cluster.use_gpu:
+        resources["GPU"] = cluster.gpus_per_worker
+    return ScalingConfig(num_workers=cluster.num_workers, use_gpu=cluster.use_gpu,
+                         resources_per_worker=resources, placement_strategy=cluster.placement_strategy)
+
+
+def storage_path_for(config: RunConfig) -> str:
+    """`cluster.storage_path`, or `<trainer.output_dir>/ray_results` (fine on one machine only)."""
+    if config.cluster.storage_path:
+        return config.cluster.storage_path
+    return str(Path(config.trainer.output_dir).resolve() / RAY_RESULTS_DIR)
+
+
+def run_config_for(config: RunConfig) -> ray.train.RunConfig:
+    return ray.train.RunConfig(
+        name=config.trainer.run_name,
+        storage_path=storage_path_for(config),
+        failure_config=FailureConfig(max_failures=config.cluster.max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+    )
+
+
+def _connect(address: Optional[str]) -> None:
+    """Attach to `cluster.address` (or the cluster a Ray job runs in), else start a local Ray."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    ray.init(address=address, logging_level=logging.WARNING)
+
+
+# ---------------------------------------------------------------- inside each Ray Train worker
+
+
+def train_worker(loop_config: dict) -> None:
+    """One Ray Train worker: the stage's Lightning run with Ray's strategy, plugin and reporting."""
+    config = config_from_dict(loop_config["config"])
+    if not config.cluster.use_gpu:
+        # DeepSpeed picks its accelerator on first use; this worker has no GPU.
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    from pretrain.distributed.ray_lightning import run_stage_in_worker  # imports Lightning
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        run_stage_in_worker(config, resume_from=None)
+        return
+    with checkpoint.as_directory() as directory:  # local storage: the folder itself, no copy
+        log.info("restoring from Ray Train checkpoint %s", directory)
+        run_stage_in_worker(config, resume_from=directory)
