@@ -18,6 +18,7 @@ from pretrain.data.corpora import write_corrupt_video, write_folder_tree, write_
 from pretrain.data.shards import ShardsError, build_shards, inspect_shards, read_manifest, verify_shards
 from pretrain.data.shards.errors import StrictModeError
 from pretrain.data.shards.keys import key_for_path
+from pretrain.data.shards.manifest import parse_split_name, sample_in_split
 
 CORRUPT = {"Archery/v_Archery_g02_c01.avi": "zero-byte", "Archery/v_Archery_g03_c01.avi": "truncated",
            "ApplyLipstick/v_ApplyLipstick_g04_c01.avi": "not-video"}
@@ -94,6 +95,26 @@ def test_manifest_checksums_and_split_shard_index(ucf_shards):
     assert set(manifest.shard_names("2", "test")) == set(test_shards)
     assert sorted(out.glob("*.tar")) == sorted(out / s.name for s in manifest.shards)
     assert not list(out.rglob("*.partial-*"))
+
+
+def test_split_names_select_samples(ucf, ucf_shards):
+    out, _ = ucf_shards
+    samples = [s["json"] for s in _samples(out)]
+    for name, split_id, subset in (("train", "1", "train"), ("test", "1", "test"), ("train3", "3", "train"),
+                                   ("test2", "2", "test")):
+        assert parse_split_name(name) == (split_id, subset)
+        chosen = sorted(m["path"] for m in samples if sample_in_split(m, name))
+        assert chosen == sorted(ucf.splits[split_id][subset])
+    assert sum(sample_in_split(m, "all") for m in samples) == 12
+    with pytest.raises(ShardsError, match="split 'val'"):
+        parse_split_name("val")
+
+
+def test_file_url_output(ucf, tmp_path):
+    url = f"file://{tmp_path}/out"
+    summary = build_shards("ucf101", str(ucf.root), url, shard_size_mb=0.05)
+    assert summary.videos == 12 and (tmp_path / "out" / "manifest.json").is_file()
+    assert read_manifest(url + "/manifest.json").num_samples == 12 and verify_shards(url).ok
 
 
 def test_inspect_and_verify(ucf_shards):

@@ -32,6 +32,10 @@ filtered cheaply after reading each sample's small json. The cost of this choice
 split-N test pass still reads the train samples' bytes of the shards it touches (the manifest's
 `splits[N]["shards"]` lists which shards hold any members of each subset, so the others are skipped).
 
+Split names used by configs (`data.split`, `data.eval_split`): "train"/"test" mean split 1,
+"train2"/"test3" name the split, "all" takes every sample (folder corpora). `parse_split_name` and
+`sample_in_split` below implement exactly this; loaders should use them rather than re-derive it.
+
 Manifest (`manifest.json`, `Manifest` below): format/format_version, dataset, classes (ordered list,
 index = label), num_classes, split_ids, shards [{name, count, bytes, sha256}], totals {samples,
 bytes, duration_s, input_videos, skipped_videos, split_problems}, splits {id: {"train": n, "test": n,
@@ -45,6 +49,7 @@ from __future__ import annotations
 import datetime
 import json
 import posixpath
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
@@ -58,6 +63,22 @@ FORMAT = "tubelet-shards"
 FORMAT_VERSION = 1
 STORAGE_NOTE = ("each video is stored once; official split membership is in each sample's "
                 "json['splits'] and in manifest['splits'] (no per-split copies: 1x disk, not 3x)")
+
+
+def parse_split_name(name: str) -> tuple[Optional[str], str]:
+    """"train" -> ("1", "train"); "test3" -> ("3", "test"); "all" -> (None, "all")."""
+    match = re.fullmatch(r"(train|test)([123]?)|all", name)
+    if not match:
+        raise ShardsError(f"split {name!r}: use train, test, train1..train3, test1..test3 or all")
+    if name == "all":
+        return None, "all"
+    return match.group(2) or "1", match.group(1)
+
+
+def sample_in_split(meta: dict, name: str) -> bool:
+    """Whether a sample (its `.json`) belongs to the named split."""
+    split_id, subset = parse_split_name(name)
+    return split_id is None or meta.get("splits", {}).get(split_id) == subset
 
 
 @dataclass(frozen=True)
