@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pretrain.config import config_to_yaml, list_recipes, load_config
-from pretrain.config_reference import render_reference
+from pretrain.config.reference import render_reference
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

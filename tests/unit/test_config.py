@@ -130,14 +130,14 @@ def test_yaml_dump_reloads_to_the_same_config(tmp_path):
 
 
 def test_every_schema_field_has_a_docstring():
-    from pretrain.config_reference import schema_fields
+    from pretrain.config.reference import schema_fields
 
     undocumented = [name for name, _, _, doc in schema_fields() if not doc]
     assert undocumented == []
 
 
 def test_readme_config_reference_is_current():
-    from pretrain.config_reference import render_reference
+    from pretrain.config.reference import render_reference
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert render_reference() in readme, "regenerate with `tubelet config reference`"
