@@ -43,6 +43,8 @@ def _register_build(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--strict", action="store_true", help="bad videos and split-file problems are fatal")
     build.add_argument("--labels-from-folders", action="store_true", help="folder: label by first-level subfolder")
     build.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards")
+    build.add_argument("--name", default=None,
+                       help="dataset name recorded in the manifest (default: the source; e.g. kinetics400)")
     build.set_defaults(handler=_build)
 
 
@@ -57,15 +59,20 @@ def _build(args: argparse.Namespace) -> int:
                 workers=args.workers, use_ray=args.ray, ray_address=args.address,
                 resize_short=args.resize_short, fps=args.fps, reencode=args.reencode, crf=args.crf,
                 preset=args.preset, gop_seconds=args.gop_seconds, probe=args.probe, strict=args.strict,
-                labels_from_folders=args.labels_from_folders, seed=args.seed, progress=progress)
+                labels_from_folders=args.labels_from_folders, seed=args.seed, name=args.name,
+                progress=progress)
     except (ShardsError, OSError) as error:  # OSError: an unwritable output, a vanished input
         raise UserError(str(error)) from None
-    print(f"{summary.dataset}: {summary.videos} videos ({summary.hours:.2f} h of video) in {summary.shards} "
+    print(f"{summary.dataset}: {summary.videos} videos ({_hours(summary.hours)} of video) in {summary.shards} "
           f"shards, {summary.bytes / 1e6:.1f} MB -> {summary.output}")
     print(f"skipped {summary.skipped} bad video(s), {len(summary.split_problems)} split-file problem(s)"
           f"{' (see errors.jsonl)' if summary.skipped or summary.split_problems else ''}; "
           f"{summary.resumed_shards} shard(s) resumed; {summary.seconds:.1f} s, {summary.videos_per_second:.1f} videos/s")
     return 0
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:.2f} h" if hours >= 0.1 else f"{hours * 60:.1f} min"
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -79,7 +86,7 @@ def _inspect(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict(), indent=1))
         return 0
     print(f"{report.location}: {report.dataset}, {report.samples} samples in {report.shards} shards, "
-          f"{report.bytes / 1e6:.1f} MB, {report.duration_s / 3600:.2f} h of video, "
+          f"{report.bytes / 1e6:.1f} MB, {_hours(report.duration_s / 3600)} of video, "
           f"{report.skipped_videos} input(s) skipped")
     for split_id, subsets in report.splits.items():
         counts = ", ".join(f"{subset} {count}" for subset, count in subsets.items())

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from pretrain.cli import main
-from pretrain.data.corpora import write_corrupt_video, write_hmdb51_tree, write_ucf101_tree
+from pretrain.data.corpora import write_corrupt_video, write_folder_tree, write_hmdb51_tree, write_ucf101_tree
+from pretrain.data.shards import read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def test_build_prints_a_summary(hmdb_shards, capsys):
     assert main(["shards", "build", "hmdb51", str(hmdb_shards / "hmdb"), str(hmdb_shards / "out"),
                  "--shard-size-mb", "0.02"]) == 0
     out = capsys.readouterr().out
-    assert "hmdb51: 8 videos" in out and "skipped 1 bad video(s)" in out
+    assert "hmdb51: 8 videos (0.1 min of video)" in out and "skipped 1 bad video(s)" in out
     assert "shard(s) resumed" in out
 
 
@@ -34,6 +35,15 @@ def test_inspect_json(hmdb_shards, capsys):
     assert report["splits"]["2"] == {"test": 2, "train": 4, "unused": 2}
     assert report["classes"] == {"brush_hair": 4, "cartwheel": 4}
     assert report["codecs"] == {"mpeg4": 8} and report["fps"] == {"30": 8}
+
+
+def test_folder_build_with_a_dataset_name(tmp_path, capsys):
+    write_folder_tree(tmp_path / "k", classes=["abseiling", "air drumming"], videos_per_class=1)
+    assert main(["shards", "build", "folder", str(tmp_path / "k"), str(tmp_path / "out"),
+                 "--labels-from-folders", "--name", "kinetics400"]) == 0
+    assert "kinetics400: 2 videos" in capsys.readouterr().out
+    manifest = read_manifest(str(tmp_path / "out"))
+    assert manifest.dataset == "kinetics400" and manifest.classes == ["abseiling", "air drumming"]
 
 
 def test_inspect_text(hmdb_shards, capsys):

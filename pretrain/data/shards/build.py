@@ -201,13 +201,16 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
                  resize_short: Optional[int] = None, fps: Optional[float] = None, crf: int = 23,
                  preset: str = "veryfast", gop_seconds: float = 0.5, reencode: bool = False,
                  probe: str = "full", strict: bool = False, labels_from_folders: bool = False,
-                 seed: int = 0, progress: Optional[BuildProgress] = None) -> BuildSummary:
+                 seed: int = 0, name: Optional[str] = None,
+                 progress: Optional[BuildProgress] = None) -> BuildSummary:
     """Build (or finish building) the shards of `source` ("folder", "ucf101", "hmdb51") found in
-    `input_dir` into `output` (directory or fsspec URL). See BuildOptions for the options."""
+    `input_dir` into `output` (directory or fsspec URL). `name` overrides the dataset name recorded
+    in the manifest and samples (e.g. "kinetics400" for a folder build). See BuildOptions."""
     options = BuildOptions(shard_size_mb, workers, use_ray, ray_address, resize_short, fps, crf, preset,
                            gop_seconds, reencode, probe, strict, labels_from_folders, seed)
     started = time.perf_counter()
     listing = list_source(source, input_dir, labels_from_folders)
+    listing.dataset = name or listing.dataset
     _report_problems(listing, strict)
     check_expected_counts(listing)
     store = ShardStore(str(output))
