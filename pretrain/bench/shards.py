@@ -30,6 +30,8 @@ class ShardBenchRow:
     input_mb_per_s: float
     speedup: float
     """Videos/s relative to passthrough with 1 worker."""
+    scaling: float
+    """Videos/s relative to the same mode with 1 worker."""
 
 
 def detect_source(src: Path) -> str:
@@ -79,10 +81,11 @@ def bench_shards(src: str, workers: int = 2, resize_short: int = 160, source: Op
                 run = _run(source, root, mode, count, shard_size_mb, resize_short, Path(scratch))
                 videos_per_s = run["videos"] / run["seconds"]
                 baseline = rows[0].videos_per_s if rows else videos_per_s
+                one_worker = next((r.videos_per_s for r in rows if r.mode == mode), videos_per_s)
                 rows.append(ShardBenchRow(mode, count, run["videos"], round(input_mb, 2),
                                           round(run["output_mb"], 2), round(run["seconds"], 3),
                                           round(videos_per_s, 2), round(input_mb / run["seconds"], 2),
-                                          round(videos_per_s / baseline, 2)))
+                                          round(videos_per_s / baseline, 2), round(videos_per_s / one_worker, 2)))
     return rows
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from pretrain.cli import UserError
@@ -38,10 +39,13 @@ def _bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows_as_dicts(rows), indent=1))
         return 0
+    print(f"{args.src}: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+          f"re-encode = H.264, short side {args.resize_short}, keyframe every 0.5 s")
     print(f"{'mode':<12}{'workers':>8}{'videos':>8}{'in MB':>9}{'out MB':>9}{'s':>8}"
-          f"{'videos/s':>10}{'MB/s':>8}{'vs base':>9}")
+          f"{'videos/s':>10}{'MB/s':>8}{'vs base':>9}{'vs 1 worker':>13}")
     for row in rows:
         print(f"{row.mode:<12}{row.workers:>8}{row.videos:>8}{row.input_mb:>9.1f}{row.output_mb:>9.1f}"
-              f"{row.seconds:>8.2f}{row.videos_per_s:>10.1f}{row.input_mb_per_s:>8.1f}{row.speedup:>8.2f}x")
+              f"{row.seconds:>8.2f}{row.videos_per_s:>10.1f}{row.input_mb_per_s:>8.1f}{row.speedup:>8.2f}x"
+              f"{row.scaling:>12.2f}x")
     print("baseline: passthrough, 1 worker (MB/s counts input bytes)")
     return 0

@@ -87,3 +87,14 @@ def test_strict_split_file_problem_is_fatal_with_file_and_line(tmp_path, capsys)
     errors = [json.loads(line) for line in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
     assert errors == [{"kind": "split-file", "file": str(testlist), "line": 1,
                        "reason": "unknown class 'YoYo' (not in classInd.txt)"}]
+
+
+def test_bench_shards_reports_four_runs(tmp_path, capsys):
+    assert main(["bench", "shards", str(tmp_path / "corpus"), "--generate", "4", "--frames", "8", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["mode"], r["workers"]) for r in rows] == [("passthrough", 1), ("passthrough", 2),
+                                                         ("reencode", 1), ("reencode", 2)]
+    assert all(r["videos"] == 4 and r["videos_per_s"] > 0 for r in rows)
+    assert rows[0]["speedup"] == rows[0]["scaling"] == 1.0 and rows[2]["scaling"] == 1.0
+    assert rows[2]["output_mb"] < rows[0]["output_mb"]  # 320x240 -> short side 160
+    assert main(["bench", "shards", str(tmp_path / "missing")]) == 1
