@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify = commands.add_parser("verify", help="check shards against the manifest and decode every sample")
     verify.add_argument("path", help="shard directory or fsspec URL (holding manifest.json)")
     verify.add_argument("--no-decode", action="store_true", help="check sizes/sha256/keys only")
+    verify.add_argument("--workers", type=int, default=1, help="shards checked in parallel processes")
     verify.set_defaults(handler=_verify)
 
 
@@ -102,7 +103,7 @@ def _verify(args: argparse.Namespace) -> int:
     from pretrain.data.shards import ShardsError, verify_shards
 
     try:
-        report = verify_shards(args.path, decode=not args.no_decode)
+        report = verify_shards(args.path, decode=not args.no_decode, workers=args.workers)
     except ShardsError as error:
         raise UserError(str(error)) from None
     if report.ok:

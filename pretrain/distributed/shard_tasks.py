@@ -1,7 +1,7 @@
 """`tubelet shards build --ray`: shard tasks as Ray tasks on a cluster (a local instance when no
 address is given). Workers read inputs and write shards at the same paths/URLs as the driver, so
-on a multi-node cluster the input must be on shared storage and the output a shared directory or
-an object store (s3://, gs://).
+on a multi-node cluster the input must be on shared storage, the output a shared directory or an
+object store (s3://, gs://), and every node must have the same Tubelet installed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ def _connect(address: Optional[str]) -> bool:
     """Connect (or start a local instance); True if this call did it and must shut it down."""
     if ray.is_initialized():
         return False
-    ray.init(address=address, log_to_driver=False, configure_logging=False)
+    # "local" starts a fresh instance; None would join whichever cluster was started last here.
+    ray.init(address=address or "local", log_to_driver=False, configure_logging=False)
     return True
 
 

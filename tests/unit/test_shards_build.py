@@ -142,7 +142,7 @@ def test_verify_reports_a_damaged_shard(ucf_shards, tmp_path):
     data[-3000:-2900] = bytes(b ^ 0xFF for b in data[-3000:-2900])  # inside the last video's bytes
     victim.write_bytes(bytes(data))
     (copy / manifest.shards[2].name).unlink()
-    report = verify_shards(str(copy))
+    report = verify_shards(str(copy), workers=2)
     assert not report.ok
     assert f"{manifest.shards[1].name}: sha256 differs from the manifest" in report.failures
     assert f"{manifest.shards[2].name}: missing" in report.failures

@@ -206,8 +206,10 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
     """Build (or finish building) the shards of `source` ("folder", "ucf101", "hmdb51") found in
     `input_dir` into `output` (directory or fsspec URL). `name` overrides the dataset name recorded
     in the manifest and samples (e.g. "kinetics400" for a folder build). See BuildOptions."""
-    options = BuildOptions(shard_size_mb, workers, use_ray, ray_address, resize_short, fps, crf, preset,
-                           gop_seconds, reencode, probe, strict, labels_from_folders, seed)
+    options = BuildOptions(
+        shard_size_mb=shard_size_mb, workers=workers, use_ray=use_ray, ray_address=ray_address,
+        resize_short=resize_short, fps=fps, crf=crf, preset=preset, gop_seconds=gop_seconds,
+        reencode=reencode, probe=probe, strict=strict, labels_from_folders=labels_from_folders, seed=seed)
     started = time.perf_counter()
     listing = list_source(source, input_dir, labels_from_folders)
     listing.dataset = name or listing.dataset

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import fsspec
 
 from pretrain.data.shards.keys import key_for_path
+from pretrain.data.shards.local_pool import run_in_processes
 from pretrain.data.shards.manifest import ShardRecord, read_manifest
 from pretrain.data.shards.probe import ProbeError, probe_video
 from pretrain.data.shards.store import HashingFile
@@ -61,10 +62,20 @@ def _check_sample(shard: str, key: str, members: dict, decode: bool) -> list[str
     return problems
 
 
-def _verify_shard(fs, root: str, shard: ShardRecord, decode: bool, seen: set) -> tuple[int, list[str]]:
+@dataclass(frozen=True)
+class _ShardCheck:
+    name: str
+    keys: list[str]
+    failures: list[str]
+
+
+def _verify_shard(shard: ShardRecord, options: tuple[str, bool]) -> _ShardCheck:
+    """Size, sha256, count and per-sample checks of one shard (runs in a worker process)."""
+    location, decode = options
+    fs, root = fsspec.core.url_to_fs(location)
     path = f"{root.rstrip('/')}/{shard.name}"
     if not fs.exists(path):
-        return 0, [f"{shard.name}: missing"]
+        return _ShardCheck(shard.name, [], [f"{shard.name}: missing"])
     failures: list[str] = []
     with fs.open(path, "rb") as handle:
         hashing = HashingFile(handle)
@@ -78,24 +89,30 @@ def _verify_shard(fs, root: str, shard: ShardRecord, decode: bool, seen: set) ->
     if len(samples) != shard.count:
         failures.append(f"{shard.name}: {len(samples)} samples, manifest says {shard.count}")
     for key, members in samples.items():
-        if key in seen:
-            failures.append(f"{shard.name}: sample {key} also appears in an earlier shard")
-        seen.add(key)
         failures.extend(_check_sample(shard.name, key, members, decode))
-    return len(samples), failures
+    return _ShardCheck(shard.name, list(samples), failures)
 
 
-def verify_shards(path_or_url: str, decode: bool = True) -> VerifyReport:
-    """Check every shard listed in the manifest; failures are collected, not raised."""
+def verify_shards(path_or_url: str, decode: bool = True, workers: int = 1) -> VerifyReport:
+    """Check every shard listed in the manifest (in `workers` processes); failures are collected,
+    not raised."""
     manifest = read_manifest(path_or_url)
-    fs, root = fsspec.core.url_to_fs(manifest.location)
-    report = VerifyReport(manifest.location)
+    options = (manifest.location, decode)
+    in_memory = manifest.location.startswith("memory://")
+    if workers > 1 and not in_memory:
+        checks = list(run_in_processes(_verify_shard, manifest.shards, options, workers))
+    else:
+        checks = [_verify_shard(shard, options) for shard in manifest.shards]
+    order = {shard.name: index for index, shard in enumerate(manifest.shards)}
+    report = VerifyReport(manifest.location, shards_checked=len(checks))
     seen: set[str] = set()
-    for shard in manifest.shards:
-        count, failures = _verify_shard(fs, root, shard, decode, seen)
-        report.shards_checked += 1
-        report.samples_checked += count
-        report.failures.extend(failures)
+    for check in sorted(checks, key=lambda c: order[c.name]):
+        report.samples_checked += len(check.keys)
+        report.failures.extend(check.failures)
+        for key in check.keys:
+            if key in seen:
+                report.failures.append(f"{check.name}: sample {key} also appears in an earlier shard")
+            seen.add(key)
     total = manifest.totals.get("samples")
     if total is not None and total != report.samples_checked and not report.failures:
         report.failures.append(f"manifest totals say {total} samples, shards hold {report.samples_checked}")
