@@ -196,6 +196,28 @@ def _write_results(store: ShardStore, listing: Listing, results: list[ShardResul
     return video_rows
 
 
+def _build_missing(store: ShardStore, plans: list[ShardPlan], options: BuildOptions,
+                   config: ShardTaskConfig, progress: Optional[BuildProgress]) -> tuple[list[ShardResult], int]:
+    """Keep the shards an earlier run finished, write the others; (all results, number kept)."""
+    results = [r for r in (load_finished(store, plan) for plan in plans) if r is not None]
+    done = {r.index for r in results}
+    todo = [plan for plan in plans if plan.index not in done]
+    log.info("%s: %d videos in %d shards (%d already built) -> %s", config.dataset,
+             sum(len(p.entries) for p in plans), len(plans), len(done), store.url)
+    if 0 < len(todo) < options.workers:
+        log.warning("only %d shard(s) to build for %d workers (a shard is one task): use a smaller "
+                    "--shard-size-mb for more parallelism", len(todo), options.workers)
+    if progress:
+        progress.start(sum(len(p.entries) for p in plans), len(plans))
+        for result in results:
+            progress.advance(result)
+    for result in _runner(store, options)(todo, config):
+        results.append(result)
+        if progress:
+            progress.advance(result)
+    return results, len(done)
+
+
 def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: float = 256.0,
                  workers: int = 1, use_ray: bool = False, ray_address: Optional[str] = None,
                  resize_short: Optional[int] = None, fps: Optional[float] = None, crf: int = 23,
@@ -214,28 +236,15 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
     listing = list_source(source, input_dir, labels_from_folders)
     listing.dataset = name or listing.dataset
     _report_problems(listing, strict)
+    if not listing.entries:
+        raise ShardsError(f"{input_dir}: no usable {source} videos found")
     check_expected_counts(listing)
     store = ShardStore(str(output))
     plans = plan_shards(listing.entries, options, listing.dataset)
     build_fingerprint = hashlib.sha256(json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()).hexdigest()
     _prepare_output(store, build_fingerprint)
-    results = [r for r in (load_finished(store, plan) for plan in plans) if r is not None]
-    done = {r.index for r in results}
-    todo = [plan for plan in plans if plan.index not in done]
-    log.info("%s: %d videos in %d shards (%d already built) -> %s",
-             listing.dataset, len(listing.entries), len(plans), len(done), store.url)
-    if progress:
-        progress.start(len(listing.entries), len(plans))
-        for result in results:
-            progress.advance(result)
-    if 1 < max(workers, 1) and len(todo) < workers:
-        log.warning("only %d shard(s) to build for %d workers (a shard is one task): use a smaller "
-                    "--shard-size-mb for more parallelism", len(todo), workers)
     config = ShardTaskConfig(store.url, listing.dataset, probe, options.reencode_options(), strict)
-    for result in _runner(store, options)(todo, config):
-        results.append(result)
-        if progress:
-            progress.advance(result)
+    results, resumed = _build_missing(store, plans, options, config, progress)
     build = {"source": source, "input": str(input_dir), "fingerprint": build_fingerprint,
              "tool_version": __version__, **options.content_fields()}
     errors = _write_results(store, listing, results, build)
@@ -243,5 +252,5 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
         output=store.url, dataset=listing.dataset, videos=sum(r.count for r in results),
         skipped=len(errors), shards=sum(1 for r in results if r.count), bytes=sum(r.bytes for r in results),
         hours=sum(m["duration"] for r in results for m in r.samples) / 3600,
-        seconds=time.perf_counter() - started, resumed_shards=len(done),
+        seconds=time.perf_counter() - started, resumed_shards=resumed,
         split_problems=[p.describe() for p in listing.problems], errors=errors)
