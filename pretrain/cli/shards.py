@@ -37,7 +37,8 @@ def _register_build(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--fps", type=float, default=None, help="re-encode at this frame rate")
     build.add_argument("--reencode", action="store_true", help="re-encode to H.264 even without resize/fps")
     build.add_argument("--crf", type=int, default=23, help="x264 quality, lower is better (default 23)")
-    build.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
+    build.add_argument("--preset", default="veryfast", help="x264 speed/size preset: ultrafast ... veryslow "
+                       "(default veryfast)")
     build.add_argument("--gop-seconds", type=float, default=0.5, help="keyframe interval when re-encoding")
     build.add_argument("--probe", choices=("full", "fast"), default="full",
                        help="full: decode every frame before writing; fast: demux + first frame")

@@ -74,6 +74,8 @@ def test_user_mistakes_exit_1_without_traceback(tmp_path, capsys):
     assert "no manifest.json" in capsys.readouterr().err
     assert main(["shards", "build", "folder", str(tmp_path), str(tmp_path / "out"), "--crf", "99"]) == 1
     assert "crf=99 must be in 0..51" in capsys.readouterr().err
+    assert main(["shards", "build", "folder", str(tmp_path), str(tmp_path / "out"), "--preset", "quick"]) == 1
+    assert "preset='quick': choose one of ultrafast" in capsys.readouterr().err
 
 
 def test_strict_split_file_problem_is_fatal_with_file_and_line(tmp_path, capsys):

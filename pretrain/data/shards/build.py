@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator, Optional, Protocol
 
 from pretrain import __version__
 from pretrain.data.shards.cards import check_expected_counts
-from pretrain.data.shards.encode import ReencodeOptions
+from pretrain.data.shards.encode import X264_PRESETS, ReencodeOptions
 from pretrain.data.shards.errors import ShardsError, StrictModeError
 from pretrain.data.shards.local_pool import run_in_processes
 from pretrain.data.shards.manifest import ERRORS_NAME, MANIFEST_NAME, assemble_manifest
@@ -57,7 +57,8 @@ class BuildOptions:
                   (self.fps is None or self.fps > 0, f"fps={self.fps} must be > 0"),
                   (0 <= self.crf <= 51, f"crf={self.crf} must be in 0..51"),
                   (self.gop_seconds > 0, f"gop_seconds={self.gop_seconds} must be > 0"),
-                  (self.probe in PROBE_MODES, f"probe={self.probe!r}: choose one of {PROBE_MODES}")]
+                  (self.probe in PROBE_MODES, f"probe={self.probe!r}: choose one of {PROBE_MODES}"),
+                  (self.preset in X264_PRESETS, f"preset={self.preset!r}: choose one of {', '.join(X264_PRESETS)}")]
         for ok, message in checks:
             if not ok:
                 raise ShardsError(message)

@@ -13,6 +13,8 @@ import av
 
 from pretrain.data.shards.probe import ProbeError, VideoInfo, VideoSource, decoded_frames, stream_rate
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
 
 @dataclass(frozen=True)
 class ReencodeOptions:

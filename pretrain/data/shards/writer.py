@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import av
+
 from pretrain.data.shards.encode import ReencodeOptions, reencode
 from pretrain.data.shards.errors import StrictModeError
 from pretrain.data.shards.probe import ProbeError, VideoInfo, probe_video
@@ -110,6 +112,14 @@ def prepare_video(entry: VideoEntry, config: ShardTaskConfig) -> tuple[bytes, di
     return encoded, sample_json(entry, info, config.dataset, "mp4", original)
 
 
+def _reason(error: Exception) -> str:
+    if isinstance(error, ProbeError):
+        return str(error)
+    if isinstance(error, av.FFmpegError):
+        return f"re-encode failed ({error})"
+    return f"unreadable ({error})"
+
+
 def _add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
     member = tarfile.TarInfo(name)
     member.size, member.mtime, member.mode = len(payload), TAR_MTIME, 0o444
@@ -123,8 +133,8 @@ def _write_samples(handle, plan: ShardPlan, config: ShardTaskConfig, result: Sha
         for entry in plan.entries:
             try:
                 payload, meta = prepare_video(entry, config)
-            except (ProbeError, OSError) as error:
-                reason = str(error) if isinstance(error, ProbeError) else f"unreadable ({error})"
+            except (ProbeError, OSError, av.FFmpegError) as error:
+                reason = _reason(error)
                 if config.strict:
                     raise StrictModeError(f"{entry.file}: {reason} (--strict)") from None
                 log.warning("skipping %s: %s", entry.file, reason)
