@@ -13,6 +13,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from pretrain.data.corpora import write_ucf101_tree
@@ -23,9 +24,10 @@ CLI = "import sys; from pretrain.cli import main; sys.exit(main(sys.argv[1:]))"
 OPTIONS = ["--shard-size-mb", "0.001", "--reencode", "--crf", "35"]
 
 
-def _start_build(corpus: Path, out: Path) -> subprocess.Popen:
-    command = [sys.executable, "-c", CLI, "shards", "build", "ucf101", str(corpus), str(out), *OPTIONS]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def _start_build(corpus: Path, out: Path, workers: int) -> subprocess.Popen:
+    command = [sys.executable, "-c", CLI, "shards", "build", "ucf101", str(corpus), str(out), *OPTIONS,
+               "--workers", str(workers)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _wait_for_parts(out: Path, count: int, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -49,13 +51,18 @@ def _visible_tars_are_complete(out: Path) -> int:
 
 
 @pytest.mark.slow
-def test_killed_build_resumes_to_the_same_shards(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_killed_build_resumes_to_the_same_shards(tmp_path, workers):
     corpus = write_ucf101_tree(tmp_path / "ucf", classes=8)  # 32 videos
     out = tmp_path / "out"
-    process = _start_build(tmp_path / "ucf", out)
+    process = _start_build(tmp_path / "ucf", out, workers)
     _wait_for_parts(out, 4, process)
+    children = psutil.Process(process.pid).children(recursive=True)
+    assert len(children) == (0 if workers == 1 else workers)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive  # worker processes die with the build: no orphan keeps writing shards
     assert not (out / "manifest.json").exists()
     done_before = len(list((out / "_build").glob("shard-*.json")))
     assert 4 <= done_before < 32

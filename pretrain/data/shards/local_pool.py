@@ -7,12 +7,26 @@ needs (logging re-initialises its locks after fork; workers never touch the prog
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Callable, Iterator, Sequence, TypeVar
 
 Plan = TypeVar("Plan")
 Result = TypeVar("Result")
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker is killed when the build process dies (even by SIGKILL), so a killed build
+    leaves no orphan still writing shards while the user reruns it."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def run_in_processes(task: Callable[[Plan, object], Result], plans: Sequence[Plan], config: object,
@@ -22,7 +36,8 @@ def run_in_processes(task: Callable[[Plan, object], Result], plans: Sequence[Pla
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=min(workers, len(plans)), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(plans)), mp_context=context,
+                             initializer=_die_with_parent) as pool:
         futures = [pool.submit(task, plan, config) for plan in plans]
         try:
             for future in as_completed(futures):
