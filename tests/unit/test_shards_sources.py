@@ -115,13 +115,19 @@ def test_hmdb51_split_problems_name_file_and_line(tmp_path):
     splits = tmp_path / "testTrainMulti_7030_splits"
     path = splits / "catch_test_split1.txt"  # a class without a folder
     path.write_bytes(b"x.avi 1\r\n")
+    (tmp_path / "hmdb51_org" / "wave").mkdir()
+    (tmp_path / "hmdb51_org" / "brush_hair" / "April_09_brush_hair_u_nm_np1_fr_goo_0.avi").rename(
+        tmp_path / "hmdb51_org" / "wave" / "hi_wave_0.avi")
     bad = splits / "brush_hair_test_split2.txt"
     bad.write_bytes(bad.read_bytes() + b"missing video.avi 1 \r\nbroken line\r\n")
     listing = list_hmdb51(tmp_path)
     described = sorted(p.describe() for p in listing.problems)
     assert described == sorted([
         f"{path}: unknown class 'catch' (no such class folder)",
+        *(f"{splits / f'brush_hair_test_split{k}.txt'}:1: names a missing video "
+          "'April_09_brush_hair_u_nm_np1_fr_goo_0.avi'" for k in (1, 2, 3)),
         f"{bad}:5: names a missing video 'missing video.avi'",
+        f"{splits}: no split files for class 'wave': its videos are unused in every split",
         f"{bad}:6: expected '<video>.avi <0|1|2>', got 'broken line'",
     ])
 

@@ -70,7 +70,7 @@ def _read_splits(split_root: Path, index: dict, videos: dict,
     for relative in videos:
         class_name, name = relative.split("/", 1)
         by_class.setdefault(class_name, {})[name] = relative
-    seen_splits = set()
+    seen_splits, covered = set(), set()
     for path in sorted(split_root.iterdir()):
         match = SPLIT_FILE.match(path.name)
         if not match:
@@ -80,12 +80,16 @@ def _read_splits(split_root: Path, index: dict, videos: dict,
             problems.append(SplitProblem(str(path), 0, f"unknown class {class_name!r} (no such class folder)"))
             continue
         seen_splits.add(split_id)
+        covered.add(class_name)
         for number, line in enumerate(read_lines(path), start=1):
             if line.strip():
                 _assign(path, number, line, split_id, by_class[class_name], videos, problems)
     for split_id in seen_splits:
         for splits in videos.values():
             splits.setdefault(split_id, "unused")
+    for class_name in sorted(set(index) - covered):
+        problems.append(SplitProblem(str(split_root), 0, f"no split files for class {class_name!r}: "
+                                     "its videos are unused in every split"))
     for split_id in SPLIT_IDS:
         if split_id not in seen_splits:
             problems.append(SplitProblem(str(split_root), 0, f"no split {split_id} files found"))
