@@ -93,7 +93,7 @@ def _assign(path: Path, number: int, line: str, subset: str, split_id: str, inde
             videos: dict, problems: list[SplitProblem]) -> None:
     fields = line.strip().rsplit(None, 1)
     label: Optional[str] = None
-    if subset == "train" and len(fields) == 2 and fields[1].isdigit():
+    if len(fields) == 2 and fields[1].isdigit():  # trainlists carry a label; tolerate it in testlists
         listed, label = fields
     else:
         listed = line.strip()
