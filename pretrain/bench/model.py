@@ -1,0 +1,190 @@
+"""`tubelet bench model`: one pretraining step (forward, backward, AdamW) of Tubelet's VideoMAE
+against transformers' VideoMAEForPreTraining with the same weights, input and mask, in one process.
+
+Repetitions alternate between the two models so that load from other processes hits both alike;
+the figure per model is the median step time. Memory: on CUDA the peak allocated bytes during a
+step; on CPU (no allocator statistics) the bytes of activations autograd saves for backward during
+the forward, counted once per storage - the memory that grows with batch size.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+
+from pretrain.masking import batch_masks
+from pretrain.models.flops import peak_tflops, training_flops, videomae_forward_flops
+from pretrain.models.interop import describe, save_hf
+from pretrain.models.videomae import VideoMAE
+from pretrain.models.vit import ArchSpec
+
+log = logging.getLogger(__name__)
+HF_HEAD_NORM_EPS = 1e-5  # so both models compute exactly the same function
+
+
+@dataclass
+class BenchSettings:
+    size: str = "s"
+    batch: int = 2
+    img_size: int = 224
+    num_frames: int = 16
+    mask_ratio: float = 0.9
+    decoder_mask_ratio: float = 0.0
+    device: str = "cpu"
+    dtype: str = "fp32"
+    reps: int = 3
+    warmup: int = 1
+    seed: int = 0
+
+
+def _hf_twin(ours: VideoMAE) -> torch.nn.Module:
+    """transformers' VideoMAEForPreTraining holding exactly our weights (through a HF folder)."""
+    from transformers import VideoMAEForPreTraining
+
+    with tempfile.TemporaryDirectory() as folder:
+        save_hf(*describe(ours), folder)
+        return VideoMAEForPreTraining.from_pretrained(folder)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _make_step(model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor], autocast) -> Callable[[], float]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
+
+    def step() -> float:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast():
+            loss = loss_fn()
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    return step
+
+
+def saved_activation_bytes(forward: Callable[[], torch.Tensor]) -> int:
+    """Bytes autograd keeps for backward during `forward` (each storage counted once)."""
+    seen: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        forward().backward()
+    return sum(seen.values())
+
+
+def _peak_memory(step: Callable[[], float], loss_fn: Callable[[], torch.Tensor], autocast,
+                 device: torch.device) -> int:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        _sync(device)
+        return torch.cuda.max_memory_allocated(device)
+
+    def forward() -> torch.Tensor:
+        with autocast():
+            return loss_fn()
+
+    return saved_activation_bytes(forward)
+
+
+def _time_alternating(steps: dict[str, Callable[[], float]], settings: BenchSettings,
+                      device: torch.device) -> dict[str, dict[str, list[float]]]:
+    """Wall-clock and process CPU seconds of each step, models alternating rep by rep."""
+    for _ in range(settings.warmup):
+        for step in steps.values():
+            step()
+    times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in steps}
+    for _ in range(settings.reps):
+        for name, step in steps.items():
+            _sync(device)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            step()
+            _sync(device)
+            times[name]["wall"].append(time.perf_counter() - start)
+            times[name]["cpu"].append(time.process_time() - start_cpu)
+    return times
+
+
+def _inputs(spec: ArchSpec, settings: BenchSettings, device: torch.device):
+    generator = torch.Generator().manual_seed(settings.seed)
+    video = torch.randn(settings.batch, 3, spec.num_frames, spec.img_size, spec.img_size, generator=generator)
+    mask, decoder_mask = batch_masks(settings.batch, spec.grid, settings.mask_ratio,
+                                     settings.decoder_mask_ratio, generator=generator)
+    hf_video = video.permute(0, 2, 1, 3, 4).contiguous()  # transformers takes (B, T, C, H, W)
+    move = (lambda t: None if t is None else t.to(device))
+    return move(video), move(hf_video), move(mask), move(decoder_mask)
+
+
+def run_model_bench(settings: BenchSettings) -> dict[str, Any]:
+    """Step times, speedup, memory and (on CUDA) TFLOP/s and MFU of both models."""
+    device = torch.device(settings.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but CUDA is not available")
+    torch.manual_seed(settings.seed)
+    spec = ArchSpec.from_size(settings.size, settings.img_size, settings.num_frames, head_norm_eps=HF_HEAD_NORM_EPS)
+    ours = VideoMAE(spec).to(device).train()
+    hf = _hf_twin(ours).to(device).train()
+    video, hf_video, mask, decoder_mask = _inputs(spec, settings, device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.dtype)
+    autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else nullcontext
+    loss_fns = {
+        "ours": lambda: ours(video, mask, decoder_mask).loss,
+        "hf": lambda: hf(hf_video, bool_masked_pos=mask).loss,
+    }
+    steps = {"ours": _make_step(ours, loss_fns["ours"], autocast), "hf": _make_step(hf, loss_fns["hf"], autocast)}
+    memory = {name: _peak_memory(steps[name], loss_fns[name], autocast, device) for name in steps}
+    times = _time_alternating(steps, settings, device)
+    return _report(settings, spec, mask, decoder_mask, times, memory, device)
+
+
+def _report(settings: BenchSettings, spec: ArchSpec, mask: torch.Tensor, decoder_mask: Optional[torch.Tensor],
+            times: dict[str, dict[str, list[float]]], memory: dict[str, int], device: torch.device) -> dict[str, Any]:
+    visible = spec.num_tokens - int(mask[0].sum())
+    targets = mask if decoder_mask is None else mask & decoder_mask
+    target_tokens = float(targets.sum(1).float().mean())
+    flops = {
+        "ours": training_flops(videomae_forward_flops(spec, visible, round(target_tokens))) * settings.batch,
+        "hf": training_flops(videomae_forward_flops(spec, visible, spec.num_tokens - visible,
+                                                    embedded=spec.num_tokens)) * settings.batch,
+    }
+    step_s = {name: statistics.median(values["wall"]) for name, values in times.items()}
+    cpu_s = {name: statistics.median(values["cpu"]) for name, values in times.items()}
+    result: dict[str, Any] = {
+        **{k: v for k, v in vars(settings).items()},
+        "tokens": spec.num_tokens, "visible_tokens": visible, "decoder_target_tokens": target_tokens,
+        "ours_step_s": step_s["ours"], "hf_step_s": step_s["hf"], "speedup": step_s["hf"] / step_s["ours"],
+        "ours_step_times_s": times["ours"]["wall"], "hf_step_times_s": times["hf"]["wall"],
+        # process CPU seconds per step: steadier than wall time when other processes share the cores
+        "ours_cpu_s": cpu_s["ours"], "hf_cpu_s": cpu_s["hf"], "speedup_cpu_time": cpu_s["hf"] / cpu_s["ours"],
+        "memory_kind": "cuda_peak_allocated" if device.type == "cuda" else "cpu_saved_activations",
+        "ours_memory_bytes": memory["ours"], "hf_memory_bytes": memory["hf"],
+        "ours_gflop_per_step": flops["ours"] / 1e9, "hf_gflop_per_step": flops["hf"] / 1e9,
+        "threads": torch.get_num_threads(), "device_name": _device_name(device),
+    }
+    peak = peak_tflops(result["device_name"], settings.dtype) if device.type == "cuda" else None
+    for name in ("ours", "hf"):
+        result[f"{name}_tflops"] = flops[name] / step_s[name] / 1e12
+        result[f"{name}_mfu"] = result[f"{name}_tflops"] / peak if peak else None
+    return result
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return platform.processor() or platform.machine()

@@ -1,0 +1,60 @@
+"""Analytic FLOP counts of VideoMAE and accelerator peaks, for throughput and MFU figures.
+
+A matmul of (m, k) by (k, n) counts 2*m*k*n FLOPs; attention counts QK^T and AV (4*n^2*d per
+block); norms, activations and softmax are left out (they are memory-bound and small). A training
+step counts 3x the forward (backward = 2x forward), the usual convention for MFU.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pretrain.models.vit import ArchSpec
+
+# Dense peak TFLOP/s (no sparsity) by device-name fragment, per compute dtype.
+PEAK_TFLOPS: dict[str, dict[str, float]] = {
+    "H100 PCIe": {"bf16": 756.0, "tf32": 378.0, "fp32": 51.2},
+    "H100": {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9},  # SXM
+    "H200": {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9},
+    "A100": {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5},
+    "L4": {"bf16": 121.0, "tf32": 60.0, "fp32": 30.3},
+    "A10": {"bf16": 125.0, "tf32": 62.5, "fp32": 31.2},
+    "V100": {"fp16": 125.0, "fp32": 15.7},
+}
+
+
+def block_flops(tokens: int, dim: int, mlp_dim: int) -> int:
+    """One transformer block's forward on `tokens` tokens."""
+    linear = 2 * tokens * (4 * dim * dim + 2 * dim * mlp_dim)  # qkv + proj + two MLP layers
+    attention = 4 * tokens * tokens * dim  # QK^T and AV
+    return linear + attention
+
+
+def videomae_forward_flops(spec: ArchSpec, visible: int, targets: int, embedded: Optional[int] = None) -> int:
+    """Forward FLOPs of one clip: `visible` encoder tokens, `targets` reconstructed tokens (the
+    decoder sees visible + targets), `embedded` tokens through the patch embedding (default visible;
+    transformers embeds every token)."""
+    embedded = visible if embedded is None else embedded
+    flops = 2 * embedded * spec.patch_dim * spec.dim
+    flops += spec.depth * block_flops(visible, spec.dim, spec.mlp_dim)
+    flops += 2 * visible * spec.dim * spec.decoder_dim  # encoder_to_decoder
+    flops += spec.decoder_depth * block_flops(visible + targets, spec.decoder_dim, spec.decoder_mlp_dim)
+    return flops + 2 * targets * spec.decoder_dim * spec.patch_dim  # head
+
+
+def classifier_forward_flops(spec: ArchSpec, num_classes: int) -> int:
+    tokens = spec.num_tokens
+    flops = 2 * tokens * spec.patch_dim * spec.dim + spec.depth * block_flops(tokens, spec.dim, spec.mlp_dim)
+    return flops + 2 * spec.dim * num_classes
+
+
+def training_flops(forward_flops: int) -> int:
+    return 3 * forward_flops
+
+
+def peak_tflops(device_name: str, dtype: str) -> Optional[float]:
+    """Dense peak of the named accelerator for `dtype` (bf16, fp16, tf32, fp32), or None if unknown."""
+    for fragment, peaks in PEAK_TFLOPS.items():
+        if fragment in device_name:
+            return peaks.get(dtype) or (peaks.get("bf16") if dtype == "fp16" else None)
+    return None

@@ -1,0 +1,62 @@
+"""`tubelet bench model` runs at tiny size and reports its figures; the analytic FLOP count agrees
+with PyTorch's own FLOP counter."""
+
+import json
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from pretrain.cli import main
+from pretrain.masking import batch_masks
+from pretrain.models import ArchSpec, VideoMAE
+from pretrain.models.flops import peak_tflops, videomae_forward_flops
+
+pytest.importorskip("transformers")
+TINY = ["--size", "tiny", "--batch", "2", "--img-size", "32", "--num-frames", "4", "--mask-ratio", "0.5",
+        "--reps", "2", "--warmup", "1"]
+
+
+@pytest.mark.parametrize("decoder_ratio", ["0", "0.5"])
+def test_bench_model_json(decoder_ratio, capsys):
+    assert main(["bench", "model", *TINY, "--decoder-mask-ratio", decoder_ratio, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("ours_step_s", "hf_step_s", "speedup", "ours_cpu_s", "hf_cpu_s", "ours_memory_bytes",
+                "hf_memory_bytes", "ours_gflop_per_step", "hf_gflop_per_step"):
+        assert result[key] > 0, key
+    assert len(result["ours_step_times_s"]) == 2 and result["memory_kind"] == "cpu_saved_activations"
+    assert result["ours_mfu"] is None  # no MFU without a known accelerator peak
+    assert result["visible_tokens"] == 4
+    if decoder_ratio == "0":
+        assert result["decoder_target_tokens"] == 4
+    else:
+        assert result["decoder_target_tokens"] < 4 and result["ours_gflop_per_step"] < result["hf_gflop_per_step"]
+
+
+def test_bench_model_text_and_errors(capsys):
+    assert main(["bench", "model", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "speedup" in out and "transformers" in out and "GiB" in out
+    assert main(["bench", "model", *TINY, "--device", "cuda"]) == (0 if torch.cuda.is_available() else 1)
+
+
+def test_analytic_flops_match_torch_flop_counter():
+    spec = ArchSpec.from_size("tiny", img_size=64, num_frames=8)  # 64 tokens
+    model = VideoMAE(spec)
+    mask, decoder_mask = batch_masks(1, spec.grid, 0.75, 0.5, generator=torch.Generator().manual_seed(0))
+    video = torch.randn(1, 3, 8, 64, 64)
+    counter = FlopCounterMode(display=False)
+    # the math backend runs attention as counted matmuls (the fused CPU kernel is not counted)
+    with counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+        out = model(video, mask, decoder_mask)
+    visible, targets = 64 - int(mask.sum()), int(out.target_mask.sum())
+    assert out.pred.shape[1] == targets  # one clip: no padding
+    assert counter.get_total_flops() == videomae_forward_flops(spec, visible, targets)
+
+
+def test_peak_table():
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989.4
+    assert peak_tflops("NVIDIA H100 PCIe", "bf16") == 756.0
+    assert peak_tflops("NVIDIA A100-SXM4-40GB", "tf32") == 156.0
+    assert peak_tflops("Some CPU", "fp32") is None
