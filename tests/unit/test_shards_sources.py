@@ -164,9 +164,9 @@ def test_cards_expect_official_counts_and_warn_on_subsets(ucf):
 def test_synthetic_trees_use_the_official_file_formats(ucf, hmdb):
     lists = ucf.root / "ucfTrainTestlist"
     assert (lists / "classInd.txt").read_bytes() == b"1 ApplyEyeMakeup\r\n2 ApplyLipstick\r\n3 Archery\r\n"
-    assert (lists / "trainlist01.txt").read_bytes().splitlines()[0] == b"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\r"
-    assert (lists / "testlist01.txt").read_bytes().splitlines()[0] == b"ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\r"
+    assert (lists / "trainlist01.txt").read_bytes().split(b"\n")[0] == b"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\r"
+    assert (lists / "testlist01.txt").read_bytes().split(b"\n")[0] == b"ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\r"
     assert (ucf.root / "UCF-101" / "Archery" / "v_Archery_g22_c01.avi").read_bytes()[:4] == b"RIFF"
     split_file = hmdb.root / "testTrainMulti_7030_splits" / "brush_hair_test_split1.txt"
-    assert split_file.read_bytes().splitlines()[0] == b"April_09_brush_hair_u_nm_np1_fr_goo_0.avi 2 \r"
+    assert split_file.read_bytes().split(b"\n")[0] == b"April_09_brush_hair_u_nm_np1_fr_goo_0.avi 2 \r"
     assert (hmdb.root / "hmdb51_org" / "cartwheel").is_dir()
