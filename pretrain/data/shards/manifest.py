@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import posixpath
 import re
 from collections import Counter
@@ -149,7 +150,9 @@ def read_manifest(path_or_url: str) -> Manifest:
 
     location = path_or_url.rstrip("/")
     if location.endswith(".json"):
-        location = posixpath.dirname(location) if "://" in location else _local_dir(location)
+        location = posixpath.dirname(location)
+    if "://" not in location:  # absolute, so shard paths work from any working directory
+        location = os.path.abspath(os.path.expanduser(location))
     fs, root = fsspec.core.url_to_fs(location)
     manifest_path = posixpath.join(root, MANIFEST_NAME)
     try:
@@ -165,12 +168,6 @@ def read_manifest(path_or_url: str) -> Manifest:
     data.pop("num_classes", None)
     data["shards"] = [ShardRecord(**shard) for shard in data["shards"]]
     return Manifest(**data, location=location)
-
-
-def _local_dir(path: str) -> str:
-    import os
-
-    return os.path.dirname(os.path.abspath(path))
 
 
 def split_summary(samples: Iterable[tuple[str, dict]], split_ids: Iterable[str]) -> tuple[dict, dict]:
