@@ -124,6 +124,7 @@ def list_folder(input_dir: str | Path, labels_from_folders: bool = False,
 
 def list_source(source: str, input_dir: str | Path, labels_from_folders: bool = False) -> Listing:
     """Dispatch on the source name: folder, ucf101, hmdb51."""
+    # Imported here: those modules build on the types above (a top-level import would be circular).
     from pretrain.data.shards.hmdb51 import list_hmdb51
     from pretrain.data.shards.ucf101 import list_ucf101
 
