@@ -78,10 +78,13 @@ def run_stage(config: RunConfig, launch: Optional[ExternalLaunch] = None) -> Sta
 
 def resolve_run_dir(config: RunConfig) -> Path:
     """output_dir/run_name; without a name, a timestamped one shared with the launched ranks."""
-    name = config.trainer.run_name or os.environ.get(RUN_NAME_ENV)
+    name = config.trainer.run_name
+    launched_rank = os.environ.get("LOCAL_RANK", "0") != "0"  # a process Lightning started for us
+    if not name and launched_rank:
+        name = os.environ.get(RUN_NAME_ENV)
     if not name:
         name = f"{config.stage}-{config.model.size}-{time.strftime('%Y%m%d-%H%M%S')}"
-    os.environ[RUN_NAME_ENV] = name
+        os.environ[RUN_NAME_ENV] = name  # inherited by the ranks Lightning launches
     return Path(config.trainer.output_dir) / name
 
 

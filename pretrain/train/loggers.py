@@ -76,3 +76,13 @@ def install_rank_zero_logging(library_loggers: tuple[str, ...] = ("DeepSpeed",))
     for handler in handlers:
         if not any(isinstance(f, RankZeroFilter) for f in handler.filters):
             handler.addFilter(RankZeroFilter())
+
+
+def finish_loggers(loggers: list[Logger]) -> None:
+    """Close the W&B run so its offline directory is complete (and a next run starts a new one)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and rank_zero_only.rank == 0:
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish()

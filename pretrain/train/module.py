@@ -40,6 +40,17 @@ class PretrainModule(pl.LightningModule):
         self.stop_reason: Optional[str] = None
         self.save_hyperparameters({"config": config_to_dict(config), "steps_per_epoch": steps_per_epoch})
 
+    def setup(self, stage: str) -> None:
+        """Under ZeRO-3, parameters a model uses directly in its own forward (VideoMAE's mask
+        token) must be gathered for backward too; DeepSpeed finds them through the module's
+        outputs, which a dataclass output hides, so register them on this top-level module."""
+        strategy = self.trainer.strategy
+        if isinstance(strategy, DeepSpeedStrategy) and strategy.config and strategy.zero_stage_3:
+            from deepspeed.runtime.zero.partition_parameters import register_external_parameter
+
+            for param in self.model.parameters(recurse=False):
+                register_external_parameter(self, param)
+
     def forward(self, video: torch.Tensor, mask: torch.Tensor,
                 decoder_mask: Optional[torch.Tensor] = None) -> VideoMAEOutput:
         return self.model(video, mask, decoder_mask)

@@ -14,7 +14,7 @@ from pretrain.train import checkpoints as ckpt
 from pretrain.train.callbacks import ReconstructionLogger, ThroughputMonitor
 from pretrain.train.checkpoint_callback import CheckpointCallback
 from pretrain.train.flops import device_peak_tflops
-from pretrain.train.loggers import build_loggers, install_rank_zero_logging
+from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging
 from pretrain.train.module import PretrainModule
 from pretrain.train.nan_guard import TrainingDiverged
 from pretrain.train.optim import schedule_for
@@ -94,10 +94,13 @@ def run_pretrain(config: RunConfig, launch: Optional["ExternalLaunch"] = None) -
     callbacks = [checkpointer, *_reporters(config, model, run_dir, data), *(launch.callbacks if launch else [])]
     save_run_info(config, run_dir, {"steps_per_epoch": steps_per_epoch, "total_steps": schedule.total_steps,
                                     "resumed_from": str(resume.path) if resume else None})
-    trainer = build_trainer(config, placement, strategy, run_dir, schedule.total_steps, callbacks,
-                            build_loggers(config, run_dir), plugins=launch.plugins if launch else None,
-                            external=launch is not None)
-    trainer.fit(module, datamodule=data, ckpt_path=str(resume.state_path) if resume else None)
+    loggers = build_loggers(config, run_dir)
+    trainer = build_trainer(config, placement, strategy, run_dir, schedule.total_steps, callbacks, loggers,
+                            plugins=launch.plugins if launch else None, external=launch is not None)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=str(resume.state_path) if resume else None)
+    finally:
+        finish_loggers(loggers)
     last = checkpointer.saved[-1] if checkpointer.saved else None
     if module.guard.tripped:
         raise TrainingDiverged(module.guard.failure_message(str(last) if last else None))
