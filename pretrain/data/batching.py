@@ -16,6 +16,7 @@ import torch
 
 from pretrain.data.decode import DecodeError
 from pretrain.data.stages import Counters, DataError, Sample, seeded_rng
+from pretrain.data.transforms import normalize_video
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,11 @@ def make_clips(samples: Iterable[Sample], maker: ClipMaker, seed_parts: tuple[in
             yield clips[clip_index], index, clip_index
 
 
-def collate(clips: list[dict]) -> dict:
-    """Stack clip dicts into the batch contract: tensors stacked, `label` long, `key` list."""
-    batch: dict[str, Any] = {"video": torch.stack([c["video"] for c in clips])}
+def collate(clips: list[dict], normalize: bool = True) -> dict:
+    """Stack clip dicts into the batch contract: uint8 videos stacked then normalized to float in
+    one pass over the batch (unless shipping uint8), masks stacked, `label` long, `key` list."""
+    video = torch.stack([c["video"] for c in clips])  # (B, [V,] C, T, H, W) uint8
+    batch: dict[str, Any] = {"video": normalize_video(video) if normalize else video}
     for name in ("mask", "decoder_mask"):
         if name in clips[0]:
             batch[name] = torch.stack([c[name] for c in clips])  # (B, N)
@@ -78,8 +81,9 @@ def collate(clips: list[dict]) -> dict:
 
 
 def batch_clips(clips: Iterable[tuple[dict, int, int]], batch_size: int, clips_per_video: int,
-                worker: int, start: StartPoint, counters: Counters, partial: bool = False,
-                hook: Optional[BatchHook] = None, seed_parts: tuple[int, ...] = ()) -> Iterator[dict]:
+                worker: int, start: StartPoint, counters: Counters, normalize: bool = True,
+                partial: bool = False, hook: Optional[BatchHook] = None,
+                seed_parts: tuple[int, ...] = ()) -> Iterator[dict]:
     """Group clips into batches (a smaller last batch only if `partial`), each marked with the
     worker's position after it. `hook(batch, rng)` runs per batch (e.g. mixup)."""
     pending: list[tuple[dict, int, int]] = []
@@ -87,7 +91,7 @@ def batch_clips(clips: Iterable[tuple[dict, int, int]], batch_size: int, clips_p
 
     def emit() -> dict:
         nonlocal batches
-        batch = collate([clip for clip, _, _ in pending])
+        batch = collate([clip for clip, _, _ in pending], normalize)
         _, video, clip = pending[-1]
         done = (video + 1, 0) if clip + 1 >= clips_per_video else (video, clip + 1)
         if hook is not None:

@@ -3,8 +3,9 @@
 Each function decodes once (only the frames it needs, resized during colour conversion where
 that only shrinks) and cuts all its clips from that decode: `num_sample` clips for repeated
 sampling (VideoMAE V2: same frames, independent crops, flips and masks), or T × S views for
-multi-view testing. Clips are dicts with `video` `(C, T, H, W)` (float normalized, or uint8 when
-normalizing on the device), `label`, `key`, and `mask` / `decoder_mask` for pretraining.
+multi-view testing. Clips are dicts with uint8 `video` `(C, T, H, W)` (or `(V, C, T, H, W)`),
+`label`, `key`, and `mask` / `decoder_mask` for pretraining; normalization to float happens once
+per batch (`batching.collate`), or on the device.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ class ClipSettings:
     size: int
     """Output height and width."""
     decode_threads: int = 1
-    normalize: bool = True
-    """False ships uint8 pixels (normalize on the device with `transforms.normalize_video`)."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +62,6 @@ def video_shape(sample: dict) -> tuple[int, int, int]:
     return info.num_frames, info.width, info.height
 
 
-def _finish(clip: torch.Tensor, settings: ClipSettings) -> torch.Tensor:
-    """uint8 `(T, C, H, W)` → `(C, T, H, W)`, normalized float unless shipping uint8."""
-    video = transforms.to_model_layout(clip)  # (C, T, H, W)
-    return transforms.normalize_video(video) if settings.normalize else video
-
-
 def _masks(settings: MaskSettings, rng: np.random.Generator) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
     out = {"mask": tube_mask(settings.grid, settings.ratio, generator)}  # (N,)
@@ -79,7 +72,7 @@ def _masks(settings: MaskSettings, rng: np.random.Generator) -> dict[str, torch.
 
 def _decode_window(sample: dict, indices: np.ndarray, short_side: Optional[int], threads: int) -> torch.Tensor:
     _, width, height = video_shape(sample)
-    size = transforms.conversion_size(width, height, short_side) if short_side else None
+    size = transforms.conversion_size(width, height, short_side) if short_side else None  # None: native
     frames = decode_frames(sample["video"], indices, size=size, threads=threads)  # (T, H, W, 3)
     return transforms.frames_to_tensor(frames)  # (T, 3, H, W)
 
@@ -99,7 +92,7 @@ def pretrain_clips(sample: dict, rng: np.random.Generator, settings: ClipSetting
         clip = transforms.crop_resize(frames, box, settings.size)  # (T, 3, S, S)
         if flip and rng.random() < 0.5:
             clip = transforms.hflip(clip)
-        clips.append({"video": _finish(clip, settings), **_masks(masks, rng), **_identity(sample)})
+        clips.append({"video": transforms.to_model_layout(clip), **_masks(masks, rng), **_identity(sample)})
     return clips
 
 
@@ -119,8 +112,9 @@ def finetune_clips(sample: dict, rng: np.random.Generator, settings: ClipSetting
             clip = transforms.hflip(clip)
         if augment.randaug_ops > 0:
             clip = rand_augment(clip.contiguous(), rng, augment.randaug_ops, augment.randaug_magnitude)
-        video = _finish(clip, settings)  # (C, T, S, S)
-        video = transforms.random_erasing(video, rng, augment.random_erasing, normalized=settings.normalize)
+        video = transforms.to_model_layout(clip)  # (C, T, S, S) uint8
+        # Erased in pixel space: noise drawn as N(0, 1) after normalization, mapped back, clipped.
+        video = transforms.random_erasing(video, rng, augment.random_erasing, normalized=False)
         clips.append({"video": video, **_identity(sample)})
     return clips
 
@@ -128,19 +122,22 @@ def finetune_clips(sample: dict, rng: np.random.Generator, settings: ClipSetting
 def eval_views(sample: dict, settings: ClipSettings, num_clips: int = 1, num_crops: int = 1,
                multi_view: bool = True) -> list[Clip]:
     """Deterministic test views from one decode: `num_clips` uniform windows × `num_crops` crops
-    along the long side, frames resized to short side `size` during colour conversion.
+    along the long side of the frames resized to short side `size` (VideoMAE's test protocol).
     `video` is `(V, C, T, S, S)`, clip-major; `(C, T, S, S)` when not `multi_view` (one view)."""
     num_frames = video_shape(sample)[0]
     windows = sampling.uniform_clips(num_frames, settings.num_frames, settings.stride, num_clips)  # (K, T)
     union = np.unique(windows)
     frames = _decode_window(sample, union, settings.size, settings.decode_threads)  # (U, 3, H, W)
+    frames = transforms.resize_short_side(frames, settings.size)  # once for every view
     position = {int(index): row for row, index in enumerate(union)}
     height, width = frames.shape[-2:]
     boxes = transforms.spatial_view_boxes(height, width, settings.size, num_crops)
     views = []
     for window in windows:
-        clip_frames = frames[[position[int(i)] for i in window]]  # (T, 3, H, W)
-        views.extend(_finish(transforms.crop_resize(clip_frames, box, settings.size), settings) for box in boxes)
+        rows = torch.tensor([position[int(i)] for i in window])
+        clip_frames = frames.index_select(0, rows)  # (T, 3, H, W)
+        views.extend(transforms.to_model_layout(transforms.crop_resize(clip_frames, box, settings.size))
+                     for box in boxes)
     if not multi_view and len(views) != 1:
         raise ValueError(f"single-view evaluation asked for {len(views)} views")
     video = torch.stack(views) if multi_view else views[0]  # (V, C, T, S, S) or (C, T, S, S)

@@ -1,8 +1,9 @@
 """Decode only the frames a clip needs, straight from a shard sample's bytes, with PyAV.
 
 For each run of wanted frames we seek to the keyframe at or before the run's first frame, decode
-forward, convert just the wanted frames to RGB (optionally resized inside the same swscale call)
-and stop right after the run's last frame. Frames are identified by their presentation time, so
+forward (skipping non-reference pictures that are not wanted, e.g. most H.264 B-frames), convert
+just the wanted frames to RGB (optionally resized inside the same swscale call) and stop right
+after the run's last frame. Frames are identified by their presentation time, so
 the result is the same whether or not the container could seek.
 """
 
@@ -64,7 +65,7 @@ def decode_frames(
     decoded: dict[int, np.ndarray] = {}
     for index, frame in iter_wanted_frames(data, wanted, threads):
         rgb = reformatter.reformat(frame, width=width, height=height, format="rgb24",
-                                   interpolation="BILINEAR")
+                                   interpolation="AREA")  # callers resize only to shrink
         decoded[index] = rgb.to_ndarray()  # (H, W, 3)
     if not decoded:
         raise DecodeError("no frame could be decoded")
@@ -136,15 +137,22 @@ def _decode_run(container, stream, timing: _FrameTiming, run: list[int]) -> Iter
     if first > 0:
         # backward=True lands on the keyframe at or before the target: all references are decoded.
         container.seek(timing.pts(first), stream=stream, backward=True, any_frame=False)
+    context = stream.codec_context
     previous = -1
-    for frame in container.decode(stream):
-        index = timing.index(frame.pts) if frame.pts is not None else previous + 1
-        previous = index
-        if index in remaining:
-            remaining.discard(index)
-            yield index, frame
-        if index >= last or not remaining:
-            return
+    for packet in container.demux(stream):
+        if packet.pts is not None and context.thread_count == 1:
+            # Pictures nobody wants and nothing references (B-frames) need not be decoded.
+            context.skip_frame = "DEFAULT" if timing.index(packet.pts) in remaining else "NONREF"
+        for frame in packet.decode():
+            index = timing.index(frame.pts) if frame.pts is not None else previous + 1
+            previous = index
+            if index in remaining:
+                remaining.discard(index)
+                yield index, frame
+            if index >= last or not remaining:
+                context.skip_frame = "DEFAULT"
+                return
+    context.skip_frame = "DEFAULT"
 
 
 def _fill_missing(decoded: dict[int, np.ndarray], wanted: list[int]) -> None:

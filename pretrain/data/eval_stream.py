@@ -38,9 +38,10 @@ def read_slice(url: str, first: int, stop: int, selection: Selection, counters: 
 
 class EvalStream(BatchStream):
     def __init__(self, members: Sequence[tuple[str, int]], selection: Selection, maker: ClipMaker,
-                 batch_size: int, rank: int, world_size: int, num_workers: int) -> None:
+                 batch_size: int, rank: int, world_size: int, num_workers: int, normalize: bool = True) -> None:
         super().__init__(rank, world_size, num_workers, seed=0)
         self.members, self.selection, self.maker, self.batch_size = list(members), selection, maker, batch_size
+        self.normalize = normalize
 
     def slices(self, worker: int) -> list[tuple[str, int, int]]:
         slot = self.rank * self.num_workers + worker
@@ -62,7 +63,8 @@ class EvalStream(BatchStream):
         samples = (sample for url, first, stop in self.slices(slot.worker)
                    for sample in read_slice(url, first, stop, self.selection, counters))
         clips = make_clips(samples, self.maker, (0,), StartPoint(), counters, num_videos=None)
-        yield from batch_clips(clips, self.batch_size, 1, slot.worker, StartPoint(), counters, partial=True)
+        yield from batch_clips(clips, self.batch_size, 1, slot.worker, StartPoint(), counters,
+                               normalize=self.normalize, partial=True)
 
 
 def build_eval_loader(config: RunConfig, rank: int, world_size: int, multi_view: bool = True,
@@ -77,7 +79,8 @@ def build_eval_loader(config: RunConfig, rank: int, world_size: int, multi_view:
     clips, crops = (data.test_clips, data.test_crops) if multi_view else (1, 1)
     maker = functools.partial(_views, settings=clip_settings(config), num_clips=clips, num_crops=crops,
                               multi_view=multi_view)
-    stream = EvalStream(members, selection, maker, data.batch_size, rank, world_size, data.num_workers)
+    stream = EvalStream(members, selection, maker, data.batch_size, rank, world_size, data.num_workers,
+                        normalize=not data.normalize_on_device)
     return StreamLoader(stream, data.num_workers)
 
 

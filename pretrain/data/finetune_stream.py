@@ -57,7 +57,8 @@ def build_finetune_train_loader(config: RunConfig, rank: int, world_size: int) -
     stream = TrainStream(members, selection, maker, clips_per_video=data.num_sample, batch_size=data.batch_size,
                          batches_per_rank=batches_per_rank(epoch_clips, world_size, data.batch_size),
                          shuffle_buffer=data.shuffle_buffer, rank=rank, world_size=world_size,
-                         num_workers=data.num_workers, seed=config.trainer.seed, hook=MixupHook(mixup))
+                         num_workers=data.num_workers, seed=config.trainer.seed,
+                         normalize=not data.normalize_on_device, hook=MixupHook(mixup))
     return StreamLoader(stream, data.num_workers)
 
 

@@ -11,8 +11,10 @@ One epoch is `data.epoch_size` clips over all ranks (default: the selected split
 from __future__ import annotations
 
 import functools
+from typing import Optional
 
 from pretrain.config import RunConfig
+from pretrain.data.batching import ClipMaker
 from pretrain.data.clips import ClipSettings, MaskSettings, pretrain_clips
 from pretrain.data.loader import StreamLoader
 from pretrain.data.selection import members_per_shard, resolve_selection
@@ -21,27 +23,29 @@ from pretrain.data.train_stream import TrainStream, batches_per_rank
 
 
 def clip_settings(config: RunConfig) -> ClipSettings:
-    """Frames, stride, size, decode threads and output dtype from the run config."""
+    """Frames, stride, size and decode threads from the run config."""
     return ClipSettings(num_frames=config.model.num_frames, stride=config.data.stride,
-                        size=config.model.img_size, decode_threads=config.data.decode_threads,
-                        normalize=not config.data.normalize_on_device)
+                        size=config.model.img_size, decode_threads=config.data.decode_threads)
 
 
 def mask_settings(config: RunConfig) -> MaskSettings:
     return MaskSettings(grid=config.model.grid, ratio=config.mask.ratio, decoder_ratio=config.mask.decoder_ratio)
 
 
-def build_pretrain_loader(config: RunConfig, rank: int, world_size: int) -> StreamLoader:
-    """The pretraining stream of `rank` out of `world_size`."""
+def build_pretrain_loader(config: RunConfig, rank: int, world_size: int,
+                          maker: Optional[ClipMaker] = None) -> StreamLoader:
+    """The pretraining stream of `rank` out of `world_size` (`maker` replaces the per-video work,
+    e.g. decode-only for the benchmark's floor)."""
     data = config.data
     manifest = read_manifest(data.shards)
     selection = resolve_selection(data.split, manifest, config.finetune.split)
     members = members_per_shard(manifest, selection)
     epoch_clips = data.epoch_size or sum(count for _, count in members) * data.num_sample
-    maker = functools.partial(pretrain_clips, settings=clip_settings(config), masks=mask_settings(config),
-                              num_sample=data.num_sample)
+    maker = maker or functools.partial(pretrain_clips, settings=clip_settings(config),
+                                       masks=mask_settings(config), num_sample=data.num_sample)
     stream = TrainStream(members, selection, maker, clips_per_video=data.num_sample, batch_size=data.batch_size,
                          batches_per_rank=batches_per_rank(epoch_clips, world_size, data.batch_size),
                          shuffle_buffer=data.shuffle_buffer, rank=rank, world_size=world_size,
-                         num_workers=data.num_workers, seed=config.trainer.seed)
+                         num_workers=data.num_workers, seed=config.trainer.seed,
+                         normalize=not data.normalize_on_device)
     return StreamLoader(stream, data.num_workers)

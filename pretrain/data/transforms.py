@@ -3,14 +3,14 @@
 Clips move through here as uint8 tensors `(T, C, H, W)` (channels-last memory, which is what
 torch's uint8 antialiased resize is fastest on) and leave as `(C, T, H, W)`, either normalized
 float or uint8 for normalizing on the device (`normalize_video`). Crop boxes are
-`(top, left, height, width)` and are chosen from the frame size alone, before decoding, so the
-decoder can resize during colour conversion (`conversion_size`).
+`(top, left, height, width)` and are chosen from the frame size alone. Frames are converted to
+RGB at their native size unless that is much larger than needed (`conversion_size`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -23,11 +23,29 @@ MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
 Box = tuple[int, int, int, int]  # (top, left, height, width)
 
 
-def conversion_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """(width, height) scaled so the short side is `short_side`, never upscaled: the size to
-    convert decoded frames to, so later crops only shrink."""
-    scale = min(1.0, short_side / min(width, height))
+# Scaling inside swscale costs about as much as converting and resizing in torch afterwards
+# (measured on 320x240 MPEG-4 and 640x360 H.264); it pays off only when it shrinks a lot.
+MIN_SHRINK_DURING_CONVERSION = 2.0
+
+
+def conversion_size(width: int, height: int, short_side: int) -> Optional[tuple[int, int]]:
+    """(width, height) to convert decoded frames to: short side `short_side` when that shrinks
+    the frame at least `MIN_SHRINK_DURING_CONVERSION` times, else None (native size; the crop is
+    resized afterwards anyway)."""
+    scale = short_side / min(width, height)
+    if scale * MIN_SHRINK_DURING_CONVERSION > 1.0:
+        return None
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
+    """Resize uint8 `(T, C, H, W)` so min(H, W) == short_side (no-op when it already is)."""
+    height, width = frames.shape[-2:]
+    if min(height, width) == short_side:
+        return frames
+    scale = short_side / min(height, width)
+    size = (max(short_side, round(height * scale)), max(short_side, round(width * scale)))
+    return F.interpolate(frames, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
 def multi_scale_crop_box(

@@ -58,9 +58,16 @@ def test_spatial_views_cover_the_long_side():
     assert transforms.spatial_view_boxes(100, 64, 64, 1) == [(18, 0, 64, 64)]
 
 
-def test_conversion_size_only_shrinks():
+def test_conversion_size_only_shrinks_a_lot():
+    assert transforms.conversion_size(640, 480, 120) == (160, 120)
     assert transforms.conversion_size(320, 240, 120) == (160, 120)
-    assert transforms.conversion_size(320, 240, 400) == (320, 240)
+    assert transforms.conversion_size(320, 240, 224) is None  # small shrink: native, resize later
+    assert transforms.conversion_size(320, 240, 400) is None
+
+
+def test_resize_short_side():
+    out = transforms.resize_short_side(random_clip(height=24, width=32), 12)
+    assert out.shape == (4, 3, 12, 16) and out.dtype == torch.uint8
 
 
 # ------------------------------------------------------------------ pixel transforms
