@@ -4,8 +4,10 @@ and N worker processes, all measured in this process against the passthrough/1-w
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -58,6 +60,31 @@ def _run(source: str, src: Path, mode: str, workers: int, shard_size_mb: float, 
     started = time.perf_counter()
     summary = build_shards(source, str(src), str(out), workers=workers, shard_size_mb=shard_size_mb, **options)
     return {"videos": summary.videos, "seconds": time.perf_counter() - started, "output_mb": summary.bytes / 1e6}
+
+
+def _burn(iterations: int) -> int:
+    total = 0
+    for i in range(iterations):
+        total += i * i
+    return total
+
+
+def cpu_scaling_ceiling(workers: int, iterations: int = 3_000_000) -> float:
+    """How much faster `workers` processes finish `workers` units of pure CPU work than one process
+    does, right now: the best speedup any N-worker row can show on this (possibly shared) machine."""
+    if workers <= 1:
+        return 1.0
+    started = time.perf_counter()
+    for _ in range(workers):
+        _burn(iterations)
+    serial = time.perf_counter() - started
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        list(pool.map(_burn, [1] * workers))  # start the workers before timing
+        started = time.perf_counter()
+        list(pool.map(_burn, [iterations] * workers))
+        parallel = time.perf_counter() - started
+    return round(serial / parallel, 2)
 
 
 def _input_mb(root: Path) -> float:

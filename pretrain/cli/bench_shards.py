@@ -25,7 +25,7 @@ def register(benches: argparse._SubParsersAction) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from pretrain.bench.shards import bench_shards, rows_as_dicts
+    from pretrain.bench.shards import bench_shards, cpu_scaling_ceiling, rows_as_dicts
     from pretrain.data.shards import ShardsError
 
     if not Path(args.src).exists() and not args.generate:
@@ -36,11 +36,15 @@ def _bench(args: argparse.Namespace) -> int:
         rows = bench_shards(args.src, args.workers, args.resize_short, args.source, args.generate, args.frames)
     except ShardsError as error:
         raise UserError(str(error)) from None
+    ceiling = cpu_scaling_ceiling(args.workers)
     if args.json:
-        print(json.dumps(rows_as_dicts(rows), indent=1))
+        print(json.dumps({"rows": rows_as_dicts(rows), "cpu_scaling_ceiling": ceiling,
+                          "cpus": os.cpu_count(), "load_average": os.getloadavg()[0]}, indent=1))
         return 0
     print(f"{args.src}: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
           f"re-encode = H.264, short side {args.resize_short}, keyframe every 0.5 s")
+    print(f"ceiling: {args.workers} processes of pure CPU work ran {ceiling:.2f}x faster than 1 on this "
+          "machine just now")
     print(f"{'mode':<12}{'workers':>8}{'videos':>8}{'in MB':>9}{'out MB':>9}{'s':>8}"
           f"{'videos/s':>10}{'MB/s':>8}{'vs base':>9}{'vs 1 worker':>13}")
     for row in rows:

@@ -93,7 +93,9 @@ def test_strict_split_file_problem_is_fatal_with_file_and_line(tmp_path, capsys)
 
 def test_bench_shards_reports_four_runs(tmp_path, capsys):
     assert main(["bench", "shards", str(tmp_path / "corpus"), "--generate", "4", "--frames", "8", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    report = json.loads(capsys.readouterr().out)
+    rows = report["rows"]
+    assert 0 < report["cpu_scaling_ceiling"] <= 2.5
     assert [(r["mode"], r["workers"]) for r in rows] == [("passthrough", 1), ("passthrough", 2),
                                                          ("reencode", 1), ("reencode", 2)]
     assert all(r["videos"] == 4 and r["videos_per_s"] > 0 for r in rows)
