@@ -132,15 +132,17 @@ def eval_views(sample: dict, settings: ClipSettings, num_clips: int = 1, num_cro
     position = {int(index): row for row, index in enumerate(union)}
     height, width = frames.shape[-2:]
     boxes = transforms.spatial_view_boxes(height, width, settings.size, num_crops)
-    views = []
-    for window in windows:
-        rows = torch.tensor([position[int(i)] for i in window])
-        clip_frames = frames.index_select(0, rows)  # (T, 3, H, W)
-        views.extend(transforms.to_model_layout(transforms.crop_resize(clip_frames, box, settings.size))
-                     for box in boxes)
+    size = settings.size
+    regions = [transforms.crop_resize(frames, box, size) for box in boxes]  # views unless resizing
+    views = torch.empty((len(windows) * len(boxes), 3, settings.num_frames, size, size), dtype=torch.uint8)
+    for clip_index, window in enumerate(windows):
+        for crop_index, region in enumerate(regions):
+            view = views[clip_index * len(boxes) + crop_index]  # (C, T, S, S)
+            for t, index in enumerate(window):
+                view[:, t].copy_(region[position[int(index)]])  # one copy per frame, straight in place
     if not multi_view and len(views) != 1:
         raise ValueError(f"single-view evaluation asked for {len(views)} views")
-    video = torch.stack(views) if multi_view else views[0]  # (V, C, T, S, S) or (C, T, S, S)
+    video = views if multi_view else views[0]  # (V, C, T, S, S) or (C, T, S, S)
     return [{"video": video, **_identity(sample)}]
 
 
