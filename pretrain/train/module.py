@@ -57,15 +57,15 @@ class PretrainModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Optional[torch.Tensor]:
         output = self(model_video(batch), batch["mask"], batch.get("decoder_mask"))
-        if not self.guard.accept(output.loss, self.trainer):
-            self.log("train/nonfinite_skipped", float(self.guard.total_skipped), rank_zero_only=True)
+        batch_size = batch["video"].shape[0]
+        accepted = self.guard.accept(output.loss, self.trainer)
+        self.log("train/nonfinite_skipped", float(self.guard.total_skipped), batch_size=batch_size)
+        if not accepted:
             if self.guard.tripped:
                 self.stop_reason = "nonfinite"
             return None  # every rank skips this micro-batch together
-        batch_size = batch["video"].shape[0]
         self.log("train/loss", output.loss, prog_bar=True, batch_size=batch_size)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], prog_bar=True, batch_size=batch_size)
-        self.log("train/nonfinite_skipped", float(self.guard.total_skipped), batch_size=batch_size)
         return output.loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:

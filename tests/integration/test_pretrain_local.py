@@ -1,0 +1,125 @@
+"""Pretraining in this process (one rank, real shards, tiny VideoMAE): it learns, writes the run
+layout, tracks to CSV and offline W&B, resumes onto the exact same trajectory, and stops on
+non-finite losses with a usable checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pretrain.models.interop import load_weights
+from pretrain.train import checkpoints as ckpt
+from pretrain.train.entry import run_stage
+from pretrain.train.export import export_checkpoint, load_checkpoint_model
+from pretrain.train.nan_guard import TrainingDiverged
+from pretrain_runs import build_folder_shards, read_metrics, series, tiny_config
+
+STEPS, SAVE_EVERY = 24, 12
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    return build_folder_shards(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def reference(shards, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    config = tiny_config(shards, out, "reference", f"trainer.max_steps={STEPS}",
+                         f"trainer.checkpoint_every_steps={SAVE_EVERY}", f"logging.recon_every_steps={SAVE_EVERY}",
+                         "logging.wandb=offline")
+    return run_stage(config)
+
+
+def test_loss_decreases_over_a_few_dozen_steps(reference):
+    losses = series(reference.run_dir, "train/loss")
+    assert sorted(losses) == list(range(STEPS))  # one logged loss per step (logged before the step counter moves)
+    first, last = np.mean([losses[s] for s in range(5)]), np.mean([losses[s] for s in range(STEPS - 5, STEPS)])
+    assert last < 0.9 * first, (first, last)
+    assert reference.global_step == STEPS
+
+
+def test_run_directory_layout(reference):
+    run = reference.run_dir
+    assert (run / "config.yaml").is_file() and json.loads((run / "run.json").read_text())["tubelet_version"]
+    steps = [p.name for p in ckpt.list_checkpoints(run)]
+    assert steps == ["step-00000024", "step-00000012"]
+    assert (run / "checkpoints" / "last").resolve().name == "step-00000024"
+    for name in steps:
+        folder = run / "checkpoints" / name
+        assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "meta.json", "state.ckpt"]
+        meta = json.loads((folder / "meta.json").read_text())
+        assert meta["step"] == int(name[-8:]) and meta["deepspeed"] is False and meta["world_size"] == 1
+    assert not list((run / "checkpoints").glob(".tmp-*"))
+
+
+def test_metrics_tracked_in_csv_and_offline_wandb(reference):
+    rows = read_metrics(reference.run_dir)
+    logged = {key for row in rows for key, value in row.items() if value}
+    assert {"train/loss", "train/lr", "train/grad_norm", "perf/clips_per_s", "perf/tokens_per_s",
+            "perf/tflops_per_device", "perf/data_wait_fraction", "mem/host_peak_rss_gb",
+            "data/skipped_samples"} <= logged
+    lr = series(reference.run_dir, "train/lr")
+    assert max(lr.values()) == pytest.approx(0.05 * 4 / 256, rel=1e-3)  # base_lr × global batch / 256
+    runs = list((reference.run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    records = b"".join(path.read_bytes() for path in runs[0].glob("*.wandb"))  # what `wandb sync` uploads
+    for name in ("train/loss", "train/lr", "perf/clips_per_s", "perf/data_wait_fraction", "recon/video"):
+        assert name.encode() in records, name
+    first_loss = next(row["train/loss"] for row in rows if row.get("train/loss"))
+    assert first_loss.encode() in records  # the same value went to W&B and to the CSV
+    videos = list((runs[0] / "files" / "media" / "videos").rglob("*.mp4"))
+    assert len(videos) == 2 and all(v.stat().st_size > 0 for v in videos)
+
+
+def test_reconstruction_grid_written(reference):
+    recon = reference.run_dir / "reconstructions"
+    assert sorted(p.name for p in recon.glob("*.png")) == ["step-00000012.png", "step-00000024.png"]
+    image = np.asarray(Image.open(recon / "step-00000024.png"))
+    assert image.shape == (8 * 64, 3 * 64, 3)  # 8 frames of original | masked | reconstruction
+    masked = image[:, 64:128]
+    assert (masked.reshape(8, 4, 16, 4, 16, 3).max(axis=(2, 4, 5)) == 0).sum() == 8 * int(0.75 * 16)
+    assert (recon / "step-00000024.mp4").stat().st_size > 0
+
+
+def test_resume_follows_the_uninterrupted_trajectory(reference, shards, tmp_path):
+    halfway = reference.run_dir / "checkpoints" / "step-00000012"
+    config = tiny_config(shards, tmp_path, "resumed", f"trainer.max_steps={STEPS}",
+                         f"trainer.checkpoint_every_steps={SAVE_EVERY}", f"trainer.resume={halfway}",
+                         "logging.wandb=disabled", "logging.recon_every_steps=0")
+    result = run_stage(config)
+    assert result.resumed_from == halfway.resolve() and result.global_step == STEPS
+    expected, resumed = series(reference.run_dir, "train/loss"), series(result.run_dir, "train/loss")
+    assert sorted(resumed) == list(range(SAVE_EVERY, STEPS))
+    for step in resumed:
+        assert resumed[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), step
+    expected_lr, resumed_lr = series(reference.run_dir, "train/lr"), series(result.run_dir, "train/lr")
+    assert all(resumed_lr[s] == pytest.approx(expected_lr[s], rel=1e-6) for s in resumed_lr)
+
+
+def test_export_loads_into_the_model_format(reference, tmp_path):
+    out = export_checkpoint(reference.run_dir / "checkpoints" / "last", tmp_path / "export")
+    state, model_config = load_weights(out)
+    model, _ = load_checkpoint_model(reference.last_checkpoint)
+    assert model_config["kind"] == "pretraining" and model_config["dim"] == 64
+    assert state.keys() == model.state_dict().keys()
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+def test_nonfinite_losses_stop_the_run_with_a_checkpoint(shards, tmp_path):
+    config = tiny_config(shards, tmp_path, "diverges", "trainer.max_steps=40", "optim.base_lr=1e12",
+                         "optim.clip_grad=null", "optim.warmup_epochs=0", "trainer.max_nonfinite_steps=3",
+                         "logging.wandb=disabled", "logging.recon_every_steps=0")
+    with pytest.raises(TrainingDiverged, match="non-finite for 3 consecutive steps") as error:
+        run_stage(config)
+    saved = ckpt.latest_valid_checkpoint(tmp_path / "diverges")
+    assert saved is not None and saved.meta["reason"] == "nonfinite" and str(saved.path) in str(error.value)
+    model, _ = load_checkpoint_model(saved.path)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    skipped = series(tmp_path / "diverges", "train/nonfinite_skipped")
+    assert max(skipped.values()) == 3
