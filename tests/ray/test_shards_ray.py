@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from local_ray import LocalRayCluster
+from pretrain.cli import main
 from pretrain.data.corpora import write_corrupt_video, write_ucf101_tree
 from pretrain.data.shards import build_shards, read_manifest, verify_shards
 from pretrain.data.shards.errors import StrictModeError
@@ -46,3 +47,11 @@ def test_ray_strict_error_comes_back_as_a_user_error(cluster, corpus, tmp_path, 
         build_shards("ucf101", str(corpus), str(tmp_path / "out"), use_ray=True,
                      ray_address=cluster.gcs_address, strict=True)
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_cli_ray_flags_reach_the_cluster(cluster, corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    code = main(["shards", "build", "ucf101", str(corpus), str(tmp_path / "cli"), "--shard-size-mb", "0.05",
+                 "--ray", "--address", cluster.gcs_address])
+    assert code == 0 and "ucf101: 12 videos" in capsys.readouterr().out
+    assert read_manifest(str(tmp_path / "cli")).num_samples == 12

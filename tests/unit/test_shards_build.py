@@ -174,6 +174,12 @@ def test_strict_mode_fails_on_the_first_bad_video(ucf, tmp_path):
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
+def test_strict_mode_stops_worker_processes_too(ucf, tmp_path):
+    with pytest.raises(StrictModeError, match="--strict"):
+        build_shards("ucf101", str(ucf.root), str(tmp_path / "out"), strict=True, workers=2, shard_size_mb=0.02)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
 def test_hmdb51_build_keeps_each_video_once_with_all_splits(tmp_path):
     corpus = write_hmdb51_tree(tmp_path / "hmdb", classes=3, videos_per_class=4)
     summary = build_shards("hmdb51", str(tmp_path / "hmdb"), str(tmp_path / "out"), shard_size_mb=0.05)
