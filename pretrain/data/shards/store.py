@@ -32,6 +32,10 @@ class ShardStore:
         """In-memory filesystems live inside one process: other workers cannot see them."""
         return "memory" in _protocols(self.fs)
 
+    @property
+    def is_local(self) -> bool:
+        return "file" in _protocols(self.fs)
+
     def path(self, name: str) -> str:
         return posixpath.join(self.root, name)
 
@@ -51,6 +55,9 @@ class ShardStore:
         try:
             with self.fs.open(partial, "wb") as handle:
                 yield handle
+                if self.is_local:  # on disk before the rename, so a crash cannot expose a hole
+                    handle.flush()
+                    os.fsync(handle.fileno())
             self.fs.mv(partial, self.path(name))
         finally:
             if self.fs.exists(partial):
