@@ -4,7 +4,6 @@ and N worker processes, all measured in this process against the passthrough/1-w
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -14,6 +13,7 @@ from typing import Optional
 
 from pretrain.data.corpora import write_ucf101_tree
 from pretrain.data.shards import build_shards
+from pretrain.data.shards.local_pool import pool_context
 from pretrain.data.shards.sources import is_video_name
 from pretrain.data.synthetic import textured_pan_frames
 
@@ -78,8 +78,7 @@ def cpu_scaling_ceiling(workers: int, iterations: int = 3_000_000) -> float:
     for _ in range(workers):
         _burn(iterations)
     serial = time.perf_counter() - started
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
         list(pool.map(_burn, [1] * workers))  # start the workers before timing
         started = time.perf_counter()
         list(pool.map(_burn, [iterations] * workers))

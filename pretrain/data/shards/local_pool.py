@@ -19,6 +19,12 @@ Plan = TypeVar("Plan")
 Result = TypeVar("Result")
 
 
+def pool_context():
+    """Fork where available (see the module docstring), else spawn."""
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method)
+
+
 def _die_with_parent() -> None:
     """Linux: a worker is killed when the build process dies (even by SIGKILL), so a killed build
     leaves no orphan still writing shards while the user reruns it."""
@@ -34,8 +40,7 @@ def run_in_processes(task: Callable[[Plan, object], Result], plans: Sequence[Pla
     """Yield results as tasks finish; the first failure cancels what has not started and re-raises."""
     if not plans:
         return
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
+    context = pool_context()
     with ProcessPoolExecutor(max_workers=min(workers, len(plans)), mp_context=context,
                              initializer=_die_with_parent) as pool:
         futures = [pool.submit(task, plan, config) for plan in plans]
