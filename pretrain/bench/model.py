@@ -42,6 +42,7 @@ class BenchSettings:
     reps: int = 3
     warmup: int = 1
     seed: int = 0
+    threads: Optional[int] = None  # torch intra-op threads; None keeps torch's default
 
 
 def _hf_twin(ours: VideoMAE) -> torch.nn.Module:
@@ -134,6 +135,8 @@ def run_model_bench(settings: BenchSettings) -> dict[str, Any]:
     device = torch.device(settings.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda requested but CUDA is not available")
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     spec = ArchSpec.from_size(settings.size, settings.img_size, settings.num_frames, head_norm_eps=HF_HEAD_NORM_EPS)
     ours = VideoMAE(spec).to(device).train()

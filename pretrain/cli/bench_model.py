@@ -25,6 +25,7 @@ def register(benches: argparse._SubParsersAction) -> None:
                         help="autocast dtype (fp32: none)")
     parser.add_argument("--reps", type=int, default=3, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per model first")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=_run)
 
@@ -37,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = BenchSettings(
             size=args.size, batch=args.batch, img_size=args.img_size, num_frames=args.num_frames,
             mask_ratio=args.mask_ratio, decoder_mask_ratio=args.decoder_mask_ratio, device=args.device,
-            dtype=args.dtype, reps=args.reps, warmup=args.warmup,
+            dtype=args.dtype, reps=args.reps, warmup=args.warmup, threads=args.threads,
         )
         result = run_model_bench(settings)
     except ImportError as error:

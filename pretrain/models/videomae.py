@@ -142,8 +142,9 @@ class VideoMAE(nn.Module):
         if plan.target_valid is not None:  # padded target slots must not be attended to
             keep = torch.ones_like(plan.visible, dtype=torch.bool)
             attn_mask = torch.cat([keep, plan.target_valid], dim=1)[:, None, None, :]  # (B, 1, 1, L)
-        x = run_blocks(self.decoder.blocks, x, attn_mask, self.grad_checkpointing)
-        x = x[:, plan.visible.shape[1]:]  # (B, N_target, Dd)
+        # Only target outputs are used: the last block computes just those rows.
+        x = run_blocks(self.decoder.blocks, x, attn_mask, self.grad_checkpointing,
+                       keep_from=plan.visible.shape[1])  # (B, N_target, Dd)
         return self.decoder.head(self.decoder.norm(x))
 
     @torch.no_grad()

@@ -166,13 +166,16 @@ class Attention(nn.Module):
             self.q_bias = self.v_bias = None
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
+                query_from: int = 0) -> torch.Tensor:
+        """x (B, N, D) -> (B, N - query_from, D): every token is a key/value, only tokens from
+        `query_from` on are queries (the rest's outputs would be thrown away)."""
         b, n, d = x.shape
         bias = None if self.q_bias is None else torch.cat([self.q_bias, self.k_bias, self.v_bias])
         qkv = F.linear(x, self.qkv.weight, bias)  # (B, N, 3D)
         q, k, v = qkv.view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # (B, H, N, hd)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, N, hd)
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+        out = F.scaled_dot_product_attention(q[:, :, query_from:], k, v, attn_mask=attn_mask)  # (B, H, Nq, hd)
+        return self.proj(out.transpose(1, 2).reshape(b, n - query_from, d))
 
 
 class Mlp(nn.Module):
@@ -213,20 +216,25 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, mlp_dim)
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), attn_mask))
+    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
+                query_from: int = 0) -> torch.Tensor:
+        """x (B, N, D) -> (B, N - query_from, D); see `Attention.forward` for `query_from`."""
+        x = x[:, query_from:] + self.drop_path(self.attn(self.norm1(x), attn_mask, query_from))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
-               grad_checkpointing: bool = False) -> torch.Tensor:
-    """Apply blocks in order; with checkpointing, activations are recomputed in backward."""
+               grad_checkpointing: bool = False, keep_from: int = 0) -> torch.Tensor:
+    """Apply blocks in order and return the tokens from `keep_from` on (B, N - keep_from, D); the
+    last block computes outputs only for those. With checkpointing, activations are recomputed
+    in backward."""
     use_checkpoint = grad_checkpointing and torch.is_grad_enabled()
-    for block in blocks:
+    for i, block in enumerate(blocks):
+        query_from = keep_from if i == len(blocks) - 1 else 0
         if use_checkpoint:
-            x = checkpoint(block, x, attn_mask, use_reentrant=False)
+            x = checkpoint(block, x, attn_mask, query_from, use_reentrant=False)
         else:
-            x = block(x, attn_mask)
+            x = block(x, attn_mask, query_from)
     return x
 
 
