@@ -20,6 +20,8 @@ from torch import nn
 from pretrain.config import RunConfig, config_to_dict
 from pretrain.models import build_classifier
 from pretrain.models.classifier import VideoClassifier
+from pretrain.train.module import model_video
+from pretrain.train.nan_guard import NonFiniteGuard
 from pretrain.train.optim import build_adamw, schedule_for
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class FinetuneModule(pl.LightningModule):
         self.model = model
         self.class_names = list(class_names)
         self.steps_per_epoch = steps_per_epoch
+        self.guard = NonFiniteGuard(config.trainer.max_nonfinite_steps)
         self.save_hyperparameters({"config": config_to_dict(config), "class_names": self.class_names,
                                    "num_classes": model.num_classes})
 
@@ -79,21 +82,18 @@ class FinetuneModule(pl.LightningModule):
             self.model.head.train()
         return self
 
-    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
-        video, label = batch["video"], batch["label"]  # (B, C, T, H, W), (B,)
+    def training_step(self, batch: dict, batch_index: int) -> Optional[torch.Tensor]:
+        video, label = model_video(batch), batch["label"]  # (B, C, T, H, W), (B,)
         loss, logits = self._loss(video, label, batch.get("target"))
         size = label.shape[0]
+        if not self.guard.accept(loss, self.trainer):
+            self.log("train/nonfinite_skipped", float(self.guard.total_skipped), rank_zero_only=True)
+            return None  # every rank skips this micro-batch together
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/lr", self._head_lr(), batch_size=size)
         if not self._mixed:  # accuracy against hard labels means little on mixed clips
             self.log("train/top1", (logits.argmax(-1) == label).float().mean(), prog_bar=True, batch_size=size)
         return loss
-
-    def validation_step(self, batch: dict, batch_index: int) -> None:
-        """One centred view per video: a cheap progress signal (the real test is multi-view)."""
-        logits = self.model(batch["video"])  # (B, K)
-        accuracy = (logits.argmax(-1) == batch["label"]).float().mean()
-        self.log("val/top1", accuracy, prog_bar=True, batch_size=batch["label"].shape[0], sync_dist=True)
 
     @property
     def _mixed(self) -> bool:

@@ -1,0 +1,90 @@
+"""`tubelet predict CKPT VIDEO...`: top-k classes of video files with a fine-tuned model.
+
+Each file is decoded once by the streaming part's decoder (any container PyAV reads) into the same
+multi-view test views as `tubelet evaluate` (temporal clips × spatial crops); the views' softmax
+scores are averaged before ranking. A file that is not a readable video is reported and skipped;
+the others still get their answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from pretrain.data.clips import ClipSettings, eval_views
+from pretrain.data.decode import DecodeError
+from pretrain.evaluate.checkpoint import Finetuned, load_finetuned
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STRIDE = 4
+
+
+@dataclass
+class Prediction:
+    path: str
+    topk: list[tuple[str, float]] = field(default_factory=list)
+    """(class name, probability), best first."""
+    error: Optional[str] = None
+
+
+@dataclass
+class PredictReport:
+    predictions: list[Prediction]
+    views: int
+    seconds: float
+
+    @property
+    def clips_per_s(self) -> float:
+        return self.views / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def failed(self) -> list[Prediction]:
+        return [p for p in self.predictions if p.error]
+
+
+def view_settings(finetuned: Finetuned, clips: Optional[int], crops: Optional[int]) -> tuple[ClipSettings, int, int]:
+    """Frames, stride, size and view counts of the fine-tuning run (its config), or the model's."""
+    spec, config = finetuned.model.spec, finetuned.config
+    stride = config.data.stride if config else DEFAULT_STRIDE
+    settings = ClipSettings(num_frames=spec.num_frames, stride=stride, size=spec.img_size)
+    num_clips = clips or (config.data.test_clips if config else 5)
+    num_crops = crops or (config.data.test_crops if config else 3)
+    return settings, num_clips, num_crops
+
+
+def predict_file(finetuned: Finetuned, path: Path, settings: ClipSettings, num_clips: int,
+                 num_crops: int, topk: int) -> tuple[Prediction, int]:
+    """One file → its prediction and the number of views scored (0 when it could not be read)."""
+    try:
+        data = path.read_bytes()
+        sample = {"key": path.name, "meta": {}, "video": data}
+        video = eval_views(sample, settings, num_clips, num_crops)[0]["video"]
+    except (DecodeError, OSError, ValueError, IndexError) as error:
+        return Prediction(str(path), error=f"not a video this tool can read ({error})"), 0
+    views = video if video.ndim == 5 else video[None]  # (V, C, T, S, S)
+    with torch.inference_mode():
+        probs = finetuned.model(views).float().softmax(-1).mean(0)  # (K,)
+    values, indices = probs.topk(min(topk, probs.numel()))
+    names = finetuned.class_names
+    return Prediction(str(path), [(names[int(i)], float(v)) for v, i in zip(values, indices)]), views.shape[0]
+
+
+def predict(checkpoint: str | Path, videos: Sequence[str | Path], topk: int = 5,
+            clips: Optional[int] = None, crops: Optional[int] = None) -> PredictReport:
+    finetuned = load_finetuned(checkpoint)
+    settings, num_clips, num_crops = view_settings(finetuned, clips, crops)
+    predictions, total_views = [], 0
+    start = time.perf_counter()
+    for video in videos:
+        prediction, views = predict_file(finetuned, Path(video), settings, num_clips, num_crops, topk)
+        if prediction.error:
+            log.warning("%s: %s", video, prediction.error)
+        predictions.append(prediction)
+        total_views += views
+    return PredictReport(predictions, total_views, time.perf_counter() - start)
