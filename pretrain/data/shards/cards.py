@@ -43,6 +43,7 @@ def check_expected_counts(listing: Listing, cards_dir: Path = CARDS_DIR) -> list
     if not card or not card.get("expected"):
         return []
     messages = count_differences(listing, card["expected"])
-    for message in messages:
-        log.warning("%s %s (fine for a subset)", listing.dataset, message)
+    if messages:
+        log.warning("%s counts differ from its dataset card (fine for a subset): %s",
+                    listing.dataset, "; ".join(messages))
     return messages
