@@ -64,45 +64,40 @@ def _count_blocks(keys: Any, prefix: str) -> int:
     return max(ids) + 1 if ids else 0
 
 
-def _copy(src: Tensors, out: Tensors, pairs: list[tuple[str, str]]) -> None:
-    for from_name, to_name in pairs:
+def _module_pairs(base: str) -> list[tuple[str, str]]:
+    """(our module, HF module) outside the blocks; `base` is HF's `videomae.` prefix or ''."""
+    return [("encoder.patch_embed.proj", f"{base}embeddings.patch_embeddings.projection"),
+            ("encoder.norm", f"{base}layernorm"), ("decoder.norm", "decoder.norm"),
+            ("decoder.head", "decoder.head"), ("fc_norm", "fc_norm"), ("head", "classifier"),
+            ("encoder.blocks.", f"{base}encoder.layer."), ("decoder.blocks.", "decoder.decoder_layers.")]
+
+
+def _rename(src: Tensors, base: str, to_hf: bool) -> Tensors:
+    out: Tensors = {}
+    for ours, theirs in _module_pairs(base):
+        old, new = (ours, theirs) if to_hf else (theirs, ours)
+        if old.endswith("."):  # a stack of blocks
+            convert = _block_to_hf if to_hf else _block_from_hf
+            for i in range(_count_blocks(src, old)):
+                convert(src, f"{old}{i}", f"{new}{i}", out)
+            continue
         for leaf in ("weight", "bias"):
-            if f"{from_name}.{leaf}" in src:
-                out[f"{to_name}.{leaf}"] = src[f"{from_name}.{leaf}"]
+            if f"{old}.{leaf}" in src:
+                out[f"{new}.{leaf}"] = src[f"{old}.{leaf}"]
+    for name in ("encoder_to_decoder.weight", "mask_token"):  # same names on both sides
+        if name in src:
+            out[name] = src[name]
+    return out
 
 
 def state_dict_from_hf(hf: Tensors) -> Tensors:
     """HF VideoMAE state dict (any of the three heads, with or without `videomae.`) -> ours."""
-    base = "videomae." if any(k.startswith("videomae.") for k in hf) else ""
-    out: Tensors = {}
-    _copy(hf, out, [(f"{base}embeddings.patch_embeddings.projection", "encoder.patch_embed.proj"),
-                    (f"{base}layernorm", "encoder.norm"), ("decoder.norm", "decoder.norm"),
-                    ("decoder.head", "decoder.head"), ("fc_norm", "fc_norm"), ("classifier", "head")])
-    for i in range(_count_blocks(hf, f"{base}encoder.layer.")):
-        _block_from_hf(hf, f"{base}encoder.layer.{i}", f"encoder.blocks.{i}", out)
-    for i in range(_count_blocks(hf, "decoder.decoder_layers.")):
-        _block_from_hf(hf, f"decoder.decoder_layers.{i}", f"decoder.blocks.{i}", out)
-    for name in ("encoder_to_decoder.weight", "mask_token"):
-        if name in hf:
-            out[name] = hf[name]
-    return out
+    return _rename(hf, "videomae." if any(k.startswith("videomae.") for k in hf) else "", to_hf=False)
 
 
 def state_dict_to_hf(ours: Tensors, kind: str) -> Tensors:
     """Our state dict -> HF names for `kind` (pretraining, classifier or encoder)."""
-    base = "" if kind == "encoder" else "videomae."
-    out: Tensors = {}
-    _copy(ours, out, [("encoder.patch_embed.proj", f"{base}embeddings.patch_embeddings.projection"),
-                      ("encoder.norm", f"{base}layernorm"), ("decoder.norm", "decoder.norm"),
-                      ("decoder.head", "decoder.head"), ("fc_norm", "fc_norm"), ("head", "classifier")])
-    for i in range(_count_blocks(ours, "encoder.blocks.")):
-        _block_to_hf(ours, f"encoder.blocks.{i}", f"{base}encoder.layer.{i}", out)
-    for i in range(_count_blocks(ours, "decoder.blocks.")):
-        _block_to_hf(ours, f"decoder.blocks.{i}", f"decoder.decoder_layers.{i}", out)
-    for name in ("encoder_to_decoder.weight", "mask_token"):
-        if name in ours:
-            out[name] = ours[name]
-    return out
+    return _rename(ours, "" if kind == "encoder" else "videomae.", to_hf=True)
 
 
 def spec_from_hf_config(config: dict[str, Any], kind: str) -> ArchSpec:
