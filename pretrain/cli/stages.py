@@ -40,6 +40,8 @@ def run_and_report(config) -> int:
     from pretrain.train.entry import run_stage
     from pretrain.train.nan_guard import TrainingDiverged
 
+    if config.cluster.launcher == "ray":
+        return _run_on_ray(config)
     try:
         result = run_stage(config)
     except (TrainingDiverged, CheckpointError, DataError, ShardsError, FileNotFoundError) as error:
@@ -52,6 +54,16 @@ def run_and_report(config) -> int:
                    "stopped_by_signal": result.stopped_by_signal, "skipped_nonfinite": result.skipped_nonfinite,
                    "loss": result.metrics.get("train/loss")}
         print(json.dumps(summary), file=sys.stdout)
+    return 0
+
+
+def _run_on_ray(config) -> int:
+    """`cluster.launcher=ray`: the same stage, run by Ray Train workers (pretrain.distributed)."""
+    from pretrain.distributed.runner import run_with_ray
+
+    result = run_with_ray(config)
+    print(json.dumps({"run_dir": str(result.run_dir), "step": result.global_step,
+                      "last_checkpoint": result.checkpoint_path, "storage_path": result.storage_path}))
     return 0
 
 
