@@ -37,9 +37,15 @@ class RayRunResult:
     """What a Ray Train run left behind."""
 
     run_name: str
-    storage_path: str
+    run_dir: Path  # the stage's own run directory (trainer.output_dir / run_name)
+    storage_path: str  # Ray Train's copy: storage_path / run_name / checkpoint-step-N
     checkpoint_path: Optional[str]  # latest checkpoint Ray Train registered
     metrics: dict[str, Any]  # rank zero's metrics reported with that checkpoint
+    reports: list[dict[str, Any]]  # metrics of every checkpoint Ray Train still keeps, by step
+
+    @property
+    def global_step(self) -> int:
+        return int(self.metrics.get("step", 0))
 
 
 def run_with_ray(config: RunConfig) -> RayRunResult:
@@ -58,11 +64,15 @@ def run_with_ray(config: RunConfig) -> RayRunResult:
              config.cluster.placement_strategy, config.trainer.run_name, storage_path_for(config))
     result = trainer.fit()
     checkpoint = result.checkpoint
+    kept = sorted((dict(metrics) for _, metrics in result.best_checkpoints or []),
+                  key=lambda metrics: metrics.get("step", 0))
     return RayRunResult(
         run_name=config.trainer.run_name,
+        run_dir=Path(config.trainer.output_dir) / config.trainer.run_name,
         storage_path=storage_path_for(config),
         checkpoint_path=checkpoint.path if checkpoint is not None else None,
         metrics=dict(result.metrics or {}),
+        reports=kept,
     )
 
 
