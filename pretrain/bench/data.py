@@ -188,11 +188,10 @@ def decode_per_view(samples: list[dict], settings: ClipSettings, num_clips: int,
     start = time.perf_counter()
     for sample in samples:
         num_frames, width, height = video_shape(sample)
-        size = transforms.conversion_size(width, height, settings.size)
+        size = transforms.short_side_size(width, height, settings.size)
         for window in sampling.uniform_clips(num_frames, settings.num_frames, settings.stride, num_clips):
             for crop in range(num_crops):
-                frames = transforms.frames_to_tensor(decode_frames(sample["video"], window, size=size))
-                frames = transforms.resize_short_side(frames, settings.size)
+                frames = torch.from_numpy(decode_frames(sample["video"], window, size=size, planar=True))
                 box = transforms.spatial_view_boxes(*frames.shape[-2:], settings.size, num_crops)[crop]
                 transforms.to_model_layout(transforms.crop_resize(frames, box, settings.size))
     return len(samples) / (time.perf_counter() - start)

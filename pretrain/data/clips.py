@@ -127,8 +127,11 @@ def eval_views(sample: dict, settings: ClipSettings, num_clips: int = 1, num_cro
     num_frames = video_shape(sample)[0]
     windows = sampling.uniform_clips(num_frames, settings.num_frames, settings.stride, num_clips)  # (K, T)
     union = np.unique(windows)
-    frames = _decode_window(sample, union, settings.size, settings.decode_threads)  # (U, 3, H, W)
-    frames = transforms.resize_short_side(frames, settings.size)  # once for every view
+    # Short side `size` during colour conversion, written planar: one pass serves every view.
+    _, width, height = video_shape(sample)
+    size = transforms.short_side_size(width, height, settings.size)
+    frames = torch.from_numpy(decode_frames(sample["video"], union, size=size, threads=settings.decode_threads,
+                                            planar=True))  # (U, 3, H, W)
     position = {int(index): row for row, index in enumerate(union)}
     height, width = frames.shape[-2:]
     boxes = transforms.spatial_view_boxes(height, width, settings.size, num_crops)

@@ -51,8 +51,10 @@ def decode_frames(
     indices: Sequence[int],
     size: Optional[tuple[int, int]] = None,
     threads: int = 1,
+    planar: bool = False,
 ) -> np.ndarray:
-    """RGB frames at `indices` (any order, repeats allowed) as uint8 `(len(indices), H, W, 3)`.
+    """RGB frames at `indices` (any order, repeats allowed) as uint8 `(len(indices), H, W, 3)`,
+    or `(len(indices), 3, H, W)` when `planar` (swscale writes planar RGB: no transpose later).
 
     `size=(width, height)` resizes during colour conversion. Indices past the real end of the
     video (a header that over-counts) get the last decoded frame.
@@ -64,13 +66,22 @@ def decode_frames(
     width, height = size if size else (None, None)
     decoded: dict[int, np.ndarray] = {}
     for index, frame in iter_wanted_frames(data, wanted, threads):
-        rgb = reformatter.reformat(frame, width=width, height=height, format="rgb24",
-                                   interpolation="AREA")  # callers resize only to shrink
-        decoded[index] = rgb.to_ndarray()  # (H, W, 3)
+        rgb = reformatter.reformat(frame, width=width, height=height, format="gbrp" if planar else "rgb24",
+                                   interpolation="AREA")
+        decoded[index] = _planar_array(rgb) if planar else rgb.to_ndarray()  # (3, H, W) or (H, W, 3)
     if not decoded:
         raise DecodeError("no frame could be decoded")
     _fill_missing(decoded, wanted)
-    return np.stack([decoded[int(i)] for i in indices])  # (T, H, W, 3)
+    return np.stack([decoded[int(i)] for i in indices])  # (T, H, W, 3) or (T, 3, H, W)
+
+
+def _planar_array(frame: av.VideoFrame) -> np.ndarray:
+    """A gbrp frame's planes as uint8 `(3, H, W)` in R, G, B order."""
+    out = np.empty((3, frame.height, frame.width), dtype=np.uint8)
+    for channel, plane in zip((1, 2, 0), frame.planes):  # gbrp stores G, B, R
+        rows = np.frombuffer(plane, dtype=np.uint8).reshape(frame.height, plane.line_size)
+        out[channel] = rows[:, : frame.width]
+    return out
 
 
 def count_decoded_frames(data: bytes, indices: Sequence[int], threads: int = 1) -> int:

@@ -165,7 +165,8 @@ class StreamLoader(DataLoader):
 
     def state_dict(self) -> dict[str, Any]:
         """Position of every rank (gathered when torch.distributed runs: Lightning saves rank 0's
-        copy, and ranks that skipped different videos are at different places)."""
+        copy, and ranks that skipped different videos are at different places). With a process
+        group this is a collective: call it on every rank, as Lightning's checkpointing does."""
         own = [asdict(s) for s in self._starts]
         return {"epoch": self.epoch, "ranks": _gather_ranks(own, self.stream.world_size, self.stream.rank),
                 "world_size": self.stream.world_size, "seed": self.stream.seed}

@@ -35,17 +35,13 @@ def conversion_size(width: int, height: int, short_side: int) -> Optional[tuple[
     scale = short_side / min(width, height)
     if scale * MIN_SHRINK_DURING_CONVERSION > 1.0:
         return None
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    return short_side_size(width, height, short_side)
 
 
-def resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
-    """Resize uint8 `(T, C, H, W)` so min(H, W) == short_side (no-op when it already is)."""
-    height, width = frames.shape[-2:]
-    if min(height, width) == short_side:
-        return frames
-    scale = short_side / min(height, width)
-    size = (max(short_side, round(height * scale)), max(short_side, round(width * scale)))
-    return F.interpolate(frames, size=size, mode="bilinear", antialias=True, align_corners=False)
+def short_side_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) scaled so that min(width, height) == short_side."""
+    scale = short_side / min(width, height)
+    return max(short_side, round(width * scale)), max(short_side, round(height * scale))
 
 
 def multi_scale_crop_box(

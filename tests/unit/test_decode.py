@@ -112,3 +112,11 @@ def test_uniform_clips_span_the_video():
     assert clips.shape == (5, 8)
     assert clips[:, 0].tolist() == [0, 21, 42, 64, 85] and clips[-1, -1] == 99
     assert sampling.uniform_clips(100, 8, 2, 1)[0, 0] == 42  # one clip: centred
+
+
+def test_planar_output_is_the_same_picture_channels_first(video_bytes):
+    packed = decode_frames(video_bytes, [7, 30])  # (T, H, W, 3)
+    planar = decode_frames(video_bytes, [7, 30], planar=True)  # (T, 3, H, W)
+    np.testing.assert_array_equal(planar, packed.transpose(0, 3, 1, 2))
+    small = decode_frames(video_bytes, [7], size=(32, 24), planar=True)
+    assert small.shape == (1, 3, 24, 32) and small.flags["C_CONTIGUOUS"]

@@ -65,9 +65,9 @@ def test_conversion_size_only_shrinks_a_lot():
     assert transforms.conversion_size(320, 240, 400) is None
 
 
-def test_resize_short_side():
-    out = transforms.resize_short_side(random_clip(height=24, width=32), 12)
-    assert out.shape == (4, 3, 12, 16) and out.dtype == torch.uint8
+def test_short_side_size():
+    assert transforms.short_side_size(320, 240, 224) == (299, 224)
+    assert transforms.short_side_size(240, 320, 224) == (224, 299)
 
 
 # ------------------------------------------------------------------ pixel transforms
