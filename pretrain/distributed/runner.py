@@ -20,10 +20,10 @@ from typing import Any, Optional
 
 import ray
 import ray.train
-from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
+from ray.train import CheckpointConfig, FailureConfig, ScalingConfig, TrainingFailedError
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from pretrain.config import RunConfig, config_from_dict, config_to_dict
+from pretrain.config import ConfigError, RunConfig, config_from_dict, config_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,16 @@ class RayRunResult:
 
 
 def run_with_ray(config: RunConfig) -> RayRunResult:
-    """Run `config.stage` on Ray Train and wait for it; raises Ray's error if it fails for good."""
-    config = with_fixed_run_name(config)
+    """Run `config.stage` on Ray Train and wait for it.
+
+    Mistakes the driver can see (no shards, a missing manifest) fail before any worker starts; a
+    config error raised inside the workers comes back as itself; other failures (after
+    `cluster.max_failures` restarts) raise Ray's TrainingFailedError.
+    """
+    config = with_absolute_paths(with_fixed_run_name(config))
+    _check_shards(config)
     _connect(config.cluster.address)
+    _warn_if_cluster_too_small(config)
     trainer = TorchTrainer(
         train_loop_per_worker=train_worker,
         train_loop_config={"config": config_to_dict(config)},
@@ -62,7 +69,10 @@ def run_with_ray(config: RunConfig) -> RayRunResult:
     )
     log.info("Ray Train: %d workers (%s), run %s in %s", config.cluster.num_workers,
              config.cluster.placement_strategy, config.trainer.run_name, storage_path_for(config))
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except TrainingFailedError as error:
+        raise _user_error_inside(error) or error
     checkpoint = result.checkpoint
     kept = sorted((dict(metrics) for _, metrics in result.best_checkpoints or []),
                   key=lambda metrics: metrics.get("step", 0))
@@ -82,6 +92,58 @@ def with_fixed_run_name(config: RunConfig) -> RunConfig:
         return config
     name = f"{config.stage}-{time.strftime('%Y%m%d-%H%M%S')}"
     return replace(config, trainer=replace(config.trainer, run_name=name))
+
+
+def with_absolute_paths(config: RunConfig) -> RunConfig:
+    """Workers do not share the driver's working directory: resolve relative local paths here."""
+    def absolute(path: Optional[str]) -> Optional[str]:
+        if not path or "://" in path:
+            return path
+        return str(Path(path).expanduser().resolve())
+
+    return replace(
+        config,
+        data=replace(config.data, shards=absolute(config.data.shards) or ""),
+        trainer=replace(config.trainer, output_dir=absolute(config.trainer.output_dir)),
+        cluster=replace(config.cluster, storage_path=absolute(config.cluster.storage_path)),
+    )
+
+
+def _check_shards(config: RunConfig) -> None:
+    from pretrain.data.shards import read_manifest
+
+    if not config.data.shards:
+        raise ConfigError("data.shards is required: the folder holding manifest.json (tubelet shards build)")
+    read_manifest(config.data.shards)  # ShardsError naming the folder when it is not one
+
+
+def _warn_if_cluster_too_small(config: RunConfig) -> None:
+    """An autoscaling cluster may still grow, so too few resources now is a warning, not an error."""
+    cluster = config.cluster
+    needed = {"CPU": cluster.num_workers * cluster.cpus_per_worker}
+    if cluster.use_gpu:
+        needed["GPU"] = cluster.num_workers * cluster.gpus_per_worker
+    available = ray.cluster_resources()
+    short = {k: (v, available.get(k, 0)) for k, v in needed.items() if available.get(k, 0) < v}
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    if short:
+        log.warning("cluster.num_workers=%d needs %s but the cluster has %s now; waiting for the "
+                    "autoscaler", cluster.num_workers, {k: n for k, (n, _) in short.items()},
+                    {k: have for k, (_, have) in short.items()})
+    if cluster.placement_strategy == "STRICT_SPREAD" and nodes < cluster.num_workers:
+        log.warning("placement STRICT_SPREAD needs %d nodes; the cluster has %d now",
+                    cluster.num_workers, nodes)
+
+
+def _user_error_inside(error: TrainingFailedError) -> Optional[Exception]:
+    """The config error a worker raised, so the CLI reports it as one instead of a Ray traceback."""
+    failures = getattr(error, "worker_failures", {}) or {}
+    for rank in sorted(failures):
+        cause = failures[rank]
+        cause = getattr(cause, "cause", None) or cause  # RayTaskError wraps the original
+        if isinstance(cause, ConfigError):
+            return cause
+    return None
 
 
 def scaling_config_for(config: RunConfig) -> ScalingConfig:
