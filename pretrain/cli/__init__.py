@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 from pretrain.config import ConfigError
 
 # Modules under pretrain/cli/ that each define `register(subparsers)`.
-COMMAND_MODULES = ("config_cmd", "convert", "shards", "bench", "stages", "finetune", "submit")
+COMMAND_MODULES = ("quickstart", "config_cmd", "convert", "shards", "bench", "stages", "finetune", "submit")
 
 
 class UserError(Exception):

@@ -1,0 +1,34 @@
+"""`tubelet quickstart [--out DIR] [--small] [--seeds 0,1]`: the whole path, no downloads."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "quickstart", help="synthetic videos → shards → pretrain → fine-tune (pretrained vs scratch) → results",
+        description="Runs the whole Tubelet path on this machine with synthetic data (GPU when present).")
+    parser.add_argument("--out", default="quickstart", help="output folder (default: ./quickstart)")
+    parser.add_argument("--small", action="store_true", help="the CI-sized setting (about a minute)")
+    parser.add_argument("--seeds", default=None, help="fine-tuning seeds, comma-separated (default 0,1)")
+    parser.set_defaults(handler=_quickstart)
+
+
+def _quickstart(args: argparse.Namespace) -> int:
+    from pretrain.quickstart import QuickstartPlan, run_quickstart
+    from pretrain.quickstart.report import wandb_runs
+
+    plan = QuickstartPlan.small() if args.small else QuickstartPlan()
+    if args.seeds:
+        plan = dataclasses.replace(plan, seeds=tuple(int(s) for s in args.seeds.split(",")))
+    result = run_quickstart(Path(args.out), plan, on_stage=lambda message: print(f"==> {message}", flush=True))
+    print(result.files["results_md"].read_text())
+    for name, path in sorted(result.files.items()):
+        print(f"{name:>15}: {path}")
+    runs = wandb_runs(result)
+    if runs:
+        print(f"offline W&B runs: {len(runs)} (upload with `wandb sync {runs[0].parent}/offline-run-*`)")
+    return 0

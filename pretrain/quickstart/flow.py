@@ -1,0 +1,136 @@
+"""`tubelet quickstart`: the whole path on one machine, no downloads.
+
+synthetic unlabeled corpus + labeled motion dataset (UCF101 layout, real AVIs)
+  → shards (the real builder) → pretrain `tiny` → export
+  → fine-tune from the export and from scratch (same budget, several seeds) → multi-view test
+  → results table, loss curves, reconstruction grid, confusion matrix, offline W&B runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from pretrain.config import RunConfig, load_config
+from pretrain.data.motion_dataset import MOTIONS, motion_frames, write_motion_dataset
+from pretrain.data.shards import build_shards
+from pretrain.data.synthetic import write_video
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QuickstartPlan:
+    """Sizes of one quickstart; `small()` is the CI setting."""
+
+    unlabeled_videos: int = 320
+    """Unlabeled clips for pretraining (all motions, new seeds; labels are not stored)."""
+    clips_per_group: int = 1
+    """Labeled clips per class and UCF101 group (25 groups; split 1 tests 7 of them)."""
+    pretrain_epochs: int = 12
+    """Pretraining epochs over the unlabeled corpus."""
+    finetune_epochs: int = 12
+    """Fine-tuning epochs, the same for the pretrained and the scratch model."""
+    seeds: tuple[int, ...] = (0, 1)
+    """Fine-tuning seeds; each seed fine-tunes both models."""
+    num_frames: int = 32
+    """Frames per synthetic video (clips sample 8 at stride 2)."""
+
+    @classmethod
+    def small(cls) -> "QuickstartPlan":
+        return cls(unlabeled_videos=64, pretrain_epochs=3, finetune_epochs=3, seeds=(0,), num_frames=24)
+
+
+@dataclass
+class StageRecord:
+    name: str
+    run_dir: Path
+    seconds: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    last_checkpoint: Optional[Path] = None
+
+
+@dataclass
+class QuickstartResult:
+    out: Path
+    pretrain: StageRecord
+    finetunes: list[tuple[str, int, StageRecord]]  # (init kind, seed, record)
+    seconds: float
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def write_unlabeled_corpus(root: Path, videos: int, num_frames: int) -> Path:
+    """`root/clip_NNNN.avi`, motions cycled; seeds disjoint from the labeled set's."""
+    classes = list(MOTIONS)
+    make = motion_frames(classes, num_frames=num_frames)
+    for index in range(videos):
+        path = root / f"clip_{index:04d}.avi"
+        if not path.exists():  # a rerun of the quickstart reuses what it wrote
+            write_video(path, make(index % len(classes), 100_000 + index))
+    return root
+
+
+def prepare_data(out: Path, plan: QuickstartPlan) -> tuple[Path, Path]:
+    """Corpora on disk, then shards through the real builder (resumable: a rerun is quick)."""
+    labeled_root = out / "data" / "motion"
+    if not (labeled_root / "ucfTrainTestlist").exists():
+        write_motion_dataset(labeled_root, clips_per_group=plan.clips_per_group, num_frames=plan.num_frames)
+    unlabeled_root = write_unlabeled_corpus(out / "data" / "unlabeled", plan.unlabeled_videos, plan.num_frames)
+    labeled_shards, unlabeled_shards = out / "shards" / "motion", out / "shards" / "unlabeled"
+    build_shards("ucf101", str(labeled_root), str(labeled_shards), shard_size_mb=4)
+    build_shards("folder", str(unlabeled_root), str(unlabeled_shards), shard_size_mb=4, name="unlabeled")
+    return labeled_shards, unlabeled_shards
+
+
+def stage_config(recipe: str, out: Path, run_name: str, overrides: list[str]) -> RunConfig:
+    """A shipped tiny recipe, run on a GPU when present (accelerator/precision auto)."""
+    common = [f"trainer.output_dir={out / 'runs'}", f"trainer.run_name={run_name}",
+              "trainer.accelerator=auto", "trainer.precision=auto", "logging.wandb=offline"]
+    return load_config(recipe, common + overrides)
+
+
+def timed_stage(name: str, config: RunConfig) -> StageRecord:
+    from pretrain.train.entry import run_stage
+
+    log.info("quickstart: %s ...", name)
+    started = time.perf_counter()
+    result = run_stage(config)
+    record = StageRecord(name, result.run_dir, time.perf_counter() - started, dict(result.metrics),
+                         result.last_checkpoint)
+    log.info("quickstart: %s done in %.0f s", name, record.seconds)
+    return record
+
+
+def run_quickstart(out: Path, plan: QuickstartPlan = QuickstartPlan(),
+                   on_stage: Optional[Callable[[str], None]] = None) -> QuickstartResult:
+    from pretrain.quickstart.report import write_report
+    from pretrain.train.export import export_checkpoint
+
+    started = time.perf_counter()
+    announce = on_stage or (lambda message: log.info("quickstart: %s", message))
+    out.mkdir(parents=True, exist_ok=True)
+    announce("writing synthetic videos and building shards")
+    labeled, unlabeled = prepare_data(out, plan)
+    announce("pretraining the tiny VideoMAE on the unlabeled corpus")
+    pretrain = timed_stage("pretrain", stage_config("pretrain/tiny", out, "pretrain", [
+        f"data.shards={unlabeled}", "data.split=all", f"optim.epochs={plan.pretrain_epochs}",
+        f"optim.warmup_epochs={max(1, plan.pretrain_epochs // 6)}"]))
+    export_dir = out / "export"
+    shutil.rmtree(export_dir, ignore_errors=True)
+    export_checkpoint(pretrain.last_checkpoint, export_dir)
+    finetunes = []
+    for seed in plan.seeds:
+        for kind, init in (("pretrained", str(export_dir)), ("scratch", "none")):
+            announce(f"fine-tuning from {kind}, seed {seed}")
+            config = stage_config("finetune/tiny", out, f"finetune-{kind}-seed{seed}", [
+                f"data.shards={labeled}", f"finetune.init={init}", f"trainer.seed={seed}",
+                f"optim.epochs={plan.finetune_epochs}",
+                f"optim.warmup_epochs={max(1, plan.finetune_epochs // 10)}"])
+            finetunes.append((kind, seed, timed_stage(f"finetune {kind} seed {seed}", config)))
+    result = QuickstartResult(out, pretrain, finetunes, time.perf_counter() - started)
+    result.files = write_report(result)
+    return result

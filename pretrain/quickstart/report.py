@@ -1,0 +1,131 @@
+"""The quickstart's outputs: results table (markdown + JSON), loss curves, reconstruction grid,
+confusion matrix, and where the offline W&B runs are."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from statistics import mean
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from pretrain.quickstart.flow import QuickstartResult, StageRecord
+
+CSV_METRICS = Path("csv") / "metrics.csv"
+
+
+def metric_series(run_dir: Path, name: str) -> list[tuple[int, float]]:
+    """(step, value) rows of one metric from the run's CSV log."""
+    path = run_dir / CSV_METRICS
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return [(int(row["step"]), float(row[name])) for row in csv.DictReader(handle) if row.get(name)]
+
+
+def mean_metric(run_dir: Path, name: str) -> Optional[float]:
+    values = [value for _, value in metric_series(run_dir, name)]
+    return mean(values) if values else None
+
+
+def summarize(result: "QuickstartResult") -> dict:
+    losses = metric_series(result.pretrain.run_dir, "train/loss")
+    by_kind: dict[str, list[float]] = {"pretrained": [], "scratch": []}
+    runs = []
+    for kind, seed, record in result.finetunes:
+        top1 = record.metrics.get("test/top1")
+        if top1 is not None:
+            by_kind[kind].append(top1)
+        runs.append({"init": kind, "seed": seed, "test_top1": top1, "test_top5": record.metrics.get("test/top5"),
+                     "test_mean_class_accuracy": record.metrics.get("test/mean_class_accuracy"),
+                     "clips_per_s": mean_metric(record.run_dir, "perf/clips_per_s"),
+                     "seconds": round(record.seconds, 1), "run_dir": str(record.run_dir)})
+    return {
+        "pretrain": {"loss_first": losses[0][1] if losses else None, "loss_last": losses[-1][1] if losses else None,
+                     "steps": losses[-1][0] if losses else 0,
+                     "clips_per_s": mean_metric(result.pretrain.run_dir, "perf/clips_per_s"),
+                     "seconds": round(result.pretrain.seconds, 1), "run_dir": str(result.pretrain.run_dir)},
+        "finetune": runs,
+        "mean_test_top1": {kind: (mean(values) if values else None) for kind, values in by_kind.items()},
+        "wall_seconds": round(result.seconds, 1),
+    }
+
+
+def _pct(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: Optional[float], digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def render_markdown(summary: dict) -> str:
+    pre, means = summary["pretrain"], summary["mean_test_top1"]
+    lines = ["# Tubelet quickstart results", "",
+             "| fine-tuned from | seed | test top-1 | test top-5 | clips/s | seconds |", "|---|---|---|---|---|---|"]
+    for run in summary["finetune"]:
+        lines.append(f"| {run['init']} | {run['seed']} | {_pct(run['test_top1'])} | {_pct(run['test_top5'])} | "
+                     f"{_num(run['clips_per_s'], 1)} | {run['seconds']} |")
+    lines += ["", f"Mean test top-1: pretrained {_pct(means['pretrained'])}, scratch {_pct(means['scratch'])} "
+              "(same fine-tuning budget).", "",
+              f"Pretraining: loss {_num(pre['loss_first'])} → {_num(pre['loss_last'])} over {pre['steps']} steps, "
+              f"{_num(pre['clips_per_s'], 1)} clips/s, {pre['seconds']} s.", "",
+              f"Wall time: {summary['wall_seconds']} s."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_losses(result: "QuickstartResult", path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    steps, values = zip(*metric_series(result.pretrain.run_dir, "train/loss")) or ((), ())
+    left.plot(steps, values)
+    left.set(title="pretraining (norm-pixel MSE)", xlabel="step", ylabel="loss")
+    for kind, seed, record in result.finetunes:
+        series = metric_series(record.run_dir, "train/loss")
+        if series:
+            xs, ys = zip(*series)
+            right.plot(xs, ys, label=f"{kind} seed {seed}", linestyle="-" if kind == "pretrained" else "--")
+    right.set(title="fine-tuning (cross-entropy)", xlabel="step", ylabel="loss")
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def _copy_latest(pattern_dir: Path, pattern: str, target: Path) -> Optional[Path]:
+    found = sorted(pattern_dir.glob(pattern))
+    if not found:
+        return None
+    shutil.copyfile(found[-1], target)
+    return target
+
+
+def write_report(result: "QuickstartResult") -> dict[str, Path]:
+    summary = summarize(result)
+    out = result.out
+    files = {"results_md": out / "results.md", "results_json": out / "results.json"}
+    files["results_md"].write_text(render_markdown(summary))
+    files["results_json"].write_text(json.dumps(summary, indent=2) + "\n")
+    files["loss_curves"] = plot_losses(result, out / "loss_curves.png")
+    recon = _copy_latest(result.pretrain.run_dir / "reconstructions", "step-*.png", out / "reconstruction.png")
+    if recon:
+        files["reconstruction"] = recon
+    first_pretrained = next((rec for kind, _, rec in result.finetunes if kind == "pretrained"), None)
+    if first_pretrained is not None:
+        confusion = _copy_latest(first_pretrained.run_dir / "eval", "split*/confusion.png", out / "confusion.png")
+        if confusion:
+            files["confusion"] = confusion
+    return files
+
+
+def wandb_runs(result: "QuickstartResult") -> list[Path]:
+    """Offline W&B run folders (`wandb sync <folder>` uploads one)."""
+    records: list["StageRecord"] = [result.pretrain] + [rec for _, _, rec in result.finetunes]
+    return [run for record in records for run in sorted((record.run_dir / "wandb").glob("offline-run-*"))]
