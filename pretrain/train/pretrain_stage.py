@@ -37,12 +37,15 @@ class PretrainData(pl.LightningDataModule):
         self.stream: Optional[ResumableStream] = None
         self._pending: Optional[dict] = None
 
+    def build_loader(self, rank: int, world_size: int) -> Any:
+        """The stream of `rank`; other stages override this (labeled, augmented streams)."""
+        from pretrain.data.pretrain_stream import build_pretrain_loader
+
+        return build_pretrain_loader(self.config, rank, world_size)
+
     def train_dataloader(self) -> ResumableStream:
         if self.stream is None:
-            from pretrain.data.pretrain_stream import build_pretrain_loader
-
-            loader = build_pretrain_loader(self.config, self.trainer.global_rank, self.trainer.world_size)
-            self.stream = ResumableStream(loader)
+            self.stream = ResumableStream(self.build_loader(self.trainer.global_rank, self.trainer.world_size))
         if self._pending is not None:
             self.stream.restore(self._pending)
             self._pending = None

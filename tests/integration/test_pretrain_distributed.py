@@ -20,7 +20,7 @@ from pretrain_runs import build_folder_shards, overrides, run_cli, series
 
 pytestmark = pytest.mark.slow
 
-STEPS, SAVE_EVERY = 20, 10
+STEPS, SAVE_EVERY = 12, 6
 TWO_RANKS = ("trainer.devices=2", "data.batch_size=2", "logging.wandb=disabled",
              f"trainer.max_steps={STEPS}", f"trainer.checkpoint_every_steps={SAVE_EVERY}")
 STRATEGIES = {
@@ -63,8 +63,8 @@ def _state_files(folder: Path) -> list[str]:
 def test_two_processes_learn_and_write_checkpoints(shards, runs, strategy):
     run_dir = _train(shards, runs, strategy, *STRATEGIES[strategy])
     _assert_learns(run_dir)
-    assert [p.name for p in ckpt.list_checkpoints(run_dir)] == ["step-00000020", "step-00000010"]
-    folder = run_dir / "checkpoints" / "step-00000020"
+    assert [p.name for p in ckpt.list_checkpoints(run_dir)] == ["step-00000012", "step-00000006"]
+    folder = run_dir / "checkpoints" / "step-00000012"
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["world_size"] == 2 and meta["reason"] in ("periodic", "last")
     if strategy == "ddp":
@@ -84,7 +84,7 @@ def test_zero2_resume_follows_the_uninterrupted_trajectory(shards, runs):
     reference = runs / "zero2"
     if not reference.exists():
         pytest.skip("needs the zero2 run of test_two_processes_learn_and_write_checkpoints")
-    halfway = reference / "checkpoints" / "step-00000010"
+    halfway = reference / "checkpoints" / "step-00000006"
     resumed = _train(shards, runs, "zero2-resumed", *STRATEGIES["zero2"], f"trainer.resume={halfway}",
                      "logging.recon_every_steps=0")
     expected, got = series(reference, "train/loss"), series(resumed, "train/loss")
