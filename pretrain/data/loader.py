@@ -167,8 +167,15 @@ class StreamLoader(DataLoader):
         """Position of every rank (gathered when torch.distributed runs: Lightning saves rank 0's
         copy, and ranks that skipped different videos are at different places). With a process
         group this is a collective: call it on every rank, as Lightning's checkpointing does."""
-        own = [asdict(s) for s in self._starts]
-        return {"epoch": self.epoch, "ranks": _gather_ranks(own, self.stream.world_size, self.stream.rank),
+        state = self.local_state_dict()
+        own = state["ranks"][self.stream.rank]
+        state["ranks"] = _gather_ranks(own, self.stream.world_size, self.stream.rank)
+        return state
+
+    def local_state_dict(self) -> dict[str, Any]:
+        """This rank's position only, no collective (cheap enough to take after every batch);
+        `load_state_dict` accepts it too."""
+        return {"epoch": self.epoch, "ranks": {self.stream.rank: [asdict(s) for s in self._starts]},
                 "world_size": self.stream.world_size, "seed": self.stream.seed}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
