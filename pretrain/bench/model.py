@@ -45,7 +45,7 @@ class BenchSettings:
     threads: Optional[int] = None  # torch intra-op threads; None keeps torch's default
 
 
-def _hf_twin(ours: VideoMAE) -> torch.nn.Module:
+def hf_twin(ours: VideoMAE) -> torch.nn.Module:
     """transformers' VideoMAEForPreTraining holding exactly our weights (through a HF folder)."""
     from transformers import VideoMAEForPreTraining
 
@@ -140,7 +140,7 @@ def run_model_bench(settings: BenchSettings) -> dict[str, Any]:
     torch.manual_seed(settings.seed)
     spec = ArchSpec.from_size(settings.size, settings.img_size, settings.num_frames, head_norm_eps=HF_HEAD_NORM_EPS)
     ours = VideoMAE(spec).to(device).train()
-    hf = _hf_twin(ours).to(device).train()
+    hf = hf_twin(ours).to(device).train()
     video, hf_video, mask, decoder_mask = _inputs(spec, settings, device)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.dtype)
     autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else nullcontext
@@ -162,7 +162,8 @@ def _report(settings: BenchSettings, spec: ArchSpec, mask: torch.Tensor, decoder
     flops = {
         "ours": training_flops(videomae_forward_flops(spec, visible, round(target_tokens))) * settings.batch,
         "hf": training_flops(videomae_forward_flops(spec, visible, spec.num_tokens - visible,
-                                                    embedded=spec.num_tokens)) * settings.batch,
+                                                    embedded=spec.num_tokens, trimmed_last_block=False))
+        * settings.batch,
     }
     step_s = {name: statistics.median(values["wall"]) for name, values in times.items()}
     cpu_s = {name: statistics.median(values["cpu"]) for name, values in times.items()}

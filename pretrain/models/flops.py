@@ -23,22 +23,29 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
 }
 
 
-def block_flops(tokens: int, dim: int, mlp_dim: int) -> int:
-    """One transformer block's forward on `tokens` tokens."""
-    linear = 2 * tokens * (4 * dim * dim + 2 * dim * mlp_dim)  # qkv + proj + two MLP layers
-    attention = 4 * tokens * tokens * dim  # QK^T and AV
-    return linear + attention
+def block_flops(tokens: int, dim: int, mlp_dim: int, queries: Optional[int] = None) -> int:
+    """One transformer block's forward on `tokens` tokens of which `queries` (default all) produce
+    outputs: qkv for every token, attention rows, proj and MLP only for the queries."""
+    queries = tokens if queries is None else queries
+    qkv = 2 * tokens * 3 * dim * dim
+    attention = 4 * queries * tokens * dim  # QK^T and AV
+    return qkv + attention + 2 * queries * (dim * dim + 2 * dim * mlp_dim)
 
 
-def videomae_forward_flops(spec: ArchSpec, visible: int, targets: int, embedded: Optional[int] = None) -> int:
+def videomae_forward_flops(spec: ArchSpec, visible: int, targets: int, embedded: Optional[int] = None,
+                           trimmed_last_block: bool = True) -> int:
     """Forward FLOPs of one clip: `visible` encoder tokens, `targets` reconstructed tokens (the
     decoder sees visible + targets), `embedded` tokens through the patch embedding (default visible;
-    transformers embeds every token)."""
+    transformers embeds every token). With `trimmed_last_block` (ours) the last decoder block
+    computes outputs only for the targets; transformers computes all and drops the visible ones."""
     embedded = visible if embedded is None else embedded
+    decoder_tokens = visible + targets
     flops = 2 * embedded * spec.patch_dim * spec.dim
     flops += spec.depth * block_flops(visible, spec.dim, spec.mlp_dim)
     flops += 2 * visible * spec.dim * spec.decoder_dim  # encoder_to_decoder
-    flops += spec.decoder_depth * block_flops(visible + targets, spec.decoder_dim, spec.decoder_mlp_dim)
+    flops += (spec.decoder_depth - 1) * block_flops(decoder_tokens, spec.decoder_dim, spec.decoder_mlp_dim)
+    last_queries = targets if trimmed_last_block else decoder_tokens
+    flops += block_flops(decoder_tokens, spec.decoder_dim, spec.decoder_mlp_dim, last_queries)
     return flops + 2 * targets * spec.decoder_dim * spec.patch_dim  # head
 
 

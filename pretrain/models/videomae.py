@@ -18,7 +18,8 @@ Public API (other parts build on these names):
 
 Targets follow VideoMAE and Hugging Face `VideoMAEForPreTraining` exactly: un-normalize ImageNet
 mean/std back to [0, 1]; with `norm_pix_loss` each (tubelet, p, p) cube is normalized per channel by
-its mean and unbiased std + 1e-6; MSE over target tokens only. Only target cubes are normalized.
+its mean and unbiased std + 1e-6; MSE over target tokens only. Only target cubes are normalized,
+and only visible tokens go through the patch embedding.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pretrain.models.vit import (
-    CHANNELS, ArchSpec, Block, Encoder, check_video, gather_tokens, patchify, run_blocks,
+    CHANNELS, ArchSpec, Block, Encoder, channels_first, check_video, gather_tokens, patchify, run_blocks,
     sinusoid_position_table, unpatchify,
 )
 
@@ -119,11 +120,11 @@ class VideoMAE(nn.Module):
     def forward(self, video: torch.Tensor, mask: torch.Tensor,
                 decoder_mask: Optional[torch.Tensor] = None) -> VideoMAEOutput:
         self._check_inputs(video, mask, decoder_mask)
-        patches = patchify(video, self.spec.tubelet_size, self.spec.patch_size)  # (B, N, P)
+        patches = patchify(video, self.spec.tubelet_size, self.spec.patch_size)  # (B, N, C*tpp)
         plan = plan_tokens(mask, decoder_mask)
         latent = self.encode(patches, plan.visible)  # (B, N_visible, D)
         pred = self.decode(latent, plan)  # (B, N_target, P)
-        target = self.targets(patches, plan.target)  # (B, N_target, P)
+        target = self.targets(patches, plan.target)  # (B, N_target, C, tpp)
         loss = self.loss(pred, target, plan.target_valid)
         decoder_tokens = plan.visible.shape[1] + plan.target.shape[1]
         return VideoMAEOutput(loss, pred, plan.target_mask, decoder_tokens)
@@ -149,25 +150,31 @@ class VideoMAE(nn.Module):
 
     @torch.no_grad()
     def targets(self, patches: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Reconstruction targets (B, N_target, P) of the target tokens, from normalized patches."""
-        cubes = self._to_pixels(gather_tokens(patches, target))  # (B, N_target, t*p*p, C) in [0, 1]
-        if self.norm_pix_loss:
-            mean = cubes.mean(dim=-2, keepdim=True)
-            std = cubes.var(dim=-2, unbiased=True, keepdim=True).sqrt()
-            cubes = (cubes - mean) / (std + NORM_PIX_EPS)
-        return cubes.flatten(2)
+        """Reconstruction targets of the target tokens, channel-first (B, N_target, C, t*p*p).
+
+        VideoMAE un-normalizes to pixels x = v * std_c + mean_c, then normalizes each cube per
+        channel: (x - mean(x)) / (std(x) + eps). mean_c cancels, so this is computed on v directly
+        as (v - mean(v)) * std_c / (std_c * std(v) + eps): the same numbers, one pass fewer."""
+        cubes = gather_tokens(patches, target).unflatten(-1, (CHANNELS, -1))  # (B, N_target, C, tpp)
+        std_c = self.pixel_std.to(cubes.dtype)[:, None]  # (C, 1)
+        if not self.norm_pix_loss:
+            return cubes * std_c + self.pixel_mean.to(cubes.dtype)[:, None]
+        var, mean = torch.var_mean(cubes, dim=-1, correction=1, keepdim=True)  # (B, N_target, C, 1)
+        return (cubes - mean) * (std_c / (std_c * var.sqrt() + NORM_PIX_EPS))
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
-        """MSE over target tokens; padded slots (valid False) are left out."""
+        """MSE between predictions (B, n, tpp*C) and channel-first targets (B, n, C, tpp) over
+        target tokens; padded slots (valid False) are left out."""
+        pred = pred.unflatten(-1, (-1, CHANNELS)).transpose(-1, -2)  # (B, n, C, tpp), a view
         if valid is None:
             return F.mse_loss(pred, target)
-        squared = (pred - target).pow(2).mean(-1)  # (B, N_target)
+        squared = (pred - target).pow(2).mean((-2, -1))  # (B, n)
         return squared[valid].mean()
 
     def _to_pixels(self, patches: torch.Tensor) -> torch.Tensor:
-        """Normalized patches (B, n, P) -> pixels in [0, 1] as (B, n, t*p*p, C)."""
-        cubes = patches.unflatten(-1, (-1, CHANNELS))
-        return cubes * self.pixel_std.to(cubes.dtype) + self.pixel_mean.to(cubes.dtype)
+        """Normalized patches (B, n, C*tpp) -> pixels in [0, 1] as (B, n, C, tpp)."""
+        cubes = patches.unflatten(-1, (CHANNELS, -1))
+        return cubes * self.pixel_std.to(cubes.dtype)[:, None] + self.pixel_mean.to(cubes.dtype)[:, None]
 
     def _check_inputs(self, video: torch.Tensor, mask: torch.Tensor, decoder_mask: Optional[torch.Tensor]) -> None:
         check_video(video, self.spec)
@@ -187,16 +194,13 @@ class VideoMAE(nn.Module):
         With `norm_pix_loss` a prediction is in per-cube normalized units; it is mapped back with
         the mean and std of that cube in the input video, as VideoMAE's visualization does (the
         picture then shows what the model predicts, at the true brightness and contrast)."""
-        patches = patchify(video, self.spec.tubelet_size, self.spec.patch_size)  # (B, N, P)
-        cubes = self._to_pixels(patches)  # (B, N, t*p*p, C)
-        pred = output.pred.unflatten(-1, (-1, CHANNELS)).to(cubes.dtype)  # (B, N_target, t*p*p, C)
+        cubes = self._to_pixels(patchify(video, self.spec.tubelet_size, self.spec.patch_size))  # (B, N, C, tpp)
+        pred = channels_first(output.pred.to(cubes.dtype)).unflatten(-1, (CHANNELS, -1))  # (B, n, C, tpp)
         if self.norm_pix_loss:
-            plan_target = torch.argsort((~output.target_mask).to(torch.uint8), dim=1, stable=True)
-            index = plan_target[:, : pred.shape[1]]
-            true = torch.gather(cubes, 1, index[..., None, None].expand_as(pred))
-            mean = true.mean(dim=-2, keepdim=True)
-            std = true.var(dim=-2, unbiased=True, keepdim=True).sqrt()
-            pred = pred * (std + NORM_PIX_EPS) + mean
+            order = torch.argsort((~output.target_mask).to(torch.uint8), dim=1, stable=True)
+            true = gather_tokens(cubes.flatten(2), order[:, : pred.shape[1]]).unflatten(-1, (CHANNELS, -1))
+            var, mean = torch.var_mean(true, dim=-1, correction=1, keepdim=True)
+            pred = pred * (var.sqrt() + NORM_PIX_EPS) + mean
         out = cubes.masked_fill(mask[..., None, None], 0.0)
         for b in range(out.shape[0]):  # rows may have different target counts
             rows = output.target_mask[b].nonzero().squeeze(1)
@@ -206,8 +210,8 @@ class VideoMAE(nn.Module):
 
 def masked_video(video: torch.Tensor, mask: torch.Tensor, spec: ArchSpec) -> torch.Tensor:
     """The input as the encoder sees it: (B, C, T, H, W) in [0, 1], hidden tokens set to 0."""
-    patches = patchify(video, spec.tubelet_size, spec.patch_size).unflatten(-1, (-1, CHANNELS))
-    mean = torch.tensor(IMAGENET_MEAN, dtype=video.dtype, device=video.device)
-    std = torch.tensor(IMAGENET_STD, dtype=video.dtype, device=video.device)
-    pixels = (patches * std + mean).masked_fill(mask[..., None, None], 0.0)
+    patches = patchify(video, spec.tubelet_size, spec.patch_size).unflatten(-1, (CHANNELS, -1))
+    mean = torch.tensor(IMAGENET_MEAN, dtype=video.dtype, device=video.device)[:, None]
+    std = torch.tensor(IMAGENET_STD, dtype=video.dtype, device=video.device)[:, None]
+    pixels = (patches * std + mean).masked_fill(mask[..., None, None], 0.0)  # (B, N, C, tpp)
     return unpatchify(pixels.flatten(2), spec).clamp(0.0, 1.0)

@@ -1,9 +1,10 @@
 """Video ViT parts shared by the pretraining model and the classifier (pure PyTorch).
 
-Token order everywhere is (T', H', W') flattened, the order of a Conv3d patch embedding. A token's
-pixels ("patch") are laid out `(tubelet, patch, patch, channel)`, the order VideoMAE and Hugging
-Face use for reconstruction targets, so one patchify of the video serves both the encoder input
-and the loss targets.
+Token order everywhere is (T', H', W') flattened, the order of a Conv3d patch embedding. Inside the
+model a token's pixels are laid out channel-first `(channel, tubelet, patch, patch)`: the Conv3d
+weight order, so the embedding is one matmul with the flattened weight, and each channel's pixels
+are contiguous for the per-cube statistics of the loss. One patchify of the video serves both.
+Predictions use VideoMAE's / Hugging Face's `(tubelet, patch, patch, channel)` order.
 
 Parameter names follow the original VideoMAE code (`patch_embed.proj`, `blocks.i.attn.qkv`,
 `attn.q_bias`, `attn.v_bias`, `mlp.fc1`, ...), so its `.pth` files load by name. The position
@@ -112,40 +113,51 @@ def check_video(video: torch.Tensor, spec: ArchSpec) -> None:
 
 
 def patchify(video: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
-    """(B, C, T, H, W) -> (B, N, tubelet*patch*patch*C), tokens in (T', H', W') order."""
+    """(B, C, T, H, W) -> (B, N, C*tubelet*patch*patch), tokens in (T', H', W') order,
+    pixels channel-first (runs of `patch` pixels stay contiguous, so the copy is cheap)."""
     b, c, t, h, w = video.shape
     x = video.view(b, c, t // tubelet, tubelet, h // patch, patch, w // patch, patch)
-    x = x.permute(0, 2, 4, 6, 3, 5, 7, 1)  # (B, T', H', W', tubelet, p, p, C)
-    return x.reshape(b, -1, tubelet * patch * patch * c)
+    x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)  # (B, T', H', W', C, tubelet, p, p)
+    return x.reshape(b, -1, c * tubelet * patch * patch)
 
 
 def unpatchify(patches: torch.Tensor, spec: ArchSpec) -> torch.Tensor:
-    """(B, N, tubelet*patch*patch*C) -> (B, C, T, H, W); the inverse of `patchify`."""
+    """(B, N, C*tubelet*patch*patch) -> (B, C, T, H, W); the inverse of `patchify`."""
     b = patches.shape[0]
     (gt, gh, gw), t, p = spec.grid, spec.tubelet_size, spec.patch_size
-    x = patches.reshape(b, gt, gh, gw, t, p, p, CHANNELS)
-    x = x.permute(0, 7, 1, 4, 2, 5, 3, 6)  # (B, C, T', t, H', p, W', p)
+    x = patches.reshape(b, gt, gh, gw, CHANNELS, t, p, p)
+    x = x.permute(0, 4, 1, 5, 2, 6, 3, 7)  # (B, C, T', t, H', p, W', p)
     return x.reshape(b, CHANNELS, gt * t, gh * p, gw * p)
 
 
+def channels_last(patches: torch.Tensor) -> torch.Tensor:
+    """(..., C*tpp) channel-first pixels -> (..., tpp*C), the prediction order."""
+    return patches.unflatten(-1, (CHANNELS, -1)).transpose(-1, -2).flatten(-2)
+
+
+def channels_first(patches: torch.Tensor) -> torch.Tensor:
+    """(..., tpp*C) prediction order -> (..., C*tpp); the inverse of `channels_last`."""
+    return patches.unflatten(-1, (-1, CHANNELS)).transpose(-1, -2).flatten(-2)
+
+
 def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """x (B, N, D), index (B, n) long -> (B, n, D)."""
-    return torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[-1]))
+    """x (B, N, D), index (B, n) long -> (B, n, D); whole rows copied with one index_select."""
+    b, n, d = x.shape
+    flat = (index + torch.arange(b, device=index.device)[:, None] * n).flatten()  # (B * n,)
+    return x.reshape(b * n, d).index_select(0, flat).view(b, -1, d)
 
 
 class TubeletEmbed(nn.Module):
     """Conv3d tubelet embedding applied as one matmul on already patchified tokens, so only the
     tokens the encoder sees are embedded. The weight keeps the Conv3d shape (and name) of the
-    reference implementations."""
+    reference implementations; flattened it matches the channel-first patch layout."""
 
     def __init__(self, dim: int, tubelet: int, patch: int):
         super().__init__()
         self.proj = nn.Conv3d(CHANNELS, dim, (tubelet, patch, patch), stride=(tubelet, patch, patch))
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        # Conv weight (D, C, t, p, p) -> (D, t*p*p*C) to match the patch layout.
-        weight = self.proj.weight.permute(0, 2, 3, 4, 1).flatten(1)
-        return F.linear(patches, weight, self.proj.bias)  # (B, n, D)
+        return F.linear(patches, self.proj.weight.flatten(1), self.proj.bias)  # (B, n, D)
 
 
 class Attention(nn.Module):

@@ -8,6 +8,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from pretrain.bench.model import hf_twin
 from pretrain.cli import main
 from pretrain.masking import batch_masks
 from pretrain.models import ArchSpec, VideoMAE
@@ -53,6 +54,12 @@ def test_analytic_flops_match_torch_flop_counter():
     visible, targets = 64 - int(mask.sum()), int(out.target_mask.sum())
     assert out.pred.shape[1] == targets  # one clip: no padding
     assert counter.get_total_flops() == videomae_forward_flops(spec, visible, targets)
+    hf = hf_twin(model)  # transformers embeds every token and runs the whole last decoder block
+    hf_counter = FlopCounterMode(display=False)
+    with hf_counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+        hf(video.permute(0, 2, 1, 3, 4), bool_masked_pos=mask)
+    assert hf_counter.get_total_flops() == videomae_forward_flops(
+        spec, visible, int(mask.sum()), embedded=64, trimmed_last_block=False)
 
 
 def test_peak_table():

@@ -6,7 +6,7 @@ import torch
 from pretrain.masking import batch_masks
 from pretrain.models import ArchSpec, VideoMAE, build_pretraining_model, masked_video
 from pretrain.models.videomae import VideoMAEOutput, plan_tokens
-from pretrain.models.vit import patchify, sinusoid_position_table, unpatchify
+from pretrain.models.vit import channels_first, channels_last, patchify, sinusoid_position_table, unpatchify
 
 SPEC = ArchSpec.from_size("tiny", img_size=32, num_frames=4)  # grid (2, 2, 2) = 8 tokens
 MEAN = torch.tensor([0.485, 0.456, 0.406])
@@ -21,7 +21,8 @@ def make_model(**kwargs) -> VideoMAE:
 def reference_targets(video: torch.Tensor, norm_pix: bool = True) -> torch.Tensor:
     """Targets for every token, written the long way: un-normalize, cube per channel, normalize."""
     pixels = video * STD[None, :, None, None, None] + MEAN[None, :, None, None, None]
-    cubes = patchify(pixels, SPEC.tubelet_size, SPEC.patch_size).unflatten(-1, (-1, 3))  # (B, N, tpp, C)
+    b = video.shape[0]
+    cubes = pixels.view(b, 3, 2, 2, 2, 16, 2, 16).permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(b, 8, 512, 3)
     if norm_pix:
         cubes = (cubes - cubes.mean(-2, keepdim=True)) / (cubes.var(-2, unbiased=True, keepdim=True).sqrt() + 1e-6)
     return cubes.flatten(2)
@@ -45,6 +46,9 @@ def test_patchify_roundtrip(video):
     patches = patchify(video, 2, 16)
     assert patches.shape == (3, 8, 2 * 16 * 16 * 3)
     assert torch.equal(unpatchify(patches, SPEC), video)
+    assert torch.equal(patches[0, 1, :16], video[0, 0, 0, 0, 16:32])  # channel-first: a row of pixels
+    assert torch.equal(channels_first(channels_last(patches)), patches)
+    assert torch.equal(channels_last(patches)[0, 1, :3], video[0, :, 0, 0, 16])  # prediction order: RGB
 
 
 def test_forward_shapes_and_loss_over_hidden_tokens(video):
@@ -147,7 +151,9 @@ def test_reconstruct_inverts_per_cube_normalization(video):
     model = make_model()
     mask, decoder_mask = torch.tensor([[1, 1, 0, 0, 1, 1, 0, 0]] * 3, dtype=torch.bool), None
     plan = plan_tokens(mask, decoder_mask)
-    perfect = VideoMAEOutput(torch.tensor(0.0), model.targets(patchify(video, 2, 16), plan.target), mask, 8)
+    targets = channels_last(model.targets(patchify(video, 2, 16), plan.target).flatten(2))  # prediction order
+    assert torch.allclose(targets, torch.stack([reference_targets(video)[b][mask[b]] for b in range(3)]), atol=1e-5)
+    perfect = VideoMAEOutput(torch.tensor(0.0), targets, mask, 8)
     recon = model.reconstruct(video, mask, perfect)
     pixels = (video * STD[None, :, None, None, None] + MEAN[None, :, None, None, None]).clamp(0, 1)
     assert recon.shape == video.shape
