@@ -172,10 +172,12 @@ def run_config_for(config: RunConfig) -> ray.train.RunConfig:
 
 
 def _connect(address: Optional[str]) -> None:
-    """Attach to `cluster.address` (or the cluster a Ray job runs in), else start a local Ray."""
+    """Attach to `cluster.address` (`auto`: the cluster on this node), or to the cluster a Ray job
+    runs in (RAY_ADDRESS); otherwise start a fresh local Ray rather than join whichever cluster
+    happens to run on this machine."""
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
     ray.init(address=address, logging_level=logging.WARNING)
 
 
