@@ -29,7 +29,10 @@ if [[ "${NO_WAIT:-0}" == 1 ]]; then
   submit_flags+=(--no-wait)
 fi
 
+# Ray Train places one process per worker: recipes written for `trainer.devices=8 num_nodes=8`
+# run unchanged once those are reset to 1 (the world size is cluster.num_workers).
 exec tubelet submit "${submit_flags[@]}" -- "$stage" "$recipe" \
+  trainer.devices=1 trainer.num_nodes=1 \
   cluster.launcher=ray \
   cluster.num_workers="${NUM_WORKERS:-8}" \
   cluster.use_gpu=true \

@@ -127,6 +127,12 @@ def test_rayjob_entrypoint_is_a_valid_tubelet_ray_run():
     config = load_config(words[2], words[3:])  # the recipe and every override are valid
     assert config.cluster.launcher == "ray"
     assert config.cluster.storage_path.startswith("/mnt/tubelet/")
+    assert config.trainer.output_dir.startswith("/mnt/tubelet/")  # ZeRO shards of every rank meet here
+    # The cluster the RayJob creates holds every Ray Train worker the entrypoint asks for.
+    groups = spec["rayClusterSpec"]["workerGroupSpecs"]
+    gpus = sum(g["replicas"] * int(g["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
+               for g in groups)
+    assert config.cluster.use_gpu and gpus >= config.cluster.num_workers * config.cluster.gpus_per_worker
     assert spec["shutdownAfterJobFinishes"] is True
     assert spec["submissionMode"] == "K8sJobMode"
 

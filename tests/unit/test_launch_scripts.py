@@ -78,7 +78,8 @@ def test_sbatch_runs_ray_symmetric_run_on_every_node(tmp_path):
     assert ray_start_args == ["--num-cpus=32", "--num-gpus=8"]
     start.make_context("start", list(ray_start_args))
 
-    assert entrypoint == ["tubelet", "pretrain", "pretrain/tiny", "cluster.launcher=ray",
+    assert entrypoint == ["tubelet", "pretrain", "pretrain/tiny", "trainer.devices=1",
+                          "trainer.num_nodes=1", "cluster.launcher=ray",
                           "cluster.address=auto", "cluster.num_workers=16", "cluster.use_gpu=true",
                           "cluster.storage_path=/shared/tubelet/ray_results", "optim.epochs=3"]
     config = load_config(entrypoint[2], entrypoint[3:])
@@ -94,10 +95,23 @@ def test_ray_submit_uploads_this_checkout_and_runs_the_stage_on_ray(tmp_path):
     assert call[:8] == ["tubelet", "submit", "--address", "http://127.0.0.1:18265",
                         "--working-dir", str(REPO), "--no-wait", "--"]
     command = call[8:]
-    assert command == ["pretrain", "pretrain/tiny", "cluster.launcher=ray", "cluster.num_workers=4",
+    assert command == ["pretrain", "pretrain/tiny", "trainer.devices=1", "trainer.num_nodes=1",
+                       "cluster.launcher=ray", "cluster.num_workers=4",
                        "cluster.use_gpu=true", "cluster.storage_path=/mnt/tubelet/ray_results",
                        "trainer.run_name=a b"]
     assert load_config(command[1], command[2:]).trainer.run_name == "a b"
+
+
+@pytest.mark.parametrize("script", ["ray_submit.sh", "slurm.sbatch"])
+def test_multi_gpu_recipes_run_on_ray_unchanged(tmp_path, script):
+    """Recipes set trainer.devices/num_nodes for local runs; the Ray scripts reset them to 1."""
+    env = {"SLURM_JOB_NUM_NODES": "8", "SLURM_JOB_NODELIST": "n[1-8]", "SLURM_GPUS_ON_NODE": "8",
+           "SLURM_CPUS_PER_TASK": "64", "SLURM_SUBMIT_DIR": "/shared"}
+    args = ["pretrain", "pretrain/k400_vit_b"] if script == "ray_submit.sh" else ["pretrain/k400_vit_b"]
+    (call,) = _run_with_stubs(tmp_path, LAUNCH / script, [*args, "data.shards=/shared/k400"], env)
+    words = call[call.index("pretrain/k400_vit_b"):]
+    config = load_config(words[0], words[1:])
+    assert config.cluster.launcher == "ray" and config.world_size == config.cluster.num_workers
 
 
 @pytest.mark.parametrize("env, placement", [
