@@ -79,7 +79,7 @@ def load_weights(path: Union[str, Path]) -> tuple[Tensors, dict[str, Any]]:
         state = state_dict_from_hf(_read_hf_weights(path))
         kind = KIND_BY_ARCHITECTURE.get((config.get("architectures") or [""])[0]) or _kind_of(state)
         spec = spec_from_hf_config(config, kind)
-        num_classes = len(config.get("id2label") or {}) or None
+        num_classes = len(config.get("id2label") or {}) if kind == "classifier" else None
         return state, _model_config(spec, kind, fmt, {"norm_pix_loss": config.get("norm_pix_loss", True),
                                                      "num_classes": num_classes})
     state = _unwrap(_read_file(path), path)

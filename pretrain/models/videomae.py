@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pretrain.models.vit import (
-    CHANNELS, ArchSpec, Block, Encoder, channels_first, check_video, gather_tokens, patchify, run_blocks,
+    CHANNELS, ArchSpec, Block, Encoder, channels_first, channels_last, check_video, gather_tokens, patchify, run_blocks,
     sinusoid_position_table, unpatchify,
 )
 
@@ -84,7 +84,15 @@ class Decoder(nn.Module):
             for _ in range(spec.decoder_depth)
         )
         self.norm = nn.LayerNorm(spec.decoder_dim, eps=spec.head_norm_eps)
-        self.head = nn.Linear(spec.decoder_dim, spec.patch_dim)
+        self.head = nn.Linear(spec.decoder_dim, spec.patch_dim)  # outputs in (tpp, C) order
+        # Head rows reordered so predictions come out channel-first, like the targets.
+        order = torch.arange(spec.patch_dim).view(-1, CHANNELS).t().flatten()  # (C * tpp,)
+        self.register_buffer("channel_first_rows", order, persistent=False)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoder features (B, n, Dd) -> channel-first pixel predictions (B, n, C*tpp)."""
+        rows = self.channel_first_rows
+        return F.linear(self.norm(x), self.head.weight[rows], self.head.bias[rows])
 
 
 class VideoMAE(nn.Module):
@@ -123,18 +131,18 @@ class VideoMAE(nn.Module):
         patches = patchify(video, self.spec.tubelet_size, self.spec.patch_size)  # (B, N, C*tpp)
         plan = plan_tokens(mask, decoder_mask)
         latent = self.encode(patches, plan.visible)  # (B, N_visible, D)
-        pred = self.decode(latent, plan)  # (B, N_target, P)
+        pred = self.decode(latent, plan)  # (B, N_target, C*tpp)
         target = self.targets(patches, plan.target)  # (B, N_target, C, tpp)
         loss = self.loss(pred, target, plan.target_valid)
         decoder_tokens = plan.visible.shape[1] + plan.target.shape[1]
-        return VideoMAEOutput(loss, pred, plan.target_mask, decoder_tokens)
+        return VideoMAEOutput(loss, channels_last(pred), plan.target_mask, decoder_tokens)
 
     def encode(self, patches: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """patches (B, N, P), visible (B, N_visible) -> latent (B, N_visible, D)."""
         return self.encoder(gather_tokens(patches, visible), visible)
 
     def decode(self, latent: torch.Tensor, plan: TokenPlan) -> torch.Tensor:
-        """latent (B, N_visible, D) -> predictions (B, N_target, P) for the target tokens only."""
+        """latent (B, N_visible, D) -> channel-first predictions (B, N_target, C*tpp) of the targets."""
         pos = self.decoder_pos_embed.to(latent.dtype)
         x_visible = self.encoder_to_decoder(latent) + pos[plan.visible]  # (B, N_visible, Dd)
         x_target = self.mask_token + pos[plan.target]  # (B, N_target, Dd)
@@ -146,7 +154,7 @@ class VideoMAE(nn.Module):
         # Only target outputs are used: the last block computes just those rows.
         x = run_blocks(self.decoder.blocks, x, attn_mask, self.grad_checkpointing,
                        keep_from=plan.visible.shape[1])  # (B, N_target, Dd)
-        return self.decoder.head(self.decoder.norm(x))
+        return self.decoder.predict(x)
 
     @torch.no_grad()
     def targets(self, patches: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -163,9 +171,9 @@ class VideoMAE(nn.Module):
         return (cubes - mean) * (std_c / (std_c * var.sqrt() + NORM_PIX_EPS))
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
-        """MSE between predictions (B, n, tpp*C) and channel-first targets (B, n, C, tpp) over
+        """MSE between channel-first predictions (B, n, C*tpp) and targets (B, n, C, tpp) over
         target tokens; padded slots (valid False) are left out."""
-        pred = pred.unflatten(-1, (-1, CHANNELS)).transpose(-1, -2)  # (B, n, C, tpp), a view
+        pred = pred.unflatten(-1, (CHANNELS, -1))  # (B, n, C, tpp)
         if valid is None:
             return F.mse_loss(pred, target)
         squared = (pred - target).pow(2).mean((-2, -1))  # (B, n)
