@@ -71,6 +71,8 @@ def _print_table(f: dict) -> None:
         ("baseline, num_sample=4", f["baseline_clips_per_s_num_sample4"],
          f"pipeline is {f['speedup_vs_baseline_num_sample4']:.2f}x the baseline"),
     ]
+    unit = "clips per CPU-second (workers 0: all work in this process)" if f["workers"] == 0 else "clips/s (wall)"
+    print(f"rates are {unit}; multi-view in videos per CPU-second")
     print(f"{'run':<30}{'clips/s':>10}  note")
     for name, rate, note in rows:
         print(f"{name:<30}{rate:>10.2f}  {note}")
