@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from local_ray import LocalRayCluster
+from local_ray import LocalRayCluster, cluster_env
 from pretrain.cli import main
 from pretrain.config import config_to_yaml, load_config
 
@@ -102,3 +105,32 @@ def test_stopping_an_unknown_job_is_a_clear_error(head, capsys):
     code = main(["submit", "--address", head.dashboard_url, "--stop", "raysubmit_doesnotexist"])
     assert code == 1
     assert "no job 'raysubmit_doesnotexist' on this cluster" in capsys.readouterr().err
+
+
+def test_token_auth_cluster_refuses_clients_without_the_token(tmp_path, tmp_path_factory):
+    """The shipped clusters run with RAY_AUTH_MODE=token: only a client holding the token submits.
+    Clients run as subprocesses so this process's Ray auth settings stay untouched."""
+    token = secrets.token_hex(16)
+    env = cluster_env(auth_mode="token")
+    env["RAY_AUTH_TOKEN"] = token
+    cluster = LocalRayCluster(tmp_path_factory.mktemp("auth"), env=env)  # short: unix socket paths
+    cluster.start_head(num_cpus=1)
+    try:
+        client = {**os.environ, "PATH": env["PATH"], "HOME": str(tmp_path)}  # no ~/.ray/auth_token
+        without = _cli_submit(cluster, {**client, "RAY_AUTH_MODE": "disabled"})
+        wrong = _cli_submit(cluster, {**client, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 32})
+        right = _cli_submit(cluster, {**client, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
+    finally:
+        cluster.stop()
+    assert (without.returncode, without.stdout) == (1, "")
+    assert "no authentication token was found" in without.stderr
+    assert (wrong.returncode, wrong.stdout) == (1, "")
+    assert "Invalid authentication token" in wrong.stderr
+    assert right.returncode == 0, right.stderr
+    assert right.stdout.startswith("raysubmit_") and "pretrain/tiny" in right.stdout
+    assert token not in without.stderr + wrong.stderr + right.stdout + right.stderr
+
+
+def _cli_submit(cluster: LocalRayCluster, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["tubelet", "submit", "--address", cluster.dashboard_url, "--", "config", "list"],
+                          env=env, capture_output=True, text=True, timeout=300)
