@@ -1,7 +1,8 @@
 """Ray Train on a real two-node Ray cluster on this machine (1 CPU per node): a tiny pretraining
 with DeepSpeed ZeRO-2 on CPU, two workers spread over both nodes, run to completion; then the same
 run with one training worker SIGKILLed mid-run, which must restore from the last reported
-checkpoint and finish on the same loss trajectory as the uninterrupted run."""
+checkpoint and finish on the same loss trajectory as the uninterrupted run; and a new driver of
+the finished run (same name and storage) resumes from its last checkpoint."""
 
 from __future__ import annotations
 
@@ -63,10 +64,15 @@ def _config(cluster: LocalRayCluster, shards: Path, out: Path, run_name: str) ->
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(two_nodes, shards, tmp_path_factory):
+def plain_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("plain")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(two_nodes, shards, plain_dir):
     from pretrain.distributed.runner import run_with_ray
 
-    return run_with_ray(_config(two_nodes, shards, tmp_path_factory.mktemp("plain"), "zero2"))
+    return run_with_ray(_config(two_nodes, shards, plain_dir, "zero2"))
 
 
 def _losses(result) -> dict[int, float]:
@@ -105,6 +111,20 @@ def test_sigkilled_worker_is_restored_from_the_last_checkpoint(two_nodes, shards
     # step and data position after the restore).
     expected, resumed = _losses(uninterrupted), _losses(result)
     assert resumed[MAX_STEPS] == pytest.approx(expected[MAX_STEPS], rel=1e-4)
+
+
+def test_a_restarted_driver_with_the_same_run_name_resumes(two_nodes, shards, plain_dir, uninterrupted):
+    """A new driver (here: a new fit) of the finished run, asked for 2 more steps, starts from the
+    run's last checkpoint that Ray Train keeps in storage."""
+    from dataclasses import replace
+
+    from pretrain.distributed.runner import run_with_ray
+
+    config = _config(two_nodes, shards, plain_dir, "zero2")
+    longer = replace(config, trainer=replace(config.trainer, max_steps=MAX_STEPS + EVERY))
+    result = run_with_ray(longer)
+    assert result.metrics["start_step"] == MAX_STEPS
+    assert result.global_step == MAX_STEPS + EVERY
 
 
 class _Killer(threading.Thread):
