@@ -9,11 +9,12 @@ Public API (other parts build on these names):
     mask         bool (B, N), True = hidden from the encoder, same count in every row
     decoder_mask bool (B, N) or None, True = reconstructed by the decoder (VideoMAE V2)
   `VideoMAEOutput.loss` scalar; `.pred` (B, N_target, tubelet*p*p*3) predictions of the target
-  tokens; `.target_mask` bool (B, N), which tokens were predicted and enter the loss
+  tokens, pixels in VideoMAE's (tubelet, p, p, channel) order, as transformers' `logits`; `.target_mask` bool (B, N), which tokens were predicted and enter the loss
   (`mask`, or `mask & decoder_mask`). Row b's predictions are `pred[b, :target_mask[b].sum()]`, in
   ascending token order; rows with fewer targets than N_target are padded (padding is not in the loss).
 - `VideoMAE.reconstruct(video, mask, output) -> (B, C, T, H, W)` in [0, 1]: visible tokens show the
-  input, predicted tokens the prediction mapped back to pixels, hidden-but-not-predicted tokens 0.
+  input, predicted tokens the prediction mapped back to pixels (with `norm_pix_loss`, using that
+  cube's mean/std in the input video, as VideoMAE's visualization does), hidden-but-not-predicted 0.
 - `masked_video(video, mask, spec) -> (B, C, T, H, W)` in [0, 1] with hidden tokens blacked out.
 
 Targets follow VideoMAE and Hugging Face `VideoMAEForPreTraining` exactly: un-normalize ImageNet
@@ -32,8 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pretrain.models.vit import (
-    CHANNELS, ArchSpec, Block, Encoder, channels_first, channels_last, check_video, gather_tokens, patchify, run_blocks,
-    sinusoid_position_table, unpatchify,
+    CHANNELS, ArchSpec, Block, Encoder, channels_first, channels_last, check_video, gather_tokens,
+    patchify, run_blocks, sinusoid_position_table, unpatchify,
 )
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -44,7 +45,7 @@ NORM_PIX_EPS = 1e-6
 @dataclass
 class VideoMAEOutput:
     loss: torch.Tensor  # scalar
-    pred: torch.Tensor  # (B, N_target, patch_dim)
+    pred: torch.Tensor  # (B, N_target, patch_dim), (tubelet, p, p, C) pixel order
     target_mask: torch.Tensor  # (B, N) bool
     decoder_tokens: int  # tokens per clip the decoder processed (visible + targets, padded)
 

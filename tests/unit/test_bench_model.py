@@ -67,3 +67,12 @@ def test_peak_table():
     assert peak_tflops("NVIDIA H100 PCIe", "bf16") == 756.0
     assert peak_tflops("NVIDIA A100-SXM4-40GB", "tf32") == 156.0
     assert peak_tflops("Some CPU", "fp32") is None
+
+
+@pytest.mark.gpu
+def test_bench_model_cuda_bf16_reports_mfu(capsys):
+    assert main(["bench", "model", *TINY, "--device", "cuda", "--dtype", "bf16", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["memory_kind"] == "cuda_peak_allocated" and result["ours_memory_bytes"] > 0
+    if "H100" in result["device_name"] or "A100" in result["device_name"]:
+        assert 0 < result["ours_mfu"] < 1
