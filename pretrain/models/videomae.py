@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pretrain.models.vit import (
-    CHANNELS, ArchSpec, Block, Encoder, channels_first, channels_last, check_video, gather_tokens,
+    CHANNELS, ArchSpec, Block, Encoder, channels_last, check_video, gather_tokens,
     patchify, run_blocks, sinusoid_position_table, unpatchify,
 )
 
@@ -45,9 +45,15 @@ NORM_PIX_EPS = 1e-6
 @dataclass
 class VideoMAEOutput:
     loss: torch.Tensor  # scalar
-    pred: torch.Tensor  # (B, N_target, patch_dim), (tubelet, p, p, C) pixel order
+    pred_channel_first: torch.Tensor  # (B, N_target, C*tpp), the model's own pixel order
     target_mask: torch.Tensor  # (B, N) bool
     decoder_tokens: int  # tokens per clip the decoder processed (visible + targets, padded)
+
+    @property
+    def pred(self) -> torch.Tensor:
+        """(B, N_target, tpp*C) predictions in VideoMAE's (tubelet, p, p, C) pixel order (a copy,
+        made only when asked for)."""
+        return channels_last(self.pred_channel_first)
 
 
 @dataclass
@@ -136,7 +142,7 @@ class VideoMAE(nn.Module):
         target = self.targets(patches, plan.target)  # (B, N_target, C, tpp)
         loss = self.loss(pred, target, plan.target_valid)
         decoder_tokens = plan.visible.shape[1] + plan.target.shape[1]
-        return VideoMAEOutput(loss, channels_last(pred), plan.target_mask, decoder_tokens)
+        return VideoMAEOutput(loss, pred, plan.target_mask, decoder_tokens)
 
     def encode(self, patches: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """patches (B, N, P), visible (B, N_visible) -> latent (B, N_visible, D)."""
@@ -204,7 +210,7 @@ class VideoMAE(nn.Module):
         the mean and std of that cube in the input video, as VideoMAE's visualization does (the
         picture then shows what the model predicts, at the true brightness and contrast)."""
         cubes = self._to_pixels(patchify(video, self.spec.tubelet_size, self.spec.patch_size))  # (B, N, C, tpp)
-        pred = channels_first(output.pred.to(cubes.dtype)).unflatten(-1, (CHANNELS, -1))  # (B, n, C, tpp)
+        pred = output.pred_channel_first.to(cubes.dtype).unflatten(-1, (CHANNELS, -1))  # (B, n, C, tpp)
         if self.norm_pix_loss:
             order = torch.argsort((~output.target_mask).to(torch.uint8), dim=1, stable=True)
             true = gather_tokens(cubes.flatten(2), order[:, : pred.shape[1]]).unflatten(-1, (CHANNELS, -1))

@@ -151,9 +151,11 @@ def test_reconstruct_inverts_per_cube_normalization(video):
     model = make_model()
     mask, decoder_mask = torch.tensor([[1, 1, 0, 0, 1, 1, 0, 0]] * 3, dtype=torch.bool), None
     plan = plan_tokens(mask, decoder_mask)
-    targets = channels_last(model.targets(patchify(video, 2, 16), plan.target).flatten(2))  # prediction order
-    assert torch.allclose(targets, torch.stack([reference_targets(video)[b][mask[b]] for b in range(3)]), atol=1e-5)
+    targets = model.targets(patchify(video, 2, 16), plan.target).flatten(2)  # (B, n, C*tpp)
+    expected = torch.stack([reference_targets(video)[b][mask[b]] for b in range(3)])  # prediction order
+    assert torch.allclose(channels_last(targets), expected, atol=1e-5)
     perfect = VideoMAEOutput(torch.tensor(0.0), targets, mask, 8)
+    assert torch.equal(perfect.pred, channels_last(targets))
     recon = model.reconstruct(video, mask, perfect)
     pixels = (video * STD[None, :, None, None, None] + MEAN[None, :, None, None, None]).clamp(0, 1)
     assert recon.shape == video.shape
