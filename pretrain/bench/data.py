@@ -50,6 +50,7 @@ RATIOS = {
 @dataclass
 class DataBenchResult:
     shards: str
+    corpus: str
     workers: int
     clips: int
     rounds: int
@@ -203,6 +204,15 @@ def decode_per_view(samples: list[dict], settings: ClipSettings, num_clips: int,
     return len(samples) / (time.process_time() - start)
 
 
+def describe_corpus(samples: list[dict]) -> str:
+    """Codec, size, bitrate and length of the benchmark videos, from the shards' json."""
+    meta = samples[0]["meta"]
+    megabits = sum(len(s["video"]) * 8 / max(s["meta"].get("duration", 1), 1e-3) for s in samples) / len(samples) / 1e6
+    return (f"{meta.get('codec', '?')} {meta.get('width')}x{meta.get('height')} .{meta.get('ext', '?')}, "
+            f"{megabits:.2f} Mbit/s, {meta.get('num_frames')} frames at {meta.get('fps')} fps "
+            f"(first {len(samples)} videos)")
+
+
 def _stream(loader) -> Iterator[dict]:
     """An endless iterator over a loader's epochs."""
     while True:
@@ -236,7 +246,7 @@ def bench_data(shards: str, workers: int = 0, clips: int = 24, multiview_videos:
         measurements["per_view"] = functools.partial(decode_per_view, samples[:multiview_videos], settings, *views)
         rates = best_of_rounds(measurements, rounds)
     return DataBenchResult(
-        shards=str(shards), workers=workers, clips=clips, rounds=rounds, clips_per_s=rates["pipeline1"],
+        shards=str(shards), corpus=describe_corpus(samples), workers=workers, clips=clips, rounds=rounds, clips_per_s=rates["pipeline1"],
         floor_clips_per_s=rates["floor"], baseline_clips_per_s=rates["baseline1"],
         clips_per_s_num_sample4=rates["pipeline4"], clips_per_s_uint8=rates["uint8"],
         baseline_clips_per_s_num_sample4=rates["baseline4"], multiview_once_videos_per_s=rates["once"],

@@ -47,11 +47,11 @@ def write_bench_corpus(kind: str, shards_dir: Path, videos: int, frames: int) ->
     if (shards_dir / "manifest.json").exists():
         return shards_dir
     raw = shards_dir.parent / f"{shards_dir.name}-raw"
+    log.info("benchmark corpus: %d videos, %s", videos, spec.describe(frames))
     for index in range(videos):
         path = raw / f"pan_{index:03d}{spec.suffix}"
         if not path.exists():
             write_video(path, textured_pan_frames(frames, spec.size, spec.speed, seed=index),
                         fps=25, bit_rate=spec.bit_rate, gop=spec.gop)
-    log.info("encoded %d %s videos in %s", videos, kind, raw)
     build_shards("folder", str(raw), str(shards_dir), shard_size_mb=64)
     return shards_dir

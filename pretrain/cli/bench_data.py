@@ -30,7 +30,7 @@ def register(benches: argparse._SubParsersAction) -> None:
 
 def _bench(args: argparse.Namespace) -> int:
     from pretrain.bench.data import bench_data
-    from pretrain.bench.data_corpus import CORPORA, write_bench_corpus
+    from pretrain.bench.data_corpus import write_bench_corpus
     from pretrain.data.shards import ShardsError
     from pretrain.data.stages import DataError
 
@@ -46,8 +46,6 @@ def _bench(args: argparse.Namespace) -> int:
     except (ShardsError, DataError) as error:
         raise UserError(str(error)) from None
     figures = result.as_dict()
-    if args.generate:
-        figures["corpus"] = CORPORA[args.generate].describe(args.frames)
     if args.json:
         print(json.dumps(figures, indent=1))
         return 0
@@ -56,7 +54,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _print_table(f: dict) -> None:
-    print(f"{f['shards']}: {f.get('corpus', 'shards as built')}")
+    print(f"{f['shards']}: {f['corpus']}")
     print(f"{os.cpu_count()} CPUs, load average {f['load_average']}, workers {f['workers']}, "
           f"{f['clips']} clips per run, best of {f['rounds']} interleaved rounds; "
           "VideoMAE-B pretraining clip: 16 frames, stride 4, 224 px, mask 0.9")
