@@ -221,3 +221,10 @@ def test_convert_cli(tmp_path, capsys):
     VideoMAEForPreTraining.from_pretrained(tmp_path / "back")
     assert main(["convert", str(tmp_path / "nothing"), str(tmp_path / "x")]) == 1
     assert "weights not found" in capsys.readouterr().err
+    # an original .pth has no frame count or image size: the user records them
+    torch.save({"model": load_weights(tmp_path / "hf")[0]}, tmp_path / "checkpoint-799.pth")
+    assert main(["convert", str(tmp_path / "checkpoint-799.pth"), str(tmp_path / "from_pth"),
+                 "--num-frames", "8", "--img-size", "64"]) == 0
+    assert "converted videomae pretraining" in capsys.readouterr().out
+    config = load_weights(tmp_path / "from_pth")[1]
+    assert (config["num_frames"], config["img_size"], config["dim"]) == (8, 64, 64)
