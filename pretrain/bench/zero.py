@@ -23,7 +23,10 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from pretrain.train.zero3 import dry_run_inputs, register_untracked_parameters
+
 MB = 2**20
+MASK_RATIO = 0.9
 
 
 @dataclass(frozen=True)
@@ -52,16 +55,14 @@ class RankMemory:
 
 class LossOnly(nn.Module):
     """The model as DeepSpeed sees it: a tensor output, so ZeRO-3's backward hooks can attach
-    (VideoMAE returns a dataclass); parameters used directly in VideoMAE.forward are registered."""
+    (VideoMAE returns a dataclass), with the parameters ZeRO-3 cannot track registered on it."""
 
-    def __init__(self, model: nn.Module, zero3: bool):
+    def __init__(self, model: nn.Module, zero3: bool, mask_ratio: float):
         super().__init__()
         self.model = model
         if zero3:
-            from deepspeed.runtime.zero.partition_parameters import register_external_parameter
-
-            for param in model.parameters(recurse=False):
-                register_external_parameter(self, param)
+            inputs = dry_run_inputs(model.spec, mask_ratio, 0.0)
+            register_untracked_parameters(self, model, lambda: model(inputs["video"], inputs["mask"]))
 
     def forward(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.model(video, mask).loss
@@ -126,7 +127,7 @@ def _bench_rank(rank: int, settings: ZeroBenchSettings, stage: int, port: int, o
                                 "trainer.accelerator=cpu", f"trainer.devices={settings.world_size}"])
     baseline = _rss_mb()
     torch.manual_seed(0)
-    model = LossOnly(build_pretraining_model(config.model), zero3=stage == 3)
+    model = LossOnly(build_pretraining_model(config.model), zero3=stage == 3, mask_ratio=MASK_RATIO)
     optimizer = build_adamw(param_groups(model.named_parameters(), 0.05), 1e-4, (0.9, 0.95))
     ds_config = {**deepspeed_config(config, resolve_placement(config)), "gradient_accumulation_steps": 1}
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config,
@@ -136,7 +137,7 @@ def _bench_rank(rank: int, settings: ZeroBenchSettings, stage: int, port: int, o
     for _ in range(settings.steps):
         video = torch.randn(settings.batch_size, 3, settings.num_frames, settings.img_size, settings.img_size,
                             generator=generator)  # (B, C, T, H, W)
-        mask, _ = batch_masks(settings.batch_size, config.model.grid, 0.9, generator=generator)
+        mask, _ = batch_masks(settings.batch_size, config.model.grid, MASK_RATIO, generator=generator)
         step_loss = engine(video, mask)
         engine.backward(step_loss)
         grads = storage_bytes(grad_tensors(engine)) / MB  # held between backward and step

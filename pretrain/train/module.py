@@ -19,6 +19,7 @@ from pretrain.data.transforms import normalize_video
 from pretrain.models.videomae import VideoMAE, VideoMAEOutput
 from pretrain.train.nan_guard import NonFiniteGuard
 from pretrain.train.optim import build_adamw, param_groups, schedule_for
+from pretrain.train.zero3 import dry_run_inputs, register_untracked_parameters
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +39,18 @@ class PretrainModule(pl.LightningModule):
         self.steps_per_epoch = steps_per_epoch
         self.guard = NonFiniteGuard(config.trainer.max_nonfinite_steps)
         self.stop_reason: Optional[str] = None
+        self.skip_optimizer_step = False  # set by the NaN guard for the current micro-batch
         self.save_hyperparameters({"config": config_to_dict(config), "steps_per_epoch": steps_per_epoch})
 
     def setup(self, stage: str) -> None:
-        """Under ZeRO-3, parameters a model uses directly in its own forward (VideoMAE's mask
-        token) must be gathered for backward too; DeepSpeed finds them through the module's
-        outputs, which a dataclass output hides, so register them on this top-level module."""
+        """Under ZeRO-3, parameters the model reads outside their own module's forward must be
+        gathered for the whole step (see `pretrain.train.zero3`)."""
         strategy = self.trainer.strategy
         if isinstance(strategy, DeepSpeedStrategy) and strategy.config and strategy.zero_stage_3:
-            from deepspeed.runtime.zero.partition_parameters import register_external_parameter
-
-            for param in self.model.parameters(recurse=False):
-                register_external_parameter(self, param)
+            device = next(self.model.parameters()).device
+            inputs = {k: v.to(device) if v is not None else None for k, v in dry_run_inputs(
+                self.model.spec, self.config.mask.ratio, self.config.mask.decoder_ratio).items()}
+            register_untracked_parameters(self, self.model, lambda: self.model(**inputs))
 
     def forward(self, video: torch.Tensor, mask: torch.Tensor,
                 decoder_mask: Optional[torch.Tensor] = None) -> VideoMAEOutput:
@@ -59,11 +60,15 @@ class PretrainModule(pl.LightningModule):
         output = self(model_video(batch), batch["mask"], batch.get("decoder_mask"))
         batch_size = batch["video"].shape[0]
         accepted = self.guard.accept(output.loss, self.trainer)
+        self.skip_optimizer_step = not accepted
         self.log("train/nonfinite_skipped", float(self.guard.total_skipped), batch_size=batch_size)
         if not accepted:
             if self.guard.tripped:
                 self.stop_reason = "nonfinite"
-            return None  # every rank skips this micro-batch together
+            # Every rank skips together. Not None (Lightning refuses that with several ranks): a
+            # detached leaf, so backward reaches no parameter, no gradient exists, and the optimizer
+            # leaves weights and state alone (DeepSpeed's step is skipped by our precision plugin).
+            return output.loss.detach().nan_to_num(0.0, posinf=0.0, neginf=0.0).requires_grad_()
         self.log("train/loss", output.loss, prog_bar=True, batch_size=batch_size)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], prog_bar=True, batch_size=batch_size)
         return output.loss

@@ -112,16 +112,17 @@ class CPUCapableDeepSpeedStrategy(DeepSpeedStrategy):
 
 
 class SkippableDeepSpeedPrecision(DeepSpeedPrecision):
-    """DeepSpeed precision that lets a `None` training-step result skip the micro-batch.
+    """DeepSpeed precision that lets the NaN guard skip a micro-batch.
 
-    Lightning's plugin raises instead. The NaN guard returns None on every rank together when the
-    loss is non-finite; skipping both backward and `engine.step()` leaves the engine untouched.
+    When the module sets `skip_optimizer_step` (on every rank together), its loss was a detached
+    leaf, so backward produced no gradient; `engine.step()` is not called either, leaving weights,
+    optimizer state and DeepSpeed's buffers as they were. Lightning's plugin cannot skip.
     """
 
     def optimizer_step(self, optimizer: Any, model: Any, closure: Callable[[], Any], **kwargs: Any) -> Any:
         closure_result = closure()
         self._after_closure(model, optimizer)
-        if model.automatic_optimization and closure_result is None:
+        if model.automatic_optimization and (closure_result is None or getattr(model, "skip_optimizer_step", False)):
             return None
         return model.trainer.model.step(**kwargs)
 

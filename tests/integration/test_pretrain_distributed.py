@@ -1,6 +1,7 @@
 """Two CPU processes launched by `tubelet pretrain` itself (Lightning re-runs the command per rank):
 DDP, DeepSpeed ZeRO-2 and ZeRO-3 over gloo learn, write sharded checkpoints in the expected
-layout, resume onto the same trajectory, and a ZeRO-3 checkpoint exports to weights that load."""
+layout, resume onto the same trajectory, a ZeRO-3 checkpoint exports to weights that load, and
+non-finite losses skip steps on every rank together, then stop with finite weights saved."""
 
 from __future__ import annotations
 
@@ -111,3 +112,18 @@ def test_zero3_checkpoint_exports_and_loads(runs, tmp_path):
     initial = build_pretraining_model(load_config(str(runs / "zero3" / "config.yaml")).model).state_dict()
     assert initial.keys() == state.keys()
     assert all(not torch.equal(initial[k], state[k]) for k in state)  # trained weights from both shards
+
+
+def test_nonfinite_losses_stop_two_zero3_ranks_with_finite_weights_saved(shards, runs, tmp_path):
+    done = run_cli("pretrain", "tiny", *overrides(
+        shards, runs, "diverges", *TWO_RANKS, *STRATEGIES["zero3"], "optim.base_lr=1e12", "optim.clip_grad=null",
+        "optim.warmup_epochs=0", "trainer.max_nonfinite_steps=3", "logging.recon_every_steps=0"), timeout=600)
+    assert done.returncode == 1
+    assert "the loss was non-finite for 3 consecutive steps (trainer.max_nonfinite_steps=3)" in done.stderr
+    saved = ckpt.latest_valid_checkpoint(runs / "diverges")
+    assert saved.meta["reason"] == "nonfinite" and str(saved.path) in done.stderr
+    assert max(series(runs / "diverges", "train/nonfinite_skipped").values()) == 3
+    exported = run_cli("export", str(saved.path), str(tmp_path / "export"))
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    state, _ = load_weights(tmp_path / "export")
+    assert all(torch.isfinite(tensor).all() for tensor in state.values())
