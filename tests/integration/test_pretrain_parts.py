@@ -113,3 +113,35 @@ def test_a_checkpoint_with_a_truncated_file_is_not_valid(tmp_path):
     with pytest.raises(ckpt.CheckpointError, match="not a usable checkpoint: state/shard.pt has 60 bytes"):
         ckpt.read_checkpoint(newest.parent.parent)
     assert ckpt.resolve_resume("none", run) is None and math.isfinite(found.step)
+
+
+def test_zero3_finds_parameters_read_outside_their_module():
+    from dataclasses import dataclass
+
+    from pretrain.train.zero3 import untracked_parameters
+
+    @dataclass
+    class Out:
+        value: torch.Tensor
+
+    class Reads(torch.nn.Module):  # reads its child's weight through F.linear, returns a tensor
+        def __init__(self):
+            super().__init__()
+            self.inner = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return torch.nn.functional.linear(x, self.inner.weight.flip(0))
+
+    class Model(torch.nn.Module):  # a direct token and a dataclass output
+        def __init__(self):
+            super().__init__()
+            self.token = torch.nn.Parameter(torch.zeros(4))
+            self.reads = Reads()
+            self.called = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return Out(self.called(self.reads(x)) + self.token)
+
+    model = Model()
+    found = {name: holder for name, holder, _ in untracked_parameters(model, lambda: model(torch.ones(2, 4)))}
+    assert found == {"token": "", "reads.inner.weight": "reads", "reads.inner.bias": "reads"}
