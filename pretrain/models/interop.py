@@ -79,9 +79,11 @@ def load_weights(path: Union[str, Path]) -> tuple[Tensors, dict[str, Any]]:
         state = state_dict_from_hf(_read_hf_weights(path))
         kind = KIND_BY_ARCHITECTURE.get((config.get("architectures") or [""])[0]) or _kind_of(state)
         spec = spec_from_hf_config(config, kind)
-        num_classes = len(config.get("id2label") or {}) if kind == "classifier" else None
+        labels = config.get("id2label") or {}
+        names = [labels[key] for key in sorted(labels, key=int)] if kind == "classifier" else None
         return state, _model_config(spec, kind, fmt, {"norm_pix_loss": config.get("norm_pix_loss", True),
-                                                     "num_classes": num_classes})
+                                                     "num_classes": len(names) if names else None,
+                                                     "class_names": names})
     state = _unwrap(_read_file(path), path)
     kind = _kind_of(state)
     return state, _model_config(_infer_spec(state), kind, fmt, {})
@@ -89,7 +91,8 @@ def load_weights(path: Union[str, Path]) -> tuple[Tensors, dict[str, Any]]:
 
 def _model_config(spec: ArchSpec, kind: str, fmt: str, extra: dict[str, Any]) -> dict[str, Any]:
     return {**spec.to_dict(), "kind": kind, "source_format": fmt,
-            "norm_pix_loss": extra.get("norm_pix_loss", True), "num_classes": extra.get("num_classes")}
+            "norm_pix_loss": extra.get("norm_pix_loss", True), "num_classes": extra.get("num_classes"),
+            "class_names": extra.get("class_names")}
 
 
 def _read_file(path: Path) -> Any:
@@ -215,15 +218,18 @@ def write_export(state: Tensors, model_config: dict[str, Any], out_dir: Union[st
     spec = ArchSpec.from_dict(model_config)
     config = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": model_config["kind"],
               "arch": spec.to_dict(), "norm_pix_loss": model_config.get("norm_pix_loss", True),
-              "num_classes": model_config.get("num_classes"), "run_config": run_config}
+              "num_classes": model_config.get("num_classes"), "class_names": model_config.get("class_names"),
+              "run_config": run_config}
     _write_atomic(Path(out_dir), state, config, EXPORT_WEIGHTS)
     return Path(out_dir)
 
 
-def save_export(model: nn.Module, config: Optional[dict[str, Any]], out_dir: Union[str, Path]) -> Path:
-    """Export a live model; `config` is the resolved run config saved alongside (or None)."""
+def save_export(model: nn.Module, config: Optional[dict[str, Any]], out_dir: Union[str, Path],
+                class_names: Optional[list[str]] = None) -> Path:
+    """Export a live model; `config` is the resolved run config saved alongside (or None),
+    `class_names` a classifier's label names."""
     state, model_config = describe(model)
-    return write_export(state, model_config, out_dir, run_config=config)
+    return write_export(state, {**model_config, "class_names": class_names}, out_dir, run_config=config)
 
 
 def save_hf(state: Tensors, model_config: dict[str, Any], out_dir: Union[str, Path],
@@ -234,7 +240,8 @@ def save_hf(state: Tensors, model_config: dict[str, Any], out_dir: Union[str, Pa
         log.warning("HF fixes the decoder/fc_norm LayerNorm eps at 1e-5; this model uses %g, so HF "
                     "outputs will differ slightly (about 1e-6 relative)", spec.head_norm_eps)
     num_classes = int(state["head.weight"].shape[0]) if kind == "classifier" else None
-    config = hf_config(spec, kind, model_config.get("norm_pix_loss", True), class_names, num_classes)
+    names = class_names or model_config.get("class_names")
+    config = hf_config(spec, kind, model_config.get("norm_pix_loss", True), names, num_classes)
     _write_atomic(Path(out_dir), state_dict_to_hf(state, kind), config, "model.safetensors")
     return Path(out_dir)
 

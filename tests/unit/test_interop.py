@@ -99,7 +99,8 @@ def test_ours_pretraining_to_hf_same_loss(name, tmp_path):
 @pytest.mark.parametrize("name", ["tiny", "s"])
 def test_classifier_same_logits_both_directions(name, tmp_path):
     torch.manual_seed(0)
-    config = VideoMAEConfig(**dict(CONFIGS[name], use_mean_pooling=True), num_labels=5)  # VideoMAE fine-tuning
+    config = VideoMAEConfig(**dict(CONFIGS[name], use_mean_pooling=True),  # VideoMAE fine-tuning
+                            id2label={i: f"action{i}" for i in range(5)})
     hf = perturbed(VideoMAEForVideoClassification(config))
     hf.save_pretrained(tmp_path / "hf")
     state, config = load_weights(tmp_path / "hf")
@@ -112,6 +113,9 @@ def test_classifier_same_logits_both_directions(name, tmp_path):
         save_hf(state, config, tmp_path / "back")
         again = VideoMAEForVideoClassification.from_pretrained(tmp_path / "back").eval()
         assert torch.allclose(again(video.permute(0, 2, 1, 3, 4)).logits, expected, atol=TOL, rtol=TOL)
+    assert again.config.id2label[4] == "action4"  # class names survive HF -> ours -> HF
+    save_export(ours, None, tmp_path / "ours", class_names=config["class_names"])
+    assert load_weights(tmp_path / "ours")[1]["class_names"] == [f"action{i}" for i in range(5)]
 
 
 def assert_same_tensors(a: dict, b: dict) -> None:
