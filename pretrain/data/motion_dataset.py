@@ -7,7 +7,7 @@ apart: vertical direction (up / down) × speed (slow / fast). A model that reads
 order cannot tell up from down, which is what the frame-shuffle test checks.
 
 Motions are vertical on purpose: the fine-tuning stream flips clips horizontally (as UCF101 recipes
-do), which would swap left and right but leaves up and down alone. Speeds are 3× apart so that the
+do), which would swap left and right but leaves up and down alone. Speeds are 4× apart so that the
 random-resized-crop zoom of the `tiny` recipe cannot turn one speed into the other.
 
 Written with `pretrain.data.corpora.write_ucf101_tree` (real MPEG-4 AVIs, official split files), so
@@ -27,9 +27,9 @@ from pretrain.data.synthetic import moving_square_frames
 # Class name -> velocity (dy, dx) in pixels per frame; negative dy moves up.
 MOTIONS: dict[str, tuple[float, float]] = {
     "MoveUpSlow": (-1.0, 0.0),
-    "MoveUpFast": (-3.0, 0.0),
+    "MoveUpFast": (-4.0, 0.0),
     "MoveDownSlow": (1.0, 0.0),
-    "MoveDownFast": (3.0, 0.0),
+    "MoveDownFast": (4.0, 0.0),
 }
 
 # All 25 UCF101 groups: split k tests groups 7(k-1)+1..7k, so 7 of 25 clips per class are test.
