@@ -214,9 +214,9 @@ class TrainerConfig:
     accelerator: str = "auto"
     """auto, cpu or gpu."""
     devices: int = 1
-    """Processes (devices) per node."""
+    """Processes (devices) per node (local launcher; under Ray, cluster.num_workers counts instead)."""
     num_nodes: int = 1
-    """Nodes in the run."""
+    """Nodes in the run (local launcher; under Ray, cluster.num_workers counts instead)."""
     precision: str = "auto"
     """auto (bf16-mixed on GPU, 32-true on CPU), 32-true, bf16-mixed, 16-mixed."""
     max_steps: int = -1
@@ -363,10 +363,6 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _choice("stage", self.stage, STAGES)
-        if self.cluster.launcher == "ray":
-            _check(self.trainer.devices == 1 and self.trainer.num_nodes == 1,
-                   "with cluster.launcher=ray, set cluster.num_workers instead of "
-                   "trainer.devices / trainer.num_nodes")
         if self.mask.decoder_ratio > 0:
             _check(self.model.grid[1] % 2 == 0 and self.model.grid[2] % 2 == 0,
                    f"mask.decoder_ratio>0 uses 2x2 running cells: the patch grid {self.model.grid[1:]} "
