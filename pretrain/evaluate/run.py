@@ -50,16 +50,16 @@ class EvalModule(pl.LightningModule):
         self.local = ViewLogits()
         self.gathered: Optional[ViewLogits] = None
 
-    def predict_dataloader(self):
+    def test_dataloader(self):
         from pretrain.data.eval_stream import build_eval_loader
 
         return build_eval_loader(self.config, rank=self.global_rank, world_size=self.trainer.world_size)
 
-    def predict_step(self, batch: dict, batch_index: int) -> None:
+    def test_step(self, batch: dict, batch_index: int) -> None:
         generator = torch.Generator().manual_seed(self.config.trainer.seed * 100_003 + batch_index)
         self.local.extend(score_batch(self.model, batch, self.shuffle_frames, generator))
 
-    def on_predict_epoch_end(self) -> None:
+    def on_test_epoch_end(self) -> None:
         self.gathered = gather_views(self.local)
 
 
@@ -92,7 +92,7 @@ def score_split(trainer: pl.Trainer, model: torch.nn.Module, config: RunConfig,
                 shuffle_frames: bool = False) -> ViewLogits:
     """Per-view logits of every test video of `config.finetune.split`, gathered from all ranks."""
     module = EvalModule(model, config, shuffle_frames)
-    trainer.predict(module, return_predictions=False)
+    trainer.test(module, verbose=False)  # the test loop leaves our stream loader as it is
     return module.gathered
 
 

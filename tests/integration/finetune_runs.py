@@ -1,0 +1,45 @@
+"""Helpers for the fine-tuning / evaluation / prediction tests: a small motion dataset in the
+official UCF101 layout built into real shards, and a short real fine-tuning run on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from pretrain.config import RunConfig, load_config
+from pretrain.data.motion_dataset import write_motion_dataset
+from pretrain.data.shards import build_shards
+from pretrain.train.entry import StageResult, run_stage
+
+
+class OneThread:
+    """Two cores shared by many processes: one intra-op thread avoids oversubscription stalls."""
+
+    def __enter__(self) -> None:
+        self.previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.previous)
+
+
+def motion_shards(root: Path, classes: Sequence[str], groups: Sequence[int], shard_size_mb: float = 0.05) -> Path:
+    """The motion dataset (one clip per class and group) built into several small shards."""
+    write_motion_dataset(root / "raw", classes=classes, groups=groups)
+    build_shards("ucf101", str(root / "raw"), str(root / "shards"), shard_size_mb=shard_size_mb)
+    return root / "shards"
+
+
+def finetune_config(shards: Path, out: Path, name: str, *extra: str) -> RunConfig:
+    return load_config("finetune/tiny", [f"data.shards={shards}", f"trainer.output_dir={out}",
+                                         f"trainer.run_name={name}", "logging.wandb=disabled", *extra],
+                       stage="finetune")
+
+
+def short_finetune(shards: Path, out: Path, name: str, *extra: str) -> StageResult:
+    """A few real optimizer steps: enough for a checkpoint with trained weights and class names."""
+    with OneThread():
+        return run_stage(finetune_config(shards, out, name, "trainer.max_steps=3",
+                                         "trainer.checkpoint_every_steps=3", *extra))
