@@ -45,7 +45,7 @@ class ThroughputMonitor(Callback):
         hidden = num_hidden_tokens(spec.grid, mask_ratio)
         self.visible_tokens = spec.num_tokens - hidden
         targets = hidden if decoder_ratio <= 0 else int(round(hidden * (1 - decoder_ratio)))
-        self.flops_per_clip = videomae_train_flops(spec, self.visible_tokens, self.visible_tokens + targets, targets)
+        self.flops_per_clip = videomae_train_flops(spec, self.visible_tokens, targets)
         self._reset(time.perf_counter())
         self._batch_end: Optional[float] = None
 

@@ -139,7 +139,7 @@ def _checkpointer(config: RunConfig, run_dir: Path, strategy: Any, data: Pretrai
 
 
 def _reporters(config: RunConfig, model: Any, run_dir: Path, data: PretrainData) -> list[pl.Callback]:
+    peak = device_peak_tflops(config.logging.device_peak_tflops, resolve_placement(config).precision)
     throughput = ThroughputMonitor(model.spec, config.mask.ratio, config.mask.decoder_ratio,
-                                   config.logging.every_steps, device_peak_tflops(config.logging.device_peak_tflops),
-                                   loader_stats=data.loader_stats)
+                                   config.logging.every_steps, peak, loader_stats=data.loader_stats)
     return [throughput, ReconstructionLogger(run_dir, config.logging.recon_every_steps)]
