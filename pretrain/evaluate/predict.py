@@ -18,6 +18,7 @@ import torch
 
 from pretrain.data.clips import ClipSettings, eval_views
 from pretrain.data.decode import DecodeError
+from pretrain.data.transforms import normalize_video
 from pretrain.evaluate.checkpoint import Finetuned, load_finetuned
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def predict_file(finetuned: Finetuned, path: Path, settings: ClipSettings, num_c
         video = eval_views(sample, settings, num_clips, num_crops)[0]["video"]
     except (DecodeError, OSError, ValueError, IndexError) as error:
         return Prediction(str(path), error=f"not a video this tool can read ({error})"), 0
-    views = video if video.ndim == 5 else video[None]  # (V, C, T, S, S)
+    views = normalize_video(video if video.ndim == 5 else video[None])  # uint8 -> (V, C, T, S, S) float
     with torch.inference_mode():
         probs = finetuned.model(views).float().softmax(-1).mean(0)  # (K,)
     values, indices = probs.topk(min(topk, probs.numel()))

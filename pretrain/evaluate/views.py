@@ -14,6 +14,8 @@ from typing import Callable, Optional
 import torch
 import torch.distributed as dist
 
+from pretrain.data.transforms import normalize_video
+
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 """(N, C, T, H, W) clips -> (N, K) logits."""
 
@@ -63,6 +65,8 @@ def score_batch(scorer: Scorer, batch: dict, shuffle_frames: bool = False,
         raise ValueError(f"multi-view eval batches need video (B, V, C, T, H, W); got {tuple(video.shape)}")
     num_views = video.shape[1]
     clips = video.flatten(0, 1)  # (B*V, C, T, H, W)
+    if clips.dtype == torch.uint8:  # pixels shipped for normalization on the device
+        clips = normalize_video(clips)
     if shuffle_frames:
         clips = shuffle_time(clips, generator)
     logits = scorer(clips)  # (B*V, K)

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from pretrain.config import RunConfig, config_to_dict
+from pretrain.data.transforms import normalize_video
 from pretrain.models import build_classifier
 from pretrain.models.classifier import VideoClassifier
-from pretrain.train.module import model_video
 from pretrain.train.nan_guard import NonFiniteGuard
 from pretrain.train.optim import build_adamw, schedule_for
 
@@ -83,7 +83,7 @@ class FinetuneModule(pl.LightningModule):
         return self
 
     def training_step(self, batch: dict, batch_index: int) -> Optional[torch.Tensor]:
-        video, label = model_video(batch), batch["label"]  # (B, C, T, H, W), (B,)
+        video, label = self._video(batch), batch["label"]  # (B, C, T, H, W), (B,)
         loss, logits = self._loss(video, label, batch.get("target"))
         size = label.shape[0]
         if not self.guard.accept(loss, self.trainer):
@@ -99,6 +99,12 @@ class FinetuneModule(pl.LightningModule):
     def _mixed(self) -> bool:
         finetune = self.config.finetune
         return finetune.mixup > 0 or finetune.cutmix > 0
+
+    def _video(self, batch: dict) -> torch.Tensor:
+        """Normalized float clips; with `data.normalize_on_device` the stream ships pixels 0..255
+        (uint8, or float after mixup) and they are normalized here, on the device."""
+        video = batch["video"]
+        return normalize_video(video) if self.config.data.normalize_on_device else video
 
     def _loss(self, video: torch.Tensor, label: torch.Tensor,
               target: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,58 @@
+"""`tubelet predict`: class names from the checkpoint, probabilities per video file (AVI and MP4),
+a clear message for a file that is not a video while the others still get their answers."""
+
+from __future__ import annotations
+
+import pytest
+from finetune_runs import OneThread, motion_shards, short_finetune
+
+from pretrain.cli import main
+from pretrain.data.motion_dataset import MOTIONS, motion_frames
+from pretrain.data.synthetic import write_video
+from pretrain.evaluate.predict import predict
+
+CLASSES = ("MoveUpSlow", "MoveDownFast", "MoveDownSlow")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    shards = motion_shards(root, CLASSES, groups=(1, 8))
+    result = short_finetune(shards, root / "runs", "ft")
+    frames = motion_frames(list(MOTIONS), num_frames=40)
+    videos = [write_video(root / "up.avi", frames(0, 1000)), write_video(root / "down.mp4", frames(3, 1001))]
+    text = root / "notes.txt"
+    text.write_text("not a video\n")
+    return result.last_checkpoint, videos, text
+
+
+def test_predict_ranks_classes_by_name(trained):
+    checkpoint, videos, _ = trained
+    with OneThread():
+        report = predict(checkpoint, videos, topk=2)
+    assert not report.failed
+    for prediction in report.predictions:
+        names = [name for name, _ in prediction.topk]
+        probs = [prob for _, prob in prediction.topk]
+        assert len(names) == 2 and set(names) <= set(CLASSES)
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    assert report.views == 2 * 2 * 1  # 2 videos × (2 clips × 1 crop) from the tiny recipe
+    assert report.clips_per_s > 0
+
+
+def test_cli_reports_a_non_video_and_answers_the_rest(trained, capsys):
+    checkpoint, videos, text = trained
+    with OneThread():
+        code = main(["predict", str(checkpoint), str(videos[0]), str(text), str(videos[1]), "--topk", "3",
+                     "--clips", "3"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 1  # one input failed
+    assert out[0].startswith(f"{videos[0]}: ") and all(name in out[0] for name in CLASSES)
+    assert out[1].startswith(f"{text}: skipped: not a video")
+    assert out[2].startswith(f"{videos[1]}: ") and "%" in out[2]
+    assert out[3].startswith("6 clips in ") and out[3].endswith("clips/s")
+
+
+def test_missing_checkpoint_is_a_user_error(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "nothing"), str(tmp_path / "x.avi")]) == 1
+    assert "checkpoint not found" in capsys.readouterr().err
