@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from finetune_runs import OneThread, motion_shards
 
 from pretrain.config import ConfigError, load_config
-from pretrain.data.motion_dataset import write_motion_dataset
-from pretrain.data.shards import build_shards
 from pretrain.models.interop import convert_weights, load_weights
 from pretrain.train.finetune_init import initialise
 from pretrain.train.finetune_module import build_finetune_model
@@ -42,6 +41,12 @@ def classifier_logits(init: str, seed: int = 7, **overrides: str) -> torch.Tenso
         return model.eval()(video)  # (2, 4)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    with OneThread():
+        yield
+
+
 @pytest.fixture(scope="module")
 def hf_family(tmp_path_factory):
     root = tmp_path_factory.mktemp("hf_family")
@@ -60,13 +65,13 @@ def stage_family(tmp_path_factory):
     from pretrain.train.export import export_checkpoint
 
     root = tmp_path_factory.mktemp("stage_family")
-    write_motion_dataset(root / "raw", classes=["MoveUpSlow", "MoveDownSlow"], groups=(1, 8, 22))
-    build_shards("ucf101", str(root / "raw"), str(root / "shards"))
+    shards = motion_shards(root, ("MoveUpSlow", "MoveDownSlow"), groups=(1, 8, 22))
     config = load_config("pretrain/tiny", [
-        f"data.shards={root / 'shards'}", "trainer.max_steps=1", "trainer.checkpoint_every_steps=1",
+        f"data.shards={shards}", "trainer.max_steps=1", "trainer.checkpoint_every_steps=1",
         f"trainer.output_dir={root}", "trainer.run_name=pre", "logging.wandb=disabled",
         "logging.recon_every_steps=0", "data.num_workers=0"], stage="pretrain")
-    result = run_stage(config)
+    with OneThread():
+        result = run_stage(config)
     checkpoint = result.last_checkpoint
     export_checkpoint(checkpoint, root / "export")
     return {"checkpoint": checkpoint, "state": checkpoint / "state.ckpt", "run": result.run_dir,
