@@ -4,7 +4,8 @@ Tubelet's names are the original VideoMAE names (`encoder.blocks.0.attn.qkv.weig
 q, k and v as separate linears (k without bias); ours is one fused `qkv` weight plus `q_bias` and
 `v_bias`. HF files on disk (and on the hub) store the biases as `attention.attention.q_bias` /
 `v_bias`; transformers 5 renames them to `query.bias` / `value.bias` in memory. Both are read; the
-on-disk names are written, which every transformers version loads. Nothing here imports transformers: configs are plain dicts, as in HF's `config.json`.
+on-disk names are written, which every transformers version loads. Nothing here imports
+transformers: configs are plain dicts, as in HF's `config.json`.
 """
 
 from __future__ import annotations

@@ -9,13 +9,18 @@ Public API (other parts build on these names):
     mask         bool (B, N), True = hidden from the encoder, same count in every row
     decoder_mask bool (B, N) or None, True = reconstructed by the decoder (VideoMAE V2)
   `VideoMAEOutput.loss` scalar; `.pred` (B, N_target, tubelet*p*p*3) predictions of the target
-  tokens, pixels in VideoMAE's (tubelet, p, p, channel) order, as transformers' `logits`; `.target_mask` bool (B, N), which tokens were predicted and enter the loss
+  tokens, pixels in VideoMAE's (tubelet, p, p, channel) order, as transformers' `logits`;
+  `.target_mask` bool (B, N), which tokens were predicted and enter the loss
   (`mask`, or `mask & decoder_mask`). Row b's predictions are `pred[b, :target_mask[b].sum()]`, in
   ascending token order; rows with fewer targets than N_target are padded (padding is not in the loss).
 - `VideoMAE.reconstruct(video, mask, output) -> (B, C, T, H, W)` in [0, 1]: visible tokens show the
   input, predicted tokens the prediction mapped back to pixels (with `norm_pix_loss`, using that
   cube's mean/std in the input video, as VideoMAE's visualization does), hidden-but-not-predicted 0.
 - `masked_video(video, mask, spec) -> (B, C, T, H, W)` in [0, 1] with hidden tokens blacked out.
+
+With a decoder_mask the decoder processes only the visible tokens plus the target tokens (hidden
+AND kept), never the dropped ones: that is where VideoMAE V2's saving comes from. Attention then
+runs among fewer tokens, so predictions differ from a full decoder's by design (V2 accepts this).
 
 Targets follow VideoMAE and Hugging Face `VideoMAEForPreTraining` exactly: un-normalize ImageNet
 mean/std back to [0, 1]; with `norm_pix_loss` each (tubelet, p, p) cube is normalized per channel by

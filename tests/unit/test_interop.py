@@ -184,6 +184,7 @@ class Payload:
         return (print, ("unpickled!",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_bad_sources_are_refused_with_a_reason(tmp_path):
     with open(tmp_path / "evil.pth", "wb") as handle:
         pickle.dump({"model": Payload()}, handle)
