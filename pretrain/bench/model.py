@@ -48,7 +48,9 @@ class BenchSettings:
 def hf_twin(ours: VideoMAE) -> torch.nn.Module:
     """transformers' VideoMAEForPreTraining holding exactly our weights (through a HF folder)."""
     from transformers import VideoMAEForPreTraining
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # the benchmark prints figures, not loading bars
     with tempfile.TemporaryDirectory() as folder:
         save_hf(*describe(ours), folder)
         return VideoMAEForPreTraining.from_pretrained(folder)
