@@ -104,12 +104,16 @@ def run_finetune(config: RunConfig, launch: Optional["ExternalLaunch"] = None) -
                             plugins=launch.plugins if launch else None, external=launch is not None)
     try:
         trainer.fit(module, datamodule=data, ckpt_path=str(resume.state_path) if resume else None)
+        last = checkpointer.saved[-1] if checkpointer.saved else None
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        if last is not None and launch is None and not checkpointer.stopped_by_signal:
+            test = _final_test(config, last, run_dir / EVAL_DIR)
+            for logger in loggers:  # beside the training curves in W&B / CSV (rank zero only)
+                logger.log_metrics(test, step=trainer.global_step)
+                logger.save()
+            metrics.update(test)
     finally:
         finish_loggers(loggers)
-    last = checkpointer.saved[-1] if checkpointer.saved else None
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    if last is not None and launch is None and not checkpointer.stopped_by_signal:
-        metrics.update(_final_test(config, last, run_dir / EVAL_DIR))
     return StageResult(
         run_dir=run_dir, global_step=trainer.global_step, metrics=metrics,
         checkpoints=list(checkpointer.saved), last_checkpoint=last,

@@ -29,3 +29,5 @@ def test_linear_probe_trains_only_the_batchnormed_head(tmp_path):
     assert "model.head.0.weight" not in state  # affine=False
     assert torch.equal(state["model.fc_norm.weight"], torch.ones(64))  # frozen at its initial value
     assert result.metrics["test/num_videos"] == 2  # the probe is evaluated like any checkpoint
+    logged = (result.run_dir / "csv" / "metrics.csv").read_text()
+    assert "test/top1" in logged.splitlines()[0]  # the test metrics reach the run's loggers
