@@ -57,7 +57,8 @@ class EvalModule(pl.LightningModule):
 
     def test_step(self, batch: dict, batch_index: int) -> None:
         generator = torch.Generator().manual_seed(self.config.trainer.seed * 100_003 + batch_index)
-        self.local.extend(score_batch(self.model, batch, self.shuffle_frames, generator))
+        views = score_batch(self.model, batch, self.shuffle_frames, generator, chunk=self.config.data.batch_size)
+        self.local.extend(views)
 
     def on_test_epoch_end(self) -> None:
         self.gathered = gather_views(self.local)

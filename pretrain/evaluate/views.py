@@ -58,8 +58,9 @@ def shuffle_time(clips: torch.Tensor, generator: Optional[torch.Generator] = Non
 
 
 def score_batch(scorer: Scorer, batch: dict, shuffle_frames: bool = False,
-                generator: Optional[torch.Generator] = None) -> ViewLogits:
-    """Score every view of a multi-view batch: video (B, V, C, T, H, W), label (B,), key [B]."""
+                generator: Optional[torch.Generator] = None, chunk: Optional[int] = None) -> ViewLogits:
+    """Score every view of a multi-view batch: video (B, V, C, T, H, W), label (B,), key [B].
+    `chunk` bounds the clips per forward (B × V views of a large model need not fit at once)."""
     video = batch["video"]
     if video.ndim != 6:
         raise ValueError(f"multi-view eval batches need video (B, V, C, T, H, W); got {tuple(video.shape)}")
@@ -69,7 +70,7 @@ def score_batch(scorer: Scorer, batch: dict, shuffle_frames: bool = False,
         clips = normalize_video(clips)
     if shuffle_frames:
         clips = shuffle_time(clips, generator)
-    logits = scorer(clips)  # (B*V, K)
+    logits = torch.cat([scorer(part) for part in clips.split(chunk or clips.shape[0])])  # (B*V, K)
     keys = [key for key in batch["key"] for _ in range(num_views)]
     views = ViewLogits()
     views.add(keys, logits, batch["label"].repeat_interleave(num_views))

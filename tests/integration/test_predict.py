@@ -56,3 +56,17 @@ def test_cli_reports_a_non_video_and_answers_the_rest(trained, capsys):
 def test_missing_checkpoint_is_a_user_error(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "nothing"), str(tmp_path / "x.avi")]) == 1
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_predict_with_a_hugging_face_classifier_names_its_labels(trained, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    _, videos, _ = trained
+    config = transformers.VideoMAEConfig(
+        image_size=64, patch_size=16, num_frames=8, tubelet_size=2, hidden_size=64, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=256, use_mean_pooling=True,
+        id2label={0: "jump", 1: "run", 2: "walk"}, label2id={"jump": 0, "run": 1, "walk": 2})
+    transformers.VideoMAEForVideoClassification(config).save_pretrained(tmp_path / "hf")
+    with OneThread():
+        report = predict(tmp_path / "hf", videos[:1], topk=3, clips=2, crops=1)
+    assert sorted(name for name, _ in report.predictions[0].topk) == ["jump", "run", "walk"]
+    assert report.views == 2
