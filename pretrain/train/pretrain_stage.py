@@ -14,13 +14,13 @@ from pretrain.train import checkpoints as ckpt
 from pretrain.train.callbacks import ReconstructionLogger, ThroughputMonitor
 from pretrain.train.checkpoint_callback import CheckpointCallback
 from pretrain.train.flops import device_peak_tflops
-from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging
+from pretrain.train.loggers import install_rank_zero_logging
 from pretrain.train.module import PretrainModule
 from pretrain.train.nan_guard import TrainingDiverged
 from pretrain.train.optim import schedule_for
 from pretrain.train.strategy import build_strategy, is_deepspeed, resolve_placement, validate_world_size
 from pretrain.train.stream import ResumableStream
-from pretrain.train.trainer import build_trainer
+from pretrain.train.trainer import fit_stage
 
 if TYPE_CHECKING:
     from pretrain.train.entry import ExternalLaunch, StageResult
@@ -97,13 +97,8 @@ def run_pretrain(config: RunConfig, launch: Optional["ExternalLaunch"] = None) -
     callbacks = [checkpointer, *_reporters(config, model, run_dir, data), *(launch.callbacks if launch else [])]
     save_run_info(config, run_dir, {"steps_per_epoch": steps_per_epoch, "total_steps": schedule.total_steps,
                                     "resumed_from": str(resume.path) if resume else None})
-    loggers = build_loggers(config, run_dir)
-    trainer = build_trainer(config, placement, strategy, run_dir, schedule.total_steps, callbacks, loggers,
-                            plugins=launch.plugins if launch else None, external=launch is not None)
-    try:
-        trainer.fit(module, datamodule=data, ckpt_path=str(resume.state_path) if resume else None)
-    finally:
-        finish_loggers(loggers)
+    trainer = fit_stage(config, placement, strategy, run_dir, schedule.total_steps, callbacks, module, data,
+                        resume.state_path if resume else None, launch)
     last = checkpointer.saved[-1] if checkpointer.saved else None
     if module.guard.tripped:
         raise TrainingDiverged(module.guard.failure_message(str(last) if last else None))

@@ -54,3 +54,20 @@ def build_trainer(config: RunConfig, placement: Placement, strategy: Union[str, 
         use_distributed_sampler=False,  # the streams split data by rank themselves
         default_root_dir=str(run_dir),
     )
+
+
+def fit_stage(config: RunConfig, placement: Placement, strategy: Union[str, Strategy], run_dir: Path,
+              max_steps: int, callbacks: list[Callback], module: pl.LightningModule,
+              data: pl.LightningDataModule, resume_state: Optional[Path], launch: Optional[Any]) -> pl.Trainer:
+    """Build the loggers and the Trainer of a stage, fit (resuming from `resume_state` when given),
+    and close the loggers whatever happens. `launch` is the outer launcher's ExternalLaunch or None."""
+    from pretrain.train.loggers import build_loggers, finish_loggers
+
+    loggers = build_loggers(config, run_dir)
+    trainer = build_trainer(config, placement, strategy, run_dir, max_steps, callbacks, loggers,
+                            plugins=launch.plugins if launch else None, external=launch is not None)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=str(resume_state) if resume_state else None)
+    finally:
+        finish_loggers(loggers)
+    return trainer
