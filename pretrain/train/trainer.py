@@ -22,6 +22,14 @@ from pretrain.train.strategy import Placement
 log = logging.getLogger(__name__)
 
 
+class StepProgressBar(RichProgressBar):
+    """Rich progress per epoch (with its ETA) whose title also says where the run is in steps:
+    step-bounded runs have no epoch total to show."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return f"Epoch {current_epoch} · step {self.trainer.global_step}/{self.trainer.max_steps}"
+
+
 def build_trainer(config: RunConfig, placement: Placement, strategy: Union[str, Strategy], run_dir: Path,
                   max_steps: int, callbacks: list[Callback], loggers: list[Logger],
                   plugins: Optional[list[Any]] = None, external: bool = False,
@@ -30,7 +38,7 @@ def build_trainer(config: RunConfig, placement: Placement, strategy: Union[str, 
     (our checkpoint callback does, atomically)."""
     callbacks = list(callbacks)
     if progress_bar:
-        callbacks.append(RichProgressBar(leave=True))
+        callbacks.append(StepProgressBar(leave=True))
     return pl.Trainer(
         accelerator=placement.accelerator,
         devices="auto" if external else placement.devices,
