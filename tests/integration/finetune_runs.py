@@ -12,6 +12,8 @@ from pretrain.config import RunConfig, load_config
 from pretrain.data.motion_dataset import write_motion_dataset
 from pretrain.data.shards import build_shards
 from pretrain.train.entry import StageResult, run_stage
+from pretrain.train.finetune_init import initialise
+from pretrain.train.finetune_module import build_finetune_model
 
 
 class OneThread:
@@ -43,3 +45,16 @@ def short_finetune(shards: Path, out: Path, name: str, *extra: str) -> StageResu
     with OneThread():
         return run_stage(finetune_config(shards, out, name, "trainer.max_steps=3",
                                          "trainer.checkpoint_every_steps=3", *extra))
+
+
+def classifier_logits(init: str, seed: int = 7, **overrides: str) -> torch.Tensor:
+    """Logits of the tiny fine-tuning classifier initialised from `init` (the same head every time)."""
+    extra = [f"{k}={v}" for k, v in overrides.items()]
+    config = load_config("finetune/tiny", [f"finetune.init={init}", *extra], stage="finetune")
+    torch.manual_seed(seed)
+    model = build_finetune_model(config, num_classes=4)
+    initialise(model, config)
+    with torch.no_grad():  # a full-scale head (the default starts near zero) so logits show differences
+        model.head.weight.copy_(torch.randn(model.head.weight.shape, generator=torch.Generator().manual_seed(seed)))
+        video = torch.randn(2, 3, 8, 64, 64, generator=torch.Generator().manual_seed(0))
+        return model.eval()(video)  # (2, 4)

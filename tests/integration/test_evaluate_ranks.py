@@ -4,16 +4,30 @@ with 9 test videos: every video is scored exactly once and the results equal a 1
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 from finetune_runs import OneThread, finetune_config, motion_shards, short_finetune
-from pretrain_runs import run_cli
+from pretrain_runs import tubelet_command
 
 from pretrain.data.shards.keys import key_for_path
 from pretrain.evaluate.run import evaluate
 
 CLASSES = ("MoveUpSlow", "MoveUpFast", "MoveDownSlow")
 GROUPS = (1, 2, 3, 8, 22)  # split 1 tests groups 1-3: 9 videos, uneven over 2 ranks × 2 workers
+
+
+# Set in this process by earlier in-process runs (Lightning, DeepSpeed); a child that inherits
+# LOCAL_RANK believes it was launched as a rank and never starts the others.
+LAUNCH_VARIABLES = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "NODE_RANK", "GROUP_RANK",
+                    "MASTER_ADDR", "MASTER_PORT", "TUBELET_RUN_NAME")
+
+
+def run_fresh_cli(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARIABLES}
+    env.update(WANDB_MODE="disabled", DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1")
+    return subprocess.run(tubelet_command(*args), capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def read_predictions(path) -> dict[str, dict]:
@@ -32,7 +46,7 @@ def test_two_ranks_score_every_video_exactly_once(tmp_path):
     assert len(expected) == 9
 
     common = ["finetune/tiny", f"data.shards={shards}", f"ckpt={result.last_checkpoint}", "data.num_workers=2"]
-    done = run_cli("evaluate", *common, "trainer.devices=2", "--out", str(tmp_path / "two"), timeout=400)
+    done = run_fresh_cli("evaluate", *common, "trainer.devices=2", "--out", str(tmp_path / "two"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "MEMBER: 2/2" in done.stdout + done.stderr  # really two processes
     two = read_predictions(tmp_path / "two" / "split1" / "predictions.jsonl")

@@ -1,11 +1,12 @@
 """Fine-tuning under DeepSpeed ZeRO-2 on CPU: the sharded checkpoint is consolidated for the final
-multi-view test and for `load_finetuned` (class names from the run's shards), and `resume=auto`
-continues the run from it."""
+multi-view test and for `load_finetuned` (class names from the run's shards), `resume=auto`
+continues the run from it, and `finetune.init` takes a ZeRO pretraining checkpoint."""
 
 from __future__ import annotations
 
 import pytest
-from finetune_runs import motion_shards, short_finetune
+import torch
+from finetune_runs import OneThread, classifier_logits, motion_shards, short_finetune
 
 from pretrain.evaluate.checkpoint import load_finetuned
 
@@ -26,3 +27,22 @@ def test_zero2_finetune_evaluates_and_resumes(tmp_path):
                              "trainer.max_steps=5")
     assert resumed.resumed_from == first.last_checkpoint
     assert resumed.global_step == 5
+
+
+@pytest.mark.slow
+def test_init_from_a_zero2_pretraining_checkpoint_equals_its_export(tmp_path):
+    from pretrain.config import load_config
+    from pretrain.train.entry import run_stage
+    from pretrain.train.export import export_checkpoint
+
+    shards = motion_shards(tmp_path, CLASSES, groups=(1, 8, 22))
+    config = load_config("pretrain/tiny", [
+        f"data.shards={shards}", "trainer.max_steps=1", "trainer.checkpoint_every_steps=1",
+        f"trainer.output_dir={tmp_path}", "trainer.run_name=pre", "logging.wandb=disabled",
+        "logging.recon_every_steps=0", *ZERO2], stage="pretrain")
+    with OneThread():
+        checkpoint = run_stage(config).last_checkpoint
+        assert (checkpoint / "state").is_dir()  # ZeRO shards
+        export_checkpoint(checkpoint, tmp_path / "export")
+        reference = classifier_logits(str(tmp_path / "export"))
+        torch.testing.assert_close(classifier_logits(str(checkpoint)), reference, rtol=0, atol=1e-5)

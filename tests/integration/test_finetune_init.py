@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from finetune_runs import OneThread, motion_shards
+from finetune_runs import OneThread, classifier_logits, motion_shards
 
 from pretrain.config import ConfigError, load_config
 from pretrain.models.interop import convert_weights, load_weights
-from pretrain.train.finetune_init import initialise
-from pretrain.train.finetune_module import build_finetune_model
 
 transformers = pytest.importorskip("transformers")
 
@@ -26,19 +24,6 @@ HF_TINY = dict(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidde
                num_hidden_layers=2, num_attention_heads=2, intermediate_size=256, decoder_hidden_size=32,
                decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=128,
                use_mean_pooling=False)
-
-
-def classifier_logits(init: str, seed: int = 7, **overrides: str) -> torch.Tensor:
-    """Logits of the tiny fine-tuning classifier initialised from `init` (the same head every time)."""
-    extra = [f"{k}={v}" for k, v in overrides.items()]
-    config = load_config("finetune/tiny", [f"finetune.init={init}", *extra], stage="finetune")
-    torch.manual_seed(seed)
-    model = build_finetune_model(config, num_classes=4)
-    initialise(model, config)
-    with torch.no_grad():  # a full-scale head (the default starts near zero) so logits show differences
-        model.head.weight.copy_(torch.randn(model.head.weight.shape, generator=torch.Generator().manual_seed(seed)))
-        video = torch.randn(2, 3, 8, 64, 64, generator=torch.Generator().manual_seed(0))
-        return model.eval()(video)  # (2, 4)
 
 
 @pytest.fixture(scope="module", autouse=True)
