@@ -3,6 +3,7 @@ official UCF101 layout built into real shards, and a short real fine-tuning run 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -27,6 +28,22 @@ class OneThread:
         torch.set_num_threads(self.previous)
 
 
+class InProcessRun(OneThread):
+    """A stage run inside the test process, leaving nothing behind: Lightning and DeepSpeed set
+    LOCAL_RANK, MASTER_PORT, ... in os.environ; a later `tubelet ... trainer.devices=2` child would
+    inherit LOCAL_RANK, believe it is a launched rank and hang. (The 1-process group stays: DeepSpeed
+    caches it.)"""
+
+    def __enter__(self) -> None:
+        super().__enter__()
+        self.environ = dict(os.environ)
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        os.environ.clear()
+        os.environ.update(self.environ)
+
+
 def motion_shards(root: Path, classes: Sequence[str], groups: Sequence[int], shard_size_mb: float = 0.05) -> Path:
     """The motion dataset (one clip per class and group) built into several small shards."""
     write_motion_dataset(root / "raw", classes=classes, groups=groups)
@@ -42,7 +59,7 @@ def finetune_config(shards: Path, out: Path, name: str, *extra: str) -> RunConfi
 
 def short_finetune(shards: Path, out: Path, name: str, *extra: str) -> StageResult:
     """A few real optimizer steps: enough for a checkpoint with trained weights and class names."""
-    with OneThread():
+    with InProcessRun():
         return run_stage(finetune_config(shards, out, name, "trainer.max_steps=3",
                                          "trainer.checkpoint_every_steps=3", *extra))
 

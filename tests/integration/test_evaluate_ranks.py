@@ -8,7 +8,7 @@ import os
 import subprocess
 
 import pytest
-from finetune_runs import OneThread, finetune_config, motion_shards, short_finetune
+from finetune_runs import InProcessRun, OneThread, finetune_config, motion_shards, short_finetune
 from pretrain_runs import tubelet_command
 
 from pretrain.data.shards.keys import key_for_path
@@ -53,7 +53,7 @@ def test_two_ranks_score_every_video_exactly_once(tmp_path):
     assert set(two) == expected
     assert json.loads((tmp_path / "two" / "results.json").read_text())["splits"]["1"]["num_videos"] == 9
 
-    with OneThread():
+    with InProcessRun():
         evaluate(finetune_config(shards, tmp_path / "runs", "one", "data.num_workers=2"),
                  str(result.last_checkpoint), splits=(1,), out_dir=tmp_path / "one")
     one = read_predictions(tmp_path / "one" / "split1" / "predictions.jsonl")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from finetune_runs import OneThread, finetune_config, motion_shards, short_finetune
+from finetune_runs import InProcessRun, OneThread, finetune_config, motion_shards, short_finetune
 
 from pretrain.cli import main
 from pretrain.data.eval_stream import build_eval_loader
@@ -53,7 +53,7 @@ def test_evaluate_reports_each_split_and_the_mean(corpus, tmp_path):
     root, shards, result = corpus
     config = finetune_config(shards, root / "runs", "eval")
     checkpoint = str(result.last_checkpoint)
-    with OneThread():
+    with InProcessRun():
         results = evaluate(config, ",".join([checkpoint] * 3), splits=(1, 2, 3), out_dir=tmp_path)
     assert {s: m.num_videos for s, m in results.per_split.items()} == TEST_VIDEOS
     summary = json.loads((tmp_path / "results.json").read_text())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from finetune_runs import OneThread, classifier_logits, motion_shards, short_finetune
+from finetune_runs import InProcessRun, classifier_logits, motion_shards, short_finetune
 
 from pretrain.evaluate.checkpoint import load_finetuned
 
@@ -40,7 +40,7 @@ def test_init_from_a_zero2_pretraining_checkpoint_equals_its_export(tmp_path):
         f"data.shards={shards}", "trainer.max_steps=1", "trainer.checkpoint_every_steps=1",
         f"trainer.output_dir={tmp_path}", "trainer.run_name=pre", "logging.wandb=disabled",
         "logging.recon_every_steps=0", *ZERO2], stage="pretrain")
-    with OneThread():
+    with InProcessRun():
         checkpoint = run_stage(config).last_checkpoint
         assert (checkpoint / "state").is_dir()  # ZeRO shards
         export_checkpoint(checkpoint, tmp_path / "export")

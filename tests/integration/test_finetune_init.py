@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from finetune_runs import OneThread, classifier_logits, motion_shards
+from finetune_runs import InProcessRun, OneThread, classifier_logits, motion_shards
 
 from pretrain.config import ConfigError, load_config
 from pretrain.models.interop import convert_weights, load_weights
@@ -55,7 +55,7 @@ def stage_family(tmp_path_factory):
         f"data.shards={shards}", "trainer.max_steps=1", "trainer.checkpoint_every_steps=1",
         f"trainer.output_dir={root}", "trainer.run_name=pre", "logging.wandb=disabled",
         "logging.recon_every_steps=0", "data.num_workers=0"], stage="pretrain")
-    with OneThread():
+    with InProcessRun():
         result = run_stage(config)
     checkpoint = result.last_checkpoint
     export_checkpoint(checkpoint, root / "export")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
+from finetune_runs import InProcessRun
 from PIL import Image
 
 from pretrain.config import load_config
@@ -20,23 +20,15 @@ TEST_VIDEOS = 4 * 7  # 4 classes × 7 test groups of split 1
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    """Two cores shared by many processes: one intra-op thread avoids oversubscription stalls."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def finetuned(tmp_path_factory, one_thread):
+def finetuned(tmp_path_factory):
     root = tmp_path_factory.mktemp("motion")
     write_motion_dataset(root / "raw")
     build_shards("ucf101", str(root / "raw"), str(root / "shards"), shard_size_mb=0.3)
     config = load_config("finetune/tiny", [
         f"data.shards={root / 'shards'}", f"trainer.output_dir={root / 'runs'}", "trainer.run_name=ft",
         "logging.wandb=disabled"], stage="finetune")
-    return config, run_stage(config)
+    with InProcessRun():
+        return config, run_stage(config)
 
 
 def test_tiny_model_learns_motion_classes(finetuned):
@@ -56,7 +48,8 @@ def test_tiny_model_learns_motion_classes(finetuned):
 def test_shuffled_frames_do_clearly_worse(finetuned, tmp_path):
     config, result = finetuned
     ordered = result.metrics["test/top1"]
-    shuffled = evaluate(config, str(result.last_checkpoint), splits=(1,), out_dir=tmp_path,
-                        shuffle_frames=True).per_split[1]
+    with InProcessRun():
+        shuffled = evaluate(config, str(result.last_checkpoint), splits=(1,), out_dir=tmp_path,
+                            shuffle_frames=True).per_split[1]
     assert shuffled.num_videos == TEST_VIDEOS
     assert shuffled.top1 <= 0.7 and shuffled.top1 <= ordered - 0.25, (ordered, shuffled)
