@@ -20,3 +20,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(autouse=True)
+def restore_environment():
+    """In-process Lightning/DeepSpeed runs leave LOCAL_RANK, RANK, MASTER_PORT... in os.environ; a
+    later `trainer.devices=2` child would then believe it is an already-launched rank and hang."""
+    saved = dict(os.environ)
+    yield
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    os.environ.update(saved)
