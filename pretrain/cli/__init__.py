@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -45,15 +46,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         result = args.handler(args)
     except ConfigError as error:
-        print(f"tubelet: config error: {error}", file=sys.stderr)
+        _print_on_rank_zero(f"tubelet: config error: {error}")
         return 2
     except UserError as error:
-        print(f"tubelet: error: {error}", file=sys.stderr)
+        _print_on_rank_zero(f"tubelet: error: {error}")
         return 1
     except KeyboardInterrupt:
         print("tubelet: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _print_on_rank_zero(message: str) -> None:
+    """Every rank of a multi-process run hits the same user error; say it once."""
+    if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
+        print(message, file=sys.stderr)
 
 
 if __name__ == "__main__":

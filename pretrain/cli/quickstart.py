@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Runs the whole Tubelet path on this machine with synthetic data (GPU when present).")
     parser.add_argument("--out", default="quickstart", help="output folder (default: ./quickstart)")
     parser.add_argument("--small", action="store_true", help="the CI-sized setting (about a minute)")
-    parser.add_argument("--seeds", default=None, help="fine-tuning seeds, comma-separated (default 0,1)")
+    parser.add_argument("--seeds", default=None, help="fine-tuning seeds, comma-separated (default 0,1,2)")
     parser.set_defaults(handler=_quickstart)
 
 

@@ -59,9 +59,13 @@ def run_and_report(config) -> int:
 
 def _run_on_ray(config) -> int:
     """`cluster.launcher=ray`: the same stage, run by Ray Train workers (pretrain.distributed)."""
-    from pretrain.distributed.runner import run_with_ray
+    from pretrain.data.shards import ShardsError
+    from pretrain.distributed.runner import RayRunFailed, run_with_ray
 
-    result = run_with_ray(config)
+    try:
+        result = run_with_ray(config)
+    except (RayRunFailed, ShardsError, FileNotFoundError) as error:
+        raise UserError(str(error)) from None
     print(json.dumps({"run_dir": str(result.run_dir), "step": result.global_step,
                       "last_checkpoint": result.checkpoint_path, "storage_path": result.storage_path}))
     return 0

@@ -72,7 +72,11 @@ def run_with_ray(config: RunConfig) -> RayRunResult:
     try:
         result = trainer.fit()
     except TrainingFailedError as error:
-        raise _user_error_inside(error) or error
+        user_error = _user_error_inside(error)
+        if user_error is not None:
+            raise user_error from None
+        raise RayRunFailed(f"Ray Train run {config.trainer.run_name!r} failed after "
+                           f"cluster.max_failures={config.cluster.max_failures} restarts: {error}") from error
     checkpoint = result.checkpoint
     kept = sorted((dict(metrics) for _, metrics in result.best_checkpoints or []),
                   key=lambda metrics: metrics.get("step", 0))
@@ -133,6 +137,10 @@ def _warn_if_cluster_too_small(config: RunConfig) -> None:
     if cluster.placement_strategy == "STRICT_SPREAD" and nodes < cluster.num_workers:
         log.warning("placement STRICT_SPREAD needs %d nodes; the cluster has %d now",
                     cluster.num_workers, nodes)
+
+
+class RayRunFailed(RuntimeError):
+    """The workers kept failing past `cluster.max_failures`; the message says why."""
 
 
 def _user_error_inside(error: TrainingFailedError) -> Optional[Exception]:

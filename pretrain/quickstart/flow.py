@@ -35,14 +35,17 @@ class QuickstartPlan:
     """Pretraining epochs over the unlabeled corpus."""
     finetune_epochs: int = 12
     """Fine-tuning epochs, the same for the pretrained and the scratch model."""
-    seeds: tuple[int, ...] = (0, 1)
+    seeds: tuple[int, ...] = (0, 1, 2)
     """Fine-tuning seeds; each seed fine-tunes both models."""
     num_frames: int = 32
     """Frames per synthetic video (clips sample 8 at stride 2)."""
 
     @classmethod
     def small(cls) -> "QuickstartPlan":
-        return cls(unlabeled_videos=64, pretrain_epochs=3, finetune_epochs=3, seeds=(0,), num_frames=24)
+        return cls(unlabeled_videos=96, pretrain_epochs=8, finetune_epochs=6, seeds=(0,), num_frames=24)
+
+    def pretrain_steps(self, batch_size: int) -> int:
+        return self.unlabeled_videos // batch_size * self.pretrain_epochs
 
 
 @dataclass
@@ -52,6 +55,7 @@ class StageRecord:
     seconds: float
     metrics: dict[str, float] = field(default_factory=dict)
     last_checkpoint: Optional[Path] = None
+    global_step: int = 0
 
 
 @dataclass
@@ -100,7 +104,7 @@ def timed_stage(name: str, config: RunConfig) -> StageRecord:
     started = time.perf_counter()
     result = run_stage(config)
     record = StageRecord(name, result.run_dir, time.perf_counter() - started, dict(result.metrics),
-                         result.last_checkpoint)
+                         result.last_checkpoint, result.global_step)
     log.info("quickstart: %s done in %.0f s", name, record.seconds)
     return record
 
@@ -116,9 +120,11 @@ def run_quickstart(out: Path, plan: QuickstartPlan = QuickstartPlan(),
     announce("writing synthetic videos and building shards")
     labeled, unlabeled = prepare_data(out, plan)
     announce("pretraining the tiny VideoMAE on the unlabeled corpus")
+    recipe = load_config("pretrain/tiny")
+    recon_every = max(1, plan.pretrain_steps(recipe.data.batch_size) // 3)  # a few grids per run
     pretrain = timed_stage("pretrain", stage_config("pretrain/tiny", out, "pretrain", [
         f"data.shards={unlabeled}", "data.split=all", f"optim.epochs={plan.pretrain_epochs}",
-        f"optim.warmup_epochs={max(1, plan.pretrain_epochs // 6)}"]))
+        f"optim.warmup_epochs={max(1, plan.pretrain_epochs // 6)}", f"logging.recon_every_steps={recon_every}"]))
     export_dir = out / "export"
     shutil.rmtree(export_dir, ignore_errors=True)
     export_checkpoint(pretrain.last_checkpoint, export_dir)

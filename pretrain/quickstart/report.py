@@ -44,7 +44,7 @@ def summarize(result: "QuickstartResult") -> dict:
                      "seconds": round(record.seconds, 1), "run_dir": str(record.run_dir)})
     return {
         "pretrain": {"loss_first": losses[0][1] if losses else None, "loss_last": losses[-1][1] if losses else None,
-                     "steps": losses[-1][0] if losses else 0,
+                     "steps": result.pretrain.global_step,
                      "clips_per_s": mean_metric(result.pretrain.run_dir, "perf/clips_per_s"),
                      "seconds": round(result.pretrain.seconds, 1), "run_dir": str(result.pretrain.run_dir)},
         "finetune": runs,
