@@ -67,6 +67,16 @@ def load_checkpoint_model(path: Union[str, Path]) -> tuple[VideoMAE, RunConfig]:
 
 
 def export_checkpoint(path: Union[str, Path], out_dir: Union[str, Path]) -> Path:
+    """Pretraining checkpoints export the VideoMAE; fine-tuning ones the classifier + class names."""
+    checkpoint = find_checkpoint(path)
+    if load_config(str(checkpoint.path / ckpt.CONFIG)).stage == "finetune":
+        from pretrain.evaluate.checkpoint import load_finetuned  # late: evaluate builds on train
+
+        finetuned = load_finetuned(checkpoint.path)
+        config_dict = config_to_dict(finetuned.config) if finetuned.config else None
+        out = save_export(finetuned.model, config_dict, out_dir, class_names=finetuned.class_names)
+        log.info("exported classifier %s -> %s (%d classes)", path, out, len(finetuned.class_names))
+        return out
     model, config = load_checkpoint_model(path)
     out = save_export(model, config_to_dict(config), out_dir)
     log.info("exported %s -> %s (%d tensors)", path, out, len(model.state_dict()))

@@ -59,3 +59,20 @@ def test_offline_wandb_runs_and_resolved_configs_are_written(quickstart):
         assert (run / "config.yaml").is_file()
         assert list((run / "wandb").glob("offline-run-*")), run
     assert (quickstart / "export" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_a_finetuned_checkpoint_exports_a_classifier_with_its_class_names(quickstart, tmp_path):
+    import torch
+
+    from pretrain.evaluate.checkpoint import load_finetuned
+
+    run = quickstart / "runs" / "finetune-pretrained-seed0"
+    assert main(["export", str(run), str(tmp_path / "export")]) == 0
+    exported = json.loads((tmp_path / "export" / "config.json").read_text())
+    assert exported["kind"] == "classifier"
+    assert exported["class_names"] == ["MoveUpSlow", "MoveUpFast", "MoveDownSlow", "MoveDownFast"]
+    from_run, from_export = load_finetuned(run), load_finetuned(tmp_path / "export")
+    video = torch.randn(2, 3, 8, 64, 64)  # (B, C, T, H, W)
+    with torch.no_grad():
+        assert torch.allclose(from_run.model(video), from_export.model(video), atol=1e-6)
