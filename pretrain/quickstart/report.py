@@ -83,8 +83,9 @@ def plot_losses(result: "QuickstartResult", path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    steps, values = zip(*metric_series(result.pretrain.run_dir, "train/loss")) or ((), ())
-    left.plot(steps, values)
+    pretrain_losses = metric_series(result.pretrain.run_dir, "train/loss")
+    if pretrain_losses:  # a run shorter than logging.every_steps logs none
+        left.plot(*zip(*pretrain_losses))
     left.set(title="pretraining (norm-pixel MSE)", xlabel="step", ylabel="loss")
     for kind, seed, record in result.finetunes:
         series = metric_series(record.run_dir, "train/loss")
