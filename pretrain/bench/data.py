@@ -30,7 +30,7 @@ from pretrain.config import RunConfig, load_config
 from pretrain.data import sampling, stages, transforms
 from pretrain.data.batching import collate
 from pretrain.data.clips import ClipSettings, MaskSettings, eval_views, video_shape
-from pretrain.data.decode import count_decoded_frames, decode_frames
+from pretrain.data.decode import count_decoded_frames, decode_window
 from pretrain.data.pretrain_stream import build_pretrain_loader, clip_settings, mask_settings
 from pretrain.data.selection import Selection
 from pretrain.masking import tube_mask
@@ -191,16 +191,16 @@ def decode_once(samples: list[dict], settings: ClipSettings, num_clips: int, num
 
 
 def decode_per_view(samples: list[dict], settings: ClipSettings, num_clips: int, num_crops: int) -> float:
-    """Videos per CPU-second when every view decodes its own window (same resize, crop, output)."""
+    """Videos per CPU-second when every view decodes its own window and renders its own crop
+    (same resize, crop and output as `eval_views`)."""
     start = time.process_time()
     for sample in samples:
-        num_frames, width, height = video_shape(sample)
-        size = transforms.short_side_size(width, height, settings.size)
-        for window in sampling.uniform_clips(num_frames, settings.num_frames, settings.stride, num_clips):
+        for window in sampling.uniform_clips(video_shape(sample)[0], settings.num_frames, settings.stride, num_clips):
             for crop in range(num_crops):
-                frames = torch.from_numpy(decode_frames(sample["video"], window, size=size, planar=True))
-                box = transforms.spatial_view_boxes(*frames.shape[-2:], settings.size, num_crops)[crop]
-                transforms.to_model_layout(transforms.crop_resize(frames, box, settings.size))
+                frames = decode_window(sample["video"], window)
+                frames.set_working_size(transforms.short_side_size(*frames.native, settings.size))
+                box = transforms.spatial_view_boxes(frames.height, frames.width, settings.size, num_crops)[crop]
+                frames.render(box, (settings.size, settings.size)).permute(3, 0, 1, 2)  # (C, T, S, S)
     return len(samples) / (time.process_time() - start)
 
 

@@ -8,11 +8,13 @@ it and how far that worker has read, so a checkpoint can say exactly where to re
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import torch
+from torch.utils.data import get_worker_info
 
 from pretrain.data.decode import DecodeError
 from pretrain.data.stages import Counters, DataError, Sample, seeded_rng
@@ -69,15 +71,43 @@ def make_clips(samples: Iterable[Sample], maker: ClipMaker, seed_parts: tuple[in
 
 def collate(clips: list[dict], normalize: bool = True) -> dict:
     """Stack clip dicts into the batch contract: uint8 videos stacked then normalized to float in
-    one pass over the batch (unless shipping uint8), masks stacked, `label` long, `key` list."""
-    video = torch.stack([c["video"] for c in clips])  # (B, [V,] C, T, H, W) uint8
-    batch: dict[str, Any] = {"video": normalize_video(video) if normalize else video}
+    one pass over the batch (unless shipping uint8), masks stacked, `label` long, `key` list.
+    Inside a loader worker the tensors that leave the process are made in shared memory, so
+    handing them to the main process copies nothing."""
+    video = stack_videos([c["video"] for c in clips], shared=not normalize)  # (B, [V,] C, T, H, W) uint8
+    if normalize:
+        video = normalize_video(video, out=_new_tensor(video.shape, torch.float32, shared=True))
+    batch: dict[str, Any] = {"video": video}
     for name in ("mask", "decoder_mask"):
         if name in clips[0]:
             batch[name] = torch.stack([c[name] for c in clips])  # (B, N)
     batch["label"] = torch.tensor([c["label"] for c in clips], dtype=torch.long)
     batch["key"] = [c["key"] for c in clips]
     return batch
+
+
+def stack_videos(videos: list[torch.Tensor], shared: bool = False) -> torch.Tensor:
+    """Stack `(..., C, T, H, W)` videos along a new batch axis keeping their memory order:
+    clips laid out `(..., T, H, W, C)` (the renderer's output) stack as such and come back as a
+    permuted view, without a transpose pass."""
+    channel = videos[0].dim() - 4
+    memory = [v.movedim(channel, -1) for v in videos] if channel >= 0 else videos  # (..., T, H, W, C) views
+    if channel < 0 or not all(m.is_contiguous() for m in memory):
+        memory = [v.contiguous() for v in videos]
+        out = _new_tensor((len(videos), *memory[0].shape), memory[0].dtype, shared)
+        return torch.stack(memory, out=out)
+    out = _new_tensor((len(videos), *memory[0].shape), memory[0].dtype, shared)
+    return torch.stack(memory, out=out).movedim(-1, channel + 1)  # (B, ..., C, T, H, W)
+
+
+def _new_tensor(shape: tuple[int, ...], dtype: torch.dtype, shared: bool) -> torch.Tensor:
+    """An empty tensor, in shared memory when `shared` and running in a loader worker (what the
+    DataLoader's own collate does; otherwise the batch is copied into shared memory when sent)."""
+    if not (shared and get_worker_info() is not None):
+        return torch.empty(shape, dtype=dtype)
+    numel = math.prod(shape)
+    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel)
+    return torch.empty(0, dtype=dtype).set_(storage.untyped(), 0, shape)
 
 
 def batch_clips(clips: Iterable[tuple[dict, int, int]], batch_size: int, clips_per_video: int,

@@ -1,11 +1,12 @@
 """One decoded video → training clips or test views (the per-sample work of every stream).
 
-Each function decodes once (only the frames it needs, resized during colour conversion where
-that only shrinks) and cuts all its clips from that decode: `num_sample` clips for repeated
+Each function decodes once (only the frames it needs, kept in the decoder's YUV) and renders all
+its clips from that decode (`frames.DecodedFrames.render`): `num_sample` clips for repeated
 sampling (VideoMAE V2: same frames, independent crops, flips and masks), or T × S views for
 multi-view testing. Clips are dicts with uint8 `video` `(C, T, H, W)` (or `(V, C, T, H, W)`),
-`label`, `key`, and `mask` / `decoder_mask` for pretraining; normalization to float happens once
-per batch (`batching.collate`), or on the device.
+`label`, `key`, and `mask` / `decoder_mask` for pretraining. Pretraining clips and test views are
+`(T, H, W, C)` in memory (a permuted view: no transpose pass); normalization to float happens
+once per batch (`batching.collate`), or on the device.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 import torch
 
 from pretrain.data import sampling, transforms
-from pretrain.data.decode import decode_frames, probe
+from pretrain.data.decode import decode_window, probe
+from pretrain.data.frames import DecodedFrames
 from pretrain.data.randaugment import rand_augment
 from pretrain.masking import running_cell_mask, tube_mask
 
@@ -70,11 +72,12 @@ def _masks(settings: MaskSettings, rng: np.random.Generator) -> dict[str, torch.
     return out
 
 
-def _decode_window(sample: dict, indices: np.ndarray, short_side: Optional[int], threads: int) -> torch.Tensor:
-    _, width, height = video_shape(sample)
-    size = transforms.conversion_size(width, height, short_side) if short_side else None  # None: native
-    frames = decode_frames(sample["video"], indices, size=size, threads=threads)  # (T, H, W, 3)
-    return transforms.frames_to_tensor(frames)  # (T, 3, H, W)
+def _decode(sample: dict, indices: np.ndarray, short_side: int, threads: int) -> DecodedFrames:
+    """The window's frames; crop boxes refer to the native size, or to short side `short_side`
+    when that shrinks the video a lot (large sources are converted smaller first)."""
+    frames = decode_window(sample["video"], indices, threads=threads)
+    frames.set_working_size(transforms.conversion_size(*frames.native, short_side))
+    return frames
 
 
 def pretrain_clips(sample: dict, rng: np.random.Generator, settings: ClipSettings,
@@ -82,17 +85,15 @@ def pretrain_clips(sample: dict, rng: np.random.Generator, settings: ClipSetting
     """VideoMAE pretraining: random window, multi-scale crop, flip, tube (+ decoder) masks."""
     num_frames = video_shape(sample)[0]
     indices = sampling.random_clip(num_frames, settings.num_frames, settings.stride, rng)
-    # Convert at the size where the smallest multi-scale crop is exactly the output size.
+    # Large videos are converted where the smallest multi-scale crop is exactly the output size.
     short_side = math.ceil(settings.size / min(transforms.MULTI_SCALES))
-    frames = _decode_window(sample, indices, short_side, settings.decode_threads)  # (T, 3, H, W)
-    height, width = frames.shape[-2:]
+    frames = _decode(sample, indices, short_side, settings.decode_threads)
     clips = []
     for _ in range(num_sample):
-        box = transforms.multi_scale_crop_box(height, width, settings.size, rng)
-        clip = transforms.crop_resize(frames, box, settings.size)  # (T, 3, S, S)
-        if flip and rng.random() < 0.5:
-            clip = transforms.hflip(clip)
-        clips.append({"video": transforms.to_model_layout(clip), **_masks(masks, rng), **_identity(sample)})
+        box = transforms.multi_scale_crop_box(frames.height, frames.width, settings.size, rng)
+        flipped = flip and rng.random() < 0.5
+        view = frames.render(box, (settings.size, settings.size), flipped)  # (T, S, S, 3)
+        clips.append({"video": view.permute(3, 0, 1, 2), **_masks(masks, rng), **_identity(sample)})  # (C, T, S, S)
     return clips
 
 
@@ -102,14 +103,12 @@ def finetune_clips(sample: dict, rng: np.random.Generator, settings: ClipSetting
     num_frames = video_shape(sample)[0]
     indices = sampling.random_clip(num_frames, settings.num_frames, settings.stride, rng)
     # Small crops are upscaled: keep up to twice the output size of detail.
-    frames = _decode_window(sample, indices, 2 * settings.size, settings.decode_threads)
-    height, width = frames.shape[-2:]
+    frames = _decode(sample, indices, 2 * settings.size, settings.decode_threads)
     clips = []
     for _ in range(num_sample):
-        box = transforms.random_resized_crop_box(height, width, rng, augment.crop_scale, augment.crop_ratio)
-        clip = transforms.crop_resize(frames, box, settings.size)  # (T, 3, S, S)
-        if augment.flip and rng.random() < 0.5:
-            clip = transforms.hflip(clip)
+        box = transforms.random_resized_crop_box(frames.height, frames.width, rng, augment.crop_scale, augment.crop_ratio)
+        flipped = augment.flip and rng.random() < 0.5
+        clip = frames.render(box, (settings.size, settings.size), flipped).permute(0, 3, 1, 2)  # (T, 3, S, S)
         if augment.randaug_ops > 0:
             clip = rand_augment(clip.contiguous(), rng, augment.randaug_ops, augment.randaug_magnitude)
         video = transforms.to_model_layout(clip)  # (C, T, S, S) uint8
@@ -127,26 +126,24 @@ def eval_views(sample: dict, settings: ClipSettings, num_clips: int = 1, num_cro
     num_frames = video_shape(sample)[0]
     windows = sampling.uniform_clips(num_frames, settings.num_frames, settings.stride, num_clips)  # (K, T)
     union = np.unique(windows)
-    # Short side `size` during colour conversion, written planar: one pass serves every view.
-    _, width, height = video_shape(sample)
-    size = transforms.short_side_size(width, height, settings.size)
-    frames = torch.from_numpy(decode_frames(sample["video"], union, size=size, threads=settings.decode_threads,
-                                            planar=True))  # (U, 3, H, W)
+    frames = decode_window(sample["video"], union, threads=settings.decode_threads)
+    frames.set_working_size(transforms.short_side_size(*frames.native, settings.size))
+    # Every needed frame resized to short side `size` once; the views are crops of it.
+    bank = frames.render((0, 0, frames.height, frames.width), (frames.height, frames.width))  # (U, H, W, 3)
     position = {int(index): row for row, index in enumerate(union)}
-    height, width = frames.shape[-2:]
-    boxes = transforms.spatial_view_boxes(height, width, settings.size, num_crops)
+    boxes = transforms.spatial_view_boxes(frames.height, frames.width, settings.size, num_crops)
     size = settings.size
-    regions = [transforms.crop_resize(frames, box, size) for box in boxes]  # views unless resizing
-    views = torch.empty((len(windows) * len(boxes), 3, settings.num_frames, size, size), dtype=torch.uint8)
+    views = np.empty((len(windows) * len(boxes), settings.num_frames, size, size, 3), dtype=np.uint8)
+    source = bank.numpy()  # numpy copies strided rows with memcpy, several times faster than torch here
     for clip_index, window in enumerate(windows):
-        for crop_index, region in enumerate(regions):
-            view = views[clip_index * len(boxes) + crop_index]  # (C, T, S, S)
+        for crop_index, (top, left, crop_h, crop_w) in enumerate(boxes):
+            view = views[clip_index * len(boxes) + crop_index]  # (T, S, S, 3)
             for t, index in enumerate(window):
-                view[:, t].copy_(region[position[int(index)]])  # one copy per frame, straight in place
+                view[t] = source[position[int(index)], top : top + crop_h, left : left + crop_w]
     if not multi_view and len(views) != 1:
         raise ValueError(f"single-view evaluation asked for {len(views)} views")
-    video = views if multi_view else views[0]  # (V, C, T, S, S) or (C, T, S, S)
-    return [{"video": video, **_identity(sample)}]
+    video = torch.from_numpy(views).permute(0, 4, 1, 2, 3)  # (V, C, T, S, S), channels-last memory
+    return [{"video": video if multi_view else video[0], **_identity(sample)}]
 
 
 def _identity(sample: dict) -> dict:

@@ -18,6 +18,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from pretrain.data.frames import DecodedFrames
+
 log = logging.getLogger(__name__)
 
 # Runs of wanted frames further apart than this are reached by a new seek instead of decoding
@@ -74,6 +76,20 @@ def decode_frames(
         raise DecodeError("no frame could be decoded")
     _fill_missing(decoded, wanted)
     return np.stack([decoded[int(i)] for i in indices])  # (T, H, W, 3) or (T, 3, H, W)
+
+
+def decode_window(data: bytes, indices: Sequence[int], threads: int = 1) -> DecodedFrames:
+    """The frames at `indices` (any order, repeats allowed) as the decoder made them, for
+    rendering crops (`DecodedFrames.render`). Indices past the real end of the video get the
+    last decoded frame."""
+    wanted = sorted(set(int(i) for i in indices))
+    if not wanted or wanted[0] < 0:
+        raise ValueError(f"frame indices must be non-negative and non-empty, got {list(indices)[:8]}")
+    decoded = dict(iter_wanted_frames(data, wanted, threads))
+    if not decoded:
+        raise DecodeError("no frame could be decoded")
+    _fill_missing(decoded, wanted)
+    return DecodedFrames([decoded[int(i)] for i in indices])
 
 
 def _planar_array(frame: av.VideoFrame) -> np.ndarray:
@@ -168,7 +184,7 @@ def _decode_run(container, stream, timing: _FrameTiming, run: list[int]) -> Iter
     context.skip_frame = "DEFAULT"
 
 
-def _fill_missing(decoded: dict[int, np.ndarray], wanted: list[int]) -> None:
+def _fill_missing(decoded: dict, wanted: list[int]) -> None:
     """Indices the video lacks take the nearest earlier decoded frame (or the first one)."""
     missing = [i for i in wanted if i not in decoded]
     if not missing:

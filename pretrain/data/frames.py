@@ -1,0 +1,156 @@
+"""A clip's decoded frames, kept as the decoder made them, rendered to RGB crops on demand.
+
+Decoding a small MPEG-4 clip costs about as much CPU as the pixel work that usually follows it:
+convert every whole frame to RGB, crop, resize, mirror, transpose. `render` instead crops and
+resizes the decoder's own YUV 4:2:0 planes (1.5 bytes a pixel; chroma at a quarter of the
+pixels) with OpenCV and converts only the output pixels to RGB, so a 16-frame 224 px view of a
+320x240 MPEG-4 clip costs about a third of the convert-then-resize route. That route stays for
+views that shrink a lot (bilinear without antialiasing would alias; torch's antialiased resize is
+used instead, as VideoMAE's PIL resize does) and for pixel formats other than 4:2:0.
+
+Boxes are `(top, left, height, width)` in *working* pixels: the frame size the clip's crop boxes
+are chosen on (the native size, or smaller when the caller shrinks large videos first, see
+`transforms.conversion_size`). Views come out as uint8 `(T, H, W, 3)`; callers take
+`.permute(3, 0, 1, 2)` for the `(C, T, H, W)` layout without copying.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import av
+import cv2
+import numpy as np
+import torch
+from av.video.reformatter import VideoReformatter
+
+from pretrain.data import transforms
+
+# A data-loader process works on one core; OpenCV's own thread pool would only add overhead.
+cv2.setNumThreads(1)
+
+YUV420_FORMATS = ("yuv420p", "yuvj420p")
+MAX_LINEAR_SHRINK = 1.25
+"""Views shrinking the source more than this go through torch's antialiased resize."""
+
+Box = tuple[int, int, int, int]
+
+
+class DecodedFrames:
+    """Frames of one clip (in clip order, repeats allowed) and the size boxes refer to."""
+
+    def __init__(self, frames: list[av.VideoFrame]) -> None:
+        self.frames = frames
+        self.native = (frames[0].width, frames[0].height)
+        self.width, self.height = self.native
+        self.yuv420 = frames[0].format.name in YUV420_FORMATS
+        self._rgb: Optional[torch.Tensor] = None
+
+    def set_working_size(self, size: Optional[tuple[int, int]]) -> None:
+        """Choose boxes on frames of `size` = (width, height) (None: native) from now on."""
+        self.width, self.height = size or self.native
+        self._rgb = None
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def render(self, box: Box, size: tuple[int, int], flip: bool = False,
+               rows: Optional[list[int]] = None) -> torch.Tensor:
+        """Frames `rows` (default all) cropped to `box`, resized to `size` = (height, width) and
+        mirrored left-right if `flip`: uint8 `(T, height, width, 3)`, contiguous unless a side
+        is odd."""
+        native_box = self._to_native(box)
+        shrink = max(native_box[2] / size[0], native_box[3] / size[1])
+        if self.yuv420 and shrink <= MAX_LINEAR_SHRINK:
+            return self._render_yuv(native_box, size, flip, rows)
+        return self._render_rgb(box, size, flip, rows)
+
+    def _to_native(self, box: Box) -> tuple[float, float, float, float]:
+        sy, sx = self.native[1] / self.height, self.native[0] / self.width
+        top, left, height, width = box
+        return top * sy, left * sx, height * sy, width * sx
+
+    def _render_yuv(self, box: tuple[float, ...], size: tuple[int, int], flip: bool,
+                    rows: Optional[list[int]]) -> torch.Tensor:
+        rows = list(range(len(self.frames))) if rows is None else rows
+        out_h, out_w = size
+        # 4:2:0 output needs even sides: an odd side gets one more sample beyond the box, dropped after.
+        even_h, even_w = out_h + out_h % 2, out_w + out_w % 2
+        top, left = _even(box[0]), _even(box[1])  # chroma rows and columns start on a luma pair
+        bottom = min(top + max(int(round(box[2] * even_h / out_h)), 2), self.native[1])
+        right = min(left + max(int(round(box[3] * even_w / out_w)), 2), self.native[0])
+        out = np.empty((len(rows), even_h, even_w, 3), dtype=np.uint8)
+        scratch = _I420(even_h, even_w)
+        for row, frame_index in enumerate(rows):
+            y, u, v = _planes(self.frames[frame_index])
+            cv2.resize(y[top:bottom, left:right], (even_w, even_h), dst=scratch.y, interpolation=cv2.INTER_LINEAR)
+            for plane, dst in ((u, scratch.u), (v, scratch.v)):
+                chroma = plane[top // 2 : (bottom + 1) // 2, left // 2 : (right + 1) // 2]
+                cv2.resize(chroma, (even_w // 2, even_h // 2), dst=dst, interpolation=cv2.INTER_LINEAR)
+            if flip:
+                cv2.flip(cv2.cvtColor(scratch.buffer, cv2.COLOR_YUV2RGB_I420), 1, dst=out[row])
+            else:
+                cv2.cvtColor(scratch.buffer, cv2.COLOR_YUV2RGB_I420, dst=out[row])
+        first_col = even_w - out_w if flip else 0  # the extra column is on the left once mirrored
+        return torch.from_numpy(out)[:, :out_h, first_col : first_col + out_w]
+
+    def _render_rgb(self, box: Box, size: tuple[int, int], flip: bool, rows: Optional[list[int]]) -> torch.Tensor:
+        frames = self.rgb() if rows is None else self.rgb()[rows]  # (T, 3, H, W), channels-last memory
+        if size[0] == size[1]:
+            clip = transforms.crop_resize(frames, box, size[0])
+        else:
+            top, left, height, width = box
+            clip = torch.nn.functional.interpolate(frames[:, :, top : top + height, left : left + width], size=size,
+                                                   mode="bilinear", antialias=True, align_corners=False)
+        if flip:
+            clip = transforms.hflip(clip)
+        return clip.permute(0, 2, 3, 1).contiguous()  # (T, H, W, 3); no copy when already channels-last
+
+    def rgb(self) -> torch.Tensor:
+        """All frames in RGB at the working size, uint8 `(T, 3, H, W)` in channels-last memory
+        (converted once, resized inside swscale when the working size differs)."""
+        if self._rgb is None:
+            self._rgb = transforms.frames_to_tensor(_convert(self.frames, (self.width, self.height)))
+        return self._rgb
+
+
+class _I420:
+    """One contiguous I420 image (Y, then U, then V) whose planes OpenCV resizes into."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.buffer = np.empty((height * 3 // 2, width), dtype=np.uint8)
+        flat, luma, chroma = self.buffer.reshape(-1), height * width, height * width // 4
+        self.y = self.buffer[:height]
+        self.u = flat[luma : luma + chroma].reshape(height // 2, width // 2)
+        self.v = flat[luma + chroma :].reshape(height // 2, width // 2)
+
+
+def _even(value: float) -> int:
+    return max(int(round(value)) // 2 * 2, 0)
+
+
+def _planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Zero-copy `(H, W)` views of a 4:2:0 frame's Y, U and V planes."""
+    views = []
+    for plane in frame.planes:
+        rows = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
+        views.append(rows[: plane.height, : plane.width])
+    return views[0], views[1], views[2]
+
+
+def _convert(frames: list[av.VideoFrame], size: tuple[int, int]) -> np.ndarray:
+    """RGB `(T, H, W, 3)` at `size` = (width, height); AREA when resizing (only ever shrinks
+    here), otherwise swscale's plain conversion."""
+    reformatter = VideoReformatter()
+    width, height = size
+    native = (frames[0].width, frames[0].height) == size
+    out = np.empty((len(frames), height, width, 3), dtype=np.uint8)
+    converted: dict[int, np.ndarray] = {}
+    for row, frame in enumerate(frames):
+        key = id(frame)
+        if key not in converted:  # repeated frames (short videos) convert once
+            rgb = reformatter.reformat(frame, width=None if native else width, height=None if native else height,
+                                       format="rgb24", interpolation="FAST_BILINEAR" if native else "AREA")
+            converted[key] = rgb.to_ndarray()
+        out[row] = converted[key]
+    return out
