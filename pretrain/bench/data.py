@@ -3,13 +3,18 @@
 All runs read the same videos with the same windows (same seeds), VideoMAE-B pretraining
 settings: 16 frames at stride 4, 224 px, tube masks 0.9, batches of 8 clips.
 
-- pipeline: `build_pretrain_loader` end to end (shards → decode → crop → normalize → masks →
-  batch), at num_sample 1 and 4;
+- pipeline: `build_pretrain_loader` end to end (shards → decode → crop → masks → batch) with the
+  default settings (uint8 batches, normalized on the device), at num_sample 1 and 4, and with
+  float batches normalized in the loader (`data.normalize_on_device=false`);
 - floor: the same stream where the per-video work is only decoding the window's frames (no
-  colour conversion, no crop, no copy);
+  colour conversion, no crop, no copy); also decoding plus swscale's RGB conversion of the
+  whole frames (what a decoder library hands back), for reference;
 - baseline: VideoMAE-style per-file loading, decord `VideoReader(path).get_batch(window)` from
-  files on disk, then the same crop / flip / normalize / masks, in the same DataLoader setup;
-- multi-view: T × S test views of a video from one decode vs decoding every view on its own.
+  files on disk, then the same crop / flip / masks and the same normalization setting, in the
+  same DataLoader setup;
+- multi-view: T × S test views of a video from one decode vs every view decoding its own window,
+  and vs VideoMAE's test loader (each view decodes the whole video at the stride with decord,
+  resizes it, and keeps its window and crop).
 """
 
 from __future__ import annotations
@@ -30,20 +35,22 @@ from pretrain.config import RunConfig, load_config
 from pretrain.data import sampling, stages, transforms
 from pretrain.data.batching import collate
 from pretrain.data.clips import ClipSettings, MaskSettings, eval_views, video_shape
-from pretrain.data.decode import count_decoded_frames, decode_window
+from pretrain.data.decode import count_decoded_frames, decode_frames, decode_window
 from pretrain.data.pretrain_stream import build_pretrain_loader, clip_settings, mask_settings
 from pretrain.data.selection import Selection
 from pretrain.masking import tube_mask
 
 BATCH = 8
-# name: (numerator, denominator). pipeline_over_floor is time per clip relative to the floor.
+# name: (numerator, denominator). *_over_floor is time per clip relative to the floor.
 RATIOS = {
     "pipeline_over_floor": ("floor_clips_per_s", "clips_per_s"),
-    "uint8_over_floor": ("floor_clips_per_s", "clips_per_s_uint8"),
+    "float_over_floor": ("floor_clips_per_s", "clips_per_s_float"),
+    "decode_rgb_over_floor": ("floor_clips_per_s", "decode_rgb_clips_per_s"),
     "speedup_vs_baseline": ("clips_per_s", "baseline_clips_per_s"),
     "speedup_vs_baseline_num_sample4": ("clips_per_s_num_sample4", "baseline_clips_per_s_num_sample4"),
     "repeated_sampling_speedup": ("clips_per_s_num_sample4", "clips_per_s"),
     "multiview_speedup": ("multiview_once_videos_per_s", "multiview_per_view_videos_per_s"),
+    "multiview_speedup_vs_videomae": ("multiview_once_videos_per_s", "multiview_videomae_videos_per_s"),
 }
 
 
@@ -55,14 +62,18 @@ class DataBenchResult:
     clips: int
     rounds: int
     clips_per_s: float
+    """The default pipeline: uint8 batches, normalized on the device."""
+    clips_per_s_float: float
+    """Float batches normalized in the loader (`data.normalize_on_device=false`)."""
     floor_clips_per_s: float
+    decode_rgb_clips_per_s: float
+    """Decoding plus swscale RGB conversion of the window's whole frames, nothing else."""
     baseline_clips_per_s: float
     clips_per_s_num_sample4: float
-    clips_per_s_uint8: float
-    """The pipeline shipping uint8 (`data.normalize_on_device=true`): no float work on the host."""
     baseline_clips_per_s_num_sample4: float
     multiview_once_videos_per_s: float
     multiview_per_view_videos_per_s: float
+    multiview_videomae_videos_per_s: float
     views: int
 
     def ratio(self, name: str) -> float:
@@ -74,7 +85,7 @@ class DataBenchResult:
                 "cpus": os.cpu_count(), "load_average": round(os.getloadavg()[0], 2)}
 
 
-def bench_config(shards: str, workers: int, num_sample: int, uint8: bool = False) -> RunConfig:
+def bench_config(shards: str, workers: int, num_sample: int, uint8: bool = True) -> RunConfig:
     """VideoMAE-B pretraining data settings over `shards` (one endless epoch)."""
     return load_config(None, [f"data.normalize_on_device={str(uint8).lower()}",
         f"data.shards={shards}", "data.split=all", f"data.num_workers={workers}", f"data.batch_size={BATCH}",
@@ -109,10 +120,14 @@ def best_of_rounds(measurements: dict[str, Callable[[], float]], rounds: int) ->
     return {name: max(values) for name, values in rates.items()}
 
 
-def decode_only(sample: dict, rng: np.random.Generator, settings: ClipSettings) -> list[dict]:
-    """The floor's per-video work: decode the window (same draw as the pipeline), nothing else."""
+def decode_only(sample: dict, rng: np.random.Generator, settings: ClipSettings, rgb: bool = False) -> list[dict]:
+    """The floor's per-video work: decode the window (same draw as the pipeline), nothing else;
+    with `rgb`, also convert the whole frames to RGB as a decoder library would hand them back."""
     indices = sampling.random_clip(video_shape(sample)[0], settings.num_frames, settings.stride, rng)
-    count_decoded_frames(sample["video"], indices, settings.decode_threads)
+    if rgb:
+        decode_frames(sample["video"], indices, threads=settings.decode_threads)
+    else:
+        count_decoded_frames(sample["video"], indices, settings.decode_threads)
     return [{"video": torch.zeros(0), "label": -1, "key": sample["key"]}]
 
 
@@ -147,14 +162,15 @@ class DecordClips(Dataset):
         return clips
 
 
-def _flat_collate(items: list[list[dict]]) -> dict:
-    return collate([clip for clips in items for clip in clips])  # normalized per batch, like the pipeline
+def _flat_collate(items: list[list[dict]], normalize: bool) -> dict:
+    return collate([clip for clips in items for clip in clips], normalize)  # as the pipeline batches
 
 
 def baseline_loader(files: list[Path], config: RunConfig) -> DataLoader:
     dataset = DecordClips(files, clip_settings(config), mask_settings(config), config.data.num_sample)
     return DataLoader(dataset, batch_size=BATCH // config.data.num_sample, shuffle=True,
-                      num_workers=config.data.num_workers, collate_fn=_flat_collate,
+                      num_workers=config.data.num_workers,
+                      collate_fn=functools.partial(_flat_collate, normalize=not config.data.normalize_on_device),
                       generator=torch.Generator().manual_seed(0))
 
 
@@ -204,6 +220,28 @@ def decode_per_view(samples: list[dict], settings: ClipSettings, num_clips: int,
     return len(samples) / (time.process_time() - start)
 
 
+def videomae_per_view(files: list[Path], settings: ClipSettings, num_clips: int, num_crops: int) -> float:
+    """Videos per CPU-second with VideoMAE's test loader: every view is its own dataset item that
+    decodes the whole video at the stride (decord `get_batch`), resizes it to short side `size`
+    and keeps its own window and crop."""
+    import decord
+
+    start = time.process_time()
+    for path in files:
+        for view in range(num_clips * num_crops):
+            reader = decord.VideoReader(str(path), num_threads=settings.decode_threads, ctx=decord.cpu(0))
+            frames = transforms.frames_to_tensor(reader.get_batch(list(range(0, len(reader), settings.stride))).asnumpy())
+            width, height = transforms.short_side_size(frames.shape[-1], frames.shape[-2], settings.size)
+            frames = torch.nn.functional.interpolate(frames, size=(height, width), mode="bilinear", antialias=True)
+            chunk, split = divmod(view, num_crops)
+            tick = max(len(frames) - settings.num_frames, 0) / max(num_clips - 1, 1)
+            first = int(chunk * tick)
+            box = transforms.spatial_view_boxes(height, width, settings.size, num_crops)[split]
+            clip = transforms.crop_resize(frames[first : first + settings.num_frames], box, settings.size)
+            transforms.to_model_layout(clip)  # (C, T, S, S)
+    return len(files) / (time.process_time() - start)
+
+
 def describe_corpus(samples: list[dict]) -> str:
     """Codec, size, bitrate and length of the benchmark videos, from the shards' json."""
     meta = samples[0]["meta"]
@@ -224,17 +262,18 @@ def bench_data(shards: str, workers: int = 0, clips: int = 24, multiview_videos:
     """Run every measurement on the same shards, interleaved for `rounds`, best round each."""
     torch.set_num_threads(1)  # one core per loader process, as in training
     samples = read_samples(shards, limit=max(multiview_videos, 8))
-    float_config, uint8_config = bench_config(shards, workers, 1), bench_config(shards, workers, 1, True)
-    floor = functools.partial(decode_only, settings=clip_settings(uint8_config))  # no batch work either
-    settings, views = clip_settings(float_config), (float_config.data.test_clips, float_config.data.test_crops)
+    config, float_config = bench_config(shards, workers, 1), bench_config(shards, workers, 1, uint8=False)
+    settings, views = clip_settings(config), (config.data.test_clips, config.data.test_crops)
     with tempfile.TemporaryDirectory(prefix="tubelet-bench-") as directory:
         files = write_files(samples, Path(directory))
         streams = {
-            "pipeline1": build_pretrain_loader(float_config, 0, 1),
+            "pipeline1": build_pretrain_loader(config, 0, 1),
             "pipeline4": build_pretrain_loader(bench_config(shards, workers, 4), 0, 1),
-            "uint8": build_pretrain_loader(uint8_config, 0, 1),
-            "floor": build_pretrain_loader(uint8_config, 0, 1, maker=floor),
-            "baseline1": baseline_loader(files, float_config),
+            "float": build_pretrain_loader(float_config, 0, 1),
+            "floor": build_pretrain_loader(config, 0, 1, maker=functools.partial(decode_only, settings=settings)),
+            "decode_rgb": build_pretrain_loader(config, 0, 1, maker=functools.partial(decode_only, settings=settings,
+                                                                                        rgb=True)),
+            "baseline1": baseline_loader(files, config),
             "baseline4": baseline_loader(files, bench_config(shards, workers, 4)),
         }
         iterators = {name: _stream(loader) for name, loader in streams.items()}
@@ -244,10 +283,12 @@ def bench_data(shards: str, workers: int = 0, clips: int = 24, multiview_videos:
                         for name, it in iterators.items()}
         measurements["once"] = functools.partial(decode_once, samples[:multiview_videos], settings, *views)
         measurements["per_view"] = functools.partial(decode_per_view, samples[:multiview_videos], settings, *views)
+        measurements["videomae"] = functools.partial(videomae_per_view, files[:multiview_videos], settings, *views)
         rates = best_of_rounds(measurements, rounds)
     return DataBenchResult(
-        shards=str(shards), corpus=describe_corpus(samples), workers=workers, clips=clips, rounds=rounds, clips_per_s=rates["pipeline1"],
-        floor_clips_per_s=rates["floor"], baseline_clips_per_s=rates["baseline1"],
-        clips_per_s_num_sample4=rates["pipeline4"], clips_per_s_uint8=rates["uint8"],
-        baseline_clips_per_s_num_sample4=rates["baseline4"], multiview_once_videos_per_s=rates["once"],
-        multiview_per_view_videos_per_s=rates["per_view"], views=views[0] * views[1])
+        shards=str(shards), corpus=describe_corpus(samples), workers=workers, clips=clips, rounds=rounds,
+        clips_per_s=rates["pipeline1"], clips_per_s_float=rates["float"], floor_clips_per_s=rates["floor"],
+        decode_rgb_clips_per_s=rates["decode_rgb"], baseline_clips_per_s=rates["baseline1"],
+        clips_per_s_num_sample4=rates["pipeline4"], baseline_clips_per_s_num_sample4=rates["baseline4"],
+        multiview_once_videos_per_s=rates["once"], multiview_per_view_videos_per_s=rates["per_view"],
+        multiview_videomae_videos_per_s=rates["videomae"], views=views[0] * views[1])

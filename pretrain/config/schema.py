@@ -126,8 +126,10 @@ class DataConfig:
     """FFmpeg threads per decode."""
     epoch_size: Optional[int] = None
     """Clips per epoch; null takes the manifest's sample count × num_sample."""
-    normalize_on_device: bool = False
-    """Ship uint8 clips and normalize on the device (saves host memory bandwidth)."""
+    normalize_on_device: bool = True
+    """Ship uint8 clips and normalize them on the device: a quarter of float32's bytes through
+    shared memory and host-to-device copies, and no float pass on the loader's CPU (about a third
+    of its time per clip). false normalizes in the loader."""
     test_clips: int = 5
     """Temporal views per video at evaluation."""
     test_crops: int = 3

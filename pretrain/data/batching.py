@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from pretrain.data.decode import DecodeError
+from pretrain.data.frames import PendingView
 from pretrain.data.stages import Counters, DataError, Sample, seeded_rng
 from pretrain.data.transforms import normalize_video
 
@@ -86,10 +87,12 @@ def collate(clips: list[dict], normalize: bool = True) -> dict:
     return batch
 
 
-def stack_videos(videos: list[torch.Tensor], shared: bool = False) -> torch.Tensor:
+def stack_videos(videos: list, shared: bool = False) -> torch.Tensor:
     """Stack `(..., C, T, H, W)` videos along a new batch axis keeping their memory order:
     clips laid out `(..., T, H, W, C)` (the renderer's output) stack as such and come back as a
-    permuted view, without a transpose pass."""
+    permuted view, without a transpose pass; pending views render straight into the batch."""
+    if any(isinstance(v, PendingView) for v in videos):
+        return _render_pending(videos, shared)
     channel = videos[0].dim() - 4
     memory = [v.movedim(channel, -1) for v in videos] if channel >= 0 else videos  # (..., T, H, W, C) views
     if channel < 0 or not all(m.is_contiguous() for m in memory):
@@ -98,6 +101,17 @@ def stack_videos(videos: list[torch.Tensor], shared: bool = False) -> torch.Tens
         return torch.stack(memory, out=out)
     out = _new_tensor((len(videos), *memory[0].shape), memory[0].dtype, shared)
     return torch.stack(memory, out=out).movedim(-1, channel + 1)  # (B, ..., C, T, H, W)
+
+
+def _render_pending(videos: list, shared: bool) -> torch.Tensor:
+    channels, frames, height, width = videos[0].shape
+    out = _new_tensor((len(videos), frames, height, width, channels), torch.uint8, shared)  # (B, T, H, W, C)
+    for slot, video in zip(out, videos):
+        if isinstance(video, PendingView):
+            video.render_into(slot)
+        else:
+            slot.copy_(video.permute(1, 2, 3, 0))
+    return out.permute(0, 4, 1, 2, 3)  # (B, C, T, H, W)
 
 
 def _new_tensor(shape: tuple[int, ...], dtype: torch.dtype, shared: bool) -> torch.Tensor:

@@ -5,8 +5,9 @@ its clips from that decode (`frames.DecodedFrames.render`): `num_sample` clips f
 sampling (VideoMAE V2: same frames, independent crops, flips and masks), or T × S views for
 multi-view testing. Clips are dicts with uint8 `video` `(C, T, H, W)` (or `(V, C, T, H, W)`),
 `label`, `key`, and `mask` / `decoder_mask` for pretraining. Pretraining clips and test views are
-`(T, H, W, C)` in memory (a permuted view: no transpose pass); normalization to float happens
-once per batch (`batching.collate`), or on the device.
+`(T, H, W, C)` in memory (a permuted view: no transpose pass); pretraining clips cut from YUV
+planes stay pending (`frames.PendingView`) until the batch renders them into its own memory.
+Normalization to float happens once per batch (`batching.collate`), or on the device.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 
 from pretrain.data import sampling, transforms
 from pretrain.data.decode import decode_window, probe
-from pretrain.data.frames import DecodedFrames
+from pretrain.data.frames import DecodedFrames, view_of
 from pretrain.data.randaugment import rand_augment
 from pretrain.masking import running_cell_mask, tube_mask
 
@@ -92,8 +93,8 @@ def pretrain_clips(sample: dict, rng: np.random.Generator, settings: ClipSetting
     for _ in range(num_sample):
         box = transforms.multi_scale_crop_box(frames.height, frames.width, settings.size, rng)
         flipped = flip and rng.random() < 0.5
-        view = frames.render(box, (settings.size, settings.size), flipped)  # (T, S, S, 3)
-        clips.append({"video": view.permute(3, 0, 1, 2), **_masks(masks, rng), **_identity(sample)})  # (C, T, S, S)
+        video = view_of(frames, box, (settings.size, settings.size), flipped)  # (C, T, S, S), maybe pending
+        clips.append({"video": video, **_masks(masks, rng), **_identity(sample)})
     return clips
 
 

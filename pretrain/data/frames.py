@@ -45,6 +45,7 @@ class DecodedFrames:
         self.width, self.height = self.native
         self.yuv420 = frames[0].format.name in YUV420_FORMATS
         self._rgb: Optional[torch.Tensor] = None
+        self._planes: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def set_working_size(self, size: Optional[tuple[int, int]]) -> None:
         """Choose boxes on frames of `size` = (width, height) (None: native) from now on."""
@@ -54,16 +55,20 @@ class DecodedFrames:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def render(self, box: Box, size: tuple[int, int], flip: bool = False,
-               rows: Optional[list[int]] = None) -> torch.Tensor:
+    def render(self, box: Box, size: tuple[int, int], flip: bool = False, rows: Optional[list[int]] = None,
+               out: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Frames `rows` (default all) cropped to `box`, resized to `size` = (height, width) and
-        mirrored left-right if `flip`: uint8 `(T, height, width, 3)`, contiguous unless a side
-        is odd."""
+        mirrored left-right if `flip`: uint8 `(T, height, width, 3)`, written into `out` when
+        given, else new (contiguous unless a side is odd)."""
+        if self.renders_from_yuv(box, size):
+            return self._render_yuv(self._to_native(box), size, flip, rows, out)
+        view = self._render_rgb(box, size, flip, rows)
+        return view if out is None else out.copy_(view)
+
+    def renders_from_yuv(self, box: Box, size: tuple[int, int]) -> bool:
+        """Whether this view is cut from the YUV planes (else from RGB frames, antialiased)."""
         native_box = self._to_native(box)
-        shrink = max(native_box[2] / size[0], native_box[3] / size[1])
-        if self.yuv420 and shrink <= MAX_LINEAR_SHRINK:
-            return self._render_yuv(native_box, size, flip, rows)
-        return self._render_rgb(box, size, flip, rows)
+        return self.yuv420 and max(native_box[2] / size[0], native_box[3] / size[1]) <= MAX_LINEAR_SHRINK
 
     def _to_native(self, box: Box) -> tuple[float, float, float, float]:
         sy, sx = self.native[1] / self.height, self.native[0] / self.width
@@ -71,7 +76,7 @@ class DecodedFrames:
         return top * sy, left * sx, height * sy, width * sx
 
     def _render_yuv(self, box: tuple[float, ...], size: tuple[int, int], flip: bool,
-                    rows: Optional[list[int]]) -> torch.Tensor:
+                    rows: Optional[list[int]], into: Optional[torch.Tensor]) -> torch.Tensor:
         rows = list(range(len(self.frames))) if rows is None else rows
         out_h, out_w = size
         # 4:2:0 output needs even sides: an odd side gets one more sample beyond the box, dropped after.
@@ -79,10 +84,11 @@ class DecodedFrames:
         top, left = _even(box[0]), _even(box[1])  # chroma rows and columns start on a luma pair
         bottom = min(top + max(int(round(box[2] * even_h / out_h)), 2), self.native[1])
         right = min(left + max(int(round(box[3] * even_w / out_w)), 2), self.native[0])
-        out = np.empty((len(rows), even_h, even_w, 3), dtype=np.uint8)
+        odd = (even_h, even_w) != (out_h, out_w)
+        out = into.numpy() if into is not None and not odd else np.empty((len(rows), even_h, even_w, 3), np.uint8)
         scratch = _I420(even_h, even_w)
         for row, frame_index in enumerate(rows):
-            y, u, v = _planes(self.frames[frame_index])
+            y, u, v = self.planes(frame_index)
             cv2.resize(y[top:bottom, left:right], (even_w, even_h), dst=scratch.y, interpolation=cv2.INTER_LINEAR)
             for plane, dst in ((u, scratch.u), (v, scratch.v)):
                 chroma = plane[top // 2 : (bottom + 1) // 2, left // 2 : (right + 1) // 2]
@@ -91,8 +97,17 @@ class DecodedFrames:
                 cv2.flip(cv2.cvtColor(scratch.buffer, cv2.COLOR_YUV2RGB_I420), 1, dst=out[row])
             else:
                 cv2.cvtColor(scratch.buffer, cv2.COLOR_YUV2RGB_I420, dst=out[row])
+        if into is not None and not odd:
+            return into
         first_col = even_w - out_w if flip else 0  # the extra column is on the left once mirrored
-        return torch.from_numpy(out)[:, :out_h, first_col : first_col + out_w]
+        view = torch.from_numpy(out)[:, :out_h, first_col : first_col + out_w]
+        return view if into is None else into.copy_(view)
+
+    def planes(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Zero-copy `(H, W)` views of frame `index`'s Y, U and V planes."""
+        if index not in self._planes:
+            self._planes[index] = _planes(self.frames[index])
+        return self._planes[index]
 
     def _render_rgb(self, box: Box, size: tuple[int, int], flip: bool, rows: Optional[list[int]]) -> torch.Tensor:
         frames = self.rgb() if rows is None else self.rgb()[rows]  # (T, 3, H, W), channels-last memory
@@ -112,6 +127,33 @@ class DecodedFrames:
         if self._rgb is None:
             self._rgb = transforms.frames_to_tensor(_convert(self.frames, (self.width, self.height)))
         return self._rgb
+
+
+class PendingView:
+    """A clip view not rendered yet: the batch renders it straight into its own memory
+    (`batching.stack_videos`), saving a copy of every clip. `shape` is the `(C, T, H, W)` it
+    will have."""
+
+    def __init__(self, frames: DecodedFrames, box: Box, size: tuple[int, int], flip: bool) -> None:
+        self.frames, self.box, self.size, self.flip = frames, box, size, flip
+        self.shape = torch.Size((3, len(frames), *size))
+
+    def render_into(self, out: torch.Tensor) -> torch.Tensor:
+        """Render into uint8 `out` `(T, H, W, 3)`, contiguous."""
+        return self.frames.render(self.box, self.size, self.flip, out=out)
+
+    def tensor(self) -> torch.Tensor:
+        """The rendered view, `(C, T, H, W)` (a permuted view of `(T, H, W, C)` memory)."""
+        return self.frames.render(self.box, self.size, self.flip).permute(3, 0, 1, 2)
+
+
+def view_of(frames: DecodedFrames, box: Box, size: tuple[int, int], flip: bool):
+    """`(C, T, H, W)` view for a clip: pending when it is cut from the YUV planes (the decoded
+    frames are about as small as the clip), rendered now otherwise (large sources: the decoded
+    frames are much larger than the clip and should be freed)."""
+    if frames.renders_from_yuv(box, size):
+        return PendingView(frames, box, size, flip)
+    return frames.render(box, size, flip).permute(3, 0, 1, 2)
 
 
 class _I420:

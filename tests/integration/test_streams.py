@@ -26,7 +26,8 @@ def epoch(loader) -> list[dict]:
 
 def test_pretrain_batches_follow_the_contract(shards):
     config = stream_config(shards, "data.split=all", "data.batch_size=4", "mask.decoder_ratio=0.5",
-                           "data.shuffle_buffer=1")  # no buffer: the epoch is exactly the first pass
+                           "data.shuffle_buffer=1",  # no buffer: the epoch is exactly the first pass
+                           "data.normalize_on_device=false")  # normalized float batches from the loader
     loader = build_pretrain_loader(config, rank=0, world_size=1)
     batches = epoch(loader)
     assert len(batches) == len(loader) == 3  # 12 videos x 1 clip / 4
