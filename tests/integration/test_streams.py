@@ -61,9 +61,9 @@ def test_split_selection_and_repeated_sampling(shards):
 
 
 def test_normalize_on_device_ships_the_same_pixels_as_uint8(shards):
-    float_batch = next(iter(build_pretrain_loader(stream_config(shards, "data.split=all"), 0, 1)))
-    config = stream_config(shards, "data.split=all", "data.normalize_on_device=true")
-    uint8_batch = next(iter(build_pretrain_loader(config, 0, 1)))
+    float_config = stream_config(shards, "data.split=all", "data.normalize_on_device=false")
+    float_batch = next(iter(build_pretrain_loader(float_config, 0, 1)))
+    uint8_batch = next(iter(build_pretrain_loader(stream_config(shards, "data.split=all"), 0, 1)))  # the default
     assert uint8_batch["video"].dtype == torch.uint8 and uint8_batch["key"] == float_batch["key"]
     assert torch.allclose(normalize_video(uint8_batch["video"]), float_batch["video"], atol=1e-5)
     assert torch.equal(uint8_batch["mask"], float_batch["mask"])

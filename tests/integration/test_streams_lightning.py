@@ -26,7 +26,7 @@ class KeyRecorder(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         self.seen.append((list(batch["key"]), round(float(batch["video"].sum()), 3)))
-        return (self.weight - batch["video"].mean()) ** 2
+        return (self.weight - batch["video"].float().mean()) ** 2
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
