@@ -86,17 +86,17 @@ class DecodedFrames:
         right = min(left + max(int(round(box[3] * even_w / out_w)), 2), self.native[0])
         odd = (even_h, even_w) != (out_h, out_w)
         out = into.numpy() if into is not None and not odd else np.empty((len(rows), even_h, even_w, 3), np.uint8)
-        scratch = _I420(even_h, even_w)
+        # All frames' planes in one tall I420 image: one colour conversion (and mirror) per view.
+        scratch = _I420(len(rows), even_h, even_w)
         for row, frame_index in enumerate(rows):
             y, u, v = self.planes(frame_index)
-            cv2.resize(y[top:bottom, left:right], (even_w, even_h), dst=scratch.y, interpolation=cv2.INTER_LINEAR)
-            for plane, dst in ((u, scratch.u), (v, scratch.v)):
+            cv2.resize(y[top:bottom, left:right], (even_w, even_h), dst=scratch.y[row], interpolation=cv2.INTER_LINEAR)
+            for plane, dst in ((u, scratch.u[row]), (v, scratch.v[row])):
                 chroma = plane[top // 2 : (bottom + 1) // 2, left // 2 : (right + 1) // 2]
                 cv2.resize(chroma, (even_w // 2, even_h // 2), dst=dst, interpolation=cv2.INTER_LINEAR)
-            if flip:
-                cv2.flip(cv2.cvtColor(scratch.buffer, cv2.COLOR_YUV2RGB_I420), 1, dst=out[row])
-            else:
-                cv2.cvtColor(scratch.buffer, cv2.COLOR_YUV2RGB_I420, dst=out[row])
+        if flip:  # mirror the YUV planes: half the bytes of mirroring the RGB result
+            scratch = scratch.mirrored()
+        cv2.cvtColor(scratch.buffer, cv2.COLOR_YUV2RGB_I420, dst=out.reshape(len(rows) * even_h, even_w, 3))
         if into is not None and not odd:
             return into
         first_col = even_w - out_w if flip else 0  # the extra column is on the left once mirrored
@@ -157,14 +157,26 @@ def view_of(frames: DecodedFrames, box: Box, size: tuple[int, int], flip: bool):
 
 
 class _I420:
-    """One contiguous I420 image (Y, then U, then V) whose planes OpenCV resizes into."""
+    """`frames` images stacked into one contiguous I420 image (all Y planes, then all U, then
+    all V): exactly the layout of one tall 4:2:0 picture, so OpenCV converts them in one call.
+    `y[t]`, `u[t]`, `v[t]` are frame t's planes, for resizing into."""
 
-    def __init__(self, height: int, width: int) -> None:
-        self.buffer = np.empty((height * 3 // 2, width), dtype=np.uint8)
-        flat, luma, chroma = self.buffer.reshape(-1), height * width, height * width // 4
-        self.y = self.buffer[:height]
-        self.u = flat[luma : luma + chroma].reshape(height // 2, width // 2)
-        self.v = flat[luma + chroma :].reshape(height // 2, width // 2)
+    def __init__(self, frames: int, height: int, width: int) -> None:
+        luma, chroma = height * width, height * width // 4
+        self.buffer = np.empty((frames * height * 3 // 2, width), dtype=np.uint8)
+        flat = self.buffer.reshape(-1)
+        self.y = flat[: frames * luma].reshape(frames, height, width)
+        self.u = flat[frames * luma : frames * (luma + chroma)].reshape(frames, height // 2, width // 2)
+        self.v = flat[frames * (luma + chroma) :].reshape(frames, height // 2, width // 2)
+
+    def mirrored(self) -> "_I420":
+        """A copy with every frame mirrored left-right."""
+        frames, height, width = self.y.shape
+        out = _I420(frames, height, width)
+        for source, target in ((self.y, out.y), (self.u, out.u), (self.v, out.v)):
+            tall = (frames * source.shape[1], source.shape[2])  # frames stacked: one call per plane
+            cv2.flip(source.reshape(tall), 1, dst=target.reshape(tall))
+        return out
 
 
 def _even(value: float) -> int:
