@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -93,15 +93,24 @@ def bench_config(shards: str, workers: int, num_sample: int, uint8: bool = True)
         "model.size=b", "model.img_size=224", "model.num_frames=16", "mask.ratio=0.9"])
 
 
-def timed_clips(iterator: Iterator[dict], clips: int, drain: int, clock: Callable[[], float]) -> float:
-    """Clips/s over the next `clips` clips, after `drain` untimed batches (worker start-up, or
-    batches prefetched while other measurements ran)."""
-    for _ in range(drain):
-        next(iterator)
-    done, start = 0, clock()
-    while done < clips:
-        done += len(next(iterator)["key"])
-    return done / (clock() - start)
+def interleaved_clip_rates(iterators: dict[str, Iterator[dict]], clips: int, drain: int,
+                           clock: Callable[[], float]) -> dict[str, float]:
+    """Clips/s of every stream over its next `clips` clips, timed batch by batch in turn (after
+    `drain` untimed batches each: worker start-up, or batches prefetched meanwhile). Taking
+    turns batch by batch puts every stream under the same machine conditions: on a shared
+    machine speed drifts by tens of percent within seconds, which would skew the ratios."""
+    for iterator in iterators.values():
+        for _ in range(drain):
+            next(iterator)
+    done = {name: 0 for name in iterators}
+    spent = {name: 0.0 for name in iterators}
+    while any(count < clips for count in done.values()):
+        for name, iterator in iterators.items():
+            if done[name] < clips:
+                start = clock()
+                done[name] += len(next(iterator)["key"])
+                spent[name] += clock() - start
+    return {name: done[name] / spent[name] for name in iterators}
 
 
 def bench_clock(workers: int) -> Callable[[], float]:
@@ -110,13 +119,19 @@ def bench_clock(workers: int) -> Callable[[], float]:
     return time.process_time if workers == 0 else time.perf_counter
 
 
-def best_of_rounds(measurements: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
-    """Run the measurements interleaved, `rounds` times, and keep each one's best rate: on a
-    shared machine the best round is the one least disturbed by other work."""
-    rates: dict[str, list[float]] = {name: [] for name in measurements}
-    for _ in range(rounds):
-        for name, measure in measurements.items():
-            rates[name].append(measure())
+def best_of_rounds(measurements: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """Run the measurements interleaved, `rounds` times, and keep each one's best rate (a
+    measurement may return several named rates): on a
+    shared machine the best round is the one least disturbed by other work (or by what the
+    previous measurement left in the allocator and caches)."""
+    rates: dict[str, list[float]] = {}
+    names = list(measurements)
+    for round_index in range(rounds):
+        # Each round starts one measurement later: none always runs right after the same one.
+        for name in names[round_index % len(names):] + names[: round_index % len(names)]:
+            result = measurements[name]()
+            for key, rate in (result.items() if isinstance(result, dict) else [(name, result)]):
+                rates.setdefault(key, []).append(rate)
     return {name: max(values) for name, values in rates.items()}
 
 
@@ -279,8 +294,7 @@ def bench_data(shards: str, workers: int = 0, clips: int = 24, multiview_videos:
         iterators = {name: _stream(loader) for name, loader in streams.items()}
         drain = 2 * workers  # what the workers prefetched meanwhile (or start-up)
         clock = bench_clock(workers)
-        measurements = {name: functools.partial(timed_clips, it, clips, max(drain, 1), clock)
-                        for name, it in iterators.items()}
+        measurements = {"streams": functools.partial(interleaved_clip_rates, iterators, clips, max(drain, 1), clock)}
         measurements["once"] = functools.partial(decode_once, samples[:multiview_videos], settings, *views)
         measurements["per_view"] = functools.partial(decode_per_view, samples[:multiview_videos], settings, *views)
         measurements["videomae"] = functools.partial(videomae_per_view, files[:multiview_videos], settings, *views)

@@ -130,6 +130,10 @@ class DataConfig:
     """Ship uint8 clips and normalize them on the device: a quarter of float32's bytes through
     shared memory and host-to-device copies, and no float pass on the loader's CPU (about a third
     of its time per clip). false normalizes in the loader."""
+    ship_yuv420: bool = True
+    """Pretraining with normalize_on_device: batches of clips cut from 4:2:0 video ship as YUV
+    4:2:0 frames (half of RGB's bytes, no colour conversion on the loader's CPU) and are
+    converted to RGB on the device (BT.601). false ships RGB."""
     test_clips: int = 5
     """Temporal views per video at evaluation."""
     test_crops: int = 3

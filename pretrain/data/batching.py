@@ -70,12 +70,18 @@ def make_clips(samples: Iterable[Sample], maker: ClipMaker, seed_parts: tuple[in
             yield clips[clip_index], index, clip_index
 
 
-def collate(clips: list[dict], normalize: bool = True) -> dict:
+def collate(clips: list[dict], normalize: bool = True, yuv420: bool = False) -> dict:
     """Stack clip dicts into the batch contract: uint8 videos stacked then normalized to float in
     one pass over the batch (unless shipping uint8), masks stacked, `label` long, `key` list.
-    Inside a loader worker the tensors that leave the process are made in shared memory, so
-    handing them to the main process copies nothing."""
-    video = stack_videos([c["video"] for c in clips], shared=not normalize)  # (B, [V,] C, T, H, W) uint8
+    With `yuv420` (and not `normalize`), a batch of views cut from 4:2:0 video ships as YUV
+    4:2:0 frames `(B, T, H*3/2, W)` (half of RGB's bytes; `transforms.yuv420_to_rgb` on the
+    device). Inside a loader worker the tensors that leave the process are made in shared
+    memory, so handing them to the main process copies nothing."""
+    videos = [c["video"] for c in clips]
+    if yuv420 and not normalize and all(isinstance(v, PendingView) and v.yuv420_shippable for v in videos):
+        video = _render_yuv420(videos)  # (B, T, H*3/2, W)
+    else:
+        video = stack_videos(videos, shared=not normalize)  # (B, [V,] C, T, H, W) uint8
     if normalize:
         video = normalize_video(video, out=_new_tensor(video.shape, torch.float32, shared=True))
     batch: dict[str, Any] = {"video": video}
@@ -103,6 +109,14 @@ def stack_videos(videos: list, shared: bool = False) -> torch.Tensor:
     return torch.stack(memory, out=out).movedim(-1, channel + 1)  # (B, ..., C, T, H, W)
 
 
+def _render_yuv420(videos: list[PendingView]) -> torch.Tensor:
+    _, frames, height, width = videos[0].shape
+    out = _new_tensor((len(videos), frames, height * 3 // 2, width), torch.uint8, shared=True)
+    for slot, video in zip(out, videos):
+        video.render_yuv420_into(slot)
+    return out
+
+
 def _render_pending(videos: list, shared: bool) -> torch.Tensor:
     channels, frames, height, width = videos[0].shape
     out = _new_tensor((len(videos), frames, height, width, channels), torch.uint8, shared)  # (B, T, H, W, C)
@@ -127,7 +141,7 @@ def _new_tensor(shape: tuple[int, ...], dtype: torch.dtype, shared: bool) -> tor
 def batch_clips(clips: Iterable[tuple[dict, int, int]], batch_size: int, clips_per_video: int,
                 worker: int, start: StartPoint, counters: Counters, normalize: bool = True,
                 partial: bool = False, hook: Optional[BatchHook] = None,
-                seed_parts: tuple[int, ...] = ()) -> Iterator[dict]:
+                seed_parts: tuple[int, ...] = (), yuv420: bool = False) -> Iterator[dict]:
     """Group clips into batches (a smaller last batch only if `partial`), each marked with the
     worker's position after it. `hook(batch, rng)` runs per batch (e.g. mixup)."""
     pending: list[tuple[dict, int, int]] = []
@@ -135,7 +149,7 @@ def batch_clips(clips: Iterable[tuple[dict, int, int]], batch_size: int, clips_p
 
     def emit() -> dict:
         nonlocal batches
-        batch = collate([clip for clip, _, _ in pending], normalize)
+        batch = collate([clip for clip, _, _ in pending], normalize, yuv420)
         _, video, clip = pending[-1]
         done = (video + 1, 0) if clip + 1 >= clips_per_video else (video, clip + 1)
         if hook is not None:

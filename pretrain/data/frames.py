@@ -81,19 +81,12 @@ class DecodedFrames:
         out_h, out_w = size
         # 4:2:0 output needs even sides: an odd side gets one more sample beyond the box, dropped after.
         even_h, even_w = out_h + out_h % 2, out_w + out_w % 2
-        top, left = _even(box[0]), _even(box[1])  # chroma rows and columns start on a luma pair
-        bottom = min(top + max(int(round(box[2] * even_h / out_h)), 2), self.native[1])
-        right = min(left + max(int(round(box[3] * even_w / out_w)), 2), self.native[0])
         odd = (even_h, even_w) != (out_h, out_w)
         out = into.numpy() if into is not None and not odd else np.empty((len(rows), even_h, even_w, 3), np.uint8)
         # All frames' planes in one tall I420 image: one colour conversion (and mirror) per view.
         scratch = _I420(len(rows), even_h, even_w)
-        for row, frame_index in enumerate(rows):
-            y, u, v = self.planes(frame_index)
-            cv2.resize(y[top:bottom, left:right], (even_w, even_h), dst=scratch.y[row], interpolation=cv2.INTER_LINEAR)
-            for plane, dst in ((u, scratch.u[row]), (v, scratch.v[row])):
-                chroma = plane[top // 2 : (bottom + 1) // 2, left // 2 : (right + 1) // 2]
-                cv2.resize(chroma, (even_w // 2, even_h // 2), dst=dst, interpolation=cv2.INTER_LINEAR)
+        self._resize_planes(self._scaled_box(box, size, (even_h, even_w)), rows,
+                            [(scratch.y[r], scratch.u[r], scratch.v[r]) for r in range(len(rows))])
         if flip:  # mirror the YUV planes: half the bytes of mirroring the RGB result
             scratch = scratch.mirrored()
         cv2.cvtColor(scratch.buffer, cv2.COLOR_YUV2RGB_I420, dst=out.reshape(len(rows) * even_h, even_w, 3))
@@ -102,6 +95,41 @@ class DecodedFrames:
         first_col = even_w - out_w if flip else 0  # the extra column is on the left once mirrored
         view = torch.from_numpy(out)[:, :out_h, first_col : first_col + out_w]
         return view if into is None else into.copy_(view)
+
+    def render_yuv420(self, box: Box, size: tuple[int, int], flip: bool, out: torch.Tensor) -> torch.Tensor:
+        """The view as YUV 4:2:0 frames, into uint8 `out` `(T, H * 3 / 2, W)`: each frame's
+        rows are Y (H rows), then U and V (H / 4 rows each, planes of H/2 x W/2), the layout
+        `transforms.yuv420_to_rgb` reads. Only for views `renders_from_yuv`, even sides."""
+        height, width = size
+        frames = out.numpy()
+        chroma = height * width // 4
+        targets = [(frame[:height], frame[height:].reshape(-1)[:chroma].reshape(height // 2, width // 2),
+                    frame[height:].reshape(-1)[chroma:].reshape(height // 2, width // 2)) for frame in frames]
+        self._resize_planes(self._scaled_box(self._to_native(box), size, size), list(range(len(frames))), targets)
+        if flip:
+            for planes in targets:
+                for plane in planes:
+                    cv2.flip(plane, 1, dst=plane)  # in place
+        return out
+
+    def _scaled_box(self, box: tuple[float, ...], size: tuple[int, int], padded: tuple[int, int]) -> tuple[int, ...]:
+        """Integer native-pixel (top, bottom, left, right) of `box`, extended by what an output
+        padded from `size` to `padded` covers; starts on even pixels (chroma pairs)."""
+        top, left = _even(box[0]), _even(box[1])
+        bottom = min(top + max(int(round(box[2] * padded[0] / size[0])), 2), self.native[1])
+        right = min(left + max(int(round(box[3] * padded[1] / size[1])), 2), self.native[0])
+        return top, bottom, left, right
+
+    def _resize_planes(self, span: tuple[int, ...], rows: list[int],
+                       targets: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        """Resize the span of frame `rows[i]`'s Y, U, V planes into `targets[i]` (bilinear)."""
+        top, bottom, left, right = span
+        for frame_index, (y_out, u_out, v_out) in zip(rows, targets):
+            y, u, v = self.planes(frame_index)
+            cv2.resize(y[top:bottom, left:right], y_out.shape[::-1], dst=y_out, interpolation=cv2.INTER_LINEAR)
+            for plane, target in ((u, u_out), (v, v_out)):
+                chroma = plane[top // 2 : (bottom + 1) // 2, left // 2 : (right + 1) // 2]
+                cv2.resize(chroma, target.shape[::-1], dst=target, interpolation=cv2.INTER_LINEAR)
 
     def planes(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Zero-copy `(H, W)` views of frame `index`'s Y, U and V planes."""
@@ -141,6 +169,14 @@ class PendingView:
     def render_into(self, out: torch.Tensor) -> torch.Tensor:
         """Render into uint8 `out` `(T, H, W, 3)`, contiguous."""
         return self.frames.render(self.box, self.size, self.flip, out=out)
+
+    def render_yuv420_into(self, out: torch.Tensor) -> torch.Tensor:
+        """Render as YUV 4:2:0 frames into uint8 `out` `(T, H * 3 / 2, W)`."""
+        return self.frames.render_yuv420(self.box, self.size, self.flip, out=out)
+
+    @property
+    def yuv420_shippable(self) -> bool:
+        return self.size[0] % 2 == 0 and self.size[1] % 2 == 0
 
     def tensor(self) -> torch.Tensor:
         """The rendered view, `(C, T, H, W)` (a permuted view of `(T, H, W, C)` memory)."""

@@ -2,6 +2,7 @@
 
     loader = build_pretrain_loader(config, rank, world_size)
     for batch in loader:  # video (B, C, T, H, W), mask (B, N), [decoder_mask (B, N)], label, key
+        # (with data.ship_yuv420, video may be YUV 4:2:0 frames (B, T, H*3/2, W): `model_video`)
         ...
 
 One epoch is `data.epoch_size` clips over all ranks (default: the selected split's video count
@@ -47,5 +48,6 @@ def build_pretrain_loader(config: RunConfig, rank: int, world_size: int,
                          batches_per_rank=batches_per_rank(epoch_clips, world_size, data.batch_size),
                          shuffle_buffer=data.shuffle_buffer, rank=rank, world_size=world_size,
                          num_workers=data.num_workers, seed=config.trainer.seed,
-                         normalize=not data.normalize_on_device)
+                         normalize=not data.normalize_on_device,
+                         yuv420=data.normalize_on_device and data.ship_yuv420)
     return StreamLoader(stream, data.num_workers)

@@ -42,13 +42,14 @@ class TrainStream(BatchStream):
     def __init__(self, members: Sequence[tuple[str, int]], selection: Selection, maker: ClipMaker,
                  clips_per_video: int, batch_size: int, batches_per_rank: int, shuffle_buffer: int,
                  rank: int, world_size: int, num_workers: int, seed: int, normalize: bool = True,
-                 hook: Optional[BatchHook] = None) -> None:
+                 hook: Optional[BatchHook] = None, yuv420: bool = False) -> None:
         super().__init__(rank, world_size, num_workers, seed)
         if not members:
             raise stages.DataError(f"no shard holds samples of {selection.describe()}")
         self.urls = [url for url, _ in members]
         self.num_videos = sum(count for _, count in members)
         self.selection, self.maker, self.hook, self.normalize = selection, maker, hook, normalize
+        self.yuv420 = yuv420
         self.clips_per_video, self.batch_size = clips_per_video, batch_size
         self.batches_per_rank, self.shuffle_buffer = batches_per_rank, shuffle_buffer
 
@@ -67,5 +68,6 @@ class TrainStream(BatchStream):
         samples = stages.shuffle(samples, self.shuffle_buffer, shuffle_rng)
         clips = make_clips(samples, self.maker, (*key, CLIP_SEED), start, counters, self.num_videos)
         batches = batch_clips(clips, self.batch_size, self.clips_per_video, slot.worker, start, counters,
-                              normalize=self.normalize, hook=self.hook, seed_parts=(*key, BATCH_SEED))
+                              normalize=self.normalize, hook=self.hook, seed_parts=(*key, BATCH_SEED),
+                              yuv420=self.yuv420)
         yield from itertools.islice(batches, max(self.num_batches(slot.worker) - start.batches, 0))

@@ -143,6 +143,23 @@ def normalize_video(video: torch.Tensor, channel_dim: int = -4, out: Optional[to
     return out
 
 
+def yuv420_to_rgb(video: torch.Tensor) -> torch.Tensor:
+    """YUV 4:2:0 frames uint8 `(B, T, H*3/2, W)` (each frame: H rows of Y, then U and V planes of
+    H/2 x W/2, H/4 rows each) → RGB float `(B, 3, T, H, W)` in 0..255, BT.601 limited range with
+    each chroma sample covering its 2x2 pixels, rounded: the same as OpenCV's I420 conversion the
+    loader uses otherwise. Runs on the device, for batches shipped with `data.ship_yuv420`."""
+    batch, frames, rows, width = video.shape
+    height = rows * 2 // 3
+    chroma = video[:, :, height:].reshape(batch, frames, 2, height // 2, width // 2).float() - 128.0
+    chroma = chroma.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)  # (B, T, 2, H, W)
+    luma = (video[:, :, :height].float() - 16.0) * (255.0 / 219.0)  # (B, T, H, W)
+    u, v = chroma[:, :, 0], chroma[:, :, 1]
+    red = luma + 1.596027 * v
+    green = luma - 0.391762 * u - 0.812968 * v
+    blue = luma + 2.017232 * u
+    return torch.stack([red, green, blue], dim=1).clamp_(0, 255).round_()  # (B, 3, T, H, W)
+
+
 def random_erasing(
     video: torch.Tensor, rng: np.random.Generator, probability: float, normalized: bool = True,
     area: tuple[float, float] = (0.02, 1 / 3), log_aspect: tuple[float, float] = (math.log(0.3), math.log(1 / 0.3)),

@@ -15,7 +15,7 @@ from pytorch_lightning.strategies import DeepSpeedStrategy
 from pytorch_lightning.utilities import grad_norm
 
 from pretrain.config import RunConfig, config_to_dict
-from pretrain.data.transforms import normalize_video
+from pretrain.data.transforms import normalize_video, yuv420_to_rgb
 from pretrain.models.videomae import VideoMAE, VideoMAEOutput
 from pretrain.train.nan_guard import NonFiniteGuard
 from pretrain.train.optim import build_adamw, param_groups, schedule_for
@@ -26,9 +26,13 @@ log = logging.getLogger(__name__)
 
 def model_video(batch: dict[str, Any]) -> torch.Tensor:
     """The batch's video as the model takes it: float (B, C, T, H, W), normalized (uint8 clips
-    shipped with `data.normalize_on_device` are normalized here, on the device)."""
+    shipped with `data.normalize_on_device`, RGB or YUV 4:2:0, are converted here, on the device)."""
     video = batch["video"]
-    return normalize_video(video) if video.dtype == torch.uint8 else video
+    if video.dtype != torch.uint8:
+        return video  # normalized by the loader
+    if video.dim() == 4:  # YUV 4:2:0 frames (B, T, H*3/2, W), data.ship_yuv420
+        return normalize_video(yuv420_to_rgb(video))
+    return normalize_video(video)
 
 
 class PretrainModule(pl.LightningModule):

@@ -10,8 +10,9 @@ from pretrain.data.corpora import square_frames, write_folder_tree
 from pretrain.data.finetune_stream import build_finetune_loaders
 from pretrain.data.pretrain_stream import build_pretrain_loader
 from pretrain.data.shards import build_shards, read_manifest
-from pretrain.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_video
+from pretrain.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_video, yuv420_to_rgb
 from pretrain.masking import num_hidden_tokens
+from pretrain.train.module import model_video
 from stream_shards import build_ucf_shards, class_of_key, expected_keys, stream_config
 
 
@@ -63,10 +64,29 @@ def test_split_selection_and_repeated_sampling(shards):
 def test_normalize_on_device_ships_the_same_pixels_as_uint8(shards):
     float_config = stream_config(shards, "data.split=all", "data.normalize_on_device=false")
     float_batch = next(iter(build_pretrain_loader(float_config, 0, 1)))
-    uint8_batch = next(iter(build_pretrain_loader(stream_config(shards, "data.split=all"), 0, 1)))  # the default
+    rgb_config = stream_config(shards, "data.split=all", "data.ship_yuv420=false")
+    uint8_batch = next(iter(build_pretrain_loader(rgb_config, 0, 1)))
     assert uint8_batch["video"].dtype == torch.uint8 and uint8_batch["key"] == float_batch["key"]
+    assert uint8_batch["video"].shape == float_batch["video"].shape == (4, 3, 8, 64, 64)
     assert torch.allclose(normalize_video(uint8_batch["video"]), float_batch["video"], atol=1e-5)
     assert torch.equal(uint8_batch["mask"], float_batch["mask"])
+    assert torch.equal(model_video(uint8_batch), normalize_video(uint8_batch["video"]))
+
+
+def test_yuv420_batches_convert_on_the_device_to_the_rgb_pixels(shards):
+    """The default pretraining batch ships YUV 4:2:0 frames (half of RGB's bytes); converted on
+    the device they are the RGB batch the loader would have made, to rounding."""
+    yuv_batch = next(iter(build_pretrain_loader(stream_config(shards, "data.split=all"), 0, 1)))
+    rgb_config = stream_config(shards, "data.split=all", "data.ship_yuv420=false")
+    rgb_batch = next(iter(build_pretrain_loader(rgb_config, 0, 1)))
+    assert yuv_batch["video"].dtype == torch.uint8 and yuv_batch["video"].shape == (4, 8, 96, 64)  # H*3/2 rows
+    assert yuv_batch["key"] == rgb_batch["key"] and torch.equal(yuv_batch["mask"], rgb_batch["mask"])
+    rgb = yuv420_to_rgb(yuv_batch["video"])  # (B, 3, T, H, W) float 0..255
+    difference = (rgb - rgb_batch["video"].float()).abs()
+    assert rgb.shape == (4, 3, 8, 64, 64) and difference.mean() < 0.1
+    assert (difference <= 1).float().mean() > 0.999
+    assert model_video(yuv_batch).shape == (4, 3, 8, 64, 64)
+    assert torch.allclose(model_video(yuv_batch), model_video(rgb_batch), atol=20 / 57)
 
 
 def test_epochs_reshuffle_and_ranks_split_the_shards(shards):

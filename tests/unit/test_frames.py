@@ -153,3 +153,15 @@ def test_colours_come_out_right(tmp_path):
     view = decoded.render((16, 16, 64, 64), (64, 64))  # (4, 64, 64, 3)
     for index, colour in enumerate(colours):
         assert np.abs(view[index].float().mean((0, 1)).numpy() - np.array(colour)).max() < 4, colour
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_yuv420_views_convert_to_the_rgb_view(avi_bytes, flip):
+    """A view shipped as YUV 4:2:0 frames and converted with `yuv420_to_rgb` (on the device)
+    equals the RGB view the loader would render, to rounding."""
+    frames = decode_window(avi_bytes, INDICES)
+    pending = PendingView(frames, (8, 12, 80, 80), (64, 64), flip)
+    yuv = pending.render_yuv420_into(torch.empty((4, 96, 64), dtype=torch.uint8))  # (T, H*3/2, W)
+    rgb = transforms.yuv420_to_rgb(yuv[None])[0]  # (3, T, H, W) float
+    difference = (rgb - pending.tensor().float()).abs()
+    assert rgb.shape == (3, 4, 64, 64) and difference.mean() < 0.1 and (difference <= 1).float().mean() > 0.999
