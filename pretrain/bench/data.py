@@ -93,12 +93,22 @@ def bench_config(shards: str, workers: int, num_sample: int, uint8: bool = True)
         "model.size=b", "model.img_size=224", "model.num_frames=16", "mask.ratio=0.9"])
 
 
+def stream_clip_rates(iterators: dict[str, Iterator[dict]], clips: int, workers: int) -> dict[str, float]:
+    """Clips/s of every stream over its next `clips` clips. In-process (workers=0): CPU time,
+    the streams taking turns batch by batch, which puts all of them under the same machine
+    conditions (on a shared machine speed drifts by tens of percent within seconds). With
+    worker processes: wall time, one stream after the other, each after draining what its
+    workers prefetched while the others ran."""
+    if workers == 0:
+        return interleaved_clip_rates(iterators, clips, 1, time.process_time)
+    return {name: interleaved_clip_rates({name: iterator}, clips, 2 * workers, time.perf_counter)[name]
+            for name, iterator in iterators.items()}
+
+
 def interleaved_clip_rates(iterators: dict[str, Iterator[dict]], clips: int, drain: int,
                            clock: Callable[[], float]) -> dict[str, float]:
-    """Clips/s of every stream over its next `clips` clips, timed batch by batch in turn (after
-    `drain` untimed batches each: worker start-up, or batches prefetched meanwhile). Taking
-    turns batch by batch puts every stream under the same machine conditions: on a shared
-    machine speed drifts by tens of percent within seconds, which would skew the ratios."""
+    """Clips/s of every stream over its next `clips` clips, timed batch by batch in turn, after
+    `drain` untimed batches each (start-up, or batches prefetched meanwhile)."""
     for iterator in iterators.values():
         for _ in range(drain):
             next(iterator)
@@ -111,12 +121,6 @@ def interleaved_clip_rates(iterators: dict[str, Iterator[dict]], clips: int, dra
                 done[name] += len(next(iterator)["key"])
                 spent[name] += clock() - start
     return {name: done[name] / spent[name] for name in iterators}
-
-
-def bench_clock(workers: int) -> Callable[[], float]:
-    """In-process runs (workers=0) are timed in CPU seconds of this process, which other jobs on
-    a shared machine barely disturb; with worker processes only wall time sees their work."""
-    return time.process_time if workers == 0 else time.perf_counter
 
 
 def best_of_rounds(measurements: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
@@ -292,9 +296,7 @@ def bench_data(shards: str, workers: int = 0, clips: int = 24, multiview_videos:
             "baseline4": baseline_loader(files, bench_config(shards, workers, 4)),
         }
         iterators = {name: _stream(loader) for name, loader in streams.items()}
-        drain = 2 * workers  # what the workers prefetched meanwhile (or start-up)
-        clock = bench_clock(workers)
-        measurements = {"streams": functools.partial(interleaved_clip_rates, iterators, clips, max(drain, 1), clock)}
+        measurements = {"streams": functools.partial(stream_clip_rates, iterators, clips, workers)}
         measurements["once"] = functools.partial(decode_once, samples[:multiview_videos], settings, *views)
         measurements["per_view"] = functools.partial(decode_per_view, samples[:multiview_videos], settings, *views)
         measurements["videomae"] = functools.partial(videomae_per_view, files[:multiview_videos], settings, *views)
