@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import functools
 import os
+import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -33,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pretrain.config import RunConfig, load_config
 from pretrain.data import sampling, stages, transforms
+from pretrain.data.allocator import keep_large_buffers
 from pretrain.data.batching import collate
 from pretrain.data.clips import ClipSettings, MaskSettings, eval_views, video_shape
 from pretrain.data.decode import count_decoded_frames, decode_frames, decode_window
@@ -41,6 +43,15 @@ from pretrain.data.selection import Selection
 from pretrain.masking import tube_mask
 
 BATCH = 8
+# measurement name -> DataBenchResult field
+FIELD_OF = {"pipeline1": "clips_per_s", "float": "clips_per_s_float", "floor": "floor_clips_per_s",
+            "decode_rgb": "decode_rgb_clips_per_s", "baseline1": "baseline_clips_per_s",
+            "pipeline4": "clips_per_s_num_sample4", "baseline4": "baseline_clips_per_s_num_sample4",
+            "once": "multiview_once_videos_per_s", "per_view": "multiview_per_view_videos_per_s",
+            "videomae": "multiview_videomae_videos_per_s"}
+TURN_CLIPS = 3 * BATCH
+"""Clips a stream runs per turn when streams take turns: short enough that every stream sees
+the same machine conditions, long enough that each runs with its own data in the caches."""
 # name: (numerator, denominator). *_over_floor is time per clip relative to the floor.
 RATIOS = {
     "pipeline_over_floor": ("floor_clips_per_s", "clips_per_s"),
@@ -75,9 +86,16 @@ class DataBenchResult:
     multiview_per_view_videos_per_s: float
     multiview_videomae_videos_per_s: float
     views: int
+    per_round: dict[str, list[float]] = field(default_factory=dict)
+    """Every round's rate of every field above, for the ratios."""
 
     def ratio(self, name: str) -> float:
+        """Median over rounds of the ratio within each round (both measured under the same
+        machine conditions); from the reported rates when rounds were not kept."""
         numerator, denominator = RATIOS[name]
+        if numerator in self.per_round and denominator in self.per_round:
+            pairs = zip(self.per_round[numerator], self.per_round[denominator])
+            return statistics.median(a / b for a, b in pairs)
         return getattr(self, numerator) / getattr(self, denominator)
 
     def as_dict(self) -> dict:
@@ -95,7 +113,7 @@ def bench_config(shards: str, workers: int, num_sample: int, uint8: bool = True)
 
 def stream_clip_rates(iterators: dict[str, Iterator[dict]], clips: int, workers: int) -> dict[str, float]:
     """Clips/s of every stream over its next `clips` clips. In-process (workers=0): CPU time,
-    the streams taking turns batch by batch, which puts all of them under the same machine
+    the streams taking turns of a few batches, which puts all of them under the same machine
     conditions (on a shared machine speed drifts by tens of percent within seconds). With
     worker processes: wall time, one stream after the other, each after draining what its
     workers prefetched while the others ran."""
@@ -107,8 +125,8 @@ def stream_clip_rates(iterators: dict[str, Iterator[dict]], clips: int, workers:
 
 def interleaved_clip_rates(iterators: dict[str, Iterator[dict]], clips: int, drain: int,
                            clock: Callable[[], float]) -> dict[str, float]:
-    """Clips/s of every stream over its next `clips` clips, timed batch by batch in turn, after
-    `drain` untimed batches each (start-up, or batches prefetched meanwhile)."""
+    """Clips/s of every stream over its next `clips` clips, timed in turns of `TURN_CLIPS`,
+    after `drain` untimed batches each (start-up, or batches prefetched meanwhile)."""
     for iterator in iterators.values():
         for _ in range(drain):
             next(iterator)
@@ -116,18 +134,17 @@ def interleaved_clip_rates(iterators: dict[str, Iterator[dict]], clips: int, dra
     spent = {name: 0.0 for name in iterators}
     while any(count < clips for count in done.values()):
         for name, iterator in iterators.items():
-            if done[name] < clips:
-                start = clock()
+            turn_end = min(done[name] + TURN_CLIPS, clips)
+            start = clock()
+            while done[name] < turn_end:
                 done[name] += len(next(iterator)["key"])
-                spent[name] += clock() - start
+            spent[name] += clock() - start
     return {name: done[name] / spent[name] for name in iterators}
 
 
-def best_of_rounds(measurements: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    """Run the measurements interleaved, `rounds` times, and keep each one's best rate (a
-    measurement may return several named rates): on a
-    shared machine the best round is the one least disturbed by other work (or by what the
-    previous measurement left in the allocator and caches)."""
+def rates_per_round(measurements: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """Run the measurements interleaved, `rounds` times (a measurement may return several named
+    rates); every rate of every round, in order."""
     rates: dict[str, list[float]] = {}
     names = list(measurements)
     for round_index in range(rounds):
@@ -136,7 +153,7 @@ def best_of_rounds(measurements: dict[str, Callable[[], Any]], rounds: int) -> d
             result = measurements[name]()
             for key, rate in (result.items() if isinstance(result, dict) else [(name, result)]):
                 rates.setdefault(key, []).append(rate)
-    return {name: max(values) for name, values in rates.items()}
+    return rates
 
 
 def decode_only(sample: dict, rng: np.random.Generator, settings: ClipSettings, rgb: bool = False) -> list[dict]:
@@ -278,8 +295,9 @@ def _stream(loader) -> Iterator[dict]:
 
 def bench_data(shards: str, workers: int = 0, clips: int = 24, multiview_videos: int = 3,
                rounds: int = 3) -> DataBenchResult:
-    """Run every measurement on the same shards, interleaved for `rounds`, best round each."""
+    """Run every measurement on the same shards, interleaved for `rounds`."""
     torch.set_num_threads(1)  # one core per loader process, as in training
+    keep_large_buffers()  # as in a loader worker process (in-process runs stand for one)
     samples = read_samples(shards, limit=max(multiview_videos, 8))
     config, float_config = bench_config(shards, workers, 1), bench_config(shards, workers, 1, uint8=False)
     settings, views = clip_settings(config), (config.data.test_clips, config.data.test_crops)
@@ -300,11 +318,15 @@ def bench_data(shards: str, workers: int = 0, clips: int = 24, multiview_videos:
         measurements["once"] = functools.partial(decode_once, samples[:multiview_videos], settings, *views)
         measurements["per_view"] = functools.partial(decode_per_view, samples[:multiview_videos], settings, *views)
         measurements["videomae"] = functools.partial(videomae_per_view, files[:multiview_videos], settings, *views)
-        rates = best_of_rounds(measurements, rounds)
+        per_round = rates_per_round(measurements, rounds)
+    # Reported rates: each one's best round, the one least disturbed by other work on a shared
+    # machine; ratios: the median of per-round ratios (`DataBenchResult.ratio`).
+    rates = {name: max(values) for name, values in per_round.items()}
     return DataBenchResult(
         shards=str(shards), corpus=describe_corpus(samples), workers=workers, clips=clips, rounds=rounds,
         clips_per_s=rates["pipeline1"], clips_per_s_float=rates["float"], floor_clips_per_s=rates["floor"],
         decode_rgb_clips_per_s=rates["decode_rgb"], baseline_clips_per_s=rates["baseline1"],
         clips_per_s_num_sample4=rates["pipeline4"], baseline_clips_per_s_num_sample4=rates["baseline4"],
         multiview_once_videos_per_s=rates["once"], multiview_per_view_videos_per_s=rates["per_view"],
-        multiview_videomae_videos_per_s=rates["videomae"], views=views[0] * views[1])
+        multiview_videomae_videos_per_s=rates["videomae"], views=views[0] * views[1],
+        per_round={FIELD_OF[name]: values for name, values in per_round.items()})

@@ -18,7 +18,7 @@ def register(benches: argparse._SubParsersAction) -> None:
     parser.add_argument("--clips", type=int, default=24, help="clips timed per measurement and round (default 24)")
     parser.add_argument("--multiview-videos", type=int, default=3, help="videos timed for multi-view (default 3)")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="interleaved rounds; each figure is its best round (default 3)")
+                        help="interleaved rounds; each rate is its best round, each ratio the median of per-round ratios (default 3)")
     parser.add_argument("--generate", choices=("avi", "h264"), default=None,
                         help="if SHARDS has no manifest, first encode a textured benchmark corpus there: "
                              "avi = MPEG-4 320x240 ~1 Mbit/s, h264 = H.264 640x360 ~2 Mbit/s")
@@ -56,7 +56,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _print_table(f: dict) -> None:
     print(f"{f['shards']}: {f['corpus']}")
     print(f"{os.cpu_count()} CPUs, load average {f['load_average']}, workers {f['workers']}, "
-          f"{f['clips']} clips per run, best of {f['rounds']} interleaved rounds; "
+          f"{f['clips']} clips per run, {f['rounds']} interleaved rounds (rates: best round; "
+          "ratios: median of per-round ratios); "
           "VideoMAE-B pretraining clip: 16 frames, stride 4, 224 px, mask 0.9")
     rows = [
         ("pipeline", f["clips_per_s"], f"{f['pipeline_over_floor']:.2f}x floor time (target <= 1.25)"),

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from pretrain.data.allocator import keep_large_buffers
 from pretrain.data.batching import StartPoint, StreamMark
 from pretrain.data.stages import DataError
 
@@ -87,6 +88,7 @@ class StreamLoader(DataLoader):
     """DataLoader over a BatchStream, with a checkpointable position and skip counters."""
 
     def __init__(self, stream: BatchStream, num_workers: int, pin_memory: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("worker_init_fn", _init_worker)
         super().__init__(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
                          **kwargs)
         self.stream = stream
@@ -192,6 +194,10 @@ class StreamLoader(DataLoader):
             return
         self.epoch = int(state["epoch"])
         self._starts = [StartPoint(**worker) for worker in workers]
+
+
+def _init_worker(worker_id: int) -> None:
+    keep_large_buffers()  # batches reuse heap memory instead of faulting in fresh pages
 
 
 def _gather_ranks(own: list[dict], world_size: int, rank: int) -> dict[int, list[dict]]:

@@ -165,3 +165,14 @@ def test_yuv420_views_convert_to_the_rgb_view(avi_bytes, flip):
     rgb = transforms.yuv420_to_rgb(yuv[None])[0]  # (3, T, H, W) float
     difference = (rgb - pending.tensor().float()).abs()
     assert rgb.shape == (3, 4, 64, 64) and difference.mean() < 0.1 and (difference <= 1).float().mean() > 0.999
+
+
+def test_loader_workers_keep_large_buffers_in_the_heap():
+    """Loader processes raise glibc's mmap/trim thresholds (batches reuse memory, no page faults)."""
+    from pretrain.data.allocator import keep_large_buffers
+    from pretrain.data.loader import StreamLoader, _init_worker
+
+    assert keep_large_buffers() is True  # glibc (Linux): mallopt accepted both settings
+    from pretrain.data.loader import BatchStream
+
+    assert StreamLoader(BatchStream(0, 1, 2, 0), num_workers=2).worker_init_fn is _init_worker
