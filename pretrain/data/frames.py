@@ -139,12 +139,7 @@ class DecodedFrames:
 
     def _render_rgb(self, box: Box, size: tuple[int, int], flip: bool, rows: Optional[list[int]]) -> torch.Tensor:
         frames = self.rgb() if rows is None else self.rgb()[rows]  # (T, 3, H, W), channels-last memory
-        if size[0] == size[1]:
-            clip = transforms.crop_resize(frames, box, size[0])
-        else:
-            top, left, height, width = box
-            clip = torch.nn.functional.interpolate(frames[:, :, top : top + height, left : left + width], size=size,
-                                                   mode="bilinear", antialias=True, align_corners=False)
+        clip = transforms.crop_resize(frames, box, size)  # (T, 3, H, W)
         if flip:
             clip = transforms.hflip(clip)
         return clip.permute(0, 2, 3, 1).contiguous()  # (T, H, W, 3); no copy when already channels-last
@@ -229,8 +224,7 @@ def _planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _convert(frames: list[av.VideoFrame], size: tuple[int, int]) -> np.ndarray:
-    """RGB `(T, H, W, 3)` at `size` = (width, height); AREA when resizing (only ever shrinks
-    here), otherwise swscale's plain conversion."""
+    """RGB `(T, H, W, 3)` at `size` = (width, height) with swscale (AREA when resizing)."""
     reformatter = VideoReformatter()
     width, height = size
     native = (frames[0].width, frames[0].height) == size

@@ -109,15 +109,15 @@ def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frames).permute(0, 3, 1, 2)
 
 
-def crop_resize(clip: torch.Tensor, box: Box, size: int) -> torch.Tensor:
-    """Crop `box` from every frame of uint8 `(T, C, H, W)` and resize to `size`×`size`
-    (bilinear, antialiased when shrinking). Returns uint8 `(T, C, size, size)`."""
+def crop_resize(clip: torch.Tensor, box: Box, size: int | tuple[int, int]) -> torch.Tensor:
+    """Crop `box` from every frame of uint8 `(T, C, H, W)` and resize to `size` (a side, or
+    (height, width)); bilinear, antialiased when shrinking. Returns uint8 `(T, C, height, width)`."""
     top, left, height, width = box
     cropped = clip[:, :, top : top + height, left : left + width]
-    if (height, width) == (size, size):
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if (height, width) == size:
         return cropped
-    return F.interpolate(cropped, size=(size, size), mode="bilinear", antialias=True,
-                         align_corners=False)
+    return F.interpolate(cropped, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
 def hflip(clip: torch.Tensor) -> torch.Tensor:
