@@ -1,10 +1,12 @@
 """Decode only the frames a clip needs, straight from a shard sample's bytes, with PyAV.
 
 For each run of wanted frames we seek to the keyframe at or before the run's first frame, decode
-forward (skipping non-reference pictures that are not wanted, e.g. most H.264 B-frames), convert
-just the wanted frames to RGB (optionally resized inside the same swscale call) and stop right
-after the run's last frame. Frames are identified by their presentation time, so
-the result is the same whether or not the container could seek.
+forward (skipping non-reference pictures that are not wanted, e.g. most H.264 B-frames), keep
+just the wanted frames and stop right after the run's last frame. Frames are identified by their
+presentation time, so the result is the same whether or not the container could seek.
+
+`decode_window` hands the frames over as the decoder made them (`frames.DecodedFrames` renders
+crops from them); `decode_frames` converts them to RGB arrays.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from typing import Iterator, Optional, Sequence
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
-from pretrain.data.frames import DecodedFrames
+from pretrain.data.frames import DecodedFrames, frames_to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +57,14 @@ def decode_frames(
     planar: bool = False,
 ) -> np.ndarray:
     """RGB frames at `indices` (any order, repeats allowed) as uint8 `(len(indices), H, W, 3)`,
-    or `(len(indices), 3, H, W)` when `planar` (swscale writes planar RGB: no transpose later).
+    or `(len(indices), 3, H, W)` when `planar`: what a decoder library hands back.
 
     `size=(width, height)` resizes during colour conversion. Indices past the real end of the
     video (a header that over-counts) get the last decoded frame.
     """
-    wanted = sorted(set(int(i) for i in indices))
-    if not wanted or wanted[0] < 0:
-        raise ValueError(f"frame indices must be non-negative and non-empty, got {list(indices)[:8]}")
-    reformatter = VideoReformatter()
-    width, height = size if size else (None, None)
-    decoded: dict[int, np.ndarray] = {}
-    for index, frame in iter_wanted_frames(data, wanted, threads):
-        # AREA when shrinking; unscaled, the fast bilinear path only upsamples chroma (3x quicker).
-        rgb = reformatter.reformat(frame, width=width, height=height, format="gbrp" if planar else "rgb24",
-                                   interpolation="AREA" if size else "FAST_BILINEAR")
-        decoded[index] = _planar_array(rgb) if planar else rgb.to_ndarray()  # (3, H, W) or (H, W, 3)
-    if not decoded:
-        raise DecodeError("no frame could be decoded")
-    _fill_missing(decoded, wanted)
-    return np.stack([decoded[int(i)] for i in indices])  # (T, H, W, 3) or (T, 3, H, W)
+    frames = decode_window(data, indices, threads)
+    rgb = frames_to_rgb(frames.frames, size or frames.native)  # (T, H, W, 3)
+    return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2)) if planar else rgb
 
 
 def decode_window(data: bytes, indices: Sequence[int], threads: int = 1) -> DecodedFrames:
@@ -90,15 +79,6 @@ def decode_window(data: bytes, indices: Sequence[int], threads: int = 1) -> Deco
         raise DecodeError("no frame could be decoded")
     _fill_missing(decoded, wanted)
     return DecodedFrames([decoded[int(i)] for i in indices])
-
-
-def _planar_array(frame: av.VideoFrame) -> np.ndarray:
-    """A gbrp frame's planes as uint8 `(3, H, W)` in R, G, B order."""
-    out = np.empty((3, frame.height, frame.width), dtype=np.uint8)
-    for channel, plane in zip((1, 2, 0), frame.planes):  # gbrp stores G, B, R
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(frame.height, plane.line_size)
-        out[channel] = rows[:, : frame.width]
-    return out
 
 
 def count_decoded_frames(data: bytes, indices: Sequence[int], threads: int = 1) -> int:

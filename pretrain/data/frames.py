@@ -148,7 +148,7 @@ class DecodedFrames:
         """All frames in RGB at the working size, uint8 `(T, 3, H, W)` in channels-last memory
         (converted once, resized inside swscale when the working size differs)."""
         if self._rgb is None:
-            self._rgb = transforms.frames_to_tensor(_convert(self.frames, (self.width, self.height)))
+            self._rgb = transforms.frames_to_tensor(frames_to_rgb(self.frames, (self.width, self.height)))
         return self._rgb
 
 
@@ -223,8 +223,9 @@ def _planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return views[0], views[1], views[2]
 
 
-def _convert(frames: list[av.VideoFrame], size: tuple[int, int]) -> np.ndarray:
-    """RGB `(T, H, W, 3)` at `size` = (width, height) with swscale (AREA when resizing)."""
+def frames_to_rgb(frames: list[av.VideoFrame], size: tuple[int, int]) -> np.ndarray:
+    """RGB `(T, H, W, 3)` at `size` = (width, height) with swscale: AREA when resizing,
+    otherwise the fast path that only upsamples chroma (3x quicker than the exact one)."""
     reformatter = VideoReformatter()
     width, height = size
     native = (frames[0].width, frames[0].height) == size
