@@ -101,12 +101,11 @@ def stack_videos(videos: list, shared: bool = False) -> torch.Tensor:
         return _render_pending(videos, shared)
     channel = videos[0].dim() - 4
     memory = [v.movedim(channel, -1) for v in videos] if channel >= 0 else videos  # (..., T, H, W, C) views
-    if channel < 0 or not all(m.is_contiguous() for m in memory):
+    channels_last = channel >= 0 and all(m.is_contiguous() for m in memory)
+    if not channels_last:
         memory = [v.contiguous() for v in videos]
-        out = _new_tensor((len(videos), *memory[0].shape), memory[0].dtype, shared)
-        return torch.stack(memory, out=out)
-    out = _new_tensor((len(videos), *memory[0].shape), memory[0].dtype, shared)
-    return torch.stack(memory, out=out).movedim(-1, channel + 1)  # (B, ..., C, T, H, W)
+    stacked = torch.stack(memory, out=_new_tensor((len(videos), *memory[0].shape), memory[0].dtype, shared))
+    return stacked.movedim(-1, channel + 1) if channels_last else stacked  # (B, ..., C, T, H, W)
 
 
 def _render_yuv420(videos: list[PendingView]) -> torch.Tensor:
