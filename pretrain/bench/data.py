@@ -33,13 +33,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from pretrain.config import RunConfig, load_config
-from pretrain.data import sampling, stages, transforms
-from pretrain.data.allocator import keep_large_buffers
-from pretrain.data.batching import collate
-from pretrain.data.clips import ClipSettings, MaskSettings, eval_views, video_shape
-from pretrain.data.decode import count_decoded_frames, decode_frames, decode_window
-from pretrain.data.pretrain_stream import build_pretrain_loader, clip_settings, mask_settings
-from pretrain.data.selection import Selection
+from pretrain.data.augment import sampling, transforms
+from pretrain.data.streams import stages
+from pretrain.data.streams.allocator import keep_large_buffers
+from pretrain.data.streams.batching import collate
+from pretrain.data.augment.clips import ClipSettings, MaskSettings, eval_views, video_shape
+from pretrain.data.video.decode import count_decoded_frames, decode_frames, decode_window
+from pretrain.data.streams.pretrain_stream import build_pretrain_loader, clip_settings, mask_settings
+from pretrain.data.streams.selection import Selection
 from pretrain.masking import tube_mask
 
 BATCH = 8

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pretrain.data.shards import build_shards
-from pretrain.data.synthetic import textured_pan_frames, write_video
+from pretrain.data.generated.synthetic import textured_pan_frames, write_video
 
 log = logging.getLogger(__name__)
 

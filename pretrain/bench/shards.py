@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from pretrain.data.corpora import write_ucf101_tree
+from pretrain.data.generated.corpora import write_ucf101_tree
 from pretrain.data.shards import build_shards
 from pretrain.data.shards.local_pool import pool_context
 from pretrain.data.shards.sources import is_video_name
-from pretrain.data.synthetic import textured_pan_frames
+from pretrain.data.generated.synthetic import textured_pan_frames
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,10 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from pretrain.config import ConfigError
+from pretrain.errors import ConfigError, TubeletError, UserError
 
 # Modules under pretrain/cli/ that each define `register(subparsers)`.
 COMMAND_MODULES = ("quickstart", "config_cmd", "convert", "shards", "bench", "stages", "finetune", "submit")
-
-
-class UserError(Exception):
-    """A mistake the user can fix (bad path, unreadable file); printed without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConfigError as error:
         _print_on_rank_zero(f"tubelet: config error: {error}")
         return 2
-    except UserError as error:
+    except TubeletError as error:
         _print_on_rank_zero(f"tubelet: error: {error}")
         return 1
     except KeyboardInterrupt:

@@ -32,7 +32,7 @@ def _bench(args: argparse.Namespace) -> int:
     from pretrain.bench.data import bench_data
     from pretrain.bench.data_corpus import write_bench_corpus
     from pretrain.data.shards import ShardsError
-    from pretrain.data.stages import DataError
+    from pretrain.data.streams.stages import DataError
 
     if args.workers < 0 or min(args.clips, args.multiview_videos, args.rounds) < 1:
         raise UserError("--workers must be >= 0; --clips, --multiview-videos and --rounds >= 1")

@@ -76,7 +76,7 @@ def split_evaluate_args(overrides: Sequence[str]) -> tuple[str, list[int], list[
 def _evaluate(args: argparse.Namespace) -> int:
     from pretrain.config import load_config
     from pretrain.data.shards import ShardsError
-    from pretrain.data.stages import DataError
+    from pretrain.data.streams.stages import DataError
     from pretrain.evaluate.checkpoint import CheckpointError
     from pretrain.evaluate.run import evaluate
 

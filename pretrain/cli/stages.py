@@ -34,7 +34,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def run_and_report(config) -> int:
-    from pretrain.data.stages import DataError
+    from pretrain.data.streams.stages import DataError
     from pretrain.data.shards import ShardsError
     from pretrain.train.checkpoints import CheckpointError
     from pretrain.train.entry import run_stage

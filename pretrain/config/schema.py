@@ -10,13 +10,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from pretrain.errors import ConfigError  # re-exported: `pretrain.config.ConfigError`
 from pretrain.models.sizes import SIZES
 
 STAGES = ("pretrain", "finetune")
-
-
-class ConfigError(ValueError):
-    """A config that cannot run; the message names the offending key and what is allowed."""
 
 
 def _choice(key: str, value: Any, allowed: tuple) -> None:

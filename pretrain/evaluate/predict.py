@@ -16,9 +16,9 @@ from typing import Optional, Sequence
 
 import torch
 
-from pretrain.data.clips import ClipSettings, eval_views
-from pretrain.data.decode import DecodeError
-from pretrain.data.transforms import normalize_video
+from pretrain.data.augment.clips import ClipSettings, eval_views
+from pretrain.data.video.decode import DecodeError
+from pretrain.data.augment.transforms import normalize_video
 from pretrain.evaluate.checkpoint import Finetuned, load_finetuned
 
 log = logging.getLogger(__name__)

@@ -51,7 +51,7 @@ class EvalModule(pl.LightningModule):
         self.gathered: Optional[ViewLogits] = None
 
     def test_dataloader(self):
-        from pretrain.data.eval_stream import build_eval_loader
+        from pretrain.data.streams.eval_stream import build_eval_loader
 
         return build_eval_loader(self.config, rank=self.global_rank, world_size=self.trainer.world_size)
 

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import torch
 import torch.distributed as dist
 
-from pretrain.data.transforms import normalize_video
+from pretrain.data.augment.transforms import normalize_video
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 """(N, C, T, H, W) clips -> (N, K) logits."""

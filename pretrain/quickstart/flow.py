@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from pretrain.config import RunConfig, load_config
-from pretrain.data.motion_dataset import MOTIONS, motion_frames, write_motion_dataset
+from pretrain.data.generated.motion_dataset import MOTIONS, motion_frames, write_motion_dataset
 from pretrain.data.shards import build_shards
-from pretrain.data.synthetic import write_video
+from pretrain.data.generated.synthetic import write_video
 
 log = logging.getLogger(__name__)
 

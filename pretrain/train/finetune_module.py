@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pretrain.config import RunConfig, config_to_dict
-from pretrain.data.transforms import normalize_video
+from pretrain.data.augment.transforms import normalize_video
 from pretrain.models import build_classifier
 from pretrain.models.classifier import VideoClassifier
 from pretrain.train.nan_guard import NonFiniteGuard

@@ -42,7 +42,7 @@ class FinetuneData(PretrainData):
 
     def train_dataloader(self) -> ResumableStream:
         if self.stream is None:
-            from pretrain.data.finetune_stream import build_finetune_train_loader
+            from pretrain.data.streams.finetune_stream import build_finetune_train_loader
 
             loader = build_finetune_train_loader(self.config, self.trainer.global_rank, self.trainer.world_size)
             self.stream = ResumableStream(loader)

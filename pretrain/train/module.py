@@ -15,7 +15,7 @@ from pytorch_lightning.strategies import DeepSpeedStrategy
 from pytorch_lightning.utilities import grad_norm
 
 from pretrain.config import RunConfig, config_to_dict
-from pretrain.data.transforms import normalize_video, yuv420_to_rgb
+from pretrain.data.augment.transforms import normalize_video, yuv420_to_rgb
 from pretrain.models.videomae import VideoMAE, VideoMAEOutput
 from pretrain.train.nan_guard import NonFiniteGuard
 from pretrain.train.optim import build_adamw, param_groups, schedule_for

@@ -39,7 +39,7 @@ class PretrainData(pl.LightningDataModule):
 
     def build_loader(self, rank: int, world_size: int) -> Any:
         """The stream of `rank`; other stages override this (labeled, augmented streams)."""
-        from pretrain.data.pretrain_stream import build_pretrain_loader
+        from pretrain.data.streams.pretrain_stream import build_pretrain_loader
 
         return build_pretrain_loader(self.config, rank, world_size)
 
@@ -64,9 +64,9 @@ class PretrainData(pl.LightningDataModule):
 
 def batches_per_rank_per_epoch(config: RunConfig, world_size: int) -> int:
     """From the manifest, before any process starts: fails early on a missing or empty shard set."""
-    from pretrain.data.selection import members_per_shard, resolve_selection
+    from pretrain.data.streams.selection import members_per_shard, resolve_selection
     from pretrain.data.shards import read_manifest
-    from pretrain.data.train_stream import batches_per_rank
+    from pretrain.data.streams.train_stream import batches_per_rank
 
     if not config.data.shards:
         raise ConfigError("data.shards is required: the folder holding manifest.json (tubelet shards build)")

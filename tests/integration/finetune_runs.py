@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 
 from pretrain.config import RunConfig, load_config
-from pretrain.data.motion_dataset import write_motion_dataset
+from pretrain.data.generated.motion_dataset import write_motion_dataset
 from pretrain.data.shards import build_shards
 from pretrain.train.entry import StageResult, run_stage
 from pretrain.train.finetune_init import initialise

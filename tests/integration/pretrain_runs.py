@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from pretrain.config import RunConfig, load_config
-from pretrain.data.corpora import square_frames, write_folder_tree
+from pretrain.data.generated.corpora import square_frames, write_folder_tree
 from pretrain.data.shards import build_shards
 
 # lr = base_lr × 4 / 256 ≈ 8e-4 on raw-pixel targets: the tiny model visibly learns within a few

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from pretrain.config import RunConfig, load_config
-from pretrain.data.corpora import square_frames, write_ucf101_tree
+from pretrain.data.generated.corpora import square_frames, write_ucf101_tree
 from pretrain.data.shards import build_shards, read_manifest
 from pretrain.data.shards.keys import path_for_key
 

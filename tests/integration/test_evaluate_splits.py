@@ -9,8 +9,8 @@ import pytest
 from finetune_runs import InProcessRun, OneThread, finetune_config, motion_shards, short_finetune
 
 from pretrain.cli import main
-from pretrain.data.eval_stream import build_eval_loader
-from pretrain.data.selection import members_per_shard, resolve_selection
+from pretrain.data.streams.eval_stream import build_eval_loader
+from pretrain.data.streams.selection import members_per_shard, resolve_selection
 from pretrain.data.shards import read_manifest
 from pretrain.data.shards.keys import key_for_path
 from pretrain.evaluate.run import evaluate

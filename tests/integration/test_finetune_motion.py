@@ -11,7 +11,7 @@ from finetune_runs import InProcessRun
 from PIL import Image
 
 from pretrain.config import load_config
-from pretrain.data.motion_dataset import write_motion_dataset
+from pretrain.data.generated.motion_dataset import write_motion_dataset
 from pretrain.data.shards import build_shards
 from pretrain.evaluate.run import evaluate
 from pretrain.train.entry import run_stage

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from pretrain.config import ConfigError
-from pretrain.data.corpora import square_frames, write_folder_tree
-from pretrain.data.finetune_stream import build_finetune_loaders
-from pretrain.data.pretrain_stream import build_pretrain_loader
+from pretrain.data.generated.corpora import square_frames, write_folder_tree
+from pretrain.data.streams.finetune_stream import build_finetune_loaders
+from pretrain.data.streams.pretrain_stream import build_pretrain_loader
 from pretrain.data.shards import build_shards, read_manifest
-from pretrain.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_video, yuv420_to_rgb
+from pretrain.data.augment.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_video, yuv420_to_rgb
 from pretrain.masking import num_hidden_tokens
 from pretrain.train.module import model_video
 from stream_shards import build_ucf_shards, class_of_key, expected_keys, stream_config

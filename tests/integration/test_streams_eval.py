@@ -9,10 +9,10 @@ from collections import Counter
 import pytest
 import torch
 
-from pretrain.data import sampling, transforms
-from pretrain.data.clips import ClipSettings, eval_views
-from pretrain.data.decode import decode_frames, decode_window
-from pretrain.data.eval_stream import build_eval_loader
+from pretrain.data.augment import sampling, transforms
+from pretrain.data.augment.clips import ClipSettings, eval_views
+from pretrain.data.video.decode import decode_frames, decode_window
+from pretrain.data.streams.eval_stream import build_eval_loader
 from stream_shards import build_ucf_shards, expected_keys, stream_config
 
 

@@ -9,9 +9,9 @@ from collections import Counter
 import pytest
 import torch
 
-from pretrain.data.eval_stream import build_eval_loader
-from pretrain.data.pretrain_stream import build_pretrain_loader
-from pretrain.data.stages import DataError
+from pretrain.data.streams.eval_stream import build_eval_loader
+from pretrain.data.streams.pretrain_stream import build_pretrain_loader
+from pretrain.data.streams.stages import DataError
 from stream_shards import build_ucf_shards, expected_keys, first_key, rewrite_member, stream_config
 
 

@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from pretrain.data.pretrain_stream import build_pretrain_loader
+from pretrain.data.streams.pretrain_stream import build_pretrain_loader
 from stream_shards import build_ucf_shards, stream_config
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from local_ray import LocalRayCluster
 from pretrain.config import RunConfig, load_config
-from pretrain.data.corpora import square_frames, write_ucf101_tree
+from pretrain.data.generated.corpora import square_frames, write_ucf101_tree
 from pretrain.data.shards import build_shards
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

@@ -7,7 +7,7 @@ import pytest
 
 from local_ray import LocalRayCluster
 from pretrain.cli import main
-from pretrain.data.corpora import write_corrupt_video, write_ucf101_tree
+from pretrain.data.generated.corpora import write_corrupt_video, write_ucf101_tree
 from pretrain.data.shards import build_shards, read_manifest, verify_shards
 from pretrain.data.shards.errors import StrictModeError
 

@@ -8,9 +8,10 @@ import av
 import numpy as np
 import pytest
 
-from pretrain.data import decode, sampling
-from pretrain.data.decode import DecodeError, count_decoded_frames, decode_frames, probe
-from pretrain.data.synthetic import textured_pan_frames, write_video
+from pretrain.data.video import decode
+from pretrain.data.augment import sampling
+from pretrain.data.video.decode import DecodeError, count_decoded_frames, decode_frames, probe
+from pretrain.data.generated.synthetic import textured_pan_frames, write_video
 
 NUM_FRAMES = 60
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from pretrain.data import transforms
-from pretrain.data.batching import stack_videos
-from pretrain.data.decode import decode_frames, decode_window
-from pretrain.data.frames import MAX_LINEAR_SHRINK, PendingView, view_of
-from pretrain.data.synthetic import write_video
+from pretrain.data.augment import transforms
+from pretrain.data.streams.batching import stack_videos
+from pretrain.data.video.decode import decode_frames, decode_window
+from pretrain.data.video.frames import MAX_LINEAR_SHRINK, PendingView, view_of
+from pretrain.data.generated.synthetic import write_video
 
 HEIGHT, WIDTH = 96, 128
 
@@ -169,10 +169,10 @@ def test_yuv420_views_convert_to_the_rgb_view(avi_bytes, flip):
 
 def test_loader_workers_keep_large_buffers_in_the_heap():
     """Loader processes raise glibc's mmap/trim thresholds (batches reuse memory, no page faults)."""
-    from pretrain.data.allocator import keep_large_buffers
-    from pretrain.data.loader import StreamLoader, _init_worker
+    from pretrain.data.streams.allocator import keep_large_buffers
+    from pretrain.data.streams.loader import StreamLoader, _init_worker
 
     assert keep_large_buffers() is True  # glibc (Linux): mallopt accepted both settings
-    from pretrain.data.loader import BatchStream
+    from pretrain.data.streams.loader import BatchStream
 
     assert StreamLoader(BatchStream(0, 1, 2, 0), num_workers=2).worker_init_fn is _init_worker

@@ -14,7 +14,7 @@ import fsspec
 import pytest
 import webdataset as wds
 
-from pretrain.data.corpora import write_corrupt_video, write_folder_tree, write_hmdb51_tree, write_ucf101_tree
+from pretrain.data.generated.corpora import write_corrupt_video, write_folder_tree, write_hmdb51_tree, write_ucf101_tree
 from pretrain.data.shards import ShardsError, build_shards, inspect_shards, read_manifest, verify_shards
 from pretrain.data.shards.errors import StrictModeError
 from pretrain.data.shards.keys import key_for_path

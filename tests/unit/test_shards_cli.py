@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pretrain.cli import main
-from pretrain.data.corpora import write_corrupt_video, write_folder_tree, write_hmdb51_tree, write_ucf101_tree
+from pretrain.data.generated.corpora import write_corrupt_video, write_folder_tree, write_hmdb51_tree, write_ucf101_tree
 from pretrain.data.shards import read_manifest
 
 

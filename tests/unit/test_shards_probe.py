@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pretrain.data.corpora import write_corrupt_video
+from pretrain.data.generated.corpora import write_corrupt_video
 from pretrain.data.shards.encode import ReencodeOptions, _repeats, output_size, reencode
 from pretrain.data.shards.probe import ProbeError, probe_video
-from pretrain.data.synthetic import moving_square_frames, write_video
+from pretrain.data.generated.synthetic import moving_square_frames, write_video
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pretrain.data.corpora import write_ucf101_tree
+from pretrain.data.generated.corpora import write_ucf101_tree
 from pretrain.data.shards import build_shards, read_manifest
 
 CLI = "import sys; from pretrain.cli import main; sys.exit(main(sys.argv[1:]))"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pretrain.data.corpora import write_folder_tree, write_hmdb51_tree, write_ucf101_tree
+from pretrain.data.generated.corpora import write_folder_tree, write_hmdb51_tree, write_ucf101_tree
 from pretrain.data.shards.cards import check_expected_counts, count_differences, load_card
 from pretrain.data.shards.errors import LayoutError
 from pretrain.data.shards.hmdb51 import list_hmdb51

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from pretrain.data import randaugment, transforms
-from pretrain.data.mixup import Mixup, smooth_one_hot
+from pretrain.data.augment import randaugment, transforms
+from pretrain.data.augment.mixup import Mixup, smooth_one_hot
 
 
 def rng(seed: int = 0) -> np.random.Generator:

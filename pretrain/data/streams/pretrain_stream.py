@@ -15,12 +15,12 @@ import functools
 from typing import Optional
 
 from pretrain.config import RunConfig
-from pretrain.data.batching import ClipMaker
-from pretrain.data.clips import ClipSettings, MaskSettings, pretrain_clips
-from pretrain.data.loader import StreamLoader
-from pretrain.data.selection import members_per_shard, resolve_selection
+from pretrain.data.streams.batching import ClipMaker
+from pretrain.data.augment.clips import ClipSettings, MaskSettings, pretrain_clips
+from pretrain.data.streams.loader import StreamLoader
+from pretrain.data.streams.selection import members_per_shard, resolve_selection
 from pretrain.data.shards import read_manifest
-from pretrain.data.train_stream import TrainStream, batches_per_rank
+from pretrain.data.streams.train_stream import TrainStream, batches_per_rank
 
 
 def clip_settings(config: RunConfig) -> ClipSettings:

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from pretrain.data import sampling, transforms
-from pretrain.data.decode import decode_window, probe
-from pretrain.data.frames import DecodedFrames, view_of
-from pretrain.data.randaugment import rand_augment
+from pretrain.data.augment import sampling, transforms
+from pretrain.data.video.decode import decode_window, probe
+from pretrain.data.video.frames import DecodedFrames, view_of
+from pretrain.data.augment.randaugment import rand_augment
 from pretrain.masking import running_cell_mask, tube_mask
 
 Clip = dict[str, Any]

@@ -19,7 +19,7 @@ from typing import Iterator, Optional, Sequence
 import av
 import numpy as np
 
-from pretrain.data.frames import DecodedFrames, frames_to_rgb
+from pretrain.data.video.frames import DecodedFrames, frames_to_rgb
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ import math
 import random
 from typing import Iterator, Optional, Sequence
 
-from pretrain.data import stages
-from pretrain.data.batching import BatchHook, ClipMaker, StartPoint, batch_clips, make_clips
-from pretrain.data.loader import BatchStream, Slot
-from pretrain.data.selection import Selection
+from pretrain.data.streams import stages
+from pretrain.data.streams.batching import BatchHook, ClipMaker, StartPoint, batch_clips, make_clips
+from pretrain.data.streams.loader import BatchStream, Slot
+from pretrain.data.streams.selection import Selection
 
 # Sub-streams of a slot's seed, so clip, batch and shuffle randomness never collide.
 CLIP_SEED, BATCH_SEED, SHUFFLE_SEED = 0, 1, 2

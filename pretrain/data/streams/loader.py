@@ -21,9 +21,9 @@ from typing import Any, Iterator
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pretrain.data.allocator import keep_large_buffers
-from pretrain.data.batching import StartPoint, StreamMark
-from pretrain.data.stages import DataError
+from pretrain.data.streams.allocator import keep_large_buffers
+from pretrain.data.streams.batching import StartPoint, StreamMark
+from pretrain.data.streams.stages import DataError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from pretrain.data.synthetic import moving_square_frames, write_video
+from pretrain.data.generated.synthetic import moving_square_frames, write_video
 
 FrameMaker = Callable[[int, int], np.ndarray]
 """(class index, video seed) -> uint8 frames `(T, H, W, 3)`."""

@@ -10,7 +10,7 @@ Motions are vertical on purpose: the fine-tuning stream flips clips horizontally
 do), which would swap left and right but leaves up and down alone. Speeds are 4× apart so that the
 random-resized-crop zoom of the `tiny` recipe cannot turn one speed into the other.
 
-Written with `pretrain.data.corpora.write_ucf101_tree` (real MPEG-4 AVIs, official split files), so
+Written with `pretrain.data.generated.corpora.write_ucf101_tree` (real MPEG-4 AVIs, official split files), so
 it goes through the real shard builder: `tubelet shards build ucf101 ROOT OUT`.
 """
 
@@ -21,8 +21,8 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from pretrain.data.corpora import Corpus, FrameMaker, write_ucf101_tree
-from pretrain.data.synthetic import moving_square_frames
+from pretrain.data.generated.corpora import Corpus, FrameMaker, write_ucf101_tree
+from pretrain.data.generated.synthetic import moving_square_frames
 
 # Class name -> velocity (dy, dx) in pixels per frame; negative dy moves up.
 MOTIONS: dict[str, tuple[float, float]] = {

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
-from pretrain.data.decode import DecodeError
-from pretrain.data.frames import PendingView
-from pretrain.data.stages import Counters, DataError, Sample, seeded_rng
-from pretrain.data.transforms import normalize_video
+from pretrain.data.video.decode import DecodeError
+from pretrain.data.video.frames import PendingView
+from pretrain.data.streams.stages import Counters, DataError, Sample, seeded_rng
+from pretrain.data.augment.transforms import normalize_video
 
 log = logging.getLogger(__name__)
 

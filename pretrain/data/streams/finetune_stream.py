@@ -14,14 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from pretrain.config import ConfigError, RunConfig
-from pretrain.data.clips import TrainAugment, finetune_clips
-from pretrain.data.eval_stream import build_eval_loader
-from pretrain.data.loader import StreamLoader
-from pretrain.data.mixup import Mixup
-from pretrain.data.pretrain_stream import clip_settings
-from pretrain.data.selection import members_per_shard, resolve_selection
+from pretrain.data.augment.clips import TrainAugment, finetune_clips
+from pretrain.data.streams.eval_stream import build_eval_loader
+from pretrain.data.streams.loader import StreamLoader
+from pretrain.data.augment.mixup import Mixup
+from pretrain.data.streams.pretrain_stream import clip_settings
+from pretrain.data.streams.selection import members_per_shard, resolve_selection
 from pretrain.data.shards import read_manifest
-from pretrain.data.train_stream import TrainStream, batches_per_rank
+from pretrain.data.streams.train_stream import TrainStream, batches_per_rank
 
 
 @dataclass(frozen=True)

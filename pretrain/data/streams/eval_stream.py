@@ -17,12 +17,12 @@ import math
 from typing import Iterator, Sequence
 
 from pretrain.config import RunConfig
-from pretrain.data import stages
-from pretrain.data.batching import ClipMaker, StartPoint, batch_clips, make_clips
-from pretrain.data.clips import eval_views
-from pretrain.data.loader import BatchStream, Slot, StreamLoader
-from pretrain.data.pretrain_stream import clip_settings
-from pretrain.data.selection import Selection, members_per_shard, resolve_selection
+from pretrain.data.streams import stages
+from pretrain.data.streams.batching import ClipMaker, StartPoint, batch_clips, make_clips
+from pretrain.data.augment.clips import eval_views
+from pretrain.data.streams.loader import BatchStream, Slot, StreamLoader
+from pretrain.data.streams.pretrain_stream import clip_settings
+from pretrain.data.streams.selection import Selection, members_per_shard, resolve_selection
 from pretrain.data.shards import read_manifest
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
 
-from pretrain.data import transforms
+from pretrain.data.augment import transforms
 
 # A data-loader process works on one core; OpenCV's own thread pool would only add overhead.
 cv2.setNumThreads(1)

@@ -1,0 +1,1 @@
+"""From decoded frames to clips: temporal sampling, crops and flips, RandAugment, mixup/cutmix."""

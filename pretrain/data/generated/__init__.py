@@ -1,0 +1,1 @@
+"""Generated corpora: really encoded synthetic videos in the official dataset layouts (tests, bench, quickstart)."""

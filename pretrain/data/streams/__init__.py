@@ -1,0 +1,1 @@
+"""Streams and loaders: the named stages, shard selection, batching, resumable train/eval loaders."""
