@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -24,6 +23,7 @@ from ray.train import CheckpointConfig, FailureConfig, ScalingConfig, TrainingFa
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from pretrain.config import ConfigError, RunConfig, config_from_dict, config_to_dict
+from pretrain.train.run_dir import default_run_name, require_shards
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,7 @@ def with_fixed_run_name(config: RunConfig) -> RunConfig:
     """Every worker group of the run, restarts included, must write to the same run directory."""
     if config.trainer.run_name:
         return config
-    name = f"{config.stage}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return replace(config, trainer=replace(config.trainer, run_name=name))
+    return replace(config, trainer=replace(config.trainer, run_name=default_run_name(config)))
 
 
 def with_absolute_paths(config: RunConfig) -> RunConfig:
@@ -116,9 +115,7 @@ def with_absolute_paths(config: RunConfig) -> RunConfig:
 def _check_shards(config: RunConfig) -> None:
     from pretrain.data.shards import read_manifest
 
-    if not config.data.shards:
-        raise ConfigError("data.shards is required: the folder holding manifest.json (tubelet shards build)")
-    read_manifest(config.data.shards)  # ShardsError naming the folder when it is not one
+    read_manifest(require_shards(config))  # ShardsError naming the folder when it is not one
 
 
 def _warn_if_cluster_too_small(config: RunConfig) -> None:

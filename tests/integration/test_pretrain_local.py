@@ -18,6 +18,7 @@ from pretrain.train.entry import run_stage
 from pretrain.train.export import export_checkpoint, load_checkpoint_model
 from pretrain.train.nan_guard import TrainingDiverged
 from pretrain_runs import build_folder_shards, read_metrics, series, tiny_config
+from wandb_history import history
 
 STEPS, SAVE_EVERY = 24, 12
 
@@ -75,6 +76,18 @@ def test_metrics_tracked_in_csv_and_offline_wandb(reference):
     assert first_loss.encode() in records  # the same value went to W&B and to the CSV
     videos = list((runs[0] / "files" / "media" / "videos").rglob("*.mp4"))
     assert len(videos) == 2 and all(v.stat().st_size > 0 for v in videos)
+
+
+def test_wandb_history_is_logged_against_the_global_step(reference):
+    rows = history(reference.run_dir)
+    assert all(row["_step"] == row["trainer/global_step"] for row in rows)
+    assert [row["_step"] for row in rows] == list(range(STEPS + 1))  # no jumps: media share the step's row
+    media_rows = [row["_step"] for row in rows if "recon/grid" in row]
+    assert media_rows == [SAVE_EVERY, STEPS] and all("recon/video" in rows[s] for s in media_rows)
+    assert [rows[s]["recon/grid"]["caption"] for s in media_rows] == ["step-00000012", "step-00000024"]
+    (run,) = (reference.run_dir / "wandb").glob("offline-run-*")
+    grids = sorted(p.name.split("_")[1] for p in (run / "files" / "media" / "images" / "recon").glob("grid_*.png"))
+    assert grids == ["12", "24"]  # named like the PNGs in reconstructions/
 
 
 def test_reconstruction_grid_written(reference):
