@@ -5,6 +5,8 @@
 - "The number of training batches (N) is smaller than the logging interval": runs are bounded
   by steps over an endless stream, and Lightning logs every `log_every_n_steps` optimizer steps
   across epochs, so short epochs still log.
+- "Your `IterableDataset` has `__len__` defined ... num_workers > 1": our streams split shards
+  by rank and worker themselves, so the length is exact.
 - torch's `LeafSpec` deprecation, raised inside Lightning's own pytree helper.
 - Lightning's litlogger / litmodels advertising tips.
 """
@@ -20,6 +22,7 @@ IGNORED_WARNINGS = (
     r".*checkpoint that ended before the epoch ended and your dataloader is not resumable.*",
     r".*number of training batches \(\d+\) is smaller than the logging interval.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    r"Your `IterableDataset` has `__len__` defined.*",
 )
 LIGHTNING_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero")
 

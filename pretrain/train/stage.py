@@ -155,11 +155,11 @@ def run(stage: Stage, config: RunConfig, launch: Optional[ExternalLaunch] = None
                                     loggers, plugins=launch.plugins if launch else None,
                                     external=launch is not None)
             _fit(trainer, module, stage.data, resume, config, run_dir)
-        last = checkpointer.saved[-1] if checkpointer.saved else None
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        stopped_early = checkpointer.stopped_by_signal or module.guard.tripped
-        if stage.after_fit is not None and last is not None and launch is None and not stopped_early:
-            metrics.update(_log_after_fit(stage.after_fit(last, run_dir), loggers, trainer.global_step))
+            last = checkpointer.saved[-1] if checkpointer.saved else None
+            metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+            stopped_early = checkpointer.stopped_by_signal or module.guard.tripped
+            if stage.after_fit is not None and last is not None and launch is None and not stopped_early:
+                metrics.update(_log_after_fit(stage.after_fit(last, run_dir), loggers, trainer.global_step))
     finally:
         finish_loggers(loggers)
     if stopped_early and rank_zero_only.rank == 0:

@@ -99,3 +99,14 @@ def test_sigterm_saves_on_every_rank_exits_cleanly_and_resumes(shards, tmp_path)
     assert resumed["step"] == saved.step + 3 and resumed["stopped_by_signal"] is False
     assert f"resuming from {saved.path}" in done.stderr
     assert "dataloader is not resumable" not in done.stderr  # our stream resumes itself
+
+
+def test_ctrl_c_prints_the_command_that_resumes_the_run(shards, tmp_path):
+    run_dir = tmp_path / "interrupted"
+    process = _start(shards, tmp_path, "interrupted", "trainer.max_steps=500", "trainer.checkpoint_every_steps=2")
+    _wait_for(lambda: bool(ckpt.list_checkpoints(run_dir)), process, poll=0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr[-3000:]
+    assert (f"resume it (from its newest checkpoint) with:\n  tubelet pretrain {run_dir}/config.yaml "
+            f"trainer.run_name=interrupted trainer.output_dir={tmp_path} trainer.resume=auto\n") in stderr
