@@ -36,7 +36,6 @@ def _pretrain(args: argparse.Namespace) -> int:
 def run_and_report(config) -> int:
     from pretrain.data.streams.stages import DataError
     from pretrain.data.shards import ShardsError
-    from pretrain.train.checkpoints import CheckpointError
     from pretrain.train.entry import run_stage
     from pretrain.train.nan_guard import TrainingDiverged
 
@@ -44,7 +43,7 @@ def run_and_report(config) -> int:
         return _run_on_ray(config)
     try:
         result = run_stage(config)
-    except (TrainingDiverged, CheckpointError, DataError, ShardsError, FileNotFoundError) as error:
+    except (TrainingDiverged, DataError, ShardsError, FileNotFoundError) as error:
         raise UserError(str(error)) from None
     from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
@@ -72,12 +71,8 @@ def _run_on_ray(config) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from pretrain.train.checkpoints import CheckpointError
-    from pretrain.train.export import export_checkpoint
+    from pretrain.weights import export_checkpoint  # CheckpointError -> one line, exit 1 (cli.main)
 
-    try:
-        out = export_checkpoint(args.checkpoint, args.out)
-    except (CheckpointError, FileNotFoundError) as error:
-        raise UserError(str(error)) from None
+    out = export_checkpoint(args.checkpoint, args.out)
     print(f"exported {args.checkpoint} -> {out}")
     return 0
