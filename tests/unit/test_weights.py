@@ -71,3 +71,39 @@ def test_a_new_format_plugs_in_through_the_registry(tmp_path):
         FORMATS.remove(fmt)
     with pytest.raises(CheckpointError, match="no state dict found"):  # back to the catch-all format
         from_pretrained(source)
+
+
+def test_a_hf_export_runs_in_transformers_pipeline_with_our_normalization(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    import numpy as np
+
+    from pretrain.data.generated.synthetic import write_video
+    from pretrain.weights import convert_weights
+
+    model = _classifier()
+    with torch.no_grad():  # a full-scale head so the classes are told apart
+        model.head.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(0))
+    save_export(model, None, tmp_path / "export", class_names=CLASSES)
+    convert_weights(tmp_path / "export", tmp_path / "hf", to="hf")
+    assert (tmp_path / "hf" / "README.md").read_text().count("3 classes: jump, run, sit") == 1
+    assert oct((tmp_path / "hf" / "model.safetensors").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    frames = [np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8) for i in range(4)]
+    processor = transformers.AutoImageProcessor.from_pretrained(tmp_path / "hf")
+    pixels = processor(frames, return_tensors="pt")["pixel_values"]  # (1, T, C, H, W)
+    ours = (torch.from_numpy(np.stack(frames)).float() / 255 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    torch.testing.assert_close(pixels[0], ours.permute(0, 3, 1, 2), rtol=0, atol=1e-5)
+    hf = transformers.VideoMAEForVideoClassification.from_pretrained(tmp_path / "hf").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(hf(pixel_values=pixels).logits, model(pixels.permute(0, 2, 1, 3, 4)),
+                                   rtol=1e-4, atol=1e-4)  # fc_norm eps 1e-5 in HF vs 1e-6 here
+    clip = write_video(tmp_path / "clip.mp4", [np.full((48, 64, 3), 20 * i, dtype=np.uint8) for i in range(12)])
+    answers = transformers.pipeline("video-classification", model=str(tmp_path / "hf"))(str(clip), top_k=3)
+    assert sorted(a["label"] for a in answers) == sorted(CLASSES) and sum(a["score"] for a in answers) == pytest.approx(1)
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
