@@ -134,6 +134,9 @@ def _mtime_ns(path: str) -> int:
 
 
 def _report_problems(listing: Listing, strict: bool) -> None:
+    if strict and listing.skipped:
+        bad = listing.skipped[0]
+        raise StrictModeError(f"{bad.file}: {bad.reason} (--strict)")
     if not listing.problems:
         return
     lines = [problem.describe() for problem in listing.problems]
@@ -188,10 +191,11 @@ def _write_results(store: ShardStore, listing: Listing, results: list[ShardResul
     split_rows = [{"kind": "split-file", "file": p.file, "line": p.line, "reason": p.reason}
                   for p in listing.problems]
     video_rows = [row for r in sorted(results, key=lambda r: r.index) for row in r.errors]
+    video_rows += [skipped.row() for skipped in listing.skipped]
     rows = split_rows + sorted(video_rows, key=lambda row: row["path"])
     store.write_bytes(ERRORS_NAME, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode())
     manifest = assemble_manifest(listing.dataset, listing.classes, listing.split_ids, results, build,
-                                 len(split_rows))
+                                 len(split_rows), len(listing.skipped))
     _remove_stale_shards(store, {r.name for r in results if r.count})
     store.write_json(MANIFEST_NAME, manifest.to_json())  # last: its presence means "complete"
     return video_rows

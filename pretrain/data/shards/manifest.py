@@ -188,8 +188,9 @@ def split_summary(samples: Iterable[tuple[str, dict]], split_ids: Iterable[str])
 
 
 def assemble_manifest(dataset: str, classes: list[str], split_ids: Iterable[str], results: list,
-                      build: dict, split_problems: int) -> Manifest:
-    """The manifest of a finished build from its shard results (ordered by shard index)."""
+                      build: dict, split_problems: int, unlisted_inputs: int = 0) -> Manifest:
+    """The manifest of a finished build from its shard results (ordered by shard index);
+    `unlisted_inputs`: directory entries skipped while listing (dangling symlinks, bad names)."""
     results = sorted(results, key=lambda r: r.index)
     shards = [ShardRecord(r.name, r.count, r.bytes, r.sha256) for r in results if r.count]
     samples = [(r.name, m) for r in results for m in r.samples]
@@ -198,9 +199,9 @@ def assemble_manifest(dataset: str, classes: list[str], split_ids: Iterable[str]
         "samples": len(samples),
         "bytes": sum(r.bytes for r in results),
         "duration_s": round(sum(m["duration"] for _, m in samples), 3),
-        "input_videos": sum(r.count + len(r.errors) for r in results),
+        "input_videos": sum(r.count + len(r.errors) for r in results) + unlisted_inputs,
         "input_bytes": sum(r.input_bytes for r in results),
-        "skipped_videos": sum(len(r.errors) for r in results),
+        "skipped_videos": sum(len(r.errors) for r in results) + unlisted_inputs,
         "split_problems": split_problems,
     }
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
