@@ -85,7 +85,7 @@ def _inspect(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from None
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))
-        return 0
+        return _report_unreadable(report.failures)
     print(f"{report.location}: {report.dataset}, {report.samples} samples in {report.shards} shards, "
           f"{report.bytes / 1e6:.1f} MB, {_hours(report.duration_s / 3600)} of video, "
           f"{report.skipped_videos} input(s) skipped")
@@ -97,7 +97,16 @@ def _inspect(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{name} {count}" for name, count in list(values.items())[:12])
         more = f" ... (+{len(values) - 12})" if len(values) > 12 else ""
         print(f"  {title} ({len(values)}): {shown}{more}")
-    return 0
+    return _report_unreadable(report.failures)
+
+
+def _report_unreadable(failures: list[str]) -> int:
+    """Exit status of inspect: 1 (after the report of the readable shards) if any shard was bad."""
+    if failures:
+        print(f"FAILED: {len(failures)} shard(s) could not be read", file=sys.stderr)
+    for failure in failures:
+        print(f"  {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -111,7 +120,8 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"OK: {report.shards_checked} shards, {report.samples_checked} samples match the manifest"
               f"{'' if args.no_decode else ' and decode'}")
         return 0
-    print(f"FAILED: {len(report.failures)} problem(s) in {report.location}", file=sys.stderr)
+    print(f"FAILED: {len(report.failures)} problem(s) in {report.location} "
+          f"({len(report.bad_shards)} of {report.shards_checked} shards bad)", file=sys.stderr)
     for failure in report.failures:
         print(f"  {failure}", file=sys.stderr)
     return 1

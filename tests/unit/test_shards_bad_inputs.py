@@ -48,3 +48,58 @@ def test_bad_directory_entries_are_fatal_under_strict(tree_with_bad_entries, tmp
     err = capsys.readouterr().err
     assert "dangling.mp4: unreadable (dangling symlink" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+@pytest.fixture(scope="module")
+def small_shards(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("small_shards")
+    write_folder_tree(root / "videos", classes=["run", "walk"], videos_per_class=2, suffixes=(".avi",))
+    build_shards("folder", str(root / "videos"), str(root / "out"), shard_size_mb=0.01, labels_from_folders=True)
+    assert len(read_manifest(str(root / "out")).shards) == 4
+    return root / "out"
+
+
+def _copy(folder: Path, target: Path) -> Path:
+    target.mkdir()
+    for path in folder.iterdir():
+        if path.is_file():
+            (target / path.name).write_bytes(path.read_bytes())
+    return target
+
+
+@pytest.fixture
+def damaged_shards(small_shards, tmp_path) -> tuple[Path, list[str]]:
+    """Shard 0 truncated inside its first video, shard 2's first tar header overwritten."""
+    copy = _copy(small_shards, tmp_path / "damaged")
+    names = [shard.name for shard in read_manifest(str(copy)).shards]
+    truncated = copy / names[0]
+    truncated.write_bytes(truncated.read_bytes()[:3000])
+    header = copy / names[2]
+    data = bytearray(header.read_bytes())
+    data[0:512] = b"\x7f" * 512
+    header.write_bytes(bytes(data))
+    return copy, names
+
+
+def test_verify_reports_every_damaged_tar_and_checks_the_rest(damaged_shards, capsys):
+    folder, names = damaged_shards
+    assert main(["shards", "verify", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "FAILED" in err
+    assert f"{names[0]}: unreadable tar (unexpected end of data)" in err
+    assert f"{names[2]}: unreadable tar (" in err
+    assert not any(name in err for name in (names[1], names[3]))  # checked, and fine
+    assert "2 of 4 shards bad" in err
+
+
+def test_inspect_reports_every_damaged_tar_and_counts_the_rest(damaged_shards, capsys):
+    folder, names = damaged_shards
+    assert main(["shards", "inspect", str(folder), "--json"]) == 1
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["samples"] == 2 == sum(report["classes"].values())
+    assert [failure.split(":")[0] for failure in report["failures"]] == [names[0], names[2]]
+    assert "unreadable tar" in captured.err and "Traceback" not in captured.err
+    assert main(["shards", "inspect", str(folder)]) == 1
+    text = capsys.readouterr()
+    assert "2 samples in 4 shards" in text.out and f"{names[0]}: unreadable tar (unexpected end of data)" in text.err
