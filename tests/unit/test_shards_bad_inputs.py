@@ -11,7 +11,7 @@ import pytest
 
 from pretrain.cli import main
 from pretrain.data.generated.corpora import write_folder_tree
-from pretrain.data.shards import build_shards, read_manifest
+from pretrain.data.shards import ShardsError, build_shards, read_manifest
 
 BAD_NAME = b"clip \xff\xfe.mp4"  # not valid UTF-8
 
@@ -103,3 +103,42 @@ def test_inspect_reports_every_damaged_tar_and_counts_the_rest(damaged_shards, c
     assert main(["shards", "inspect", str(folder)]) == 1
     text = capsys.readouterr()
     assert "2 samples in 4 shards" in text.out and f"{names[0]}: unreadable tar (unexpected end of data)" in text.err
+
+
+def _rewrite_manifest(folder: Path, change) -> None:
+    path = folder / "manifest.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_a_file_or_a_manifest_without_shards_gives_one_line(small_shards, tmp_path, capsys):
+    shard = sorted(small_shards.glob("shard-*.tar"))[0]
+    with pytest.raises(ShardsError, match="a file, not a shard directory"):
+        read_manifest(str(shard))
+    assert main(["shards", "inspect", str(shard)]) == 1
+    assert "a file, not a shard directory" in capsys.readouterr().err
+    assert main(["pretrain", "tiny", f"data.shards={shard}", f"trainer.output_dir={tmp_path}"]) == 1
+    assert capsys.readouterr().err.strip() == (f"tubelet: error: {shard}: a file, not a shard directory "
+                                               "(give the folder holding manifest.json)")
+    copy = _copy(small_shards, tmp_path / "no_shards")
+    _rewrite_manifest(copy, lambda data: data.pop("shards"))
+    assert main(["shards", "verify", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert f"{copy}/manifest.json: no 'shards' list" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("escape", ["../outside/shard-000001.tar", "{outside}/shard-000001.tar", ".."])
+def test_manifest_shard_names_outside_the_folder_are_refused(small_shards, tmp_path, capsys, escape):
+    copy = _copy(small_shards, tmp_path / "shards")
+    outside = _copy(small_shards, tmp_path / "outside")  # a valid shard the name would reach
+    name = escape.format(outside=outside)
+    _rewrite_manifest(copy, lambda data: data["shards"][1].update(name=name))
+    with pytest.raises(ShardsError, match="is not a file name inside the shard folder"):
+        read_manifest(str(copy))
+    assert main(["shards", "verify", str(copy), "--no-decode"]) == 1
+    assert f"shard name {name!r} is not a file name inside the shard folder" in capsys.readouterr().err
+    _rewrite_manifest(copy, lambda data: data["shards"][1].update(name="shard-000001.tar"))
+    _rewrite_manifest(copy, lambda data: data["splits"].update({"1": {"shards": {"train": {name: 1}}}}))
+    with pytest.raises(ShardsError, match="refusing it"):
+        read_manifest(str(copy))
