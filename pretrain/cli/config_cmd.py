@@ -22,7 +22,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    print(config_to_yaml(load_config(args.recipe, args.overrides)), end="")
+    config = load_config(args.recipe, args.overrides)
+    if config.data.shards:  # the splits against the manifest: what the stage would refuse at its start
+        from pretrain.data.shards import read_manifest
+        from pretrain.data.streams.selection import check_splits
+
+        warning = check_splits(config, read_manifest(config.data.shards), evaluating=config.stage == "finetune")
+        if warning:
+            print(f"# {warning}")
+    print(config_to_yaml(config), end="")
     return 0
 
 

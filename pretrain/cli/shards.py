@@ -45,6 +45,8 @@ def _register_build(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--strict", action="store_true", help="bad videos and split-file problems are fatal")
     build.add_argument("--labels-from-folders", action="store_true", help="folder: label by first-level subfolder")
     build.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards")
+    build.add_argument("--test-fraction", type=float, default=0.0,
+                       help="folder: hold out this fraction as split 1 test (by path hash, per class)")
     build.add_argument("--name", default=None,
                        help="dataset name recorded in the manifest (default: the source; e.g. kinetics400)")
     build.set_defaults(handler=_build)
@@ -60,7 +62,8 @@ def _build(args: argparse.Namespace) -> int:
                 workers=args.workers, use_ray=args.ray, ray_address=args.address,
                 resize_short=args.resize_short, fps=args.fps, reencode=args.reencode, crf=args.crf,
                 preset=args.preset, gop_seconds=args.gop_seconds, probe=args.probe, strict=args.strict,
-                labels_from_folders=args.labels_from_folders, seed=args.seed, name=args.name,
+                labels_from_folders=args.labels_from_folders, seed=args.seed,
+                test_fraction=args.test_fraction, name=args.name,
                 progress=progress)
     except (ShardsError, OSError) as error:  # OSError: an unwritable output, a vanished input
         raise UserError(str(error)) from None

@@ -20,6 +20,7 @@ from pretrain import __version__
 from pretrain.data.shards.cards import check_expected_counts
 from pretrain.data.shards.encode import X264_PRESETS, ReencodeOptions
 from pretrain.data.shards.errors import ShardsError, StrictModeError
+from pretrain.data.shards.held_out import METHOD as HELD_OUT_METHOD, with_held_out_split
 from pretrain.data.shards.local_pool import run_in_processes
 from pretrain.data.shards.manifest import ERRORS_NAME, MANIFEST_NAME, assemble_manifest
 from pretrain.data.shards.probe import PROBE_MODES
@@ -49,6 +50,9 @@ class BuildOptions:
     labels_from_folders: bool = False
     seed: int = 0
     """Seed of the deterministic shuffle that mixes classes across shards."""
+    test_fraction: float = 0.0
+    """Folder corpora: hold out this fraction of the videos as split 1 `test` (the rest `train`),
+    chosen by a hash of each path, per class when labelled (see held_out.py)."""
 
     def __post_init__(self) -> None:
         checks = [(self.shard_size_mb > 0, f"shard_size_mb={self.shard_size_mb} must be > 0"),
@@ -57,6 +61,7 @@ class BuildOptions:
                   (self.fps is None or self.fps > 0, f"fps={self.fps} must be > 0"),
                   (0 <= self.crf <= 51, f"crf={self.crf} must be in 0..51"),
                   (self.gop_seconds > 0, f"gop_seconds={self.gop_seconds} must be > 0"),
+                  (0 <= self.test_fraction < 1, f"test_fraction={self.test_fraction} must be in [0, 1)"),
                   (self.probe in PROBE_MODES, f"probe={self.probe!r}: choose one of {PROBE_MODES}"),
                   (self.preset in X264_PRESETS, f"preset={self.preset!r}: choose one of {', '.join(X264_PRESETS)}")]
         for ok, message in checks:
@@ -71,8 +76,11 @@ class BuildOptions:
     def content_fields(self) -> dict:
         """Options that change shard bytes (parallelism and strictness do not)."""
         reencode = self.reencode_options()
-        return {"reencode": asdict(reencode) if reencode else None, "probe": self.probe,
-                "shard_size_mb": self.shard_size_mb, "seed": self.seed}
+        fields = {"reencode": asdict(reencode) if reencode else None, "probe": self.probe,
+                  "shard_size_mb": self.shard_size_mb, "seed": self.seed}
+        if self.test_fraction:  # only when set: earlier builds keep their fingerprints
+            fields["held_out"] = {"test_fraction": self.test_fraction, "method": HELD_OUT_METHOD}
+        return fields
 
 
 @dataclass
@@ -228,7 +236,7 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
                  resize_short: Optional[int] = None, fps: Optional[float] = None, crf: int = 23,
                  preset: str = "veryfast", gop_seconds: float = 0.5, reencode: bool = False,
                  probe: str = "full", strict: bool = False, labels_from_folders: bool = False,
-                 seed: int = 0, name: Optional[str] = None,
+                 seed: int = 0, test_fraction: float = 0.0, name: Optional[str] = None,
                  progress: Optional[BuildProgress] = None) -> BuildSummary:
     """Build (or finish building) the shards of `source` ("folder", "ucf101", "hmdb51") found in
     `input_dir` into `output` (directory or fsspec URL). `name` overrides the dataset name recorded
@@ -236,9 +244,10 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
     options = BuildOptions(
         shard_size_mb=shard_size_mb, workers=workers, use_ray=use_ray, ray_address=ray_address,
         resize_short=resize_short, fps=fps, crf=crf, preset=preset, gop_seconds=gop_seconds,
-        reencode=reencode, probe=probe, strict=strict, labels_from_folders=labels_from_folders, seed=seed)
+        reencode=reencode, probe=probe, strict=strict, labels_from_folders=labels_from_folders, seed=seed,
+        test_fraction=test_fraction)
     started = time.perf_counter()
-    listing = list_source(source, input_dir, labels_from_folders)
+    listing = with_held_out_split(list_source(source, input_dir, labels_from_folders), options.test_fraction)
     listing.dataset = name or listing.dataset
     _report_problems(listing, strict)
     if not listing.entries:
