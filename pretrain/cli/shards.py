@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import typing
 
 from pretrain.cli import UserError
+
+if typing.TYPE_CHECKING:
+    from pretrain.data.shards import BuildOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,26 +34,7 @@ def _register_build(commands: argparse._SubParsersAction) -> None:
     build.add_argument("source", choices=("folder", "ucf101", "hmdb51"))
     build.add_argument("input", help="directory the official archives were extracted into")
     build.add_argument("output", help="output directory or fsspec URL (file://, s3://, gs://, memory://)")
-    build.add_argument("--shard-size-mb", type=float, default=256.0, help="target shard size (default 256)")
-    build.add_argument("--workers", type=int, default=1, help="local worker processes (or Ray tasks in flight)")
-    build.add_argument("--ray", action="store_true", help="run shard tasks on a Ray cluster")
-    build.add_argument("--address", default=None, help="Ray address (default: start a local instance)")
-    build.add_argument("--resize-short", type=int, default=None, help="re-encode with this short side")
-    build.add_argument("--fps", type=float, default=None, help="re-encode at this frame rate")
-    build.add_argument("--reencode", action="store_true", help="re-encode to H.264 even without resize/fps")
-    build.add_argument("--crf", type=int, default=23, help="x264 quality, lower is better (default 23)")
-    build.add_argument("--preset", default="veryfast", help="x264 speed/size preset: ultrafast ... veryslow "
-                       "(default veryfast)")
-    build.add_argument("--gop-seconds", type=float, default=0.5, help="keyframe interval when re-encoding")
-    build.add_argument("--probe", choices=("full", "fast"), default="full",
-                       help="full: decode every frame before writing; fast: demux + first frame")
-    build.add_argument("--strict", action="store_true", help="bad videos and split-file problems are fatal")
-    build.add_argument("--labels-from-folders", action="store_true", help="folder: label by first-level subfolder")
-    build.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards")
-    build.add_argument("--test-fraction", type=float, default=0.0,
-                       help="folder: hold out this fraction as split 1 test (by path hash, per class)")
-    build.add_argument("--name", default=None,
-                       help="dataset name recorded in the manifest (default: the source; e.g. kinetics400)")
+    add_option_flags(build)
     build.set_defaults(handler=_build)
 
 
@@ -56,15 +42,9 @@ def _build(args: argparse.Namespace) -> int:
     from pretrain.data.shards import ShardsError, build_shards
 
     try:
+        options = options_from_args(args)  # ShardsError for a value out of range
         with RichBuildProgress() as progress:
-            summary = build_shards(
-                args.source, args.input, args.output, shard_size_mb=args.shard_size_mb,
-                workers=args.workers, use_ray=args.ray, ray_address=args.address,
-                resize_short=args.resize_short, fps=args.fps, reencode=args.reencode, crf=args.crf,
-                preset=args.preset, gop_seconds=args.gop_seconds, probe=args.probe, strict=args.strict,
-                labels_from_folders=args.labels_from_folders, seed=args.seed,
-                test_fraction=args.test_fraction, name=args.name,
-                progress=progress)
+            summary = build_shards(args.source, args.input, args.output, options, progress=progress)
     except (ShardsError, OSError) as error:  # OSError: an unwritable output, a vanished input
         raise UserError(str(error)) from None
     print(f"{summary.dataset}: {summary.videos} videos ({_hours(summary.hours)} of video) in {summary.shards} "
@@ -73,6 +53,46 @@ def _build(args: argparse.Namespace) -> int:
           f"{' (see errors.jsonl)' if summary.skipped or summary.split_problems else ''}; "
           f"{summary.resumed_shards} shard(s) resumed; {summary.seconds:.1f} s, {summary.videos_per_second:.1f} videos/s")
     return 0
+
+
+# Where a flag is not the field's name with dashes, or takes only some values.
+FLAG_NAMES = {"use_ray": "--ray", "ray_address": "--address"}
+FLAG_CHOICES = {"probe": ("full", "fast")}
+
+
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per `BuildOptions` field: name, type and default from the field, help from its
+    docstring. A bool field is a switch (`--no-X` as well when it defaults to true)."""
+    from pretrain.config.reference import field_docstrings
+    from pretrain.data.shards import BuildOptions
+
+    docs, hints = field_docstrings(BuildOptions), typing.get_type_hints(BuildOptions)
+    for option in dataclasses.fields(BuildOptions):
+        flag = FLAG_NAMES.get(option.name, "--" + option.name.replace("_", "-"))
+        kind = _value_type(hints[option.name])
+        help_text = docs.get(option.name, "")
+        if kind is bool:
+            action = argparse.BooleanOptionalAction if option.default else "store_true"
+            parser.add_argument(flag, dest=option.name, action=action, default=option.default, help=help_text)
+            continue
+        shown = f" (default {option.default})" if option.default is not None else ""
+        parser.add_argument(flag, dest=option.name, type=kind, default=option.default,
+                            choices=FLAG_CHOICES.get(option.name), help=help_text + shown)
+
+
+def options_from_args(args: argparse.Namespace) -> "BuildOptions":
+    from pretrain.data.shards import BuildOptions
+
+    return BuildOptions(**{option.name: getattr(args, option.name) for option in dataclasses.fields(BuildOptions)})
+
+
+def _value_type(hint: object) -> type:
+    """`Optional[int]` -> int; a flag parses one plain value (str, int, float) or is a bool switch."""
+    arguments = [a for a in typing.get_args(hint) if a is not type(None)]
+    kind = arguments[0] if typing.get_origin(hint) is typing.Union and len(arguments) == 1 else hint
+    if kind not in (bool, int, float, str):
+        raise TypeError(f"BuildOptions field of type {hint}: teach cli/shards.py add_option_flags to parse it")
+    return kind
 
 
 def _hours(hours: float) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from pretrain.cli import main
 from pretrain.data.generated.corpora import write_folder_tree
-from pretrain.data.shards import ShardsError, build_shards, read_manifest
+from pretrain.data.shards import ShardsError, BuildOptions, build_shards, read_manifest
 
 BAD_NAME = b"clip \xff\xfe.mp4"  # not valid UTF-8
 
@@ -29,7 +29,8 @@ def tree_with_bad_entries(tmp_path_factory) -> Path:
 
 
 def test_bad_directory_entries_are_skipped_and_listed(tree_with_bad_entries, tmp_path):
-    summary = build_shards("folder", str(tree_with_bad_entries), str(tmp_path / "out"), labels_from_folders=True)
+    summary = build_shards("folder", str(tree_with_bad_entries), str(tmp_path / "out"),
+                           BuildOptions(labels_from_folders=True))
     assert (summary.videos, summary.skipped) == (4, 3)
     rows = [json.loads(line) for line in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
     reasons = {row["path"]: row["reason"] for row in rows}
@@ -54,7 +55,8 @@ def test_bad_directory_entries_are_fatal_under_strict(tree_with_bad_entries, tmp
 def small_shards(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("small_shards")
     write_folder_tree(root / "videos", classes=["run", "walk"], videos_per_class=2, suffixes=(".avi",))
-    build_shards("folder", str(root / "videos"), str(root / "out"), shard_size_mb=0.01, labels_from_folders=True)
+    build_shards("folder", str(root / "videos"), str(root / "out"),
+                 BuildOptions(shard_size_mb=0.01, labels_from_folders=True))
     assert len(read_manifest(str(root / "out")).shards) == 4
     return root / "out"
 

@@ -13,7 +13,7 @@ import pytest
 from pretrain.cli import main
 from pretrain.config import ConfigError, load_config
 from pretrain.data.generated.corpora import write_folder_tree
-from pretrain.data.shards import ShardsError, build_shards, read_manifest
+from pretrain.data.shards import ShardsError, BuildOptions, build_shards, read_manifest
 from pretrain.data.shards.held_out import with_held_out_split
 from pretrain.data.shards.inspection import iter_sample_json
 from pretrain.data.shards.sources import Listing
@@ -34,7 +34,7 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def plain_shards(corpus) -> Path:
     out = corpus.parent / "plain"
-    build_shards("folder", str(corpus), str(out), labels_from_folders=True)
+    build_shards("folder", str(corpus), str(out), BuildOptions(labels_from_folders=True))
     return out
 
 
@@ -62,8 +62,8 @@ def test_test_fraction_is_recorded_like_an_official_split(corpus, held_out_shard
     test = sorted(path for path, meta in samples.items() if meta["splits"] == {"1": "test"})
     assert test == sorted(_ranked_first(corpus, name) for name in CLASSES)
     assert all(meta["split"] == meta["splits"]["1"] for meta in samples.values())
-    again = build_shards("folder", str(corpus), str(tmp_path / "again"), labels_from_folders=True,
-                         test_fraction=0.2)
+    again = build_shards("folder", str(corpus), str(tmp_path / "again"),
+                         BuildOptions(labels_from_folders=True, test_fraction=0.2))
     assert again.videos == 10 and read_manifest(str(tmp_path / "again")).splits == manifest.splits
 
 
@@ -79,7 +79,8 @@ def test_a_split_the_manifest_lacks_is_refused_before_training(plain_shards, tmp
     args = [f"data.shards={plain_shards}", f"trainer.output_dir={tmp_path}", "trainer.run_name=ft"]
     assert main(["finetune", "finetune/tiny", *args]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"tubelet: config error: data.eval_split='test': {plain_shards} (folder) has no held-out")
+    assert err.startswith(f"tubelet: config error: data.eval_split='test': {plain_shards} (folder) "
+                          "has no official splits and no held-out split")
     assert "--test-fraction 0.2" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "ft" / "checkpoints").exists()  # refused before any step
     assert main(["config", "show", "finetune/tiny", f"data.shards={plain_shards}"]) == 2

@@ -33,26 +33,47 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BuildOptions:
+    """How `build_shards` builds: the one owner of every build option and its default.
+
+    `tubelet shards build` derives one flag per field (`--shard-size-mb` for `shard_size_mb`; a
+    bool is a switch), its type and default from the annotation, and its help from the docstring
+    below the field (cli/shards.py). A new option is a new field here with a docstring; check its
+    value in `__post_init__`, and add it to `content_fields` if it changes the shards' bytes.
+    """
+
     shard_size_mb: float = 256.0
     """Target shard size in MB (10^6 bytes) of input bytes; a shard holds at least one video."""
     workers: int = 1
+    """Local worker processes (or Ray tasks in flight)."""
     use_ray: bool = False
+    """Run the shard tasks on a Ray cluster."""
     ray_address: Optional[str] = None
+    """Ray address (default: start a local instance)."""
     resize_short: Optional[int] = None
+    """Re-encode with this short side (pixels)."""
     fps: Optional[float] = None
+    """Re-encode at this frame rate."""
     crf: int = 23
+    """x264 quality when re-encoding, lower is better."""
     preset: str = "veryfast"
+    """x264 speed/size preset when re-encoding: ultrafast ... veryslow."""
     gop_seconds: float = 0.5
+    """Keyframe interval (seconds) when re-encoding."""
     reencode: bool = False
     """Re-encode to H.264 MP4 even without resize/fps (implied by either)."""
     probe: str = "full"
+    """full: decode every frame before writing; fast: demux + first frame."""
     strict: bool = False
+    """Bad videos, bad directory entries and split-file problems are fatal."""
     labels_from_folders: bool = False
+    """folder: label each video by its first-level subfolder."""
     seed: int = 0
     """Seed of the deterministic shuffle that mixes classes across shards."""
     test_fraction: float = 0.0
-    """Folder corpora: hold out this fraction of the videos as split 1 `test` (the rest `train`),
-    chosen by a hash of each path, per class when labelled (see held_out.py)."""
+    """folder: hold out this fraction of the videos as split 1 `test` (the rest `train`), chosen by
+    a hash of each path, per class when labelled (datasets/folder.md)."""
+    name: Optional[str] = None
+    """Dataset name recorded in the manifest and samples (default: the source; e.g. kinetics400)."""
 
     def __post_init__(self) -> None:
         checks = [(self.shard_size_mb > 0, f"shard_size_mb={self.shard_size_mb} must be > 0"),
@@ -231,25 +252,14 @@ def _build_missing(store: ShardStore, plans: list[ShardPlan], options: BuildOpti
     return results, len(done)
 
 
-def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: float = 256.0,
-                 workers: int = 1, use_ray: bool = False, ray_address: Optional[str] = None,
-                 resize_short: Optional[int] = None, fps: Optional[float] = None, crf: int = 23,
-                 preset: str = "veryfast", gop_seconds: float = 0.5, reencode: bool = False,
-                 probe: str = "full", strict: bool = False, labels_from_folders: bool = False,
-                 seed: int = 0, test_fraction: float = 0.0, name: Optional[str] = None,
+def build_shards(source: str, input_dir: str, output: str, options: BuildOptions = BuildOptions(),
                  progress: Optional[BuildProgress] = None) -> BuildSummary:
     """Build (or finish building) the shards of `source` ("folder", "ucf101", "hmdb51") found in
-    `input_dir` into `output` (directory or fsspec URL). `name` overrides the dataset name recorded
-    in the manifest and samples (e.g. "kinetics400" for a folder build). See BuildOptions."""
-    options = BuildOptions(
-        shard_size_mb=shard_size_mb, workers=workers, use_ray=use_ray, ray_address=ray_address,
-        resize_short=resize_short, fps=fps, crf=crf, preset=preset, gop_seconds=gop_seconds,
-        reencode=reencode, probe=probe, strict=strict, labels_from_folders=labels_from_folders, seed=seed,
-        test_fraction=test_fraction)
+    `input_dir` into `output` (directory or fsspec URL), as `options` say."""
     started = time.perf_counter()
-    listing = with_held_out_split(list_source(source, input_dir, labels_from_folders), options.test_fraction)
-    listing.dataset = name or listing.dataset
-    _report_problems(listing, strict)
+    listing = with_held_out_split(list_source(source, input_dir, options.labels_from_folders), options.test_fraction)
+    listing.dataset = options.name or listing.dataset
+    _report_problems(listing, options.strict)
     if not listing.entries:
         raise ShardsError(f"{input_dir}: no usable {source} videos found")
     check_expected_counts(listing)
@@ -257,7 +267,7 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
     plans = plan_shards(listing.entries, options, listing.dataset)
     build_fingerprint = hashlib.sha256(json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()).hexdigest()
     _prepare_output(store, build_fingerprint)
-    config = ShardTaskConfig(store.url, listing.dataset, probe, options.reencode_options(), strict)
+    config = ShardTaskConfig(store.url, listing.dataset, options.probe, options.reencode_options(), options.strict)
     results, resumed = _build_missing(store, plans, options, config, progress)
     build = {"source": source, "input": str(input_dir), "fingerprint": build_fingerprint,
              "tool_version": __version__, **options.content_fields()}

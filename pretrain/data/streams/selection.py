@@ -57,8 +57,8 @@ def resolve_selection(name: str, manifest: Manifest, default_split_id: int = 1,
     if not manifest.split_ids:
         if subset == "train" and not match.group(2):
             return Selection(None)
-        raise ConfigError(f"{key}={name!r}: {manifest.location} ({manifest.dataset}) has no held-out or "
-                          f"official splits; {NO_SPLIT_HINT}")
+        raise ConfigError(f"{key}={name!r}: {manifest.location} ({manifest.dataset}) has no official splits "
+                          f"and no held-out split; {NO_SPLIT_HINT}")
     if split_id not in manifest.split_ids:
         raise ConfigError(f"{key}={name!r}: {manifest.location} has splits {manifest.split_ids}, not {split_id!r}")
     return Selection(split_id, subset)
