@@ -127,13 +127,14 @@ class RichBuildProgress:
         self.shards_done, self.total_shards, self.skipped = 0, 0, 0
 
     def __enter__(self) -> "RichBuildProgress":
-        self.progress.start()
-        return self
+        return self  # drawn from `start` on: a build that fails before planning prints only its error
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self.task is not None:
+            self.progress.stop()
 
     def start(self, total_videos: int, total_shards: int) -> None:
+        self.progress.start()
         self.total_shards = total_shards
         self.task = self.progress.add_task("build", total=total_videos, shards=f"0/{total_shards}", skipped=0)
 
