@@ -31,7 +31,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 def _quickstart(args: argparse.Namespace) -> int:
     from pretrain.quickstart import QuickstartPlan, run_quickstart
-    from pretrain.quickstart.report import wandb_runs
+    from pretrain.quickstart.report import wandb_runs, wandb_sync_glob
 
     plan = QuickstartPlan.small() if args.small else QuickstartPlan()
     if args.seeds:
@@ -42,5 +42,5 @@ def _quickstart(args: argparse.Namespace) -> int:
         print(f"{name:>15}: {path}")
     runs = wandb_runs(result)
     if runs:
-        print(f"offline W&B runs: {len(runs)} (upload with `wandb sync {runs[0].parent}/offline-run-*`)")
+        print(f"offline W&B runs: {len(runs)} (upload all with `wandb sync {wandb_sync_glob(result)}`)")
     return 0
