@@ -79,6 +79,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     ckpt, splits, overrides = split_evaluate_args(args.overrides)
     config = load_config(args.recipe, overrides, stage="finetune")
+    config.data.require_shards()
     results = evaluate(config, ckpt, splits, out_dir=args.out, shuffle_frames=args.shuffle_frames)
     if "results_md" in results.files:  # rank zero
         print(results.files["results_md"].read_text())

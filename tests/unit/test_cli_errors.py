@@ -45,6 +45,8 @@ MISTAKES = [
     (["finetune", "tiny", "data.shards={tmp}", "optim.min_lr=0.01"], 2,
      "config error: optim.min_lr=0.01 is above the peak lr 0.00313 (optim.base_lr=0.1 x global batch 8 / 256); "
      "lower optim.min_lr"),
+    (["evaluate", "tiny", "ckpt=x"], 2, "config error: data.shards is required: the folder holding manifest.json "
+                                        "(tubelet shards build)"),
     (["evaluate", "tiny", "ckpt=x", "splits=4"], 2,
      "config error: splits='4' must be a comma-separated list of 1, 2, 3"),
     (["predict", "{tmp}/ckpt", "{tmp}/a.mp4", "--clips", "0"], 1, "error: --clips 0 must be >= 1"),
