@@ -8,8 +8,6 @@ import json
 import sys
 import typing
 
-from pretrain.cli import UserError
-
 if typing.TYPE_CHECKING:
     from pretrain.data.shards import BuildOptions
 
@@ -35,18 +33,22 @@ def _register_build(commands: argparse._SubParsersAction) -> None:
     build.add_argument("input", help="directory the official archives were extracted into")
     build.add_argument("output", help="output directory or fsspec URL (file://, s3://, gs://, memory://)")
     add_option_flags(build)
+    build.add_argument("--ray", action="store_true", help="run the shard tasks on a Ray cluster")
+    build.add_argument("--address", default=None, help="Ray address (default: start a local instance)")
     build.set_defaults(handler=_build)
 
 
 def _build(args: argparse.Namespace) -> int:
-    from pretrain.data.shards import ShardsError, build_shards
+    from pretrain.data.shards import build_shards
 
-    try:
-        options = options_from_args(args)  # ShardsError for a value out of range
-        with RichBuildProgress() as progress:
-            summary = build_shards(args.source, args.input, args.output, options, progress=progress)
-    except (ShardsError, OSError) as error:  # OSError: an unwritable output, a vanished input
-        raise UserError(str(error)) from None
+    options = options_from_args(args)  # ShardsError for a value out of range
+    runner = None
+    if args.ray:  # the Ray part wraps the builder from outside: cli -> distributed -> data
+        from pretrain.distributed.shard_tasks import ray_shard_runner
+
+        runner = ray_shard_runner(args.address, options.workers if options.workers > 1 else None)
+    with RichBuildProgress() as progress:
+        summary = build_shards(args.source, args.input, args.output, options, runner=runner, progress=progress)
     print(f"{summary.dataset}: {summary.videos} videos ({_hours(summary.hours)} of video) in {summary.shards} "
           f"shards, {summary.bytes / 1e6:.1f} MB -> {summary.output}")
     print(f"skipped {summary.skipped} bad video(s), {len(summary.split_problems)} split-file problem(s)"
@@ -55,8 +57,7 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-# Where a flag is not the field's name with dashes, or takes only some values.
-FLAG_NAMES = {"use_ray": "--ray", "ray_address": "--address"}
+# Fields whose flag takes only some values (argparse lists them in the help).
 FLAG_CHOICES = {"probe": ("full", "fast")}
 
 
@@ -68,7 +69,7 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
 
     docs, hints = field_docstrings(BuildOptions), typing.get_type_hints(BuildOptions)
     for option in dataclasses.fields(BuildOptions):
-        flag = FLAG_NAMES.get(option.name, "--" + option.name.replace("_", "-"))
+        flag = "--" + option.name.replace("_", "-")
         kind = _value_type(hints[option.name])
         help_text = docs.get(option.name, "")
         if kind is bool:
@@ -100,12 +101,9 @@ def _hours(hours: float) -> str:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from pretrain.data.shards import ShardsError, inspect_shards
+    from pretrain.data.shards import inspect_shards
 
-    try:
-        report = inspect_shards(args.path)
-    except ShardsError as error:
-        raise UserError(str(error)) from None
+    report = inspect_shards(args.path)
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))
         return _report_unreadable(report.failures)
@@ -133,12 +131,9 @@ def _report_unreadable(failures: list[str]) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from pretrain.data.shards import ShardsError, verify_shards
+    from pretrain.data.shards import verify_shards
 
-    try:
-        report = verify_shards(args.path, decode=not args.no_decode, workers=args.workers)
-    except ShardsError as error:
-        raise UserError(str(error)) from None
+    report = verify_shards(args.path, decode=not args.no_decode, workers=args.workers)
     if report.ok:
         print(f"OK: {report.shards_checked} shards, {report.samples_checked} samples match the manifest"
               f"{'' if args.no_decode else ' and decode'}")
@@ -166,13 +161,14 @@ class RichBuildProgress:
         self.shards_done, self.total_shards, self.skipped = 0, 0, 0
 
     def __enter__(self) -> "RichBuildProgress":
-        self.progress.start()
-        return self
+        return self  # drawn from `start` on: a build that fails before planning prints only its error
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self.task is not None:
+            self.progress.stop()
 
     def start(self, total_videos: int, total_shards: int) -> None:
+        self.progress.start()
         self.total_shards = total_shards
         self.task = self.progress.add_task("build", total=total_videos, shards=f"0/{total_shards}", skipped=0)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import pytorch_lightning as pl
 
-from pretrain.config import ConfigError, RunConfig
+from pretrain.config import RunConfig
 from pretrain.models import build_pretraining_model
 from pretrain.train import checkpoints as ckpt
 from pretrain.train.callbacks import ReconstructionLogger, ThroughputMonitor
@@ -68,9 +68,7 @@ def batches_per_rank_per_epoch(config: RunConfig, world_size: int) -> int:
     from pretrain.data.shards import read_manifest
     from pretrain.data.streams.train_stream import batches_per_rank
 
-    if not config.data.shards:
-        raise ConfigError("data.shards is required: the folder holding manifest.json (tubelet shards build)")
-    manifest = read_manifest(config.data.shards)
+    manifest = read_manifest(config.data.require_shards())
     warning = check_splits(config, manifest, evaluating=config.stage == "finetune")  # before training
     if warning:
         log.warning("%s", warning)
