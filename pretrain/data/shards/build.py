@@ -44,7 +44,7 @@ class BuildOptions:
     shard_size_mb: float = 256.0
     """Target shard size in MB (10^6 bytes) of input bytes; a shard holds at least one video."""
     workers: int = 1
-    """Local worker processes (with a `runner`: the tasks it may run at once)."""
+    """Local worker processes (with --ray / a `runner`: the shard tasks in flight at once)."""
     resize_short: Optional[int] = None
     """Re-encode with this short side (pixels)."""
     fps: Optional[float] = None
