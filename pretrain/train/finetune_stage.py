@@ -10,8 +10,8 @@ from typing import Any
 from pretrain.config import ConfigError, RunConfig
 from pretrain.data.shards import read_manifest
 from pretrain.train.finetune_init import initialise
-from pretrain.train.finetune_module import FinetuneModule, build_finetune_model
-from pretrain.train.run_dir import require_shards
+from pretrain.models import build_finetune_model
+from pretrain.train.finetune_module import FinetuneModule
 from pretrain.train.stage import Stage
 from pretrain.train.stream import StreamData
 
@@ -44,7 +44,7 @@ def finetune_stage(config: RunConfig) -> Stage:
 
 def class_names_of(config: RunConfig) -> list[str]:
     """The manifest's class index (or `finetune.num_classes` generic names for unlabeled shards)."""
-    shards = require_shards(config)
+    shards = config.data.require_shards()
     classes = read_manifest(shards).classes
     wanted = config.finetune.num_classes
     if wanted is not None and classes and wanted != len(classes):

@@ -11,19 +11,12 @@ from pathlib import Path
 from typing import Optional
 
 from pretrain import __version__ as TUBELET_VERSION
-from pretrain.config import ConfigError, RunConfig, config_to_yaml
+from pretrain.config import RunConfig, config_to_yaml
 
 # Run name shared with the processes Lightning launches for the other local ranks.
 RUN_NAME_ENV = "TUBELET_RUN_NAME"
 RUN_CONFIG = "config.yaml"
 RUN_INFO = "run.json"
-
-
-def require_shards(config: RunConfig) -> str:
-    """`data.shards`, or the one message saying it is missing (checked before any work)."""
-    if not config.data.shards:
-        raise ConfigError("data.shards is required: the folder holding manifest.json (tubelet shards build)")
-    return config.data.shards
 
 
 def default_run_name(config: RunConfig) -> str:

@@ -26,7 +26,6 @@ from torch import nn
 
 from pretrain.config import RunConfig
 from pretrain.models.flops import training_flops
-from pretrain.train import checkpoints as ckpt
 from pretrain.train.callbacks import ThroughputMonitor
 from pretrain.train.checkpoint_callback import CheckpointCallback
 from pretrain.train.flops import device_peak_tflops
@@ -34,11 +33,12 @@ from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_z
 from pretrain.train.nan_guard import TrainingDiverged
 from pretrain.train.optim import schedule_for
 from pretrain.train.quiet import quiet_library_noise
-from pretrain.train.run_dir import require_shards, resolve_run_dir, resume_command, save_run_info
+from pretrain.train.run_dir import resolve_run_dir, resume_command, save_run_info
 from pretrain.train.strategy import (Placement, build_strategy, is_deepspeed, resolve_placement,
                                      validate_world_size)
 from pretrain.train.stream import StreamData
 from pretrain.train.trainer import build_trainer
+from pretrain.weights import layout as ckpt
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,13 @@ class Stage:
 def batches_per_rank_per_epoch(config: RunConfig, world_size: int) -> int:
     """From the manifest, before any process starts: fails early on a missing or empty shard set."""
     from pretrain.data.shards import read_manifest
-    from pretrain.data.streams.selection import members_per_shard, resolve_selection
+    from pretrain.data.streams.selection import check_splits, members_per_shard, resolve_selection
     from pretrain.data.streams.train_stream import batches_per_rank
 
-    manifest = read_manifest(require_shards(config))
+    manifest = read_manifest(config.data.require_shards())
+    warning = check_splits(config, manifest, evaluating=config.stage == "finetune")  # before training
+    if warning:
+        log.warning("%s", warning)
     members = members_per_shard(manifest, resolve_selection(config.data.split, manifest, config.finetune.split))
     clips = config.data.epoch_size or sum(count for _, count in members) * config.data.num_sample
     return batches_per_rank(clips, world_size, config.data.batch_size)

@@ -19,6 +19,7 @@ from pytorch_lightning.strategies import Strategy
 
 from pretrain.config import RunConfig
 from pretrain.train.progress import progress_callback
+from pretrain.train.safe_resume import SafeCheckpointIO
 from pretrain.train.strategy import Placement
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def build_trainer(config: RunConfig, placement: Placement, strategy: Union[str, 
         num_nodes=1 if external else placement.num_nodes,
         strategy=strategy,
         precision=placement.precision,
-        plugins=plugins or None,
+        plugins=[*(plugins or []), SafeCheckpointIO()],  # resume loads with weights_only=True
         max_steps=max_steps,
         max_epochs=-1,
         accumulate_grad_batches=config.optim.accumulate_grad_batches,

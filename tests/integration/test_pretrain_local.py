@@ -17,11 +17,12 @@ import pytest
 import torch
 from PIL import Image
 
-from pretrain.models.interop import load_weights
-from pretrain.train import checkpoints as ckpt
+from pretrain.weights import load_weights
+from pretrain.weights import layout as ckpt
 from pretrain.train.entry import run_stage
-from pretrain.train.export import export_checkpoint, load_checkpoint_model
+from pretrain.weights import export_checkpoint, from_pretrained
 from pretrain.train.nan_guard import TrainingDiverged
+from pretrain.train.recon_image import Layout
 from pretrain_runs import build_folder_shards, read_metrics, series, tiny_config
 from wandb_history import history
 
@@ -140,9 +141,11 @@ def test_library_noise_is_silenced(reference_run):
 def test_reconstruction_grid_written(reference):
     recon = reference.run_dir / "reconstructions"
     assert sorted(p.name for p in recon.glob("*.png")) == ["step-00000012.png", "step-00000024.png"]
-    image = np.asarray(Image.open(recon / "step-00000024.png"))
-    assert image.shape == (8 * 64, 3 * 64, 3)  # 8 frames of original | masked | reconstruction
-    masked = image[:, 64:128]
+    image = Image.open(recon / "step-00000024.png").convert("RGB")
+    layout = Layout(frames=8, height=64, width=64)  # 8 frames of original | masked | reconstruction
+    assert image.size == layout.size and layout.scale >= 2
+    masked = np.stack([np.asarray(image.crop(layout.box(slot, 1)))[::layout.scale, ::layout.scale]
+                       for slot in range(8)])  # (8, 64, 64, 3), back to the model's pixels
     assert (masked.reshape(8, 4, 16, 4, 16, 3).max(axis=(2, 4, 5)) == 0).sum() == 8 * int(0.75 * 16)
     assert (recon / "step-00000024.mp4").stat().st_size > 0
 
@@ -165,7 +168,7 @@ def test_resume_follows_the_uninterrupted_trajectory(reference, shards, tmp_path
 def test_export_loads_into_the_model_format(reference, tmp_path):
     out = export_checkpoint(reference.run_dir / "checkpoints" / "last", tmp_path / "export")
     state, model_config = load_weights(out)
-    model, _ = load_checkpoint_model(reference.last_checkpoint)
+    model = from_pretrained(reference.last_checkpoint)
     assert model_config["kind"] == "pretraining" and model_config["dim"] == 64
     assert state.keys() == model.state_dict().keys()
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
@@ -183,7 +186,7 @@ def test_nonfinite_losses_stop_the_run_with_a_checkpoint(shards, tmp_path, caplo
                for record in caplog.records)
     saved = ckpt.latest_valid_checkpoint(tmp_path / "diverges")
     assert saved is not None and saved.meta["reason"] == "nonfinite" and str(saved.path) in str(error.value)
-    model, _ = load_checkpoint_model(saved.path)
+    model = from_pretrained(saved.path)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     skipped = series(tmp_path / "diverges", "train/nonfinite_skipped")
     assert max(skipped.values()) == 3
