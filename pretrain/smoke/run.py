@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from pretrain.smoke.plan import SmokePlan, wandb_mode
+from pretrain.smoke.plan import SmokePlan, backbone_overrides, wandb_mode
 from pretrain.smoke.report import SmokeFailed, SmokeReport
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def check_kernels(plan: SmokePlan, report: SmokeReport) -> None:
     from pretrain.models import build_pretraining_model
     from pretrain.smoke.kernels import fused_sdpa_step, stage_adamw_is_fused, videomae_inputs
 
-    config = load_config("pretrain/tiny")
+    config = load_config("pretrain/tiny", backbone_overrides(plan.backbone))
     model = build_pretraining_model(config.model).cuda()
     error = fused_sdpa_step(model, videomae_inputs(model.spec, 2, config.mask.ratio, torch.device("cuda")))
     report.check("sdpa_fused_kernel", error is None, error or "flash / memory-efficient SDPA ran fwd + bwd")

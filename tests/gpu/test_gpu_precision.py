@@ -64,7 +64,7 @@ def test_bf16_training_curve_tracks_fp32(backbone, exact_fp32, gpu_figures):
             optimizer.step()
             curves[name].append(loss)
     gpu_figures[f"loss_curve/{backbone}"] = curves
-    assert curves["fp32"][-1] < curves["fp32"][0]  # it trains at all
+    assert min(curves["fp32"][1:]) < curves["fp32"][0]  # it trains at all
     for loss32, loss16 in zip(curves["fp32"], curves["bf16"]):
         assert abs(loss16 - loss32) <= CURVE_RTOL * abs(loss32)
 
