@@ -54,3 +54,20 @@ def test_cpu_runs_do_not_pin(motion_shards):
     from pretrain.data.streams.loader import pin_batches
 
     assert pin_batches("gpu") and pin_batches("auto") and not pin_batches("cpu")
+
+
+def test_lightning_moves_batches_to_the_gpu_with_non_blocking_copies(monkeypatch):
+    """The copy a pinned batch needs to be asynchronous is the one Lightning issues."""
+    from lightning_fabric.utilities.apply_func import move_data_to_device
+
+    calls, original = [], torch.Tensor.to
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs.get("non_blocking"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", spy)
+    batch = {"video": _yuv_batch().pin_memory(), "mask": torch.ones(2, 16, dtype=torch.bool).pin_memory(), "key": ["a", "b"]}
+    moved = move_data_to_device(batch, torch.device("cuda"))
+    assert calls == [True, True]
+    assert moved["video"].is_cuda and torch.equal(moved["video"].cpu(), batch["video"])
