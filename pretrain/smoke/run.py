@@ -62,7 +62,7 @@ def _timed(report: SmokeReport, name: str, function, *args):
 def check_kernels(plan: SmokePlan, report: SmokeReport) -> None:
     """On CUDA: fused SDPA for the smoke model's shapes in bf16, and the stages' AdamW is fused."""
     if not plan.on_cuda:
-        for name in ("sdpa_fused_kernel", "adamw_fused"):
+        for name in ("sdpa_fused_kernel", "adamw_fused", "pretrain_fused_attention_only"):
             report.skip(name, "CUDA only")
         return
     import torch

@@ -39,10 +39,24 @@ def clean_environment() -> Iterator[None]:
         os.environ.update(saved)
 
 
+@contextmanager
+def fused_attention_only(on_cuda: bool) -> Iterator[None]:
+    """On CUDA, SDPA limited to flash and memory-efficient attention for a whole stage (a global
+    setting, so the autograd thread obeys it too): any attention needing the math fallback raises."""
+    if not on_cuda:
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
+        yield
+
+
 def run_stage_clean(config: RunConfig):
+    """A stage in this process, its environment restored after; on CUDA with fused attention only."""
     from pretrain.train.entry import run_stage
 
-    with clean_environment():
+    with clean_environment(), fused_attention_only(config.trainer.accelerator == "gpu"):
         return run_stage(config)
 
 

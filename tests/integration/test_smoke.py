@@ -13,7 +13,7 @@ EXPECTED_CHECKS = {
     "resume_reaches_end", "resume_continues_at_step", "resume_loss_equal", "export_matches_checkpoint",
     "resume_weights_equal", "finetune_init_from_export", "finetune_steps", "finetune_test_ran",
     "evaluate_counts_every_test_video", "evaluate_matches_stage_test", "predict_every_video",
-    "predict_matches_evaluate", "wandb_runs_written",
+    "predict_matches_evaluate", "wandb_runs_written", "pretrain_precision",
 }
 
 
@@ -30,7 +30,7 @@ def test_every_check_passes_and_is_recorded(smoke):
     assert report["passed"] is True
     assert set(report["checks"]) == EXPECTED_CHECKS
     assert all(report["checks"].values())
-    assert set(report["info"]["skipped"]) == {"sdpa_fused_kernel", "adamw_fused"}  # CUDA only
+    assert set(report["info"]["skipped"]) == {"sdpa_fused_kernel", "adamw_fused", "pretrain_fused_attention_only"}
     assert report["info"]["precision"] == "32-true" and report["info"]["wandb"] == "offline"
 
 
