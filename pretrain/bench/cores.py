@@ -76,7 +76,7 @@ def recommended_shards(workdir: Path, videos: int = 6, frames: int = 125) -> Pat
     """A textured H.264 640x360 corpus built with the recommended options (short side 320, re-encoded)."""
     from pretrain.bench.data_corpus import CORPORA
     from pretrain.data.generated.synthetic import textured_pan_frames, write_video
-    from pretrain.data.shards import build_shards
+    from pretrain.data.shards import BuildOptions, build_shards
 
     shards = workdir / "shards-320-reencode"
     if (shards / "manifest.json").exists():
@@ -85,7 +85,7 @@ def recommended_shards(workdir: Path, videos: int = 6, frames: int = 125) -> Pat
     for index in range(videos):
         write_video(raw / f"pan_{index:03d}{spec.suffix}", textured_pan_frames(frames, spec.size, spec.speed, seed=index),
                     fps=25, bit_rate=spec.bit_rate, gop=spec.gop)
-    build_shards("folder", str(raw), str(shards), shard_size_mb=64, resize_short=320, reencode=True)
+    build_shards("folder", str(raw), str(shards), BuildOptions(shard_size_mb=64, resize_short=320, reencode=True))
     return shards
 
 

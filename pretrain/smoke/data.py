@@ -26,7 +26,7 @@ class SmokeData:
 
 def prepare_data(out: Path, plan: SmokePlan, report: SmokeReport) -> SmokeData:
     from pretrain.data.generated.motion_dataset import write_motion_dataset
-    from pretrain.data.shards import build_shards, read_manifest, verify_shards
+    from pretrain.data.shards import BuildOptions, build_shards, read_manifest, verify_shards
 
     root, shards = out / "data" / "motion", out / "shards" / "motion"
     groups = tuple(plan.test_groups) + tuple(plan.train_groups)
@@ -35,7 +35,7 @@ def prepare_data(out: Path, plan: SmokePlan, report: SmokeReport) -> SmokeData:
     report.check("videos_written", len(corpus.videos) == expected and all(
         (root / "UCF-101" / v).stat().st_size > 0 for v in corpus.videos),
         f"{len(corpus.videos)} of {expected} videos")
-    build_shards("ucf101", str(root), str(shards), shard_size_mb=1)
+    build_shards("ucf101", str(root), str(shards), BuildOptions(shard_size_mb=1))
     manifest = read_manifest(str(shards))
     report.check("shards_built", manifest.num_samples == expected and len(manifest.classes) == NUM_CLASSES,
                  f"{manifest.num_samples} samples in {len(manifest.shards)} shards, {len(manifest.classes)} classes")

@@ -36,9 +36,9 @@ def exact_fp32():
 def motion_shards(tmp_path_factory) -> Path:
     """The smoke run's labeled motion dataset, small: 4 classes × (1 test + 3 train groups)."""
     from pretrain.data.generated.motion_dataset import write_motion_dataset
-    from pretrain.data.shards import build_shards
+    from pretrain.data.shards import BuildOptions, build_shards
 
     root = tmp_path_factory.mktemp("motion")
     write_motion_dataset(root / "raw", groups=(1, 8, 9, 10), num_frames=20)
-    build_shards("ucf101", str(root / "raw"), str(root / "shards"), shard_size_mb=1)
+    build_shards("ucf101", str(root / "raw"), str(root / "shards"), BuildOptions(shard_size_mb=1))
     return root / "shards"

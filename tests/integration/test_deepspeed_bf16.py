@@ -20,11 +20,11 @@ ZERO2 = ["strategy.name=deepspeed", "strategy.zero_stage=2"]
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     from pretrain.data.generated.motion_dataset import write_motion_dataset
-    from pretrain.data.shards import build_shards
+    from pretrain.data.shards import BuildOptions, build_shards
 
     root = tmp_path_factory.mktemp("motion")
     write_motion_dataset(root / "raw", groups=(1, 8, 9), num_frames=20)
-    build_shards("ucf101", str(root / "raw"), str(root / "shards"), shard_size_mb=1)
+    build_shards("ucf101", str(root / "raw"), str(root / "shards"), BuildOptions(shard_size_mb=1))
     return root / "shards"
 
 
