@@ -5,7 +5,7 @@
 #
 #   1. install the carried wheels into /tmp/site (no index, no deps)
 #   2. tubelet smoke --device cuda                               -> smoke.json, wandb-runs.tar.gz
-#   3. pytest -m gpu tests/gpu tests/unit/test_bench_model.py    -> gpu_figures.json, gpu_tests.xml
+#   3. pytest -m gpu (tests/unit/test_bench_model.py, tests/gpu) -> gpu_figures.json, gpu_tests.xml
 #   4. tubelet bench model --size b --device cuda --dtype bf16   -> bench_model_b.json
 #   5. tubelet bench cores (cores per GPU from step 4's step time) -> bench_cores.txt
 #   6. tubelet bench model ... --compile                          -> bench_model_b_compile.json
@@ -81,7 +81,8 @@ cp "$work/smoke/smoke.json" "$out/" 2>/dev/null
 (cd "$work/smoke/runs" 2>/dev/null && tar czf "$out/wandb-runs.tar.gz" */wandb) 2>/dev/null
 # Only the modules holding gpu tests: the others import Ray (absent there) at collection.
 step gpu-tests "${limits[1]}" env TUBELET_GPU_FIGURES="$out/gpu_figures.json" "$python" -m pytest -m gpu -q \
-  -p no:cacheprovider --junitxml="$out/gpu_tests.xml" --basetemp="$work/pytest" tests/gpu tests/unit/test_bench_model.py
+  -p no:cacheprovider --timeout=150 --junitxml="$out/gpu_tests.xml" --basetemp="$work/pytest" \
+  tests/unit/test_bench_model.py tests/gpu
 step bench-model "${limits[2]}" bash -c 'tubelet bench model "$@" --json > "$0"' "$out/bench_model_b.json" "${bench[@]}"
 step bench-cores "${limits[3]}" bash -c 'tubelet bench cores --from-bench "$0" | tee "$1"' \
   "$out/bench_model_b.json" "$out/bench_cores.txt"
