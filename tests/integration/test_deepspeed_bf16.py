@@ -28,6 +28,20 @@ def shards(tmp_path_factory):
     return root / "shards"
 
 
+@pytest.fixture
+def bf16_on_cpu(monkeypatch):
+    """The placement bf16-mixed on CPU, wherever the stage runner reads it from."""
+    import importlib
+
+    for name in ("pretrain.train.pretrain_stage", "pretrain.train.finetune_stage", "pretrain.train.stage"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "resolve_placement"):
+            monkeypatch.setattr(module, "resolve_placement", lambda config: BF16_ON_CPU)
+
+
 def _overrides(shards, tmp_path, name: str) -> list[str]:
     return [f"data.shards={shards}", f"trainer.output_dir={tmp_path}", f"trainer.run_name={name}",
             "logging.wandb=disabled", "logging.every_steps=1", "trainer.max_steps=2",
@@ -35,10 +49,7 @@ def _overrides(shards, tmp_path, name: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_zero2_bf16_pretraining_steps_and_reconstructs(shards, tmp_path, monkeypatch):
-    import pretrain.train.pretrain_stage as stage
-
-    monkeypatch.setattr(stage, "resolve_placement", lambda config: BF16_ON_CPU)
+def test_zero2_bf16_pretraining_steps_and_reconstructs(shards, tmp_path, bf16_on_cpu):
     result = run_stage(load_config("pretrain/tiny", _overrides(shards, tmp_path, "pre") + [
         "data.split=train", "logging.recon_every_steps=1"]))
     assert result.global_step == 2 and math.isfinite(result.metrics["train/loss"])
@@ -46,10 +57,7 @@ def test_zero2_bf16_pretraining_steps_and_reconstructs(shards, tmp_path, monkeyp
 
 
 @pytest.mark.slow
-def test_zero2_bf16_finetuning_steps_with_mixup(shards, tmp_path, monkeypatch):
-    import pretrain.train.finetune_stage as stage
-
-    monkeypatch.setattr(stage, "resolve_placement", lambda config: BF16_ON_CPU)
+def test_zero2_bf16_finetuning_steps_with_mixup(shards, tmp_path, bf16_on_cpu):
     result = run_stage(load_config("finetune/tiny", _overrides(shards, tmp_path, "ft") + ["finetune.mixup=0.8"]))
     assert result.global_step == 2 and math.isfinite(result.metrics["train/loss"])
     assert 0.0 <= result.metrics["test/top1"] <= 1.0
