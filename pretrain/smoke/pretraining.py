@@ -54,7 +54,7 @@ def check_pretraining(result, plan: SmokePlan, report: SmokeReport) -> None:
     report.check("pretrain_steps", result.global_step == plan.pretrain_steps,
                  f"{result.global_step} of {plan.pretrain_steps} steps")
     report.check("pretrain_loss_finite", all_finite(losses) and len(losses) >= plan.pretrain_steps - 1,
-                 f"{len(losses)} logged losses, first {losses[0][1] if losses else None:.4}")
+                 f"{len(losses)} logged losses" + (f", first {losses[0][1]:.4f}" if losses else ""))
     last = result.last_checkpoint
     meta = json.loads((last / "meta.json").read_text()) if last else {}
     strategy = meta.get("strategy", {}) if isinstance(meta.get("strategy"), dict) else meta
