@@ -88,13 +88,13 @@ def export_and_compare(first, resumed, out: Path, plan: SmokePlan, report: Smoke
     the checkpoint's consolidated weights."""
     from safetensors.torch import load_file
 
-    from pretrain.train.export import consolidated_state_dict, export_checkpoint, find_checkpoint
+    from pretrain.weights import export_checkpoint, load_weights
 
     export_dir, resumed_dir = out / "export" / "pretrain", out / "export" / "pretrain-resumed"
     export_checkpoint(first.last_checkpoint, export_dir)
     export_checkpoint(resumed.last_checkpoint, resumed_dir)
     ours, theirs = load_file(export_dir / "model.safetensors"), load_file(resumed_dir / "model.safetensors")
-    consolidated = consolidated_state_dict(find_checkpoint(first.last_checkpoint))
+    consolidated, _ = load_weights(first.last_checkpoint)
     report.check("export_matches_checkpoint", _same_tensors(ours, consolidated, exact=True),
                  f"{len(ours)} tensors in the export, {len(consolidated)} in the checkpoint")
     worst = max((float((ours[n] - theirs[n]).abs().max()) for n in ours if n in theirs), default=float("inf"))

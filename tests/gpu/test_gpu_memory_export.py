@@ -42,9 +42,8 @@ def test_activation_checkpointing_lowers_peak_memory(gpu_figures):
 
 
 def test_a_gpu_finetuned_export_gives_the_same_logits_on_cpu(motion_shards, tmp_path, exact_fp32):
-    from pretrain.evaluate.checkpoint import load_finetuned
     from pretrain.train.entry import run_stage
-    from pretrain.train.export import export_checkpoint
+    from pretrain.weights import export_checkpoint, load_finetuned
 
     config = load_config("finetune/tiny", gpu_stage_overrides(motion_shards, tmp_path, "finetune") + [
         "trainer.max_steps=4", "trainer.checkpoint_every_steps=4"])

@@ -36,14 +36,12 @@ def test_zero_stage_trains_checkpoints_and_exports(stage, offload, motion_shards
 
 
 def _export_matches_on_cpu(checkpoint, out):
-    from pretrain.models.interop import build_model, load_weights
     from pretrain.smoke.kernels import videomae_inputs
-    from pretrain.train.export import export_checkpoint, load_checkpoint_model
+    from pretrain.weights import export_checkpoint, from_pretrained
 
     export_checkpoint(checkpoint, out)
-    on_gpu, _ = load_checkpoint_model(checkpoint)
-    on_gpu = on_gpu.cuda().eval()
-    on_cpu = build_model(*load_weights(out)).eval()  # the export alone, on the CPU
+    on_gpu = from_pretrained(checkpoint).cuda().eval()
+    on_cpu = from_pretrained(out).eval()  # the export alone, on the CPU
     inputs = videomae_inputs(on_gpu.spec, 2, 0.75, torch.device("cpu"))
     with torch.no_grad():
         cpu_loss = on_cpu(**inputs).loss
