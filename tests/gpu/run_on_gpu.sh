@@ -69,7 +69,7 @@ if [[ $mode == gpu ]]; then
 else
   export DS_ACCELERATOR=cpu
   smoke=(--device cpu --small) bench=(--size tiny --img-size 64 --num-frames 8 --batch 2 --device cpu --reps 2)
-  limits=(300 300 300 60 300)
+  limits=(300 300 300 180 300)
 fi
 "$python" -c 'import torch, pytorch_lightning, deepspeed, webdataset, omegaconf, av, transformers, cv2
 print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name())
