@@ -58,13 +58,14 @@ class FinetuneModule(pl.LightningModule):
             self.model.head.train()
         return self
 
-    def training_step(self, batch: dict, batch_index: int) -> Optional[torch.Tensor]:
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         video, label = self._video(batch), batch["label"]  # (B, C, T, H, W), (B,)
         loss, logits = self._loss(video, label, batch.get("target"))
         size = label.shape[0]
-        if not self.guard.accept(loss, self.trainer):
-            self.log("train/nonfinite_skipped", float(self.guard.total_skipped), rank_zero_only=True)
-            return None  # every rank skips this micro-batch together
+        loss = self.guard.checked(loss, self.trainer)  # every rank skips together
+        self.log("train/nonfinite_skipped", float(self.guard.total_skipped), batch_size=size)
+        if self.guard.skipping:
+            return loss
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/lr", self._head_lr(), batch_size=size)
         if not self._mixed:  # accuracy against hard labels means little on mixed clips
