@@ -47,7 +47,35 @@ def _register_build(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards")
     build.add_argument("--name", default=None,
                        help="dataset name recorded in the manifest (default: the source; e.g. kinetics400)")
+    _register_segments(build)
     build.set_defaults(handler=_build)
+
+
+def _register_segments(build: argparse.ArgumentParser) -> None:
+    group = build.add_argument_group("segments (long videos: one sample per part)")
+    group.add_argument("--segment-seconds", type=float, default=None,
+                       help="cut each video into samples of about S seconds. Without --reencode the packets "
+                       "are copied and every boundary moves to the NEAREST KEYFRAME (segment lengths follow "
+                       "the keyframe grid); with --reencode the cuts are exact")
+    group.add_argument("--min-segment-seconds", type=float, default=None,
+                       help="pieces shorter than M (the tail, short shots) are merged into a neighbour or "
+                       "dropped, see --tail (default: S/2, or 1 s with --scenes alone)")
+    group.add_argument("--tail", choices=("merge", "drop"), default="merge",
+                       help="what happens to pieces shorter than --min-segment-seconds (default merge)")
+    group.add_argument("--scenes", action="store_true",
+                       help="cut at shot changes (with --segment-seconds: long shots are cut further)")
+    group.add_argument("--scene-threshold", type=float, default=15.0,
+                       help="smallest shot-change score: mean absolute difference of consecutive 64-pixel-"
+                       "wide frames, 0-255 (default 15; a cut must also score 3x its neighbours)")
+
+
+def _segment_options(args: argparse.Namespace):
+    if args.segment_seconds is None and not args.scenes:
+        return None
+    from pretrain.data.shards.segments import SegmentOptions
+
+    return SegmentOptions(seconds=args.segment_seconds, min_seconds=args.min_segment_seconds, tail=args.tail,
+                          scenes=args.scenes, scene_threshold=args.scene_threshold)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -61,11 +89,13 @@ def _build(args: argparse.Namespace) -> int:
                 resize_short=args.resize_short, fps=args.fps, reencode=args.reencode, crf=args.crf,
                 preset=args.preset, gop_seconds=args.gop_seconds, probe=args.probe, strict=args.strict,
                 labels_from_folders=args.labels_from_folders, seed=args.seed, name=args.name,
-                progress=progress)
+                segments=_segment_options(args), progress=progress)
     except (ShardsError, OSError) as error:  # OSError: an unwritable output, a vanished input
         raise UserError(str(error)) from None
     print(f"{summary.dataset}: {summary.videos} videos ({_hours(summary.hours)} of video) in {summary.shards} "
           f"shards, {summary.bytes / 1e6:.1f} MB -> {summary.output}")
+    if summary.segments:
+        print(f"segments: {summary.segments} from {summary.source_videos} video(s)")
     print(f"skipped {summary.skipped} bad video(s), {len(summary.split_problems)} split-file problem(s)"
           f"{' (see errors.jsonl)' if summary.skipped or summary.split_problems else ''}; "
           f"{summary.resumed_shards} shard(s) resumed; {summary.seconds:.1f} s, {summary.videos_per_second:.1f} videos/s")

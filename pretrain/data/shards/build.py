@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable, Iterator, Optional, Protocol
 
 from pretrain import __version__
@@ -23,6 +23,7 @@ from pretrain.data.shards.errors import ShardsError, StrictModeError
 from pretrain.data.shards.local_pool import run_in_processes
 from pretrain.data.shards.manifest import ERRORS_NAME, MANIFEST_NAME, assemble_manifest
 from pretrain.data.shards.probe import PROBE_MODES
+from pretrain.data.shards.segments import SegmentOptions, segment_listing
 from pretrain.data.shards.sources import Listing, SplitProblem, VideoEntry, list_source
 from pretrain.data.shards.store import ShardStore
 from pretrain.data.shards.writer import PARTS_DIR, ShardPlan, ShardResult, ShardTaskConfig, load_finished, write_shard
@@ -49,6 +50,8 @@ class BuildOptions:
     labels_from_folders: bool = False
     seed: int = 0
     """Seed of the deterministic shuffle that mixes classes across shards."""
+    segments: Optional[SegmentOptions] = None
+    """Cut each video into segments / shots (see `pretrain.data.shards.segments`); None: whole files."""
 
     def __post_init__(self) -> None:
         checks = [(self.shard_size_mb > 0, f"shard_size_mb={self.shard_size_mb} must be > 0"),
@@ -71,8 +74,11 @@ class BuildOptions:
     def content_fields(self) -> dict:
         """Options that change shard bytes (parallelism and strictness do not)."""
         reencode = self.reencode_options()
-        return {"reencode": asdict(reencode) if reencode else None, "probe": self.probe,
-                "shard_size_mb": self.shard_size_mb, "seed": self.seed}
+        fields = {"reencode": asdict(reencode) if reencode else None, "probe": self.probe,
+                  "shard_size_mb": self.shard_size_mb, "seed": self.seed}
+        if self.segments is not None:
+            fields["segments"] = asdict(self.segments)
+        return fields
 
 
 @dataclass
@@ -88,6 +94,9 @@ class BuildSummary:
     resumed_shards: int
     split_problems: list[str] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
+    segments: int = 0
+    """Samples that are spans of a longer video (0 for whole-file builds)."""
+    source_videos: int = 0
 
     @property
     def videos_per_second(self) -> float:
@@ -120,7 +129,10 @@ def _fingerprint(content: str, entries: list[VideoEntry]) -> str:
     digest = hashlib.sha256(content.encode())
     for entry in entries:
         mtime = _mtime_ns(entry.file)
-        digest.update(json.dumps([entry.path, entry.size, mtime, entry.label, entry.splits], sort_keys=True).encode())
+        identity = [entry.path, entry.size, mtime, entry.label, entry.splits]
+        if entry.span is not None:
+            identity.append(asdict(entry.span))
+        digest.update(json.dumps(identity, sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -184,14 +196,15 @@ def _remove_stale_shards(store: ShardStore, keep: set[str]) -> None:
         log.info("removed %d shard(s) of an earlier build", len(stale))
 
 
-def _write_results(store: ShardStore, listing: Listing, results: list[ShardResult], build: dict) -> list[dict]:
+def _write_results(store: ShardStore, listing: Listing, results: list[ShardResult], build: dict,
+                   planning_rows: list[dict]) -> list[dict]:
     split_rows = [{"kind": "split-file", "file": p.file, "line": p.line, "reason": p.reason}
                   for p in listing.problems]
-    video_rows = [row for r in sorted(results, key=lambda r: r.index) for row in r.errors]
+    video_rows = planning_rows + [row for r in sorted(results, key=lambda r: r.index) for row in r.errors]
     rows = split_rows + sorted(video_rows, key=lambda row: row["path"])
     store.write_bytes(ERRORS_NAME, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode())
     manifest = assemble_manifest(listing.dataset, listing.classes, listing.split_ids, results, build,
-                                 len(split_rows))
+                                 len(split_rows), planning_rows)
     _remove_stale_shards(store, {r.name for r in results if r.count})
     store.write_json(MANIFEST_NAME, manifest.to_json())  # last: its presence means "complete"
     return video_rows
@@ -224,7 +237,7 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
                  resize_short: Optional[int] = None, fps: Optional[float] = None, crf: int = 23,
                  preset: str = "veryfast", gop_seconds: float = 0.5, reencode: bool = False,
                  probe: str = "full", strict: bool = False, labels_from_folders: bool = False,
-                 seed: int = 0, name: Optional[str] = None,
+                 seed: int = 0, name: Optional[str] = None, segments: Optional[SegmentOptions] = None,
                  progress: Optional[BuildProgress] = None) -> BuildSummary:
     """Build (or finish building) the shards of `source` ("folder", "ucf101", "hmdb51") found in
     `input_dir` into `output` (directory or fsspec URL). `name` overrides the dataset name recorded
@@ -232,7 +245,8 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
     options = BuildOptions(
         shard_size_mb=shard_size_mb, workers=workers, use_ray=use_ray, ray_address=ray_address,
         resize_short=resize_short, fps=fps, crf=crf, preset=preset, gop_seconds=gop_seconds,
-        reencode=reencode, probe=probe, strict=strict, labels_from_folders=labels_from_folders, seed=seed)
+        reencode=reencode, probe=probe, strict=strict, labels_from_folders=labels_from_folders, seed=seed,
+        segments=segments)
     started = time.perf_counter()
     listing = list_source(source, input_dir, labels_from_folders)
     listing.dataset = name or listing.dataset
@@ -240,6 +254,12 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
     if not listing.entries:
         raise ShardsError(f"{input_dir}: no usable {source} videos found")
     check_expected_counts(listing)
+    planning_rows: list[dict] = []
+    if options.segments is not None:
+        segments = replace(options.segments, exact=options.reencode_options() is not None)
+        listing, planning_rows = segment_listing(listing, segments, options.workers)
+        if not listing.entries:
+            raise ShardsError(f"{input_dir}: no readable segments in any video")
     store = ShardStore(str(output))
     plans = plan_shards(listing.entries, options, listing.dataset)
     build_fingerprint = hashlib.sha256(json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()).hexdigest()
@@ -248,10 +268,12 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
     results, resumed = _build_missing(store, plans, options, config, progress)
     build = {"source": source, "input": str(input_dir), "fingerprint": build_fingerprint,
              "tool_version": __version__, **options.content_fields()}
-    errors = _write_results(store, listing, results, build)
+    errors = _write_results(store, listing, results, build, planning_rows)
     return BuildSummary(
         output=store.url, dataset=listing.dataset, videos=sum(r.count for r in results),
         skipped=len(errors), shards=sum(1 for r in results if r.count), bytes=sum(r.bytes for r in results),
         hours=sum(m["duration"] for r in results for m in r.samples) / 3600,
         seconds=time.perf_counter() - started, resumed_shards=resumed,
-        split_problems=[p.describe() for p in listing.problems], errors=errors)
+        split_problems=[p.describe() for p in listing.problems], errors=errors,
+        segments=sum(1 for r in results for m in r.samples if "parent" in m),
+        source_videos=len({m.get("parent", m["path"]) for r in results for m in r.samples}))

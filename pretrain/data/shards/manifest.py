@@ -53,7 +53,7 @@ import posixpath
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 from pretrain import __version__
 from pretrain.data.shards.errors import ShardsError
@@ -187,8 +187,18 @@ def split_summary(samples: Iterable[tuple[str, dict]], split_ids: Iterable[str])
     return splits, class_counts
 
 
+def span_totals(samples: list[dict], error_rows: list[dict]) -> dict:
+    """Videos, segments and hours of a segmented build (spans: samples with a `parent`)."""
+    spans = [m for m in samples if "parent" in m]
+    if not spans and not any("start" in row for row in error_rows):
+        return {}
+    return {"videos": len({m.get("parent", m["path"]) for m in samples}), "segments": len(spans),
+            "hours": round(sum(m["duration"] for m in samples) / 3600, 6),
+            "skipped_segments": sum(1 for row in error_rows if "start" in row)}
+
+
 def assemble_manifest(dataset: str, classes: list[str], split_ids: Iterable[str], results: list,
-                      build: dict, split_problems: int) -> Manifest:
+                      build: dict, split_problems: int, planning_errors: Sequence[dict] = ()) -> Manifest:
     """The manifest of a finished build from its shard results (ordered by shard index)."""
     results = sorted(results, key=lambda r: r.index)
     shards = [ShardRecord(r.name, r.count, r.bytes, r.sha256) for r in results if r.count]
@@ -203,6 +213,9 @@ def assemble_manifest(dataset: str, classes: list[str], split_ids: Iterable[str]
         "skipped_videos": sum(len(r.errors) for r in results),
         "split_problems": split_problems,
     }
+    error_rows = [*planning_errors, *(row for r in results for row in r.errors)]
+    totals["skipped_videos"] += len(planning_errors)
+    totals.update(span_totals([m for _, m in samples], error_rows))
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return Manifest(dataset=dataset, classes=list(classes), shards=shards, totals=totals, splits=splits,
                     split_ids=list(split_ids), class_counts=class_counts, build=build, created=created)

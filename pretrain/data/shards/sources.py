@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Optional
 
 from pretrain.data.shards.errors import LayoutError
 from pretrain.data.shards.keys import key_for_path
+from pretrain.data.shards.spans import Span, span_key
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,12 @@ class VideoEntry:
     class_name: Optional[str] = None
     splits: dict = field(default_factory=dict)
     """Official split id -> "train" / "test" / "unused"; empty for folder corpora."""
+    span: Optional[Span] = None
+    """A part of the video (segment, shot, annotation) that is its own sample; None: the whole file."""
 
     @property
     def key(self) -> str:
-        return key_for_path(self.path)
+        return span_key(self.path, self.span) if self.span else key_for_path(self.path)
 
     @property
     def split(self) -> str:
