@@ -123,3 +123,30 @@ def test_shot_changes_are_found_at_their_exact_frame(film, tmp_path):
     shots = [0, *video.cuts]
     assert set(shots) <= set(starts)  # every shot starts a sample; long shots are cut every 80 frames
     assert sorted(set(starts) - set(shots)) == [s + 80 for s, n in zip(shots, SHOTS) if n > 80]
+
+
+def test_segments_stream_like_videos(film, tmp_path):
+    from pretrain.config import load_config
+    from pretrain.data.streams.pretrain_stream import build_pretrain_loader
+
+    root, _ = film
+    build_shards("folder", str(root / "raw"), str(tmp_path), shard_size_mb=0.05, segments=SegmentOptions(seconds=20))
+    config = load_config("pretrain/tiny", ["stage=pretrain", f"data.shards={tmp_path}", "data.split=all",
+                                           "data.batch_size=3", "data.shuffle_buffer=1"])
+    batches = list(build_pretrain_loader(config, rank=0, world_size=1))
+    keys = [key for batch in batches for key in batch["key"]]
+    assert sorted(keys) == sorted(r["key"] for r in samples(tmp_path)) and len(keys) == 9  # each segment once
+    assert batches[0]["video"].shape == (3, 8, 96, 64)  # YUV 4:2:0 clips of 8 frames, 64 px
+
+
+def test_cli_build_with_segments_says_where_cuts_go(film, tmp_path, capsys):
+    root, _ = film
+    assert main(["shards", "build", "folder", str(root / "raw"), str(tmp_path), "--segment-seconds", "30",
+                 "--tail", "drop", "--min-segment-seconds", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "segments: 6 from 1 video(s)" in out  # 6 x 30 s; the 2.5 s tail dropped
+    with pytest.raises(SystemExit):
+        main(["shards", "build", "--help"])
+    assert "NEAREST KEYFRAME" in capsys.readouterr().out
+    assert main(["shards", "build", "folder", str(root / "raw"), str(tmp_path / "x"), "--segment-seconds", "-1"]) == 1
+    assert "--segment-seconds=-1.0 must be > 0" in capsys.readouterr().err
