@@ -25,8 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_build(commands: argparse._SubParsersAction) -> None:
-    build = commands.add_parser("build", help="build shards from folder / UCF101 / HMDB51 (resumable)")
-    build.add_argument("source", choices=("folder", "ucf101", "hmdb51"))
+    build = commands.add_parser("build", help="build shards from folder / UCF101 / HMDB51 / annotation lists "
+                                "(resumable)")
+    build.add_argument("source", choices=("folder", "ucf101", "hmdb51", "kinetics", "annotations"),
+                       help="kinetics / annotations: labelled spans of --annotations CSVs over INPUT's videos")
     build.add_argument("input", help="directory the official archives were extracted into")
     build.add_argument("output", help="output directory or fsspec URL (file://, s3://, gs://, memory://)")
     build.add_argument("--shard-size-mb", type=float, default=256.0, help="target shard size (default 256)")
@@ -47,6 +49,11 @@ def _register_build(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards")
     build.add_argument("--name", default=None,
                        help="dataset name recorded in the manifest (default: the source; e.g. kinetics400)")
+    build.add_argument("--annotations", action="append", default=[], metavar="CSV",
+                       help="kinetics: official CSV (label,youtube_id,time_start,time_end,split), matching "
+                       "<id>_<start:06d>_<end:06d>.* clips or full-length <id>.* videos; annotations: CSV with "
+                       "video,start,end,label[,split]. Spans of full-length videos are cut exactly (re-encoded). "
+                       "Repeat for several lists; missing videos are listed, not fatal")
     _register_segments(build)
     build.set_defaults(handler=_build)
 
@@ -89,7 +96,7 @@ def _build(args: argparse.Namespace) -> int:
                 resize_short=args.resize_short, fps=args.fps, reencode=args.reencode, crf=args.crf,
                 preset=args.preset, gop_seconds=args.gop_seconds, probe=args.probe, strict=args.strict,
                 labels_from_folders=args.labels_from_folders, seed=args.seed, name=args.name,
-                segments=_segment_options(args), progress=progress)
+                segments=_segment_options(args), annotations=args.annotations, progress=progress)
     except (ShardsError, OSError) as error:  # OSError: an unwritable output, a vanished input
         raise UserError(str(error)) from None
     print(f"{summary.dataset}: {summary.videos} videos ({_hours(summary.hours)} of video) in {summary.shards} "

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Iterable, Iterator, Optional, Protocol
+from typing import Callable, Iterable, Iterator, Optional, Protocol, Sequence
 
 from pretrain import __version__
 from pretrain.data.shards.cards import check_expected_counts
@@ -238,7 +238,7 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
                  preset: str = "veryfast", gop_seconds: float = 0.5, reencode: bool = False,
                  probe: str = "full", strict: bool = False, labels_from_folders: bool = False,
                  seed: int = 0, name: Optional[str] = None, segments: Optional[SegmentOptions] = None,
-                 progress: Optional[BuildProgress] = None) -> BuildSummary:
+                 annotations: Sequence[str] = (), progress: Optional[BuildProgress] = None) -> BuildSummary:
     """Build (or finish building) the shards of `source` ("folder", "ucf101", "hmdb51") found in
     `input_dir` into `output` (directory or fsspec URL). `name` overrides the dataset name recorded
     in the manifest and samples (e.g. "kinetics400" for a folder build). See BuildOptions."""
@@ -248,13 +248,15 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
         reencode=reencode, probe=probe, strict=strict, labels_from_folders=labels_from_folders, seed=seed,
         segments=segments)
     started = time.perf_counter()
-    listing = list_source(source, input_dir, labels_from_folders)
+    listing = list_source(source, input_dir, labels_from_folders, annotations)
     listing.dataset = name or listing.dataset
     _report_problems(listing, strict)
     if not listing.entries:
         raise ShardsError(f"{input_dir}: no usable {source} videos found")
     check_expected_counts(listing)
     planning_rows: list[dict] = []
+    if options.segments is not None and any(entry.span for entry in listing.entries):
+        raise ShardsError(f"{source}: annotated spans are samples already; --segment-seconds/--scenes cut whole videos")
     if options.segments is not None:
         segments = replace(options.segments, exact=options.reencode_options() is not None)
         listing, planning_rows = segment_listing(listing, segments, options.workers)
@@ -267,6 +269,7 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
     config = ShardTaskConfig(store.url, listing.dataset, probe, options.reencode_options(), strict)
     results, resumed = _build_missing(store, plans, options, config, progress)
     build = {"source": source, "input": str(input_dir), "fingerprint": build_fingerprint,
+             **({"annotations": [str(a) for a in annotations]} if annotations else {}),
              "tool_version": __version__, **options.content_fields()}
     errors = _write_results(store, listing, results, build, planning_rows)
     return BuildSummary(

@@ -24,6 +24,11 @@ Sample (one per source video; tar members `<key>.<ext>` and `<key>.json`):
     splits      {"1": "train"|"test"|"unused", "2": ..., "3": ...}; {} for folder corpora
     ext         extension of the video member
     original    {codec, width, height, fps, num_frames, duration} of the input, only if re-encoded
+    Span samples (`--segment-seconds`, `--scenes`, annotation lists) add: parent (= path, the
+    source video), start / end (seconds in the parent), segment (number within the parent, or the
+    annotation row), cut ("keyframe": packets copied from a keyframe; "exact": re-encoded),
+    span_kind ("segment", "scene", "annotation"). Their key is `key_for_path(parent)` +
+    `_s<start ms:09d>-<end ms:09d>` (`pretrain.data.shards.spans`); fps/num_frames/duration are the span's.
 
 Splits: every video is stored ONCE. The three official splits are memberships, not copies: a loader
 for split N selects samples with `json["splits"][str(N)] == "train"` (or "test"). Storing the corpus
@@ -38,7 +43,8 @@ Split names used by configs (`data.split`, `data.eval_split`): "train"/"test" me
 
 Manifest (`manifest.json`, `Manifest` below): format/format_version, dataset, classes (ordered list,
 index = label), num_classes, split_ids, shards [{name, count, bytes, sha256}], totals {samples,
-bytes, duration_s, input_videos, skipped_videos, split_problems}, splits {id: {"train": n, "test": n,
+bytes, duration_s, input_videos, skipped_videos, split_problems; segmented builds also videos, segments,
+hours, skipped_segments}, splits {id: {"train": n, "test": n,
 "unused": n, "shards": {"train": {shard: n}, "test": {shard: n}}}}, class_counts {"all": {class: n},
 id: {"train": {class: n}, "test": {class: n}}}, errors_file, build (options, fingerprint),
 tool_version, created, storage (the disk-cost note above).

@@ -13,7 +13,7 @@ import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 from pretrain.data.shards.errors import LayoutError
 from pretrain.data.shards.keys import key_for_path
@@ -125,8 +125,12 @@ def list_folder(input_dir: str | Path, labels_from_folders: bool = False,
     return Listing(dataset, classes, entries, problems)
 
 
-def list_source(source: str, input_dir: str | Path, labels_from_folders: bool = False) -> Listing:
-    """Dispatch on the source name: folder, ucf101, hmdb51."""
+SOURCES = ("folder", "ucf101", "hmdb51", "kinetics", "annotations")
+
+
+def list_source(source: str, input_dir: str | Path, labels_from_folders: bool = False,
+                annotations: Sequence[str] = ()) -> Listing:
+    """Dispatch on the source name: folder, ucf101, hmdb51, kinetics / annotations (span lists)."""
     # Imported here: those modules build on the types above (a top-level import would be circular).
     from pretrain.data.shards.hmdb51 import list_hmdb51
     from pretrain.data.shards.ucf101 import list_ucf101
@@ -137,7 +141,11 @@ def list_source(source: str, input_dir: str | Path, labels_from_folders: bool = 
         return list_ucf101(input_dir)
     if source == "hmdb51":
         return list_hmdb51(input_dir)
-    raise LayoutError(f"unknown source {source!r}; choose folder, ucf101 or hmdb51")
+    if source in ("kinetics", "annotations"):
+        from pretrain.data.shards.annotations import list_annotations
+
+        return list_annotations(input_dir, annotations, kinetics=source == "kinetics")
+    raise LayoutError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
 
 
 def existing_dir(path: str | Path) -> Path:
