@@ -16,6 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     inspect = commands.add_parser("inspect", help="counts per split and class, duration, resolution/fps/codec")
     inspect.add_argument("path", help="shard directory or fsspec URL (holding manifest.json)")
     inspect.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    inspect.add_argument("--contact-sheet", default=None, metavar="FILE.png",
+                         help="also write a grid of one keyframe per sample, a row per class")
+    inspect.add_argument("--per-class", type=int, default=4, help="samples per class on the contact sheet (default 4)")
     inspect.set_defaults(handler=_inspect)
     verify = commands.add_parser("verify", help="check shards against the manifest and decode every sample")
     verify.add_argument("path", help="shard directory or fsspec URL (holding manifest.json)")
@@ -118,6 +121,11 @@ def _inspect(args: argparse.Namespace) -> int:
 
     try:
         report = inspect_shards(args.path)
+        if args.contact_sheet:
+            from pretrain.data.shards.contact_sheet import write_contact_sheet
+
+            shown = write_contact_sheet(args.path, args.contact_sheet, args.per_class)
+            print(f"contact sheet: {shown} keyframes -> {args.contact_sheet}", file=sys.stderr)
     except ShardsError as error:
         raise UserError(str(error)) from None
     if args.json:
