@@ -18,7 +18,7 @@ from pretrain.errors import ConfigError, TubeletError, UserError
 
 # Modules under pretrain/cli/ that each define `register(subparsers)`.
 COMMAND_MODULES = ("quickstart", "config_cmd", "convert", "shards", "bench", "stages", "finetune", "submit",
-                   "keyframes")
+                   "keyframes", "features")
 
 
 def build_parser() -> argparse.ArgumentParser:

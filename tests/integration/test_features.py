@@ -1,0 +1,73 @@
+"""`tubelet features`: saved features are the classifier's pooled features on the evaluation views
+(its head on them gives evaluation's logits); resumable; a linear classifier fitted on saved
+features matches `finetune.mode=linear_probe`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from finetune_runs import OneThread, motion_shards
+from safetensors.torch import load_file
+
+from pretrain.cli import main
+from pretrain.config import config_to_dict, load_config
+from pretrain.data.streams.eval_stream import build_eval_loader
+from pretrain.evaluate.features import FeatureJob, extract_features, load_features
+from pretrain.evaluate.views import score_batch
+from pretrain.models.interop import save_export
+from pretrain.train.finetune_module import build_finetune_model
+
+CLASSES = ("MoveUpSlow", "MoveDownSlow", "MoveUpFast")
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    root = tmp_path_factory.mktemp("features")
+    shards = motion_shards(root, CLASSES, groups=(1, 8), shard_size_mb=0.01)  # 6 videos, several shards
+    config = load_config("finetune/tiny", [f"data.shards={shards}"], stage="finetune")
+    torch.manual_seed(0)
+    model = build_finetune_model(config, num_classes=3)
+    with torch.no_grad():  # a full-scale head so that logits differ visibly
+        model.head.weight.normal_()
+    save_export(model, config_to_dict(config), root / "export", class_names=list(CLASSES))
+    return root, shards, config, model.eval()
+
+
+def test_features_are_the_classifiers_pooled_features_on_the_eval_views(classifier, tmp_path):
+    root, shards, config, model = classifier
+    with OneThread():
+        summary = extract_features(FeatureJob(str(root / "export"), str(shards), str(tmp_path), config))
+        expected = {}
+        for batch in build_eval_loader(config, rank=0, world_size=1, split="all"):
+            views = score_batch(model, batch)
+            for index, key in enumerate(views.keys):
+                expected.setdefault(key, []).append(views.logits[0][index])
+    assert (summary.samples, summary.views, summary.dim) == (6, 2, 64)  # tiny recipe: 2 clips x 1 crop
+    rows, features = load_features(tmp_path)
+    assert sorted(r["key"] for r in rows) == sorted(expected)
+    for row, feature in zip(rows, features):
+        views = load_file(str(tmp_path / row["file"]))["view_features"][row["row"]]  # (V, D)
+        assert torch.allclose(feature, views.mean(0))
+        logits = model.head(views)  # the classifier's head on the saved features = evaluation's logits
+        assert torch.allclose(logits, torch.stack(expected[row["key"]]), atol=1e-5)
+        assert row["class"] == CLASSES[row["label"]] and row["path"].startswith(row["class"] + "/")
+
+
+def test_features_command_resumes_without_repeating_a_shard(classifier, tmp_path, capsys):
+    root, shards, _, _ = classifier
+    command = ["features", str(root / "export"), str(shards), "--out", str(tmp_path), "--recipe", "finetune/tiny"]
+    with OneThread():
+        assert main(command) == 0
+        first = capsys.readouterr().out
+        parts = sorted((tmp_path / "_parts").glob("*.json"))
+        before = {p.name: p.stat().st_mtime_ns for p in parts}
+        parts[0].unlink()  # as if killed before that shard's part was written
+        assert main(command) == 0
+    assert f"from {len(parts)} shard(s) (0 resumed)" in first
+    assert f"({len(parts) - 1} resumed)" in capsys.readouterr().out
+    after = {p.name: p.stat().st_mtime_ns for p in sorted((tmp_path / "_parts").glob("*.json"))}
+    assert [name for name in after if after[name] != before.get(name)] == [parts[0].name]  # only it redone
+    index = [json.loads(line) for line in (tmp_path / "index.jsonl").read_text().splitlines()]
+    assert len(index) == len({r["key"] for r in index}) == 6
