@@ -71,3 +71,64 @@ def test_features_command_resumes_without_repeating_a_shard(classifier, tmp_path
     assert [name for name in after if after[name] != before.get(name)] == [parts[0].name]  # only it redone
     index = [json.loads(line) for line in (tmp_path / "index.jsonl").read_text().splitlines()]
     assert len(index) == len({r["key"] for r in index}) == 6
+
+
+def _tinted_frames(class_index: int, seed: int):
+    """Classes told apart by colour, videos by noise and a moving square: random encoder features
+    separate them, so probe and feature classifier have something to agree on."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    tint = np.array([[200, 60, 60], [60, 200, 60], [60, 60, 200], [200, 200, 60]][class_index])
+    frames = (tint + rng.integers(-50, 51, size=(24, 64, 64, 3))).clip(0, 255).astype(np.uint8)
+    y, x = rng.integers(0, 48, size=2)
+    for t in range(24):
+        frames[t, y : y + 16, (x + t) % 48 : (x + t) % 48 + 16] = 255
+    return frames
+
+
+def _fit_linear(train: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.nn.Module:
+    """Standardize (BatchNorm without affine, as the probe) + a linear layer, full-batch L-BFGS."""
+    torch.manual_seed(0)
+    mean, std = train.mean(0), train.std(0) + 1e-6
+    linear = torch.nn.Linear(train.shape[1], classes)
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=200)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(linear((train - mean) / std), labels) + 1e-3 * linear.weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return lambda x: linear((x - mean) / std)
+
+
+def test_linear_classifier_on_saved_features_matches_the_linear_probe(tmp_path):
+    from finetune_runs import short_finetune
+
+    from pretrain.data.generated.corpora import write_ucf101_tree
+    from pretrain.data.shards import build_shards
+    from pretrain.models import build_pretraining_model
+
+    names = ["Archery", "Basketball", "Bowling", "Diving"]
+    write_ucf101_tree(tmp_path / "raw", classes=names, groups=(1, 2, 8, 9, 10, 22), frames=_tinted_frames)
+    shards = tmp_path / "shards"
+    build_shards("ucf101", str(tmp_path / "raw"), str(shards), shard_size_mb=0.05)  # 16 train / 8 test videos
+    torch.manual_seed(3)
+    save_export(build_pretraining_model(load_config("pretrain/tiny", stage="pretrain").model), None, tmp_path / "export")
+    probe = short_finetune(shards, tmp_path / "runs", "probe", "finetune.mode=linear_probe",
+                           f"finetune.init={tmp_path / 'export'}", "trainer.max_steps=60",
+                           "trainer.checkpoint_every_steps=60", "optim.epochs=30", "optim.base_lr=2.0")
+    config = load_config("finetune/tiny", [f"data.shards={shards}"], stage="finetune")
+    with OneThread():
+        for split in ("train", "test"):
+            extract_features(FeatureJob(str(tmp_path / "export"), str(shards), str(tmp_path / split), config, split))
+    (train_rows, train), (test_rows, test) = load_features(tmp_path / "train"), load_features(tmp_path / "test")
+    classify = _fit_linear(train, torch.tensor([r["label"] for r in train_rows]), len(names))
+    predicted = classify(test).argmax(1)
+    accuracy = (predicted == torch.tensor([r["label"] for r in test_rows])).float().mean().item()
+    # 8 test videos: one video is 0.125 of top-1, the noise this comparison allows.
+    assert probe.metrics["test/num_videos"] == len(test_rows) == 8
+    assert abs(accuracy - probe.metrics["test/top1"]) <= 0.125 + 1e-6, (accuracy, probe.metrics["test/top1"])
+    assert accuracy >= 0.75
