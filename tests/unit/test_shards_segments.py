@@ -150,3 +150,14 @@ def test_cli_build_with_segments_says_where_cuts_go(film, tmp_path, capsys):
     assert "NEAREST KEYFRAME" in capsys.readouterr().out
     assert main(["shards", "build", "folder", str(root / "raw"), str(tmp_path / "x"), "--segment-seconds", "-1"]) == 1
     assert "--segment-seconds=-1.0 must be > 0" in capsys.readouterr().err
+
+
+def test_bench_long_video_reports_hours_per_minute(tmp_path, capsys):
+    assert main(["bench", "shards", str(tmp_path / "long"), "--long-video", "0.2", "--workers", "1", "--json"]) == 0
+    rows = {row["mode"]: row for row in json.loads(capsys.readouterr().out)["rows"]}
+    copy = rows["segments, stream copy"]
+    # 12 s: one 10 s segment, the 2 s tail (< 5 s) merged into it
+    assert copy["samples"] == 1 and copy["video_hours"] == pytest.approx(12 / 3600, abs=1e-4)
+    assert rows["segments, re-encode"]["samples"] == 1 and all(r["hours_per_minute"] > 0 for r in rows.values())
+    (detection,) = [mode for mode in rows if mode.startswith("shot detection only")]
+    assert detection.endswith("cuts exact)")
