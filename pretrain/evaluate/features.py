@@ -225,8 +225,12 @@ def _run_units(todo: list[FeatureUnit], job: FeatureJob, devices: list[str],
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    from pretrain.data.shards.local_pool import pool_context
+
+    # CUDA cannot be used in a forked child: spawn for GPUs, fork (no re-import) for CPU processes.
+    context = multiprocessing.get_context("spawn") if any(d.startswith("cuda") for d in devices) else pool_context()
     shares = [(device, todo[i :: len(devices)]) for i, device in enumerate(devices) if todo[i :: len(devices)]]
-    with ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(len(shares), mp_context=context) as pool:
         futures = [pool.submit(_device_worker, device, units, job) for device, units in shares]
         return [part for future in futures for part in future.result()]
 

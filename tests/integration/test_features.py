@@ -55,6 +55,18 @@ def test_features_are_the_classifiers_pooled_features_on_the_eval_views(classifi
         assert row["class"] == CLASSES[row["label"]] and row["path"].startswith(row["class"] + "/")
 
 
+def test_two_device_processes_give_the_same_features(classifier, tmp_path):
+    root, shards, config, _ = classifier
+    with OneThread():
+        extract_features(FeatureJob(str(root / "export"), str(shards), str(tmp_path / "one"), config), devices=["cpu"])
+        two = extract_features(FeatureJob(str(root / "export"), str(shards), str(tmp_path / "two"), config),
+                               devices=["cpu", "cpu"])  # one spawned process per device, shards dealt out
+    assert two.units > 1
+    (rows_one, one), (rows_two, other) = load_features(tmp_path / "one"), load_features(tmp_path / "two")
+    assert [r["key"] for r in rows_one] == [r["key"] for r in rows_two]
+    assert torch.allclose(one, other, atol=1e-6)
+
+
 def test_features_command_resumes_without_repeating_a_shard(classifier, tmp_path, capsys):
     root, shards, _, _ = classifier
     command = ["features", str(root / "export"), str(shards), "--out", str(tmp_path), "--recipe", "finetune/tiny"]
