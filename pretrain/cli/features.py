@@ -60,11 +60,10 @@ def _features(args: argparse.Namespace) -> int:
         raise UserError(f"{source}: no such shard directory or video")
     config = load_config(args.recipe, list(args.overrides), stage="finetune")
     runner = None
-    if args.ray:
-        from pretrain.distributed.shard_tasks import run_shard_tasks
+    if args.ray:  # the Ray part wraps the extraction from outside: cli -> distributed
+        from pretrain.distributed.shard_tasks import ray_shard_runner
 
-        def runner(task, units, job):
-            return run_shard_tasks(task, units, job, args.address)
+        runner = ray_shard_runner(args.address)
     try:
         shards = _shards_of(source, out, args.segment_seconds)
         job = FeatureJob(str(args.ckpt), shards, str(out), config, args.split, args.tokens)
