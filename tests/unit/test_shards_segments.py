@@ -161,3 +161,14 @@ def test_bench_long_video_reports_hours_per_minute(tmp_path, capsys):
     assert rows["segments, re-encode"]["samples"] == 1 and all(r["hours_per_minute"] > 0 for r in rows.values())
     (detection,) = [mode for mode in rows if mode.startswith("shot detection only")]
     assert detection.endswith("cuts exact)")
+
+
+def test_a_rerun_reuses_each_videos_scan(film, tmp_path, monkeypatch):
+    import pretrain.data.shards.segments as segments
+
+    root, _ = film
+    options = SegmentOptions(seconds=10, scenes=True)
+    first = build_shards("folder", str(root / "raw"), str(tmp_path), segments=options)
+    monkeypatch.setattr(segments, "segment_video", lambda *a: pytest.fail("scanned again"))
+    again = build_shards("folder", str(root / "raw"), str(tmp_path), segments=options)
+    assert again.segments == first.segments and again.resumed_shards == again.shards

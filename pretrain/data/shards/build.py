@@ -256,15 +256,11 @@ elsewhere (a Ray cluster: `pretrain.distributed.shard_tasks.ray_shard_runner`). 
     if not listing.entries:
         raise ShardsError(f"{input_dir}: no usable {source} videos found")
     check_expected_counts(listing)
-    planning_rows: list[dict] = []
-    if options.segments is not None and any(entry.span for entry in listing.entries):
-        raise ShardsError(f"{source}: annotated spans are samples already; --segment-seconds/--scenes cut whole videos")
-    if options.segments is not None:
-        segments = replace(options.segments, exact=options.reencode_options() is not None)
-        listing, planning_rows = segment_listing(listing, segments, options.workers)
-        if not listing.entries:
-            raise ShardsError(f"{input_dir}: no readable segments in any video")
     store = ShardStore(str(output))
+    planning_rows: list[dict] = []
+    if options.segments is not None:  # long videos: every segment becomes an entry of its own
+        segments = replace(options.segments, exact=options.reencode_options() is not None)
+        listing, planning_rows = segment_listing(listing, segments, options.workers, store)
     plans = plan_shards(listing.entries, options, listing.dataset)
     build_fingerprint = hashlib.sha256(json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()).hexdigest()
     _prepare_output(store, build_fingerprint)

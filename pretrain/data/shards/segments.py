@@ -23,17 +23,21 @@ timeline there: the readable part is segmented and the rest is recorded as one s
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+import os
+from dataclasses import asdict, dataclass, field, replace
 from typing import Optional, Sequence
 
 import av
 
 from pretrain.data.shards.errors import ShardsError
+from pretrain.data.shards.keys import key_for_path
 from pretrain.data.shards.probe import ProbeError, stream_rate
 from pretrain.data.shards.sources import Listing, VideoEntry
 from pretrain.data.shards.spans import TAILS, Span
 
 log = logging.getLogger(__name__)
+
+CACHE_DIR = "_build/segments"
 
 
 @dataclass(frozen=True)
@@ -179,16 +183,60 @@ def _span_entry(entry: VideoEntry, span: Span, total: float) -> VideoEntry:
     return replace(entry, size=max(1, int(entry.size * share)), span=span)
 
 
-def segment_listing(listing: Listing, options: SegmentOptions, workers: int = 1) -> tuple[Listing, list[dict]]:
-    """The listing with every video replaced by its segments; error rows for unreadable (parts of)
-    videos. Videos are scanned in `workers` local processes."""
+def _cache_name(entry: VideoEntry) -> str:
+    return f"{CACHE_DIR}/{key_for_path(entry.path)}.json"
+
+
+def _identity(entry: VideoEntry, options: SegmentOptions) -> list:
+    try:
+        mtime = os.stat(entry.file).st_mtime_ns
+    except OSError:
+        mtime = -1
+    return [entry.path, entry.size, mtime, asdict(options)]
+
+
+def _cached(entry: VideoEntry, options: SegmentOptions, cache) -> Optional[SegmentedVideo]:
+    record = cache.read_json(_cache_name(entry)) if cache is not None else None
+    if not isinstance(record, dict) or record.get("identity") != _identity(entry, options):
+        return None
+    return SegmentedVideo(entry, [Span(**span) for span in record["spans"]], record["dropped"], record["error"])
+
+
+def _store(result: SegmentedVideo, options: SegmentOptions, cache) -> None:
+    if cache is not None:
+        cache.write_json(_cache_name(result.entry), {"identity": _identity(result.entry, options), "dropped": result.dropped,
+                                                      "error": result.error, "spans": [asdict(s) for s in result.spans]})
+
+
+def segment_all(entries: list[VideoEntry], options: SegmentOptions, workers: int, cache) -> list[SegmentedVideo]:
+    """Every video's spans: from the cache of an earlier run of the same build (a resumed
+    `--scenes` build does not decode everything again), else scanned in `workers` processes."""
     from pretrain.data.shards.local_pool import run_in_processes
 
+    if cache is not None:
+        cache.makedirs(CACHE_DIR)
+        cache.remove_partials(CACHE_DIR)
+    known = {entry.path: found for entry in entries if (found := _cached(entry, options, cache)) is not None}
+    todo = [entry for entry in entries if entry.path not in known]
     if workers > 1:
-        results = list(run_in_processes(segment_video, listing.entries, options, workers))
+        fresh = list(run_in_processes(segment_video, todo, options, workers))
     else:
-        results = [segment_video(entry, options) for entry in listing.entries]
-    results.sort(key=lambda r: r.entry.path)
+        fresh = [segment_video(entry, options) for entry in todo]
+    for result in fresh:
+        _store(result, options, cache)
+    if known:
+        log.info("%d of %d videos' segments from the previous run's scan", len(known), len(entries))
+    return sorted([*known.values(), *fresh], key=lambda r: r.entry.path)
+
+
+def segment_listing(listing: Listing, options: SegmentOptions, workers: int = 1,
+                    cache=None) -> tuple[Listing, list[dict]]:
+    """The listing with every video replaced by its segments; error rows for unreadable (parts of)
+    videos. Videos are scanned in `workers` local processes; `cache` (the output's ShardStore)
+    keeps each video's scan for a resumed build."""
+    if any(entry.span for entry in listing.entries):
+        raise ShardsError("annotated spans are samples already; --segment-seconds/--scenes cut whole videos")
+    results = segment_all(listing.entries, options, workers, cache)
     entries, rows, dropped = [], [], 0
     for result in results:
         total = result.spans[-1].end if result.spans else 0.0
@@ -204,4 +252,6 @@ def segment_listing(listing: Listing, options: SegmentOptions, workers: int = 1)
     log.info("%d videos -> %d segments (%s); %d piece(s) shorter than %.2f s %s", len(results),
              len(entries), cut, dropped if options.tail == "drop" else 0, options.minimum,
              "dropped" if options.tail == "drop" else "merged into a neighbour")
+    if not entries:
+        raise ShardsError("no readable segments in any video")
     return replace(listing, entries=entries), rows
