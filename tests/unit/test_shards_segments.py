@@ -74,8 +74,9 @@ def test_stream_copy_segments_cover_the_source_frame_for_frame(film, tmp_path):
 
 
 @pytest.mark.parametrize("tail", ["merge", "drop"])
-def test_reencoded_segments_cut_exactly_and_short_tails(film, tmp_path, tail):
+def test_reencoded_segments_cut_exactly_and_short_tails(film, tmp_path, tail, caplog):
     root, video = film
+    caplog.set_level("INFO", logger="pretrain.data.shards.segments")
     build_shards("folder", str(root / "raw"), str(tmp_path), shard_size_mb=0.05, reencode=True, crf=18,
                  segments=SegmentOptions(seconds=10, min_seconds=4, tail=tail))
     rows = samples(tmp_path)
@@ -83,6 +84,8 @@ def test_reencoded_segments_cut_exactly_and_short_tails(film, tmp_path, tail):
     # 18 segments of exactly 80 frames; the 20-frame tail (< 4 s) joins the last one or is dropped.
     assert lengths == [80] * 17 + ([100] if tail == "merge" else [80])
     assert [r["meta"]["start"] for r in rows] == [10.0 * i for i in range(18)]
+    said = "dropped" if tail == "drop" else "merged into a neighbour"
+    assert f"1 videos -> 18 segments (exact cuts (re-encoded)); 1 piece(s) shorter than 4.00 s {said}" in caplog.text
     source = decoded(video.path).astype(np.int16)
     for row in rows[::6]:
         clip = decoded(row["video"]).astype(np.int16)

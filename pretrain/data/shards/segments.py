@@ -89,6 +89,7 @@ class SegmentedVideo:
     entry: VideoEntry
     spans: list[Span] = field(default_factory=list)
     dropped: int = 0
+    """Pieces shorter than the minimum that were merged or dropped (see `tail`)."""
     error: Optional[str] = None
 
 
@@ -142,7 +143,7 @@ def cut_points(timeline: Timeline, options: SegmentOptions) -> list[int]:
 
 
 def pieces(timeline: Timeline, options: SegmentOptions) -> tuple[list[tuple[int, int]], int]:
-    """(frame ranges [begin, end) after the short-piece rule, number dropped)."""
+    """(frame ranges [begin, end) after the short-piece rule, number of short pieces merged or dropped)."""
     points = cut_points(timeline, options)
     ranges = list(zip([0, *points], [*points, timeline.num_frames]))
     shortest = options.minimum * timeline.fps
@@ -157,7 +158,7 @@ def pieces(timeline: Timeline, options: SegmentOptions) -> tuple[list[tuple[int,
             merged[-1][1] = end  # a short piece joins the previous one (a short first piece takes the next)
         else:
             merged.append([begin, end])
-    return [tuple(r) for r in merged], 0
+    return [tuple(r) for r in merged], len(ranges) - len(merged)
 
 
 def segment_video(entry: VideoEntry, options: SegmentOptions) -> SegmentedVideo:
@@ -250,7 +251,7 @@ def segment_listing(listing: Listing, options: SegmentOptions, workers: int = 1,
                         f" (kept the first {total:.1f} s)" if result.spans else "; skipped")
     cut = "exact cuts (re-encoded)" if options.exact else "stream copy: boundaries moved to the nearest keyframe"
     log.info("%d videos -> %d segments (%s); %d piece(s) shorter than %.2f s %s", len(results),
-             len(entries), cut, dropped if options.tail == "drop" else 0, options.minimum,
+             len(entries), cut, dropped, options.minimum,
              "dropped" if options.tail == "drop" else "merged into a neighbour")
     if not entries:
         raise ShardsError("no readable segments in any video")
