@@ -72,9 +72,9 @@ def _register_segments(build: argparse.ArgumentParser) -> None:
                        help="what happens to pieces shorter than --min-segment-seconds (default merge)")
     group.add_argument("--scenes", action="store_true",
                        help="cut at shot changes (with --segment-seconds: long shots are cut further)")
-    group.add_argument("--scene-threshold", type=float, default=15.0,
-                       help="smallest shot-change score: mean absolute difference of consecutive 64-pixel-"
-                       "wide frames, 0-255 (default 15; a cut must also score 3x its neighbours)")
+    group.add_argument("--scene-threshold", type=float, default=8.0,
+                       help="smallest shot-change score: mean absolute difference of consecutive frames' Y, U, V "
+                       "on a 64-pixel-wide grid, 0-255 (default 8; a cut must also score 3x its neighbours)")
 
 
 def _segment_options(args: argparse.Namespace):

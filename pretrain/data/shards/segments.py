@@ -52,7 +52,7 @@ class SegmentOptions:
     """Cut at shot changes (see `pretrain.data.shards.scenes`)."""
     exact: bool = False
     """Re-encode, cutting at the exact frame; False copies packets between keyframes."""
-    scene_threshold: float = 15.0
+    scene_threshold: float = 8.0
 
     def __post_init__(self) -> None:
         if self.seconds is None and not self.scenes:
