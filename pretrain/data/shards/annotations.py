@@ -52,7 +52,8 @@ class Annotation:
     split: Optional[str]
 
 
-def _rows(path: Path, required: Sequence[str]) -> tuple[list[tuple[int, dict]], list[SplitProblem]]:
+def _rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict]]:
+    """(line number, row with stripped values) of a CSV with the `required` header names."""
     if not path.is_file():
         raise LayoutError(f"{path}: annotation list not found")
     with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -62,13 +63,14 @@ def _rows(path: Path, required: Sequence[str]) -> tuple[list[tuple[int, dict]], 
         if missing:
             raise LayoutError(f"{path}: header {','.join(header) or '(empty)'} lacks {', '.join(missing)}")
         reader.fieldnames = header
-        return [(line + 2, {k: (v or "").strip() for k, v in row.items() if k}) for line, row in enumerate(reader)], []
+        rows = [{k: (v or "").strip() for k, v in row.items() if k} for row in reader]
+        return [(line + 2, row) for line, row in enumerate(rows)]  # line 1 is the header
 
 
 def read_annotations(path: str | Path, kinetics: bool) -> tuple[list[Annotation], list[SplitProblem]]:
     """The rows of one list; unreadable rows as problems."""
     path = Path(path)
-    rows, problems = _rows(path, KINETICS_COLUMNS if kinetics else GENERIC_COLUMNS)
+    rows, problems = _rows(path, KINETICS_COLUMNS if kinetics else GENERIC_COLUMNS), []
     names = ("youtube_id", "time_start", "time_end") if kinetics else ("video", "start", "end")
     splits = KINETICS_SPLITS if kinetics else SPLIT_NAMES
     found = []
@@ -77,7 +79,8 @@ def read_annotations(path: str | Path, kinetics: bool) -> tuple[list[Annotation]
         try:
             start, end = float(row[names[1]]), float(row[names[2]])
         except ValueError:
-            problems.append(SplitProblem(str(path), line, f"start/end {row[names[1]]!r}, {row[names[2]]!r} are not numbers"))
+            reason = f"start/end {row[names[1]]!r}, {row[names[2]]!r} are not numbers"
+            problems.append(SplitProblem(str(path), line, reason))
             continue
         split = row.get("split") or None
         if not row[names[0]] or end <= start or start < 0 or (split and split.lower() not in splits):
@@ -100,7 +103,8 @@ def trimmed_name(youtube_id: str, start: float, end: float) -> str:
     return f"{youtube_id}_{int(round(start)):06d}_{int(round(end)):06d}"
 
 
-def _match(note: Annotation, paths: set[str], stems: dict[str, list[str]], kinetics: bool) -> tuple[Optional[str], bool, str]:
+def _match(note: Annotation, paths: set[str], stems: dict[str, list[str]],
+           kinetics: bool) -> tuple[Optional[str], bool, str]:
     """(relative path or None, whether it is the whole span already, reason when not found)."""
     if kinetics:
         trimmed = stems.get(trimmed_name(note.video, note.start, note.end))
@@ -109,8 +113,8 @@ def _match(note: Annotation, paths: set[str], stems: dict[str, list[str]], kinet
         full = stems.get(note.video)
         if full:
             return full[0], False, ""
-        return None, False, (f"video {note.video} not found (neither {trimmed_name(note.video, note.start, note.end)}.* "
-                             f"nor {note.video}.*)")
+        trimmed_stem = trimmed_name(note.video, note.start, note.end)
+        return None, False, f"video {note.video} not found (neither {trimmed_stem}.* nor {note.video}.*)"
     listed = normalize_listed_path(note.video)
     if listed in paths:
         return listed, False, ""
@@ -147,7 +151,8 @@ def list_annotations(input_dir: str | Path, lists: Sequence[str | Path], kinetic
         span = None if whole else Span(note.start, note.end, row, exact=True, kind="annotation")
         entry = make_entry(root, relative, index, class_name=note.label, splits=splits, span=span)
         if entry.key in seen:
-            problems.append(SplitProblem(file, int(line), f"{relative} {note.start}-{note.end} s is listed twice; kept the first"))
+            reason = f"{relative} {note.start}-{note.end} s is listed twice; kept the first"
+            problems.append(SplitProblem(file, int(line), reason))
             continue
         seen.add(entry.key)
         entries.append(entry)
