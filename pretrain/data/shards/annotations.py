@@ -28,8 +28,8 @@ from pathlib import Path, PurePosixPath
 from typing import Optional, Sequence
 
 from pretrain.data.shards.errors import LayoutError
-from pretrain.data.shards.sources import Listing, SplitProblem, VideoEntry, existing_dir, make_entry, \
-    normalize_listed_path, walk_files
+from pretrain.data.shards.sources import (Listing, SplitProblem, VideoEntry, existing_dir, make_entry,
+                                          normalize_listed_path, walk_files)
 from pretrain.data.shards.spans import Span
 
 log = logging.getLogger(__name__)
