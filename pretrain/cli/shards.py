@@ -61,11 +61,11 @@ def _register_build(commands: argparse._SubParsersAction) -> None:
 
 def _register_segments(build: argparse.ArgumentParser) -> None:
     group = build.add_argument_group("segments (long videos: one sample per part)")
-    group.add_argument("--segment-seconds", type=float, default=None,
+    group.add_argument("--segment-seconds", type=float, default=None, metavar="S",
                        help="cut each video into samples of about S seconds. Without --reencode the packets "
                        "are copied and every boundary moves to the NEAREST KEYFRAME (segment lengths follow "
                        "the keyframe grid); with --reencode the cuts are exact")
-    group.add_argument("--min-segment-seconds", type=float, default=None,
+    group.add_argument("--min-segment-seconds", type=float, default=None, metavar="M",
                        help="pieces shorter than M (the tail, short shots) are merged into a neighbour or "
                        "dropped, see --tail (default: S/2, or 1 s with --scenes alone)")
     group.add_argument("--tail", choices=("merge", "drop"), default="merge",
