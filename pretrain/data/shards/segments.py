@@ -14,6 +14,10 @@ then frame indices:
   keyframe grid allows: with 2 s keyframe intervals, 10 s segments are 9-11 s;
 - exact (`--reencode`): the cut points stay where they are (the segment is re-encoded).
 
+Stream copy assumes closed GOPs (x264's default, MPEG-4 Part 2): in an open-GOP source the
+B-frames that follow a keyframe in decode order but reference the GOP before it cannot be decoded
+in the new segment and are lost at each boundary; `--reencode` avoids that.
+
 Pieces shorter than `min_seconds` (the tail, short shots, pieces squeezed by keyframe snapping)
 are merged into the previous piece (`tail="merge"`, the default; the first piece merges forward)
 or dropped (`tail="drop"`, counted in the log). A part of a video that cannot be demuxed ends its
