@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from pretrain.data.generated.long_video import SceneVideo, write_scene_video
-from pretrain.data.shards import build_shards
+from pretrain.data.shards import BuildOptions, build_shards
 from pretrain.data.shards.scenes import detect_cuts
-from pretrain.data.shards.segments import SegmentOptions
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +58,18 @@ def bench_long_video(src: str, minutes: float = 5.0, segment_seconds: float = 10
     folder.mkdir(parents=True, exist_ok=True)
     video = long_video(folder, minutes)
     hours = video.duration / 3600
-    runs = [("segments, stream copy", {}, SegmentOptions(seconds=segment_seconds)),
-            ("segments, stream copy, --probe fast", {"probe": "fast"}, SegmentOptions(seconds=segment_seconds)),
-            ("segments, re-encode", {"reencode": True}, SegmentOptions(seconds=segment_seconds)),
-            ("scenes, stream copy", {}, SegmentOptions(scenes=True))]
+    fixed = {"segment_seconds": segment_seconds}
+    runs = [("segments, stream copy", fixed), ("segments, stream copy, --probe fast", {**fixed, "probe": "fast"}),
+            ("segments, re-encode", {**fixed, "reencode": True}), ("scenes, stream copy", {"scenes": True})]
     # Shards are the unit of parallel work: about four per worker.
     shard_size_mb = max(video.path.stat().st_size / 1e6 / (4 * workers), 0.01)
     rows: list[LongVideoRow] = []
     with tempfile.TemporaryDirectory(prefix="tubelet-bench-long-") as scratch:
-        for mode, options, segments in runs:
+        for mode, options in runs:
             started = time.perf_counter()
-            summary = build_shards("folder", str(folder), str(Path(scratch) / mode.replace(", ", "-").replace(" ", "_")),
-                                   workers=workers, shard_size_mb=shard_size_mb, segments=segments, **options)
+            out = Path(scratch) / mode.replace(", ", "-").replace(" ", "_")
+            summary = build_shards("folder", str(folder), str(out),
+                                   BuildOptions(workers=workers, shard_size_mb=shard_size_mb, **options))
             rows.append(_row(mode, summary.segments, hours, time.perf_counter() - started,
                              rows[0].hours_per_minute if rows else None))
     started = time.perf_counter()

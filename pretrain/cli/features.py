@@ -7,7 +7,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pretrain.errors import UserError
+from pretrain.errors import TubeletError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _shards_of(source: Path, out: Path, segment_seconds) -> str:
     """A shard directory for SOURCE, building one from raw videos when needed (resumable too)."""
-    from pretrain.data.shards import build_shards
-    from pretrain.data.shards.segments import SegmentOptions
+    from pretrain.data.shards import BuildOptions, build_shards
 
     if (source / "manifest.json").is_file():
         return str(source)
@@ -43,16 +42,13 @@ def _shards_of(source: Path, out: Path, segment_seconds) -> str:
         if not link.exists():
             link.symlink_to(source.resolve())
         source = folder
-    segments = SegmentOptions(seconds=segment_seconds) if segment_seconds else None
-    summary = build_shards("folder", str(source), str(out / "_shards"), segments=segments)
+    summary = build_shards("folder", str(source), str(out / "_shards"), BuildOptions(segment_seconds=segment_seconds))
     log.info("built %d samples from %s into %s", summary.videos, source, summary.output)
     return summary.output
 
 
 def _features(args: argparse.Namespace) -> int:
     from pretrain.config import load_config
-    from pretrain.data.shards import ShardsError
-    from pretrain.evaluate.checkpoint import CheckpointError
     from pretrain.evaluate.features import FeatureJob, extract_features
 
     source, out = Path(args.source), Path(args.out)
@@ -68,7 +64,9 @@ def _features(args: argparse.Namespace) -> int:
         shards = _shards_of(source, out, args.segment_seconds)
         job = FeatureJob(str(args.ckpt), shards, str(out), config, args.split, args.tokens)
         summary = extract_features(job, runner=runner)
-    except (CheckpointError, ShardsError, ValueError) as error:
+    except ValueError as error:  # weights that do not fit the recipe's model (Tubelet errors pass through)
+        if isinstance(error, TubeletError):
+            raise
         raise UserError(str(error)) from None
     print(f"{summary.samples} samples x {summary.views} views, dim {summary.dim}, from {summary.units} shard(s) "
           f"({summary.resumed_units} resumed) -> {summary.out} (index.jsonl, features-*.safetensors)")

@@ -4,9 +4,10 @@ same views as evaluation (`data.test_clips` windows x `data.test_crops` crops, o
 Per sample: `view_features` `(V, D)`, the pooled feature of each view exactly as the classifier's
 head sees it (`fc_norm(mean over tokens of encoder(video))`), and `features` `(D,)`, their mean
 over views; optionally `tokens` `(V, N, D)` (large: N = 1568 for 16 x 224^2 at ViT-B, 4.8 MB a
-view in float32). Fine-tuned classifiers are used as they are; any other checkpoint (a pretraining
-export, Hugging Face folder, original .pth) has its encoder loaded into the classifier of the
-recipe, whose untrained fc_norm is the identity LayerNorm (what `finetune.mode=linear_probe` sees).
+view in float32). Models come from `pretrain.models.from_pretrained`: fine-tuned classifiers are
+used as they are; any other source (a pretraining export or stage checkpoint, Hugging Face folder,
+original .pth) has its encoder loaded into the classifier of the recipe, whose untrained fc_norm is
+the identity LayerNorm (what `finetune.mode=linear_probe` sees).
 
 The unit of work is one input shard: `features-<shard>.safetensors` (rows in shard order) and its
 part index `_parts/<shard>.json`, written atomically, the part last. A rerun keeps every unit whose
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from pretrain.config import ModelConfig, RunConfig
+from pretrain.errors import CheckpointError
 from pretrain.data.augment.transforms import normalize_video
 from pretrain.models.vit import patchify
 
@@ -69,23 +71,29 @@ class FeatureUnit:
 
 
 def load_feature_model(ckpt: str, config: RunConfig) -> tuple[nn.Module, ModelConfig]:
-    """The model whose features are extracted and its model config (the one place a
-    checkpoint is loaded here: it becomes `pretrain.weights.from_pretrained` when that lands)."""
-    from pretrain.evaluate.checkpoint import CheckpointError, load_finetuned
+    """The model whose features are extracted and the model config of its views.
 
-    try:
-        finetuned = load_finetuned(ckpt, config)
-    except CheckpointError as error:
-        if "not found" in str(error):
-            raise
-        from pretrain.models.interop import load_encoder
-        from pretrain.train.finetune_module import build_finetune_model
+    A fine-tuned classifier is used as it is, with its own input shape (frames, image size). Any
+    other source has its encoder loaded into the recipe's classifier, as `finetune.init` would do."""
+    import dataclasses
 
-        log.info("%s is not a fine-tuned classifier (%s): loading its encoder", ckpt, error)
-        model = build_finetune_model(config, num_classes=1)
-        load_encoder(ckpt, model)
-        return model.eval(), config.model
-    return finetuned.model.eval(), (finetuned.config.model if finetuned.config else config.model)
+    from pretrain.models import build_finetune_model, from_pretrained
+    from pretrain.models.classifier import VideoClassifier
+    from pretrain.weights import load_encoder
+
+    if not Path(ckpt).exists():
+        raise CheckpointError(f"checkpoint not found: {ckpt}")
+    model = from_pretrained(ckpt)
+    if isinstance(model, VideoClassifier):
+        own = model.run_config.model if model.run_config else config.model
+        spec = model.spec  # the weights decide the input shape, whatever the recipe says
+        return model, dataclasses.replace(own, img_size=spec.img_size, num_frames=spec.num_frames,
+                                          tubelet_size=spec.tubelet_size, patch_size=spec.patch_size)
+    log.info("%s holds a %s, not a classifier: its encoder goes into the recipe's classifier",
+             ckpt, type(model).__name__)
+    classifier = build_finetune_model(config, num_classes=1)
+    load_encoder(ckpt, classifier)
+    return classifier.eval(), config.model
 
 
 @torch.inference_mode()

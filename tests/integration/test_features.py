@@ -16,8 +16,8 @@ from pretrain.config import config_to_dict, load_config
 from pretrain.data.streams.eval_stream import build_eval_loader
 from pretrain.evaluate.features import FeatureJob, extract_features, load_features
 from pretrain.evaluate.views import score_batch
-from pretrain.models.interop import save_export
-from pretrain.train.finetune_module import build_finetune_model
+from pretrain.models import build_finetune_model
+from pretrain.weights import save_export
 
 CLASSES = ("MoveUpSlow", "MoveDownSlow", "MoveUpFast")
 
@@ -120,13 +120,13 @@ def test_linear_classifier_on_saved_features_matches_the_linear_probe(tmp_path):
     from finetune_runs import short_finetune
 
     from pretrain.data.generated.corpora import write_ucf101_tree
-    from pretrain.data.shards import build_shards
+    from pretrain.data.shards import BuildOptions, build_shards
     from pretrain.models import build_pretraining_model
 
     names = ["Archery", "Basketball", "Bowling", "Diving"]
     write_ucf101_tree(tmp_path / "raw", classes=names, groups=(1, 2, 8, 9, 10, 22), frames=_tinted_frames)
     shards = tmp_path / "shards"
-    build_shards("ucf101", str(tmp_path / "raw"), str(shards), shard_size_mb=0.05)  # 16 train / 8 test videos
+    build_shards("ucf101", str(tmp_path / "raw"), str(shards), BuildOptions(shard_size_mb=0.05))  # 16 train / 8 test
     torch.manual_seed(3)
     save_export(build_pretraining_model(load_config("pretrain/tiny", stage="pretrain").model), None, tmp_path / "export")
     probe = short_finetune(shards, tmp_path / "runs", "probe", "finetune.mode=linear_probe",

@@ -9,10 +9,10 @@ from local_ray import LocalRayCluster
 from pretrain.cli import main
 from pretrain.config import config_to_dict, load_config
 from pretrain.data.generated.corpora import write_ucf101_tree
-from pretrain.data.shards import build_shards
+from pretrain.data.shards import BuildOptions, build_shards
 from pretrain.evaluate.features import load_features
-from pretrain.models.interop import save_export
-from pretrain.train.finetune_module import build_finetune_model
+from pretrain.models import build_finetune_model
+from pretrain.weights import save_export
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 def test_features_as_ray_tasks_equal_local_features(tmp_path, tmp_path_factory, monkeypatch):
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     write_ucf101_tree(tmp_path / "raw", classes=2, groups=(1, 8))
-    build_shards("ucf101", str(tmp_path / "raw"), str(tmp_path / "shards"), shard_size_mb=0.01)
+    build_shards("ucf101", str(tmp_path / "raw"), str(tmp_path / "shards"), BuildOptions(shard_size_mb=0.01))
     config = load_config("finetune/tiny", stage="finetune")
     torch.manual_seed(0)
     save_export(build_finetune_model(config, num_classes=2), config_to_dict(config), tmp_path / "export")

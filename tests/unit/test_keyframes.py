@@ -12,7 +12,7 @@ from PIL import Image
 from pretrain.cli import main
 from pretrain.data.generated.corpora import write_folder_tree
 from pretrain.data.generated.long_video import write_scene_video
-from pretrain.data.shards import build_shards
+from pretrain.data.shards import BuildOptions, build_shards
 from pretrain.data.video.keyframes import every, iframes, shots
 
 SHOTS = [30, 41, 29]  # 100 frames at 8 fps, cuts at frames 30 and 71
@@ -73,7 +73,7 @@ def test_keyframes_command_writes_images_json_and_a_contact_sheet(videos, tmp_pa
 
 def test_shards_contact_sheet_has_a_row_per_class(tmp_path, capsys):
     write_folder_tree(tmp_path / "raw", classes=3, videos_per_class=3)
-    build_shards("folder", str(tmp_path / "raw"), str(tmp_path / "shards"), labels_from_folders=True)
+    build_shards("folder", str(tmp_path / "raw"), str(tmp_path / "shards"), BuildOptions(labels_from_folders=True))
     sheet = tmp_path / "sheet.png"
     assert main(["shards", "inspect", str(tmp_path / "shards"), "--contact-sheet", str(sheet), "--per-class", "2"]) == 0
     assert "contact sheet: 6 keyframes" in capsys.readouterr().err

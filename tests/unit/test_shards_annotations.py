@@ -13,7 +13,7 @@ import webdataset as wds
 
 from pretrain.cli import main
 from pretrain.data.generated.long_video import write_scene_video
-from pretrain.data.shards import build_shards, read_manifest
+from pretrain.data.shards import BuildOptions, build_shards, read_manifest
 
 FPS = 8
 FULL_ID, TRIMMED_ID, GONE_ID = "-aB_c9dE0fG", "zz_Trim-001", "missing0001"  # 11-character YouTube ids
@@ -52,8 +52,9 @@ def kinetics(tmp_path_factory):
 
 def test_kinetics_lists_cut_full_videos_and_keep_trimmed_clips(kinetics, tmp_path):
     root, full = kinetics
-    summary = build_shards("kinetics", str(root / "videos"), str(tmp_path), shard_size_mb=0.01,
-                           annotations=[str(root / "train.csv"), str(root / "validate.csv")])
+    lists = (str(root / "train.csv"), str(root / "validate.csv"))
+    summary = build_shards("kinetics", str(root / "videos"), str(tmp_path),
+                           BuildOptions(shard_size_mb=0.01, annotations=lists))
     assert (summary.videos, summary.skipped, summary.dataset) == (4, 0, "kinetics400")
     manifest = read_manifest(str(tmp_path))
     assert manifest.classes == ["abseiling", "juggling balls", "zumba"]  # every row's label, present or not

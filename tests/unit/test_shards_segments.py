@@ -13,9 +13,8 @@ import webdataset as wds
 
 from pretrain.cli import main
 from pretrain.data.generated.long_video import write_scene_video
-from pretrain.data.shards import build_shards, read_manifest, verify_shards
+from pretrain.data.shards import BuildOptions, build_shards, read_manifest, verify_shards
 from pretrain.data.shards.scenes import detect_cuts
-from pretrain.data.shards.segments import SegmentOptions
 from pretrain.data.shards.spans import sample_key
 
 FPS, GOP = 8, 16  # a keyframe every 2 s
@@ -50,8 +49,8 @@ def samples(out: Path) -> list[dict]:
 
 def test_stream_copy_segments_cover_the_source_frame_for_frame(film, tmp_path):
     root, video = film
-    summary = build_shards("folder", str(root / "raw"), str(tmp_path), shard_size_mb=0.02,
-                           segments=SegmentOptions(seconds=7))
+    summary = build_shards("folder", str(root / "raw"), str(tmp_path),
+                           BuildOptions(shard_size_mb=0.02, segment_seconds=7))
     rows = samples(tmp_path)
     starts = [round(r["meta"]["start"] * FPS) for r in rows]
     # Boundaries: the nominal 7 s grid (56 frames) moved to the nearest keyframe (every 16 frames;
@@ -77,8 +76,8 @@ def test_stream_copy_segments_cover_the_source_frame_for_frame(film, tmp_path):
 def test_reencoded_segments_cut_exactly_and_short_tails(film, tmp_path, tail, caplog):
     root, video = film
     caplog.set_level("INFO", logger="pretrain.data.shards.segments")
-    build_shards("folder", str(root / "raw"), str(tmp_path), shard_size_mb=0.05, reencode=True, crf=18,
-                 segments=SegmentOptions(seconds=10, min_seconds=4, tail=tail))
+    build_shards("folder", str(root / "raw"), str(tmp_path), BuildOptions(
+        shard_size_mb=0.05, reencode=True, crf=18, segment_seconds=10, min_segment_seconds=4, tail=tail))
     rows = samples(tmp_path)
     lengths = [r["meta"]["num_frames"] for r in rows]
     # 18 segments of exactly 80 frames; the 20-frame tail (< 4 s) joins the last one or is dropped.
@@ -107,7 +106,7 @@ def test_a_damaged_part_skips_only_its_segment(film, tmp_path):
         data[position : position + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
     (raw / "film.mp4").parent.mkdir(parents=True)
     (raw / "film.mp4").write_bytes(bytes(data))
-    summary = build_shards("folder", str(raw), str(tmp_path / "out"), segments=SegmentOptions(seconds=10))
+    summary = build_shards("folder", str(raw), str(tmp_path / "out"), BuildOptions(segment_seconds=10))
     assert summary.segments == 17 and summary.skipped == 1
     (error,) = summary.errors
     assert (error["kind"], error["start"], error["end"]) == ("segment", 20.0, 30.0)
@@ -120,8 +119,8 @@ def test_a_damaged_part_skips_only_its_segment(film, tmp_path):
 def test_shot_changes_are_found_at_their_exact_frame(film, tmp_path):
     root, video = film
     assert detect_cuts(str(video.path)) == list(video.cuts)
-    build_shards("folder", str(root / "raw"), str(tmp_path), shard_size_mb=0.05, reencode=True,
-                 segments=SegmentOptions(seconds=10, scenes=True, min_seconds=0))
+    build_shards("folder", str(root / "raw"), str(tmp_path), BuildOptions(
+        shard_size_mb=0.05, reencode=True, segment_seconds=10, scenes=True, min_segment_seconds=0))
     starts = [round(r["meta"]["start"] * FPS) for r in samples(tmp_path)]
     shots = [0, *video.cuts]
     assert set(shots) <= set(starts)  # every shot starts a sample; long shots are cut every 80 frames
@@ -133,7 +132,7 @@ def test_segments_stream_like_videos(film, tmp_path):
     from pretrain.data.streams.pretrain_stream import build_pretrain_loader
 
     root, _ = film
-    build_shards("folder", str(root / "raw"), str(tmp_path), shard_size_mb=0.05, segments=SegmentOptions(seconds=20))
+    build_shards("folder", str(root / "raw"), str(tmp_path), BuildOptions(shard_size_mb=0.05, segment_seconds=20))
     config = load_config("pretrain/tiny", ["stage=pretrain", f"data.shards={tmp_path}", "data.split=all",
                                            "data.batch_size=3", "data.shuffle_buffer=1"])
     batches = list(build_pretrain_loader(config, rank=0, world_size=1))
@@ -170,8 +169,8 @@ def test_a_rerun_reuses_each_videos_scan(film, tmp_path, monkeypatch):
     import pretrain.data.shards.segments as segments
 
     root, _ = film
-    options = SegmentOptions(seconds=10, scenes=True)
-    first = build_shards("folder", str(root / "raw"), str(tmp_path), segments=options)
+    options = BuildOptions(segment_seconds=10, scenes=True)
+    first = build_shards("folder", str(root / "raw"), str(tmp_path), options)
     monkeypatch.setattr(segments, "segment_video", lambda *a: pytest.fail("scanned again"))
-    again = build_shards("folder", str(root / "raw"), str(tmp_path), segments=options)
+    again = build_shards("folder", str(root / "raw"), str(tmp_path), options)
     assert again.segments == first.segments and again.resumed_shards == again.shards

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from pretrain.data.generated.long_video import write_scene_video
-from pretrain.data.shards import build_shards, read_manifest
+from pretrain.data.shards import BuildOptions, build_shards, read_manifest
 
 CLI = "import sys; from pretrain.cli import main; sys.exit(main(sys.argv[1:]))"
 # One 1 s stream-copied segment per shard (a keyframe every second): 182 small tasks, each probed by
@@ -46,19 +46,13 @@ def test_killed_segmenting_build_resumes_to_the_clean_build(tmp_path):
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "segments: 183 from 1 video(s)" in resumed.stdout  # 1460 frames: 182 x 8 + a 0.5 s tail (= S/2: kept)
-    clean = build_shards("folder", str(tmp_path / "raw"), str(tmp_path / "clean"), shard_size_mb=0.0001,
-                         segments=_options())
+    clean = build_shards("folder", str(tmp_path / "raw"), str(tmp_path / "clean"),
+                         BuildOptions(shard_size_mb=0.0001, segment_seconds=1))
     keys = _keys(out)
     assert len(keys) == len(set(keys)) == clean.segments
     assert read_manifest(str(out)).shards == read_manifest(str(tmp_path / "clean")).shards  # same bytes
     metas = [json.loads(line) for line in _jsons(out)]
     assert sum(m["num_frames"] for m in metas) == 1460
-
-
-def _options():
-    from pretrain.data.shards.segments import SegmentOptions
-
-    return SegmentOptions(seconds=1)
 
 
 def _jsons(out: Path) -> list[str]:

@@ -138,7 +138,8 @@ def list_annotations(input_dir: str | Path, lists: Sequence[str | Path], kinetic
         problems += bad
     classes = sorted({note.label for note in notes if note.label})
     index = {name: i for i, name in enumerate(classes)}
-    paths = list(walk_files(root))
+    skipped: list = []
+    paths = list(walk_files(root, skipped=skipped))
     known, stems = set(paths), _stems(paths)
     entries, seen, has_splits = [], set(), any(note.split for note in notes)
     for row, note in enumerate(notes):
@@ -160,7 +161,7 @@ def list_annotations(input_dir: str | Path, lists: Sequence[str | Path], kinetic
     log.info("%d annotated spans: %d found (%d already trimmed), %d videos missing", len(notes), len(entries),
              sum(1 for e in entries if e.span is None), missing)
     name = dataset or ("kinetics400" if kinetics else "annotations")
-    return Listing(name, classes, _sized(entries), problems, ("1",) if has_splits else ())
+    return Listing(name, classes, _sized(entries), problems, ("1",) if has_splits else (), skipped=skipped)
 
 
 def _sized(entries: list[VideoEntry]) -> list[VideoEntry]:

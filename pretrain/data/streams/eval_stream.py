@@ -22,7 +22,7 @@ from pretrain.data.streams.batching import ClipMaker, StartPoint, batch_clips, m
 from pretrain.data.augment.clips import eval_views
 from pretrain.data.streams.loader import BatchStream, Slot, StreamLoader
 from pretrain.data.streams.pretrain_stream import clip_settings
-from pretrain.data.streams.selection import Selection, members_per_shard, resolve_selection
+from pretrain.data.streams.selection import EVAL_KEY, Selection, members_per_shard, resolve_selection
 from pretrain.data.shards import read_manifest
 
 
@@ -73,7 +73,8 @@ def build_eval_loader(config: RunConfig, rank: int, world_size: int, multi_view:
     `shard` (a shard name) reads that shard only (feature extraction works shard by shard)."""
     data = config.data
     manifest = read_manifest(data.shards)
-    selection = resolve_selection(split or data.eval_split, manifest, config.finetune.split)
+    selection = resolve_selection(split or data.eval_split, manifest, config.finetune.split,
+                                  key=EVAL_KEY if split is None else "split")
     members = members_per_shard(manifest, selection)
     if shard is not None:
         members = [(url, count) for url, count in members if url.rsplit("/", 1)[-1] == shard]
