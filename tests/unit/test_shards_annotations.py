@@ -102,3 +102,10 @@ def test_annotation_source_needs_a_list(tmp_path, capsys):
     (tmp_path / "v").mkdir()
     assert main(["shards", "build", "kinetics", str(tmp_path / "v"), str(tmp_path / "out")]) == 1
     assert "needs --annotations" in capsys.readouterr().err
+
+
+def test_annotated_spans_are_not_segmented_again(kinetics, tmp_path, capsys):
+    root, _ = kinetics
+    assert main(["shards", "build", "kinetics", str(root / "videos"), str(tmp_path), "--annotations",
+                 str(root / "train.csv"), "--segment-seconds", "5"]) == 1
+    assert "annotated spans are samples already" in capsys.readouterr().err
