@@ -10,7 +10,7 @@ import torch
 from pretrain.errors import CheckpointError
 from pretrain.models import VideoClassifier, VideoMAE, from_pretrained
 from pretrain.models.classifier import make_linear_probe
-from pretrain.models.videomae import IMAGENET_MEAN, IMAGENET_STD
+from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
 from pretrain.models.vit import ArchSpec
 from pretrain.weights import (
     FORMATS, Weights, WeightsFormat, describe, detect_format, register_format, save_export, save_hf,
