@@ -17,7 +17,8 @@ from typing import Optional, Sequence
 from pretrain.errors import ConfigError, TubeletError, UserError
 
 # Modules under pretrain/cli/ that each define `register(subparsers)`.
-COMMAND_MODULES = ("quickstart", "config_cmd", "convert", "shards", "bench", "stages", "finetune", "submit")
+COMMAND_MODULES = ("quickstart", "config_cmd", "convert", "shards", "bench", "stages", "finetune", "submit",
+                   "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:
