@@ -7,6 +7,7 @@ import json
 from typing import Optional, Sequence
 
 from pretrain.cli import UserError
+from pretrain.cli.predict_stream import add_stream_options, run_stream
 
 EVALUATE_KEYS = ("ckpt", "splits")
 
@@ -39,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--topk", type=int, default=5, help="classes shown per video (default 5)")
     predict.add_argument("--clips", type=int, help="temporal views (default: the run's data.test_clips)")
     predict.add_argument("--crops", type=int, help="spatial views (default: the run's data.test_crops)")
+    add_stream_options(predict)
     predict.set_defaults(handler=_predict)
 
 
@@ -98,6 +100,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     if args.topk < 1:
         raise UserError(f"--topk {args.topk} must be >= 1")
+    if args.stream:
+        return run_stream(args)
     try:
         report = predict(args.checkpoint, args.videos, topk=args.topk, clips=args.clips, crops=args.crops)
     except CheckpointError as error:

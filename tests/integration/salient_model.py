@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from pretrain.data.augment.transforms import normalize_video
@@ -50,3 +51,15 @@ def held_out_videos(root: Path, count: int) -> list[tuple[Path, SalientClip]]:
         clip = salient_object_clip(i % len(CLASSES), seed=10_000 + i, num_frames=FRAMES, size=(SIZE, SIZE))
         videos.append((write_video(root / f"object_{i}.mp4", clip.frames, fps=8), clip))
     return videos
+
+
+@pytest.fixture(scope="session")
+def salient_classifier(tmp_path_factory) -> tuple[Path, list[tuple[Path, SalientClip]]]:
+    """The fine-tuned export and 9 held-out test videos, shared by the explain and stream tests."""
+    root = tmp_path_factory.mktemp("salient")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # two cores shared by many processes
+    try:
+        return train_classifier(root / "model"), held_out_videos(root, 9)
+    finally:
+        torch.set_num_threads(previous)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from finetune_runs import OneThread
 from PIL import Image
-from salient_model import CLASSES, SPEC, held_out_videos, train_classifier
+from salient_model import CLASSES, SPEC, salient_classifier  # noqa: F401 (a fixture)
 
 from pretrain.cli import main
 from pretrain.data.augment.transforms import normalize_video
@@ -22,18 +22,14 @@ from pretrain.evaluate.inference import load_inference_model, read_clip
 from pretrain.models.interop import save_export
 from pretrain.models.videomae import VideoMAE
 
-TEST_VIDEOS = 9
-
 
 @pytest.fixture(scope="module")
-def explained(tmp_path_factory):
+def explained(salient_classifier):
     """The fine-tuned classifier, its test videos, and per method: (box mass ratio, deletion area,
     random deletion area) of every test video, plus the accuracy."""
-    root = tmp_path_factory.mktemp("explain")
+    checkpoint, videos = salient_classifier
     with OneThread():
-        checkpoint = train_classifier(root / "model")
         loaded = load_inference_model(checkpoint)
-        videos = held_out_videos(root, TEST_VIDEOS)
         figures, correct = {"rollout": [], "gradient": []}, 0
         for path, clip in videos:
             frames = read_clip(path, loaded.spec, loaded.stride)
@@ -43,7 +39,7 @@ def explained(tmp_path_factory):
                 figures[method].append((ratio, explanation.extra["deletion_auc"], explanation.extra["random_deletion_auc"]))
             with torch.no_grad():
                 correct += int(loaded.model(normalize_video(frames.video[None])).argmax()) == clip.label
-    return checkpoint, videos, figures, correct / len(videos), root
+    return checkpoint, videos, figures, correct / len(videos)
 
 
 def test_the_classifier_learned_the_task(explained):
@@ -70,7 +66,7 @@ def test_attention_rollout_beats_uniform_but_not_by_twice(explained):
 
 
 def test_cli_writes_json_png_and_mp4(explained, tmp_path, capsys):
-    checkpoint, videos, _, _, _ = explained
+    checkpoint, videos, _, _ = explained
     with OneThread():
         assert main(["explain", str(checkpoint), str(videos[1][0]), "--method", "rollout", "--out", str(tmp_path)]) == 0
     printed = json.loads(capsys.readouterr().out.splitlines()[-1])
@@ -100,7 +96,7 @@ def test_pretraining_checkpoint_shows_reconstruction_error(explained, tmp_path):
 
 
 def test_unknown_class_and_unreadable_video_are_one_line_errors(explained, tmp_path, capsys):
-    checkpoint, videos, _, _, _ = explained
+    checkpoint, videos, _, _ = explained
     assert main(["explain", str(checkpoint), str(videos[0][0]), "--class", "Purple", "--out", str(tmp_path)]) == 1
     assert "unknown class 'Purple'" in capsys.readouterr().err
     garbage = tmp_path / "garbage.mp4"
