@@ -95,13 +95,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if args.stream:  # the light path: no training part imported
+        return run_stream(args)
     from pretrain.evaluate.checkpoint import CheckpointError
     from pretrain.evaluate.predict import predict
 
     if args.topk < 1:
         raise UserError(f"--topk {args.topk} must be >= 1")
-    if args.stream:
-        return run_stream(args)
     try:
         report = predict(args.checkpoint, args.videos, topk=args.topk, clips=args.clips, crops=args.crops)
     except CheckpointError as error:
