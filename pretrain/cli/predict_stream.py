@@ -26,8 +26,6 @@ def run_stream(args: argparse.Namespace) -> int:
     from pretrain.evaluate.stream import StreamStats, stream_predictions
     from pretrain.evaluate.stream_source import FrameSource
 
-    if args.topk < 1:
-        raise UserError(f"--topk {args.topk} must be >= 1")
     if len(args.videos) != 1:
         raise UserError(f"--stream takes one source, got {len(args.videos)}")
     for name in ("window", "stride"):

@@ -37,13 +37,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
 from pretrain.models.vit import (
     CHANNELS, ArchSpec, Block, Encoder, channels_last, check_video, gather_tokens,
     patchify, run_blocks, sinusoid_position_table, unpatchify,
 )
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 NORM_PIX_EPS = 1e-6
 
 

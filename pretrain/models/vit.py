@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from pretrain.models.pixels import token_grid
 from pretrain.models.sizes import SIZES
 
 CHANNELS = 3
@@ -78,8 +79,7 @@ class ArchSpec:
 
     @property
     def grid(self) -> tuple[int, int, int]:
-        side = self.img_size // self.patch_size
-        return (self.num_frames // self.tubelet_size, side, side)
+        return token_grid(self.img_size, self.num_frames, self.patch_size, self.tubelet_size)
 
     @property
     def num_tokens(self) -> int:

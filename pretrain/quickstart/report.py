@@ -50,6 +50,7 @@ def summarize(result: "QuickstartResult") -> dict:
         "finetune": runs,
         "mean_test_top1": {kind: (mean(values) if values else None) for kind, values in by_kind.items()},
         "wall_seconds": round(result.seconds, 1),
+        "num_classes": result.num_classes,
     }
 
 
@@ -63,11 +64,12 @@ def _num(value: Optional[float], digits: int = 3) -> str:
 
 def render_markdown(summary: dict) -> str:
     pre, means = summary["pretrain"], summary["mean_test_top1"]
-    lines = ["# Tubelet quickstart results", "",
-             "| fine-tuned from | seed | test top-1 | test top-5 | clips/s | seconds |", "|---|---|---|---|---|---|"]
+    top5 = not (summary.get("num_classes") or 6) <= 5  # always 100% with 5 classes or fewer
+    header = ["fine-tuned from", "seed", "test top-1"] + ["test top-5"] * top5 + ["clips/s", "seconds"]
+    lines = ["# Tubelet quickstart results", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for run in summary["finetune"]:
-        lines.append(f"| {run['init']} | {run['seed']} | {_pct(run['test_top1'])} | {_pct(run['test_top5'])} | "
-                     f"{_num(run['clips_per_s'], 1)} | {run['seconds']} |")
+        cells = [run["init"], run["seed"], _pct(run["test_top1"])] + [_pct(run["test_top5"])] * top5
+        lines.append("| " + " | ".join(map(str, cells + [_num(run["clips_per_s"], 1), run["seconds"]])) + " |")
     lines += ["", f"Mean test top-1: pretrained {_pct(means['pretrained'])}, scratch {_pct(means['scratch'])} "
               "(same fine-tuning budget).", "",
               f"Pretraining: loss {_num(pre['loss_first'])} → {_num(pre['loss_last'])} over {pre['steps']} steps, "
@@ -124,6 +126,11 @@ def write_report(result: "QuickstartResult") -> dict[str, Path]:
         if confusion:
             files["confusion"] = confusion
     return files
+
+
+def wandb_sync_glob(result: "QuickstartResult") -> str:
+    """One `wandb sync` argument for every offline run of the quickstart (pretraining and each fine-tune)."""
+    return str(result.out / "runs" / "*" / "wandb" / "offline-run-*")
 
 
 def wandb_runs(result: "QuickstartResult") -> list[Path]:
