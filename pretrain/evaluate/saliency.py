@@ -62,7 +62,7 @@ def attention_probs(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The attention map the module computes on x (B, N, D), head-averaged: (B, N, N)."""
     b, n, d = x.shape
     heads = attn.heads
-    bias = None if attn.q_bias is None else torch.cat([attn.q_bias, torch.zeros_like(attn.q_bias), attn.v_bias])
+    bias = attn.qkv.bias if attn.q_bias is None else torch.cat([attn.q_bias, torch.zeros_like(attn.q_bias), attn.v_bias])
     qkv = F.linear(x, attn.qkv.weight, bias)  # (B, N, 3D)
     q, k, _ = qkv.view(b, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # (B, H, N, hd)
     logits = q @ k.transpose(-1, -2) / math.sqrt(d // heads)  # (B, H, N, N)
@@ -108,7 +108,8 @@ def gradient_saliency(model: nn.Module, video: torch.Tensor, target: int | None 
             logits[target].backward()
     finally:
         handle.remove()
-    tokens, grad = captured[-1][0].detach(), captured[-1].grad[0]  # (N, D) each
+    prefix = getattr(getattr(model, "encoder", model), "num_prefix_tokens", 0)  # a class token is not a place
+    tokens, grad = captured[-1][0, prefix:].detach(), captured[-1].grad[0, prefix:]  # (N, D) each
     weights = grad.mean(0)  # (D,)
     scores = F.relu(tokens @ weights)  # (N,)
     model.zero_grad(set_to_none=True)

@@ -55,13 +55,13 @@ def test_gradient_saliency_lands_on_the_object_and_is_faithful(explained):
     assert (figures[:, 1] < figures[:, 2]).mean() >= 0.8  # salient-first deletion wins on most videos
 
 
-def test_attention_rollout_beats_uniform_but_not_by_twice(explained):
+def test_attention_rollout_beats_uniform_and_random_deletion(explained):
     """Rollout is class-agnostic and, through the residual identity, close to uniform in a 2-block
-    model: honest figures, asserted as they are (see the note)."""
+    model: it does not reach the 2x bar here (1.29x), so only better-than-uniform is asserted."""
     figures = np.array(explained[2]["rollout"])
     ratio, salient_auc, random_auc = figures.mean(0)
     print(f"rollout: box mass / area share {ratio:.2f}, deletion AUC {salient_auc:.3f} vs random {random_auc:.3f}")
-    assert 1.0 < ratio < 2.0
+    assert ratio > 1.0
     assert salient_auc < random_auc
 
 
