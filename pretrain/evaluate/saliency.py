@@ -1,11 +1,7 @@
 """Space-time saliency over a model's token grid `(T', H', W')`, computed from outside the model.
 
-- `attention_rollout`: forward pre-hooks on every encoder block's attention module record its input;
-  the attention maps are recomputed from it as softmax(q k^T / sqrt(d)) (the model itself keeps
-  running fused SDPA), averaged over heads, mixed with the identity for the residual path
-  (0.5 A + 0.5 I, rows renormalized) and multiplied through the blocks (Abnar & Zuidema, 2020).
-  A mean-pooled classifier reads every output token equally, so a token's score is its mean
-  column of the product.
+- `attention_rollout`: attention maps recomputed from hooks and multiplied through the blocks, for
+  joint, divided (TimeSformer) and factorised (ViViT) attention (`pretrain.evaluate.rollout`).
 - `gradient_saliency`: Grad-CAM on the last block's output tokens: the class logit's gradient,
   averaged over tokens, weights each channel; a token scores ReLU(sum_d w_d x_d).
 - `reconstruction_error`: for a pretraining (VideoMAE) model, each token's reconstruction error
@@ -16,15 +12,12 @@ Scores come back as float `(T', H', W')` summing to 1.
 
 from __future__ import annotations
 
-import math
-from contextlib import contextmanager
-from typing import Iterator
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-RESIDUAL_WEIGHT = 0.5
+from pretrain.evaluate.rollout import rollout_scores
+
 RECONSTRUCTION_PASSES = 4
 """Complementary tube masks: each hides (passes - 1) / passes of the positions (0.75 with 4)."""
 
@@ -45,75 +38,48 @@ def normalized(scores: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor
     return scores / total if total > 0 else torch.full_like(scores, 1.0 / scores.numel())
 
 
-@contextmanager
-def recorded_attention_inputs(blocks: nn.ModuleList) -> Iterator[list[tuple[nn.Module, torch.Tensor]]]:
-    """While active, every forward records (attention module, its input x (B, N, D)) in order."""
-    records: list[tuple[nn.Module, torch.Tensor]] = []
-    handles = [block.attn.register_forward_pre_hook(lambda module, args: records.append((module, args[0].detach())))
-               for block in blocks]
-    try:
-        yield records
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def attention_probs(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The attention map the module computes on x (B, N, D), head-averaged: (B, N, N)."""
-    b, n, d = x.shape
-    heads = attn.heads
-    bias = attn.qkv.bias if attn.q_bias is None else torch.cat([attn.q_bias, torch.zeros_like(attn.q_bias), attn.v_bias])
-    qkv = F.linear(x, attn.qkv.weight, bias)  # (B, N, 3D)
-    q, k, _ = qkv.view(b, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # (B, H, N, hd)
-    logits = q @ k.transpose(-1, -2) / math.sqrt(d // heads)  # (B, H, N, N)
-    return logits.softmax(-1).mean(1)
-
-
-def rollout(maps: list[torch.Tensor]) -> torch.Tensor:
-    """Head-averaged maps (N, N) in block order -> rollout (N, N): how much each output token
-    draws on each input token through attention and the residual path."""
-    eye = torch.eye(maps[0].shape[-1], dtype=maps[0].dtype)
-    joint = eye
-    for attention in maps:
-        mixed = RESIDUAL_WEIGHT * attention + (1 - RESIDUAL_WEIGHT) * eye
-        joint = (mixed / mixed.sum(-1, keepdim=True)) @ joint
-    return joint
-
-
-@torch.no_grad()
 def attention_rollout(model: nn.Module, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """video (1, C, T, H, W) normalized -> (logits (K,), scores (T', H', W'))."""
-    blocks = encoder_blocks(model)
-    with recorded_attention_inputs(blocks) as records:
-        logits = model(video)[0].float()  # (K,)
-    maps = [attention_probs(attn, x.float())[0] for attn, x in records]  # each (N, N)
-    scores = rollout(maps).mean(0)  # (N,): mean pooling reads all output tokens equally
+    """video (1, C, T, H, W) normalized -> (logits (K,), scores (T', H', W')); see `rollout`."""
+    logits, scores = rollout_scores(model, video)
     return logits, normalized(scores, model.spec.grid)
 
 
 def gradient_saliency(model: nn.Module, video: torch.Tensor, target: int | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Grad-CAM on the last block's tokens: video (1, C, T, H, W) -> (logits (K,), scores
-    (T', H', W'), explained class). `target` None explains the top class."""
+    (T', H', W'), explained class). `target` None explains the top class.
+
+    A mean-pooled model reads the last block's outputs; a model that pools a class token reads only
+    the class token's output, which the last block computes from its inputs, so there the last
+    block's input tokens are used (their outputs carry no gradient)."""
+    encoder = getattr(model, "encoder", model)
+    prefix = getattr(encoder, "num_prefix_tokens", 0)
     captured: list[torch.Tensor] = []
 
-    def keep(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-        output.retain_grad()
-        captured.append(output)
+    def keep(tokens: torch.Tensor) -> None:
+        tokens.retain_grad()
+        captured.append(tokens)
 
-    handle = encoder_blocks(model)[-1].register_forward_hook(keep)
+    last = encoder_blocks(model)[-1]
+    handle = (last.register_forward_pre_hook(lambda module, args: keep(args[0])) if prefix
+              else last.register_forward_hook(lambda module, args, output: keep(output)))
     try:
         with torch.enable_grad():
-            logits = model(video.detach().requires_grad_(False))[0].float()  # (K,)
+            logits = model(video.detach())[0].float()  # (K,)
             target = int(logits.argmax()) if target is None else target
             logits[target].backward()
     finally:
         handle.remove()
-    prefix = getattr(getattr(model, "encoder", model), "num_prefix_tokens", 0)  # a class token is not a place
-    tokens, grad = captured[-1][0, prefix:].detach(), captured[-1].grad[0, prefix:]  # (N, D) each
-    weights = grad.mean(0)  # (D,)
-    scores = F.relu(tokens @ weights)  # (N,)
+    tokens, grad = patch_tokens(captured[-1].detach(), prefix), patch_tokens(captured[-1].grad, prefix)  # (N, D)
+    scores = F.relu(tokens @ grad.mean(0))  # (N,): channels weighted by their mean gradient
     model.zero_grad(set_to_none=True)
     return logits.detach(), normalized(scores, model.spec.grid), target
+
+
+def patch_tokens(x: torch.Tensor, prefix: int) -> torch.Tensor:
+    """A block's tokens (G, L, D) -> the patch tokens (N, D) in grid order: one sequence (G = 1)
+    with `prefix` class tokens first, or one sequence per time slice (ViViT's spatial blocks,
+    G = T') each with its own class token."""
+    return x[0, prefix:] if x.shape[0] == 1 else x[:, prefix:].flatten(0, 1)
 
 
 @torch.no_grad()
