@@ -22,7 +22,7 @@ from torch import nn
 
 from pretrain.errors import UserError
 from pretrain.models.classifier import VideoClassifier
-from pretrain.models.interop import describe, save_hf
+from pretrain.weights import describe, save_hf
 from pretrain.models.vit import ArchSpec
 
 log = logging.getLogger(__name__)

@@ -67,7 +67,7 @@ def _export(args: argparse.Namespace) -> int:
         from pretrain.cli.export_runtime import run_runtime_export
 
         return run_runtime_export(args)
-    from pretrain.train.export import export_checkpoint
+    from pretrain.weights import export_checkpoint  # CheckpointError -> one line, exit 1 (cli.main)
 
     out = export_checkpoint(args.checkpoint, args.out)
     print(f"exported {args.checkpoint} -> {out}")

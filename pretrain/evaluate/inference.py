@@ -1,16 +1,13 @@
 """The light inference path shared by `explain`, `predict --stream`, `export` and `bench infer`:
 one loader that turns a checkpoint into an eval-ready model, and one clip reader.
 
-Imports torch, the models and the decoder only (no Lightning, DeepSpeed, Ray or W&B): exports,
-Hugging Face folders and original `.pth` files load through `pretrain.models.interop`. A training
-stage checkpoint (Lightning file / ZeRO folder) still goes through `evaluate.checkpoint`, which
-pulls in the training part; `load_inference_model` is the one place to switch to
-`pretrain.models.from_pretrained` once the weights package provides it.
+Imports torch, the models, the weights package and the decoder only (no Lightning, DeepSpeed, Ray
+or W&B): every source (export, stage checkpoint, Hugging Face folder, original `.pth`) loads
+through `pretrain.models.from_pretrained`, with its class names and run config.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -20,6 +17,8 @@ import torch
 from torch import nn
 
 from pretrain.errors import CheckpointError, DataError
+from pretrain.models.classifier import VideoClassifier
+from pretrain.models.videomae import VideoMAE
 from pretrain.models.vit import ArchSpec
 
 DEFAULT_STRIDE = 4
@@ -39,43 +38,24 @@ class InferenceModel:
 
 
 def load_inference_model(path: str | Path) -> InferenceModel:
-    """An eval-ready model from an export, HF folder, original `.pth` or a fine-tuning checkpoint."""
-    path = Path(path)
-    if not path.exists():
+    """An eval-ready classifier or pretraining model from any source `from_pretrained` reads."""
+    from pretrain.models import from_pretrained
+
+    if not Path(path).exists():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if path.is_dir() and (path / "config.json").is_file() or path.suffix in (".pth", ".pt", ".safetensors", ".bin"):
-        return _from_weights(path)
-    from pretrain.evaluate.checkpoint import load_finetuned  # stage checkpoints: pulls the training part
-
-    finetuned = load_finetuned(path)
-    stride = finetuned.config.data.stride if finetuned.config else DEFAULT_STRIDE
-    return InferenceModel(finetuned.model.eval(), "classifier", finetuned.model.spec, finetuned.class_names, stride)
-
-
-def _from_weights(path: Path) -> InferenceModel:
-    from pretrain.models.interop import build_model, load_weights
-
-    try:
-        state, model_config = load_weights(path)
-        model = build_model(state, model_config).eval()
-    except (ValueError, RuntimeError, KeyError, OSError) as error:
-        raise CheckpointError(f"{path}: cannot load a model ({error})") from None
-    kind = model_config["kind"]
-    if kind not in ("classifier", "pretraining"):
-        raise CheckpointError(f"{path} holds a bare {kind}; explain/predict need a classifier or a pretraining model")
-    names = list(model_config.get("class_names") or [])
+    model = from_pretrained(path)
+    if isinstance(model, VideoMAE):
+        kind = "pretraining"
+    elif isinstance(model, VideoClassifier):
+        kind = "classifier"
+    else:
+        raise CheckpointError(f"{path} holds a bare {type(model).__name__}; explain/predict need a classifier "
+                              "or a pretraining model")
+    names = list(model.class_names or []) if kind == "classifier" else []
     if kind == "classifier" and not names:
         names = [f"class_{i}" for i in range(model.num_classes)]
-    return InferenceModel(model, kind, model.spec, names, _run_stride(path))
-
-
-def _run_stride(path: Path) -> int:
-    """`data.stride` of the run config an export carries, else the default."""
-    if not path.is_dir():
-        return DEFAULT_STRIDE
-    raw = json.loads((path / "config.json").read_text())
-    run = raw.get("run_config") or {}
-    return int((run.get("data") or {}).get("stride") or DEFAULT_STRIDE)
+    stride = model.run_config.data.stride if model.run_config is not None else DEFAULT_STRIDE
+    return InferenceModel(model, kind, model.spec, names, int(stride))
 
 
 def class_index(model: InferenceModel, name: Optional[str], logits: torch.Tensor) -> int:

@@ -24,7 +24,7 @@ import torch
 from pretrain.config import ConfigError, RunConfig
 from pretrain.data.shards import read_manifest
 from pretrain.data.streams.selection import check_splits
-from pretrain.evaluate.checkpoint import load_finetuned
+from pretrain.weights import load_finetuned
 from pretrain.evaluate.metrics import SplitMetrics, confusion_matrix, merge_views, split_metrics
 from pretrain.evaluate.reports import write_confusion_png, write_predictions, write_results
 from pretrain.evaluate.views import ViewLogits, gather_views, score_batch

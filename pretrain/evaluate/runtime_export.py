@@ -20,7 +20,7 @@ from typing import Optional
 
 import torch
 
-from pretrain.data.augment.transforms import IMAGENET_MEAN, IMAGENET_STD
+from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
 from pretrain.errors import CheckpointError, UserError
 from pretrain.evaluate.inference import InferenceModel, load_inference_model
 

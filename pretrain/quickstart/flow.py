@@ -116,7 +116,7 @@ def timed_stage(name: str, config: RunConfig) -> StageRecord:
 def run_quickstart(out: Path, plan: QuickstartPlan = QuickstartPlan(),
                    on_stage: Optional[Callable[[str], None]] = None) -> QuickstartResult:
     from pretrain.quickstart.report import write_report
-    from pretrain.train.export import export_checkpoint
+    from pretrain.weights import export_checkpoint
 
     started = time.perf_counter()
     announce = on_stage or (lambda message: log.info("quickstart: %s", message))

@@ -20,7 +20,8 @@ from pretrain.models.vit import ArchSpec
 from pretrain.train.callbacks import ThroughputMonitor
 from pretrain.train.checkpoint_callback import CheckpointCallback
 from pretrain.train.finetune_init import initialise
-from pretrain.train.finetune_module import FinetuneModule, build_finetune_model
+from pretrain.models import build_finetune_model
+from pretrain.train.finetune_module import FinetuneModule
 from pretrain.train.flops import TRAIN_FLOPS_PER_FORWARD, block_flops, device_peak_tflops
 from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging
 from pretrain.train.optim import schedule_for

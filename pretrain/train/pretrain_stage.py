@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 
 from pretrain.config import RunConfig
 from pretrain.models import build_pretraining_model
-from pretrain.train import checkpoints as ckpt
+from pretrain.weights import layout as ckpt
 from pretrain.train.callbacks import ReconstructionLogger, ThroughputMonitor
 from pretrain.train.checkpoint_callback import CheckpointCallback
 from pretrain.train.flops import device_peak_tflops

@@ -14,7 +14,7 @@ from pretrain.data.generated.motion_dataset import write_motion_dataset
 from pretrain.data.shards import BuildOptions, build_shards
 from pretrain.train.entry import StageResult, run_stage
 from pretrain.train.finetune_init import initialise
-from pretrain.train.finetune_module import build_finetune_model
+from pretrain.models import build_finetune_model
 
 
 class OneThread:

@@ -14,7 +14,7 @@ from pretrain.data.augment.transforms import normalize_video
 from pretrain.data.generated.salient_object import OBJECT_COLOURS, SalientClip, salient_object_clip
 from pretrain.data.generated.synthetic import write_video
 from pretrain.models.classifier import VideoClassifier
-from pretrain.models.interop import save_export
+from pretrain.weights import save_export
 from pretrain.models.vit import ArchSpec
 
 FRAMES, SIZE = 8, 32

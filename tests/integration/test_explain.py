@@ -19,7 +19,7 @@ from pretrain.data.augment.transforms import normalize_video
 from pretrain.evaluate.explain import explain_clip
 from pretrain.evaluate.faithfulness import box_mass_ratio
 from pretrain.evaluate.inference import load_inference_model, read_clip
-from pretrain.models.interop import save_export
+from pretrain.weights import save_export
 from pretrain.models.videomae import VideoMAE
 
 

@@ -12,7 +12,7 @@ import torch
 from pretrain.cli import main
 from pretrain.evaluate.inference import load_inference_model
 from pretrain.models.classifier import VideoClassifier
-from pretrain.models.interop import save_export
+from pretrain.weights import save_export
 from pretrain.models.videomae import VideoMAE
 from pretrain.models.vit import ArchSpec
 

@@ -11,7 +11,7 @@ import sys
 from pretrain.data.generated.salient_object import salient_object_clip
 from pretrain.data.generated.synthetic import write_video
 from pretrain.models.classifier import VideoClassifier
-from pretrain.models.interop import save_export
+from pretrain.weights import save_export
 from pretrain.models.vit import ArchSpec
 
 HEAVY = ("pytorch_lightning", "lightning", "deepspeed", "ray", "wandb", "transformers")
