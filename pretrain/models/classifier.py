@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pretrain.models.flops import classifier_forward_flops
 from pretrain.models.vit import ArchSpec, Encoder, check_video, patchify
 
 # Parameters that never get weight decay besides 1-D ones (norms, biases, q_bias/v_bias).
@@ -52,6 +53,10 @@ class VideoClassifier(nn.Module):
         tokens = self.encoder(patchify(video, self.spec.tubelet_size, self.spec.patch_size))  # (B, N, D)
         pooled = self.fc_norm(tokens.mean(dim=1))  # (B, D)
         return self.head(self.head_dropout(pooled))  # (B, num_classes)
+
+    def flops_per_clip(self) -> int:
+        """Forward FLOPs of one clip: every token through the encoder, then the head."""
+        return classifier_forward_flops(self.spec, self.num_classes)
 
     def layer_id(self, name: str) -> int:
         """0 for the embedding, i + 1 for block i, depth + 1 for the norm and head."""

@@ -20,7 +20,7 @@ from pretrain.config import RunConfig
 from pretrain.data.streams import stages
 from pretrain.data.streams.batching import ClipMaker, StartPoint, batch_clips, make_clips
 from pretrain.data.augment.clips import eval_views
-from pretrain.data.streams.loader import BatchStream, Slot, StreamLoader
+from pretrain.data.streams.loader import BatchStream, Slot, StreamLoader, pin_batches
 from pretrain.data.streams.pretrain_stream import clip_settings
 from pretrain.data.streams.selection import EVAL_KEY, Selection, members_per_shard, resolve_selection
 from pretrain.data.shards import read_manifest
@@ -82,7 +82,7 @@ def build_eval_loader(config: RunConfig, rank: int, world_size: int, multi_view:
                               multi_view=multi_view)
     stream = EvalStream(members, selection, maker, data.batch_size, rank, world_size, data.num_workers,
                         normalize=not data.normalize_on_device)
-    return StreamLoader(stream, data.num_workers)
+    return StreamLoader(stream, data.num_workers, pin_memory=pin_batches(config.trainer.accelerator))
 
 
 def _views(sample: dict, rng, settings, num_clips: int, num_crops: int, multi_view: bool) -> list[dict]:
