@@ -59,6 +59,9 @@ MISTAKES = [
      f"config error: --backbone 'resnet' is not allowed; choose one of {list(backbone_names())}"),
     (["submit", "--address", "http://127.0.0.1:1", "--stop", "JOB", "--", "pretrain", "tiny"], 1,
      "error: give either --stop JOB_ID or a command after --, not both"),
+    (["keyframes", "{tmp}/nope.mp4", "--out", "{tmp}/kf"], 1, "error: no such video: {tmp}/nope.mp4"),
+    (["features", "{tmp}/ckpt", "{tmp}/nothing", "--out", "{tmp}/f"], 1,
+     "error: {tmp}/nothing: no such shard directory or video"),
 ]
 # Commands whose only possible mistakes are argparse's (usage line + error, exit 2).
 ARGPARSE_ONLY = {("config", "list"), ("config", "reference")}

@@ -68,13 +68,16 @@ class EvalStream(BatchStream):
 
 
 def build_eval_loader(config: RunConfig, rank: int, world_size: int, multi_view: bool = True,
-                      split: str | None = None) -> StreamLoader:
-    """Deterministic loader over `split` (default `data.eval_split`) for `rank` of `world_size`."""
+                      split: str | None = None, shard: str | None = None) -> StreamLoader:
+    """Deterministic loader over `split` (default `data.eval_split`) for `rank` of `world_size`;
+    `shard` (a shard name) reads that shard only (feature extraction works shard by shard)."""
     data = config.data
     manifest = read_manifest(data.shards)
     selection = resolve_selection(split or data.eval_split, manifest, config.finetune.split,
                                   key=EVAL_KEY if split is None else "split")
     members = members_per_shard(manifest, selection)
+    if shard is not None:
+        members = [(url, count) for url, count in members if url.rsplit("/", 1)[-1] == shard]
     if not members:
         raise stages.DataError(f"{manifest.location}: no samples in {selection.describe()}")
     clips, crops = (data.test_clips, data.test_crops) if multi_view else (1, 1)
