@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 # Modules under pretrain/cli/ that each define `register(subparsers)`.
 COMMAND_MODULES = ("quickstart", "config_cmd", "convert", "shards", "bench", "stages", "finetune", "submit",
-                   "smoke", "keyframes", "features")
+                   "smoke", "keyframes", "features", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -53,6 +53,8 @@ MISTAKES = [
     (["predict", "{tmp}/ckpt", "{tmp}/a.mp4", "--clips", "0"], 1, "error: --clips 0 must be >= 1"),
     (["predict", "{tmp}/ckpt", "{tmp}/a.mp4", "--crops", "-1"], 1, "error: --crops -1 must be >= 1"),
     (["bench", "cores", "--core-rates", "1=zero"], 1, "error: --core-rates '1=zero' must look like 1=4.1,4=11.8"),
+    (["bench", "infer", "--batch", "0"], 1, "error: --batch, --reps, --img-size and --num-frames must be >= 1, --warmup >= 0"),
+    (["explain", "{tmp}/nothing", "{tmp}/a.mp4", "--out", "{tmp}/out"], 1, "error: checkpoint not found: {tmp}/nothing"),
     (["smoke", "--backbone", "resnet", "--out", "{tmp}/out"], 2,
      f"config error: --backbone 'resnet' is not allowed; choose one of {list(backbone_names())}"),
     (["submit", "--address", "http://127.0.0.1:1", "--stop", "JOB", "--", "pretrain", "tiny"], 1,
