@@ -11,7 +11,7 @@ import pytest
 
 from pretrain.config import load_config
 from pretrain.train.entry import run_stage
-from pretrain.train.strategy import Placement
+from pretrain.runtime.placement import Placement
 
 BF16_ON_CPU = Placement("cpu", "bf16-mixed", 1, 1)
 ZERO2 = ["strategy.name=deepspeed", "strategy.zero_stage=2"]
