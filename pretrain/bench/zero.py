@@ -118,7 +118,8 @@ def _bench_rank(rank: int, settings: ZeroBenchSettings, stage: int, port: int, o
     from pretrain.masking import batch_masks
     from pretrain.models import build_pretraining_model
     from pretrain.train.optim import build_adamw, param_groups
-    from pretrain.train.strategy import deepspeed_config, resolve_placement
+    from pretrain.runtime.placement import resolve_placement
+    from pretrain.train.strategy import deepspeed_config
 
     deepspeed.init_distributed("gloo", auto_mpi_discovery=False)
     config = load_config(None, [f"model.size={settings.size}", f"model.img_size={settings.img_size}",

@@ -17,8 +17,8 @@ from ray.train.lightning import (RayDDPStrategy, RayDeepSpeedStrategy, RayLightn
 
 from pretrain.config import RunConfig
 from pretrain.train.checkpoint_callback import CheckpointCallback
-from pretrain.train.strategy import (CPUCapableDeepSpeedStrategy, SkippableDeepSpeedPrecision,
-                                     deepspeed_config, resolve_placement)
+from pretrain.runtime.placement import resolve_placement
+from pretrain.train.strategy import CPUCapableDeepSpeedStrategy, SkippableDeepSpeedPrecision, deepspeed_config
 
 log = logging.getLogger(__name__)
 

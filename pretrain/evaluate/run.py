@@ -28,8 +28,8 @@ from pretrain.weights import load_finetuned
 from pretrain.evaluate.metrics import SplitMetrics, confusion_matrix, merge_views, split_metrics
 from pretrain.evaluate.reports import write_confusion_png, write_predictions, write_results
 from pretrain.evaluate.views import ViewLogits, gather_views, score_batch
-from pretrain.train.quiet import quiet_library_noise
-from pretrain.train.strategy import resolve_placement
+from pretrain.runtime.quiet import quiet_library_noise
+from pretrain.runtime.placement import resolve_placement
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import WandbLogger
 
 from pretrain.models.videomae import masked_video
-from pretrain.train.module import model_video
+from pretrain.train.module import model_video, precision_input
 from pretrain.train.recon_image import reconstruction_image
 from pretrain.train.wandb_logger import STEP_METRIC
 
@@ -144,7 +144,7 @@ class ReconstructionLogger(Callback):
     @torch.no_grad()
     def panels(self, pl_module: pl.LightningModule, batch: dict) -> np.ndarray:
         model = pl_module.model
-        video, mask = model_video(batch)[:1], batch["mask"][:1]  # (1, C, T, H, W), (1, N)
+        video, mask = precision_input(pl_module, model_video(batch)[:1]), batch["mask"][:1]  # (1, C, T, H, W), (1, N)
         decoder_mask = batch.get("decoder_mask")
         decoder_mask = decoder_mask[:1] if decoder_mask is not None else None
         was_training = model.training

@@ -20,6 +20,7 @@ from pretrain.config import RunConfig, config_to_dict
 from pretrain.data.augment.transforms import normalize_video
 from pretrain.models import build_finetune_model  # noqa: F401 (moved to models/; the stage imports it here)
 from pretrain.models.classifier import VideoClassifier, is_linear_probe
+from pretrain.train.module import precision_input
 from pretrain.train.nan_guard import NonFiniteGuard
 from pretrain.train.optim import build_adamw, schedule_for
 
@@ -80,7 +81,7 @@ class FinetuneModule(pl.LightningModule):
         """Normalized float clips; with `data.normalize_on_device` the stream ships pixels 0..255
         (uint8, or float after mixup) and they are normalized here, on the device."""
         video = batch["video"]
-        return normalize_video(video) if self.config.data.normalize_on_device else video
+        return precision_input(self, normalize_video(video)) if self.config.data.normalize_on_device else video
 
     def _loss(self, video: torch.Tensor, label: torch.Tensor,
               target: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,6 +35,14 @@ def model_video(batch: dict[str, Any]) -> torch.Tensor:
     return normalize_video(video)
 
 
+def precision_input(module: pl.LightningModule, video: torch.Tensor) -> torch.Tensor:
+    """`video` as the run's precision wants its inputs. Lightning converts a batch's float tensors
+    before the step, but clips become float here, on the device; DeepSpeed bf16/fp16 runs hold
+    bf16/fp16 weights and no autocast, so they need the same conversion (identity otherwise)."""
+    trainer = module._trainer
+    return trainer.precision_plugin.convert_input(video) if trainer is not None else video
+
+
 class PretrainModule(pl.LightningModule):
     def __init__(self, config: RunConfig, model: VideoMAE, steps_per_epoch: int):
         super().__init__()
@@ -59,7 +67,7 @@ class PretrainModule(pl.LightningModule):
         return self.model(video, mask, decoder_mask)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        output = self(model_video(batch), batch["mask"], batch.get("decoder_mask"))
+        output = self(precision_input(self, model_video(batch)), batch["mask"], batch.get("decoder_mask"))
         batch_size = batch["video"].shape[0]
         loss = self.guard.checked(output.loss, self.trainer)  # every rank skips together
         self.log("train/nonfinite_skipped", float(self.guard.total_skipped), batch_size=batch_size)

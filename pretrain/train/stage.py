@@ -32,10 +32,10 @@ from pretrain.train.flops import device_peak_tflops
 from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging
 from pretrain.train.nan_guard import TrainingDiverged
 from pretrain.train.optim import schedule_for
-from pretrain.train.quiet import quiet_library_noise
+from pretrain.runtime.quiet import quiet_library_noise
 from pretrain.train.run_dir import resolve_run_dir, resume_command, save_run_info
-from pretrain.train.strategy import (Placement, build_strategy, is_deepspeed, resolve_placement,
-                                     validate_world_size)
+from pretrain.runtime.placement import Placement, resolve_placement
+from pretrain.train.strategy import build_strategy, is_deepspeed, validate_world_size
 from pretrain.train.stream import StreamData
 from pretrain.train.trainer import build_trainer
 from pretrain.weights import layout as ckpt

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Optional, Union
 
@@ -22,6 +21,7 @@ from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, Strateg
 from lightning_fabric.utilities.seed import reset_seed
 
 from pretrain.config import ConfigError, RunConfig
+from pretrain.runtime.placement import Placement
 from pretrain.train.nan_guard import GuardedModule
 from pretrain.train.safe_resume import use_safe_checkpoint_engine
 
@@ -29,31 +29,6 @@ log = logging.getLogger(__name__)
 
 # Long enough for a slow first checkpoint of a large model on a shared filesystem.
 PROCESS_GROUP_TIMEOUT = timedelta(minutes=30)
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where the run executes, resolved from `trainer.accelerator` / `trainer.precision`."""
-
-    accelerator: str  # "cpu" or "gpu"
-    precision: str  # Lightning precision string
-    devices: int
-    num_nodes: int
-
-
-def resolve_placement(config: RunConfig) -> Placement:
-    """`auto` accelerator → gpu when CUDA is present; `auto` precision → bf16-mixed on GPU, fp32 on CPU."""
-    accelerator = config.trainer.accelerator
-    if accelerator == "auto":
-        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
-    if accelerator == "gpu" and not torch.cuda.is_available():
-        raise ConfigError("trainer.accelerator='gpu' but CUDA is not available here; use trainer.accelerator=cpu")
-    precision = config.trainer.precision
-    if precision == "auto":
-        precision = "bf16-mixed" if accelerator == "gpu" else "32-true"
-    if accelerator == "cpu" and precision != "32-true":
-        raise ConfigError(f"trainer.precision={precision!r} is not supported on CPU; use 32-true")
-    return Placement(accelerator, precision, config.trainer.devices, config.trainer.num_nodes)
 
 
 def validate_world_size(config: RunConfig, placement: Placement, visible_gpus: Optional[int] = None) -> None:

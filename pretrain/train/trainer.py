@@ -20,7 +20,7 @@ from pytorch_lightning.strategies import Strategy
 from pretrain.config import RunConfig
 from pretrain.train.progress import progress_callback
 from pretrain.train.safe_resume import SafeCheckpointIO
-from pretrain.train.strategy import Placement
+from pretrain.runtime.placement import Placement
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from torch import nn
 
 from pretrain.errors import CheckpointError
-from pretrain.models.videomae import IMAGENET_MEAN, IMAGENET_STD
+from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
 from pretrain.weights.build import build_weights
 from pretrain.weights.formats import read_weights
 

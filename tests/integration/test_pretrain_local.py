@@ -52,7 +52,8 @@ def reference_run(shards, tmp_path_factory):
                          "logging.wandb=offline")
     handler, root, stderr = Recorded(), logging.getLogger(), io.StringIO()
     root.addHandler(handler)
-    level, root.level = root.level, logging.INFO
+    level = root.level
+    root.setLevel(logging.INFO)  # setLevel, not assignment: it clears the loggers' cached isEnabledFor
     try:
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(stderr):
             warnings.simplefilter("always")
