@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 from pretrain.config import RunConfig, config_to_dict
 from pretrain.data.augment.transforms import normalize_video
-from pretrain.models import build_finetune_model  # noqa: F401 (moved to models/; the stage imports it here)
 from pretrain.models.classifier import VideoClassifier, is_linear_probe
 from pretrain.train.module import precision_input
 from pretrain.train.nan_guard import NonFiniteGuard
