@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pretrain.errors import ConfigError  # re-exported: `pretrain.config.ConfigError`
-from pretrain.models.sizes import SIZES
+from pretrain.models.sizes import BACKBONES, SIZES
 
 STAGES = ("pretrain", "finetune")
+MASK_KINDS = ("tube", "random")
 
 
 def _choice(key: str, value: Any, allowed: tuple) -> None:
@@ -52,9 +53,17 @@ class ModelConfig:
     """Normalize each target cube per channel before the MSE (VideoMAE default)."""
     grad_checkpointing: bool = False
     """Recompute block activations in backward to save memory."""
+    backbone: str = "vit"
+    """Encoder: vit (joint space-time attention, VideoMAE), timesformer (divided space-time
+    attention), vivit (ViViT's factorised encoder). timesformer and vivit need tube masks."""
+    temporal_depth: Optional[int] = None
+    """vivit: blocks of the temporal transformer; null takes the size's default (4; tiny 1)."""
 
     def __post_init__(self) -> None:
         _choice("model.size", self.size, tuple(SIZES))
+        _choice("model.backbone", self.backbone, BACKBONES)
+        if self.temporal_depth is not None:
+            _positive("model.temporal_depth", self.temporal_depth)
         _positive("model.img_size", self.img_size)
         _positive("model.num_frames", self.num_frames)
         _positive("model.tubelet_size", self.tubelet_size)
@@ -92,9 +101,13 @@ class MaskConfig:
     decoder_ratio: float = 0.0
     """VideoMAE V2 decoder masking: fraction of tokens the decoder does NOT reconstruct
     (running-cell pattern). 0 disables decoder masking."""
+    kind: str = "tube"
+    """tube (VideoMAE: the same spatial positions hidden in every time slot) or random (each
+    token independently, `int(ratio * N)` per clip; the VideoMAE ablation). Only vit takes random."""
 
     def __post_init__(self) -> None:
         _in_open_unit("mask.ratio", self.ratio)
+        _choice("mask.kind", self.kind, MASK_KINDS)
         _check(
             self.decoder_ratio == 0.0 or 0.0 < self.decoder_ratio < 1.0,
             f"mask.decoder_ratio={self.decoder_ratio} must be 0 (off) or in the open interval (0, 1)",
@@ -366,6 +379,10 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _choice("stage", self.stage, STAGES)
+        _check(self.model.backbone == "vit" or self.mask.kind == "tube",
+               f"mask.kind={self.mask.kind!r} cannot train model.backbone={self.model.backbone}: divided and "
+               "factorised attention run on the visible tokens as a (time slices x positions) grid, which "
+               "only mask.kind=tube gives")
         if self.mask.decoder_ratio > 0:
             _check(self.model.grid[1] % 2 == 0 and self.model.grid[2] % 2 == 0,
                    f"mask.decoder_ratio>0 uses 2x2 running cells: the patch grid {self.model.grid[1:]} "
