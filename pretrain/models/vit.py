@@ -319,7 +319,7 @@ class Encoder(nn.Module):
         self.grad_checkpointing = grad_checkpointing
         self.patch_embed = TubeletEmbed(spec.dim, spec.tubelet_size, spec.patch_size)
         self.embed_positions()
-        rates = torch.linspace(0, drop_path, spec.depth).tolist()  # deeper blocks drop more
+        rates = torch.linspace(0, drop_path, spec.depth, device="cpu").tolist()  # deeper blocks drop more
         self.blocks = nn.ModuleList(self.make_block(rate) for rate in rates)
         self.norm = nn.LayerNorm(spec.dim, eps=spec.norm_eps) if final_norm else nn.Identity()
 

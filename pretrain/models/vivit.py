@@ -35,7 +35,7 @@ class FactorisedEncoder(Encoder):
                  grad_checkpointing: bool = False):
         super().__init__(spec, drop_path, final_norm, grad_checkpointing)
         self.spatial_norm = nn.LayerNorm(spec.dim, eps=spec.norm_eps)
-        rates = torch.linspace(0, drop_path, spec.temporal_depth).tolist()
+        rates = torch.linspace(0, drop_path, spec.temporal_depth, device="cpu").tolist()
         self.temporal_blocks = nn.ModuleList(Block.encoder_block(spec, rate) for rate in rates)
 
     def embed_positions(self) -> None:
