@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from pretrain.models.classifier import VideoClassifier
+from pretrain.models.positions import resize_learned_tables
 from pretrain.models.hf_naming import (
     KIND_BY_ARCHITECTURE, hf_config, spec_from_hf_config, state_dict_from_hf, state_dict_to_hf,
 )
@@ -137,7 +138,8 @@ def _unwrap(obj: Any, path: Path) -> Tensors:
         raise ValueError(f"{path}: no patch embedding weight (*{OUR_PATCH_KEY}) - not VideoMAE weights")
     prefix = patch_key[: -len(OUR_PATCH_KEY)]  # "encoder." (pretraining), "" (fine-tuning), + wrapper
     outer = prefix.removesuffix("encoder.")
-    state = {k[len(outer):]: obj[k] for k in keys if k.startswith(outer) and "pos_embed" not in k}
+    learned = any(k.endswith("cls_token") for k in keys)  # TimeSformer / ViViT: learned tables are weights
+    state = {k[len(outer):]: obj[k] for k in keys if k.startswith(outer) and (learned or "pos_embed" not in k)}
     if not prefix.endswith("encoder."):  # fine-tuning layout: encoder parts at the top level
         state = {(f"encoder.{k}" if k.split(".")[0] in ("patch_embed", "blocks", "norm") else k): v
                  for k, v in state.items()}
@@ -150,6 +152,24 @@ def _kind_of(state: Tensors) -> str:
     return "classifier" if "head.weight" in state else "encoder"
 
 
+def _infer_backbone(state: Tensors, tubelet: int, patch: int) -> dict[str, Any]:
+    """Backbone, its learned tables' grid (frames, image size) and biases, read from the tensors."""
+    if "encoder.cls_token" not in state:
+        return {}
+    blocks = {k.split(".")[1] for k in state if k.startswith("encoder.temporal_blocks.")}
+    backbone = ("timesformer" if "encoder.blocks.0.temporal_fc.weight" in state
+                else "vivit" if blocks else "vit")
+    values: dict[str, Any] = {"backbone": backbone, "key_bias": "encoder.blocks.0.attn.qkv.bias" in state,
+                              "class_token": backbone == "vit"}
+    if backbone != "vit":
+        side = round((state["encoder.pos_embed"].shape[1] - 1) ** 0.5)
+        slices = state["encoder.time_embed"].shape[1] - (backbone == "vivit")
+        values.update(img_size=side * patch, num_frames=slices * tubelet)
+    if backbone == "vivit":
+        values["temporal_depth"] = len({k.split(".")[2] for k in state if k.startswith("encoder.temporal_blocks.")})
+    return values
+
+
 def _infer_spec(state: Tensors) -> ArchSpec:
     """Shapes from the tensors; head counts from the named size of the same width and depth
     (they cannot be read from weights), else width // 64. Frames and image size default to 16×224."""
@@ -157,7 +177,7 @@ def _infer_spec(state: Tensors) -> ArchSpec:
     depth = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.blocks."))
     size = next((s for s in SIZES.values() if (s.dim, s.depth) == (dim, depth)), None)
     values: dict[str, Any] = dict(
-        tubelet_size=tubelet, patch_size=patch, dim=dim, depth=depth,
+        **_infer_backbone(state, tubelet, patch), tubelet_size=tubelet, patch_size=patch, dim=dim, depth=depth,
         heads=size.heads if size else dim // 64, mlp_dim=state["encoder.blocks.0.mlp.fc1.weight"].shape[0],
         qkv_bias="encoder.blocks.0.attn.q_bias" in state, encoder_norm="encoder.norm.weight" in state,
     )
@@ -258,6 +278,9 @@ def load_encoder(path: Union[str, Path], model: nn.Module) -> dict[str, Any]:
     loaded = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
     skipped = sorted(k for k in loaded if k not in wanted)
     loaded = {k: v for k, v in loaded.items() if k in wanted}
+    resized = resize_learned_tables(loaded, ArchSpec.from_dict(model_config), encoder.spec, prefix="")
+    if resized:
+        log.info("learned position/time tables resized to this model's token grid: %s", resized)
     mismatched = [f"{k}: weights {tuple(v.shape)} vs model {tuple(wanted[k].shape)}"
                   for k, v in loaded.items() if v.shape != wanted[k].shape]
     missing = sorted(k for k in wanted if k not in loaded)

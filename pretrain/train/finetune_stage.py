@@ -21,7 +21,8 @@ from pretrain.train.callbacks import ThroughputMonitor
 from pretrain.train.checkpoint_callback import CheckpointCallback
 from pretrain.train.finetune_init import initialise
 from pretrain.train.finetune_module import FinetuneModule, build_finetune_model
-from pretrain.train.flops import TRAIN_FLOPS_PER_FORWARD, block_flops, device_peak_tflops
+from pretrain.models.backbone_flops import encoder_forward_flops
+from pretrain.train.flops import TRAIN_FLOPS_PER_FORWARD, device_peak_tflops
 from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging
 from pretrain.train.optim import schedule_for
 from pretrain.train.pretrain_stage import PretrainData, _resume_checkpoint, batches_per_rank_per_epoch
@@ -54,9 +55,7 @@ class FinetuneData(PretrainData):
 
 def classifier_train_flops(spec: ArchSpec) -> int:
     """FLOPs of one training clip: every token through the encoder (no masking, no decoder)."""
-    embed = 2 * spec.num_tokens * spec.patch_dim * spec.dim
-    encoder = spec.depth * block_flops(spec.num_tokens, spec.dim, spec.mlp_dim)
-    return TRAIN_FLOPS_PER_FORWARD * (embed + encoder)
+    return TRAIN_FLOPS_PER_FORWARD * encoder_forward_flops(spec, spec.num_tokens)
 
 
 def class_names_of(config: RunConfig) -> list[str]:

@@ -197,3 +197,23 @@ def test_config_names_the_mask_setting_a_backbone_cannot_take():
         load_config("tiny", ["model.backbone=timesformer", "mask.kind=random"], stage="pretrain")
     with pytest.raises(ConfigError, match=r"model.backbone='swin' is not allowed"):
         load_config("tiny", ["model.backbone=swin"], stage="pretrain")
+
+
+@pytest.mark.parametrize("backbone,class_token", [("vit", False), ("vit", True), ("timesformer", False), ("vivit", False)])
+def test_analytic_flops_match_torch_flop_counter(backbone, class_token):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pretrain.models.flops import classifier_forward_flops, videomae_forward_flops
+
+    spec = spec_of(backbone, class_token=class_token)
+    mask, decoder_mask = batch_masks(1, spec.grid, 0.5, 0.5, generator=torch.Generator().manual_seed(0))
+    counters = FlopCounterMode(display=False), FlopCounterMode(display=False)
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):  # attention as counted matmuls
+        with counters[0]:
+            out = VideoMAE(spec).eval()(video_of(spec, 1), mask, decoder_mask)
+        with counters[1]:
+            VideoClassifier(spec, 3).eval()(video_of(spec, 1))
+    visible = spec.num_tokens - int(mask.sum())
+    assert counters[0].get_total_flops() == videomae_forward_flops(spec, visible, int(out.target_mask.sum()))
+    assert counters[1].get_total_flops() == classifier_forward_flops(spec, 3)
