@@ -28,8 +28,10 @@ def free_port() -> int:
 
 
 def free_port_range(size: int) -> tuple[int, int]:
-    """A run of `size` ports above 20000 that are currently free (for Ray worker processes)."""
-    for start in range(20000 + (os.getpid() % 200) * 100, 60000, size):
+    """A run of `size` free ports in 20000-32767, below Linux's ephemeral range (32768+), so that
+    no port `free_port()` hands out (for GCS, dashboard, agents) can fall inside it."""
+    first = 20000 + (os.getpid() % 100) * 120
+    for start in [*range(first, 32768 - size, size), *range(20000, first, size)]:
         if all(_is_free(port) for port in range(start, start + size)):
             return start, start + size - 1
     raise RuntimeError("no free port range for Ray workers")
