@@ -129,7 +129,7 @@ def hf_config(spec: ArchSpec, kind: str, class_names: Optional[list[str]] = None
         "hidden_act": {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh"}[spec.mlp_act],
         "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "initializer_range": 0.02,
         "layer_norm_eps": spec.norm_eps, "qkv_bias": spec.qkv_bias, "attention_type": "divided_space_time",
-        "drop_path_rate": 0.0, "dtype": "float32",
+        "drop_path_rate": 0, "dtype": "float32",  # transformers 5 declares it an int
     }
     if kind == "classifier":
         names = list(class_names or [])
