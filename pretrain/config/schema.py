@@ -58,12 +58,20 @@ class ModelConfig:
     attention), vivit (ViViT's factorised encoder). timesformer and vivit need tube masks."""
     temporal_depth: Optional[int] = None
     """vivit: blocks of the temporal transformer; null takes the size's default (4; tiny 1)."""
+    pixel_mean: Optional[tuple[float, float, float]] = None
+    """Per-channel input mean (0..1 units) the video is normalized with; null: ImageNet's. Weights
+    carry theirs (HF ViViT: 0.5, i.e. inputs in [-1, 1]); predict/evaluate use the weights' own."""
+    pixel_std: Optional[tuple[float, float, float]] = None
+    """Per-channel input std (0..1 units); null: ImageNet's (HF ViViT: 0.5)."""
 
     def __post_init__(self) -> None:
         _choice("model.size", self.size, tuple(SIZES))
         _choice("model.backbone", self.backbone, BACKBONES)
         if self.temporal_depth is not None:
             _positive("model.temporal_depth", self.temporal_depth)
+        for key, stats in (("model.pixel_mean", self.pixel_mean), ("model.pixel_std", self.pixel_std)):
+            _check(stats is None or len(stats) == 3, f"{key}={stats} must be 3 values (R, G, B) or null")
+        _check(self.pixel_std is None or all(v > 0 for v in self.pixel_std), f"model.pixel_std={self.pixel_std} must be > 0")
         _positive("model.img_size", self.img_size)
         _positive("model.num_frames", self.num_frames)
         _positive("model.tubelet_size", self.tubelet_size)
@@ -379,6 +387,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _choice("stage", self.stage, STAGES)
+        _check(self.data.normalize_on_device or (self.model.pixel_mean is None and self.model.pixel_std is None),
+               "model.pixel_mean/pixel_std are applied on the device: they need data.normalize_on_device=true")
         _check(self.model.backbone == "vit" or self.mask.kind == "tube",
                f"mask.kind={self.mask.kind!r} cannot train model.backbone={self.model.backbone}: divided and "
                "factorised attention run on the visible tokens as a (time slices x positions) grid, which "

@@ -217,3 +217,28 @@ def test_analytic_flops_match_torch_flop_counter(backbone, class_token):
     visible = spec.num_tokens - int(mask.sum())
     assert counters[0].get_total_flops() == videomae_forward_flops(spec, visible, int(out.target_mask.sum()))
     assert counters[1].get_total_flops() == classifier_forward_flops(spec, 3)
+
+
+def test_input_normalization_travels_with_the_weights(tmp_path):
+    """HF ViViT weights expect [-1, 1] inputs: the spec carries mean = std = 0.5 into the export,
+    back out of it, and into every place that normalizes uint8 pixels for the model."""
+    from pretrain.data.augment.transforms import normalize_video
+    from pretrain.evaluate.views import score_batch
+    from pretrain.models.interop import build_model, load_weights, save_export
+    from pretrain.train.module import model_video
+
+    spec = ArchSpec.from_size("tiny", img_size=32, num_frames=4, class_token=True, key_bias=True,
+                              mlp_act="gelu_tanh", pixel_mean=(0.5,) * 3, pixel_std=(0.5,) * 3)
+    save_export(VideoClassifier(spec, 2), None, tmp_path / "export")
+    state, model_config = load_weights(tmp_path / "export")
+    model = build_model(state, model_config).eval()
+    assert model.spec == spec and model.spec.pixel_mean == (0.5, 0.5, 0.5)
+    pixels = torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 2, 1, 1).expand(1, 3, 2, 1, 1)
+    assert normalize_video(pixels, mean=spec.pixel_mean, std=spec.pixel_std).flatten().tolist() == [-1.0, 1.0] * 3
+    video = torch.randint(0, 256, (1, 3, 4, 32, 32), dtype=torch.uint8)
+    expected = video.float() / 127.5 - 1.0
+    assert torch.allclose(model_video({"video": video}, spec), expected, atol=1e-6)
+    batch = {"video": video[:, None], "label": torch.tensor([0]), "key": ["a"]}
+    seen = []
+    score_batch(lambda clips: seen.append(clips) or model(clips), batch, pixel_stats=(spec.pixel_mean, spec.pixel_std))
+    assert torch.allclose(seen[0], expected, atol=1e-6)
