@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from pretrain.errors import UserError
 from pretrain.masking import batch_masks
 from pretrain.models.flops import peak_tflops, training_flops, videomae_forward_flops
 from pretrain.models.interop import describe, save_hf
@@ -137,7 +138,7 @@ def run_model_bench(settings: BenchSettings) -> dict[str, Any]:
     """Step times, speedup, memory and (on CUDA) TFLOP/s and MFU of both models."""
     device = torch.device(settings.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but CUDA is not available")
+        raise UserError("--device cuda requested but CUDA is not available")
     if settings.threads:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)

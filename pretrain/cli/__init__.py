@@ -1,8 +1,10 @@
 """`tubelet` command line: parse, load config, call one library function per subcommand.
 
 Each area registers its subcommands in its own module under `pretrain/cli/`; this module only
-assembles them and turns user mistakes into a one-line message and an exit code (2 for config
-errors, 1 for other user errors) instead of a traceback.
+assembles them and turns user mistakes into a one-line message and an exit code instead of a
+traceback, in one place: `ConfigError` exits 2, any other `TubeletError` and an `OSError` (a path
+that is missing, unreadable or unwritable; its message names it) exit 1. Commands do not catch
+errors themselves. `-v` also logs the traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from pretrain.errors import ConfigError, TubeletError, UserError
+from pretrain import __version__
+from pretrain.errors import ConfigError, TubeletError, UserError  # noqa: F401  (UserError: re-exported)
+
+log = logging.getLogger(__name__)
 
 # Modules under pretrain/cli/ that each define `register(subparsers)`.
 COMMAND_MODULES = ("quickstart", "config_cmd", "convert", "shards", "bench", "stages", "finetune", "submit")
@@ -25,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tubelet",
         description="Pretrain video foundation models (VideoMAE) from raw video to benchmark results.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (and tracebacks)")
+    parser.add_argument("--version", action="version", version=f"tubelet {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"pretrain.cli.{name}").register(subparsers)
@@ -42,15 +48,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         result = args.handler(args)
     except ConfigError as error:
-        _print_on_rank_zero(f"tubelet: config error: {error}")
-        return 2
-    except TubeletError as error:
-        _print_on_rank_zero(f"tubelet: error: {error}")
-        return 1
+        return _report(error, "config error", 2)
+    except (TubeletError, OSError) as error:
+        return _report(error, "error", 1)
     except KeyboardInterrupt:
         print("tubelet: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _report(error: Exception, kind: str, code: int) -> int:
+    log.debug("traceback of the error below", exc_info=error)
+    _print_on_rank_zero(f"tubelet: {kind}: {_one_line(str(error))}")
+    return code
+
+
+def _one_line(message: str) -> str:
+    """Errors that list several problems (one per line) still print as one line."""
+    line = ""
+    for part in filter(None, (part.strip() for part in message.splitlines())):
+        line += (" " if not line or line.endswith(":") else "; ") + part
+    return line.strip()
 
 
 def _print_on_rank_zero(message: str) -> None:

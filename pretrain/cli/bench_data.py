@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from pretrain.cli import UserError
+from pretrain.errors import UserError
 
 
 def register(benches: argparse._SubParsersAction) -> None:
@@ -31,20 +31,15 @@ def register(benches: argparse._SubParsersAction) -> None:
 def _bench(args: argparse.Namespace) -> int:
     from pretrain.bench.data import bench_data
     from pretrain.bench.data_corpus import write_bench_corpus
-    from pretrain.data.shards import ShardsError
-    from pretrain.data.streams.stages import DataError
 
     if args.workers < 0 or min(args.clips, args.multiview_videos, args.rounds) < 1:
         raise UserError("--workers must be >= 0; --clips, --multiview-videos and --rounds >= 1")
     shards = Path(args.shards)
     if not (shards / "manifest.json").exists() and not args.generate:
         raise UserError(f"{shards}: no manifest.json (build shards first, or pass --generate avi|h264)")
-    try:
-        if args.generate:
-            write_bench_corpus(args.generate, shards, args.videos, args.frames)
-        result = bench_data(str(shards), args.workers, args.clips, args.multiview_videos, args.rounds)
-    except (ShardsError, DataError) as error:
-        raise UserError(str(error)) from None
+    if args.generate:
+        write_bench_corpus(args.generate, shards, args.videos, args.frames)
+    result = bench_data(str(shards), args.workers, args.clips, args.multiview_videos, args.rounds)
     figures = result.as_dict()
     if args.json:
         print(json.dumps(figures, indent=1))

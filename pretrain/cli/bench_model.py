@@ -34,8 +34,9 @@ def register(benches: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pretrain.cli import UserError
+    from pretrain.errors import UserError
 
+    check_arguments(args)
     try:
         from pretrain.bench.model import BenchSettings, run_model_bench
         settings = BenchSettings(
@@ -48,8 +49,6 @@ def _run(args: argparse.Namespace) -> int:
         result = run_model_bench(settings)
     except ImportError as error:
         raise UserError(f"the model benchmark needs transformers (pip install 'tubelet[hf]'): {error}") from error
-    except ValueError as error:
-        raise UserError(str(error)) from error
     print(json.dumps(result) if args.json else format_result(result))
     return 0
 
@@ -66,6 +65,18 @@ def _run_backbone(settings: Any, args: argparse.Namespace) -> int:
 
 def _gib(num_bytes: int) -> str:
     return f"{num_bytes / 2**30:.3f} GiB"
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """The model and mask arguments obey the config schema's rules (a ConfigError names the key)."""
+    from pretrain.config import MaskConfig, ModelConfig, RunConfig
+    from pretrain.errors import UserError
+
+    for flag, value, least in (("--batch", args.batch, 1), ("--reps", args.reps, 1), ("--warmup", args.warmup, 0)):
+        if value < least:
+            raise UserError(f"{flag} {value} must be >= {least}")
+    RunConfig(model=ModelConfig(size=args.size, img_size=args.img_size, num_frames=args.num_frames),
+              mask=MaskConfig(ratio=args.mask_ratio, decoder_ratio=args.decoder_mask_ratio))
 
 
 def format_result(r: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from pretrain.cli import UserError
+from pretrain.errors import UserError
 
 
 def register(benches: argparse._SubParsersAction) -> None:
@@ -26,16 +26,12 @@ def register(benches: argparse._SubParsersAction) -> None:
 
 def _bench(args: argparse.Namespace) -> int:
     from pretrain.bench.shards import bench_shards, cpu_scaling_ceiling, rows_as_dicts
-    from pretrain.data.shards import ShardsError
 
     if not Path(args.src).exists() and not args.generate:
         raise UserError(f"{args.src}: no such corpus (pass --generate N to write a synthetic one)")
     if args.workers < 1:
         raise UserError(f"--workers={args.workers} must be >= 1")
-    try:
-        rows = bench_shards(args.src, args.workers, args.resize_short, args.source, args.generate, args.frames)
-    except ShardsError as error:
-        raise UserError(str(error)) from None
+    rows = bench_shards(args.src, args.workers, args.resize_short, args.source, args.generate, args.frames)
     ceiling = cpu_scaling_ceiling(args.workers)
     if args.json:
         print(json.dumps({"rows": rows_as_dicts(rows), "cpu_scaling_ceiling": ceiling,

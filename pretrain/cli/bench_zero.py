@@ -22,7 +22,7 @@ def register(benches: argparse._SubParsersAction) -> None:
 
 def _bench_zero(args: argparse.Namespace) -> int:
     from pretrain.bench.zero import ZeroBenchSettings, format_table, run_zero_bench
-    from pretrain.cli import UserError
+    from pretrain.errors import UserError
 
     if args.world_size < 2:
         raise UserError(f"--world-size={args.world_size}: ZeRO partitions over ranks, use 2 or more")

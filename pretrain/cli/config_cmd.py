@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Optional
 
-from pretrain.config import config_to_yaml, list_recipes, load_config
+from pretrain.config import STAGES, config_to_yaml, list_recipes, load_config
 from pretrain.config.reference import render_reference
 
 
@@ -12,8 +13,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("config", help="show resolved configs and shipped recipes")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     show = actions.add_parser("show", help="print the resolved config of RECIPE as YAML")
-    show.add_argument("recipe", help="shipped recipe name (pretrain/tiny) or a YAML path")
+    show.add_argument("recipe", help="recipe as `tubelet STAGE` takes it: a shipped name (tiny, "
+                      "finetune/tiny) or a YAML path")
     show.add_argument("overrides", nargs="*", help="key=value overrides")
+    show.add_argument("--stage", choices=STAGES, default=None,
+                      help="resolve and run RECIPE as this stage does (default: the stage a shipped "
+                           "name starts with, else pretrain; a YAML path keeps its own stage)")
     show.set_defaults(handler=_show)
     listing = actions.add_parser("list", help="list shipped recipes")
     listing.set_defaults(handler=_list)
@@ -22,8 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    print(config_to_yaml(load_config(args.recipe, args.overrides)), end="")
+    """The config `tubelet STAGE RECIPE ...` would run: the same resolver, the same stage."""
+    print(config_to_yaml(load_config(args.recipe, args.overrides, stage=stage_for(args.recipe, args.stage))),
+          end="")
     return 0
+
+
+def stage_for(recipe: str, stage: Optional[str]) -> Optional[str]:
+    if stage or recipe.endswith((".yaml", ".yml")):
+        return stage
+    named = recipe.split("/", 1)[0]
+    return named if named in STAGES and "/" in recipe else "pretrain"
 
 
 def _list(args: argparse.Namespace) -> int:

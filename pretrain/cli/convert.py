@@ -22,14 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pretrain.cli import UserError
     from pretrain.models.interop import convert_weights
 
-    try:
-        summary = convert_weights(args.src, args.out, to=args.to, num_frames=args.num_frames,
-                                  img_size=args.img_size)
-    except (FileNotFoundError, ValueError) as error:
-        raise UserError(str(error)) from error
+    summary = convert_weights(args.src, args.out, to=args.to, num_frames=args.num_frames,
+                              img_size=args.img_size)
     print(f"converted {summary['source_format']} {summary['kind']} ({summary['tensors']} tensors) "
           f"-> {args.to} at {args.out}")
     return 0

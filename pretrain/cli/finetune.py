@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Optional, Sequence
 
-from pretrain.cli import UserError
+from pretrain.errors import UserError
 
 EVALUATE_KEYS = ("ckpt", "splits")
 
@@ -75,17 +75,12 @@ def split_evaluate_args(overrides: Sequence[str]) -> tuple[str, list[int], list[
 
 def _evaluate(args: argparse.Namespace) -> int:
     from pretrain.config import load_config
-    from pretrain.data.shards import ShardsError
-    from pretrain.data.streams.stages import DataError
-    from pretrain.evaluate.checkpoint import CheckpointError
     from pretrain.evaluate.run import evaluate
 
     ckpt, splits, overrides = split_evaluate_args(args.overrides)
     config = load_config(args.recipe, overrides, stage="finetune")
-    try:
-        results = evaluate(config, ckpt, splits, out_dir=args.out, shuffle_frames=args.shuffle_frames)
-    except (CheckpointError, DataError, ShardsError, FileNotFoundError) as error:
-        raise UserError(str(error)) from None
+    config.data.require_shards()
+    results = evaluate(config, ckpt, splits, out_dir=args.out, shuffle_frames=args.shuffle_frames)
     if "results_md" in results.files:  # rank zero
         print(results.files["results_md"].read_text())
         print(json.dumps({name: str(path) for name, path in results.files.items()}))
@@ -93,15 +88,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from pretrain.evaluate.checkpoint import CheckpointError
+    for flag, value in (("--topk", args.topk), ("--clips", args.clips), ("--crops", args.crops)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} {value} must be >= 1")
     from pretrain.evaluate.predict import predict
 
-    if args.topk < 1:
-        raise UserError(f"--topk {args.topk} must be >= 1")
-    try:
-        report = predict(args.checkpoint, args.videos, topk=args.topk, clips=args.clips, crops=args.crops)
-    except CheckpointError as error:
-        raise UserError(str(error)) from None
+    report = predict(args.checkpoint, args.videos, topk=args.topk, clips=args.clips, crops=args.crops)
     for prediction in report.predictions:
         print(_format_prediction(prediction.path, prediction.topk, prediction.error))
     print(f"{report.views} clips in {report.seconds:.2f} s: {report.clips_per_s:.1f} clips/s")

@@ -19,13 +19,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_quickstart)
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    from pretrain.errors import UserError
+
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds:
+        raise UserError(f"--seeds {text!r} must be comma-separated integers, e.g. 0,1,2")
+    return seeds
+
+
 def _quickstart(args: argparse.Namespace) -> int:
     from pretrain.quickstart import QuickstartPlan, run_quickstart
-    from pretrain.quickstart.report import wandb_runs
+    from pretrain.quickstart.report import wandb_runs, wandb_sync_glob
 
     plan = QuickstartPlan.small() if args.small else QuickstartPlan()
     if args.seeds:
-        plan = dataclasses.replace(plan, seeds=tuple(int(s) for s in args.seeds.split(",")))
+        plan = dataclasses.replace(plan, seeds=parse_seeds(args.seeds))
     plan = dataclasses.replace(plan, backbone=args.backbone)
     result = run_quickstart(Path(args.out), plan, on_stage=lambda message: print(f"==> {message}", flush=True))
     print(result.files["results_md"].read_text())
@@ -33,5 +45,5 @@ def _quickstart(args: argparse.Namespace) -> int:
         print(f"{name:>15}: {path}")
     runs = wandb_runs(result)
     if runs:
-        print(f"offline W&B runs: {len(runs)} (upload with `wandb sync {runs[0].parent}/offline-run-*`)")
+        print(f"offline W&B runs: {len(runs)} (upload all with `wandb sync {wandb_sync_glob(result)}`)")
     return 0

@@ -6,8 +6,6 @@ import argparse
 import json
 import sys
 
-from pretrain.cli import UserError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("shards", help="build, inspect and verify WebDataset video shards")
@@ -51,19 +49,21 @@ def _register_build(commands: argparse._SubParsersAction) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from pretrain.data.shards import ShardsError, build_shards
+    from pretrain.data.shards import build_shards
 
-    try:
-        with RichBuildProgress() as progress:
-            summary = build_shards(
-                args.source, args.input, args.output, shard_size_mb=args.shard_size_mb,
-                workers=args.workers, use_ray=args.ray, ray_address=args.address,
-                resize_short=args.resize_short, fps=args.fps, reencode=args.reencode, crf=args.crf,
-                preset=args.preset, gop_seconds=args.gop_seconds, probe=args.probe, strict=args.strict,
-                labels_from_folders=args.labels_from_folders, seed=args.seed, name=args.name,
-                progress=progress)
-    except (ShardsError, OSError) as error:  # OSError: an unwritable output, a vanished input
-        raise UserError(str(error)) from None
+    runner = None
+    if args.ray:  # the Ray part wraps the builder from outside: cli -> distributed -> data
+        from pretrain.distributed.shard_tasks import ray_shard_runner
+
+        runner = ray_shard_runner(args.address, args.workers if args.workers > 1 else None)
+    with RichBuildProgress() as progress:
+        summary = build_shards(
+            args.source, args.input, args.output, shard_size_mb=args.shard_size_mb,
+            workers=args.workers, runner=runner,
+            resize_short=args.resize_short, fps=args.fps, reencode=args.reencode, crf=args.crf,
+            preset=args.preset, gop_seconds=args.gop_seconds, probe=args.probe, strict=args.strict,
+            labels_from_folders=args.labels_from_folders, seed=args.seed, name=args.name,
+            progress=progress)
     print(f"{summary.dataset}: {summary.videos} videos ({_hours(summary.hours)} of video) in {summary.shards} "
           f"shards, {summary.bytes / 1e6:.1f} MB -> {summary.output}")
     print(f"skipped {summary.skipped} bad video(s), {len(summary.split_problems)} split-file problem(s)"
@@ -77,12 +77,9 @@ def _hours(hours: float) -> str:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from pretrain.data.shards import ShardsError, inspect_shards
+    from pretrain.data.shards import inspect_shards
 
-    try:
-        report = inspect_shards(args.path)
-    except ShardsError as error:
-        raise UserError(str(error)) from None
+    report = inspect_shards(args.path)
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))
         return 0
@@ -101,12 +98,9 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from pretrain.data.shards import ShardsError, verify_shards
+    from pretrain.data.shards import verify_shards
 
-    try:
-        report = verify_shards(args.path, decode=not args.no_decode, workers=args.workers)
-    except ShardsError as error:
-        raise UserError(str(error)) from None
+    report = verify_shards(args.path, decode=not args.no_decode, workers=args.workers)
     if report.ok:
         print(f"OK: {report.shards_checked} shards, {report.samples_checked} samples match the manifest"
               f"{'' if args.no_decode else ' and decode'}")
@@ -133,13 +127,14 @@ class RichBuildProgress:
         self.shards_done, self.total_shards, self.skipped = 0, 0, 0
 
     def __enter__(self) -> "RichBuildProgress":
-        self.progress.start()
-        return self
+        return self  # drawn from `start` on: a build that fails before planning prints only its error
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self.task is not None:
+            self.progress.stop()
 
     def start(self, total_videos: int, total_shards: int) -> None:
+        self.progress.start()
         self.total_shards = total_shards
         self.task = self.progress.add_task("build", total=total_videos, shards=f"0/{total_shards}", skipped=0)
 

@@ -6,15 +6,13 @@ import argparse
 import json
 import sys
 
-from pretrain.cli import UserError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     pretrain = subparsers.add_parser(
         "pretrain", help="masked-video pretraining (Lightning + DeepSpeed ZeRO)",
         description="Pretrain VideoMAE from shards. Example: tubelet pretrain tiny data.shards=shards/ "
                     "trainer.devices=2 strategy.name=deepspeed strategy.zero_stage=2")
-    pretrain.add_argument("recipe", help="shipped recipe name (e.g. tiny, vit_b_k400) or a YAML path")
+    pretrain.add_argument("recipe", help="shipped recipe name (e.g. tiny, k400_vit_b) or a YAML path")
     pretrain.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     pretrain.set_defaults(handler=_pretrain)
 
@@ -34,18 +32,13 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def run_and_report(config) -> int:
-    from pretrain.data.streams.stages import DataError
-    from pretrain.data.shards import ShardsError
-    from pretrain.train.checkpoints import CheckpointError
+    """Run the stage (user errors reach `pretrain.cli.main` as TubeletError) and print its summary."""
+    config.check_before_run()  # before Lightning or Ray is even imported
     from pretrain.train.entry import run_stage
-    from pretrain.train.nan_guard import TrainingDiverged
 
     if config.cluster.launcher == "ray":
         return _run_on_ray(config)
-    try:
-        result = run_stage(config)
-    except (TrainingDiverged, CheckpointError, DataError, ShardsError, FileNotFoundError) as error:
-        raise UserError(str(error)) from None
+    result = run_stage(config)
     from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
     if rank_zero_only.rank == 0:
@@ -59,25 +52,17 @@ def run_and_report(config) -> int:
 
 def _run_on_ray(config) -> int:
     """`cluster.launcher=ray`: the same stage, run by Ray Train workers (pretrain.distributed)."""
-    from pretrain.data.shards import ShardsError
-    from pretrain.distributed.runner import RayRunFailed, run_with_ray
+    from pretrain.distributed.runner import run_with_ray
 
-    try:
-        result = run_with_ray(config)
-    except (RayRunFailed, ShardsError, FileNotFoundError) as error:
-        raise UserError(str(error)) from None
+    result = run_with_ray(config)
     print(json.dumps({"run_dir": str(result.run_dir), "step": result.global_step,
                       "last_checkpoint": result.checkpoint_path, "storage_path": result.storage_path}))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from pretrain.train.checkpoints import CheckpointError
     from pretrain.train.export import export_checkpoint
 
-    try:
-        out = export_checkpoint(args.checkpoint, args.out)
-    except (CheckpointError, FileNotFoundError) as error:
-        raise UserError(str(error)) from None
+    out = export_checkpoint(args.checkpoint, args.out)
     print(f"exported {args.checkpoint} -> {out}")
     return 0

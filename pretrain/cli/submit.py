@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from pretrain.cli import UserError
+from pretrain.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,19 +46,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from pretrain.distributed.jobs import JobSubmissionError  # Ray loads only when submit runs
-
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    try:
-        if args.stop is not None:
-            if command:
-                raise UserError("give either --stop JOB_ID or a command after --, not both")
-            return _stop(address=args.address, job_id=args.stop)
-        return _submit(address=args.address, command=tuple(command), working_dir=args.working_dir,
-                       env_names=tuple(args.env_names), no_wait=args.no_wait,
-                       num_cpus=args.entrypoint_num_cpus, num_gpus=args.entrypoint_num_gpus)
-    except JobSubmissionError as error:
-        raise UserError(str(error)) from None
+    if args.stop is not None:
+        if command:
+            raise UserError("give either --stop JOB_ID or a command after --, not both")
+        return _stop(address=args.address, job_id=args.stop)
+    return _submit(address=args.address, command=tuple(command), working_dir=args.working_dir,
+                   env_names=tuple(args.env_names), no_wait=args.no_wait,
+                   num_cpus=args.entrypoint_num_cpus, num_gpus=args.entrypoint_num_gpus)
 
 
 def _submit(*, address: str, command: tuple[str, ...], working_dir: Optional[Path],

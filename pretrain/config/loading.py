@@ -13,6 +13,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
@@ -92,8 +93,10 @@ def config_from_dict(values: dict) -> RunConfig:
 def _load_yaml(path: Path) -> DictConfig:
     try:
         loaded = OmegaConf.load(path)
-    except Exception as error:  # YAML syntax errors come from several libraries
-        raise ConfigError(f"cannot parse recipe {path}: {error}") from None
+    except yaml.MarkedYAMLError as error:
+        raise ConfigError(describe_yaml_error(str(path), error)) from None
+    except Exception as error:  # e.g. OmegaConf refusing a key; unreadable files
+        raise ConfigError(f"cannot parse recipe {path}: {_first_line(error)}") from None
     if not isinstance(loaded, DictConfig):
         raise ConfigError(f"recipe {path} must be a mapping of sections, got {type(loaded).__name__}")
     return loaded
@@ -103,10 +106,29 @@ def _parse_overrides(overrides: tuple[str, ...] | list[str]) -> DictConfig:
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"override {item!r} must look like key=value (e.g. optim.base_lr=3e-4)")
-    try:
-        return OmegaConf.from_dotlist(list(overrides))
-    except OmegaConfBaseException as error:
-        raise ConfigError(f"cannot parse overrides {list(overrides)}: {error}") from None
+    for item in overrides:  # one at a time, so the message names the bad one
+        try:
+            OmegaConf.from_dotlist([item])
+        except (OmegaConfBaseException, yaml.YAMLError) as error:
+            problem = getattr(error, "problem", None) or _first_line(error)
+            raise ConfigError(f"override {item!r} cannot be parsed: {problem}") from None
+    return OmegaConf.from_dotlist(list(overrides))
+
+
+def describe_yaml_error(name: str, error: yaml.MarkedYAMLError) -> str:
+    """One line, `file:line:column: ...` (PyYAML's own message spans four lines, 0-based marks)."""
+    mark = error.problem_mark or error.context_mark
+    where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+    problem = error.problem or error.context or "invalid YAML"
+    context = ""
+    started = error.context_mark
+    if error.context and error.problem and started and (started.line, started.column) != (mark.line, mark.column):
+        context = f" ({error.context} that starts at line {started.line + 1}, column {started.column + 1})"
+    return f"{where}: YAML syntax error: {problem}{context}"
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _reject_unknown_keys(layer: DictConfig, schema: type, prefix: str = "") -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from pretrain.errors import ConfigError  # re-exported: `pretrain.config.ConfigError`
+from pretrain.models.pixels import token_grid
 from pretrain.models.sizes import BACKBONES, SIZES
 
 STAGES = ("pretrain", "finetune")
@@ -33,6 +35,10 @@ def _in_open_unit(key: str, value: float) -> None:
 
 def _positive(key: str, value: float) -> None:
     _check(value > 0, f"{key}={value} must be > 0")
+
+
+def _finite_positive(key: str, value: float) -> None:
+    _check(math.isfinite(value) and value > 0, f"{key}={value} must be a finite number > 0")
 
 
 @dataclass
@@ -75,6 +81,8 @@ class ModelConfig:
         _positive("model.img_size", self.img_size)
         _positive("model.num_frames", self.num_frames)
         _positive("model.tubelet_size", self.tubelet_size)
+        if self.patch_size is not None:
+            _positive("model.patch_size", self.patch_size)
         _check(0.0 <= self.drop_path < 1.0, f"model.drop_path={self.drop_path} must be in [0, 1)")
         patch = self.effective_patch_size
         _check(
@@ -94,8 +102,7 @@ class ModelConfig:
     @property
     def grid(self) -> tuple[int, int, int]:
         """Token grid (T', H', W') of one clip."""
-        side = self.img_size // self.effective_patch_size
-        return (self.num_frames // self.tubelet_size, side, side)
+        return token_grid(self.img_size, self.num_frames, self.effective_patch_size, self.tubelet_size)
 
     @property
     def num_tokens(self) -> int:
@@ -165,6 +172,11 @@ class DataConfig:
         if self.epoch_size is not None:
             _positive("data.epoch_size", self.epoch_size)
 
+    def require_shards(self) -> str:
+        """`data.shards`, which every stage needs (a config may leave it empty until then)."""
+        _check(bool(self.shards), "data.shards is required: the folder holding manifest.json (tubelet shards build)")
+        return self.shards
+
 
 @dataclass
 class OptimConfig:
@@ -188,10 +200,10 @@ class OptimConfig:
     """Layer-wise lr decay for fine-tuning (1.0 disables)."""
 
     def __post_init__(self) -> None:
-        _positive("optim.base_lr", self.base_lr)
+        _finite_positive("optim.base_lr", self.base_lr)
         _positive("optim.epochs", self.epochs)
         _positive("optim.accumulate_grad_batches", self.accumulate_grad_batches)
-        _check(self.min_lr >= 0, f"optim.min_lr={self.min_lr} must be >= 0")
+        _check(math.isfinite(self.min_lr) and self.min_lr >= 0, f"optim.min_lr={self.min_lr} must be a finite number >= 0")
         _check(self.weight_decay >= 0, f"optim.weight_decay={self.weight_decay} must be >= 0")
         _check(0 <= self.warmup_epochs <= self.epochs,
                f"optim.warmup_epochs={self.warmup_epochs} must be in [0, optim.epochs={self.epochs}]")
@@ -296,6 +308,8 @@ class LoggingConfig:
         _positive("logging.every_steps", self.every_steps)
         _check(self.recon_every_steps >= 0,
                f"logging.recon_every_steps={self.recon_every_steps} must be >= 0")
+        if self.device_peak_tflops is not None:
+            _finite_positive("logging.device_peak_tflops", self.device_peak_tflops)
 
 
 @dataclass
@@ -325,6 +339,9 @@ class ClusterConfig:
                 ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"))
         _positive("cluster.num_workers", self.num_workers)
         _positive("cluster.cpus_per_worker", self.cpus_per_worker)
+        _check(self.gpus_per_worker >= 0, f"cluster.gpus_per_worker={self.gpus_per_worker} must be >= 0")
+        _check(not self.use_gpu or self.gpus_per_worker > 0,
+               f"cluster.use_gpu=true needs cluster.gpus_per_worker > 0 (got {self.gpus_per_worker})")
         _check(self.max_failures >= -1, f"cluster.max_failures={self.max_failures} must be >= -1")
 
 
@@ -397,6 +414,17 @@ class RunConfig:
             _check(self.model.grid[1] % 2 == 0 and self.model.grid[2] % 2 == 0,
                    f"mask.decoder_ratio>0 uses 2x2 running cells: the patch grid {self.model.grid[1:]} "
                    "must have even height and width")
+        _check(self.optim.min_lr <= self.lr,
+               f"optim.min_lr={self.optim.min_lr:g} is above the peak lr {self.lr:.3g} (optim.base_lr="
+               f"{self.optim.base_lr:g} x global batch {self.global_batch} / 256); lower optim.min_lr")
+
+    def check_before_run(self) -> None:
+        """What a stage needs beyond a valid config, checked before any work starts. Not part of
+        `__post_init__`: a config saved with a checkpoint must still load when its paths are gone."""
+        self.data.require_shards()
+        resume = self.trainer.resume
+        _check(resume in ("none", "auto") or "://" in resume or Path(resume).exists(),
+               f"trainer.resume={resume!r} is neither auto, none nor an existing path")
 
     @property
     def world_size(self) -> int:

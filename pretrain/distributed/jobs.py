@@ -22,6 +22,8 @@ from typing import Callable, Mapping, Optional, Sequence
 
 from ray.job_submission import JobStatus, JobSubmissionClient
 
+from pretrain.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 # Forwarded when set here: they choose how a run logs, and hold no secrets.
@@ -33,7 +35,7 @@ UPLOAD_EXCLUDES = (".git", ".venv", "venv", "runs", "wandb", "ray_results", "__p
 FINISHED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
 
 
-class JobSubmissionError(ValueError):
+class JobSubmissionError(UserError, ValueError):
     """A submission that cannot be made as asked; the message says what to change."""
 
 

@@ -23,7 +23,8 @@ import ray.train
 from ray.train import CheckpointConfig, FailureConfig, ScalingConfig, TrainingFailedError
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from pretrain.config import ConfigError, RunConfig, config_from_dict, config_to_dict
+from pretrain.config import RunConfig, config_from_dict, config_to_dict
+from pretrain.errors import TubeletError
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,8 @@ def run_with_ray(config: RunConfig) -> RayRunResult:
     """Run `config.stage` on Ray Train and wait for it.
 
     Mistakes the driver can see (no shards, a missing manifest) fail before any worker starts; a
-    config error raised inside the workers comes back as itself; other failures (after
-    `cluster.max_failures` restarts) raise Ray's TrainingFailedError.
+    user error (any `TubeletError`) raised inside the workers comes back as itself; other failures
+    (after `cluster.max_failures` restarts) raise RayRunFailed.
     """
     config = with_absolute_paths(with_fixed_run_name(config))
     _check_shards(config)
@@ -116,9 +117,7 @@ def with_absolute_paths(config: RunConfig) -> RunConfig:
 def _check_shards(config: RunConfig) -> None:
     from pretrain.data.shards import read_manifest
 
-    if not config.data.shards:
-        raise ConfigError("data.shards is required: the folder holding manifest.json (tubelet shards build)")
-    read_manifest(config.data.shards)  # ShardsError naming the folder when it is not one
+    read_manifest(config.data.require_shards())  # ShardsError naming the folder when it is not one
 
 
 def _warn_if_cluster_too_small(config: RunConfig) -> None:
@@ -139,17 +138,17 @@ def _warn_if_cluster_too_small(config: RunConfig) -> None:
                     cluster.num_workers, nodes)
 
 
-class RayRunFailed(RuntimeError):
+class RayRunFailed(TubeletError, RuntimeError):
     """The workers kept failing past `cluster.max_failures`; the message says why."""
 
 
-def _user_error_inside(error: TrainingFailedError) -> Optional[Exception]:
-    """The config error a worker raised, so the CLI reports it as one instead of a Ray traceback."""
+def _user_error_inside(error: TrainingFailedError) -> Optional[TubeletError]:
+    """The user error a worker raised, so the CLI reports it as one line instead of a Ray traceback."""
     failures = getattr(error, "worker_failures", {}) or {}
     for rank in sorted(failures):
         cause = failures[rank]
         cause = getattr(cause, "cause", None) or cause  # RayTaskError wraps the original
-        if isinstance(cause, ConfigError):
+        if isinstance(cause, TubeletError):
             return cause
     return None
 

@@ -6,6 +6,7 @@ object store (s3://, gs://), and every node must have the same Tubelet installed
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -44,6 +45,11 @@ def run_shard_tasks(task: Callable, plans: Sequence, config: object, address: Op
     finally:
         if started_here:
             ray.shutdown()
+
+
+def ray_shard_runner(address: Optional[str] = None, max_in_flight: Optional[int] = None) -> Callable:
+    """The `runner` of `pretrain.data.shards.build_shards` that runs every shard as a Ray task."""
+    return functools.partial(run_shard_tasks, address=address, max_in_flight=max_in_flight)
 
 
 def _result(ref):

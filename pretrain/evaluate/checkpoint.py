@@ -17,14 +17,11 @@ from typing import Optional
 import torch
 
 from pretrain.config import RunConfig, config_from_dict, load_config
+from pretrain.errors import CheckpointError  # re-exported: no usable fine-tuned classifier at a path
 from pretrain.models.classifier import VideoClassifier
 from pretrain.train.finetune_module import build_finetune_model
 
 log = logging.getLogger(__name__)
-
-
-class CheckpointError(ValueError):
-    """A path that does not hold a usable fine-tuned classifier; the message names it."""
 
 
 @dataclass
@@ -92,10 +89,7 @@ def _from_stage_checkpoint(path: Path) -> Finetuned:
     from pretrain.train import checkpoints as ckpt
     from pretrain.train.export import consolidated_state_dict, find_checkpoint
 
-    try:
-        checkpoint = find_checkpoint(path)
-    except ckpt.CheckpointError as error:
-        raise CheckpointError(str(error)) from None
+    checkpoint = find_checkpoint(path)
     if not checkpoint.meta.get("deepspeed"):
         return _from_lightning_file(checkpoint.state_path)
     config = load_config(str(checkpoint.path / ckpt.CONFIG))

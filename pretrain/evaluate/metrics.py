@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 import torch
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
@@ -26,6 +27,7 @@ class SplitMetrics:
     top5: float
     mean_class_accuracy: float
     num_videos: int
+    num_classes: Optional[int] = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -64,6 +66,7 @@ def split_metrics(scores: VideoScores) -> SplitMetrics:
         top5=float(top5),
         mean_class_accuracy=float(per_class[present].mean()),
         num_videos=len(scores.keys),
+        num_classes=num_classes,
     )
 
 

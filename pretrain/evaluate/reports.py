@@ -8,6 +8,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from pretrain.evaluate.metrics import SplitMetrics, VideoScores
@@ -32,7 +33,9 @@ def write_predictions(scores: VideoScores, class_names: Sequence[str], path: Pat
             out.write(json.dumps(row) + "\n")
 
 
-def write_confusion_png(confusion: torch.Tensor, class_names: Sequence[str], path: Path) -> None:
+def write_confusion_png(confusion: torch.Tensor, class_names: Sequence[str], path: Path, title: str = "") -> None:
+    """Row-normalized confusion matrix (recall per true class) with every class named on both axes;
+    values written in the cells when there are few classes. `title`: e.g. run, split and seed."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on training nodes
@@ -41,14 +44,20 @@ def write_confusion_png(confusion: torch.Tensor, class_names: Sequence[str], pat
     num_classes = confusion.shape[0]
     row_sums = confusion.sum(1, keepdim=True).clamp(min=1)
     normalized = (confusion.float() / row_sums).numpy()  # recall per true class
-    side = max(4.0, min(24.0, 0.25 * num_classes + 2))
+    side = max(6.0, min(30.0, 0.22 * num_classes + 4))
+    fontsize = 10 if num_classes <= 20 else 8 if num_classes <= 50 else 6
     figure, axes = plt.subplots(figsize=(side, side))
     image = axes.imshow(normalized, cmap="viridis", vmin=0.0, vmax=1.0)
+    axes.set_title(title or "confusion matrix", fontsize=12)
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
-    if num_classes <= 40:  # labels are unreadable beyond that
-        axes.set_xticks(range(num_classes), class_names, rotation=90, fontsize=6)
-        axes.set_yticks(range(num_classes), class_names, fontsize=6)
+    axes.set_xticks(range(num_classes), class_names, rotation=45, ha="right", rotation_mode="anchor",
+                    fontsize=fontsize)
+    axes.set_yticks(range(num_classes), class_names, fontsize=fontsize)
+    if num_classes <= 15:
+        for (row, column), value in np.ndenumerate(normalized):
+            axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=fontsize,
+                      color="black" if value > 0.5 else "white")
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +74,7 @@ def results_table(per_split: dict[int, SplitMetrics], model_name: str) -> tuple[
     header = ["metric"] + [f"split {s}" for s in splits] + [f"mean of {len(splits)} split(s)"]
     lines = [f"Results: {model_name}", "", "| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
-    for name in METRIC_NAMES:
+    for name in shown_metrics(per_split):
         cells = [f"{100 * getattr(per_split[s], name):.2f}" for s in splits]
         cells.append(f"{100 * summary['mean'][name]:.2f}")
         lines.append(f"| {name} (%) | " + " | ".join(cells) + " |")
@@ -74,6 +83,12 @@ def results_table(per_split: dict[int, SplitMetrics], model_name: str) -> tuple[
     if 1 not in per_split:
         lines += ["", "Split 1 (the split VideoMAE reports) was not evaluated."]
     return "\n".join(lines) + "\n", summary
+
+
+def shown_metrics(per_split: dict[int, SplitMetrics]) -> tuple[str, ...]:
+    """Top-5 is always 100% with 5 classes or fewer: the table leaves it out (the JSON keeps it)."""
+    few = all(m.num_classes is not None and m.num_classes <= 5 for m in per_split.values())
+    return tuple(name for name in METRIC_NAMES if not (few and name == "top5"))
 
 
 def write_results(per_split: dict[int, SplitMetrics], model_name: str, out_dir: Path) -> tuple[Path, Path]:

@@ -118,7 +118,8 @@ def evaluate(config: RunConfig, ckpt: str, splits: Sequence[int] = (1,), out_dir
         results.per_split[split] = split_metrics(scores)
         log.info("split %d: %s", split, results.per_split[split])
         if trainer.is_global_zero:
-            results.files.update(_write_split(scores, class_names, out / f"split{split}", split))
+            title = f"{_model_name({split: path})}, split {split}, seed {(finetuned.config or config).trainer.seed}"
+            results.files.update(_write_split(scores, class_names, out / f"split{split}", split, title))
     if trainer.is_global_zero:
         md_path, json_path = write_results(results.per_split, _model_name(paths), out)
         results.files.update({"results_md": md_path, "results_json": json_path})
@@ -134,10 +135,10 @@ def _split_config(config: RunConfig, trained: Optional[RunConfig], split: int) -
     return dataclasses.replace(config, model=model, finetune=dataclasses.replace(config.finetune, split=split))
 
 
-def _write_split(scores, class_names: list[str], out: Path, split: int) -> dict[str, Path]:
+def _write_split(scores, class_names: list[str], out: Path, split: int, title: str) -> dict[str, Path]:
     predictions, confusion_png = out / "predictions.jsonl", out / "confusion.png"
     write_predictions(scores, class_names, predictions)
-    write_confusion_png(confusion_matrix(scores), class_names, confusion_png)
+    write_confusion_png(confusion_matrix(scores), class_names, confusion_png, title)
     return {f"split{split}_predictions": predictions, f"split{split}_confusion": confusion_png}
 
 

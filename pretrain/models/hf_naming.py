@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import torch
 
+from pretrain.errors import CheckpointError
 from pretrain.models.vit import CHANNELS, ArchSpec
 
 HF_HEAD_NORM_EPS = 1e-5  # HF builds decoder.norm and fc_norm with LayerNorm's default eps
@@ -104,12 +105,12 @@ def state_dict_to_hf(ours: Tensors, kind: str) -> Tensors:
 def spec_from_hf_config(config: dict[str, Any], kind: str) -> ArchSpec:
     """ArchSpec of an HF `VideoMAEConfig` dict; refuses settings our model does not implement."""
     if config.get("num_channels", CHANNELS) != CHANNELS:
-        raise ValueError(f"HF config num_channels={config['num_channels']}; only {CHANNELS} is supported")
+        raise CheckpointError(f"HF config num_channels={config['num_channels']}; only {CHANNELS} is supported")
     if config.get("hidden_act", "gelu") != "gelu":
-        raise ValueError(f"HF config hidden_act={config['hidden_act']!r}; only 'gelu' is supported")
+        raise CheckpointError(f"HF config hidden_act={config['hidden_act']!r}; only 'gelu' is supported")
     mean_pooling = config.get("use_mean_pooling", True)
     if kind == "classifier" and not mean_pooling:
-        raise ValueError("HF classifier with use_mean_pooling=false (first-token pooling) is not supported")
+        raise CheckpointError("HF classifier with use_mean_pooling=false (first-token pooling) is not supported")
     patch, image = config.get("patch_size", 16), config.get("image_size", 224)
     return ArchSpec(
         img_size=image if isinstance(image, int) else image[0],

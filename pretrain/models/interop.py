@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from pretrain.errors import CheckpointError
 from pretrain.models.classifier import VideoClassifier
 from pretrain.models.positions import resize_learned_tables
 from pretrain.models.hf_naming import (
@@ -57,13 +58,13 @@ def detect_format(path: Union[str, Path]) -> str:
         return "videomae"
     config_path = path / EXPORT_CONFIG
     if not config_path.is_file():
-        raise ValueError(f"{path} is a folder without {EXPORT_CONFIG}: not a Tubelet export or HF model folder")
+        raise CheckpointError(f"{path} is a folder without {EXPORT_CONFIG}: not a Tubelet export or HF model folder")
     config = json.loads(config_path.read_text())
     if config.get("format") == FORMAT_NAME:
         return "tubelet"
     if config.get("model_type") == "videomae":
         return "hf"
-    raise ValueError(f"{config_path} is neither a Tubelet export nor a HF VideoMAE config "
+    raise CheckpointError(f"{config_path} is neither a Tubelet export nor a HF VideoMAE config "
                      f"(format={config.get('format')!r}, model_type={config.get('model_type')!r})")
 
 
@@ -102,7 +103,7 @@ def _read_file(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling refused or corrupt file: say which file and why
-        raise ValueError(f"cannot read weights from {path} with weights_only=True: {error}") from error
+        raise CheckpointError(f"cannot read weights from {path} with weights_only=True: {error}") from error
 
 
 def _read_hf_weights(folder: Path) -> Tensors:
@@ -116,7 +117,7 @@ def _read_hf_weights(folder: Path) -> Tensors:
         return state
     if (folder / "pytorch_model.bin").is_file():
         return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    raise ValueError(f"{folder} has a HF config.json but no model.safetensors or pytorch_model.bin")
+    raise CheckpointError(f"{folder} has a HF config.json but no model.safetensors or pytorch_model.bin")
 
 
 def _unwrap(obj: Any, path: Path) -> Tensors:
@@ -124,10 +125,10 @@ def _unwrap(obj: Any, path: Path) -> Tensors:
     while isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
         key = next((k for k in WRAPPER_KEYS if k in obj), None)
         if key is None:
-            raise ValueError(f"{path}: no state dict found (top-level keys: {sorted(obj)[:10]})")
+            raise CheckpointError(f"{path}: no state dict found (top-level keys: {sorted(obj)[:10]})")
         obj = obj[key]
     if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a state dict, got {type(obj).__name__}")
+        raise CheckpointError(f"{path}: expected a state dict, got {type(obj).__name__}")
     keys = [k for k, v in obj.items() if isinstance(v, torch.Tensor)]
     hf_key = next((k for k in keys if k.endswith(HF_PATCH_KEY)), None)
     if hf_key is not None:  # a raw HF state dict file without its folder
@@ -135,7 +136,7 @@ def _unwrap(obj: Any, path: Path) -> Tensors:
         return state_dict_from_hf({k[len(prefix):]: obj[k] for k in keys if k.startswith(prefix)})
     patch_key = next((k for k in keys if k.endswith(OUR_PATCH_KEY)), None)
     if patch_key is None:
-        raise ValueError(f"{path}: no patch embedding weight (*{OUR_PATCH_KEY}) - not VideoMAE weights")
+        raise CheckpointError(f"{path}: no patch embedding weight (*{OUR_PATCH_KEY}) - not VideoMAE weights")
     prefix = patch_key[: -len(OUR_PATCH_KEY)]  # "encoder." (pretraining), "" (fine-tuning), + wrapper
     outer = prefix.removesuffix("encoder.")
     learned = any(k.endswith("cls_token") for k in keys)  # TimeSformer / ViViT: learned tables are weights
@@ -285,7 +286,7 @@ def load_encoder(path: Union[str, Path], model: nn.Module) -> dict[str, Any]:
                   for k, v in loaded.items() if v.shape != wanted[k].shape]
     missing = sorted(k for k in wanted if k not in loaded)
     if mismatched or missing:
-        raise ValueError(f"encoder weights in {path} do not fit the model: "
+        raise CheckpointError(f"encoder weights in {path} do not fit the model: "
                          f"shape mismatches {mismatched[:5]}, missing {missing[:5]}")
     encoder.load_state_dict(loaded, strict=True)
     log.info("loaded %d encoder tensors from %s (%s); skipped %s", len(loaded), path,
@@ -306,7 +307,7 @@ def convert_weights(src: Union[str, Path], out_dir: Union[str, Path], to: str = 
     try:
         build_model(state, model_config)
     except RuntimeError as error:  # load_state_dict's missing/unexpected/shape report
-        raise ValueError(f"{src}: weights do not form a {model_config['kind']} model: {error}") from error
+        raise CheckpointError(f"{src}: weights do not form a {model_config['kind']} model: {error}") from error
     if to == "hf":
         save_hf(state, model_config, out_dir)
     else:

@@ -39,11 +39,10 @@ from torch import nn
 
 from pretrain.models.encoders import build_encoder
 from pretrain.models.vit import (
-    CHANNELS, IMAGENET_MEAN, IMAGENET_STD, ArchSpec, Block, channels_last, check_video, gather_tokens,
+    CHANNELS, ArchSpec, Block, channels_last, check_video, gather_tokens,
     patchify, run_blocks, sinusoid_position_table, unpatchify,
 )
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "VideoMAE", "VideoMAEOutput", "masked_video", "plan_tokens"]
 NORM_PIX_EPS = 1e-6
 
 

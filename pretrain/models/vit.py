@@ -23,11 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD, token_grid
 from pretrain.models.sizes import BACKBONES, SIZES
 
 CHANNELS = 3
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 MLP_ACTIVATIONS = {"gelu": "none", "gelu_tanh": "tanh"}  # name -> nn.GELU(approximate=...)
 
 
@@ -112,8 +111,7 @@ class ArchSpec:
 
     @property
     def grid(self) -> tuple[int, int, int]:
-        side = self.img_size // self.patch_size
-        return (self.num_frames // self.tubelet_size, side, side)
+        return token_grid(self.img_size, self.num_frames, self.patch_size, self.tubelet_size)
 
     @property
     def num_tokens(self) -> int:

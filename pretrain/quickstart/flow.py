@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.motion_dataset import MOTIONS, motion_frames, write_motion_dataset
-from pretrain.data.shards import build_shards
+from pretrain.data.shards import build_shards, read_manifest
 from pretrain.data.generated.synthetic import write_video
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ class QuickstartResult:
     seconds: float
     files: dict[str, Path] = field(default_factory=dict)
     backbone: str = "vit"
+    num_classes: Optional[int] = None
+    """Classes of the labeled corpus."""
 
 
 def write_unlabeled_corpus(root: Path, videos: int, num_frames: int) -> Path:
@@ -91,7 +93,8 @@ def prepare_data(out: Path, plan: QuickstartPlan) -> tuple[Path, Path]:
         write_motion_dataset(labeled_root, clips_per_group=plan.clips_per_group, num_frames=plan.num_frames)
     unlabeled_root = write_unlabeled_corpus(out / "data" / "unlabeled", plan.unlabeled_videos, plan.num_frames)
     labeled_shards, unlabeled_shards = out / "shards" / "motion", out / "shards" / "unlabeled"
-    build_shards("ucf101", str(labeled_root), str(labeled_shards), shard_size_mb=4)
+    # Its own name: the UCF101 layout, but not UCF101 (no dataset-card count warnings).
+    build_shards("ucf101", str(labeled_root), str(labeled_shards), shard_size_mb=4, name="motion")
     build_shards("folder", str(unlabeled_root), str(unlabeled_shards), shard_size_mb=4, name="unlabeled")
     return labeled_shards, unlabeled_shards
 
@@ -157,6 +160,7 @@ def run_quickstart(out: Path, plan: QuickstartPlan = QuickstartPlan(),
             if plan.shuffle_control:
                 record.metrics["test/top1_shuffled"] = shuffled_top1(config, record, out)
             finetunes.append((kind, seed, record))
-    result = QuickstartResult(out, pretrain, finetunes, time.perf_counter() - started, backbone=plan.backbone)
+    result = QuickstartResult(out, pretrain, finetunes, time.perf_counter() - started, backbone=plan.backbone,
+                              num_classes=len(read_manifest(str(labeled)).classes))
     result.files = write_report(result)
     return result

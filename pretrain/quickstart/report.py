@@ -56,6 +56,7 @@ def summarize(result: "QuickstartResult") -> dict:
         "mean_test_top1": {kind: (mean(values) if values else None) for kind, values in by_kind.items()},
         "mean_test_top1_shuffled": {kind: (mean(values) if values else None) for kind, values in shuffled.items()},
         "wall_seconds": round(result.seconds, 1),
+        "num_classes": result.num_classes,
     }
 
 
@@ -69,13 +70,16 @@ def _num(value: Optional[float], digits: int = 3) -> str:
 
 def render_markdown(summary: dict) -> str:
     pre, means = summary["pretrain"], summary["mean_test_top1"]
+    top5 = not (summary.get("num_classes") or 6) <= 5  # always 100% with 5 classes or fewer
+    shuffled = any(run.get("test_top1_shuffled") is not None for run in summary["finetune"])
+    header = (["fine-tuned from", "seed", "test top-1"] + ["test top-5"] * top5
+              + ["top-1, frames shuffled"] * shuffled + ["clips/s", "seconds"])
     lines = [f"# Tubelet quickstart results (backbone {summary.get('backbone', 'vit')})", "",
-             "| fine-tuned from | seed | test top-1 | test top-5 | top-1, frames shuffled | clips/s | seconds |",
-             "|---|---|---|---|---|---|---|"]
+             "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for run in summary["finetune"]:
-        lines.append(f"| {run['init']} | {run['seed']} | {_pct(run['test_top1'])} | {_pct(run['test_top5'])} | "
-                     f"{_pct(run.get('test_top1_shuffled'))} | "
-                     f"{_num(run['clips_per_s'], 1)} | {run['seconds']} |")
+        cells = ([run["init"], run["seed"], _pct(run["test_top1"])] + [_pct(run["test_top5"])] * top5
+                 + [_pct(run.get("test_top1_shuffled"))] * shuffled)
+        lines.append("| " + " | ".join(map(str, cells + [_num(run["clips_per_s"], 1), run["seconds"]])) + " |")
     lines += ["", f"Mean test top-1: pretrained {_pct(means['pretrained'])}, scratch {_pct(means['scratch'])} "
               "(same fine-tuning budget).", "",
               *([f"Frames shuffled (control): pretrained {_pct(summary['mean_test_top1_shuffled']['pretrained'])}, "
@@ -135,6 +139,11 @@ def write_report(result: "QuickstartResult") -> dict[str, Path]:
         if confusion:
             files["confusion"] = confusion
     return files
+
+
+def wandb_sync_glob(result: "QuickstartResult") -> str:
+    """One `wandb sync` argument for every offline run of the quickstart (pretraining and each fine-tune)."""
+    return str(result.out / "runs" / "*" / "wandb" / "offline-run-*")
 
 
 def wandb_runs(result: "QuickstartResult") -> list[Path]:

@@ -15,7 +15,6 @@ from typing import Any, Optional
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from PIL import Image
 from pytorch_lightning.callbacks import Callback
 
 from pretrain.masking import num_hidden_tokens
@@ -23,6 +22,7 @@ from pretrain.models.videomae import masked_video
 from pretrain.models.vit import ArchSpec
 from pretrain.train.flops import videomae_train_flops
 from pretrain.train.module import model_video
+from pretrain.train.recon_image import reconstruction_image
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +139,8 @@ class ReconstructionLogger(Callback):
     def write(self, panels: np.ndarray, step: int, trainer: pl.Trainer) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         png = self.out_dir / f"step-{step:08d}.png"
-        grid = np.concatenate(list(panels.transpose(0, 2, 3, 1)), axis=0)  # (T*H, 3W, C)
         tmp = png.with_suffix(".png.tmp")
-        Image.fromarray(grid).save(tmp, format="PNG")
+        reconstruction_image(panels, f"step {step}").save(tmp, format="PNG")
         tmp.replace(png)
         mp4 = self._write_mp4(panels, step)
         self.written.append(png)

@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 from pretrain import __version__ as TUBELET_VERSION
 from pretrain.config import RunConfig, config_to_yaml
+from pretrain.errors import CheckpointError  # re-exported: no usable checkpoint where one was asked for
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,6 @@ CONFIG = "config.yaml"
 LAST = "last"
 TMP_PREFIX = ".tmp-"
 STEP_DIR = re.compile(r"^step-(\d{8})$")
-
-
-class CheckpointError(RuntimeError):
-    """No usable checkpoint where one was asked for."""
 
 
 def step_dir_name(step: int) -> str:

@@ -60,9 +60,7 @@ def classifier_train_flops(spec: ArchSpec) -> int:
 
 def class_names_of(config: RunConfig) -> list[str]:
     """The manifest's class index (or `finetune.num_classes` generic names for unlabeled shards)."""
-    if not config.data.shards:
-        raise ConfigError("data.shards is required: the folder holding manifest.json (tubelet shards build)")
-    classes = read_manifest(config.data.shards).classes
+    classes = read_manifest(config.data.require_shards()).classes
     wanted = config.finetune.num_classes
     if wanted is not None and classes and wanted != len(classes):
         raise ConfigError(f"finetune.num_classes={wanted} but {config.data.shards} has {len(classes)} classes")

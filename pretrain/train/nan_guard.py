@@ -14,11 +14,13 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
+from pretrain.errors import TubeletError
+
 log = logging.getLogger(__name__)
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss stayed non-finite for too many consecutive steps."""
+class TrainingDiverged(TubeletError, RuntimeError):
+    """The loss stayed non-finite for too many consecutive steps (the message says what to try)."""
 
 
 class NonFiniteGuard:

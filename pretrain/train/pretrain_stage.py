@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import pytorch_lightning as pl
 
-from pretrain.config import ConfigError, RunConfig
+from pretrain.config import RunConfig
 from pretrain.models import build_pretraining_model
 from pretrain.train import checkpoints as ckpt
 from pretrain.train.callbacks import ReconstructionLogger, ThroughputMonitor
@@ -68,9 +68,7 @@ def batches_per_rank_per_epoch(config: RunConfig, world_size: int) -> int:
     from pretrain.data.shards import read_manifest
     from pretrain.data.streams.train_stream import batches_per_rank
 
-    if not config.data.shards:
-        raise ConfigError("data.shards is required: the folder holding manifest.json (tubelet shards build)")
-    manifest = read_manifest(config.data.shards)
+    manifest = read_manifest(config.data.require_shards())
     members = members_per_shard(manifest, resolve_selection(config.data.split, manifest, config.finetune.split))
     clips = config.data.epoch_size or sum(count for _, count in members) * config.data.num_sample
     return batches_per_rank(clips, world_size, config.data.batch_size)

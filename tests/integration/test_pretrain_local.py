@@ -17,6 +17,7 @@ from pretrain.train import checkpoints as ckpt
 from pretrain.train.entry import run_stage
 from pretrain.train.export import export_checkpoint, load_checkpoint_model
 from pretrain.train.nan_guard import TrainingDiverged
+from pretrain.train.recon_image import Layout
 from pretrain_runs import build_folder_shards, read_metrics, series, tiny_config
 
 STEPS, SAVE_EVERY = 24, 12
@@ -80,9 +81,11 @@ def test_metrics_tracked_in_csv_and_offline_wandb(reference):
 def test_reconstruction_grid_written(reference):
     recon = reference.run_dir / "reconstructions"
     assert sorted(p.name for p in recon.glob("*.png")) == ["step-00000012.png", "step-00000024.png"]
-    image = np.asarray(Image.open(recon / "step-00000024.png"))
-    assert image.shape == (8 * 64, 3 * 64, 3)  # 8 frames of original | masked | reconstruction
-    masked = image[:, 64:128]
+    image = Image.open(recon / "step-00000024.png").convert("RGB")
+    layout = Layout(frames=8, height=64, width=64)  # 8 frames of original | masked | reconstruction
+    assert image.size == layout.size and layout.scale >= 2
+    masked = np.stack([np.asarray(image.crop(layout.box(slot, 1)))[::layout.scale, ::layout.scale]
+                       for slot in range(8)])  # (8, 64, 64, 3), back to the model's pixels
     assert (masked.reshape(8, 4, 16, 4, 16, 3).max(axis=(2, 4, 5)) == 0).sum() == 8 * int(0.75 * 16)
     assert (recon / "step-00000024.mp4").stat().st_size > 0
 

@@ -10,6 +10,7 @@ from ray.train.v2.api.exceptions import WorkerGroupError
 from pretrain.config import ConfigError, load_config
 from pretrain.data.shards.errors import ShardsError
 from pretrain.distributed import runner
+from pretrain.errors import CheckpointError, DataError
 
 
 def _config(*overrides: str):
@@ -59,6 +60,14 @@ def test_missing_shards_fail_on_the_driver_before_any_worker(tmp_path):
         runner.run_with_ray(_config())
     with pytest.raises(ShardsError, match="no manifest.json"):
         runner.run_with_ray(_config(f"data.shards={tmp_path}"))
+
+
+@pytest.mark.parametrize("inner", [ShardsError("shards/: no manifest.json"), CheckpointError("x: not a checkpoint"),
+                                   DataError("none of the 3 shards can be read")])
+def test_any_user_error_inside_a_worker_comes_back_as_itself(inner):
+    wrapped = RayTaskError("train_fn", "traceback text", inner)
+    error = WorkerGroupError("rank 0 failed", {1: RuntimeError("peer died"), 0: wrapped})
+    assert runner._user_error_inside(error) is inner
 
 
 def test_a_config_error_inside_a_worker_comes_back_as_itself():

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
+
 MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
 
 Box = tuple[int, int, int, int]  # (top, left, height, width)

@@ -35,8 +35,7 @@ class BuildOptions:
     shard_size_mb: float = 256.0
     """Target shard size in MB (10^6 bytes) of input bytes; a shard holds at least one video."""
     workers: int = 1
-    use_ray: bool = False
-    ray_address: Optional[str] = None
+    """Local worker processes (with a `runner`: the tasks it may run at once)."""
     resize_short: Optional[int] = None
     fps: Optional[float] = None
     crf: int = 23
@@ -94,6 +93,12 @@ class BuildSummary:
         return self.videos / self.seconds if self.seconds else 0.0
 
 
+ShardTask = Callable[[ShardPlan, ShardTaskConfig], ShardResult]
+ShardRunner = Callable[[ShardTask, list[ShardPlan], ShardTaskConfig], Iterator[ShardResult]]
+"""Runs the per-shard task elsewhere and yields its results as they finish: how a distributed build
+(`pretrain.distributed.shard_tasks.ray_shard_runner`) wraps this builder from outside."""
+
+
 class BuildProgress(Protocol):
     def start(self, total_videos: int, total_shards: int) -> None: ...
     def advance(self, result: ShardResult) -> None: ...
@@ -143,16 +148,13 @@ def _report_problems(listing: Listing, strict: bool) -> None:
         log.warning("%s", line)
 
 
-def _runner(store: ShardStore, options: BuildOptions) -> Callable[[list[ShardPlan], ShardTaskConfig], Iterator[ShardResult]]:
-    if options.use_ray:
+def _runner(store: ShardStore, options: BuildOptions,
+            remote: Optional[ShardRunner]) -> Callable[[list[ShardPlan], ShardTaskConfig], Iterator[ShardResult]]:
+    if remote is not None:
         if store.is_process_local:
-            raise ShardsError(f"{store.url}: an in-memory filesystem is invisible to Ray workers; "
-                              "write to a directory or object store they all reach")
-        # Ray lives only in pretrain.distributed; imported lazily so plain builds never load it.
-        from pretrain.distributed.shard_tasks import run_shard_tasks
-
-        return lambda plans, config: run_shard_tasks(write_shard, plans, config, options.ray_address,
-                                                     options.workers if options.workers > 1 else None)
+            raise ShardsError(f"{store.url}: an in-memory filesystem is invisible to the workers of a "
+                              "distributed build (--ray); write to a directory or object store they all reach")
+        return lambda plans, config: remote(write_shard, plans, config)
     if options.workers > 1 and store.is_process_local:
         log.warning("%s is in-memory (one process): writing with 1 worker instead of %d",
                     store.url, options.workers)
@@ -197,8 +199,8 @@ def _write_results(store: ShardStore, listing: Listing, results: list[ShardResul
     return video_rows
 
 
-def _build_missing(store: ShardStore, plans: list[ShardPlan], options: BuildOptions,
-                   config: ShardTaskConfig, progress: Optional[BuildProgress]) -> tuple[list[ShardResult], int]:
+def _build_missing(store: ShardStore, plans: list[ShardPlan], options: BuildOptions, config: ShardTaskConfig,
+                   progress: Optional[BuildProgress], remote: Optional[ShardRunner]) -> tuple[list[ShardResult], int]:
     """Keep the shards an earlier run finished, write the others; (all results, number kept)."""
     results = [r for r in (load_finished(store, plan) for plan in plans) if r is not None]
     done = {r.index for r in results}
@@ -212,7 +214,7 @@ def _build_missing(store: ShardStore, plans: list[ShardPlan], options: BuildOpti
         progress.start(sum(len(p.entries) for p in plans), len(plans))
         for result in results:
             progress.advance(result)
-    for result in _runner(store, options)(todo, config):
+    for result in _runner(store, options, remote)(todo, config):
         results.append(result)
         if progress:
             progress.advance(result)
@@ -220,7 +222,7 @@ def _build_missing(store: ShardStore, plans: list[ShardPlan], options: BuildOpti
 
 
 def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: float = 256.0,
-                 workers: int = 1, use_ray: bool = False, ray_address: Optional[str] = None,
+                 workers: int = 1, runner: Optional[ShardRunner] = None,
                  resize_short: Optional[int] = None, fps: Optional[float] = None, crf: int = 23,
                  preset: str = "veryfast", gop_seconds: float = 0.5, reencode: bool = False,
                  probe: str = "full", strict: bool = False, labels_from_folders: bool = False,
@@ -228,10 +230,10 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
                  progress: Optional[BuildProgress] = None) -> BuildSummary:
     """Build (or finish building) the shards of `source` ("folder", "ucf101", "hmdb51") found in
     `input_dir` into `output` (directory or fsspec URL). `name` overrides the dataset name recorded
-    in the manifest and samples (e.g. "kinetics400" for a folder build). See BuildOptions."""
+    in the manifest and samples (e.g. "kinetics400" for a folder build). `runner` runs the shard tasks
+elsewhere (a Ray cluster: `pretrain.distributed.shard_tasks.ray_shard_runner`). See BuildOptions."""
     options = BuildOptions(
-        shard_size_mb=shard_size_mb, workers=workers, use_ray=use_ray, ray_address=ray_address,
-        resize_short=resize_short, fps=fps, crf=crf, preset=preset, gop_seconds=gop_seconds,
+        shard_size_mb=shard_size_mb, workers=workers, resize_short=resize_short, fps=fps, crf=crf, preset=preset, gop_seconds=gop_seconds,
         reencode=reencode, probe=probe, strict=strict, labels_from_folders=labels_from_folders, seed=seed)
     started = time.perf_counter()
     listing = list_source(source, input_dir, labels_from_folders)
@@ -245,7 +247,7 @@ def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: flo
     build_fingerprint = hashlib.sha256(json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()).hexdigest()
     _prepare_output(store, build_fingerprint)
     config = ShardTaskConfig(store.url, listing.dataset, probe, options.reencode_options(), strict)
-    results, resumed = _build_missing(store, plans, options, config, progress)
+    results, resumed = _build_missing(store, plans, options, config, progress, runner)
     build = {"source": source, "input": str(input_dir), "fingerprint": build_fingerprint,
              "tool_version": __version__, **options.content_fields()}
     errors = _write_results(store, listing, results, build)

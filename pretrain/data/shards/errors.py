@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pretrain.errors import DataError
 
-class ShardsError(Exception):
+
+class ShardsError(DataError):
     """A shard build, inspect or verify problem with a message naming the file at fault."""
 
 

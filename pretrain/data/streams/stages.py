@@ -23,13 +23,11 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 from webdataset import filters, tariterators
 
+from pretrain.errors import DataError  # re-exported: the stream raises it when it cannot produce data
+
 log = logging.getLogger(__name__)
 
 Sample = dict[str, Any]
-
-
-class DataError(RuntimeError):
-    """The stream cannot produce data (e.g. no shard can be read, no video decodes)."""
 
 
 @dataclass
