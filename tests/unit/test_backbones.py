@@ -242,3 +242,14 @@ def test_input_normalization_travels_with_the_weights(tmp_path):
     seen = []
     score_batch(lambda clips: seen.append(clips) or model(clips), batch, pixel_stats=(spec.pixel_mean, spec.pixel_std))
     assert torch.allclose(seen[0], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("backbone,frames,tubelet,published", [
+    ("vit", 16, 2, 180), ("timesformer", 8, 1, 196), ("vivit", 32, 2, 284)])
+def test_flop_count_matches_the_published_gflops_per_view(backbone, frames, tubelet, published):
+    """Papers count multiply-adds: VideoMAE ViT-B 16x224 180 G, TimeSformer-B 8x224 196 G,
+    ViViT-B FE 32x224 284 G per view."""
+    from pretrain.models.flops import classifier_forward_flops
+
+    spec = ArchSpec.from_size("b", num_frames=frames, tubelet_size=tubelet, backbone=backbone)
+    assert classifier_forward_flops(spec, 400) / 2e9 == pytest.approx(published, rel=0.01)
