@@ -192,3 +192,50 @@ def test_unknown_hf_tensors_are_named():
     state = dict(VivitForVideoClassification(config).state_dict(), **{"vivit.extra.weight": torch.zeros(1)})
     with pytest.raises(ValueError, match="vivit.extra.weight"):
         vivit_hf.state_dict_from_hf(state)
+
+
+def test_hf_folders_load_both_ways(tmp_path):
+    """save_pretrained folders of both families read into models with HF's logits; our folders
+    load back into transformers with ours."""
+    from pretrain.weights.backbone_folders import read_hf_backbone, save_hf_backbone
+
+    cases = [(TimesformerForVideoClassification, TimesformerConfig(**TIMESFORMER_CONFIGS[0], num_labels=3)),
+             (VivitForVideoClassification, VivitConfig(**VIVIT_CONFIGS[0], num_labels=3))]
+    for hf_class, config in cases:
+        hf = randomized(hf_class(config))
+        hf.save_pretrained(tmp_path / config.model_type)
+        state, model_config = read_hf_backbone(tmp_path / config.model_type)
+        assert model_config["kind"] == "classifier" and model_config["class_names"] == ["LABEL_0", "LABEL_1", "LABEL_2"]
+        spec = ours_spec(model_config)
+        assert spec.backbone == ("timesformer" if config.model_type == "timesformer" else "vit")
+        ours = ours_from(state, spec, "classifier")
+        video = clip(config.to_dict())
+        with torch.no_grad():
+            assert (ours(video.transpose(1, 2)) - hf(video).logits).abs().max() < ATOL
+        save_hf_backbone(state, model_config, tmp_path / f"ours-{config.model_type}", ["a", "b", "c"])
+        back = hf_class.from_pretrained(tmp_path / f"ours-{config.model_type}").eval()
+        assert back.config.id2label[2] == "c"
+        with torch.no_grad():
+            assert (back(video).logits - hf(video).logits).abs().max() < ATOL
+
+
+def ours_spec(model_config):
+    from pretrain.models.vit import ArchSpec
+
+    return ArchSpec.from_dict(model_config)
+
+
+def test_original_timesformer_file_reads_safely(tmp_path):
+    from pretrain.weights.backbone_folders import is_original_timesformer_file, read_original_timesformer
+
+    config = TimesformerConfig(**TIMESFORMER_CONFIGS[0], num_labels=4)
+    hf = randomized(TimesformerForVideoClassification(config))
+    torch.save(original_names(hf.state_dict()), tmp_path / "TimeSformer_divST_8x32_224_K400.pyth")
+    torch.save({"model": {"patch_embed.proj.weight": torch.zeros(2, 3, 16, 16)}}, tmp_path / "other.pth")
+    assert is_original_timesformer_file(tmp_path / "TimeSformer_divST_8x32_224_K400.pyth")
+    assert not is_original_timesformer_file(tmp_path / "other.pth")
+    state, model_config = read_original_timesformer(tmp_path / "TimeSformer_divST_8x32_224_K400.pyth", heads=2)
+    ours = ours_from(state, ours_spec(model_config), "classifier")
+    video = clip(TIMESFORMER_CONFIGS[0])
+    with torch.no_grad():
+        assert (ours(video.transpose(1, 2)) - hf(video).logits).abs().max() < ATOL
