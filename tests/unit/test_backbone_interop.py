@@ -58,18 +58,27 @@ def assert_same_tensors(a: dict, b: dict) -> None:
         assert torch.equal(a[name], b[name]), name
 
 
-@pytest.mark.parametrize("values", TIMESFORMER_CONFIGS)
-def test_timesformer_classifier_matches_hf_both_ways(values):
-    config = TimesformerConfig(**values, num_labels=5)
-    hf = randomized(TimesformerForVideoClassification(config))
-    state = timesformer_hf.state_dict_from_hf(hf.state_dict())
-    spec = timesformer_hf.spec_from_hf_config(config.to_dict())
+FAMILIES = {"timesformer": (timesformer_hf, TimesformerConfig, TimesformerForVideoClassification, TIMESFORMER_CONFIGS),
+            "vivit": (vivit_hf, VivitConfig, VivitForVideoClassification, VIVIT_CONFIGS)}
+CLASSIFIER_CASES = [(family, i) for family, (*_, configs) in FAMILIES.items() for i in range(len(configs))]
+
+
+@pytest.mark.parametrize("family,index", CLASSIFIER_CASES)
+def test_classifier_matches_hf_both_ways(family, index):
+    converter, config_class, hf_class, configs = FAMILIES[family]
+    values = configs[index]
+    config = config_class(**values, num_labels=5)
+    hf = randomized(hf_class(config))
+    state = converter.state_dict_from_hf(hf.state_dict())
+    spec = converter.spec_from_hf_config(config.to_dict())
+    if family == "vivit":  # HF ViViT is Model 1: a vit with a class token, inputs in [-1, 1]
+        assert (spec.backbone, spec.class_token, spec.pixel_mean, spec.pixel_std) == ("vit", True, (0.5,) * 3, (0.5,) * 3)
     ours = ours_from(state, spec, "classifier")
     video = clip(values)  # (B, T, C, H, W), HF's layout
     with torch.no_grad():
         expected, got = hf(video).logits, ours(video.transpose(1, 2))
     assert (got - expected).abs().max() < ATOL
-    assert_same_tensors(timesformer_hf.state_dict_to_hf(state, "classifier"), hf.state_dict())
+    assert_same_tensors(converter.state_dict_to_hf(state, "classifier"), hf.state_dict())
 
 
 @pytest.mark.parametrize("values", TIMESFORMER_CONFIGS)
@@ -138,21 +147,6 @@ def test_original_timesformer_checkpoint_loads_with_hf_logits():
     video = clip(values)
     with torch.no_grad():
         assert (ours(video.transpose(1, 2)) - hf(video).logits).abs().max() < ATOL
-
-
-@pytest.mark.parametrize("values", VIVIT_CONFIGS)
-def test_vivit_classifier_matches_hf_both_ways(values):
-    config = VivitConfig(**values, num_labels=5)
-    hf = randomized(VivitForVideoClassification(config))
-    state = vivit_hf.state_dict_from_hf(hf.state_dict())
-    spec = vivit_hf.spec_from_hf_config(config.to_dict())
-    assert (spec.backbone, spec.class_token, spec.pixel_mean, spec.pixel_std) == ("vit", True, (0.5,) * 3, (0.5,) * 3)
-    ours = ours_from(state, spec, "classifier")
-    video = clip(values)
-    with torch.no_grad():
-        expected, got = hf(video).logits, ours(video.transpose(1, 2))
-    assert (got - expected).abs().max() < ATOL
-    assert_same_tensors(vivit_hf.state_dict_to_hf(state, "classifier"), hf.state_dict())
 
 
 @pytest.mark.parametrize("values", VIVIT_CONFIGS)
