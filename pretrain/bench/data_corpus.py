@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from pretrain.data.shards import build_shards
+from pretrain.data.shards import BuildOptions, build_shards
 from pretrain.data.generated.synthetic import textured_pan_frames, write_video
 
 log = logging.getLogger(__name__)
@@ -53,5 +53,5 @@ def write_bench_corpus(kind: str, shards_dir: Path, videos: int, frames: int) ->
         if not path.exists():
             write_video(path, textured_pan_frames(frames, spec.size, spec.speed, seed=index),
                         fps=25, bit_rate=spec.bit_rate, gop=spec.gop)
-    build_shards("folder", str(raw), str(shards_dir), shard_size_mb=64)
+    build_shards("folder", str(raw), str(shards_dir), BuildOptions(shard_size_mb=64))
     return shards_dir

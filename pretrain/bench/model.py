@@ -22,7 +22,7 @@ import torch
 from pretrain.errors import UserError
 from pretrain.masking import batch_masks
 from pretrain.models.flops import peak_tflops, training_flops, videomae_forward_flops
-from pretrain.models.interop import describe, save_hf
+from pretrain.weights import describe, save_hf
 from pretrain.models.videomae import VideoMAE
 from pretrain.models.vit import ArchSpec
 

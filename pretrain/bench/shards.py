@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from pretrain.data.generated.corpora import write_ucf101_tree
-from pretrain.data.shards import build_shards
+from pretrain.data.shards import BuildOptions, build_shards
 from pretrain.data.shards.local_pool import pool_context
 from pretrain.data.shards.sources import is_video_name
 from pretrain.data.generated.synthetic import textured_pan_frames
@@ -56,9 +56,10 @@ def generate_corpus(src: Path, videos: int, num_frames: int = 100, bit_rate: int
 def _run(source: str, src: Path, mode: str, workers: int, shard_size_mb: float, resize_short: int,
          scratch: Path) -> dict:
     out = scratch / f"{mode}-{workers}"
-    options = {"resize_short": resize_short, "gop_seconds": 0.5} if mode == "reencode" else {}
+    reencode = {"resize_short": resize_short, "gop_seconds": 0.5} if mode == "reencode" else {}
+    options = BuildOptions(workers=workers, shard_size_mb=shard_size_mb, **reencode)
     started = time.perf_counter()
-    summary = build_shards(source, str(src), str(out), workers=workers, shard_size_mb=shard_size_mb, **options)
+    summary = build_shards(source, str(src), str(out), options)
     return {"videos": summary.videos, "seconds": time.perf_counter() - started, "output_mb": summary.bytes / 1e6}
 
 

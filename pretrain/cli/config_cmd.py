@@ -27,9 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    """The config `tubelet STAGE RECIPE ...` would run: the same resolver, the same stage."""
-    print(config_to_yaml(load_config(args.recipe, args.overrides, stage=stage_for(args.recipe, args.stage))),
-          end="")
+    """The config `tubelet STAGE RECIPE ...` would run: the same resolver, the same stage; with
+    data.shards set, its splits checked against the manifest as the stage checks them at its start."""
+    config = load_config(args.recipe, args.overrides, stage=stage_for(args.recipe, args.stage))
+    if config.data.shards:
+        from pretrain.data.shards import read_manifest
+        from pretrain.data.streams.selection import check_splits
+
+        warning = check_splits(config, read_manifest(config.data.shards), evaluating=config.stage == "finetune")
+        if warning:
+            print(f"# {warning}")
+    print(config_to_yaml(config), end="")
     return 0
 
 

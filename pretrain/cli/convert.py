@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pretrain.models.interop import convert_weights
+    from pretrain.weights import convert_weights  # CheckpointError -> one line, exit 1 (cli.main)
 
     summary = convert_weights(args.src, args.out, to=args.to, num_frames=args.num_frames,
                               img_size=args.img_size)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import typing
+
+if typing.TYPE_CHECKING:
+    from pretrain.data.shards import BuildOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,49 +32,68 @@ def _register_build(commands: argparse._SubParsersAction) -> None:
     build.add_argument("source", choices=("folder", "ucf101", "hmdb51"))
     build.add_argument("input", help="directory the official archives were extracted into")
     build.add_argument("output", help="output directory or fsspec URL (file://, s3://, gs://, memory://)")
-    build.add_argument("--shard-size-mb", type=float, default=256.0, help="target shard size (default 256)")
-    build.add_argument("--workers", type=int, default=1, help="local worker processes (or Ray tasks in flight)")
-    build.add_argument("--ray", action="store_true", help="run shard tasks on a Ray cluster")
+    add_option_flags(build)
+    build.add_argument("--ray", action="store_true", help="run the shard tasks on a Ray cluster")
     build.add_argument("--address", default=None, help="Ray address (default: start a local instance)")
-    build.add_argument("--resize-short", type=int, default=None, help="re-encode with this short side")
-    build.add_argument("--fps", type=float, default=None, help="re-encode at this frame rate")
-    build.add_argument("--reencode", action="store_true", help="re-encode to H.264 even without resize/fps")
-    build.add_argument("--crf", type=int, default=23, help="x264 quality, lower is better (default 23)")
-    build.add_argument("--preset", default="veryfast", help="x264 speed/size preset: ultrafast ... veryslow "
-                       "(default veryfast)")
-    build.add_argument("--gop-seconds", type=float, default=0.5, help="keyframe interval when re-encoding")
-    build.add_argument("--probe", choices=("full", "fast"), default="full",
-                       help="full: decode every frame before writing; fast: demux + first frame")
-    build.add_argument("--strict", action="store_true", help="bad videos and split-file problems are fatal")
-    build.add_argument("--labels-from-folders", action="store_true", help="folder: label by first-level subfolder")
-    build.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards")
-    build.add_argument("--name", default=None,
-                       help="dataset name recorded in the manifest (default: the source; e.g. kinetics400)")
     build.set_defaults(handler=_build)
 
 
 def _build(args: argparse.Namespace) -> int:
     from pretrain.data.shards import build_shards
 
+    options = options_from_args(args)  # ShardsError for a value out of range
     runner = None
     if args.ray:  # the Ray part wraps the builder from outside: cli -> distributed -> data
         from pretrain.distributed.shard_tasks import ray_shard_runner
 
-        runner = ray_shard_runner(args.address, args.workers if args.workers > 1 else None)
+        runner = ray_shard_runner(args.address, options.workers if options.workers > 1 else None)
     with RichBuildProgress() as progress:
-        summary = build_shards(
-            args.source, args.input, args.output, shard_size_mb=args.shard_size_mb,
-            workers=args.workers, runner=runner,
-            resize_short=args.resize_short, fps=args.fps, reencode=args.reencode, crf=args.crf,
-            preset=args.preset, gop_seconds=args.gop_seconds, probe=args.probe, strict=args.strict,
-            labels_from_folders=args.labels_from_folders, seed=args.seed, name=args.name,
-            progress=progress)
+        summary = build_shards(args.source, args.input, args.output, options, runner=runner, progress=progress)
     print(f"{summary.dataset}: {summary.videos} videos ({_hours(summary.hours)} of video) in {summary.shards} "
           f"shards, {summary.bytes / 1e6:.1f} MB -> {summary.output}")
     print(f"skipped {summary.skipped} bad video(s), {len(summary.split_problems)} split-file problem(s)"
           f"{' (see errors.jsonl)' if summary.skipped or summary.split_problems else ''}; "
           f"{summary.resumed_shards} shard(s) resumed; {summary.seconds:.1f} s, {summary.videos_per_second:.1f} videos/s")
     return 0
+
+
+# Fields whose flag takes only some values (argparse lists them in the help).
+FLAG_CHOICES = {"probe": ("full", "fast")}
+
+
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per `BuildOptions` field: name, type and default from the field, help from its
+    docstring. A bool field is a switch (`--no-X` as well when it defaults to true)."""
+    from pretrain.config.reference import field_docstrings
+    from pretrain.data.shards import BuildOptions
+
+    docs, hints = field_docstrings(BuildOptions), typing.get_type_hints(BuildOptions)
+    for option in dataclasses.fields(BuildOptions):
+        flag = "--" + option.name.replace("_", "-")
+        kind = _value_type(hints[option.name])
+        help_text = docs.get(option.name, "")
+        if kind is bool:
+            action = argparse.BooleanOptionalAction if option.default else "store_true"
+            parser.add_argument(flag, dest=option.name, action=action, default=option.default, help=help_text)
+            continue
+        shown = f" (default {option.default})" if option.default is not None else ""
+        parser.add_argument(flag, dest=option.name, type=kind, default=option.default,
+                            choices=FLAG_CHOICES.get(option.name), help=help_text + shown)
+
+
+def options_from_args(args: argparse.Namespace) -> "BuildOptions":
+    from pretrain.data.shards import BuildOptions
+
+    return BuildOptions(**{option.name: getattr(args, option.name) for option in dataclasses.fields(BuildOptions)})
+
+
+def _value_type(hint: object) -> type:
+    """`Optional[int]` -> int; a flag parses one plain value (str, int, float) or is a bool switch."""
+    arguments = [a for a in typing.get_args(hint) if a is not type(None)]
+    kind = arguments[0] if typing.get_origin(hint) is typing.Union and len(arguments) == 1 else hint
+    if kind not in (bool, int, float, str):
+        raise TypeError(f"BuildOptions field of type {hint}: teach cli/shards.py add_option_flags to parse it")
+    return kind
 
 
 def _hours(hours: float) -> str:
@@ -82,7 +106,7 @@ def _inspect(args: argparse.Namespace) -> int:
     report = inspect_shards(args.path)
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))
-        return 0
+        return _report_unreadable(report.failures)
     print(f"{report.location}: {report.dataset}, {report.samples} samples in {report.shards} shards, "
           f"{report.bytes / 1e6:.1f} MB, {_hours(report.duration_s / 3600)} of video, "
           f"{report.skipped_videos} input(s) skipped")
@@ -94,7 +118,16 @@ def _inspect(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{name} {count}" for name, count in list(values.items())[:12])
         more = f" ... (+{len(values) - 12})" if len(values) > 12 else ""
         print(f"  {title} ({len(values)}): {shown}{more}")
-    return 0
+    return _report_unreadable(report.failures)
+
+
+def _report_unreadable(failures: list[str]) -> int:
+    """Exit status of inspect: 1 (after the report of the readable shards) if any shard was bad."""
+    if failures:
+        print(f"FAILED: {len(failures)} shard(s) could not be read", file=sys.stderr)
+    for failure in failures:
+        print(f"  {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -105,7 +138,8 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"OK: {report.shards_checked} shards, {report.samples_checked} samples match the manifest"
               f"{'' if args.no_decode else ' and decode'}")
         return 0
-    print(f"FAILED: {len(report.failures)} problem(s) in {report.location}", file=sys.stderr)
+    print(f"FAILED: {len(report.failures)} problem(s) in {report.location} "
+          f"({len(report.bad_shards)} of {report.shards_checked} shards bad)", file=sys.stderr)
     for failure in report.failures:
         print(f"  {failure}", file=sys.stderr)
     return 1

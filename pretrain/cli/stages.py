@@ -61,7 +61,7 @@ def _run_on_ray(config) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from pretrain.train.export import export_checkpoint
+    from pretrain.weights import export_checkpoint  # CheckpointError -> one line, exit 1 (cli.main)
 
     out = export_checkpoint(args.checkpoint, args.out)
     print(f"exported {args.checkpoint} -> {out}")

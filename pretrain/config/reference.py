@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import textwrap
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any, Iterator
 
@@ -19,19 +20,24 @@ END = "<!-- config-reference:end -->"
 
 def _docstrings_by_class() -> dict[str, dict[str, str]]:
     tree = ast.parse(inspect.getsource(config_module))
-    found: dict[str, dict[str, str]] = {}
-    for node in tree.body:
-        if not isinstance(node, ast.ClassDef):
-            continue
-        docs: dict[str, str] = {}
-        body = node.body
-        for current, following in zip(body, body[1:]):
-            is_field = isinstance(current, ast.AnnAssign) and isinstance(current.target, ast.Name)
-            is_doc = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
-            if is_field and is_doc and isinstance(following.value.value, str):
-                docs[current.target.id] = " ".join(following.value.value.split())
-        found[node.name] = docs
-    return found
+    return {node.name: _field_docs(node) for node in tree.body if isinstance(node, ast.ClassDef)}
+
+
+def _field_docs(node: ast.ClassDef) -> dict[str, str]:
+    docs: dict[str, str] = {}
+    body = node.body
+    for current, following in zip(body, body[1:]):
+        is_field = isinstance(current, ast.AnnAssign) and isinstance(current.target, ast.Name)
+        is_doc = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+        if is_field and is_doc and isinstance(following.value.value, str):
+            docs[current.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def field_docstrings(cls: type) -> dict[str, str]:
+    """Field name -> the docstring written below it, for any dataclass (read from its source)."""
+    node = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    return _field_docs(node)
 
 
 def schema_fields() -> Iterator[tuple[str, str, Any, str]]:

@@ -137,6 +137,9 @@ class DataConfig:
     """Split to train on (e.g. train, train1, or all for unlabeled corpora)."""
     eval_split: str = "test"
     """Split evaluated by the finetune stage and `tubelet evaluate`."""
+    eval_on_train: bool = False
+    """Allow data.eval_split to hold training videos (e.g. `all` on a corpus without a held-out
+    split); refused otherwise. The results then say, in capitals, that they are not held out."""
     batch_size: int = 8
     """Clips per device per step."""
     num_workers: int = 4

@@ -19,7 +19,7 @@ import torch
 from pretrain.data.augment.clips import ClipSettings, eval_views
 from pretrain.data.video.decode import DecodeError
 from pretrain.data.augment.transforms import normalize_video
-from pretrain.evaluate.checkpoint import Finetuned, load_finetuned
+from pretrain.weights.pretrained import Finetuned, load_finetuned
 
 log = logging.getLogger(__name__)
 

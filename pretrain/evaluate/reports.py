@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from statistics import mean
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -91,8 +91,13 @@ def shown_metrics(per_split: dict[int, SplitMetrics]) -> tuple[str, ...]:
     return tuple(name for name in METRIC_NAMES if not (few and name == "top5"))
 
 
-def write_results(per_split: dict[int, SplitMetrics], model_name: str, out_dir: Path) -> tuple[Path, Path]:
+def write_results(per_split: dict[int, SplitMetrics], model_name: str, out_dir: Path,
+                  warning: Optional[str] = None) -> tuple[Path, Path]:
+    """results.md and results.json; a `warning` (evaluated on training videos) heads both."""
     markdown, summary = results_table(per_split, model_name)
+    if warning:
+        markdown = f"**WARNING: {warning}**\n\n{markdown}"
+        summary = {"warning": warning, **summary}
     out_dir.mkdir(parents=True, exist_ok=True)
     md_path, json_path = out_dir / "results.md", out_dir / "results.json"
     md_path.write_text(markdown)

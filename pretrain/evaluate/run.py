@@ -23,7 +23,8 @@ import torch
 
 from pretrain.config import ConfigError, RunConfig
 from pretrain.data.shards import read_manifest
-from pretrain.evaluate.checkpoint import load_finetuned
+from pretrain.data.streams.selection import check_splits
+from pretrain.weights import load_finetuned
 from pretrain.evaluate.metrics import SplitMetrics, confusion_matrix, merge_views, split_metrics
 from pretrain.evaluate.reports import write_confusion_png, write_predictions, write_results
 from pretrain.evaluate.views import ViewLogits, gather_views, score_batch
@@ -104,7 +105,12 @@ def evaluate(config: RunConfig, ckpt: str, splits: Sequence[int] = (1,), out_dir
     """Evaluate one checkpoint per split; rank zero writes the outputs under `out_dir`."""
     paths = checkpoints_per_split(ckpt, splits)
     out = Path(out_dir) if out_dir else Path(config.trainer.output_dir) / (config.trainer.run_name or "evaluate")
-    class_names = read_manifest(config.data.shards).classes
+    manifest = read_manifest(config.data.shards)
+    class_names = manifest.classes
+    checks = (check_splits(_split_config(config, None, split), manifest, evaluating=True) for split in paths)
+    warnings = [warning for warning in checks if warning]  # ConfigError before any checkpoint is loaded
+    for warning in warnings:
+        log.warning("%s", warning)
     trainer = trainer or build_eval_trainer(config)
     results = EvalResults({}, out)
     for split, path in paths.items():
@@ -121,7 +127,8 @@ def evaluate(config: RunConfig, ckpt: str, splits: Sequence[int] = (1,), out_dir
             title = f"{_model_name({split: path})}, split {split}, seed {(finetuned.config or config).trainer.seed}"
             results.files.update(_write_split(scores, class_names, out / f"split{split}", split, title))
     if trainer.is_global_zero:
-        md_path, json_path = write_results(results.per_split, _model_name(paths), out)
+        warning = warnings[0] if warnings else None
+        md_path, json_path = write_results(results.per_split, _model_name(paths), out, warning)
         results.files.update({"results_md": md_path, "results_json": json_path})
     return results
 

@@ -1,8 +1,12 @@
-"""Models (pure PyTorch) and their builders.
+"""Models (pure PyTorch), their builders, and `from_pretrained`.
 
-The builders take a `pretrain.config.ModelConfig` (read by attribute only; this package does not
-import the config module, so models stay importable with torch alone). Names are imported lazily so
-that `pretrain.config` (which reads `pretrain.models.sizes`) does not pull in torch.
+The builders take a `pretrain.config.ModelConfig` / `RunConfig` (read by attribute only; this package
+does not import the config module, so models stay importable with torch alone). Names are imported
+lazily so that `pretrain.config` (which reads `pretrain.models.sizes`) does not pull in torch.
+
+`from_pretrained(path)` (any weights source -> an eval-ready model) lives in `pretrain.weights`,
+which builds on this package; it is offered here through the lazy `__getattr__` below, the one
+documented exception to "models imports nothing above it" (resolved only when asked for).
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pretrain.config import ModelConfig
+    from torch import nn
+
+    from pretrain.config import ModelConfig, RunConfig
     from pretrain.models.classifier import VideoClassifier
     from pretrain.models.videomae import VideoMAE
     from pretrain.models.vit import ArchSpec
@@ -25,6 +31,13 @@ _LAZY = {
 }
 
 
+def from_pretrained(path: Any) -> "nn.Module":
+    """An eval-mode model from any weights source; see `pretrain.weights.from_pretrained`."""
+    from pretrain.weights import from_pretrained as load  # the documented upward edge, lazily
+
+    return load(path)
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
@@ -32,7 +45,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ArchSpec", "VideoClassifier", "VideoMAE", "VideoMAEOutput", "masked_video",
-    "arch_spec", "build_pretraining_model", "build_classifier",
+    "arch_spec", "build_pretraining_model", "build_classifier", "build_finetune_model", "from_pretrained",
 ]
 
 
@@ -65,3 +78,14 @@ def build_classifier(model_cfg: "ModelConfig", num_classes: int, head_dropout: f
         arch_spec(model_cfg), num_classes, head_dropout=head_dropout, drop_path=model_cfg.drop_path,
         grad_checkpointing=model_cfg.grad_checkpointing,
     )
+
+
+def build_finetune_model(config: "RunConfig", num_classes: int) -> "VideoClassifier":
+    """The classifier of a fine-tuning run's config; for `finetune.mode=linear_probe` its head becomes
+    BatchNorm + linear and everything else is frozen."""
+    from pretrain.models.classifier import make_linear_probe
+
+    model = build_classifier(config.model, num_classes, head_dropout=config.finetune.head_dropout)
+    if config.finetune.mode == "linear_probe":
+        make_linear_probe(model)
+    return model

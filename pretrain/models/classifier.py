@@ -87,3 +87,19 @@ class VideoClassifier(nn.Module):
             group["params"].append(param)
             group["param_names"].append(name)
         return [groups[key] for key in sorted(groups)]
+
+
+def make_linear_probe(model: VideoClassifier) -> VideoClassifier:
+    """Freeze all weights and replace the head by BatchNorm1d(affine=False) + a fresh linear layer
+    (the BatchNorm whitens the frozen features so one lr suits any pretrained encoder)."""
+    for param in model.parameters():
+        param.requires_grad_(False)
+    linear = nn.Linear(model.spec.dim, model.num_classes)
+    nn.init.trunc_normal_(linear.weight, std=0.01)
+    nn.init.zeros_(linear.bias)
+    model.head = nn.Sequential(nn.BatchNorm1d(model.spec.dim, affine=False, eps=1e-6), linear)
+    return model
+
+
+def is_linear_probe(model: VideoClassifier) -> bool:
+    return isinstance(model.head, nn.Sequential)

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pretrain.models.encoders import build_encoder
+from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported: the defaults)
 from pretrain.models.vit import (
     CHANNELS, ArchSpec, Block, channels_last, check_video, gather_tokens,
     patchify, run_blocks, sinusoid_position_table, unpatchify,

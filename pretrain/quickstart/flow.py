@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.motion_dataset import MOTIONS, motion_frames, write_motion_dataset
-from pretrain.data.shards import build_shards, read_manifest
+from pretrain.data.shards import BuildOptions, build_shards, read_manifest
 from pretrain.data.generated.synthetic import write_video
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,9 @@ def prepare_data(out: Path, plan: QuickstartPlan) -> tuple[Path, Path]:
     unlabeled_root = write_unlabeled_corpus(out / "data" / "unlabeled", plan.unlabeled_videos, plan.num_frames)
     labeled_shards, unlabeled_shards = out / "shards" / "motion", out / "shards" / "unlabeled"
     # Its own name: the UCF101 layout, but not UCF101 (no dataset-card count warnings).
-    build_shards("ucf101", str(labeled_root), str(labeled_shards), shard_size_mb=4, name="motion")
-    build_shards("folder", str(unlabeled_root), str(unlabeled_shards), shard_size_mb=4, name="unlabeled")
+    build_shards("ucf101", str(labeled_root), str(labeled_shards), BuildOptions(shard_size_mb=4, name="motion"))
+    build_shards("folder", str(unlabeled_root), str(unlabeled_shards),
+                 BuildOptions(shard_size_mb=4, name="unlabeled"))
     return labeled_shards, unlabeled_shards
 
 
@@ -130,7 +131,7 @@ def shuffled_top1(config: RunConfig, record: StageRecord, out: Path) -> float:
 def run_quickstart(out: Path, plan: QuickstartPlan = QuickstartPlan(),
                    on_stage: Optional[Callable[[str], None]] = None) -> QuickstartResult:
     from pretrain.quickstart.report import write_report
-    from pretrain.train.export import export_checkpoint
+    from pretrain.weights import export_checkpoint
 
     started = time.perf_counter()
     announce = on_stage or (lambda message: log.info("quickstart: %s", message))

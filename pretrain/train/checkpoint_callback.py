@@ -20,7 +20,7 @@ import torch.distributed as dist
 from pytorch_lightning.callbacks import Callback
 
 from pretrain.config import RunConfig
-from pretrain.train import checkpoints as ckpt
+from pretrain.weights import commit as ckpt
 from pretrain.train.stream import ResumableStream
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class CheckpointCallback(Callback):
             ckpt.prepare_tmp(tmp)
         trainer.strategy.barrier("checkpoint-prepare")
         deepspeed = bool(self.strategy_info.get("deepspeed"))
-        trainer.save_checkpoint(tmp / (ckpt.DEEPSPEED_STATE if deepspeed else ckpt.LIGHTNING_STATE))
+        trainer.save_checkpoint(tmp / (ckpt.DEEPSPEED_STATE if deepspeed else ckpt.LIGHTNING_STATE), weights_only=False)
         final = ckpt.tmp_dir_for(self.run_dir, step).parent / ckpt.step_dir_name(step)
         if trainer.is_global_zero:
             meta = ckpt.checkpoint_meta(step, trainer.current_epoch, reason, self.strategy_info, trainer.world_size)

@@ -15,40 +15,15 @@ from typing import Any, Optional
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pretrain.config import RunConfig, config_to_dict
 from pretrain.data.augment.transforms import normalize_video
-from pretrain.models import build_classifier
-from pretrain.models.classifier import VideoClassifier
+from pretrain.models import build_finetune_model  # noqa: F401 (moved to models/; the stage imports it here)
+from pretrain.models.classifier import VideoClassifier, is_linear_probe
 from pretrain.train.nan_guard import NonFiniteGuard
 from pretrain.train.optim import build_adamw, schedule_for
 
 log = logging.getLogger(__name__)
-
-def build_finetune_model(config: RunConfig, num_classes: int) -> VideoClassifier:
-    """The classifier of `config`; for linear probing its head becomes BatchNorm + linear and
-    everything else is frozen."""
-    model = build_classifier(config.model, num_classes, head_dropout=config.finetune.head_dropout)
-    if config.finetune.mode == "linear_probe":
-        make_linear_probe(model)
-    return model
-
-
-def make_linear_probe(model: VideoClassifier) -> VideoClassifier:
-    """Freeze all weights and replace the head by BatchNorm1d(affine=False) + a fresh linear layer
-    (the BatchNorm whitens the frozen features so one lr suits any pretrained encoder)."""
-    for param in model.parameters():
-        param.requires_grad_(False)
-    linear = nn.Linear(model.spec.dim, model.num_classes)
-    nn.init.trunc_normal_(linear.weight, std=0.01)
-    nn.init.zeros_(linear.bias)
-    model.head = nn.Sequential(nn.BatchNorm1d(model.spec.dim, affine=False, eps=1e-6), linear)
-    return model
-
-
-def is_linear_probe(model: VideoClassifier) -> bool:
-    return isinstance(model.head, nn.Sequential)
 
 
 def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

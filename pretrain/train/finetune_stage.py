@@ -20,8 +20,9 @@ from pretrain.models.vit import ArchSpec
 from pretrain.train.callbacks import ThroughputMonitor
 from pretrain.train.checkpoint_callback import CheckpointCallback
 from pretrain.train.finetune_init import initialise
-from pretrain.train.finetune_module import FinetuneModule, build_finetune_model
+from pretrain.models import build_finetune_model
 from pretrain.models.backbone_flops import encoder_forward_flops
+from pretrain.train.finetune_module import FinetuneModule
 from pretrain.train.flops import TRAIN_FLOPS_PER_FORWARD, device_peak_tflops
 from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging
 from pretrain.train.optim import schedule_for

@@ -7,6 +7,7 @@ saves it, and the logged config is the run config (which holds no secrets).
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import secrets
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Optional
 
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from lightning_fabric.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from pretrain.config import RunConfig, config_to_dict
@@ -49,7 +52,7 @@ def build_loggers(config: RunConfig, run_dir: Path, run_id: Optional[str] = None
     """CSV (when `logging.csv`) and W&B (unless disabled); all write under the run directory."""
     loggers: list[Logger] = []
     if config.logging.csv:
-        loggers.append(CSVLogger(save_dir=str(run_dir), name=CSV_DIR, version=""))
+        loggers.append(HistoryCSVLogger(save_dir=str(run_dir), name=CSV_DIR, version=""))
     mode = wandb_mode(config)
     if mode != "disabled":
         loggers.append(WandbLogger(
@@ -59,6 +62,56 @@ def build_loggers(config: RunConfig, run_dir: Path, run_id: Optional[str] = None
         ))
     log.info("loggers: %s (W&B mode %s)", [type(lg).__name__ for lg in loggers], mode)
     return loggers
+
+
+class HistoryWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing metrics.csv, which on a resumed run is the whole
+    history. This one keeps it: at the first save it drops only the rows from the first step the
+    resumed run logs onwards (what the interrupted run logged after its checkpoint, logged again
+    now) and appends."""
+
+    def __init__(self, log_dir: str) -> None:
+        self._history_pending = True
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        """Lightning's version warns and deletes metrics.csv; the history is trimmed in `save`."""
+
+    def save(self) -> None:
+        if self._history_pending and self.metrics:
+            self._history_pending = False
+            self._trim_history(min(int(row["step"]) for row in self.metrics))
+        super().save()
+
+    def _trim_history(self, first_new_step: int) -> None:
+        if not self._fs.isfile(self.metrics_file_path):
+            return
+        with self._fs.open(self.metrics_file_path, "r", newline="") as handle:
+            reader = csv.DictReader(handle)
+            keys, rows = list(reader.fieldnames or []), list(reader)
+        kept = [row for row in rows if row.get("step") and int(float(row["step"])) < first_new_step]
+        if not kept:
+            self._fs.rm_file(self.metrics_file_path)
+            return
+        log.info("%s: keeping %d earlier row(s) before step %d, dropping %d", self.metrics_file_path,
+                 len(kept), first_new_step, len(rows) - len(kept))
+        with self._fs.open(self.metrics_file_path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(kept)
+        self.metrics_keys = sorted(keys)
+
+
+class HistoryCSVLogger(CSVLogger):
+    """CSVLogger whose metrics.csv survives a resume in the same run directory (`HistoryWriter`)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> HistoryWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = HistoryWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 class RankZeroFilter(logging.Filter):

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 
 from pretrain.config import RunConfig
 from pretrain.models import build_pretraining_model
-from pretrain.train import checkpoints as ckpt
+from pretrain.weights import layout as ckpt
 from pretrain.train.callbacks import ReconstructionLogger, ThroughputMonitor
 from pretrain.train.checkpoint_callback import CheckpointCallback
 from pretrain.train.flops import device_peak_tflops
@@ -64,11 +64,14 @@ class PretrainData(pl.LightningDataModule):
 
 def batches_per_rank_per_epoch(config: RunConfig, world_size: int) -> int:
     """From the manifest, before any process starts: fails early on a missing or empty shard set."""
-    from pretrain.data.streams.selection import members_per_shard, resolve_selection
+    from pretrain.data.streams.selection import check_splits, members_per_shard, resolve_selection
     from pretrain.data.shards import read_manifest
     from pretrain.data.streams.train_stream import batches_per_rank
 
     manifest = read_manifest(config.data.require_shards())
+    warning = check_splits(config, manifest, evaluating=config.stage == "finetune")  # before training
+    if warning:
+        log.warning("%s", warning)
     members = members_per_shard(manifest, resolve_selection(config.data.split, manifest, config.finetune.split))
     clips = config.data.epoch_size or sum(count for _, count in members) * config.data.num_sample
     return batches_per_rank(clips, world_size, config.data.batch_size)

@@ -22,6 +22,7 @@ from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, Strateg
 from lightning_fabric.utilities.seed import reset_seed
 
 from pretrain.config import ConfigError, RunConfig
+from pretrain.train.safe_resume import use_safe_checkpoint_engine
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,11 @@ class CPUCapableDeepSpeedStrategy(DeepSpeedStrategy):
         reset_seed()
         self.set_world_ranks()
         self._init_deepspeed_distributed()
+
+    def load_checkpoint(self, checkpoint_path: Any, weights_only: Optional[bool] = None) -> dict[str, Any]:
+        """Resume through a checkpoint engine that loads with weights_only=True (nothing runs code)."""
+        use_safe_checkpoint_engine(self.deepspeed_engine)
+        return super().load_checkpoint(checkpoint_path, weights_only)
 
     def _setup_model_and_optimizer(self, model: Any, optimizer: Any, lr_scheduler: Any = None) -> tuple:
         if isinstance(self.accelerator, CUDAAccelerator):

@@ -17,6 +17,7 @@ from pytorch_lightning.loggers import Logger
 from pytorch_lightning.strategies import Strategy
 
 from pretrain.config import RunConfig
+from pretrain.train.safe_resume import SafeCheckpointIO
 from pretrain.train.strategy import Placement
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def build_trainer(config: RunConfig, placement: Placement, strategy: Union[str, 
         num_nodes=1 if external else placement.num_nodes,
         strategy=strategy,
         precision=placement.precision,
-        plugins=plugins or None,
+        plugins=[*(plugins or []), SafeCheckpointIO()],  # resume loads with weights_only=True
         max_steps=max_steps,
         max_epochs=-1,
         accumulate_grad_batches=config.optim.accumulate_grad_batches,

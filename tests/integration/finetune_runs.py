@@ -11,10 +11,10 @@ import torch
 
 from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.motion_dataset import write_motion_dataset
-from pretrain.data.shards import build_shards
+from pretrain.data.shards import BuildOptions, build_shards
 from pretrain.train.entry import StageResult, run_stage
 from pretrain.train.finetune_init import initialise
-from pretrain.train.finetune_module import build_finetune_model
+from pretrain.models import build_finetune_model
 
 
 class OneThread:
@@ -47,7 +47,7 @@ class InProcessRun(OneThread):
 def motion_shards(root: Path, classes: Sequence[str], groups: Sequence[int], shard_size_mb: float = 0.05) -> Path:
     """The motion dataset (one clip per class and group) built into several small shards."""
     write_motion_dataset(root / "raw", classes=classes, groups=groups)
-    build_shards("ucf101", str(root / "raw"), str(root / "shards"), shard_size_mb=shard_size_mb)
+    build_shards("ucf101", str(root / "raw"), str(root / "shards"), BuildOptions(shard_size_mb=shard_size_mb))
     return root / "shards"
 
 

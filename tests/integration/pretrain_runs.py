@@ -12,7 +12,7 @@ from typing import Optional
 
 from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.corpora import square_frames, write_folder_tree
-from pretrain.data.shards import build_shards
+from pretrain.data.shards import BuildOptions, build_shards
 
 # lr = base_lr × 4 / 256 ≈ 8e-4 on raw-pixel targets: the tiny model visibly learns within a few
 # dozen steps (per-cube normalized targets of these synthetic clips take far longer to beat 1.0).
@@ -22,7 +22,7 @@ FAST_LEARNING = ("optim.base_lr=0.05", "model.norm_pix_loss=false")
 def build_folder_shards(root: Path) -> Path:
     """8 encoded videos (2 classes, MP4 and AVI) of 16 frames in 2 shards."""
     write_folder_tree(root / "raw", classes=2, videos_per_class=4, frames=square_frames(16, num_classes=2))
-    build_shards("folder", str(root / "raw"), str(root / "shards"), shard_size_mb=0.05)
+    build_shards("folder", str(root / "raw"), str(root / "shards"), BuildOptions(shard_size_mb=0.05))
     return root / "shards"
 
 

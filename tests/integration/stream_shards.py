@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.corpora import square_frames, write_ucf101_tree
-from pretrain.data.shards import build_shards, read_manifest
+from pretrain.data.shards import BuildOptions, build_shards, read_manifest
 from pretrain.data.shards.keys import path_for_key
 
 # 3 classes x groups (1, 8, 15, 22) = 12 videos; split 1: group 1 tests (3), the rest train (9).
@@ -21,7 +21,7 @@ GROUPS = (1, 8, 15, 22)
 def build_ucf_shards(root: Path, frames: int = 20, shard_mb: float = 0.05) -> Path:
     """12 videos of `frames` frames (64x80) in 3-4 shards; returns the shard directory."""
     write_ucf101_tree(root / "raw", classes=3, groups=GROUPS, frames=square_frames(frames, num_classes=3))
-    build_shards("ucf101", str(root / "raw"), str(root / "shards"), shard_size_mb=shard_mb)
+    build_shards("ucf101", str(root / "raw"), str(root / "shards"), BuildOptions(shard_size_mb=shard_mb))
     return root / "shards"
 
 

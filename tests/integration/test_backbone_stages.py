@@ -14,10 +14,9 @@ from pretrain.config import load_config
 from pretrain.data.generated.motion_dataset import MOTIONS, motion_frames
 from pretrain.data.generated.synthetic import write_video
 from pretrain.evaluate.predict import predict
-from pretrain.models.interop import build_model, load_weights
 from pretrain.train.entry import run_stage
-from pretrain.train.export import export_checkpoint
-from pretrain.train.finetune_module import build_finetune_model
+from pretrain.models import build_finetune_model
+from pretrain.weights import build_model, export_checkpoint, load_weights
 
 CLASSES = ("MoveUpSlow", "MoveDownSlow")
 STEPS = 2

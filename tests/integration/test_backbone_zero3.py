@@ -10,9 +10,8 @@ import math
 
 import pytest
 
-from pretrain.models.interop import build_model, load_weights
-from pretrain.train.export import export_checkpoint
-from pretrain.train.export import find_checkpoint
+from pretrain.weights import build_model, export_checkpoint, load_weights
+from pretrain.weights.layout import find_checkpoint
 from pretrain_runs import build_folder_shards, overrides, run_cli, series
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 import torch
 from finetune_runs import InProcessRun, classifier_logits, motion_shards, short_finetune
 
-from pretrain.evaluate.checkpoint import load_finetuned
+from pretrain.weights import load_finetuned
 
 CLASSES = ("MoveUpSlow", "MoveDownFast")
 ZERO2 = ("strategy.name=deepspeed", "strategy.zero_stage=2")
@@ -33,7 +33,7 @@ def test_zero2_finetune_evaluates_and_resumes(tmp_path):
 def test_init_from_a_zero2_pretraining_checkpoint_equals_its_export(tmp_path):
     from pretrain.config import load_config
     from pretrain.train.entry import run_stage
-    from pretrain.train.export import export_checkpoint
+    from pretrain.weights import export_checkpoint
 
     shards = motion_shards(tmp_path, CLASSES, groups=(1, 8, 22))
     config = load_config("pretrain/tiny", [

@@ -14,7 +14,7 @@ import torch
 from finetune_runs import InProcessRun, OneThread, classifier_logits, motion_shards
 
 from pretrain.config import ConfigError, load_config
-from pretrain.models.interop import convert_weights, load_weights
+from pretrain.weights import convert_weights, load_weights
 
 transformers = pytest.importorskip("transformers")
 
@@ -47,7 +47,7 @@ def hf_family(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stage_family(tmp_path_factory):
     from pretrain.train.entry import run_stage
-    from pretrain.train.export import export_checkpoint
+    from pretrain.weights import export_checkpoint
 
     root = tmp_path_factory.mktemp("stage_family")
     shards = motion_shards(root, ("MoveUpSlow", "MoveDownSlow"), groups=(1, 8, 22))

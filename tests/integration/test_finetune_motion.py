@@ -12,7 +12,7 @@ from PIL import Image
 
 from pretrain.config import load_config
 from pretrain.data.generated.motion_dataset import write_motion_dataset
-from pretrain.data.shards import build_shards
+from pretrain.data.shards import BuildOptions, build_shards
 from pretrain.evaluate.run import evaluate
 from pretrain.train.entry import run_stage
 
@@ -23,7 +23,7 @@ TEST_VIDEOS = 4 * 7  # 4 classes × 7 test groups of split 1
 def finetuned(tmp_path_factory):
     root = tmp_path_factory.mktemp("motion")
     write_motion_dataset(root / "raw")
-    build_shards("ucf101", str(root / "raw"), str(root / "shards"), shard_size_mb=0.3)
+    build_shards("ucf101", str(root / "raw"), str(root / "shards"), BuildOptions(shard_size_mb=0.3))
     config = load_config("finetune/tiny", [
         f"data.shards={root / 'shards'}", f"trainer.output_dir={root / 'runs'}", "trainer.run_name=ft",
         "logging.wandb=disabled"], stage="finetune")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from pretrain.config import load_config
-from pretrain.train.finetune_module import FinetuneModule, build_finetune_model
+from pretrain.models import build_finetune_model
+from pretrain.train.finetune_module import FinetuneModule
 
 
 def test_layer_decay_scales_every_group_through_the_schedule():

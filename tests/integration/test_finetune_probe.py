@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from pretrain.config import load_config
 from pretrain.models import build_pretraining_model
-from pretrain.models.interop import save_export
+from pretrain.weights import save_export
 
 
 def test_linear_probe_trains_only_the_batchnormed_head(tmp_path):

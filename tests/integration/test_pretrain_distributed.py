@@ -15,8 +15,8 @@ import torch
 from pretrain.config import load_config
 from pretrain.masking import batch_masks
 from pretrain.models import build_pretraining_model
-from pretrain.models.interop import build_model, load_weights
-from pretrain.train import checkpoints as ckpt
+from pretrain.weights import build_model, load_weights
+from pretrain.weights import layout as ckpt
 from pretrain_runs import build_folder_shards, overrides, run_cli, series
 
 pytestmark = pytest.mark.slow

@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from pretrain.models.interop import load_weights
-from pretrain.train import checkpoints as ckpt
+from pretrain.weights import load_weights
+from pretrain.weights import layout as ckpt
 from pretrain.train.entry import run_stage
-from pretrain.train.export import export_checkpoint, load_checkpoint_model
+from pretrain.weights import export_checkpoint, from_pretrained
 from pretrain.train.nan_guard import TrainingDiverged
 from pretrain.train.recon_image import Layout
 from pretrain_runs import build_folder_shards, read_metrics, series, tiny_config
@@ -108,7 +108,7 @@ def test_resume_follows_the_uninterrupted_trajectory(reference, shards, tmp_path
 def test_export_loads_into_the_model_format(reference, tmp_path):
     out = export_checkpoint(reference.run_dir / "checkpoints" / "last", tmp_path / "export")
     state, model_config = load_weights(out)
-    model, _ = load_checkpoint_model(reference.last_checkpoint)
+    model = from_pretrained(reference.last_checkpoint)
     assert model_config["kind"] == "pretraining" and model_config["dim"] == 64
     assert state.keys() == model.state_dict().keys()
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
@@ -122,7 +122,7 @@ def test_nonfinite_losses_stop_the_run_with_a_checkpoint(shards, tmp_path):
         run_stage(config)
     saved = ckpt.latest_valid_checkpoint(tmp_path / "diverges")
     assert saved is not None and saved.meta["reason"] == "nonfinite" and str(saved.path) in str(error.value)
-    model, _ = load_checkpoint_model(saved.path)
+    model = from_pretrained(saved.path)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     skipped = series(tmp_path / "diverges", "train/nonfinite_skipped")
     assert max(skipped.values()) == 3

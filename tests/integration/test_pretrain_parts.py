@@ -11,7 +11,7 @@ import torch
 
 from pretrain.config import ConfigError, load_config
 from pretrain.models import build_pretraining_model
-from pretrain.train import checkpoints as ckpt
+from pretrain.weights import layout as ckpt
 from pretrain.train.optim import Schedule, param_groups, schedule_for
 from pretrain.train.strategy import (CPUCapableDeepSpeedStrategy, SkippableDeepSpeedPrecision, build_strategy,
                                      deepspeed_config, resolve_placement, validate_world_size)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pretrain.train import checkpoints as ckpt
+from pretrain.weights import layout as ckpt
 from pretrain_runs import build_folder_shards, overrides, run_cli, tubelet_command
 
 pytestmark = pytest.mark.slow

@@ -65,7 +65,7 @@ def test_offline_wandb_runs_and_resolved_configs_are_written(quickstart):
 def test_a_finetuned_checkpoint_exports_a_classifier_with_its_class_names(quickstart, tmp_path):
     import torch
 
-    from pretrain.evaluate.checkpoint import load_finetuned
+    from pretrain.weights import load_finetuned
 
     run = quickstart / "runs" / "finetune-pretrained-seed0"
     assert main(["export", str(run), str(tmp_path / "export")]) == 0

@@ -19,7 +19,7 @@ import pytest
 from local_ray import LocalRayCluster
 from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.corpora import square_frames, write_ucf101_tree
-from pretrain.data.shards import build_shards
+from pretrain.data.shards import BuildOptions, build_shards
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -46,7 +46,7 @@ def shards(tmp_path_factory) -> Path:
     """12 real encoded AVIs (UCF101 layout) in several WebDataset shards."""
     root = tmp_path_factory.mktemp("ucf")
     write_ucf101_tree(root / "raw", classes=3, frames=square_frames(20, num_classes=3))
-    build_shards("ucf101", str(root / "raw"), str(root / "shards"), shard_size_mb=0.05)
+    build_shards("ucf101", str(root / "raw"), str(root / "shards"), BuildOptions(shard_size_mb=0.05))
     return root / "shards"
 
 

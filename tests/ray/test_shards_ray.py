@@ -8,7 +8,7 @@ import pytest
 from local_ray import LocalRayCluster
 from pretrain.cli import main
 from pretrain.data.generated.corpora import write_corrupt_video, write_ucf101_tree
-from pretrain.data.shards import build_shards, read_manifest, verify_shards
+from pretrain.data.shards import BuildOptions, build_shards, read_manifest, verify_shards
 from pretrain.data.shards.errors import StrictModeError
 from pretrain.distributed.shard_tasks import ray_shard_runner
 
@@ -33,9 +33,9 @@ def corpus(tmp_path_factory):
 
 def test_ray_build_equals_local_build(cluster, corpus, tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    local = build_shards("ucf101", str(corpus), str(tmp_path / "local"), shard_size_mb=0.03)
-    on_ray = build_shards("ucf101", str(corpus), str(tmp_path / "ray"), shard_size_mb=0.03,
-                          runner=ray_shard_runner(cluster.gcs_address, max_in_flight=2), workers=2)
+    local = build_shards("ucf101", str(corpus), str(tmp_path / "local"), BuildOptions(shard_size_mb=0.03))
+    on_ray = build_shards("ucf101", str(corpus), str(tmp_path / "ray"), BuildOptions(shard_size_mb=0.03, workers=2),
+                          runner=ray_shard_runner(cluster.gcs_address, max_in_flight=2))
     assert (on_ray.videos, on_ray.skipped, on_ray.shards) == (local.videos, local.skipped, local.shards) == (12, 1, 6)
     assert read_manifest(str(tmp_path / "ray")).shards == read_manifest(str(tmp_path / "local")).shards
     assert on_ray.errors == local.errors and on_ray.errors[0]["reason"] == "zero-byte file"
@@ -46,7 +46,7 @@ def test_ray_strict_error_comes_back_as_a_user_error(cluster, corpus, tmp_path, 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     with pytest.raises(StrictModeError, match="v_Archery_g05_c01.avi: zero-byte file"):
         build_shards("ucf101", str(corpus), str(tmp_path / "out"),
-                     runner=ray_shard_runner(cluster.gcs_address), strict=True)
+                     BuildOptions(strict=True), runner=ray_shard_runner(cluster.gcs_address))
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 

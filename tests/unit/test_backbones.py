@@ -224,7 +224,7 @@ def test_input_normalization_travels_with_the_weights(tmp_path):
     back out of it, and into every place that normalizes uint8 pixels for the model."""
     from pretrain.data.augment.transforms import normalize_video
     from pretrain.evaluate.views import score_batch
-    from pretrain.models.interop import build_model, load_weights, save_export
+    from pretrain.weights import build_model, load_weights, save_export
     from pretrain.train.module import model_video
 
     spec = ArchSpec.from_size("tiny", img_size=32, num_frames=4, class_token=True, key_bias=True,

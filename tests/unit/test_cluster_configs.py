@@ -100,6 +100,20 @@ def test_ray_up_wandb_key_comes_from_a_secret_store_not_a_literal(path):
     assert ("secretsmanager get-secret-value" in fetch) or ("gcloud secrets versions access" in fetch)
 
 
+@pytest.mark.parametrize("path", RAY_UP + KUBERAY, ids=lambda p: p.name)
+def test_checkpoint_store_and_wandb_key_are_private_to_the_job_user(path):
+    """Nobody else on a node may plant a checkpoint (a pickle that runs code) or read the W&B key."""
+    text = path.read_text()
+    assert not re.search(r"chmod\s+(-R\s+)?(1?777|[0-7]*[2367]\b|[augo]*\+[rwxt]*w)", text)
+    assert not re.search(r"install\s[^\n]*-m\s*0?[0-7][0-7][1-7][0-7]?\b", text)  # no other/group bits on files
+    if path in RAY_UP:
+        init = " ".join(yaml.safe_load(text)["initialization_commands"])
+        assert 'sudo chown "$(id -u):$(id -g)" /mnt/tubelet && sudo chmod 0700 /mnt/tubelet' in init
+        assert "sudo install -d -m 0700 -o \"$(id -u)\" -g \"$(id -g)\" /opt/tubelet-secrets" in init
+        assert ("sudo install -m 0400 -o \"$(id -u)\" -g \"$(id -g)\" /tmp/wandb_api_key "
+                "/opt/tubelet-secrets/wandb_api_key") in init
+
+
 @pytest.mark.parametrize("path", [p for p in KUBERAY if p.name != "storage.yaml"], ids=lambda p: p.name)
 def test_kuberay_manifest_has_the_required_fields(path):
     (doc,) = _documents(path)

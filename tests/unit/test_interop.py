@@ -11,10 +11,11 @@ import torch
 from safetensors.torch import load_file
 
 from pretrain.cli import main
+from pretrain.errors import CheckpointError
 from pretrain.masking import batch_masks
 from pretrain.models import VideoClassifier, VideoMAE
-from pretrain.models.hf_naming import spec_from_hf_config
-from pretrain.models.interop import (
+from pretrain.weights.videomae_hf_naming import spec_from_hf_config
+from pretrain.weights import (
     build_model, describe, detect_format, load_encoder, load_weights, save_export, save_hf,
 )
 
@@ -188,15 +189,15 @@ class Payload:
 def test_bad_sources_are_refused_with_a_reason(tmp_path):
     with open(tmp_path / "evil.pth", "wb") as handle:
         pickle.dump({"model": Payload()}, handle)
-    with pytest.raises(ValueError, match="weights_only=True"):
+    with pytest.raises(CheckpointError, match="weights_only=True"):
         load_weights(tmp_path / "evil.pth")
-    with pytest.raises(FileNotFoundError, match="weights not found"):
+    with pytest.raises(CheckpointError, match="weights not found"):
         load_weights(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="without config.json"):
+    with pytest.raises(CheckpointError, match="without config.json"):
         detect_format(tmp_path / "empty")
     torch.save({"model": {"linear.weight": torch.zeros(2, 2)}}, tmp_path / "other.pth")
-    with pytest.raises(ValueError, match="not VideoMAE weights"):
+    with pytest.raises(CheckpointError, match="not VideoMAE weights"):
         load_weights(tmp_path / "other.pth")
 
 

@@ -28,14 +28,15 @@ printf '%s\\0' "$name" "$@" > "$RECORD_DIR/$(printf '%03d' "$count")"
 """
 
 
-def _run_with_stubs(tmp_path: Path, script: Path, args: list[str], env: dict[str, str]) -> list[list[str]]:
+def _run_with_stubs(tmp_path: Path, script: Path, args: list[str], env: dict[str, str],
+                    stub_text: str = STUB) -> list[list[str]]:
     """Run `script` with stub commands; returns the recorded calls, each [name, *args]."""
     bin_dir, records = tmp_path / "bin", tmp_path / "records"
     bin_dir.mkdir()
     records.mkdir()
     for name in ("srun", "scontrol", "tubelet"):
         stub = bin_dir / name
-        stub.write_text(STUB)
+        stub.write_text(stub_text)
         stub.chmod(0o755)
     full_env = {"PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin", "RECORD_DIR": str(records),
                 "HOME": str(tmp_path), **env}
@@ -70,11 +71,11 @@ def test_sbatch_runs_ray_symmetric_run_on_every_node(tmp_path):
     (call,) = calls
     separator = call.index("--")
     ray_part, entrypoint = call[:separator], call[separator + 1:]
-    assert ray_part == ["srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1",
+    assert ray_part == ["srun", "--export=ALL", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1",
                         "ray", "symmetric-run", "--address", "10.0.0.1:6379", "--min-nodes", "2",
                         "--num-cpus=32", "--num-gpus=8"]
     # Ray's own CLI accepts them: symmetric-run's options, then what it passes on to `ray start`.
-    ray_start_args = curate_and_validate_ray_start_args(ray_part[6:])
+    ray_start_args = curate_and_validate_ray_start_args(ray_part[7:])
     assert ray_start_args == ["--num-cpus=32", "--num-gpus=8"]
     start.make_context("start", list(ray_start_args))
 
@@ -84,6 +85,32 @@ def test_sbatch_runs_ray_symmetric_run_on_every_node(tmp_path):
                           "cluster.storage_path=/shared/tubelet/ray_results", "optim.epochs=3"]
     config = load_config(entrypoint[2], entrypoint[3:])
     assert (config.cluster.num_workers, config.optim.epochs) == (16, 3)
+
+
+# Records, after the arguments, the Ray auth environment each stubbed command saw.
+ENV_STUB = STUB.rstrip("\n") + """
+printf '%s\\0' "RAY_AUTH_MODE=${RAY_AUTH_MODE:-}" "RAY_AUTH_TOKEN=${RAY_AUTH_TOKEN:-}" >> "$RECORD_DIR/$(printf '%03d' "$count")"
+"""
+SLURM_ENV = {"SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "node-[a-b]", "SLURM_GPUS_ON_NODE": "8",
+             "SLURM_CPUS_PER_TASK": "32", "SLURM_SUBMIT_DIR": "/shared/tubelet"}
+
+
+@pytest.mark.parametrize("given", ["none", "file", "env"])
+def test_sbatch_starts_ray_with_token_auth(tmp_path, given):
+    env = dict(SLURM_ENV)
+    if given == "file":
+        (tmp_path / ".ray").mkdir()
+        (tmp_path / ".ray" / "auth_token").write_text("f" * 64 + "\n")
+    elif given == "env":
+        env["RAY_AUTH_TOKEN"] = "e" * 64
+    (call,) = _run_with_stubs(tmp_path, LAUNCH / "slurm.sbatch", ["pretrain/tiny"], env, ENV_STUB)
+    mode, token = call[-2:]
+    assert mode == "RAY_AUTH_MODE=token"  # every node's `ray start` and the driver require the token
+    value = token.removeprefix("RAY_AUTH_TOKEN=")
+    assert value == {"none": value, "file": "f" * 64, "env": "e" * 64}[given]
+    assert len(value) == 64 and int(value, 16) >= 0  # a generated one is 32 random bytes, like Ray's
+    assert not any(value in arg for arg in call[:-2])  # in the environment, never on a command line
+    assert call[:2] == ["srun", "--export=ALL"]
 
 
 def test_ray_submit_uploads_this_checkout_and_runs_the_stage_on_ray(tmp_path):

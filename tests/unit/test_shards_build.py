@@ -15,7 +15,7 @@ import pytest
 import webdataset as wds
 
 from pretrain.data.generated.corpora import write_corrupt_video, write_folder_tree, write_hmdb51_tree, write_ucf101_tree
-from pretrain.data.shards import ShardsError, build_shards, inspect_shards, read_manifest, verify_shards
+from pretrain.data.shards import ShardsError, BuildOptions, build_shards, inspect_shards, read_manifest, verify_shards
 from pretrain.data.shards.errors import StrictModeError
 from pretrain.data.shards.keys import key_for_path
 from pretrain.data.shards.manifest import parse_split_name, sample_in_split
@@ -37,7 +37,7 @@ def ucf(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ucf_shards(ucf, tmp_path_factory):
     out = tmp_path_factory.mktemp("ucf_shards")
-    summary = build_shards("ucf101", str(ucf.root), str(out), shard_size_mb=0.03)
+    summary = build_shards("ucf101", str(ucf.root), str(out), BuildOptions(shard_size_mb=0.03))
     return out, summary
 
 
@@ -112,7 +112,7 @@ def test_split_names_select_samples(ucf, ucf_shards):
 
 def test_file_url_output(ucf, tmp_path):
     url = f"file://{tmp_path}/out"
-    summary = build_shards("ucf101", str(ucf.root), url, shard_size_mb=0.05)
+    summary = build_shards("ucf101", str(ucf.root), url, BuildOptions(shard_size_mb=0.05))
     assert summary.videos == 12 and (tmp_path / "out" / "manifest.json").is_file()
     assert read_manifest(url + "/manifest.json").num_samples == 12 and verify_shards(url).ok
 
@@ -151,17 +151,17 @@ def test_verify_reports_a_damaged_shard(ucf_shards, tmp_path):
 def test_rerun_of_a_finished_build_resumes_everything(ucf, ucf_shards):
     out, first = ucf_shards
     before = read_manifest(str(out)).shards
-    again = build_shards("ucf101", str(ucf.root), str(out), shard_size_mb=0.03)
+    again = build_shards("ucf101", str(ucf.root), str(out), BuildOptions(shard_size_mb=0.03))
     assert again.resumed_shards == len(before) + 0 and again.videos == 12
     assert read_manifest(str(out)).shards == before
 
 
 def test_rebuild_with_other_options_replaces_every_shard(tmp_path):
     write_folder_tree(tmp_path / "videos", classes=None, videos_per_class=6, suffixes=(".avi",))
-    first = build_shards("folder", str(tmp_path / "videos"), str(tmp_path / "out"), shard_size_mb=0.01)
+    first = build_shards("folder", str(tmp_path / "videos"), str(tmp_path / "out"), BuildOptions(shard_size_mb=0.01))
     assert first.shards == 6
-    second = build_shards("folder", str(tmp_path / "videos"), str(tmp_path / "out"), shard_size_mb=0.03,
-                          reencode=True, crf=40)
+    second = build_shards("folder", str(tmp_path / "videos"), str(tmp_path / "out"),
+                          BuildOptions(shard_size_mb=0.03, reencode=True, crf=40))
     manifest = read_manifest(str(tmp_path / "out"))
     assert second.resumed_shards == 0 and second.videos == 6 and len(manifest.shards) == second.shards < 6
     assert sorted(p.name for p in (tmp_path / "out").glob("shard-*.tar")) == [s.name for s in manifest.shards]
@@ -170,19 +170,20 @@ def test_rebuild_with_other_options_replaces_every_shard(tmp_path):
 
 def test_strict_mode_fails_on_the_first_bad_video(ucf, tmp_path):
     with pytest.raises(StrictModeError, match=r"v_Archery_g0[23]_c01.avi|v_ApplyLipstick_g04_c01.avi"):
-        build_shards("ucf101", str(ucf.root), str(tmp_path / "out"), strict=True)
+        build_shards("ucf101", str(ucf.root), str(tmp_path / "out"), BuildOptions(strict=True))
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
 def test_strict_mode_stops_worker_processes_too(ucf, tmp_path):
     with pytest.raises(StrictModeError, match="--strict"):
-        build_shards("ucf101", str(ucf.root), str(tmp_path / "out"), strict=True, workers=2, shard_size_mb=0.02)
+        build_shards("ucf101", str(ucf.root), str(tmp_path / "out"),
+                     BuildOptions(strict=True, workers=2, shard_size_mb=0.02))
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
 def test_hmdb51_build_keeps_each_video_once_with_all_splits(tmp_path):
     corpus = write_hmdb51_tree(tmp_path / "hmdb", classes=3, videos_per_class=4)
-    summary = build_shards("hmdb51", str(tmp_path / "hmdb"), str(tmp_path / "out"), shard_size_mb=0.05)
+    summary = build_shards("hmdb51", str(tmp_path / "hmdb"), str(tmp_path / "out"), BuildOptions(shard_size_mb=0.05))
     assert summary.videos == 12 and summary.skipped == 0
     manifest = read_manifest(str(tmp_path / "out"))
     for split_id in "123":
@@ -194,8 +195,9 @@ def test_hmdb51_build_keeps_each_video_once_with_all_splits(tmp_path):
 
 def test_workers_give_byte_identical_shards(tmp_path):
     write_hmdb51_tree(tmp_path / "hmdb", classes=2, videos_per_class=4)
-    one = build_shards("hmdb51", str(tmp_path / "hmdb"), str(tmp_path / "one"), shard_size_mb=0.02)
-    two = build_shards("hmdb51", str(tmp_path / "hmdb"), str(tmp_path / "two"), shard_size_mb=0.02, workers=2)
+    one = build_shards("hmdb51", str(tmp_path / "hmdb"), str(tmp_path / "one"), BuildOptions(shard_size_mb=0.02))
+    two = build_shards("hmdb51", str(tmp_path / "hmdb"), str(tmp_path / "two"),
+                       BuildOptions(shard_size_mb=0.02, workers=2))
     assert one.videos == two.videos == 8
     assert read_manifest(str(tmp_path / "one")).shards == read_manifest(str(tmp_path / "two")).shards
 
@@ -203,7 +205,7 @@ def test_workers_give_byte_identical_shards(tmp_path):
 def test_memory_filesystem_output(tmp_path):
     write_folder_tree(tmp_path / "videos", classes=["run", "jump"], videos_per_class=2)
     url = "memory://tubelet-test/shards"
-    summary = build_shards("folder", str(tmp_path / "videos"), url, labels_from_folders=True, workers=2)
+    summary = build_shards("folder", str(tmp_path / "videos"), url, BuildOptions(labels_from_folders=True, workers=2))
     assert summary.videos == 4 and summary.output == url
     manifest = read_manifest(url)
     assert manifest.classes == ["jump", "run"] and manifest.split_ids == []
@@ -218,8 +220,8 @@ def test_memory_filesystem_output(tmp_path):
 
 def test_reencode_resizes_changes_fps_and_keeps_short_gops(tmp_path):
     write_folder_tree(tmp_path / "videos", classes=None, videos_per_class=2, suffixes=(".avi",))
-    build_shards("folder", str(tmp_path / "videos"), str(tmp_path / "out"), resize_short=32, fps=12.5,
-                 gop_seconds=0.32, crf=30)
+    build_shards("folder", str(tmp_path / "videos"), str(tmp_path / "out"),
+                 BuildOptions(resize_short=32, fps=12.5, gop_seconds=0.32, crf=30))
     samples = list(wds.WebDataset(read_manifest(str(tmp_path / "out")).shard_urls(), shardshuffle=False, empty_check=False))
     assert len(samples) == 2
     for sample in samples:
@@ -237,4 +239,4 @@ def test_layout_errors_are_shards_errors(tmp_path):
     with pytest.raises(ShardsError, match="not a directory"):
         build_shards("ucf101", str(tmp_path / "nope"), str(tmp_path / "out"))
     with pytest.raises(ShardsError, match="shard_size_mb=0 must be > 0"):
-        build_shards("folder", str(tmp_path), str(tmp_path / "out"), shard_size_mb=0)
+        build_shards("folder", str(tmp_path), str(tmp_path / "out"), BuildOptions(shard_size_mb=0))

@@ -102,3 +102,30 @@ def test_bench_shards_reports_four_runs(tmp_path, capsys):
     assert rows[0]["speedup"] == rows[0]["scaling"] == 1.0 and rows[2]["scaling"] == 1.0
     assert rows[2]["output_mb"] < rows[0]["output_mb"]  # 320x240 -> short side 160
     assert main(["bench", "shards", str(tmp_path / "missing")]) == 1
+
+
+def _build_args(*flags: str):
+    import argparse
+
+    from pretrain.cli.shards import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(["shards", "build", "folder", "in", "out", *flags])
+
+
+def test_build_flags_are_derived_from_build_options():
+    import dataclasses
+
+    from pretrain.cli.shards import options_from_args
+    from pretrain.config.reference import field_docstrings
+    from pretrain.data.shards import BuildOptions
+
+    assert options_from_args(_build_args()) == BuildOptions()  # one owner of the defaults
+    args = _build_args("--shard-size-mb", "3", "--ray", "--address", "ray://h:1", "--fps", "12.5", "--probe", "fast",
+                       "--labels-from-folders", "--test-fraction", "0.1", "--name", "kinetics400")
+    assert options_from_args(args) == BuildOptions(shard_size_mb=3.0, fps=12.5, probe="fast", labels_from_folders=True,
+                                                   test_fraction=0.1, name="kinetics400")
+    assert (args.ray, args.address) == (True, "ray://h:1")  # how to run, not what to build: not options
+    docs = field_docstrings(BuildOptions)
+    assert all(docs.get(field.name) for field in dataclasses.fields(BuildOptions))  # each flag has its help

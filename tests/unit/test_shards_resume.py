@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from pretrain.data.generated.corpora import write_ucf101_tree
-from pretrain.data.shards import build_shards, read_manifest
+from pretrain.data.shards import BuildOptions, build_shards, read_manifest
 
 CLI = "import sys; from pretrain.cli import main; sys.exit(main(sys.argv[1:]))"
 # One video per shard and re-encoding keep the build slow enough to be killed in the middle.
@@ -80,7 +80,7 @@ def test_killed_build_resumes_to_the_same_shards(tmp_path, workers):
     assert not list(out.rglob("*.partial-*"))
 
     reference = build_shards("ucf101", str(tmp_path / "ucf"), str(tmp_path / "reference"),
-                             shard_size_mb=0.001, reencode=True, crf=35)
+                             BuildOptions(shard_size_mb=0.001, reencode=True, crf=35))
     assert reference.videos == 32
     assert read_manifest(str(tmp_path / "reference")).shards == manifest.shards
 

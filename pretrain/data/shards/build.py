@@ -20,6 +20,7 @@ from pretrain import __version__
 from pretrain.data.shards.cards import check_expected_counts
 from pretrain.data.shards.encode import X264_PRESETS, ReencodeOptions
 from pretrain.data.shards.errors import ShardsError, StrictModeError
+from pretrain.data.shards.held_out import METHOD as HELD_OUT_METHOD, with_held_out_split
 from pretrain.data.shards.local_pool import run_in_processes
 from pretrain.data.shards.manifest import ERRORS_NAME, MANIFEST_NAME, assemble_manifest
 from pretrain.data.shards.probe import PROBE_MODES
@@ -32,22 +33,43 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BuildOptions:
+    """How `build_shards` builds: the one owner of every build option and its default.
+
+    `tubelet shards build` derives one flag per field (`--shard-size-mb` for `shard_size_mb`; a
+    bool is a switch), its type and default from the annotation, and its help from the docstring
+    below the field (cli/shards.py). A new option is a new field here with a docstring; check its
+    value in `__post_init__`, and add it to `content_fields` if it changes the shards' bytes.
+    """
+
     shard_size_mb: float = 256.0
     """Target shard size in MB (10^6 bytes) of input bytes; a shard holds at least one video."""
     workers: int = 1
-    """Local worker processes (with a `runner`: the tasks it may run at once)."""
+    """Local worker processes (with --ray / a `runner`: the shard tasks in flight at once)."""
     resize_short: Optional[int] = None
+    """Re-encode with this short side (pixels)."""
     fps: Optional[float] = None
+    """Re-encode at this frame rate."""
     crf: int = 23
+    """x264 quality when re-encoding, lower is better."""
     preset: str = "veryfast"
+    """x264 speed/size preset when re-encoding: ultrafast ... veryslow."""
     gop_seconds: float = 0.5
+    """Keyframe interval (seconds) when re-encoding."""
     reencode: bool = False
     """Re-encode to H.264 MP4 even without resize/fps (implied by either)."""
     probe: str = "full"
+    """full: decode every frame before writing; fast: demux + first frame."""
     strict: bool = False
+    """Bad videos, bad directory entries and split-file problems are fatal."""
     labels_from_folders: bool = False
+    """folder: label each video by its first-level subfolder."""
     seed: int = 0
     """Seed of the deterministic shuffle that mixes classes across shards."""
+    test_fraction: float = 0.0
+    """folder: hold out this fraction of the videos as split 1 `test` (the rest `train`), chosen by
+    a hash of each path, per class when labelled (datasets/folder.md)."""
+    name: Optional[str] = None
+    """Dataset name recorded in the manifest and samples (default: the source; e.g. kinetics400)."""
 
     def __post_init__(self) -> None:
         checks = [(self.shard_size_mb > 0, f"shard_size_mb={self.shard_size_mb} must be > 0"),
@@ -56,6 +78,7 @@ class BuildOptions:
                   (self.fps is None or self.fps > 0, f"fps={self.fps} must be > 0"),
                   (0 <= self.crf <= 51, f"crf={self.crf} must be in 0..51"),
                   (self.gop_seconds > 0, f"gop_seconds={self.gop_seconds} must be > 0"),
+                  (0 <= self.test_fraction < 1, f"test_fraction={self.test_fraction} must be in [0, 1)"),
                   (self.probe in PROBE_MODES, f"probe={self.probe!r}: choose one of {PROBE_MODES}"),
                   (self.preset in X264_PRESETS, f"preset={self.preset!r}: choose one of {', '.join(X264_PRESETS)}")]
         for ok, message in checks:
@@ -70,8 +93,11 @@ class BuildOptions:
     def content_fields(self) -> dict:
         """Options that change shard bytes (parallelism and strictness do not)."""
         reencode = self.reencode_options()
-        return {"reencode": asdict(reencode) if reencode else None, "probe": self.probe,
-                "shard_size_mb": self.shard_size_mb, "seed": self.seed}
+        fields = {"reencode": asdict(reencode) if reencode else None, "probe": self.probe,
+                  "shard_size_mb": self.shard_size_mb, "seed": self.seed}
+        if self.test_fraction:  # only when set: earlier builds keep their fingerprints
+            fields["held_out"] = {"test_fraction": self.test_fraction, "method": HELD_OUT_METHOD}
+        return fields
 
 
 @dataclass
@@ -139,6 +165,9 @@ def _mtime_ns(path: str) -> int:
 
 
 def _report_problems(listing: Listing, strict: bool) -> None:
+    if strict and listing.skipped:
+        bad = listing.skipped[0]
+        raise StrictModeError(f"{bad.file}: {bad.reason} (--strict)")
     if not listing.problems:
         return
     lines = [problem.describe() for problem in listing.problems]
@@ -190,10 +219,11 @@ def _write_results(store: ShardStore, listing: Listing, results: list[ShardResul
     split_rows = [{"kind": "split-file", "file": p.file, "line": p.line, "reason": p.reason}
                   for p in listing.problems]
     video_rows = [row for r in sorted(results, key=lambda r: r.index) for row in r.errors]
+    video_rows += [skipped.row() for skipped in listing.skipped]
     rows = split_rows + sorted(video_rows, key=lambda row: row["path"])
     store.write_bytes(ERRORS_NAME, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode())
     manifest = assemble_manifest(listing.dataset, listing.classes, listing.split_ids, results, build,
-                                 len(split_rows))
+                                 len(split_rows), len(listing.skipped))
     _remove_stale_shards(store, {r.name for r in results if r.count})
     store.write_json(MANIFEST_NAME, manifest.to_json())  # last: its presence means "complete"
     return video_rows
@@ -221,24 +251,15 @@ def _build_missing(store: ShardStore, plans: list[ShardPlan], options: BuildOpti
     return results, len(done)
 
 
-def build_shards(source: str, input_dir: str, output: str, *, shard_size_mb: float = 256.0,
-                 workers: int = 1, runner: Optional[ShardRunner] = None,
-                 resize_short: Optional[int] = None, fps: Optional[float] = None, crf: int = 23,
-                 preset: str = "veryfast", gop_seconds: float = 0.5, reencode: bool = False,
-                 probe: str = "full", strict: bool = False, labels_from_folders: bool = False,
-                 seed: int = 0, name: Optional[str] = None,
-                 progress: Optional[BuildProgress] = None) -> BuildSummary:
+def build_shards(source: str, input_dir: str, output: str, options: BuildOptions = BuildOptions(),
+                 runner: Optional[ShardRunner] = None, progress: Optional[BuildProgress] = None) -> BuildSummary:
     """Build (or finish building) the shards of `source` ("folder", "ucf101", "hmdb51") found in
-    `input_dir` into `output` (directory or fsspec URL). `name` overrides the dataset name recorded
-    in the manifest and samples (e.g. "kinetics400" for a folder build). `runner` runs the shard tasks
-elsewhere (a Ray cluster: `pretrain.distributed.shard_tasks.ray_shard_runner`). See BuildOptions."""
-    options = BuildOptions(
-        shard_size_mb=shard_size_mb, workers=workers, resize_short=resize_short, fps=fps, crf=crf, preset=preset, gop_seconds=gop_seconds,
-        reencode=reencode, probe=probe, strict=strict, labels_from_folders=labels_from_folders, seed=seed)
+    `input_dir` into `output` (directory or fsspec URL), as `options` say. `runner` runs the shard
+    tasks elsewhere (a Ray cluster: `pretrain.distributed.shard_tasks.ray_shard_runner`)."""
     started = time.perf_counter()
-    listing = list_source(source, input_dir, labels_from_folders)
-    listing.dataset = name or listing.dataset
-    _report_problems(listing, strict)
+    listing = with_held_out_split(list_source(source, input_dir, options.labels_from_folders), options.test_fraction)
+    listing.dataset = options.name or listing.dataset
+    _report_problems(listing, options.strict)
     if not listing.entries:
         raise ShardsError(f"{input_dir}: no usable {source} videos found")
     check_expected_counts(listing)
@@ -246,7 +267,7 @@ elsewhere (a Ray cluster: `pretrain.distributed.shard_tasks.ray_shard_runner`). 
     plans = plan_shards(listing.entries, options, listing.dataset)
     build_fingerprint = hashlib.sha256(json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()).hexdigest()
     _prepare_output(store, build_fingerprint)
-    config = ShardTaskConfig(store.url, listing.dataset, probe, options.reencode_options(), strict)
+    config = ShardTaskConfig(store.url, listing.dataset, options.probe, options.reencode_options(), options.strict)
     results, resumed = _build_missing(store, plans, options, config, progress, runner)
     build = {"source": source, "input": str(input_dir), "fingerprint": build_fingerprint,
              "tool_version": __version__, **options.content_fields()}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pretrain.data.shards.errors import LayoutError
 from pretrain.data.shards.sources import (
-    SPLIT_IDS, Listing, SplitProblem, existing_dir, make_entry, read_lines, walk_files,
+    SPLIT_IDS, Listing, SkippedInput, SplitProblem, existing_dir, make_entry, read_lines, walk_files,
 )
 
 SPLIT_DIR = "testTrainMulti_7030_splits"
@@ -24,7 +24,8 @@ def list_hmdb51(input_dir: str | Path) -> Listing:
     video_root = _find_video_root(root, split_root)
     problems: list[SplitProblem] = []
     videos: dict[str, dict] = {}
-    for relative in walk_files(video_root, lambda name: name.lower().endswith(".avi")):
+    skipped: list[SkippedInput] = []
+    for relative in walk_files(video_root, lambda name: name.lower().endswith(".avi"), skipped):
         if relative.count("/") != 1:
             problems.append(SplitProblem(str(video_root / relative), 0,
                                          "not directly inside a class folder; skipped"))
@@ -35,7 +36,7 @@ def list_hmdb51(input_dir: str | Path) -> Listing:
     split_ids = _read_splits(split_root, index, videos, problems)
     entries = [make_entry(video_root, rel, index, class_name=rel.split("/", 1)[0], splits=splits)
                for rel, splits in videos.items()]
-    return Listing("hmdb51", classes, entries, problems, split_ids)
+    return Listing("hmdb51", classes, entries, problems, split_ids, skipped)
 
 
 def _find_split_dir(root: Path) -> Path:

@@ -31,6 +31,8 @@ class Inspection:
     codecs: dict = field(default_factory=dict)
     containers: dict = field(default_factory=dict)
     skipped_videos: int = 0
+    failures: list = field(default_factory=list)
+    """One line per shard that could not be read (missing, truncated, corrupt header)."""
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -55,7 +57,15 @@ def inspect_shards(path_or_url: str) -> Inspection:
     counters = {name: Counter() for name in ("classes", "resolutions", "fps", "codecs", "containers")}
     splits, split_classes = Counter(), Counter()
     for shard in manifest.shards:
-        for _, meta in iter_sample_json(manifest, shard.name):
+        try:  # a shard counts whole or not at all
+            metas = [meta for _, meta in iter_sample_json(manifest, shard.name)]
+        except FileNotFoundError:
+            report.failures.append(f"{shard.name}: missing")
+            continue
+        except (tarfile.TarError, OSError, ValueError) as error:
+            report.failures.append(f"{shard.name}: unreadable tar ({error})")
+            continue
+        for meta in metas:
             report.samples += 1
             report.duration_s += meta["duration"]
             counters["classes"][meta.get("class", "(unlabeled)")] += 1

@@ -161,13 +161,39 @@ def read_manifest(path_or_url: str) -> Manifest:
     except FileNotFoundError:
         raise ShardsError(f"{location}: no {MANIFEST_NAME} (not a shard directory, or the build "
                           "has not finished: rerun `tubelet shards build` to complete it)") from None
+    except (NotADirectoryError, IsADirectoryError):
+        raise ShardsError(f"{location}: a file, not a shard directory (give the folder holding "
+                          f"{MANIFEST_NAME})") from None
     except ValueError as error:
         raise ShardsError(f"{manifest_path}: not valid JSON ({error})") from None
-    if data.get("format") != FORMAT:
+    return _manifest_from_json(data, manifest_path, location)
+
+
+def _manifest_from_json(data: object, manifest_path: str, location: str) -> Manifest:
+    """The parsed manifest, or ShardsError naming the file and the field that is wrong."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ShardsError(f"{manifest_path}: not a Tubelet shard manifest")
+    if not isinstance(data.get("shards"), list):
+        raise ShardsError(f"{manifest_path}: no 'shards' list (a damaged manifest: rebuild the shards)")
     data.pop("num_classes", None)
-    data["shards"] = [ShardRecord(**shard) for shard in data["shards"]]
-    return Manifest(**data, location=location)
+    try:
+        data["shards"] = [ShardRecord(**shard) for shard in data["shards"]]
+        manifest = Manifest(**data, location=location)
+    except TypeError as error:
+        raise ShardsError(f"{manifest_path}: unexpected fields ({error})") from None
+    split_names = [name for split in manifest.splits.values() if isinstance(split, dict)
+                   for subset in split.get("shards", {}).values() for name in subset]
+    for name in [shard.name for shard in manifest.shards] + split_names:
+        if not is_plain_shard_name(name):
+            raise ShardsError(f"{manifest_path}: shard name {name!r} is not a file name inside the shard "
+                              "folder (no '/', '..' or absolute paths); refusing it")
+    return manifest
+
+
+def is_plain_shard_name(name: object) -> bool:
+    """A shard name readers may join to the shard folder: one path component, not '.' or '..'."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
+            and "\\" not in name and "\x00" not in name)
 
 
 def split_summary(samples: Iterable[tuple[str, dict]], split_ids: Iterable[str]) -> tuple[dict, dict]:
@@ -188,8 +214,9 @@ def split_summary(samples: Iterable[tuple[str, dict]], split_ids: Iterable[str])
 
 
 def assemble_manifest(dataset: str, classes: list[str], split_ids: Iterable[str], results: list,
-                      build: dict, split_problems: int) -> Manifest:
-    """The manifest of a finished build from its shard results (ordered by shard index)."""
+                      build: dict, split_problems: int, unlisted_inputs: int = 0) -> Manifest:
+    """The manifest of a finished build from its shard results (ordered by shard index);
+    `unlisted_inputs`: directory entries skipped while listing (dangling symlinks, bad names)."""
     results = sorted(results, key=lambda r: r.index)
     shards = [ShardRecord(r.name, r.count, r.bytes, r.sha256) for r in results if r.count]
     samples = [(r.name, m) for r in results for m in r.samples]
@@ -198,9 +225,9 @@ def assemble_manifest(dataset: str, classes: list[str], split_ids: Iterable[str]
         "samples": len(samples),
         "bytes": sum(r.bytes for r in results),
         "duration_s": round(sum(m["duration"] for _, m in samples), 3),
-        "input_videos": sum(r.count + len(r.errors) for r in results),
+        "input_videos": sum(r.count + len(r.errors) for r in results) + unlisted_inputs,
         "input_bytes": sum(r.input_bytes for r in results),
-        "skipped_videos": sum(len(r.errors) for r in results),
+        "skipped_videos": sum(len(r.errors) for r in results) + unlisted_inputs,
         "split_problems": split_problems,
     }
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

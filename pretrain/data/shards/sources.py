@@ -8,6 +8,7 @@ class index are collected as `SplitProblem`s naming the file and line; they are 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import posixpath
@@ -59,6 +60,20 @@ class SplitProblem:
         return f"{where}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class SkippedInput:
+    """A directory entry that cannot be read as a video: a dangling symlink, a symlink loop, a
+    name that is not valid UTF-8. Reported like an unreadable video (errors.jsonl), not fatal."""
+
+    path: str
+    """Relative path, printable (undecodable bytes shown as `\\xff`)."""
+    file: str
+    reason: str
+
+    def row(self) -> dict:
+        return {"kind": "video", "path": self.path, "file": self.file, "reason": self.reason}
+
+
 @dataclass
 class Listing:
     dataset: str
@@ -66,20 +81,56 @@ class Listing:
     entries: list[VideoEntry]
     problems: list[SplitProblem] = field(default_factory=list)
     split_ids: tuple[str, ...] = ()
+    skipped: list[SkippedInput] = field(default_factory=list)
 
 
 def is_video_name(name: str) -> bool:
     return name.lower().endswith(VIDEO_SUFFIXES) and not name.startswith(".")
 
 
-def walk_files(root: Path, accept: Callable[[str], bool] = is_video_name) -> Iterator[str]:
-    """Relative POSIX paths of accepted files under `root`, sorted, skipping hidden directories."""
+def walk_files(root: Path, accept: Callable[[str], bool] = is_video_name,
+               skipped: Optional[list[SkippedInput]] = None) -> Iterator[str]:
+    """Relative POSIX paths of accepted files under `root`, sorted, skipping hidden directories.
+    Accepted entries that cannot be read (see `SkippedInput`) go to `skipped` instead."""
     for directory, subdirs, files in os.walk(root):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         relative_dir = Path(directory).relative_to(root).as_posix()
         for name in sorted(files):
-            if accept(name):
-                yield name if relative_dir == "." else f"{relative_dir}/{name}"
+            if not accept(name):
+                continue
+            relative = name if relative_dir == "." else f"{relative_dir}/{name}"
+            reason = unusable_reason(root / relative, relative)
+            if reason is None:
+                yield relative
+                continue
+            bad = SkippedInput(printable(relative), printable(str(root / relative)), reason)
+            log.warning("skipping %s: %s", bad.file, reason)
+            if skipped is not None:
+                skipped.append(bad)
+
+
+def printable(path: str) -> str:
+    """A path from the file system with undecodable bytes written as `\\xff` escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def unusable_reason(file: Path, relative: str) -> Optional[str]:
+    """Why a directory entry cannot become a sample, or None if it can be read."""
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8"
+    try:
+        file.stat()
+    except FileNotFoundError:
+        if file.is_symlink():
+            return f"unreadable (dangling symlink to {printable(os.readlink(file))})"
+        return "unreadable (vanished while listing)"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "unreadable (symlink loop)"
+        return f"unreadable ({error.strerror})"
+    return None
 
 
 def normalize_listed_path(text: str) -> Optional[str]:
@@ -108,18 +159,19 @@ def list_folder(input_dir: str | Path, labels_from_folders: bool = False,
                 dataset: str = "folder") -> Listing:
     """Every video under `input_dir`; labeled by first-level subfolder if asked."""
     root = existing_dir(input_dir)
-    paths = list(walk_files(root))
+    skipped: list[SkippedInput] = []
+    paths = list(walk_files(root, skipped=skipped))
     if not paths:
         raise LayoutError(f"{root}: no video files ({', '.join(VIDEO_SUFFIXES)}) found")
     if not labels_from_folders:
-        return Listing(dataset, [], [make_entry(root, p) for p in paths])
+        return Listing(dataset, [], [make_entry(root, p) for p in paths], skipped=skipped)
     problems = [SplitProblem(str(root / p), 0, "not inside a class folder; skipped")
                 for p in paths if "/" not in p]
     labeled = [p for p in paths if "/" in p]
     classes = sorted({p.split("/", 1)[0] for p in labeled})
     index = {name: i for i, name in enumerate(classes)}
     entries = [make_entry(root, p, index, class_name=p.split("/", 1)[0]) for p in labeled]
-    return Listing(dataset, classes, entries, problems)
+    return Listing(dataset, classes, entries, problems, skipped=skipped)
 
 
 def list_source(source: str, input_dir: str | Path, labels_from_folders: bool = False) -> Listing:

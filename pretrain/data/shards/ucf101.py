@@ -11,7 +11,7 @@ from typing import Optional
 
 from pretrain.data.shards.errors import LayoutError
 from pretrain.data.shards.sources import (
-    SPLIT_IDS, Listing, SplitProblem, existing_dir, make_entry, normalize_listed_path, read_lines,
+    SPLIT_IDS, Listing, SkippedInput, SplitProblem, existing_dir, make_entry, normalize_listed_path, read_lines,
     walk_files,
 )
 
@@ -26,7 +26,8 @@ def list_ucf101(input_dir: str | Path) -> Listing:
     classes = _read_class_index(list_root / "classInd.txt", problems)
     index = {name: i for i, name in enumerate(classes)}
     videos = {}
-    for relative in walk_files(video_root, lambda name: name.lower().endswith(".avi")):
+    skipped: list[SkippedInput] = []
+    for relative in walk_files(video_root, lambda name: name.lower().endswith(".avi"), skipped):
         class_name = relative.split("/", 1)[0] if "/" in relative else None
         if class_name not in index:
             problems.append(SplitProblem(str(video_root / relative), 0,
@@ -39,7 +40,7 @@ def list_ucf101(input_dir: str | Path) -> Listing:
             split_ids.append(split_id)
     entries = [make_entry(video_root, rel, index, class_name=rel.split("/", 1)[0], splits=splits)
                for rel, splits in videos.items()]
-    return Listing("ucf101", classes, entries, problems, tuple(split_ids))
+    return Listing("ucf101", classes, entries, problems, tuple(split_ids), skipped)
 
 
 def _find_dirs(root: Path) -> tuple[Path, Path]:

@@ -26,6 +26,7 @@ class VerifyReport:
     shards_checked: int = 0
     samples_checked: int = 0
     failures: list[str] = field(default_factory=list)
+    bad_shards: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -45,7 +46,10 @@ def _check_sample(shard: str, key: str, members: dict, decode: bool) -> list[str
     where = f"{shard}: sample {key}"
     if "json" not in members or len(members) != 2:
         return [f"{where}: expected one video and one .json member, found {sorted(members)}"]
-    meta = json.loads(members["json"])
+    try:
+        meta = json.loads(members["json"])
+    except ValueError as error:
+        return [f"{where}: .json member is not valid JSON ({error})"]
     problems = []
     if key_for_path(meta.get("path", "")) != key:
         problems.append(f"{where}: key does not match its path {meta.get('path')!r}")
@@ -77,11 +81,14 @@ def _verify_shard(shard: ShardRecord, options: tuple[str, bool]) -> _ShardCheck:
     if not fs.exists(path):
         return _ShardCheck(shard.name, [], [f"{shard.name}: missing"])
     failures: list[str] = []
-    with fs.open(path, "rb") as handle:
-        hashing = HashingFile(handle)
-        with tarfile.open(fileobj=io.BufferedReader(hashing), mode="r|") as tar:
-            samples = _group_samples(tar)
-        hashing.drain()
+    try:
+        with fs.open(path, "rb") as handle:
+            hashing = HashingFile(handle)
+            with tarfile.open(fileobj=io.BufferedReader(hashing), mode="r|") as tar:
+                samples = _group_samples(tar)
+            hashing.drain()
+    except (tarfile.TarError, OSError) as error:  # truncated, corrupt header: this shard is bad
+        return _ShardCheck(shard.name, [], [f"{shard.name}: unreadable tar ({error})"])
     if hashing.bytes != shard.bytes:
         failures.append(f"{shard.name}: {hashing.bytes} bytes, manifest says {shard.bytes}")
     if hashing.sha256.hexdigest() != shard.sha256:
@@ -109,6 +116,8 @@ def verify_shards(path_or_url: str, decode: bool = True, workers: int = 1) -> Ve
     for check in sorted(checks, key=lambda c: order[c.name]):
         report.samples_checked += len(check.keys)
         report.failures.extend(check.failures)
+        if check.failures:
+            report.bad_shards.append(check.name)
         for key in check.keys:
             if key in seen:
                 report.failures.append(f"{check.name}: sample {key} also appears in an earlier shard")

@@ -117,6 +117,8 @@ def _reason(error: Exception) -> str:
         return str(error)
     if isinstance(error, av.FFmpegError):
         return f"re-encode failed ({error})"
+    if isinstance(error, UnicodeError):
+        return "file name is not valid UTF-8"
     return f"unreadable ({error})"
 
 
@@ -132,17 +134,18 @@ def _write_samples(handle, plan: ShardPlan, config: ShardTaskConfig, result: Sha
     with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for entry in plan.entries:
             try:
+                key = entry.key  # UnicodeError for a name that is not valid UTF-8
                 payload, meta = prepare_video(entry, config)
-            except (ProbeError, OSError, av.FFmpegError) as error:
+            except (ProbeError, OSError, av.FFmpegError, UnicodeError) as error:
                 reason = _reason(error)
                 if config.strict:
                     raise StrictModeError(f"{entry.file}: {reason} (--strict)") from None
                 log.warning("skipping %s: %s", entry.file, reason)
                 result.errors.append({"kind": "video", "path": entry.path, "file": entry.file, "reason": reason})
                 continue
-            _add_member(tar, f"{entry.key}.{meta['ext']}", payload)
-            _add_member(tar, f"{entry.key}.json", json.dumps(meta, sort_keys=True).encode("utf-8"))
-            result.samples.append({"key": entry.key, **meta})
+            _add_member(tar, f"{key}.{meta['ext']}", payload)
+            _add_member(tar, f"{key}.json", json.dumps(meta, sort_keys=True).encode("utf-8"))
+            result.samples.append({"key": key, **meta})
     return hashing
 
 

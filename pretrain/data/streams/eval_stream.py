@@ -22,7 +22,7 @@ from pretrain.data.streams.batching import ClipMaker, StartPoint, batch_clips, m
 from pretrain.data.augment.clips import eval_views
 from pretrain.data.streams.loader import BatchStream, Slot, StreamLoader
 from pretrain.data.streams.pretrain_stream import clip_settings
-from pretrain.data.streams.selection import Selection, members_per_shard, resolve_selection
+from pretrain.data.streams.selection import EVAL_KEY, Selection, members_per_shard, resolve_selection
 from pretrain.data.shards import read_manifest
 
 
@@ -72,7 +72,8 @@ def build_eval_loader(config: RunConfig, rank: int, world_size: int, multi_view:
     """Deterministic loader over `split` (default `data.eval_split`) for `rank` of `world_size`."""
     data = config.data
     manifest = read_manifest(data.shards)
-    selection = resolve_selection(split or data.eval_split, manifest, config.finetune.split)
+    selection = resolve_selection(split or data.eval_split, manifest, config.finetune.split,
+                                  key=EVAL_KEY if split is None else "split")
     members = members_per_shard(manifest, selection)
     if not members:
         raise stages.DataError(f"{manifest.location}: no samples in {selection.describe()}")

@@ -4,8 +4,9 @@ Shards store every video once; official splits are memberships in each sample's
 `json["splits"][id]` (see `pretrain.data.shards.manifest`). Names:
 
 - `all`: every sample (unlabeled pretraining corpora, or pretraining on a whole labeled corpus);
-- `train` / `test` / `unused`: that subset of official split `finetune.split` (1-3); on a corpus
-  without official splits (a folder), `train` means every sample and the others are errors;
+- `train` / `test` / `unused`: that subset of official split `finetune.split` (1-3), or of the
+  held-out split of a folder build with `--test-fraction` (split "1"); on a corpus without any
+  split, `train` means every sample and the others are errors;
 - `train2`, `test3`, ...: that subset of an explicit split.
 """
 
@@ -15,10 +16,14 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from pretrain.config import ConfigError
+from pretrain.config import ConfigError, RunConfig
 from pretrain.data.shards import Manifest
 
 SUBSETS = ("train", "test", "unused")
+TRAIN_KEY, EVAL_KEY = "data.split", "data.eval_split"
+NO_SPLIT_HINT = ("build a held-out split (`tubelet shards build folder IN OUT --test-fraction 0.2`, then "
+                 "data.split=train data.eval_split=test), or set data.eval_split=all data.eval_on_train=true "
+                 "to evaluate on the training videos anyway (the results say so)")
 _NAME = re.compile(r"^(train|test|unused)([0-9]*)$")
 
 
@@ -38,23 +43,55 @@ class Selection:
         return "all samples" if self.split_id is None else f"split {self.split_id} {self.subset}"
 
 
-def resolve_selection(name: str, manifest: Manifest, default_split_id: int = 1) -> Selection:
-    """`name` (data.split / data.eval_split) → Selection, or ConfigError naming what exists."""
+def resolve_selection(name: str, manifest: Manifest, default_split_id: int = 1,
+                      key: str = TRAIN_KEY) -> Selection:
+    """`name` (the value of `key`: data.split / data.eval_split) → Selection, or ConfigError
+    naming the key and what the manifest has."""
     if name == "all":
         return Selection(None)
     match = _NAME.match(name)
     if not match:
-        raise ConfigError(f"split {name!r} is not one of all, train, test, unused (optionally followed "
+        raise ConfigError(f"{key}={name!r} is not one of all, train, test, unused (optionally followed "
                           f"by a split id, e.g. train1)")
     subset, split_id = match.group(1), match.group(2) or str(default_split_id)
     if not manifest.split_ids:
         if subset == "train" and not match.group(2):
             return Selection(None)
-        raise ConfigError(f"split {name!r}: {manifest.location} ({manifest.dataset}) has no official "
-                          "splits; use split=all (or train)")
+        raise ConfigError(f"{key}={name!r}: {manifest.location} ({manifest.dataset}) has no official splits "
+                          f"and no held-out split; {NO_SPLIT_HINT}")
     if split_id not in manifest.split_ids:
-        raise ConfigError(f"split {name!r}: {manifest.location} has splits {manifest.split_ids}, not {split_id!r}")
+        raise ConfigError(f"{key}={name!r}: {manifest.location} has splits {manifest.split_ids}, not {split_id!r}")
     return Selection(split_id, subset)
+
+
+def overlaps(trained: Selection, evaluated: Selection) -> bool:
+    """Whether `evaluated` may hold videos the model trained on: only the other subset of the same
+    split is held out (official splits differ, so split 2's test videos are in split 1's train)."""
+    if trained.split_id is None or evaluated.split_id is None or trained.split_id != evaluated.split_id:
+        return True
+    return trained.subset == evaluated.subset
+
+
+def check_splits(config: RunConfig, manifest: Manifest, evaluating: bool) -> Optional[str]:
+    """Before any work: `data.split` (and `data.eval_split` when `evaluating`) exist in the manifest
+    and hold samples, and the evaluated videos are held out. Evaluating on training videos is a
+    ConfigError unless `data.eval_on_train`; then the warning to print with the results is returned."""
+    split_id = config.finetune.split
+    trained = resolve_selection(config.data.split, manifest, split_id, TRAIN_KEY)
+    checked = [(TRAIN_KEY, config.data.split, trained)]
+    if evaluating:
+        evaluated = resolve_selection(config.data.eval_split, manifest, split_id, EVAL_KEY)
+        checked.append((EVAL_KEY, config.data.eval_split, evaluated))
+    for key, name, selection in checked:
+        if not members_per_shard(manifest, selection):
+            raise ConfigError(f"{key}={name!r}: {manifest.location} has no samples in {selection.describe()}")
+    if not evaluating or not overlaps(trained, evaluated):
+        return None
+    what = (f"{EVAL_KEY}={config.data.eval_split!r} ({evaluated.describe()}) holds videos of "
+            f"{TRAIN_KEY}={config.data.split!r} ({trained.describe()})")
+    if not config.data.eval_on_train:
+        raise ConfigError(f"{what}, so the model would be scored on its own training videos; {NO_SPLIT_HINT}")
+    return f"EVALUATED ON TRAINING VIDEOS: {what}; not a held-out result (data.eval_on_train=true)"
 
 
 def members_per_shard(manifest: Manifest, selection: Selection) -> list[tuple[str, int]]:
