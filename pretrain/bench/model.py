@@ -44,6 +44,7 @@ class BenchSettings:
     warmup: int = 1
     seed: int = 0
     threads: Optional[int] = None  # torch intra-op threads; None keeps torch's default
+    compile: bool = False  # also time both models under torch.compile (pretrain.bench.model_compile)
 
 
 def hf_twin(ours: VideoMAE) -> torch.nn.Module:
@@ -154,8 +155,27 @@ def run_model_bench(settings: BenchSettings) -> dict[str, Any]:
     }
     steps = {"ours": _make_step(ours, loss_fns["ours"], autocast), "hf": _make_step(hf, loss_fns["hf"], autocast)}
     memory = {name: _peak_memory(steps[name], loss_fns[name], autocast, device) for name in steps}
+    compile_s = _add_compiled(steps, ours, hf, (video, hf_video, mask, decoder_mask), autocast, device) \
+        if settings.compile else {}
     times = _time_alternating(steps, settings, device)
-    return _report(settings, spec, mask, decoder_mask, times, memory, device)
+    result = _report(settings, spec, mask, decoder_mask, times, memory, device)
+    if settings.compile:
+        from pretrain.bench.model_compile import compiled_figures
+
+        result.update(compiled_figures(times, compile_s))
+    return result
+
+
+def _add_compiled(steps: dict, ours: torch.nn.Module, hf: torch.nn.Module, inputs: tuple, autocast,
+                  device: torch.device) -> dict[str, float]:
+    """Compiled twins' steps into `steps`; returns each one's first step (compilation) seconds."""
+    from pretrain.bench.model_compile import compiled_loss_fns, compiled_twins, first_step_seconds
+
+    twins = compiled_twins(ours, hf)
+    loss_fns = compiled_loss_fns(twins, *inputs)
+    for name, loss_fn in loss_fns.items():
+        steps[name] = _make_step(twins[name], loss_fn, autocast)
+    return {name: first_step_seconds(steps[name], lambda: _sync(device)) for name in loss_fns}
 
 
 def _report(settings: BenchSettings, spec: ArchSpec, mask: torch.Tensor, decoder_mask: Optional[torch.Tensor],

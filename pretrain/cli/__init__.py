@@ -22,7 +22,8 @@ from pretrain.errors import ConfigError, TubeletError, UserError  # noqa: F401  
 log = logging.getLogger(__name__)
 
 # Modules under pretrain/cli/ that each define `register(subparsers)`.
-COMMAND_MODULES = ("quickstart", "config_cmd", "convert", "shards", "bench", "stages", "finetune", "submit")
+COMMAND_MODULES = ("quickstart", "config_cmd", "convert", "shards", "bench", "stages", "finetune", "submit",
+                   "smoke", "keyframes", "features", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:

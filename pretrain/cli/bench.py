@@ -1,4 +1,4 @@
-"""`tubelet bench {model,shards,data,zero}`: benchmarks that print figures and ratios against a
+"""`tubelet bench {model,shards,data,zero,cores}`: benchmarks that print figures and ratios against a
 baseline run side by side in the same process. Each lives in its own `pretrain/cli/bench_*.py`."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCH_MODULES = ("bench_model", "bench_shards", "bench_data", "bench_zero")
+BENCH_MODULES = ("bench_model", "bench_shards", "bench_data", "bench_zero", "bench_cores", "bench_infer")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

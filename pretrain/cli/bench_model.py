@@ -26,6 +26,8 @@ def register(benches: argparse._SubParsersAction) -> None:
     parser.add_argument("--reps", type=int, default=3, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per model first")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time both models under torch.compile (as trainer.compile=true compiles)")
     parser.add_argument("--backbone", choices=("vit", "timesformer", "vivit"), default="vit",
                         help="timesformer/vivit: the classifier step vs transformers' TimeSformer/ViViT, "
                              "then a pretraining step of each backbone")
@@ -42,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = BenchSettings(
             size=args.size, batch=args.batch, img_size=args.img_size, num_frames=args.num_frames,
             mask_ratio=args.mask_ratio, decoder_mask_ratio=args.decoder_mask_ratio, device=args.device,
-            dtype=args.dtype, reps=args.reps, warmup=args.warmup, threads=args.threads,
+            dtype=args.dtype, reps=args.reps, warmup=args.warmup, threads=args.threads, compile=args.compile,
         )
         if args.backbone != "vit":
             return _run_backbone(settings, args)
@@ -94,6 +96,14 @@ def format_result(r: dict[str, Any]) -> str:
         f"  memory ({r['memory_kind']}): ours {_gib(r['ours_memory_bytes'])}, "
         f"transformers {_gib(r['hf_memory_bytes'])}",
     ]
+    if r.get("ours_compiled_step_s") is not None:
+        lines += [
+            f"  compiled      ours {r['ours_compiled_step_s']:.3f} s/step (compile {r['ours_compile_s']:.0f} s), "
+            f"transformers {r['hf_compiled_step_s']:.3f} s/step (compile {r['hf_compile_s']:.0f} s)",
+            f"  ours compiled vs transformers eager {r['speedup_compiled_vs_hf_eager']:.2f}x, "
+            f"vs transformers compiled {r['speedup_compiled_vs_hf_compiled']:.2f}x; compiling gains ours "
+            f"{r['compile_gain_ours']:.2f}x, transformers {r['compile_gain_hf']:.2f}x",
+        ]
     if r.get("ours_mfu") is not None:
         lines.append(f"  MFU           ours {100 * r['ours_mfu']:.1f}%  transformers {100 * r['hf_mfu']:.1f}%")
     return "\n".join(lines)

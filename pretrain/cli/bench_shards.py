@@ -20,13 +20,36 @@ def register(benches: argparse._SubParsersAction) -> None:
     parser.add_argument("--generate", type=int, default=None, metavar="N",
                         help="if SRC does not exist, write N textured 320x240 videos (UCF101 layout) there first")
     parser.add_argument("--frames", type=int, default=100, help="frames per generated video")
+    parser.add_argument("--long-video", type=float, default=None, metavar="MINUTES",
+                        help="instead: write a generated MINUTES-long 320x240 video with shots into SRC and measure "
+                        "segmenting (stream copy, re-encode, --scenes) in hours of video per minute")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.set_defaults(handler=_bench)
+
+
+def _bench_long(args: argparse.Namespace) -> int:
+    from pretrain.bench.long_video import bench_long_video, long_rows_as_dicts
+
+    rows = bench_long_video(args.src, args.long_video, workers=args.workers)
+    if args.json:
+        print(json.dumps({"rows": long_rows_as_dicts(rows), "cpus": os.cpu_count(),
+                          "load_average": os.getloadavg()[0]}, indent=1))
+        return 0
+    print(f"{args.src}: {args.long_video:g} min generated video, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}, {args.workers} worker(s); segments of 10 s")
+    print(f"{'mode':<48}{'samples':>8}{'s':>9}{'h video/min':>13}{'vs copy':>9}")
+    for row in rows:
+        print(f"{row.mode:<48}{row.samples:>8}{row.seconds:>9.2f}{row.hours_per_minute:>13.3f}{row.vs_copy:>8.3f}x")
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
     from pretrain.bench.shards import bench_shards, cpu_scaling_ceiling, rows_as_dicts
 
+    if args.long_video is not None:
+        if args.long_video <= 0:
+            raise UserError(f"--long-video={args.long_video} must be > 0")
+        return _bench_long(args)
     if not Path(args.src).exists() and not args.generate:
         raise UserError(f"{args.src}: no such corpus (pass --generate N to write a synthetic one)")
     if args.workers < 1:

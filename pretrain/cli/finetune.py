@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Optional, Sequence
 
+from pretrain.cli.predict_stream import add_stream_options, run_stream
 from pretrain.errors import UserError
 
 EVALUATE_KEYS = ("ckpt", "splits")
@@ -39,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--topk", type=int, default=5, help="classes shown per video (default 5)")
     predict.add_argument("--clips", type=int, help="temporal views (default: the run's data.test_clips)")
     predict.add_argument("--crops", type=int, help="spatial views (default: the run's data.test_crops)")
+    add_stream_options(predict)
     predict.set_defaults(handler=_predict)
 
 
@@ -91,6 +93,8 @@ def _predict(args: argparse.Namespace) -> int:
     for flag, value in (("--topk", args.topk), ("--clips", args.clips), ("--crops", args.crops)):
         if value is not None and value < 1:
             raise UserError(f"{flag} {value} must be >= 1")
+    if args.stream:  # the light path: no training part imported
+        return run_stream(args)
     from pretrain.evaluate.predict import predict
 
     report = predict(args.checkpoint, args.videos, topk=args.topk, clips=args.clips, crops=args.crops)

@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     inspect = commands.add_parser("inspect", help="counts per split and class, duration, resolution/fps/codec")
     inspect.add_argument("path", help="shard directory or fsspec URL (holding manifest.json)")
     inspect.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    inspect.add_argument("--contact-sheet", default=None, metavar="FILE.png",
+                         help="also write a grid of one keyframe per sample, a row per class")
+    inspect.add_argument("--per-class", type=int, default=4, help="samples per class on the contact sheet (default 4)")
     inspect.set_defaults(handler=_inspect)
     verify = commands.add_parser("verify", help="check shards against the manifest and decode every sample")
     verify.add_argument("path", help="shard directory or fsspec URL (holding manifest.json)")
@@ -28,8 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_build(commands: argparse._SubParsersAction) -> None:
-    build = commands.add_parser("build", help="build shards from folder / UCF101 / HMDB51 (resumable)")
-    build.add_argument("source", choices=("folder", "ucf101", "hmdb51"))
+    build = commands.add_parser("build", help="build shards from folder / UCF101 / HMDB51 / annotation lists "
+                                "(resumable)")
+    build.add_argument("source", choices=("folder", "ucf101", "hmdb51", "kinetics", "annotations"),
+                       help="kinetics / annotations: labelled spans of --annotations CSVs over INPUT's videos")
     build.add_argument("input", help="directory the official archives were extracted into")
     build.add_argument("output", help="output directory or fsspec URL (file://, s3://, gs://, memory://)")
     add_option_flags(build)
@@ -51,6 +56,8 @@ def _build(args: argparse.Namespace) -> int:
         summary = build_shards(args.source, args.input, args.output, options, runner=runner, progress=progress)
     print(f"{summary.dataset}: {summary.videos} videos ({_hours(summary.hours)} of video) in {summary.shards} "
           f"shards, {summary.bytes / 1e6:.1f} MB -> {summary.output}")
+    if summary.segments:
+        print(f"segments: {summary.segments} from {summary.source_videos} video(s)")
     print(f"skipped {summary.skipped} bad video(s), {len(summary.split_problems)} split-file problem(s)"
           f"{' (see errors.jsonl)' if summary.skipped or summary.split_problems else ''}; "
           f"{summary.resumed_shards} shard(s) resumed; {summary.seconds:.1f} s, {summary.videos_per_second:.1f} videos/s")
@@ -58,7 +65,9 @@ def _build(args: argparse.Namespace) -> int:
 
 
 # Fields whose flag takes only some values (argparse lists them in the help).
-FLAG_CHOICES = {"probe": ("full", "fast")}
+FLAG_CHOICES = {"probe": ("full", "fast"), "tail": ("merge", "drop")}
+# Fields whose flag shows this name for its value in the usage line.
+FLAG_METAVARS = {"segment_seconds": "S", "min_segment_seconds": "M", "annotations": "CSV"}
 
 
 def add_option_flags(parser: argparse.ArgumentParser) -> None:
@@ -76,19 +85,28 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
             action = argparse.BooleanOptionalAction if option.default else "store_true"
             parser.add_argument(flag, dest=option.name, action=action, default=option.default, help=help_text)
             continue
+        if kind is tuple:  # tuple[str, ...]: the flag repeats
+            parser.add_argument(flag, dest=option.name, action="append", default=[], help=help_text,
+                                metavar=FLAG_METAVARS.get(option.name))
+            continue
         shown = f" (default {option.default})" if option.default is not None else ""
         parser.add_argument(flag, dest=option.name, type=kind, default=option.default,
-                            choices=FLAG_CHOICES.get(option.name), help=help_text + shown)
+                            choices=FLAG_CHOICES.get(option.name), help=help_text + shown,
+                            metavar=FLAG_METAVARS.get(option.name))
 
 
 def options_from_args(args: argparse.Namespace) -> "BuildOptions":
     from pretrain.data.shards import BuildOptions
 
-    return BuildOptions(**{option.name: getattr(args, option.name) for option in dataclasses.fields(BuildOptions)})
+    values = {option.name: getattr(args, option.name) for option in dataclasses.fields(BuildOptions)}
+    return BuildOptions(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()})
 
 
 def _value_type(hint: object) -> type:
-    """`Optional[int]` -> int; a flag parses one plain value (str, int, float) or is a bool switch."""
+    """`Optional[int]` -> int; a flag parses one plain value (str, int, float) or is a bool switch;
+    `tuple[str, ...]` -> tuple (a repeated flag)."""
+    if typing.get_origin(hint) is tuple and typing.get_args(hint) == (str, ...):
+        return tuple
     arguments = [a for a in typing.get_args(hint) if a is not type(None)]
     kind = arguments[0] if typing.get_origin(hint) is typing.Union and len(arguments) == 1 else hint
     if kind not in (bool, int, float, str):
@@ -104,6 +122,11 @@ def _inspect(args: argparse.Namespace) -> int:
     from pretrain.data.shards import inspect_shards
 
     report = inspect_shards(args.path)
+    if args.contact_sheet:
+        from pretrain.data.shards.contact_sheet import write_contact_sheet
+
+        shown = write_contact_sheet(args.path, args.contact_sheet, args.per_class)
+        print(f"contact sheet: {shown} keyframes -> {args.contact_sheet}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))
         return _report_unreadable(report.failures)

@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "model.safetensors + config.json")
     export.add_argument("checkpoint", help="checkpoint folder (RUN/checkpoints/step-N or last) or a run folder")
     export.add_argument("out", help="output folder")
+    export.add_argument("--format", choices=("safetensors", "onnx", "torchscript"), default="safetensors",
+                        help="onnx / torchscript: a classifier for other runtimes (dynamic batch, parity-checked)")
     export.set_defaults(handler=_export)
 
 
@@ -61,6 +63,10 @@ def _run_on_ray(config) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.format != "safetensors":
+        from pretrain.cli.export_runtime import run_runtime_export
+
+        return run_runtime_export(args)
     from pretrain.weights import export_checkpoint  # CheckpointError -> one line, exit 1 (cli.main)
 
     out = export_checkpoint(args.checkpoint, args.out)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -25,6 +24,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from pretrain.config import RunConfig, config_from_dict, config_to_dict
 from pretrain.errors import TubeletError
+from pretrain.train.run_dir import default_run_name
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,7 @@ def with_fixed_run_name(config: RunConfig) -> RunConfig:
     """Every worker group of the run, restarts included, must write to the same run directory."""
     if config.trainer.run_name:
         return config
-    name = f"{config.stage}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return replace(config, trainer=replace(config.trainer, run_name=name))
+    return replace(config, trainer=replace(config.trainer, run_name=default_run_name(config)))
 
 
 def with_absolute_paths(config: RunConfig) -> RunConfig:

@@ -28,6 +28,7 @@ from pretrain.weights import load_finetuned
 from pretrain.evaluate.metrics import SplitMetrics, confusion_matrix, merge_views, split_metrics
 from pretrain.evaluate.reports import write_confusion_png, write_predictions, write_results
 from pretrain.evaluate.views import ViewLogits, gather_views, score_batch
+from pretrain.train.quiet import quiet_library_noise
 from pretrain.train.strategy import resolve_placement
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def score_split(trainer: pl.Trainer, model: torch.nn.Module, config: RunConfig,
                 shuffle_frames: bool = False) -> ViewLogits:
     """Per-view logits of every test video of `config.finetune.split`, gathered from all ranks."""
     module = EvalModule(model, config, shuffle_frames)
-    trainer.test(module, verbose=False)  # the test loop leaves our stream loader as it is
+    with quiet_library_noise():
+        trainer.test(module, verbose=False)  # the test loop leaves our stream loader as it is
     return module.gathered
 
 

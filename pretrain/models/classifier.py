@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from pretrain.models.encoders import build_encoder
+from pretrain.models.flops import classifier_forward_flops
 from pretrain.models.vit import ArchSpec, check_video, patchify
 
 # Parameters that never get weight decay besides 1-D ones (norms, biases, q_bias/v_bias).
@@ -59,6 +60,10 @@ class VideoClassifier(nn.Module):
         tokens = self.encoder(patchify(video, self.spec.tubelet_size, self.spec.patch_size))  # (B, [1 +] N, D)
         pooled = tokens[:, 0] if self.encoder.num_prefix_tokens else tokens.mean(dim=1)  # (B, D)
         return self.fc_norm(pooled)
+
+    def flops_per_clip(self) -> int:
+        """Forward FLOPs of one clip: every token through the encoder, then the head."""
+        return classifier_forward_flops(self.spec, self.num_classes)
 
     def layer_id(self, name: str) -> int:
         """0 for the embeddings, i + 1 for block i (the encoder numbers them), the last for the

@@ -51,11 +51,16 @@ def videomae_forward_flops(spec: ArchSpec, visible: int, targets: int, embedded:
 
 
 def classifier_forward_flops(spec: ArchSpec, num_classes: int) -> int:
+    """Forward FLOPs of one clip through the classifier: every token encoded, pooled, the head."""
     return encoder_forward_flops(spec, spec.num_tokens) + 2 * spec.dim * num_classes
 
 
+TRAINING_FACTOR = 3  # forward + backward (backward ≈ 2 forwards): the one place this factor lives
+
+
 def training_flops(forward_flops: int) -> int:
-    return 3 * forward_flops
+    """FLOPs of a training step on what costs `forward_flops` forward."""
+    return TRAINING_FACTOR * forward_flops
 
 
 def peak_tflops(device_name: str, dtype: str) -> Optional[float]:

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pretrain.models.encoders import build_encoder
+from pretrain.models.flops import videomae_forward_flops
 from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported: the defaults)
 from pretrain.models.vit import (
     CHANNELS, ArchSpec, Block, channels_last, check_video, gather_tokens,
@@ -209,6 +210,10 @@ class VideoMAE(nn.Module):
                 raise ValueError(
                     f"{name} must be bool with shape (B, N) = {expected}; got {m.dtype} {tuple(m.shape)}"
                 )
+
+    def flops_per_clip(self, visible_tokens: int, target_tokens: int) -> int:
+        """Forward FLOPs of one clip with `visible_tokens` encoded and `target_tokens` reconstructed."""
+        return videomae_forward_flops(self.spec, visible_tokens, target_tokens)
 
     @torch.no_grad()
     def reconstruct(self, video: torch.Tensor, mask: torch.Tensor, output: VideoMAEOutput) -> torch.Tensor:

@@ -227,7 +227,9 @@ class Attention(nn.Module):
         """x (B, N, D) -> (B, N - query_from, D): every token is a key/value, only tokens from
         `query_from` on are queries (the rest's outputs would be thrown away)."""
         b, n, d = x.shape
-        bias = self.qkv.bias if self.q_bias is None else torch.cat([self.q_bias, self.k_bias, self.v_bias])
+        # k_bias is a buffer: DeepSpeed's bf16 engine casts parameters only, so follow q_bias's dtype
+        bias = self.qkv.bias if self.q_bias is None else torch.cat(
+            [self.q_bias, self.k_bias.to(self.q_bias.dtype), self.v_bias])
         qkv = F.linear(x, self.qkv.weight, bias)  # (B, N, 3D)
         q, k, v = qkv.view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # (B, H, N, hd)
         out = F.scaled_dot_product_attention(q[:, :, query_from:], k, v, attn_mask=attn_mask)  # (B, H, Nq, hd)

@@ -107,15 +107,33 @@ def stage_config(recipe: str, out: Path, run_name: str, overrides: list[str]) ->
     return load_config(recipe, common + overrides)
 
 
-def timed_stage(name: str, config: RunConfig) -> StageRecord:
+@dataclass
+class OverallProgress:
+    """The quickstart's training stages so far: a line per stage with elapsed time and ETA."""
+
+    total: int
+    started: float = field(default_factory=time.perf_counter)
+    done: int = 0
+
+    def line(self, name: str) -> str:
+        from pretrain.train.progress import format_duration
+
+        elapsed = time.perf_counter() - self.started
+        eta = format_duration(elapsed / self.done * (self.total - self.done)) if self.done else "?"
+        return f"stage {self.done + 1}/{self.total} ({name}) · elapsed {format_duration(elapsed)} · ETA {eta}"
+
+
+def timed_stage(name: str, config: RunConfig, progress: Optional[OverallProgress] = None) -> StageRecord:
     from pretrain.train.entry import run_stage
 
-    log.info("quickstart: %s ...", name)
+    log.info("quickstart: %s ...", progress.line(name) if progress else name)
     started = time.perf_counter()
     result = run_stage(config)
     record = StageRecord(name, result.run_dir, time.perf_counter() - started, dict(result.metrics),
                          result.last_checkpoint, result.global_step)
     log.info("quickstart: %s done in %.0f s", name, record.seconds)
+    if progress:
+        progress.done += 1
     return record
 
 
@@ -134,6 +152,7 @@ def run_quickstart(out: Path, plan: QuickstartPlan = QuickstartPlan(),
     from pretrain.weights import export_checkpoint
 
     started = time.perf_counter()
+    progress = OverallProgress(total=1 + 2 * len(plan.seeds))
     announce = on_stage or (lambda message: log.info("quickstart: %s", message))
     out.mkdir(parents=True, exist_ok=True)
     announce("writing synthetic videos and building shards")
@@ -145,7 +164,7 @@ def run_quickstart(out: Path, plan: QuickstartPlan = QuickstartPlan(),
     pretrain = timed_stage("pretrain", stage_config("pretrain/tiny", out, "pretrain", [
         f"data.shards={unlabeled}", "data.split=all", f"optim.epochs={plan.pretrain_epochs}",
         f"optim.warmup_epochs={max(1, plan.pretrain_epochs // 6)}", f"logging.recon_every_steps={recon_every}",
-        *backbone]))
+        *backbone]), progress)
     export_dir = out / "export"
     shutil.rmtree(export_dir, ignore_errors=True)
     export_checkpoint(pretrain.last_checkpoint, export_dir)
@@ -157,7 +176,7 @@ def run_quickstart(out: Path, plan: QuickstartPlan = QuickstartPlan(),
                 f"data.shards={labeled}", f"finetune.init={init}", f"trainer.seed={seed}",
                 f"optim.epochs={plan.finetune_epochs}",
                 f"optim.warmup_epochs={max(1, plan.finetune_epochs // 10)}", *backbone])
-            record = timed_stage(f"finetune {kind} seed {seed}", config)
+            record = timed_stage(f"finetune {kind} seed {seed}", config, progress)
             if plan.shuffle_control:
                 record.metrics["test/top1_shuffled"] = shuffled_top1(config, record, out)
             finetunes.append((kind, seed, record))

@@ -16,13 +16,12 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import WandbLogger
 
-from pretrain.masking import num_hidden_tokens
 from pretrain.models.videomae import masked_video
-from pretrain.models.vit import ArchSpec
-from pretrain.train.flops import videomae_train_flops
-from pretrain.train.module import model_video
+from pretrain.train.module import model_video, precision_input
 from pretrain.train.recon_image import reconstruction_image
+from pretrain.train.wandb_logger import STEP_METRIC
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +35,14 @@ class ThroughputMonitor(Callback):
     loader's fetch dominates it); the fraction is over the whole interval since the last report.
     """
 
-    def __init__(self, spec: ArchSpec, mask_ratio: float, decoder_ratio: float, every_steps: int,
+    def __init__(self, tokens_per_clip: int, train_flops_per_clip: int, every_steps: int,
                  peak_tflops: Optional[float], loader_stats: Optional[Any] = None):
-        self.spec = spec
+        self.tokens_per_clip = tokens_per_clip
+        self.flops_per_clip = train_flops_per_clip  # forward + backward of one clip (the model counts)
         self.every_steps = every_steps
         self.peak_tflops = peak_tflops
         self.loader_stats = loader_stats
-        hidden = num_hidden_tokens(spec.grid, mask_ratio)
-        self.visible_tokens = spec.num_tokens - hidden
-        targets = hidden if decoder_ratio <= 0 else int(round(hidden * (1 - decoder_ratio)))
-        self.flops_per_clip = videomae_train_flops(spec, self.visible_tokens, targets)
+        self._logged_step: Optional[int] = None
         self._reset(time.perf_counter())
         self._batch_end: Optional[float] = None
 
@@ -66,7 +63,7 @@ class ThroughputMonitor(Callback):
         self._batch_end = time.perf_counter()
         if trainer.global_step == 0 or trainer.global_step % self.every_steps or not self._clips:
             return
-        if getattr(self, "_logged_step", None) == trainer.global_step:
+        if self._logged_step == trainer.global_step:
             return
         self._logged_step = trainer.global_step
         pl_module.log_dict(self.metrics(self._batch_end - self._window_start), rank_zero_only=True)
@@ -77,7 +74,7 @@ class ThroughputMonitor(Callback):
         tflops = clips_per_s * self.flops_per_clip / 1e12
         out = {
             "perf/clips_per_s": clips_per_s,
-            "perf/tokens_per_s": clips_per_s * self.spec.num_tokens,
+            "perf/tokens_per_s": clips_per_s * self.tokens_per_clip,
             "perf/tflops_per_device": tflops,
             "perf/data_wait_fraction": min(1.0, self._wait / max(seconds, 1e-9)),
             **device_memory(),
@@ -99,7 +96,11 @@ def device_memory() -> dict[str, float]:
 
 class ReconstructionLogger(Callback):
     """Every N steps: original | masked | reconstruction of one clip, as a PNG grid (rows = time
-    slots) and an MP4 in RUN/reconstructions/, and as a W&B video when W&B is on."""
+    slots) and an MP4 in RUN/reconstructions/, and as a W&B video when W&B is on.
+
+    W&B gets them in the history row of their step (the PNG's `step-00000020` is row 20, and W&B
+    names the media files `grid_20_*`): after step N, Lightning still logs the batch's metrics as
+    row N-1, so the media wait for the next batch (or the end of training)."""
 
     def __init__(self, run_dir: Path, every_steps: int, fps: int = 4):
         self.out_dir = Path(run_dir) / RECONSTRUCTIONS_DIR
@@ -107,6 +108,28 @@ class ReconstructionLogger(Callback):
         self.fps = fps
         self.written: list[Path] = []
         self._done_step = -1
+        self._pending_media: Optional[tuple[int, Path, Path]] = None  # (step, png, mp4) for W&B
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        self._log_pending_media(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._log_pending_media(trainer)
+
+    def _log_pending_media(self, trainer: pl.Trainer) -> None:
+        if self._pending_media is None:
+            return
+        step, png, mp4 = self._pending_media
+        self._pending_media = None
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                import wandb
+
+                # wandb names media by the step it was at before this call: move it to `step` first.
+                logger.experiment.log({STEP_METRIC: step}, step=step, commit=False)
+                logger.experiment.log({"recon/video": wandb.Video(str(mp4), format="mp4"),
+                                       "recon/grid": wandb.Image(str(png), caption=png.stem)}, step=step)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
@@ -121,7 +144,7 @@ class ReconstructionLogger(Callback):
     @torch.no_grad()
     def panels(self, pl_module: pl.LightningModule, batch: dict) -> np.ndarray:
         model = pl_module.model
-        video, mask = model_video(batch, model.spec)[:1], batch["mask"][:1]  # (1, C, T, H, W), (1, N)
+        video, mask = precision_input(pl_module, model_video(batch, model.spec)[:1]), batch["mask"][:1]  # (1, C, T, H, W), (1, N)
         decoder_mask = batch.get("decoder_mask")
         decoder_mask = decoder_mask[:1] if decoder_mask is not None else None
         was_training = model.training
@@ -144,12 +167,8 @@ class ReconstructionLogger(Callback):
         tmp.replace(png)
         mp4 = self._write_mp4(panels, step)
         self.written.append(png)
-        for logger in trainer.loggers:
-            if type(logger).__name__ == "WandbLogger" and mp4 is not None:
-                import wandb
-
-                logger.experiment.log({"recon/video": wandb.Video(str(mp4), format="mp4"),
-                                       "recon/grid": wandb.Image(str(png))}, step=step)
+        if mp4 is not None:
+            self._pending_media = (step, png, mp4)
 
     def _write_mp4(self, panels: np.ndarray, step: int) -> Optional[Path]:
         """H.264 through PyAV (W&B would need moviepy to encode raw arrays itself)."""

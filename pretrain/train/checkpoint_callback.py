@@ -20,6 +20,7 @@ import torch.distributed as dist
 from pytorch_lightning.callbacks import Callback
 
 from pretrain.config import RunConfig
+from pretrain.train.nan_guard import NonFiniteGuard
 from pretrain.weights import commit as ckpt
 from pretrain.train.stream import ResumableStream
 
@@ -38,13 +39,15 @@ class StreamHolder(Protocol):
 
 class CheckpointCallback(Callback):
     def __init__(self, run_dir: Path, config: RunConfig, every_steps: int, strategy_info: dict,
-                 data: Optional[StreamHolder] = None, keep_last: int = 3):
+                 data: Optional[StreamHolder] = None, keep_last: int = 3,
+                 guard: Optional[NonFiniteGuard] = None):
         self.run_dir = Path(run_dir)
         self.config = config
         self.every_steps = every_steps
         self.strategy_info = strategy_info
         self.data = data
         self.keep_last = keep_last
+        self.guard = guard  # the module's NaN guard: its stop reason names the final checkpoint
         self.signal_received: Optional[int] = None
         self.stopped_by_signal = False
         self.saved: list[Path] = []
@@ -103,7 +106,8 @@ class CheckpointCallback(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.global_step != self._last_saved_step:
-            self.save(trainer, reason=getattr(pl_module, "stop_reason", None) or "last")
+            stop_reason = self.guard.stop_reason if self.guard is not None else None
+            self.save(trainer, reason=stop_reason or "last")
 
     def save(self, trainer: pl.Trainer, reason: str) -> Path:
         """Collective: every rank writes its part into the temporary folder, rank zero commits."""

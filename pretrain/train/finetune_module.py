@@ -20,6 +20,7 @@ from pretrain.config import RunConfig, config_to_dict
 from pretrain.data.augment.transforms import normalize_video
 from pretrain.models import build_finetune_model  # noqa: F401 (moved to models/; the stage imports it here)
 from pretrain.models.classifier import VideoClassifier, is_linear_probe
+from pretrain.train.module import precision_input
 from pretrain.train.nan_guard import NonFiniteGuard
 from pretrain.train.optim import build_adamw, schedule_for
 
@@ -57,13 +58,14 @@ class FinetuneModule(pl.LightningModule):
             self.model.head.train()
         return self
 
-    def training_step(self, batch: dict, batch_index: int) -> Optional[torch.Tensor]:
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         video, label = self._video(batch), batch["label"]  # (B, C, T, H, W), (B,)
         loss, logits = self._loss(video, label, batch.get("target"))
         size = label.shape[0]
-        if not self.guard.accept(loss, self.trainer):
-            self.log("train/nonfinite_skipped", float(self.guard.total_skipped), rank_zero_only=True)
-            return None  # every rank skips this micro-batch together
+        loss = self.guard.checked(loss, self.trainer)  # every rank skips together
+        self.log("train/nonfinite_skipped", float(self.guard.total_skipped), batch_size=size)
+        if self.guard.skipping:
+            return loss
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/lr", self._head_lr(), batch_size=size)
         if not self._mixed:  # accuracy against hard labels means little on mixed clips
@@ -80,7 +82,9 @@ class FinetuneModule(pl.LightningModule):
         (uint8, or float after mixup) and they are normalized here, on the device."""
         video = batch["video"]
         spec = self.model.spec
-        return normalize_video(video, mean=spec.pixel_mean, std=spec.pixel_std) if self.config.data.normalize_on_device else video
+        if not self.config.data.normalize_on_device:
+            return video
+        return precision_input(self, normalize_video(video, mean=spec.pixel_mean, std=spec.pixel_std))
 
     def _loss(self, video: torch.Tensor, label: torch.Tensor,
               target: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

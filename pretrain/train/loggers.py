@@ -20,6 +20,7 @@ from lightning_fabric.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from pretrain.config import RunConfig, config_to_dict
+from pretrain.train.wandb_logger import GlobalStepWandbLogger
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def build_loggers(config: RunConfig, run_dir: Path, run_id: Optional[str] = None
         loggers.append(HistoryCSVLogger(save_dir=str(run_dir), name=CSV_DIR, version=""))
     mode = wandb_mode(config)
     if mode != "disabled":
-        loggers.append(WandbLogger(
+        loggers.append(GlobalStepWandbLogger(
             project=config.logging.project, entity=config.logging.entity, name=run_dir.name,
             id=run_id or wandb_run_id(run_dir), save_dir=str(run_dir), mode=mode, resume="allow",
             config=config_to_dict(config), log_model=False,

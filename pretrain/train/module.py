@@ -37,6 +37,14 @@ def model_video(batch: dict[str, Any], spec: Any = None) -> torch.Tensor:
     return normalize_video(video, **stats)
 
 
+def precision_input(module: pl.LightningModule, video: torch.Tensor) -> torch.Tensor:
+    """`video` as the run's precision wants its inputs. Lightning converts a batch's float tensors
+    before the step, but clips become float here, on the device; DeepSpeed bf16/fp16 runs hold
+    bf16/fp16 weights and no autocast, so they need the same conversion (identity otherwise)."""
+    trainer = module._trainer
+    return trainer.precision_plugin.convert_input(video) if trainer is not None else video
+
+
 class PretrainModule(pl.LightningModule):
     def __init__(self, config: RunConfig, model: VideoMAE, steps_per_epoch: int):
         super().__init__()
@@ -44,8 +52,6 @@ class PretrainModule(pl.LightningModule):
         self.model = model
         self.steps_per_epoch = steps_per_epoch
         self.guard = NonFiniteGuard(config.trainer.max_nonfinite_steps)
-        self.stop_reason: Optional[str] = None
-        self.skip_optimizer_step = False  # set by the NaN guard for the current micro-batch
         self.save_hyperparameters({"config": config_to_dict(config), "steps_per_epoch": steps_per_epoch})
 
     def setup(self, stage: str) -> None:
@@ -62,19 +68,13 @@ class PretrainModule(pl.LightningModule):
                 decoder_mask: Optional[torch.Tensor] = None) -> VideoMAEOutput:
         return self.model(video, mask, decoder_mask)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Optional[torch.Tensor]:
-        output = self(model_video(batch, self.model.spec), batch["mask"], batch.get("decoder_mask"))
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        output = self(precision_input(self, model_video(batch, self.model.spec)), batch["mask"], batch.get("decoder_mask"))
         batch_size = batch["video"].shape[0]
-        accepted = self.guard.accept(output.loss, self.trainer)
-        self.skip_optimizer_step = not accepted
+        loss = self.guard.checked(output.loss, self.trainer)  # every rank skips together
         self.log("train/nonfinite_skipped", float(self.guard.total_skipped), batch_size=batch_size)
-        if not accepted:
-            if self.guard.tripped:
-                self.stop_reason = "nonfinite"
-            # Every rank skips together. Not None (Lightning refuses that with several ranks): a
-            # detached leaf, so backward reaches no parameter, no gradient exists, and the optimizer
-            # leaves weights and state alone (DeepSpeed's step is skipped by our precision plugin).
-            return output.loss.detach().nan_to_num(0.0, posinf=0.0, neginf=0.0).requires_grad_()
+        if self.guard.skipping:
+            return loss
         self.log("train/loss", output.loss, prog_bar=True, batch_size=batch_size)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], prog_bar=True, batch_size=batch_size)
         return output.loss

@@ -47,13 +47,15 @@ def param_groups(named_params: Iterable[tuple[str, nn.Parameter]], weight_decay:
 
 
 def build_adamw(groups: list[dict], lr: float, betas: tuple[float, float], cpu_offload_on_gpu: bool = False):
-    """torch AdamW, or DeepSpeed's CPU Adam when ZeRO offloads optimizer state from a GPU run."""
+    """torch AdamW (fused on CUDA), or DeepSpeed's CPU Adam when ZeRO offloads optimizer state
+    from a GPU run."""
     groups = [{k: v for k, v in group.items() if k != "names"} for group in groups if group["params"]]
     if cpu_offload_on_gpu:
         from deepspeed.ops.adam import DeepSpeedCPUAdam
 
         return DeepSpeedCPUAdam(groups, lr=lr, betas=betas, adamw_mode=True)
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
+    on_cuda = bool(groups) and all(p.is_cuda for group in groups for p in group["params"])
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=True if on_cuda else None)  # one kernel on CUDA
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, Strateg
 from lightning_fabric.utilities.seed import reset_seed
 
 from pretrain.config import ConfigError, RunConfig
+from pretrain.train.nan_guard import GuardedModule
 from pretrain.train.safe_resume import use_safe_checkpoint_engine
 
 log = logging.getLogger(__name__)
@@ -120,15 +121,16 @@ class CPUCapableDeepSpeedStrategy(DeepSpeedStrategy):
 class SkippableDeepSpeedPrecision(DeepSpeedPrecision):
     """DeepSpeed precision that lets the NaN guard skip a micro-batch.
 
-    When the module sets `skip_optimizer_step` (on every rank together), its loss was a detached
-    leaf, so backward produced no gradient; `engine.step()` is not called either, leaving weights,
-    optimizer state and DeepSpeed's buffers as they were. Lightning's plugin cannot skip.
+    When the module's NaN guard is skipping the micro-batch (on every rank together), its loss was a
+    detached leaf, so backward produced no gradient; `engine.step()` is not called either, leaving
+    weights, optimizer state and DeepSpeed's buffers as they were. Lightning's plugin cannot skip.
     """
 
-    def optimizer_step(self, optimizer: Any, model: Any, closure: Callable[[], Any], **kwargs: Any) -> Any:
+    def optimizer_step(self, optimizer: Any, model: "GuardedModule", closure: Callable[[], Any],
+                       **kwargs: Any) -> Any:
         closure_result = closure()
         self._after_closure(model, optimizer)
-        if model.automatic_optimization and (closure_result is None or getattr(model, "skip_optimizer_step", False)):
+        if model.automatic_optimization and (closure_result is None or model.guard.skipping):
             return None
         return model.trainer.model.step(**kwargs)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 import logging
 from collections import deque
-from dataclasses import asdict
 from typing import Any, Iterable, Iterator, Optional
+
+import pytorch_lightning as pl
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,10 @@ class ResumableStream:
             yield batch
 
     def _snapshot(self) -> Any:
-        """This rank's loader position, without collectives (called after every batch)."""
+        """This rank's loader position, without collectives (called after every batch): the
+        loader's `local_state_dict()` when it has one (a `StreamLoader`), else a copy of its state."""
         local = getattr(self.loader, "local_state_dict", None)
-        if callable(local):
-            return local()
-        return local_stream_state(self.loader)
+        return local() if callable(local) else copy.deepcopy(self.loader.state_dict())
 
     def __len__(self) -> int:
         return len(self.loader)  # type: ignore[arg-type]
@@ -71,15 +71,34 @@ class ResumableStream:
         log.info("data stream resumed after %d batches", self.consumed)
 
 
-def local_stream_state(loader: Any) -> Any:
-    """This rank's part of a `StreamLoader.state_dict()`, without its all-gather.
+class StreamData(pl.LightningDataModule):
+    """The rank's training stream, built once Lightning knows the rank (`build_loader`, one per
+    stage); holds a resume position until then."""
 
-    `StreamLoader.state_dict()` gathers every rank's position; calling a collective after every
-    batch would tie the ranks' data fetches together, so build the rank's own entry here (the
-    same format: `load_state_dict` reads the entry of its own rank)."""
-    stream = getattr(loader, "stream", None)
-    starts = getattr(loader, "_starts", None)
-    if stream is None or starts is None:
-        return copy.deepcopy(loader.state_dict())
-    return {"epoch": loader.epoch, "ranks": {stream.rank: [asdict(s) for s in starts]},
-            "world_size": stream.world_size, "seed": stream.seed}
+    def __init__(self, config: Any):
+        super().__init__()
+        self.config = config
+        self.stream: Optional[ResumableStream] = None
+        self._pending: Optional[dict] = None
+
+    def build_loader(self, rank: int, world_size: int) -> Iterable:
+        """The loader of `rank` (each stage's data module says which stream)."""
+        raise NotImplementedError
+
+    def train_dataloader(self) -> ResumableStream:
+        if self.stream is None:
+            self.stream = ResumableStream(self.build_loader(self.trainer.global_rank, self.trainer.world_size))
+        if self._pending is not None:
+            self.stream.restore(self._pending)
+            self._pending = None
+        return self.stream
+
+    def restore_position(self, position: dict) -> None:
+        if self.stream is None:
+            self._pending = position
+        else:
+            self.stream.restore(position)
+
+    def loader_stats(self) -> dict[str, float]:
+        stats = getattr(self.stream.loader, "stats", None) if self.stream is not None else None
+        return stats() if callable(stats) else {}

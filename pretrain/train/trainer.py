@@ -1,8 +1,9 @@
 """The Lightning Trainer of a stage, built in one place from the run config (shared by stages).
 
-Local runs get their strategy from `strategy.build_strategy`; an outer launcher (Ray) passes its
-own strategy, plugins and callbacks through `ExternalLaunch` and Lightning must not launch
-processes itself then (devices="auto", one node as far as Lightning knows).
+The stage runner (`pretrain.train.stage.run`) builds it. Local runs get their strategy from
+`strategy.build_strategy`; an outer launcher (Ray) passes its own strategy, plugins and callbacks
+through `ExternalLaunch` and Lightning must not launch processes itself then (devices="auto", one
+node as far as Lightning knows).
 """
 
 from __future__ import annotations
@@ -12,23 +13,16 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback, RichProgressBar
+from pytorch_lightning.callbacks import Callback, ProgressBar
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.strategies import Strategy
 
 from pretrain.config import RunConfig
+from pretrain.train.progress import progress_callback
 from pretrain.train.safe_resume import SafeCheckpointIO
 from pretrain.train.strategy import Placement
 
 log = logging.getLogger(__name__)
-
-
-class StepProgressBar(RichProgressBar):
-    """Rich progress per epoch (with its ETA) whose title also says where the run is in steps:
-    step-bounded runs have no epoch total to show."""
-
-    def _get_train_description(self, current_epoch: int) -> str:
-        return f"Epoch {current_epoch} · step {self.trainer.global_step}/{self.trainer.max_steps}"
 
 
 def build_trainer(config: RunConfig, placement: Placement, strategy: Union[str, Strategy], run_dir: Path,
@@ -38,8 +32,9 @@ def build_trainer(config: RunConfig, placement: Placement, strategy: Union[str, 
     """A Trainer that stops after `max_steps` optimizer steps and never checkpoints by itself
     (our checkpoint callback does, atomically)."""
     callbacks = list(callbacks)
-    if progress_bar:
-        callbacks.append(StepProgressBar(leave=True))
+    progress = progress_callback(config.logging.every_steps) if progress_bar else None
+    if progress is not None:
+        callbacks.append(progress)
     return pl.Trainer(
         accelerator=placement.accelerator,
         devices="auto" if external else placement.devices,
@@ -55,7 +50,7 @@ def build_trainer(config: RunConfig, placement: Placement, strategy: Union[str, 
         logger=loggers or False,
         callbacks=callbacks,
         enable_checkpointing=False,
-        enable_progress_bar=progress_bar,
+        enable_progress_bar=isinstance(progress, ProgressBar),
         enable_model_summary=False,
         log_every_n_steps=config.logging.every_steps,
         num_sanity_val_steps=0,
@@ -63,20 +58,3 @@ def build_trainer(config: RunConfig, placement: Placement, strategy: Union[str, 
         use_distributed_sampler=False,  # the streams split data by rank themselves
         default_root_dir=str(run_dir),
     )
-
-
-def fit_stage(config: RunConfig, placement: Placement, strategy: Union[str, Strategy], run_dir: Path,
-              max_steps: int, callbacks: list[Callback], module: pl.LightningModule,
-              data: pl.LightningDataModule, resume_state: Optional[Path], launch: Optional[Any]) -> pl.Trainer:
-    """Build the loggers and the Trainer of a stage, fit (resuming from `resume_state` when given),
-    and close the loggers whatever happens. `launch` is the outer launcher's ExternalLaunch or None."""
-    from pretrain.train.loggers import build_loggers, finish_loggers
-
-    loggers = build_loggers(config, run_dir)
-    trainer = build_trainer(config, placement, strategy, run_dir, max_steps, callbacks, loggers,
-                            plugins=launch.plugins if launch else None, external=launch is not None)
-    try:
-        trainer.fit(module, datamodule=data, ckpt_path=str(resume_state) if resume_state else None)
-    finally:
-        finish_loggers(loggers)
-    return trainer

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from pretrain.errors import CheckpointError
-from pretrain.models.videomae import IMAGENET_MEAN, IMAGENET_STD
+from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
 from pretrain.models.vit import ArchSpec
 from pretrain.weights.export import EXPORT_CONFIG, read_json, read_safetensors, write_atomic
 from pretrain.weights.formats import Tensors, Weights, WeightsFormat, model_config

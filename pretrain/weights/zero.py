@@ -92,14 +92,17 @@ def _take(flat: torch.Tensor, offset: int, shape: Any, where: Path) -> torch.Ten
 
 
 def _merge_zero12(model: dict, optims: list[dict], where: Path) -> Tensors:
-    """Rank r holds a contiguous slice of each group's flat vector: concatenate, then cut by shape."""
+    """Rank r holds a contiguous slice of each group's flat vector: concatenate, then cut by shape
+    (skipping the alignment padding DeepSpeed records after each parameter)."""
     state: Tensors = {}
+    paddings = optims[0].get("param_alignment_paddings")  # per group, per parameter (newer DeepSpeed)
     for group, shapes in enumerate(model["param_shapes"]):
         flat = torch.cat([optim["single_partition_of_fp32_groups"][group] for optim in optims])
+        padding = paddings[group] if paddings is not None else [0] * len(shapes)
         offset = 0
-        for name, shape in shapes.items():
+        for (name, shape), pad in zip(shapes.items(), padding, strict=True):
             state[name] = _take(flat, offset, shape, where)
-            offset += math.prod(shape)
+            offset += math.prod(shape) + pad
     for name, fragment in (model.get("frozen_param_fragments") or {}).items():
         state[name] = fragment.float().view(*model["frozen_param_shapes"][name]).clone()
     return state

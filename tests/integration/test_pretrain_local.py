@@ -4,7 +4,12 @@ non-finite losses with a usable checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +24,7 @@ from pretrain.weights import export_checkpoint, from_pretrained
 from pretrain.train.nan_guard import TrainingDiverged
 from pretrain.train.recon_image import Layout
 from pretrain_runs import build_folder_shards, read_metrics, series, tiny_config
+from wandb_history import history
 
 STEPS, SAVE_EVERY = 24, 12
 
@@ -28,13 +34,39 @@ def shards(tmp_path_factory) -> Path:
     return build_folder_shards(tmp_path_factory.mktemp("corpus"))
 
 
+class Recorded(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name}: {record.getMessage()}")
+
+
 @pytest.fixture(scope="module")
-def reference(shards, tmp_path_factory):
+def reference_run(shards, tmp_path_factory):
+    """The reference run, with what it logged, warned and printed on stderr (not a terminal here)."""
     out = tmp_path_factory.mktemp("runs")
     config = tiny_config(shards, out, "reference", f"trainer.max_steps={STEPS}",
                          f"trainer.checkpoint_every_steps={SAVE_EVERY}", f"logging.recon_every_steps={SAVE_EVERY}",
                          "logging.wandb=offline")
-    return run_stage(config)
+    handler, root, stderr = Recorded(), logging.getLogger(), io.StringIO()
+    root.addHandler(handler)
+    level = root.level
+    root.setLevel(logging.INFO)  # setLevel, not assignment: it clears the loggers' cached isEnabledFor
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(stderr):
+            warnings.simplefilter("always")
+            result = run_stage(config)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    return result, handler.lines, [str(w.message) for w in caught], stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def reference(reference_run):
+    return reference_run[0]
 
 
 def test_loss_decreases_over_a_few_dozen_steps(reference):
@@ -78,6 +110,35 @@ def test_metrics_tracked_in_csv_and_offline_wandb(reference):
     assert len(videos) == 2 and all(v.stat().st_size > 0 for v in videos)
 
 
+def test_wandb_history_is_logged_against_the_global_step(reference):
+    rows = history(reference.run_dir)
+    assert all(row["_step"] == row["trainer/global_step"] for row in rows)
+    assert [row["_step"] for row in rows] == list(range(STEPS + 1))  # no jumps: media share the step's row
+    media_rows = [row["_step"] for row in rows if "recon/grid" in row]
+    assert media_rows == [SAVE_EVERY, STEPS] and all("recon/video" in rows[s] for s in media_rows)
+    assert [rows[s]["recon/grid"]["caption"] for s in media_rows] == ["step-00000012", "step-00000024"]
+    (run,) = (reference.run_dir / "wandb").glob("offline-run-*")
+    grids = sorted(p.name.split("_")[1] for p in (run / "files" / "media" / "images" / "recon").glob("grid_*.png"))
+    assert grids == ["12", "24"]  # named like the PNGs in reconstructions/
+
+
+def test_progress_is_plain_log_lines_with_the_run_eta_without_a_terminal(reference_run):
+    _, lines, _, _ = reference_run
+    progress = [line.split(": ", 1)[1] for line in lines if line.startswith("pretrain.train.progress: ")]
+    assert [int(re.match(r"step (\d+)/24 ", line).group(1)) for line in progress] == list(range(1, STEPS + 1))
+    pattern = r"step 24/24 \(100%\) · elapsed \d+:\d\d:\d\d · ETA 0:00:00 · .*train/lr \d\.\d\de-\d\d"
+    assert re.fullmatch(pattern, progress[-1]), progress[-1]
+    assert all(re.search(r"ETA \d+:\d\d:\d\d", line) for line in progress)
+
+
+def test_library_noise_is_silenced(reference_run):
+    _, lines, warned, stderr = reference_run
+    heard = "\n".join([*lines, *warned, stderr])
+    for noise in ("Tip: For seamless", "LeafSpec", "anonymous setting", "smaller than the logging interval",
+                  "dataloader is not resumable"):
+        assert noise not in heard, noise
+
+
 def test_reconstruction_grid_written(reference):
     recon = reference.run_dir / "reconstructions"
     assert sorted(p.name for p in recon.glob("*.png")) == ["step-00000012.png", "step-00000024.png"]
@@ -114,12 +175,16 @@ def test_export_loads_into_the_model_format(reference, tmp_path):
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
 
 
-def test_nonfinite_losses_stop_the_run_with_a_checkpoint(shards, tmp_path):
+def test_nonfinite_losses_stop_the_run_with_a_checkpoint(shards, tmp_path, caplog):
     config = tiny_config(shards, tmp_path, "diverges", "trainer.max_steps=40", "optim.base_lr=1e12",
                          "optim.clip_grad=null", "optim.warmup_epochs=0", "trainer.max_nonfinite_steps=3",
                          "logging.wandb=disabled", "logging.recon_every_steps=0")
-    with pytest.raises(TrainingDiverged, match="non-finite for 3 consecutive steps") as error:
+    with pytest.raises(TrainingDiverged, match="non-finite for 3 consecutive steps") as error, \
+            caplog.at_level(logging.WARNING, logger="pretrain.train.stage"):
         run_stage(config)
+    resume = f"tubelet pretrain {tmp_path}/diverges/config.yaml trainer.run_name=diverges"
+    assert any(resume in record.getMessage() and "trainer.resume=auto" in record.getMessage()
+               for record in caplog.records)
     saved = ckpt.latest_valid_checkpoint(tmp_path / "diverges")
     assert saved is not None and saved.meta["reason"] == "nonfinite" and str(saved.path) in str(error.value)
     model = from_pretrained(saved.path)

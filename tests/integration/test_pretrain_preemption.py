@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -88,9 +89,24 @@ def test_sigterm_saves_on_every_rank_exits_cleanly_and_resumes(shards, tmp_path)
     shards_written = sorted(p.name for p in (saved.state_path / "checkpoint").glob("*optim_states.pt"))
     assert shards_written == [f"zero_pp_rank_{r}_mp_rank_00_optim_states.pt" for r in (0, 1)]
 
-    done = run_cli("pretrain", "tiny", *overrides(shards, tmp_path, "preempted", *QUIET, *two_rank_zero2,
-                                                   "trainer.resume=auto", f"trainer.max_steps={saved.step + 3}"),
-                   timeout=600)
+    # the command the stopped run printed resumes it (here told to stop 3 steps later)
+    printed = stderr.split("resume it with:\n", 1)[1].splitlines()[0].strip()
+    assert printed == (f"tubelet pretrain {run_dir}/config.yaml trainer.run_name=preempted "
+                       f"trainer.output_dir={tmp_path} trainer.resume=auto")
+    done = run_cli(*shlex.split(printed)[1:], f"trainer.max_steps={saved.step + 3}", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     resumed = json.loads(done.stdout.strip().splitlines()[-1])
     assert resumed["step"] == saved.step + 3 and resumed["stopped_by_signal"] is False
+    assert f"resuming from {saved.path}" in done.stderr
+    assert "dataloader is not resumable" not in done.stderr  # our stream resumes itself
+
+
+def test_ctrl_c_prints_the_command_that_resumes_the_run(shards, tmp_path):
+    run_dir = tmp_path / "interrupted"
+    process = _start(shards, tmp_path, "interrupted", "trainer.max_steps=500", "trainer.checkpoint_every_steps=2")
+    _wait_for(lambda: bool(ckpt.list_checkpoints(run_dir)), process, poll=0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr[-3000:]
+    assert (f"resume it (from its newest checkpoint) with:\n  tubelet pretrain {run_dir}/config.yaml "
+            f"trainer.run_name=interrupted trainer.output_dir={tmp_path} trainer.resume=auto\n") in stderr

@@ -2,6 +2,8 @@
 multi-view tests, and every output the README promises, with plausible values."""
 
 import json
+import logging
+import re
 from statistics import mean
 
 import pytest
@@ -11,11 +13,36 @@ from pretrain.cli import main
 from pretrain.quickstart.report import metric_series
 
 
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+QUICKSTART_LINES = Lines()
+
+
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory):
     out = tmp_path_factory.mktemp("quickstart")
-    assert main(["quickstart", "--out", str(out), "--small"]) == 0
+    logger = logging.getLogger("pretrain.quickstart")
+    logger.addHandler(QUICKSTART_LINES)
+    try:
+        assert main(["quickstart", "--out", str(out), "--small"]) == 0
+    finally:
+        logger.removeHandler(QUICKSTART_LINES)
     return out
+
+
+@pytest.mark.slow
+def test_overall_progress_a_line_per_stage_with_elapsed_and_eta(quickstart):
+    stages = [line for line in QUICKSTART_LINES.lines if re.match(r"quickstart: stage \d/3 ", line)]
+    assert [line.split(" (")[0] for line in stages] == [f"quickstart: stage {i}/3" for i in (1, 2, 3)]
+    assert "(pretrain) · elapsed" in stages[0] and stages[0].endswith("ETA ?")
+    assert all(re.search(r"elapsed \d+:\d\d:\d\d · ETA \d+:\d\d:\d\d$", line) for line in stages[1:])
 
 
 @pytest.mark.slow

@@ -174,3 +174,16 @@ def test_a_corrupt_checkpoint_asked_for_by_name_is_one_line(runs, tmp_path, caps
     for entry in ("export", "finetune.init", "resume"):
         _assert_refused(_run_entry(entry, folder, runs, tmp_path), capsys, marker,
                         "state.ckpt does not match the sha256 recorded when it was saved")
+
+
+def test_our_zero_consolidation_equals_deepspeeds_own(runs):
+    """The safe reader gives exactly what DeepSpeed's zero_to_fp32 (which unpickles freely) gives."""
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    from pretrain.weights.zero import read_zero_checkpoint
+
+    state = runs["zero2"] / "checkpoints" / "last" / "state"
+    ours, client = read_zero_checkpoint(state)
+    reference = get_fp32_state_dict_from_zero_checkpoint(str(state))
+    assert ours.keys() == reference.keys() and client["global_step"] == 2
+    assert all(torch.equal(ours[k], reference[k]) for k in reference)

@@ -12,7 +12,8 @@ from pretrain.bench.model import hf_twin
 from pretrain.cli import main
 from pretrain.masking import batch_masks
 from pretrain.models import ArchSpec, VideoMAE
-from pretrain.models.flops import peak_tflops, videomae_forward_flops
+from pretrain.models.classifier import VideoClassifier
+from pretrain.models.flops import peak_tflops, training_flops, videomae_forward_flops
 
 pytest.importorskip("transformers")
 TINY = ["--size", "tiny", "--batch", "2", "--img-size", "32", "--num-frames", "4", "--mask-ratio", "0.5",
@@ -60,6 +61,17 @@ def test_analytic_flops_match_torch_flop_counter():
         hf(video.permute(0, 2, 1, 3, 4), bool_masked_pos=mask)
     assert hf_counter.get_total_flops() == videomae_forward_flops(
         spec, visible, int(mask.sum()), embedded=64, trimmed_last_block=False)
+    assert model.flops_per_clip(visible, targets) == counter.get_total_flops()  # the model owns its count
+
+
+def test_classifier_flops_per_clip_match_torch_flop_counter():
+    spec = ArchSpec.from_size("tiny", img_size=64, num_frames=8)
+    model = VideoClassifier(spec, num_classes=5).eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+        model(torch.randn(1, 3, 8, 64, 64))
+    assert model.flops_per_clip() == counter.get_total_flops()
+    assert training_flops(model.flops_per_clip()) == 3 * counter.get_total_flops()
 
 
 def test_peak_table():

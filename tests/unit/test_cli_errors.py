@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pretrain.cli import build_parser, main
+from pretrain.smoke.plan import backbone_names
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "pretrain"
 NO_MANIFEST = ("no manifest.json (not a shard directory, or the build has not finished: rerun "
@@ -51,8 +52,16 @@ MISTAKES = [
      "config error: splits='4' must be a comma-separated list of 1, 2, 3"),
     (["predict", "{tmp}/ckpt", "{tmp}/a.mp4", "--clips", "0"], 1, "error: --clips 0 must be >= 1"),
     (["predict", "{tmp}/ckpt", "{tmp}/a.mp4", "--crops", "-1"], 1, "error: --crops -1 must be >= 1"),
+    (["bench", "cores", "--core-rates", "1=zero"], 1, "error: --core-rates '1=zero' must look like 1=4.1,4=11.8"),
+    (["bench", "infer", "--batch", "0"], 1, "error: --batch, --reps, --img-size and --num-frames must be >= 1, --warmup >= 0"),
+    (["explain", "{tmp}/nothing", "{tmp}/a.mp4", "--out", "{tmp}/out"], 1, "error: checkpoint not found: {tmp}/nothing"),
+    (["smoke", "--backbone", "resnet", "--out", "{tmp}/out"], 2,
+     f"config error: --backbone 'resnet' is not allowed; choose one of {list(backbone_names())}"),
     (["submit", "--address", "http://127.0.0.1:1", "--stop", "JOB", "--", "pretrain", "tiny"], 1,
      "error: give either --stop JOB_ID or a command after --, not both"),
+    (["keyframes", "{tmp}/nope.mp4", "--out", "{tmp}/kf"], 1, "error: no such video: {tmp}/nope.mp4"),
+    (["features", "{tmp}/ckpt", "{tmp}/nothing", "--out", "{tmp}/f"], 1,
+     "error: {tmp}/nothing: no such shard directory or video"),
 ]
 # Commands whose only possible mistakes are argparse's (usage line + error, exit 2).
 ARGPARSE_ONLY = {("config", "list"), ("config", "reference")}

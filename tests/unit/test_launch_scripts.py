@@ -47,7 +47,7 @@ def _run_with_stubs(tmp_path: Path, script: Path, args: list[str], env: dict[str
 
 
 def test_the_expected_scripts_are_shipped_and_documented():
-    assert [p.name for p in SCRIPTS] == ["local.sh", "ray_submit.sh", "slurm.sbatch"]
+    assert [p.name for p in SCRIPTS] == ["gpu_smoke.sbatch", "local.sh", "ray_submit.sh", "slurm.sbatch"]
     readme = (LAUNCH / "README.md").read_text()
     assert all(p.name in readme for p in SCRIPTS)
 

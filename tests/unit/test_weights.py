@@ -10,7 +10,7 @@ import torch
 from pretrain.errors import CheckpointError
 from pretrain.models import VideoClassifier, VideoMAE, from_pretrained
 from pretrain.models.classifier import make_linear_probe
-from pretrain.models.videomae import IMAGENET_MEAN, IMAGENET_STD
+from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
 from pretrain.models.vit import ArchSpec
 from pretrain.weights import (
     FORMATS, Weights, WeightsFormat, describe, detect_format, register_format, save_export, save_hf,
@@ -107,3 +107,16 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_predict_and_convert_import_no_training_stack():
+    """`tubelet predict` / `tubelet convert` stay light: no Lightning, DeepSpeed, Ray or W&B."""
+    import subprocess
+    import sys
+
+    heavy = ("pytorch_lightning", "lightning_fabric", "deepspeed", "ray", "wandb")
+    code = ("import sys, pretrain.evaluate.predict, pretrain.weights, pretrain.cli.convert, pretrain.models; "
+            "pretrain.models.from_pretrained; print(','.join(m for m in %r if m in sys.modules))" % (heavy,))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == ""

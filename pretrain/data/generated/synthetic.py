@@ -24,8 +24,10 @@ def write_video(
     codec: str | None = None,
     bit_rate: int | None = None,
     gop: int | None = None,
+    options: dict | None = None,
 ) -> Path:
-    """Encode uint8 RGB frames `(H, W, 3)` into `path`; the codec follows the suffix by default."""
+    """Encode uint8 RGB frames `(H, W, 3)` into `path`; the codec follows the suffix by default.
+    `options` are extra encoder options (e.g. x264 `sc_threshold`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     codec = codec or CODEC_BY_SUFFIX.get(path.suffix.lower(), "mpeg4")
@@ -34,6 +36,7 @@ def write_video(
         for frame in frames:
             if stream is None:
                 stream = _add_stream(container, codec, fps, frame.shape, bit_rate, gop)
+                stream.options = {**stream.options, **(options or {})}
             video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
             for packet in stream.encode(video_frame):
                 container.mux(packet)

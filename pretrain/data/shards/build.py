@@ -24,6 +24,8 @@ from pretrain.data.shards.held_out import METHOD as HELD_OUT_METHOD, with_held_o
 from pretrain.data.shards.local_pool import run_in_processes
 from pretrain.data.shards.manifest import ERRORS_NAME, MANIFEST_NAME, assemble_manifest
 from pretrain.data.shards.probe import PROBE_MODES
+from pretrain.data.shards.segments import SegmentOptions, segment_listing
+from pretrain.data.shards.spans import TAILS
 from pretrain.data.shards.sources import Listing, SplitProblem, VideoEntry, list_source
 from pretrain.data.shards.store import ShardStore
 from pretrain.data.shards.writer import PARTS_DIR, ShardPlan, ShardResult, ShardTaskConfig, load_finished, write_shard
@@ -70,6 +72,25 @@ class BuildOptions:
     a hash of each path, per class when labelled (datasets/folder.md)."""
     name: Optional[str] = None
     """Dataset name recorded in the manifest and samples (default: the source; e.g. kinetics400)."""
+    annotations: tuple[str, ...] = ()
+    """kinetics: official CSV (label,youtube_id,time_start,time_end,split), matching the mirror's
+    <id>_<start:06d>_<end:06d>.* clips (kept whole) or full-length <id>.* videos; annotations: CSV
+    with video,start,end,label[,split]. Spans of full-length videos are cut exactly (re-encoded).
+    Repeat for several lists; missing videos are listed, not fatal."""
+    segment_seconds: Optional[float] = None
+    """Cut each video into samples of about S seconds. Without --reencode the packets are copied and
+    every boundary moves to the NEAREST KEYFRAME (segment lengths follow the keyframe grid); with
+    --reencode the cuts are exact."""
+    min_segment_seconds: Optional[float] = None
+    """Pieces shorter than this (the tail, short shots) are merged into a neighbour or dropped, see
+    --tail (default: half of --segment-seconds, or 1 s with --scenes alone)."""
+    tail: str = "merge"
+    """What happens to pieces shorter than --min-segment-seconds: merge or drop."""
+    scenes: bool = False
+    """Cut at shot changes (with --segment-seconds: long shots are cut further)."""
+    scene_threshold: float = 8.0
+    """Smallest shot-change score: mean absolute difference of consecutive frames' Y, U, V on a
+    64-pixel-wide grid, 0-255 (a cut must also score 3x its neighbours)."""
 
     def __post_init__(self) -> None:
         checks = [(self.shard_size_mb > 0, f"shard_size_mb={self.shard_size_mb} must be > 0"),
@@ -80,10 +101,19 @@ class BuildOptions:
                   (self.gop_seconds > 0, f"gop_seconds={self.gop_seconds} must be > 0"),
                   (0 <= self.test_fraction < 1, f"test_fraction={self.test_fraction} must be in [0, 1)"),
                   (self.probe in PROBE_MODES, f"probe={self.probe!r}: choose one of {PROBE_MODES}"),
-                  (self.preset in X264_PRESETS, f"preset={self.preset!r}: choose one of {', '.join(X264_PRESETS)}")]
+                  (self.preset in X264_PRESETS, f"preset={self.preset!r}: choose one of {', '.join(X264_PRESETS)}"),
+                  (self.tail in TAILS, f"tail={self.tail!r}: choose one of {', '.join(TAILS)}")]
         for ok, message in checks:
             if not ok:
                 raise ShardsError(message)
+        self.segment_options()  # its own checks
+
+    def segment_options(self) -> Optional[SegmentOptions]:
+        """How videos are cut into segments / shots; None: one sample per file."""
+        if self.segment_seconds is None and not self.scenes:
+            return None
+        return SegmentOptions(self.segment_seconds, self.min_segment_seconds, self.tail, self.scenes,
+                              exact=self.reencode_options() is not None, scene_threshold=self.scene_threshold)
 
     def reencode_options(self) -> Optional[ReencodeOptions]:
         if not (self.reencode or self.resize_short or self.fps):
@@ -97,6 +127,11 @@ class BuildOptions:
                   "shard_size_mb": self.shard_size_mb, "seed": self.seed}
         if self.test_fraction:  # only when set: earlier builds keep their fingerprints
             fields["held_out"] = {"test_fraction": self.test_fraction, "method": HELD_OUT_METHOD}
+        segments = self.segment_options()
+        if segments is not None:  # only when set, like held_out
+            fields["segments"] = asdict(segments)
+        if self.annotations:
+            fields["annotations"] = list(self.annotations)
         return fields
 
 
@@ -113,6 +148,9 @@ class BuildSummary:
     resumed_shards: int
     split_problems: list[str] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
+    segments: int = 0
+    """Samples that are spans of a longer video (0 for whole-file builds)."""
+    source_videos: int = 0
 
     @property
     def videos_per_second(self) -> float:
@@ -151,7 +189,10 @@ def _fingerprint(content: str, entries: list[VideoEntry]) -> str:
     digest = hashlib.sha256(content.encode())
     for entry in entries:
         mtime = _mtime_ns(entry.file)
-        digest.update(json.dumps([entry.path, entry.size, mtime, entry.label, entry.splits], sort_keys=True).encode())
+        identity = [entry.path, entry.size, mtime, entry.label, entry.splits]
+        if entry.span is not None:
+            identity.append(asdict(entry.span))
+        digest.update(json.dumps(identity, sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -215,15 +256,16 @@ def _remove_stale_shards(store: ShardStore, keep: set[str]) -> None:
         log.info("removed %d shard(s) of an earlier build", len(stale))
 
 
-def _write_results(store: ShardStore, listing: Listing, results: list[ShardResult], build: dict) -> list[dict]:
+def _write_results(store: ShardStore, listing: Listing, results: list[ShardResult], build: dict,
+                   planning_rows: list[dict]) -> list[dict]:
     split_rows = [{"kind": "split-file", "file": p.file, "line": p.line, "reason": p.reason}
                   for p in listing.problems]
     video_rows = [row for r in sorted(results, key=lambda r: r.index) for row in r.errors]
-    video_rows += [skipped.row() for skipped in listing.skipped]
+    video_rows += [skipped.row() for skipped in listing.skipped] + planning_rows
     rows = split_rows + sorted(video_rows, key=lambda row: row["path"])
     store.write_bytes(ERRORS_NAME, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode())
     manifest = assemble_manifest(listing.dataset, listing.classes, listing.split_ids, results, build,
-                                 len(split_rows), len(listing.skipped))
+                                 len(split_rows), len(listing.skipped), planning_rows)
     _remove_stale_shards(store, {r.name for r in results if r.count})
     store.write_json(MANIFEST_NAME, manifest.to_json())  # last: its presence means "complete"
     return video_rows
@@ -257,13 +299,17 @@ def build_shards(source: str, input_dir: str, output: str, options: BuildOptions
     `input_dir` into `output` (directory or fsspec URL), as `options` say. `runner` runs the shard
     tasks elsewhere (a Ray cluster: `pretrain.distributed.shard_tasks.ray_shard_runner`)."""
     started = time.perf_counter()
-    listing = with_held_out_split(list_source(source, input_dir, options.labels_from_folders), options.test_fraction)
+    listing = list_source(source, input_dir, options.labels_from_folders, options.annotations)
+    listing = with_held_out_split(listing, options.test_fraction)
     listing.dataset = options.name or listing.dataset
     _report_problems(listing, options.strict)
     if not listing.entries:
         raise ShardsError(f"{input_dir}: no usable {source} videos found")
     check_expected_counts(listing)
     store = ShardStore(str(output))
+    planning_rows: list[dict] = []
+    if options.segment_options() is not None:  # long videos: every segment becomes an entry of its own
+        listing, planning_rows = segment_listing(listing, options.segment_options(), options.workers, store)
     plans = plan_shards(listing.entries, options, listing.dataset)
     build_fingerprint = hashlib.sha256(json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()).hexdigest()
     _prepare_output(store, build_fingerprint)
@@ -271,10 +317,12 @@ def build_shards(source: str, input_dir: str, output: str, options: BuildOptions
     results, resumed = _build_missing(store, plans, options, config, progress, runner)
     build = {"source": source, "input": str(input_dir), "fingerprint": build_fingerprint,
              "tool_version": __version__, **options.content_fields()}
-    errors = _write_results(store, listing, results, build)
+    errors = _write_results(store, listing, results, build, planning_rows)
     return BuildSummary(
         output=store.url, dataset=listing.dataset, videos=sum(r.count for r in results),
         skipped=len(errors), shards=sum(1 for r in results if r.count), bytes=sum(r.bytes for r in results),
         hours=sum(m["duration"] for r in results for m in r.samples) / 3600,
         seconds=time.perf_counter() - started, resumed_shards=resumed,
-        split_problems=[p.describe() for p in listing.problems], errors=errors)
+        split_problems=[p.describe() for p in listing.problems], errors=errors,
+        segments=sum(1 for r in results for m in r.samples if "parent" in m),
+        source_videos=len({m.get("parent", m["path"]) for r in results for m in r.samples}))

@@ -7,7 +7,7 @@ import io
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Optional
+from typing import Iterable, Optional
 
 import av
 
@@ -44,11 +44,17 @@ def _repeats(index: int, ratio: float) -> int:
 
 def reencode(source: VideoSource, options: ReencodeOptions) -> tuple[bytes, VideoInfo]:
     """Decode every frame (which also probes the input) and write H.264 MP4 bytes."""
+    return encode_frames(decoded_frames(source), options)
+
+
+def encode_frames(frames: Iterable[tuple[object, "av.VideoFrame"]],
+                  options: ReencodeOptions) -> tuple[bytes, VideoInfo]:
+    """H.264 MP4 bytes of `(input stream, frame)` pairs (all frames of a video, or of a span)."""
     buffer = io.BytesIO()
     output = av.open(buffer, mode="w", format="mp4")
     out_stream, ratio, written = None, 1.0, 0
     try:
-        for index, (in_stream, frame) in enumerate(decoded_frames(source)):
+        for index, (in_stream, frame) in enumerate(frames):
             if out_stream is None:
                 in_fps = stream_rate(in_stream)
                 if in_fps <= 0:
@@ -63,6 +69,8 @@ def reencode(source: VideoSource, options: ReencodeOptions) -> tuple[bytes, Vide
                 for packet in out_stream.encode(resized):
                     output.mux(packet)
                 written += 1
+        if out_stream is None:
+            raise ProbeError("no decodable frames")
         for packet in out_stream.encode():
             output.mux(packet)
     finally:

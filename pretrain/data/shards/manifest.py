@@ -24,6 +24,11 @@ Sample (one per source video; tar members `<key>.<ext>` and `<key>.json`):
     splits      {"1": "train"|"test"|"unused", "2": ..., "3": ...}; {} for folder corpora
     ext         extension of the video member
     original    {codec, width, height, fps, num_frames, duration} of the input, only if re-encoded
+    Span samples (`--segment-seconds`, `--scenes`, annotation lists) add: parent (= path, the
+    source video), start / end (seconds in the parent), segment (number within the parent, or the
+    annotation row), cut ("keyframe": packets copied from a keyframe; "exact": re-encoded),
+    span_kind ("segment", "scene", "annotation"). Their key is `key_for_path(parent)` +
+    `_s<start ms:09d>-<end ms:09d>` (`pretrain.data.shards.spans`); fps/num_frames/duration are the span's.
 
 Splits: every video is stored ONCE. The three official splits are memberships, not copies: a loader
 for split N selects samples with `json["splits"][str(N)] == "train"` (or "test"). Storing the corpus
@@ -38,7 +43,8 @@ Split names used by configs (`data.split`, `data.eval_split`): "train"/"test" me
 
 Manifest (`manifest.json`, `Manifest` below): format/format_version, dataset, classes (ordered list,
 index = label), num_classes, split_ids, shards [{name, count, bytes, sha256}], totals {samples,
-bytes, duration_s, input_videos, skipped_videos, split_problems}, splits {id: {"train": n, "test": n,
+bytes, duration_s, input_videos, skipped_videos, split_problems; segmented builds also videos, segments,
+hours, skipped_segments}, splits {id: {"train": n, "test": n,
 "unused": n, "shards": {"train": {shard: n}, "test": {shard: n}}}}, class_counts {"all": {class: n},
 id: {"train": {class: n}, "test": {class: n}}}, errors_file, build (options, fingerprint),
 tool_version, created, storage (the disk-cost note above).
@@ -53,7 +59,7 @@ import posixpath
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 from pretrain import __version__
 from pretrain.data.shards.errors import ShardsError
@@ -213,10 +219,22 @@ def split_summary(samples: Iterable[tuple[str, dict]], split_ids: Iterable[str])
     return splits, class_counts
 
 
+def span_totals(samples: list[dict], error_rows: list[dict]) -> dict:
+    """Videos, segments and hours of a segmented build (spans: samples with a `parent`)."""
+    spans = [m for m in samples if "parent" in m]
+    if not spans and not any("start" in row for row in error_rows):
+        return {}
+    return {"videos": len({m.get("parent", m["path"]) for m in samples}), "segments": len(spans),
+            "hours": round(sum(m["duration"] for m in samples) / 3600, 6),
+            "skipped_segments": sum(1 for row in error_rows if "start" in row)}
+
+
 def assemble_manifest(dataset: str, classes: list[str], split_ids: Iterable[str], results: list,
-                      build: dict, split_problems: int, unlisted_inputs: int = 0) -> Manifest:
+                      build: dict, split_problems: int, unlisted_inputs: int = 0,
+                      planning_errors: Sequence[dict] = ()) -> Manifest:
     """The manifest of a finished build from its shard results (ordered by shard index);
-    `unlisted_inputs`: directory entries skipped while listing (dangling symlinks, bad names)."""
+    `unlisted_inputs`: directory entries skipped while listing (dangling symlinks, bad names);
+    `planning_errors`: error rows of videos (or their tails) that segmenting could not read."""
     results = sorted(results, key=lambda r: r.index)
     shards = [ShardRecord(r.name, r.count, r.bytes, r.sha256) for r in results if r.count]
     samples = [(r.name, m) for r in results for m in r.samples]
@@ -230,6 +248,9 @@ def assemble_manifest(dataset: str, classes: list[str], split_ids: Iterable[str]
         "skipped_videos": sum(len(r.errors) for r in results) + unlisted_inputs,
         "split_problems": split_problems,
     }
+    error_rows = [*planning_errors, *(row for r in results for row in r.errors)]
+    totals["skipped_videos"] += len(planning_errors)
+    totals.update(span_totals([m for _, m in samples], error_rows))
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return Manifest(dataset=dataset, classes=list(classes), shards=shards, totals=totals, splits=splits,
                     split_ids=list(split_ids), class_counts=class_counts, build=build, created=created)

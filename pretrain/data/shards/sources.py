@@ -14,10 +14,11 @@ import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 from pretrain.data.shards.errors import LayoutError
 from pretrain.data.shards.keys import key_for_path
+from pretrain.data.shards.spans import Span, span_key
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,12 @@ class VideoEntry:
     class_name: Optional[str] = None
     splits: dict = field(default_factory=dict)
     """Official split id -> "train" / "test" / "unused"; empty for folder corpora."""
+    span: Optional[Span] = None
+    """A part of the video (segment, shot, annotation) that is its own sample; None: the whole file."""
 
     @property
     def key(self) -> str:
-        return key_for_path(self.path)
+        return span_key(self.path, self.span) if self.span else key_for_path(self.path)
 
     @property
     def split(self) -> str:
@@ -174,8 +177,12 @@ def list_folder(input_dir: str | Path, labels_from_folders: bool = False,
     return Listing(dataset, classes, entries, problems, skipped=skipped)
 
 
-def list_source(source: str, input_dir: str | Path, labels_from_folders: bool = False) -> Listing:
-    """Dispatch on the source name: folder, ucf101, hmdb51."""
+SOURCES = ("folder", "ucf101", "hmdb51", "kinetics", "annotations")
+
+
+def list_source(source: str, input_dir: str | Path, labels_from_folders: bool = False,
+                annotations: Sequence[str] = ()) -> Listing:
+    """Dispatch on the source name: folder, ucf101, hmdb51, kinetics / annotations (span lists)."""
     # Imported here: those modules build on the types above (a top-level import would be circular).
     from pretrain.data.shards.hmdb51 import list_hmdb51
     from pretrain.data.shards.ucf101 import list_ucf101
@@ -186,7 +193,11 @@ def list_source(source: str, input_dir: str | Path, labels_from_folders: bool = 
         return list_ucf101(input_dir)
     if source == "hmdb51":
         return list_hmdb51(input_dir)
-    raise LayoutError(f"unknown source {source!r}; choose folder, ucf101 or hmdb51")
+    if source in ("kinetics", "annotations"):
+        from pretrain.data.shards.annotations import list_annotations
+
+        return list_annotations(input_dir, annotations, kinetics=source == "kinetics")
+    raise LayoutError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
 
 
 def existing_dir(path: str | Path) -> Path:

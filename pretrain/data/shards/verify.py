@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import fsspec
 
-from pretrain.data.shards.keys import key_for_path
+from pretrain.data.shards.spans import sample_key
 from pretrain.data.shards.local_pool import run_in_processes
 from pretrain.data.shards.manifest import ShardRecord, read_manifest
 from pretrain.data.shards.probe import ProbeError, probe_video
@@ -51,7 +51,7 @@ def _check_sample(shard: str, key: str, members: dict, decode: bool) -> list[str
     except ValueError as error:
         return [f"{where}: .json member is not valid JSON ({error})"]
     problems = []
-    if key_for_path(meta.get("path", "")) != key:
+    if sample_key(meta) != key:
         problems.append(f"{where}: key does not match its path {meta.get('path')!r}")
     video = members.get(meta.get("ext", ""))
     if video is None:

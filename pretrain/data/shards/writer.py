@@ -22,6 +22,7 @@ from pretrain.data.shards.encode import ReencodeOptions, reencode
 from pretrain.data.shards.errors import StrictModeError
 from pretrain.data.shards.probe import ProbeError, VideoInfo, probe_video
 from pretrain.data.shards.sources import VideoEntry
+from pretrain.data.shards.spans import span_fields
 from pretrain.data.shards.store import HashingFile, ShardStore
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,11 @@ def sample_json(entry: VideoEntry, info: VideoInfo, dataset: str, ext: str,
 
 def prepare_video(entry: VideoEntry, config: ShardTaskConfig) -> tuple[bytes, dict]:
     """(video bytes, sample json); ProbeError if the input is unusable."""
+    if entry.span is not None:  # a segment, shot or annotated span: cut from its parent
+        from pretrain.data.shards.cutting import cut_span
+
+        data, info, ext, original = cut_span(entry.file, entry.span, config.probe, config.reencode)
+        return data, {**sample_json(entry, info, config.dataset, ext, original), **span_fields(entry.span, entry.path)}
     data = Path(entry.file).read_bytes()
     if not data:
         raise ProbeError("zero-byte file")
@@ -122,6 +128,13 @@ def _reason(error: Exception) -> str:
     return f"unreadable ({error})"
 
 
+def _error_row(entry: VideoEntry, reason: str) -> dict:
+    row = {"kind": "video", "path": entry.path, "file": entry.file, "reason": reason}
+    if entry.span is not None:  # a broken part of a long video skips only its span
+        row.update(kind=entry.span.kind, start=entry.span.start, end=entry.span.end)
+    return row
+
+
 def _add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
     member = tarfile.TarInfo(name)
     member.size, member.mtime, member.mode = len(payload), TAR_MTIME, 0o444
@@ -140,8 +153,9 @@ def _write_samples(handle, plan: ShardPlan, config: ShardTaskConfig, result: Sha
                 reason = _reason(error)
                 if config.strict:
                     raise StrictModeError(f"{entry.file}: {reason} (--strict)") from None
-                log.warning("skipping %s: %s", entry.file, reason)
-                result.errors.append({"kind": "video", "path": entry.path, "file": entry.file, "reason": reason})
+                span = f" [{entry.span.start:.3f}-{entry.span.end:.3f} s]" if entry.span else ""
+                log.warning("skipping %s%s: %s", entry.file, span, reason)
+                result.errors.append(_error_row(entry, reason))
                 continue
             _add_member(tar, f"{key}.{meta['ext']}", payload)
             _add_member(tar, f"{key}.json", json.dumps(meta, sort_keys=True).encode("utf-8"))

@@ -20,7 +20,7 @@ from pretrain.config import RunConfig
 from pretrain.data.streams import stages
 from pretrain.data.streams.batching import ClipMaker, StartPoint, batch_clips, make_clips
 from pretrain.data.augment.clips import eval_views
-from pretrain.data.streams.loader import BatchStream, Slot, StreamLoader
+from pretrain.data.streams.loader import BatchStream, Slot, StreamLoader, pin_batches
 from pretrain.data.streams.pretrain_stream import clip_settings
 from pretrain.data.streams.selection import EVAL_KEY, Selection, members_per_shard, resolve_selection
 from pretrain.data.shards import read_manifest
@@ -68,13 +68,16 @@ class EvalStream(BatchStream):
 
 
 def build_eval_loader(config: RunConfig, rank: int, world_size: int, multi_view: bool = True,
-                      split: str | None = None) -> StreamLoader:
-    """Deterministic loader over `split` (default `data.eval_split`) for `rank` of `world_size`."""
+                      split: str | None = None, shard: str | None = None) -> StreamLoader:
+    """Deterministic loader over `split` (default `data.eval_split`) for `rank` of `world_size`;
+    `shard` (a shard name) reads that shard only (feature extraction works shard by shard)."""
     data = config.data
     manifest = read_manifest(data.shards)
     selection = resolve_selection(split or data.eval_split, manifest, config.finetune.split,
                                   key=EVAL_KEY if split is None else "split")
     members = members_per_shard(manifest, selection)
+    if shard is not None:
+        members = [(url, count) for url, count in members if url.rsplit("/", 1)[-1] == shard]
     if not members:
         raise stages.DataError(f"{manifest.location}: no samples in {selection.describe()}")
     clips, crops = (data.test_clips, data.test_crops) if multi_view else (1, 1)
@@ -82,7 +85,7 @@ def build_eval_loader(config: RunConfig, rank: int, world_size: int, multi_view:
                               multi_view=multi_view)
     stream = EvalStream(members, selection, maker, data.batch_size, rank, world_size, data.num_workers,
                         normalize=not data.normalize_on_device)
-    return StreamLoader(stream, data.num_workers)
+    return StreamLoader(stream, data.num_workers, pin_memory=pin_batches(config.trainer.accelerator))
 
 
 def _views(sample: dict, rng, settings, num_clips: int, num_crops: int, multi_view: bool) -> list[dict]:

@@ -16,7 +16,7 @@ import numpy as np
 from pretrain.config import ConfigError, RunConfig
 from pretrain.data.augment.clips import TrainAugment, finetune_clips
 from pretrain.data.streams.eval_stream import build_eval_loader
-from pretrain.data.streams.loader import StreamLoader
+from pretrain.data.streams.loader import StreamLoader, pin_batches
 from pretrain.data.augment.mixup import Mixup
 from pretrain.data.streams.pretrain_stream import clip_settings
 from pretrain.data.streams.selection import members_per_shard, resolve_selection
@@ -59,7 +59,7 @@ def build_finetune_train_loader(config: RunConfig, rank: int, world_size: int) -
                          shuffle_buffer=data.shuffle_buffer, rank=rank, world_size=world_size,
                          num_workers=data.num_workers, seed=config.trainer.seed,
                          normalize=not data.normalize_on_device, hook=MixupHook(mixup))
-    return StreamLoader(stream, data.num_workers)
+    return StreamLoader(stream, data.num_workers, pin_memory=pin_batches(config.trainer.accelerator))
 
 
 def build_finetune_loaders(config: RunConfig, rank: int, world_size: int) -> tuple[StreamLoader, StreamLoader]:

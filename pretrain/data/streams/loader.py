@@ -84,6 +84,15 @@ class BatchStream(IterableDataset):
         yield from self.batches(slot, start)
 
 
+def pin_batches(accelerator: str) -> bool:
+    """Page-locked batches when the run trains on a GPU (`trainer.accelerator` gpu, or auto with
+    CUDA present): Lightning copies batches with `non_blocking=True`, which is only asynchronous
+    from pinned memory. The DataLoader's pin thread copies each batch out of shared memory once."""
+    import torch
+
+    return accelerator != "cpu" and torch.cuda.is_available()
+
+
 class StreamLoader(DataLoader):
     """DataLoader over a BatchStream, with a checkpointable position and skip counters."""
 

@@ -17,7 +17,7 @@ from typing import Optional
 from pretrain.config import RunConfig
 from pretrain.data.streams.batching import ClipMaker
 from pretrain.data.augment.clips import ClipSettings, MaskSettings, pretrain_clips
-from pretrain.data.streams.loader import StreamLoader
+from pretrain.data.streams.loader import StreamLoader, pin_batches
 from pretrain.data.streams.selection import members_per_shard, resolve_selection
 from pretrain.data.shards import read_manifest
 from pretrain.data.streams.train_stream import TrainStream, batches_per_rank
@@ -51,4 +51,4 @@ def build_pretrain_loader(config: RunConfig, rank: int, world_size: int,
                          num_workers=data.num_workers, seed=config.trainer.seed,
                          normalize=not data.normalize_on_device,
                          yuv420=data.normalize_on_device and data.ship_yuv420)
-    return StreamLoader(stream, data.num_workers)
+    return StreamLoader(stream, data.num_workers, pin_memory=pin_batches(config.trainer.accelerator))

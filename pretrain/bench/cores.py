@@ -1,0 +1,117 @@
+"""`tubelet bench cores`: how many CPU cores one GPU needs so that decoding never starves it.
+
+cores per GPU = clips/s one GPU trains / clips/s one core decodes.
+
+- GPU side: measured (`--from-bench`, a `tubelet bench model --json` result: our step's clips/s)
+  or analytic: the training FLOPs of one clip (encoder on visible tokens, decoder on the rest;
+  `pretrain.models.flops`) at a stated MFU of a stated peak (H100/H200 bf16 dense by default).
+- CPU side: the pretraining pipeline's clips per CPU-second (one loader process = one core, as
+  `tubelet bench data` measures with workers 0) on shards of the recommended encoding (`shards
+  build --resize-short 320 --reencode`: H.264, 0.5 s keyframes), at data.num_sample 1 and 4.
+  Measured here on a generated corpus (`--measure`), or the figures given on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+from pretrain.models.flops import training_flops, videomae_forward_flops
+
+H100_BF16_PEAK = 989.4  # dense TFLOP/s, H100 SXM / H200 (pretrain.models.flops.PEAK_TFLOPS)
+DEFAULT_MFU = 0.4  # a stated assumption, not a measurement: AVION-class code reaches ~16% on A5000s
+
+
+@dataclass
+class CoresFigure:
+    size: str
+    backbone: str
+    gpu_clips_per_s: float
+    gpu_source: str
+    """'measured: ...' or 'analytic: ...' (how the GPU rate was obtained)."""
+    core_clips_per_s: dict[str, float]
+    """num_sample -> clips per CPU-second of the pipeline."""
+    cores_per_gpu: dict[str, float]
+
+
+def analytic_gpu_clips_per_s(size: str, mask_ratio: float, mfu: float, peak_tflops: float,
+                             img_size: int = 224, num_frames: int = 16) -> tuple[float, int]:
+    """Clips/s of one GPU at `mfu` of `peak_tflops` for VideoMAE-`size`; and the FLOPs per clip."""
+    from pretrain.masking import num_hidden_tokens
+    from pretrain.models.vit import ArchSpec
+
+    spec = ArchSpec.from_size(size, img_size, num_frames)
+    hidden = num_hidden_tokens(spec.grid, mask_ratio)
+    flops = training_flops(videomae_forward_flops(spec, spec.num_tokens - hidden, hidden))
+    return mfu * peak_tflops * 1e12 / flops, flops
+
+
+def measured_gpu_clips_per_s(bench_json: Path) -> tuple[float, str]:
+    """Our training step's clips/s from a `tubelet bench model --json` result."""
+    result = json.loads(Path(bench_json).read_text())
+    clips = result["batch"] / result["ours_step_s"]
+    mfu = result.get("ours_mfu")
+    note = (f"measured: bench model {result['size']} {result['num_frames']}x{result['img_size']}^2 batch "
+            f"{result['batch']} {result['dtype']} on {result['device_name']}")
+    return clips, note + (f", MFU {100 * mfu:.1f}%" if mfu else "")
+
+
+def core_clips_per_s(shards: str, num_samples: tuple[int, ...] = (1, 4), clips: int = 48) -> dict[str, float]:
+    """Clips per CPU-second of the pretraining pipeline (in-process: one core) per num_sample."""
+    import torch
+
+    from pretrain.bench.data import bench_config, interleaved_clip_rates, _stream
+    from pretrain.data.streams.pretrain_stream import build_pretrain_loader
+
+    torch.set_num_threads(1)  # one core per loader process, as in training
+    iterators = {str(n): _stream(build_pretrain_loader(bench_config(shards, 0, n), 0, 1)) for n in num_samples}
+    return {name: round(rate, 3) for name, rate in interleaved_clip_rates(iterators, clips, 1, time.process_time).items()}
+
+
+def recommended_shards(workdir: Path, videos: int = 6, frames: int = 125) -> Path:
+    """A textured H.264 640x360 corpus built with the recommended options (short side 320, re-encoded)."""
+    from pretrain.bench.data_corpus import CORPORA
+    from pretrain.data.generated.synthetic import textured_pan_frames, write_video
+    from pretrain.data.shards import BuildOptions, build_shards
+
+    shards = workdir / "shards-320-reencode"
+    if (shards / "manifest.json").exists():
+        return shards
+    spec, raw = CORPORA["h264"], workdir / "raw-h264"
+    for index in range(videos):
+        write_video(raw / f"pan_{index:03d}{spec.suffix}", textured_pan_frames(frames, spec.size, spec.speed, seed=index),
+                    fps=25, bit_rate=spec.bit_rate, gop=spec.gop)
+    build_shards("folder", str(raw), str(shards), BuildOptions(shard_size_mb=64, resize_short=320, reencode=True))
+    return shards
+
+
+def cores_figure(size: str, backbone: str, gpu: tuple[float, str], per_core: dict[str, float]) -> CoresFigure:
+    clips, source = gpu
+    cores = {n: round(clips / rate, 2) for n, rate in per_core.items() if rate > 0}
+    return CoresFigure(size, backbone, round(clips, 2), source, per_core, cores)
+
+
+def format_figure(figure: CoresFigure) -> str:
+    lines = [f"VideoMAE-{figure.size} ({figure.backbone}) pretraining: one GPU trains "
+             f"{figure.gpu_clips_per_s:.1f} clips/s ({figure.gpu_source})"]
+    for n, rate in figure.core_clips_per_s.items():
+        cores = figure.cores_per_gpu.get(n, math.inf)
+        lines.append(f"  data.num_sample={n}: one core decodes {rate:.2f} clips/s -> {cores:.1f} cores per GPU "
+                     f"({math.ceil(cores)} loader processes)")
+    return "\n".join(lines)
+
+
+def as_dict(figure: CoresFigure) -> dict:
+    return asdict(figure)
+
+
+def gpu_rate(size: str, mask_ratio: float, mfu: float, peak: float, bench_json: Optional[str]) -> tuple[float, str]:
+    if bench_json:
+        return measured_gpu_clips_per_s(Path(bench_json))
+    clips, flops = analytic_gpu_clips_per_s(size, mask_ratio, mfu, peak)
+    return clips, (f"analytic, not measured: 16x224^2, {flops / 1e9:.0f} GFLOP per clip at an assumed MFU of "
+                   f"{100 * mfu:.0f}% of {peak:.0f} TFLOP/s")

@@ -1,0 +1,41 @@
+"""`tubelet keyframes VIDEO... --out DIR [--every S | --scenes]`: keyframe images, keyframes.json
+and a contact sheet."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pretrain.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("keyframes", help="keyframe images + keyframes.json + contact_sheet.png of videos")
+    parser.add_argument("videos", nargs="+", metavar="VIDEO")
+    parser.add_argument("--out", required=True, help="output directory")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--every", type=float, default=None, metavar="S",
+                        help="one frame every S seconds instead of the stream's I-frames")
+    choice.add_argument("--scenes", action="store_true", help="the first frame of every shot instead")
+    parser.add_argument("--scene-threshold", type=float, default=None, help="see `tubelet shards build --help`")
+    parser.set_defaults(handler=_keyframes)
+
+
+def _keyframes(args: argparse.Namespace) -> int:
+    import av
+
+    from pretrain.data.video.keyframes import write_keyframes
+
+    missing = [video for video in args.videos if not Path(video).is_file()]
+    if missing:
+        raise UserError(f"no such video: {', '.join(missing)}")
+    if args.every is not None and args.every <= 0:
+        raise UserError(f"--every={args.every} must be > 0")
+    mode = "every" if args.every is not None else "scenes" if args.scenes else "iframes"
+    try:
+        records = write_keyframes(args.videos, args.out, mode, args.every, args.scene_threshold)
+    except (av.FFmpegError, IndexError) as error:  # IndexError: a file without a video stream
+        raise UserError(f"cannot read keyframes: {error}") from None
+    print(f"{len(records)} keyframes ({mode}) of {len(args.videos)} video(s) -> {args.out} "
+          "(keyframes.json, contact_sheet.png)")
+    return 0

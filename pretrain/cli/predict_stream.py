@@ -1,0 +1,59 @@
+"""`tubelet predict CKPT SOURCE --stream`: one line per window, then a summary (also on Ctrl-C).
+
+The options are declared with the rest of `predict` (`cli/finetune.py`); this module runs them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pretrain.errors import UserError
+
+
+def add_stream_options(predict: argparse.ArgumentParser) -> None:
+    group = predict.add_argument_group("streaming (--stream): slide over one long video, URL or growing file")
+    group.add_argument("--stream", action="store_true", help="score sliding windows of one source as it decodes")
+    group.add_argument("--window", type=float, help="window length in seconds (default: one training clip's span)")
+    group.add_argument("--stride", type=float, help="seconds between window starts (default: half a window)")
+    group.add_argument("--follow", type=float, default=0.0, metavar="S",
+                       help="a local file still being written: wait up to S seconds for it to grow at its end")
+    group.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    from pretrain.evaluate.inference import load_inference_model
+    from pretrain.evaluate.stream import StreamStats, stream_predictions
+    from pretrain.evaluate.stream_source import FrameSource
+
+    if len(args.videos) != 1:
+        raise UserError(f"--stream takes one source, got {len(args.videos)}")
+    for name in ("window", "stride"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            raise UserError(f"--{name} {getattr(args, name)} must be > 0 seconds")
+    loaded = load_inference_model(args.checkpoint)
+    if loaded.kind != "classifier":
+        raise UserError(f"{args.checkpoint} is a {loaded.kind} model; --stream needs a classifier")
+    source = FrameSource(args.videos[0], loaded.spec.img_size, follow_s=args.follow)
+    stats = StreamStats()
+    try:
+        for prediction in stream_predictions(loaded, source, stats, args.topk, args.window, args.stride):
+            print(json.dumps(prediction.to_json()) if args.json else _format(prediction), flush=True)
+    except KeyboardInterrupt:
+        stats.end_reason = "interrupted"
+    summary = stats.summary()
+    print(json.dumps({"summary": summary}) if args.json else _format_summary(summary), flush=True)
+    if summary["end"] != "end of input":
+        print(f"tubelet: stream ended: {summary['end']}", file=sys.stderr)
+    return 0
+
+
+def _format(p) -> str:
+    ranked = "  ".join(f"{name} {100 * prob:.1f}%" for name, prob in p.topk)
+    return f"[{p.t0:8.2f} - {p.t1:8.2f} s] {ranked}  ({p.latency_ms:.1f} ms)"
+
+
+def _format_summary(s: dict) -> str:
+    return (f"{s['windows']} windows over {s['video_s']:.2f} s of video in {s['wall_s']:.2f} s: "
+            f"realtime_factor {s['realtime_factor']}, window latency p50 {s['latency_p50_ms']} ms, "
+            f"p95 {s['latency_p95_ms']} ms ({s['end']})")

@@ -1,0 +1,107 @@
+"""`tubelet explain CKPT VIDEO`: where in space and time a model looks, written as files.
+
+A classifier's decision is explained by attention rollout or by Grad-CAM on the last block's tokens
+(`saliency`); a pretraining checkpoint gets its per-token reconstruction error instead (what the
+model cannot predict). Either way the result is a score per token of the grid `(T', H', W')`,
+summing to 1, written as:
+
+- `saliency.json`: `class`, `prob`, `method`, `grid`, `token_scores` (nested T' x H' x W'),
+  `frame_scores` (one per input frame, summing to 1), `frame_indices` (source frame of each) and,
+  for classifiers, the deletion-curve areas (`deletion_auc` salient-first, `random_deletion_auc`);
+- `saliency.png`: the frames with the heat map over them and the per-frame importance curve;
+- `saliency.mp4`: the overlay as a video.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from pretrain.errors import DataError
+from pretrain.evaluate import saliency
+from pretrain.evaluate.faithfulness import deletion_areas
+from pretrain.evaluate.inference import Clip, InferenceModel, class_index, load_inference_model, read_clip
+
+log = logging.getLogger(__name__)
+
+METHODS = ("rollout", "gradient")
+
+
+@dataclass
+class Explanation:
+    method: str
+    """'rollout', 'gradient' or 'reconstruction'."""
+    class_name: Optional[str]
+    prob: Optional[float]
+    """Probability of `class_name` (classifiers), or None."""
+    token_scores: torch.Tensor
+    """(T', H', W') summing to 1."""
+    clip: Clip
+    tubelet: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def frame_scores(self) -> list[float]:
+        """One per input frame: its tubelet slot's mass shared evenly over the slot's frames."""
+        per_slot = self.token_scores.sum((1, 2)) / self.tubelet  # (T',)
+        return per_slot.repeat_interleave(self.tubelet).tolist()
+
+    def to_json(self) -> dict:
+        return {"class": self.class_name, "prob": self.prob, "method": self.method,
+                "grid": list(self.token_scores.shape), "token_scores": self.token_scores.tolist(),
+                "frame_scores": self.frame_scores, "frame_indices": self.clip.frame_indices, **self.extra}
+
+
+def explain_clip(loaded: InferenceModel, clip: Clip, method: str = "gradient",
+                 class_name: Optional[str] = None) -> Explanation:
+    """The explanation of one clip (uint8 `(C, T, S, S)`) by a loaded model."""
+    from pretrain.data.augment.transforms import normalize_video
+
+    video = normalize_video(clip.video[None])  # (1, C, T, S, S) float
+    tubelet = loaded.spec.tubelet_size
+    if loaded.kind == "pretraining":
+        error, scores = saliency.reconstruction_error(loaded.model, video)
+        return Explanation("reconstruction", None, None, scores, clip, tubelet, {"reconstruction_error": error})
+    if method not in METHODS:
+        raise DataError(f"unknown method {method!r}; choose one of {list(METHODS)}")
+    with torch.no_grad():
+        logits = loaded.model(video)[0].float()  # (K,)
+    target = class_index(loaded, class_name, logits)
+    if method == "rollout":
+        _, scores = saliency.attention_rollout(loaded.model, video)
+    else:
+        _, scores, _ = saliency.gradient_saliency(loaded.model, video, target)
+    salient_auc, random_auc = deletion_areas(loaded.model, video, scores, target)
+    prob = float(logits.softmax(-1)[target])
+    extra = {"deletion_auc": salient_auc, "random_deletion_auc": random_auc}
+    return Explanation(method, loaded.class_names[target], prob, scores, clip, tubelet, extra)
+
+
+def explain(checkpoint: str | Path, video: str | Path, out_dir: str | Path, method: str = "gradient",
+            class_name: Optional[str] = None) -> dict[str, Path]:
+    """Explain `video` with the model at `checkpoint`; returns the written files by kind."""
+    from pretrain.evaluate.explain_render import write_overlay_png, write_overlay_video
+
+    loaded = load_inference_model(checkpoint)
+    clip = read_clip(video, loaded.spec, loaded.stride)
+    explanation = explain_clip(loaded, clip, method, class_name)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"json": out / "saliency.json", "png": out / "saliency.png", "mp4": out / "saliency.mp4"}
+    files["json"].write_text(json.dumps(explanation.to_json(), indent=1))
+    title = _title(explanation, Path(video).name)
+    write_overlay_png(clip.video, explanation.token_scores, explanation.frame_scores, title, files["png"])
+    write_overlay_video(clip.video, explanation.token_scores, files["mp4"], fps=max(clip.fps / loaded.stride, 1.0))
+    log.info("%s: %s", video, title)
+    return files
+
+
+def _title(explanation: Explanation, name: str) -> str:
+    if explanation.class_name is None:
+        return f"{name}: reconstruction error (mean {explanation.extra['reconstruction_error']:.3f})"
+    return f"{name}: {explanation.class_name} {100 * explanation.prob:.1f}% ({explanation.method})"
