@@ -29,6 +29,20 @@ def tube_mask(
     return spatial.repeat(frames)  # (T' * H' * W',)
 
 
+def random_mask(
+    grid: tuple[int, int, int], ratio: float, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
+    """Random token mask (the VideoMAE ablation): `int(ratio * N)` of all N tokens hidden,
+    independently of time. Returns bool `(N,)`."""
+    num_tokens = math.prod(grid)
+    mask = torch.zeros(num_tokens, dtype=torch.bool)
+    mask[torch.randperm(num_tokens, generator=generator)[: int(ratio * num_tokens)]] = True
+    return mask
+
+
+ENCODER_MASKS = {"tube": tube_mask, "random": random_mask}
+
+
 def running_cell_mask(
     grid: tuple[int, int, int], ratio: float = 0.5, generator: Optional[torch.Generator] = None
 ) -> torch.Tensor:

@@ -28,6 +28,9 @@ def register(benches: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--compile", action="store_true",
                         help="also time both models under torch.compile (as trainer.compile=true compiles)")
+    parser.add_argument("--backbone", choices=("vit", "timesformer", "vivit"), default="vit",
+                        help="timesformer/vivit: the classifier step vs transformers' TimeSformer/ViViT, "
+                             "then a pretraining step of each backbone")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=_run)
 
@@ -43,10 +46,22 @@ def _run(args: argparse.Namespace) -> int:
             mask_ratio=args.mask_ratio, decoder_mask_ratio=args.decoder_mask_ratio, device=args.device,
             dtype=args.dtype, reps=args.reps, warmup=args.warmup, threads=args.threads, compile=args.compile,
         )
+        if args.backbone != "vit":
+            return _run_backbone(settings, args)
         result = run_model_bench(settings)
     except ImportError as error:
         raise UserError(f"the model benchmark needs transformers (pip install 'tubelet[hf]'): {error}") from error
     print(json.dumps(result) if args.json else format_result(result))
+    return 0
+
+
+def _run_backbone(settings: Any, args: argparse.Namespace) -> int:
+    from pretrain.bench.backbones import format_backbone_result, run_classifier_bench, run_pretraining_table
+
+    classifier = run_classifier_bench(settings, args.backbone)
+    table = run_pretraining_table(settings)
+    print(json.dumps({"classifier": classifier, "pretraining": table}) if args.json
+          else format_backbone_result(classifier, table))
     return 0
 
 

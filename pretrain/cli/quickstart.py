@@ -14,6 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="quickstart", help="output folder (default: ./quickstart)")
     parser.add_argument("--small", action="store_true", help="the CI-sized setting (about a minute)")
     parser.add_argument("--seeds", default=None, help="fine-tuning seeds, comma-separated (default 0,1,2)")
+    parser.add_argument("--backbone", choices=("vit", "timesformer", "vivit"), default="vit",
+                        help="encoder of every stage (default vit, VideoMAE's joint attention)")
     parser.set_defaults(handler=_quickstart)
 
 
@@ -36,6 +38,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     plan = QuickstartPlan.small() if args.small else QuickstartPlan()
     if args.seeds:
         plan = dataclasses.replace(plan, seeds=parse_seeds(args.seeds))
+    plan = dataclasses.replace(plan, backbone=args.backbone)
     result = run_quickstart(Path(args.out), plan, on_stage=lambda message: print(f"==> {message}", flush=True))
     print(result.files["results_md"].read_text())
     for name, path in sorted(result.files.items()):

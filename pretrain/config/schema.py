@@ -13,9 +13,10 @@ from typing import Any, Optional
 
 from pretrain.errors import ConfigError  # re-exported: `pretrain.config.ConfigError`
 from pretrain.models.pixels import token_grid
-from pretrain.models.sizes import SIZES
+from pretrain.models.sizes import BACKBONES, SIZES
 
 STAGES = ("pretrain", "finetune")
+MASK_KINDS = ("tube", "random")
 
 
 def _choice(key: str, value: Any, allowed: tuple) -> None:
@@ -58,9 +59,25 @@ class ModelConfig:
     """Normalize each target cube per channel before the MSE (VideoMAE default)."""
     grad_checkpointing: bool = False
     """Recompute block activations in backward to save memory."""
+    backbone: str = "vit"
+    """Encoder: vit (joint space-time attention, VideoMAE), timesformer (divided space-time
+    attention), vivit (ViViT's factorised encoder). timesformer and vivit need tube masks."""
+    temporal_depth: Optional[int] = None
+    """vivit: blocks of the temporal transformer; null takes the size's default (4; tiny 1)."""
+    pixel_mean: Optional[tuple[float, float, float]] = None
+    """Per-channel input mean (0..1 units) the video is normalized with; null: ImageNet's. Weights
+    carry theirs (HF ViViT: 0.5, i.e. inputs in [-1, 1]); predict/evaluate use the weights' own."""
+    pixel_std: Optional[tuple[float, float, float]] = None
+    """Per-channel input std (0..1 units); null: ImageNet's (HF ViViT: 0.5)."""
 
     def __post_init__(self) -> None:
         _choice("model.size", self.size, tuple(SIZES))
+        _choice("model.backbone", self.backbone, BACKBONES)
+        if self.temporal_depth is not None:
+            _positive("model.temporal_depth", self.temporal_depth)
+        for key, stats in (("model.pixel_mean", self.pixel_mean), ("model.pixel_std", self.pixel_std)):
+            _check(stats is None or len(stats) == 3, f"{key}={stats} must be 3 values (R, G, B) or null")
+        _check(self.pixel_std is None or all(v > 0 for v in self.pixel_std), f"model.pixel_std={self.pixel_std} must be > 0")
         _positive("model.img_size", self.img_size)
         _positive("model.num_frames", self.num_frames)
         _positive("model.tubelet_size", self.tubelet_size)
@@ -99,9 +116,13 @@ class MaskConfig:
     decoder_ratio: float = 0.0
     """VideoMAE V2 decoder masking: fraction of tokens the decoder does NOT reconstruct
     (running-cell pattern). 0 disables decoder masking."""
+    kind: str = "tube"
+    """tube (VideoMAE: the same spatial positions hidden in every time slot) or random (each
+    token independently, `int(ratio * N)` per clip; the VideoMAE ablation). Only vit takes random."""
 
     def __post_init__(self) -> None:
         _in_open_unit("mask.ratio", self.ratio)
+        _choice("mask.kind", self.kind, MASK_KINDS)
         _check(
             self.decoder_ratio == 0.0 or 0.0 < self.decoder_ratio < 1.0,
             f"mask.decoder_ratio={self.decoder_ratio} must be 0 (off) or in the open interval (0, 1)",
@@ -386,6 +407,12 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _choice("stage", self.stage, STAGES)
+        _check(self.data.normalize_on_device or (self.model.pixel_mean is None and self.model.pixel_std is None),
+               "model.pixel_mean/pixel_std are applied on the device: they need data.normalize_on_device=true")
+        _check(self.model.backbone == "vit" or self.mask.kind == "tube",
+               f"mask.kind={self.mask.kind!r} cannot train model.backbone={self.model.backbone}: divided and "
+               "factorised attention run on the visible tokens as a (time slices x positions) grid, which "
+               "only mask.kind=tube gives")
         if self.mask.decoder_ratio > 0:
             _check(self.model.grid[1] % 2 == 0 and self.model.grid[2] % 2 == 0,
                    f"mask.decoder_ratio>0 uses 2x2 running cells: the patch grid {self.model.grid[1:]} "

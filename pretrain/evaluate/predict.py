@@ -68,7 +68,9 @@ def predict_file(finetuned: Finetuned, path: Path, settings: ClipSettings, num_c
         video = eval_views(sample, settings, num_clips, num_crops)[0]["video"]
     except (DecodeError, OSError, ValueError, IndexError) as error:
         return Prediction(str(path), error=f"not a video this tool can read ({error})"), 0
-    views = normalize_video(video if video.ndim == 5 else video[None])  # uint8 -> (V, C, T, S, S) float
+    spec = finetuned.model.spec  # the normalization the weights were trained with travels in the spec
+    views = normalize_video(video if video.ndim == 5 else video[None], mean=spec.pixel_mean,
+                            std=spec.pixel_std)  # uint8 -> (V, C, T, S, S) float
     with torch.inference_mode():
         probs = finetuned.model(views).float().softmax(-1).mean(0)  # (K,)
     values, indices = probs.topk(min(topk, probs.numel()))

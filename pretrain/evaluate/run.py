@@ -59,7 +59,9 @@ class EvalModule(pl.LightningModule):
 
     def test_step(self, batch: dict, batch_index: int) -> None:
         generator = torch.Generator().manual_seed(self.config.trainer.seed * 100_003 + batch_index)
-        views = score_batch(self.model, batch, self.shuffle_frames, generator, chunk=self.config.data.batch_size)
+        spec = self.model.spec
+        views = score_batch(self.model, batch, self.shuffle_frames, generator, chunk=self.config.data.batch_size,
+                            pixel_stats=(spec.pixel_mean, spec.pixel_std))
         self.local.extend(views)
 
     def on_test_epoch_end(self) -> None:

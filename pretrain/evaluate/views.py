@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -58,16 +58,18 @@ def shuffle_time(clips: torch.Tensor, generator: Optional[torch.Generator] = Non
 
 
 def score_batch(scorer: Scorer, batch: dict, shuffle_frames: bool = False,
-                generator: Optional[torch.Generator] = None, chunk: Optional[int] = None) -> ViewLogits:
+                generator: Optional[torch.Generator] = None, chunk: Optional[int] = None,
+                pixel_stats: Optional[tuple[Sequence[float], Sequence[float]]] = None) -> ViewLogits:
     """Score every view of a multi-view batch: video (B, V, C, T, H, W), label (B,), key [B].
-    `chunk` bounds the clips per forward (B × V views of a large model need not fit at once)."""
+    `chunk` bounds the clips per forward (B × V views of a large model need not fit at once);
+    uint8 pixels are normalized with `pixel_stats` (the model's mean, std; ImageNet's if None)."""
     video = batch["video"]
     if video.ndim != 6:
         raise ValueError(f"multi-view eval batches need video (B, V, C, T, H, W); got {tuple(video.shape)}")
     num_views = video.shape[1]
     clips = video.flatten(0, 1)  # (B*V, C, T, H, W)
     if clips.dtype == torch.uint8:  # pixels shipped for normalization on the device
-        clips = normalize_video(clips)
+        clips = normalize_video(clips) if pixel_stats is None else normalize_video(clips, mean=pixel_stats[0], std=pixel_stats[1])
     if shuffle_frames:
         clips = shuffle_time(clips, generator)
     logits = torch.cat([scorer(part) for part in clips.split(chunk or clips.shape[0])])  # (B*V, K)

@@ -56,6 +56,9 @@ def arch_spec(model_cfg: "ModelConfig") -> "ArchSpec":
     return ArchSpec.from_size(
         model_cfg.size, img_size=model_cfg.img_size, num_frames=model_cfg.num_frames,
         tubelet_size=model_cfg.tubelet_size, patch_size=model_cfg.patch_size,
+        backbone=model_cfg.backbone, temporal_depth=model_cfg.temporal_depth,
+        **{name: tuple(value) for name in ("pixel_mean", "pixel_std")
+           if (value := getattr(model_cfg, name)) is not None},
     )
 
 

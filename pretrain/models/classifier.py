@@ -12,11 +12,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from pretrain.models.encoders import build_encoder
 from pretrain.models.flops import classifier_forward_flops
-from pretrain.models.vit import ArchSpec, Encoder, check_video, patchify
+from pretrain.models.vit import ArchSpec, check_video, patchify
 
 # Parameters that never get weight decay besides 1-D ones (norms, biases, q_bias/v_bias).
-NO_DECAY_NAMES = ("pos_embed", "cls_token", "mask_token")
+NO_DECAY_NAMES = ("pos_embed", "cls_token", "mask_token", "time_embed", "temporal_cls_token")
 
 
 class VideoClassifier(nn.Module):
@@ -27,7 +28,7 @@ class VideoClassifier(nn.Module):
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.spec = spec
         self.num_classes = num_classes
-        self.encoder = Encoder(spec, drop_path, final_norm=False, grad_checkpointing=grad_checkpointing)
+        self.encoder = build_encoder(spec, drop_path, final_norm=False, grad_checkpointing=grad_checkpointing)
         self.fc_norm = nn.LayerNorm(spec.dim, eps=spec.head_norm_eps)
         self.head_dropout = nn.Dropout(head_dropout)
         self.head = nn.Linear(spec.dim, num_classes)
@@ -46,31 +47,36 @@ class VideoClassifier(nn.Module):
         with torch.no_grad():
             self.head.weight.mul_(head_init_scale)
             self.head.bias.mul_(head_init_scale)
+        self.encoder.init_embeddings()
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """video (B, C, T, H, W) normalized -> logits (B, num_classes)."""
+        return self.head(self.head_dropout(self.features(video)))  # (B, num_classes)
+
+    def features(self, video: torch.Tensor) -> torch.Tensor:
+        """video (B, C, T, H, W) -> pooled features (B, D): the class token's output where the
+        encoder has one (TimeSformer, ViViT), else the mean over tokens (VideoMAE)."""
         check_video(video, self.spec)
-        tokens = self.encoder(patchify(video, self.spec.tubelet_size, self.spec.patch_size))  # (B, N, D)
-        pooled = self.fc_norm(tokens.mean(dim=1))  # (B, D)
-        return self.head(self.head_dropout(pooled))  # (B, num_classes)
+        tokens = self.encoder(patchify(video, self.spec.tubelet_size, self.spec.patch_size))  # (B, [1 +] N, D)
+        pooled = tokens[:, 0] if self.encoder.num_prefix_tokens else tokens.mean(dim=1)  # (B, D)
+        return self.fc_norm(pooled)
 
     def flops_per_clip(self) -> int:
         """Forward FLOPs of one clip: every token through the encoder, then the head."""
         return classifier_forward_flops(self.spec, self.num_classes)
 
     def layer_id(self, name: str) -> int:
-        """0 for the embedding, i + 1 for block i, depth + 1 for the norm and head."""
-        if name.startswith("encoder.patch_embed") or name.startswith("encoder.pos_embed"):
-            return 0
-        if name.startswith("encoder.blocks."):
-            return int(name.split(".")[2]) + 1
-        return self.spec.depth + 1
+        """0 for the embeddings, i + 1 for block i (the encoder numbers them), the last for the
+        norm and head."""
+        if name.startswith("encoder."):
+            return self.encoder.layer_id(name.removeprefix("encoder."))
+        return self.encoder.num_layers - 1
 
     def param_groups(self, weight_decay: float, layer_decay: float) -> list[dict[str, Any]]:
         """Layer-wise lr decay groups (BEiT/VideoMAE): a parameter in layer i gets
         `lr_scale = layer_decay ** (depth + 1 - i)`; norms, biases and position/cls tokens get no
         weight decay. The optimizer's scheduler must multiply each group's lr by `lr_scale`."""
-        num_layers = self.spec.depth + 2
+        num_layers = self.encoder.num_layers
         groups: dict[tuple[int, bool], dict[str, Any]] = {}
         for name, param in self.named_parameters():
             if not param.requires_grad:

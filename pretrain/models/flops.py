@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from pretrain.models.backbone_flops import encoder_forward_flops
 from pretrain.models.vit import ArchSpec
 
 # Dense peak TFLOP/s (no sparsity) by device-name fragment, per compute dtype.
@@ -40,8 +41,8 @@ def videomae_forward_flops(spec: ArchSpec, visible: int, targets: int, embedded:
     computes outputs only for the targets; transformers computes all and drops the visible ones."""
     embedded = visible if embedded is None else embedded
     decoder_tokens = visible + targets
-    flops = 2 * embedded * spec.patch_dim * spec.dim
-    flops += spec.depth * block_flops(visible, spec.dim, spec.mlp_dim)
+    flops = 2 * (embedded - visible) * spec.patch_dim * spec.dim  # embedded beyond the visible ones
+    flops += encoder_forward_flops(spec, visible)  # the backbone's encoder, its embedding included
     flops += 2 * visible * spec.dim * spec.decoder_dim  # encoder_to_decoder
     flops += (spec.decoder_depth - 1) * block_flops(decoder_tokens, spec.decoder_dim, spec.decoder_mlp_dim)
     last_queries = targets if trimmed_last_block else decoder_tokens
@@ -51,9 +52,7 @@ def videomae_forward_flops(spec: ArchSpec, visible: int, targets: int, embedded:
 
 def classifier_forward_flops(spec: ArchSpec, num_classes: int) -> int:
     """Forward FLOPs of one clip through the classifier: every token encoded, pooled, the head."""
-    tokens = spec.num_tokens
-    flops = 2 * tokens * spec.patch_dim * spec.dim + spec.depth * block_flops(tokens, spec.dim, spec.mlp_dim)
-    return flops + 2 * spec.dim * num_classes
+    return encoder_forward_flops(spec, spec.num_tokens) + 2 * spec.dim * num_classes
 
 
 TRAINING_FACTOR = 3  # forward + backward (backward ≈ 2 forwards): the one place this factor lives

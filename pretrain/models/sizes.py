@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Encoder families (`model.backbone`): joint, divided (TimeSformer), factorised (ViViT Model 2).
+BACKBONES = ("vit", "timesformer", "vivit")
+
 
 @dataclass(frozen=True)
 class ModelSize:
@@ -18,10 +21,13 @@ class ModelSize:
     decoder_depth: int = 4
     patch_size: int = 16
     mlp_ratio: float = 4.0
+    temporal_depth: int = 4
+    """Blocks of ViViT's temporal transformer (factorised encoder; ViViT-B/L use 4)."""
 
 
 SIZES: dict[str, ModelSize] = {
-    "tiny": ModelSize(depth=2, dim=64, heads=2, decoder_dim=32, decoder_heads=2, decoder_depth=1),
+    "tiny": ModelSize(depth=2, dim=64, heads=2, decoder_dim=32, decoder_heads=2, decoder_depth=1,
+                     temporal_depth=1),
     "s": ModelSize(depth=12, dim=384, heads=6, decoder_dim=192, decoder_heads=3),
     "b": ModelSize(depth=12, dim=768, heads=12, decoder_dim=384, decoder_heads=6),
     # The official ViT-L pretraining script uses a 12-block decoder; other codebases use 4.

@@ -5,7 +5,7 @@ Public API (other parts build on these names):
 - `VideoMAE(spec, drop_path=0.0, norm_pix_loss=True, grad_checkpointing=False)`; build it from a
   `ModelConfig` with `pretrain.models.build_pretraining_model`.
 - `VideoMAE.forward(video, mask, decoder_mask=None) -> VideoMAEOutput`
-    video        float (B, C, T, H, W), normalized with ImageNet mean/std
+    video        float (B, C, T, H, W), normalized with `spec.pixel_mean` / `pixel_std` (ImageNet's)
     mask         bool (B, N), True = hidden from the encoder, same count in every row
     decoder_mask bool (B, N) or None, True = reconstructed by the decoder (VideoMAE V2)
   `VideoMAEOutput.loss` scalar; `.pred` (B, N_target, tubelet*p*p*3) predictions of the target
@@ -37,10 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pretrain.models.encoders import build_encoder
 from pretrain.models.flops import videomae_forward_flops
-from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
+from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported: the defaults)
 from pretrain.models.vit import (
-    CHANNELS, ArchSpec, Block, Encoder, channels_last, check_video, gather_tokens,
+    CHANNELS, ArchSpec, Block, channels_last, check_video, gather_tokens,
     patchify, run_blocks, sinusoid_position_table, unpatchify,
 )
 
@@ -114,15 +115,15 @@ class VideoMAE(nn.Module):
         self.spec = spec
         self.norm_pix_loss = norm_pix_loss
         self.grad_checkpointing = grad_checkpointing
-        self.encoder = Encoder(spec, drop_path, spec.encoder_norm, grad_checkpointing)
+        self.encoder = build_encoder(spec, drop_path, spec.encoder_norm, grad_checkpointing)
         self.encoder_to_decoder = nn.Linear(spec.dim, spec.decoder_dim, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, spec.decoder_dim))
         self.register_buffer(
             "decoder_pos_embed", sinusoid_position_table(spec.num_tokens, spec.decoder_dim), persistent=False
         )
         self.decoder = Decoder(spec)
-        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD), persistent=False)
+        self.register_buffer("pixel_mean", torch.tensor(spec.pixel_mean), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(spec.pixel_std), persistent=False)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -136,6 +137,7 @@ class VideoMAE(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
+        self.encoder.init_embeddings()
 
     def forward(self, video: torch.Tensor, mask: torch.Tensor,
                 decoder_mask: Optional[torch.Tensor] = None) -> VideoMAEOutput:
@@ -150,8 +152,10 @@ class VideoMAE(nn.Module):
         return VideoMAEOutput(loss, pred, plan.target_mask, decoder_tokens)
 
     def encode(self, patches: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
-        """patches (B, N, P), visible (B, N_visible) -> latent (B, N_visible, D)."""
-        return self.encoder(gather_tokens(patches, visible), visible)
+        """patches (B, N, P), visible (B, N_visible) -> latent (B, N_visible, D); a class token's
+        output (TimeSformer, ViViT) is not decoded."""
+        latent = self.encoder(gather_tokens(patches, visible), visible)  # (B, prefix + N_visible, D)
+        return latent[:, self.encoder.num_prefix_tokens:]
 
     def decode(self, latent: torch.Tensor, plan: TokenPlan) -> torch.Tensor:
         """latent (B, N_visible, D) -> channel-first predictions (B, N_target, C*tpp) of the targets."""
@@ -235,7 +239,7 @@ class VideoMAE(nn.Module):
 def masked_video(video: torch.Tensor, mask: torch.Tensor, spec: ArchSpec) -> torch.Tensor:
     """The input as the encoder sees it: (B, C, T, H, W) in [0, 1], hidden tokens set to 0."""
     patches = patchify(video, spec.tubelet_size, spec.patch_size).unflatten(-1, (CHANNELS, -1))
-    mean = torch.tensor(IMAGENET_MEAN, dtype=video.dtype, device=video.device)[:, None]
-    std = torch.tensor(IMAGENET_STD, dtype=video.dtype, device=video.device)[:, None]
+    mean = torch.tensor(spec.pixel_mean, dtype=video.dtype, device=video.device)[:, None]
+    std = torch.tensor(spec.pixel_std, dtype=video.dtype, device=video.device)[:, None]
     pixels = (patches * std + mean).masked_fill(mask[..., None, None], 0.0)  # (B, N, C, tpp)
     return unpatchify(pixels.flatten(2), spec).clamp(0.0, 1.0)

@@ -39,10 +39,15 @@ class QuickstartPlan:
     """Fine-tuning seeds; each seed fine-tunes both models."""
     num_frames: int = 32
     """Frames per synthetic video (clips sample 8 at stride 2)."""
+    backbone: str = "vit"
+    """`model.backbone` of every stage: vit, timesformer or vivit."""
+    shuffle_control: bool = True
+    """Also test every fine-tuned model on clips with their frames shuffled (motion must matter)."""
 
     @classmethod
     def small(cls) -> "QuickstartPlan":
-        return cls(unlabeled_videos=96, pretrain_epochs=8, finetune_epochs=6, seeds=(0,), num_frames=24)
+        return cls(unlabeled_videos=96, pretrain_epochs=8, finetune_epochs=6, seeds=(0,), num_frames=24,
+                   shuffle_control=False)
 
     def pretrain_steps(self, batch_size: int) -> int:
         return self.unlabeled_videos // batch_size * self.pretrain_epochs
@@ -65,6 +70,7 @@ class QuickstartResult:
     finetunes: list[tuple[str, int, StageRecord]]  # (init kind, seed, record)
     seconds: float
     files: dict[str, Path] = field(default_factory=dict)
+    backbone: str = "vit"
     num_classes: Optional[int] = None
     """Classes of the labeled corpus."""
 
@@ -131,6 +137,15 @@ def timed_stage(name: str, config: RunConfig, progress: Optional[OverallProgress
     return record
 
 
+def shuffled_top1(config: RunConfig, record: StageRecord, out: Path) -> float:
+    """Test top-1 of the fine-tuned model on its test clips with their frames shuffled."""
+    from pretrain.evaluate.run import evaluate
+
+    results = evaluate(config, str(record.last_checkpoint), splits=(1,), shuffle_frames=True,
+                       out_dir=out / "runs" / f"{record.run_dir.name}-shuffled")
+    return results.per_split[1].top1
+
+
 def run_quickstart(out: Path, plan: QuickstartPlan = QuickstartPlan(),
                    on_stage: Optional[Callable[[str], None]] = None) -> QuickstartResult:
     from pretrain.quickstart.report import write_report
@@ -142,12 +157,14 @@ def run_quickstart(out: Path, plan: QuickstartPlan = QuickstartPlan(),
     out.mkdir(parents=True, exist_ok=True)
     announce("writing synthetic videos and building shards")
     labeled, unlabeled = prepare_data(out, plan)
-    announce("pretraining the tiny VideoMAE on the unlabeled corpus")
+    announce(f"pretraining the tiny VideoMAE ({plan.backbone}) on the unlabeled corpus")
+    backbone = [f"model.backbone={plan.backbone}"]
     recipe = load_config("pretrain/tiny")
     recon_every = max(1, plan.pretrain_steps(recipe.data.batch_size) // 3)  # a few grids per run
     pretrain = timed_stage("pretrain", stage_config("pretrain/tiny", out, "pretrain", [
         f"data.shards={unlabeled}", "data.split=all", f"optim.epochs={plan.pretrain_epochs}",
-        f"optim.warmup_epochs={max(1, plan.pretrain_epochs // 6)}", f"logging.recon_every_steps={recon_every}"]), progress)
+        f"optim.warmup_epochs={max(1, plan.pretrain_epochs // 6)}", f"logging.recon_every_steps={recon_every}",
+        *backbone]), progress)
     export_dir = out / "export"
     shutil.rmtree(export_dir, ignore_errors=True)
     export_checkpoint(pretrain.last_checkpoint, export_dir)
@@ -158,9 +175,12 @@ def run_quickstart(out: Path, plan: QuickstartPlan = QuickstartPlan(),
             config = stage_config("finetune/tiny", out, f"finetune-{kind}-seed{seed}", [
                 f"data.shards={labeled}", f"finetune.init={init}", f"trainer.seed={seed}",
                 f"optim.epochs={plan.finetune_epochs}",
-                f"optim.warmup_epochs={max(1, plan.finetune_epochs // 10)}"])
-            finetunes.append((kind, seed, timed_stage(f"finetune {kind} seed {seed}", config, progress)))
-    result = QuickstartResult(out, pretrain, finetunes, time.perf_counter() - started,
+                f"optim.warmup_epochs={max(1, plan.finetune_epochs // 10)}", *backbone])
+            record = timed_stage(f"finetune {kind} seed {seed}", config, progress)
+            if plan.shuffle_control:
+                record.metrics["test/top1_shuffled"] = shuffled_top1(config, record, out)
+            finetunes.append((kind, seed, record))
+    result = QuickstartResult(out, pretrain, finetunes, time.perf_counter() - started, backbone=plan.backbone,
                               num_classes=len(read_manifest(str(labeled)).classes))
     result.files = write_report(result)
     return result

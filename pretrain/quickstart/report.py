@@ -33,12 +33,16 @@ def mean_metric(run_dir: Path, name: str) -> Optional[float]:
 def summarize(result: "QuickstartResult") -> dict:
     losses = metric_series(result.pretrain.run_dir, "train/loss")
     by_kind: dict[str, list[float]] = {"pretrained": [], "scratch": []}
+    shuffled: dict[str, list[float]] = {"pretrained": [], "scratch": []}
     runs = []
     for kind, seed, record in result.finetunes:
         top1 = record.metrics.get("test/top1")
         if top1 is not None:
             by_kind[kind].append(top1)
+        if record.metrics.get("test/top1_shuffled") is not None:
+            shuffled[kind].append(record.metrics["test/top1_shuffled"])
         runs.append({"init": kind, "seed": seed, "test_top1": top1, "test_top5": record.metrics.get("test/top5"),
+                     "test_top1_shuffled": record.metrics.get("test/top1_shuffled"),
                      "test_mean_class_accuracy": record.metrics.get("test/mean_class_accuracy"),
                      "clips_per_s": mean_metric(record.run_dir, "perf/clips_per_s"),
                      "seconds": round(record.seconds, 1), "run_dir": str(record.run_dir)})
@@ -48,7 +52,9 @@ def summarize(result: "QuickstartResult") -> dict:
                      "clips_per_s": mean_metric(result.pretrain.run_dir, "perf/clips_per_s"),
                      "seconds": round(result.pretrain.seconds, 1), "run_dir": str(result.pretrain.run_dir)},
         "finetune": runs,
+        "backbone": result.backbone,
         "mean_test_top1": {kind: (mean(values) if values else None) for kind, values in by_kind.items()},
+        "mean_test_top1_shuffled": {kind: (mean(values) if values else None) for kind, values in shuffled.items()},
         "wall_seconds": round(result.seconds, 1),
         "num_classes": result.num_classes,
     }
@@ -65,13 +71,20 @@ def _num(value: Optional[float], digits: int = 3) -> str:
 def render_markdown(summary: dict) -> str:
     pre, means = summary["pretrain"], summary["mean_test_top1"]
     top5 = not (summary.get("num_classes") or 6) <= 5  # always 100% with 5 classes or fewer
-    header = ["fine-tuned from", "seed", "test top-1"] + ["test top-5"] * top5 + ["clips/s", "seconds"]
-    lines = ["# Tubelet quickstart results", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    shuffled = any(run.get("test_top1_shuffled") is not None for run in summary["finetune"])
+    header = (["fine-tuned from", "seed", "test top-1"] + ["test top-5"] * top5
+              + ["top-1, frames shuffled"] * shuffled + ["clips/s", "seconds"])
+    lines = [f"# Tubelet quickstart results (backbone {summary.get('backbone', 'vit')})", "",
+             "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for run in summary["finetune"]:
-        cells = [run["init"], run["seed"], _pct(run["test_top1"])] + [_pct(run["test_top5"])] * top5
+        cells = ([run["init"], run["seed"], _pct(run["test_top1"])] + [_pct(run["test_top5"])] * top5
+                 + [_pct(run.get("test_top1_shuffled"))] * shuffled)
         lines.append("| " + " | ".join(map(str, cells + [_num(run["clips_per_s"], 1), run["seconds"]])) + " |")
     lines += ["", f"Mean test top-1: pretrained {_pct(means['pretrained'])}, scratch {_pct(means['scratch'])} "
               "(same fine-tuning budget).", "",
+              *([f"Frames shuffled (control): pretrained {_pct(summary['mean_test_top1_shuffled']['pretrained'])}, "
+                 f"scratch {_pct(summary['mean_test_top1_shuffled']['scratch'])}.", ""]
+                if any(summary.get("mean_test_top1_shuffled", {}).values()) else []),
               f"Pretraining: loss {_num(pre['loss_first'])} → {_num(pre['loss_last'])} over {pre['steps']} steps, "
               f"{_num(pre['clips_per_s'], 1)} clips/s, {pre['seconds']} s.", "",
               f"Wall time: {summary['wall_seconds']} s."]

@@ -144,7 +144,7 @@ class ReconstructionLogger(Callback):
     @torch.no_grad()
     def panels(self, pl_module: pl.LightningModule, batch: dict) -> np.ndarray:
         model = pl_module.model
-        video, mask = precision_input(pl_module, model_video(batch)[:1]), batch["mask"][:1]  # (1, C, T, H, W), (1, N)
+        video, mask = precision_input(pl_module, model_video(batch, model.spec)[:1]), batch["mask"][:1]  # (1, C, T, H, W), (1, N)
         decoder_mask = batch.get("decoder_mask")
         decoder_mask = decoder_mask[:1] if decoder_mask is not None else None
         was_training = model.training

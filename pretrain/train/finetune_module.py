@@ -80,7 +80,10 @@ class FinetuneModule(pl.LightningModule):
         """Normalized float clips; with `data.normalize_on_device` the stream ships pixels 0..255
         (uint8, or float after mixup) and they are normalized here, on the device."""
         video = batch["video"]
-        return precision_input(self, normalize_video(video)) if self.config.data.normalize_on_device else video
+        spec = self.model.spec
+        if not self.config.data.normalize_on_device:
+            return video
+        return precision_input(self, normalize_video(video, mean=spec.pixel_mean, std=spec.pixel_std))
 
     def _loss(self, video: torch.Tensor, label: torch.Tensor,
               target: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,15 +24,17 @@ from pretrain.train.zero3 import dry_run_inputs, register_untracked_parameters
 log = logging.getLogger(__name__)
 
 
-def model_video(batch: dict[str, Any]) -> torch.Tensor:
+def model_video(batch: dict[str, Any], spec: Any = None) -> torch.Tensor:
     """The batch's video as the model takes it: float (B, C, T, H, W), normalized (uint8 clips
-    shipped with `data.normalize_on_device`, RGB or YUV 4:2:0, are converted here, on the device)."""
+    shipped with `data.normalize_on_device`, RGB or YUV 4:2:0, are converted here, on the device,
+    with the model's `spec.pixel_mean`/`pixel_std`, ImageNet's without a spec)."""
     video = batch["video"]
     if video.dtype != torch.uint8:
         return video  # normalized by the loader
+    stats = {} if spec is None else {"mean": spec.pixel_mean, "std": spec.pixel_std}
     if video.dim() == 4:  # YUV 4:2:0 frames (B, T, H*3/2, W), data.ship_yuv420
-        return normalize_video(yuv420_to_rgb(video))
-    return normalize_video(video)
+        return normalize_video(yuv420_to_rgb(video), **stats)
+    return normalize_video(video, **stats)
 
 
 def precision_input(module: pl.LightningModule, video: torch.Tensor) -> torch.Tensor:
@@ -67,7 +69,7 @@ class PretrainModule(pl.LightningModule):
         return self.model(video, mask, decoder_mask)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        output = self(precision_input(self, model_video(batch)), batch["mask"], batch.get("decoder_mask"))
+        output = self(precision_input(self, model_video(batch, self.model.spec)), batch["mask"], batch.get("decoder_mask"))
         batch_size = batch["video"].shape[0]
         loss = self.guard.checked(output.loss, self.trainer)  # every rank skips together
         self.log("train/nonfinite_skipped", float(self.guard.total_skipped), batch_size=batch_size)

@@ -7,6 +7,8 @@ Sources (detected from the path, tried in this order; see `formats` to add one):
 - `tubelet`: our export, `model.safetensors` + `config.json`;
 - `hf`: a Hugging Face VideoMAE `save_pretrained` folder;
 - `lightning`: a bare Lightning `.ckpt` of a Tubelet run;
+- `hf-backbone`: a Hugging Face TimeSformer or ViViT folder (`backbone_formats`);
+- `timesformer`: an original facebookresearch TimeSformer `.pyth`;
 - `videomae`: an original VideoMAE / VideoMAE V2 `.pth` (or a raw state dict `.safetensors`).
 
 Torch pickles are read only by `safe_load.safe_torch_load` (weights_only=True + a minimal allow-list).
@@ -16,6 +18,7 @@ Pure torch + safetensors: no Lightning, DeepSpeed, Ray or W&B here (train and ev
 from __future__ import annotations
 
 from pretrain.errors import CheckpointError
+from pretrain.weights.backbone_formats import HF_BACKBONE_FORMAT, ORIGINAL_TIMESFORMER_FORMAT
 from pretrain.weights.build import build_model, build_weights, register_family
 from pretrain.weights.convert import convert_weights, export_checkpoint
 from pretrain.weights.export import EXPORT_FORMAT, describe, save_export, write_export
@@ -27,7 +30,8 @@ from pretrain.weights.stage import LIGHTNING_FORMAT, STAGE_FORMAT
 from pretrain.weights.videomae_hf import HF_VIDEOMAE_FORMAT, save_hf
 from pretrain.weights.videomae_pth import VIDEOMAE_FILE_FORMAT
 
-for _format in (STAGE_FORMAT, EXPORT_FORMAT, HF_VIDEOMAE_FORMAT, LIGHTNING_FORMAT, VIDEOMAE_FILE_FORMAT):
+for _format in (STAGE_FORMAT, EXPORT_FORMAT, HF_VIDEOMAE_FORMAT, HF_BACKBONE_FORMAT, LIGHTNING_FORMAT,
+                ORIGINAL_TIMESFORMER_FORMAT, VIDEOMAE_FILE_FORMAT):
     if _format not in FORMATS:
         register_format(_format)
 

@@ -14,7 +14,8 @@ from torch import nn
 from pretrain.errors import CheckpointError
 from pretrain.models.classifier import VideoClassifier, make_linear_probe
 from pretrain.models.videomae import VideoMAE
-from pretrain.models.vit import ArchSpec, Encoder
+from pretrain.models.encoders import build_encoder
+from pretrain.models.vit import ArchSpec
 from pretrain.weights.formats import FAMILY, Tensors, Weights
 
 Builder = Callable[[Tensors, dict[str, Any]], tuple[nn.Module, Tensors]]
@@ -39,8 +40,9 @@ def build_videomae_family(state: Tensors, model_config: dict[str, Any]) -> tuple
         if "head.weight" not in state:
             raise CheckpointError("a classifier without head.weight")
         return VideoClassifier(spec, int(state["head.weight"].shape[0])), state
-    encoder = Encoder(spec, final_norm="encoder.norm.weight" in state)
-    return encoder, {k.removeprefix("encoder."): v for k, v in state.items()}
+    encoder = build_encoder(spec, final_norm="encoder.norm.weight" in state)
+    # HF VivitModel's pooler (dense + tanh on the class token) has no place in our encoder
+    return encoder, {k.removeprefix("encoder."): v for k, v in state.items() if not k.startswith("pooler.")}
 
 
 register_family(FAMILY, build_videomae_family)

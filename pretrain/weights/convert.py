@@ -10,6 +10,7 @@ from typing import Any, Optional, Union
 
 from pretrain.config import config_to_dict
 from pretrain.errors import CheckpointError
+from pretrain.weights.backbone_formats import save_hf_any
 from pretrain.weights.build import build_model
 from pretrain.weights.export import FORMAT_NAME, write_export
 from pretrain.weights.formats import read_weights
@@ -39,7 +40,7 @@ def convert_weights(src: Union[str, Path], out_dir: Union[str, Path], to: str = 
     model_config = {**weights.model_config, **overrides}
     build_model(weights.state, model_config, str(src))
     if to == "hf":
-        save_hf(weights.state, model_config, out_dir)
+        save_hf_any(weights.state, model_config, out_dir, save_hf)
     else:
         run_config = config_to_dict(weights.run_config) if weights.run_config else None
         write_export(weights.state, model_config, out_dir, run_config=run_config)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from torch import nn
 
 from pretrain.errors import CheckpointError
-from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
+from pretrain.models.positions import resize_learned_tables
+from pretrain.models.vit import ArchSpec
 from pretrain.weights.build import build_weights
 from pretrain.weights.formats import read_weights
 
@@ -35,7 +36,8 @@ def from_pretrained(path: Union[str, Path]) -> nn.Module:
     weights = read_weights(path)
     model = build_weights(weights).eval()
     model.class_names = list(weights.class_names) if weights.kind == "classifier" and weights.class_names else None
-    model.input_mean, model.input_std = IMAGENET_MEAN, IMAGENET_STD
+    spec = model.spec  # the normalization the weights expect travels in their spec (HF ViViT: [-1, 1])
+    model.input_mean, model.input_std = spec.pixel_mean, spec.pixel_std
     model.source_format = weights.model_config["source_format"]
     model.run_config = weights.run_config
     return model
@@ -76,6 +78,9 @@ def load_encoder(path: Union[str, Path], model: nn.Module) -> dict[str, Any]:
     loaded = {k.removeprefix("encoder."): v for k, v in weights.state.items() if k.startswith("encoder.")}
     skipped = sorted(k for k in loaded if k not in wanted)
     loaded = {k: v for k, v in loaded.items() if k in wanted}
+    resized = resize_learned_tables(loaded, ArchSpec.from_dict(weights.model_config), encoder.spec, prefix="")
+    if resized:
+        log.info("learned position/time tables resized to this model's token grid: %s", resized)
     mismatched = [f"{k}: weights {tuple(v.shape)} vs model {tuple(wanted[k].shape)}"
                   for k, v in loaded.items() if v.shape != wanted[k].shape]
     missing = sorted(k for k in wanted if k not in loaded)

@@ -57,11 +57,29 @@ def unwrap(obj: Any, path: Path) -> Tensors:
         raise CheckpointError(f"{path}: no patch embedding weight (*{OUR_PATCH_KEY}) - not VideoMAE weights")
     prefix = patch_key[: -len(OUR_PATCH_KEY)]  # "encoder." (pretraining), "" (fine-tuning), + wrapper
     outer = prefix.removesuffix("encoder.")
-    state = {k[len(outer):]: obj[k] for k in keys if k.startswith(outer) and "pos_embed" not in k}
+    learned = any(k.endswith("cls_token") for k in keys)  # TimeSformer / ViViT: learned tables are weights
+    state = {k[len(outer):]: obj[k] for k in keys if k.startswith(outer) and (learned or "pos_embed" not in k)}
     if not prefix.endswith("encoder."):  # fine-tuning layout: encoder parts at the top level
         state = {(f"encoder.{k}" if k.split(".")[0] in ("patch_embed", "blocks", "norm") else k): v
                  for k, v in state.items()}
     return {k: v for k, v in state.items() if not k.startswith("encoder.head.")}
+
+
+def infer_backbone(state: Tensors, tubelet: int, patch: int) -> dict[str, Any]:
+    """Backbone, its learned tables' grid (frames, image size) and biases, read from the tensors."""
+    if "encoder.cls_token" not in state:
+        return {}
+    temporal = {k.split(".")[2] for k in state if k.startswith("encoder.temporal_blocks.")}
+    backbone = "timesformer" if "encoder.blocks.0.temporal_fc.weight" in state else "vivit" if temporal else "vit"
+    values: dict[str, Any] = {"backbone": backbone, "key_bias": "encoder.blocks.0.attn.qkv.bias" in state,
+                              "class_token": backbone == "vit"}
+    if backbone != "vit":
+        side = round((state["encoder.pos_embed"].shape[1] - 1) ** 0.5)
+        slices = state["encoder.time_embed"].shape[1] - (backbone == "vivit")
+        values.update(img_size=side * patch, num_frames=slices * tubelet)
+    if backbone == "vivit":
+        values["temporal_depth"] = len(temporal)
+    return values
 
 
 def infer_spec(state: Tensors) -> ArchSpec:
@@ -71,7 +89,7 @@ def infer_spec(state: Tensors) -> ArchSpec:
     depth = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.blocks."))
     size = next((s for s in SIZES.values() if (s.dim, s.depth) == (dim, depth)), None)
     values: dict[str, Any] = dict(
-        tubelet_size=tubelet, patch_size=patch, dim=dim, depth=depth,
+        **infer_backbone(state, tubelet, patch), tubelet_size=tubelet, patch_size=patch, dim=dim, depth=depth,
         heads=size.heads if size else dim // 64, mlp_dim=state["encoder.blocks.0.mlp.fc1.weight"].shape[0],
         qkv_bias="encoder.blocks.0.attn.q_bias" in state, encoder_norm="encoder.norm.weight" in state,
     )

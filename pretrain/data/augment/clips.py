@@ -23,7 +23,7 @@ from pretrain.data.augment import sampling, transforms
 from pretrain.data.video.decode import decode_window, probe
 from pretrain.data.video.frames import DecodedFrames, view_of
 from pretrain.data.augment.randaugment import rand_augment
-from pretrain.masking import running_cell_mask, tube_mask
+from pretrain.masking import ENCODER_MASKS, running_cell_mask
 
 Clip = dict[str, Any]
 
@@ -42,6 +42,8 @@ class MaskSettings:
     grid: tuple[int, int, int]
     ratio: float
     decoder_ratio: float = 0.0
+    kind: str = "tube"
+    """`mask.kind`: tube or random."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def video_shape(sample: dict) -> tuple[int, int, int]:
 
 def _masks(settings: MaskSettings, rng: np.random.Generator) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    out = {"mask": tube_mask(settings.grid, settings.ratio, generator)}  # (N,)
+    out = {"mask": ENCODER_MASKS[settings.kind](settings.grid, settings.ratio, generator)}  # (N,)
     if settings.decoder_ratio > 0:
         out["decoder_mask"] = running_cell_mask(settings.grid, settings.decoder_ratio, generator)  # (N,)
     return out

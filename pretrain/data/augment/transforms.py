@@ -130,16 +130,18 @@ def to_model_layout(clip: torch.Tensor) -> torch.Tensor:
     return clip.permute(1, 0, 2, 3).contiguous()
 
 
-def normalize_video(video: torch.Tensor, channel_dim: int = -4, out: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """ImageNet-normalize pixel values in 0..255 (uint8 or float, any memory layout) to a
-    contiguous float32 tensor (or into `out`); `channel_dim` is the C axis (−4 for
+def normalize_video(video: torch.Tensor, channel_dim: int = -4, out: Optional[torch.Tensor] = None,
+                    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """Normalize pixel values in 0..255 (uint8 or float, any memory layout) by a per-channel
+    `mean`/`std` in 0..1 units (ImageNet's, or the model's: `spec.pixel_mean`, 0.5 for HF ViViT's
+    [-1, 1] inputs) to a contiguous float32 tensor (or into `out`); `channel_dim` is the C axis (−4 for
     `(..., C, T, H, W)`). Works on the device: call it on uint8 batches shipped with
     `data.normalize_on_device=true`. One channel at a time, with scalar operands: about 3x
     faster on the CPU than broadcasting a (3, 1, 1, 1) mean over the whole batch."""
     out = torch.empty(video.shape, dtype=torch.float32, device=video.device) if out is None else out
-    for channel, (mean, std) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD)):
+    for channel, (mu, sigma) in enumerate(zip(mean, std)):
         target = out.select(channel_dim, channel)
-        target.copy_(video.select(channel_dim, channel)).sub_(mean * 255.0).mul_(1.0 / (std * 255.0))
+        target.copy_(video.select(channel_dim, channel)).sub_(mu * 255.0).mul_(1.0 / (sigma * 255.0))
     return out
 
 

@@ -30,7 +30,8 @@ def clip_settings(config: RunConfig) -> ClipSettings:
 
 
 def mask_settings(config: RunConfig) -> MaskSettings:
-    return MaskSettings(grid=config.model.grid, ratio=config.mask.ratio, decoder_ratio=config.mask.decoder_ratio)
+    return MaskSettings(grid=config.model.grid, ratio=config.mask.ratio, decoder_ratio=config.mask.decoder_ratio,
+                        kind=config.mask.kind)
 
 
 def build_pretrain_loader(config: RunConfig, rank: int, world_size: int,

@@ -1,0 +1,49 @@
+"""The TimeSformer / ViViT sources in the weights registry: Hugging Face TimeSformer and ViViT
+folders, original facebookresearch TimeSformer `.pyth` files (readers in `backbone_folders`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Union
+
+from pretrain.errors import CheckpointError
+from pretrain.models.vit import ArchSpec
+from pretrain.weights.backbone_folders import (
+    hf_model_type, is_original_timesformer_file, read_hf_backbone, read_original_timesformer, save_hf_backbone,
+)
+from pretrain.weights.formats import Tensors, Weights, WeightsFormat
+
+
+def _checked(read: Any, path: Path) -> Weights:
+    try:
+        state, model_config = read(path)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    return Weights(state, {**model_config, "family": "videomae"})
+
+
+def uses_backbone_layout(model_config: dict[str, Any]) -> bool:
+    """TimeSformer, or a vit with a class token (HF ViViT's layout): written as those HF folders."""
+    spec = ArchSpec.from_dict(model_config)
+    return spec.backbone == "timesformer" or (spec.backbone == "vit" and spec.class_token)
+
+
+def save_hf_any(state: Tensors, model_config: dict[str, Any], out_dir: Union[str, Path], save_videomae: Any) -> Path:
+    """`tubelet convert --to hf`: TimeSformer / ViViT layouts as their HF folders, else VideoMAE's."""
+    if uses_backbone_layout(model_config):
+        try:
+            return save_hf_backbone(state, model_config, out_dir)
+        except ValueError as error:
+            raise CheckpointError(f"cannot write a Hugging Face folder: {error}") from None
+    if ArchSpec.from_dict(model_config).backbone == "vivit":
+        raise CheckpointError("transformers has no ViViT factorised encoder (its ViViT is Model 1, joint "
+                              "attention): a vivit backbone converts to a Tubelet export only")
+    return save_videomae(state, model_config, out_dir)
+
+
+HF_BACKBONE_FORMAT = WeightsFormat(
+    "hf-backbone", lambda path: hf_model_type(path) is not None, lambda path: _checked(read_hf_backbone, path),
+    "a Hugging Face TimeSformer or ViViT folder (config.json model_type=timesformer|vivit)")
+ORIGINAL_TIMESFORMER_FORMAT = WeightsFormat(
+    "timesformer", is_original_timesformer_file, lambda path: _checked(read_original_timesformer, path),
+    "an original facebookresearch TimeSformer .pyth")
