@@ -13,8 +13,9 @@ from pretrain.config import ConfigError, load_config
 from pretrain.models import build_pretraining_model
 from pretrain.weights import layout as ckpt
 from pretrain.train.optim import Schedule, param_groups, schedule_for
+from pretrain.runtime.placement import resolve_placement
 from pretrain.train.strategy import (CPUCapableDeepSpeedStrategy, SkippableDeepSpeedPrecision, build_strategy,
-                                     deepspeed_config, resolve_placement, validate_world_size)
+                                     deepspeed_config, validate_world_size)
 
 
 def _config(*overrides: str):
