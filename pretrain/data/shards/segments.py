@@ -108,8 +108,9 @@ def scan_timeline(file: str) -> Timeline:
             raise ProbeError("no video stream")
         stream = container.streams.video[0]
         fps = stream_rate(stream)
-        if fps <= 0:
-            raise ProbeError("no frame rate in the container")
+        time_base = stream.time_base  # read while open: a closed container's stream may answer None
+        if fps <= 0 or time_base is None:
+            raise ProbeError("no frame rate or time base in the container")
         stamps, keys, error = [], [], None
         try:
             for packet in container.demux(stream):
@@ -123,7 +124,7 @@ def scan_timeline(file: str) -> Timeline:
     if not stamps or not keys:
         raise ProbeError(error or "no frames")
     origin = min(s for s in stamps if s is not None)
-    keyframes = sorted({round(float((k - origin) * stream.time_base) * fps) for k in keys if k is not None})
+    keyframes = sorted({round(float((k - origin) * time_base) * fps) for k in keys if k is not None})
     return Timeline(fps, len(stamps), tuple(keyframes), error)
 
 
