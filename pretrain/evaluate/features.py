@@ -4,7 +4,7 @@ same views as evaluation (`data.test_clips` windows x `data.test_crops` crops, o
 Per sample: `view_features` `(V, D)`, the pooled feature of each view exactly as the classifier's
 head sees it (`fc_norm(mean over tokens of encoder(video))`), and `features` `(D,)`, their mean
 over views; optionally `tokens` `(V, N, D)` (large: N = 1568 for 16 x 224^2 at ViT-B, 4.8 MB a
-view in float32). Models come from `pretrain.models.from_pretrained`: fine-tuned classifiers are
+view in float32). Models come from `pretrain.weights.from_pretrained`: fine-tuned classifiers are
 used as they are; any other source (a pretraining export or stage checkpoint, Hugging Face folder,
 original .pth) has its encoder loaded into the classifier of the recipe, whose untrained fc_norm is
 the identity LayerNorm (what `finetune.mode=linear_probe` sees).
@@ -77,7 +77,8 @@ def load_feature_model(ckpt: str, config: RunConfig) -> tuple[nn.Module, ModelCo
     other source has its encoder loaded into the recipe's classifier, as `finetune.init` would do."""
     import dataclasses
 
-    from pretrain.models import build_finetune_model, from_pretrained
+    from pretrain.models import build_finetune_model
+    from pretrain.weights import from_pretrained
     from pretrain.models.classifier import VideoClassifier
     from pretrain.weights import load_encoder
 

@@ -3,7 +3,7 @@ one loader that turns a checkpoint into an eval-ready model, and one clip reader
 
 Imports torch, the models, the weights package and the decoder only (no Lightning, DeepSpeed, Ray
 or W&B): every source (export, stage checkpoint, Hugging Face folder, original `.pth`) loads
-through `pretrain.models.from_pretrained`, with its class names and run config.
+through `pretrain.weights.from_pretrained`, with its class names and run config.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class InferenceModel:
 
 def load_inference_model(path: str | Path) -> InferenceModel:
     """An eval-ready classifier or pretraining model from any source `from_pretrained` reads."""
-    from pretrain.models import from_pretrained
+    from pretrain.weights import from_pretrained
 
     if not Path(path).exists():
         raise CheckpointError(f"checkpoint not found: {path}")

@@ -1,12 +1,11 @@
-"""Models (pure PyTorch), their builders, and `from_pretrained`.
+"""Models (pure PyTorch) and their builders.
 
 The builders take a `pretrain.config.ModelConfig` / `RunConfig` (read by attribute only; this package
 does not import the config module, so models stay importable with torch alone). Names are imported
 lazily so that `pretrain.config` (which reads `pretrain.models.sizes`) does not pull in torch.
 
 `from_pretrained(path)` (any weights source -> an eval-ready model) lives in `pretrain.weights`,
-which builds on this package; it is offered here through the lazy `__getattr__` below, the one
-documented exception to "models imports nothing above it" (resolved only when asked for).
+which builds on this package (models import nothing above them).
 """
 
 from __future__ import annotations
@@ -15,8 +14,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from pretrain.config import ModelConfig, RunConfig
     from pretrain.models.classifier import VideoClassifier
     from pretrain.models.videomae import VideoMAE
@@ -30,12 +27,6 @@ _LAZY = {
     "masked_video": "pretrain.models.videomae",
 }
 
-
-def from_pretrained(path: Any) -> "nn.Module":
-    """An eval-mode model from any weights source; see `pretrain.weights.from_pretrained`."""
-    from pretrain.weights import from_pretrained as load  # the documented upward edge, lazily
-
-    return load(path)
 
 
 def __getattr__(name: str) -> Any:

@@ -9,7 +9,8 @@ transformers = pytest.importorskip("transformers")
 
 from pretrain.config import load_config  # noqa: E402
 from pretrain.errors import CheckpointError  # noqa: E402
-from pretrain.models import VideoClassifier, build_finetune_model, from_pretrained  # noqa: E402
+from pretrain.models import VideoClassifier, build_finetune_model  # noqa: E402
+from pretrain.weights import from_pretrained  # noqa: E402
 from pretrain.train.finetune_init import initialise  # noqa: E402
 from pretrain.weights import convert_weights, detect_format, save_export  # noqa: E402
 from pretrain.models.vit import ArchSpec  # noqa: E402

@@ -1,4 +1,4 @@
-"""`pretrain.models.from_pretrained` from each kind of source, and the format registry's extension point."""
+"""`pretrain.weights.from_pretrained` from each kind of source, and the format registry's extension point."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from pretrain.errors import CheckpointError
-from pretrain.models import VideoClassifier, VideoMAE, from_pretrained
+from pretrain.models import VideoClassifier, VideoMAE
+from pretrain.weights import from_pretrained
 from pretrain.models.classifier import make_linear_probe
 from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
 from pretrain.models.vit import ArchSpec
@@ -116,7 +117,7 @@ def test_predict_and_convert_import_no_training_stack():
 
     heavy = ("pytorch_lightning", "lightning_fabric", "deepspeed", "ray", "wandb")
     code = ("import sys, pretrain.evaluate.predict, pretrain.weights, pretrain.cli.convert, pretrain.models; "
-            "pretrain.models.from_pretrained; print(','.join(m for m in %r if m in sys.modules))" % (heavy,))
+            "pretrain.weights; print(','.join(m for m in %r if m in sys.modules))" % (heavy,))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == ""
