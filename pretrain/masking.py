@@ -7,13 +7,12 @@ Encoder masks: True = hidden from the encoder. Decoder masks: True = reconstruct
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 
 
 def tube_mask(
-    grid: tuple[int, int, int], ratio: float, generator: Optional[torch.Generator] = None
+    grid: tuple[int, int, int], ratio: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """VideoMAE tube mask: one random spatial mask of `int(ratio * H'W')` patches, repeated over
     every time slot, so a hidden patch cannot be copied from its neighbour in time.
@@ -30,7 +29,7 @@ def tube_mask(
 
 
 def random_mask(
-    grid: tuple[int, int, int], ratio: float, generator: Optional[torch.Generator] = None
+    grid: tuple[int, int, int], ratio: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Random token mask (the VideoMAE ablation): `int(ratio * N)` of all N tokens hidden,
     independently of time. Returns bool `(N,)`."""
@@ -44,7 +43,7 @@ ENCODER_MASKS = {"tube": tube_mask, "random": random_mask}
 
 
 def running_cell_mask(
-    grid: tuple[int, int, int], ratio: float = 0.5, generator: Optional[torch.Generator] = None
+    grid: tuple[int, int, int], ratio: float = 0.5, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """VideoMAE V2 decoder mask: in every 2x2 cell, `int(4 * ratio)` positions are dropped from the
     decoder and the rest are reconstructed; the pattern shifts by one position each time slot so
@@ -58,7 +57,9 @@ def running_cell_mask(
     num_dropped = int(4 * ratio)
     if not 0 < num_dropped < 4:
         raise ValueError(f"decoder mask ratio {ratio} drops {num_dropped} of 4 cell positions; need 1-3")
-    queue = torch.cat([torch.zeros(num_dropped, dtype=torch.bool), torch.ones(4 - num_dropped, dtype=torch.bool)])
+    queue = torch.cat(
+        [torch.zeros(num_dropped, dtype=torch.bool), torch.ones(4 - num_dropped, dtype=torch.bool)]
+    )
     start = int(torch.randint(4, (1,), generator=generator))
     slots = []
     for t in range(frames):
@@ -72,8 +73,8 @@ def batch_masks(
     grid: tuple[int, int, int],
     ratio: float,
     decoder_ratio: float = 0.0,
-    generator: Optional[torch.Generator] = None,
-) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Encoder masks `(B, N)` and, when `decoder_ratio > 0`, decoder masks `(B, N)`."""
     encoder = torch.stack([tube_mask(grid, ratio, generator) for _ in range(batch_size)])
     if decoder_ratio <= 0:

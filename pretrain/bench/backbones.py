@@ -12,14 +12,20 @@ is timed beside them for reference, not as the comparison.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from pretrain.bench.model import (
-    BenchSettings, _device_name, _make_step, _peak_memory, _sync, _time_alternating,
+    BenchSettings,
+    _device_name,
+    _make_step,
+    _peak_memory,
+    _sync,
+    _time_alternating,
 )
 from pretrain.masking import batch_masks
 from pretrain.models.classifier import VideoClassifier
@@ -40,8 +46,14 @@ class ClassifierPair:
 
 
 def _spec(settings: BenchSettings, backbone: str, **values: Any) -> ArchSpec:
-    return ArchSpec.from_size(settings.size, settings.img_size, settings.num_frames,
-                              tubelet_size=BACKBONE_TUBELET.get(backbone, 2), backbone=backbone, **values)
+    return ArchSpec.from_size(
+        settings.size,
+        settings.img_size,
+        settings.num_frames,
+        tubelet_size=BACKBONE_TUBELET.get(backbone, 2),
+        backbone=backbone,
+        **values,
+    )
 
 
 def classifier_pair(settings: BenchSettings, backbone: str) -> ClassifierPair:
@@ -74,7 +86,9 @@ def run_classifier_bench(settings: BenchSettings, backbone: str) -> dict[str, An
         model.to(device).train()
     generator = torch.Generator().manual_seed(settings.seed)
     spec = pair.ours.spec
-    video = torch.randn(settings.batch, 3, spec.num_frames, spec.img_size, spec.img_size, generator=generator).to(device)
+    video = torch.randn(
+        settings.batch, 3, spec.num_frames, spec.img_size, spec.img_size, generator=generator
+    ).to(device)
     hf_video = video.transpose(1, 2).contiguous()  # transformers takes (B, T, C, H, W)
     labels = torch.randint(NUM_CLASSES, (settings.batch,), generator=generator).to(device)
     with torch.no_grad():
@@ -82,14 +96,26 @@ def run_classifier_bench(settings: BenchSettings, backbone: str) -> dict[str, An
         gap = float((pair.hf(hf_video).logits - pair.ours(video)).abs().max())
         pair.hf.train(), pair.ours.train()
     losses: dict[str, Callable[[], torch.Tensor]] = {
-        name: (lambda m=model: F.cross_entropy(m(video), labels)) for name, model in models.items() if name != "hf"}
+        name: (lambda m=model: F.cross_entropy(m(video), labels))
+        for name, model in models.items()
+        if name != "hf"
+    }
     losses["hf"] = lambda: pair.hf(pixel_values=hf_video, labels=labels).loss
-    return _timed(settings, device, models, losses, {
-        "max_logit_gap": gap,
-        "gflop_per_clip": {name: training_flops(classifier_forward_flops(m.spec, NUM_CLASSES)) / 1e9
-                           for name, m in models.items() if name != "hf"},
-        "spec": {"backbone": spec.backbone, "tokens": spec.num_tokens, "tubelet": spec.tubelet_size},
-    })
+    return _timed(
+        settings,
+        device,
+        models,
+        losses,
+        {
+            "max_logit_gap": gap,
+            "gflop_per_clip": {
+                name: training_flops(classifier_forward_flops(m.spec, NUM_CLASSES)) / 1e9
+                for name, m in models.items()
+                if name != "hf"
+            },
+            "spec": {"backbone": spec.backbone, "tokens": spec.num_tokens, "tubelet": spec.tubelet_size},
+        },
+    )
 
 
 def run_pretraining_table(settings: BenchSettings) -> dict[str, Any]:
@@ -101,28 +127,44 @@ def run_pretraining_table(settings: BenchSettings) -> dict[str, Any]:
     for backbone in ("vit", "timesformer", "vivit"):
         spec = _spec(settings, backbone)
         generator = torch.Generator().manual_seed(settings.seed)
-        video = torch.randn(settings.batch, 3, spec.num_frames, spec.img_size, spec.img_size, generator=generator)
+        video = torch.randn(
+            settings.batch, 3, spec.num_frames, spec.img_size, spec.img_size, generator=generator
+        )
         mask, _ = batch_masks(settings.batch, spec.grid, settings.mask_ratio, generator=generator)
         model = VideoMAE(spec).to(device).train()
         video, mask = video.to(device), mask.to(device)
         models[backbone] = model
         losses[backbone] = lambda m=model, v=video, k=mask: m(v, k).loss
         visible = spec.num_tokens - int(mask[0].sum())
-        flops[backbone] = training_flops(videomae_forward_flops(spec, visible, spec.num_tokens - visible)) / 1e9
+        flops[backbone] = (
+            training_flops(videomae_forward_flops(spec, visible, spec.num_tokens - visible)) / 1e9
+        )
     return _timed(settings, device, models, losses, {"gflop_per_clip": flops})
 
 
-def _timed(settings: BenchSettings, device: torch.device, models: dict[str, torch.nn.Module],
-           losses: dict[str, Callable[[], torch.Tensor]], extra: dict[str, Any]) -> dict[str, Any]:
+def _timed(
+    settings: BenchSettings,
+    device: torch.device,
+    models: dict[str, torch.nn.Module],
+    losses: dict[str, Callable[[], torch.Tensor]],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     autocast = _autocast(settings, device)
     steps = {name: _make_step(models[name], losses[name], autocast) for name in models}
     memory = {name: _peak_memory(steps[name], losses[name], autocast, device) for name in models}
     times = _time_alternating(steps, settings, device)
     step_s = {name: statistics.median(t["wall"]) for name, t in times.items()}
     cpu_s = {name: statistics.median(t["cpu"]) for name, t in times.items()}
-    result = {**vars(settings), **extra, "step_s": step_s, "cpu_s": cpu_s, "memory_bytes": memory,
-              "params": {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()},
-              "threads": torch.get_num_threads(), "device_name": _device_name(device)}
+    result = {
+        **vars(settings),
+        **extra,
+        "step_s": step_s,
+        "cpu_s": cpu_s,
+        "memory_bytes": memory,
+        "params": {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()},
+        "threads": torch.get_num_threads(),
+        "device_name": _device_name(device),
+    }
     if "hf" in step_s:
         result["speedup"] = step_s["hf"] / step_s["ours"]
         result["speedup_cpu_time"] = cpu_s["hf"] / cpu_s["ours"]
@@ -139,18 +181,26 @@ def _autocast(settings: BenchSettings, device: torch.device):
 
 def format_backbone_result(classifier: dict[str, Any], table: dict[str, Any]) -> str:
     spec = classifier["spec"]
-    lines = [f"{spec['backbone']} classifier training step, size {classifier['size']}, batch {classifier['batch']}, "
-             f"{classifier['num_frames']}x{classifier['img_size']}^2 ({spec['tokens']} tokens, tubelet "
-             f"{spec['tubelet']}), {classifier['device']} {classifier['dtype']} ({classifier['threads']} threads), "
-             f"logit gap {classifier['max_logit_gap']:.1e}"]
+    lines = [
+        f"{spec['backbone']} classifier training step, size {classifier['size']}, batch {classifier['batch']}, "
+        f"{classifier['num_frames']}x{classifier['img_size']}^2 ({spec['tokens']} tokens, tubelet "
+        f"{spec['tubelet']}), {classifier['device']} {classifier['dtype']} ({classifier['threads']} threads), "
+        f"logit gap {classifier['max_logit_gap']:.1e}"
+    ]
     for name in classifier["step_s"]:
         gflop = classifier["gflop_per_clip"].get(name, classifier["gflop_per_clip"]["ours"])
-        lines.append(f"  {name:16s} {classifier['step_s'][name]:8.3f} s/step  (cpu {classifier['cpu_s'][name]:.3f} s)  "
-                     f"{classifier['memory_bytes'][name] / 2**30:.3f} GiB  {gflop:.2f} GFLOP/clip  "
-                     f"{classifier['params'][name] / 1e6:.2f}M params")
-    lines.append(f"  speedup          {classifier['speedup']:.2f}x wall   {classifier['speedup_cpu_time']:.2f}x cpu time")
+        lines.append(
+            f"  {name:16s} {classifier['step_s'][name]:8.3f} s/step  (cpu {classifier['cpu_s'][name]:.3f} s)  "
+            f"{classifier['memory_bytes'][name] / 2**30:.3f} GiB  {gflop:.2f} GFLOP/clip  "
+            f"{classifier['params'][name] / 1e6:.2f}M params"
+        )
+    lines.append(
+        f"  speedup          {classifier['speedup']:.2f}x wall   {classifier['speedup_cpu_time']:.2f}x cpu time"
+    )
     lines.append(f"pretraining step, tube mask {table['mask_ratio']}, batch {table['batch']}:")
     for name in table["step_s"]:
-        lines.append(f"  {name:16s} {table['step_s'][name]:8.3f} s/step  {table['memory_bytes'][name] / 2**30:.3f} GiB  "
-                     f"{table['gflop_per_clip'][name]:.2f} GFLOP/clip  {table['params'][name] / 1e6:.2f}M params")
+        lines.append(
+            f"  {name:16s} {table['step_s'][name]:8.3f} s/step  {table['memory_bytes'][name] / 2**30:.3f} GiB  "
+            f"{table['gflop_per_clip'][name]:.2f} GFLOP/clip  {table['params'][name] / 1e6:.2f}M params"
+        )
     return "\n".join(lines)

@@ -18,7 +18,6 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 from pretrain.models.flops import training_flops, videomae_forward_flops
 
@@ -38,8 +37,9 @@ class CoresFigure:
     cores_per_gpu: dict[str, float]
 
 
-def analytic_gpu_clips_per_s(size: str, mask_ratio: float, mfu: float, peak_tflops: float,
-                             img_size: int = 224, num_frames: int = 16) -> tuple[float, int]:
+def analytic_gpu_clips_per_s(
+    size: str, mask_ratio: float, mfu: float, peak_tflops: float, img_size: int = 224, num_frames: int = 16
+) -> tuple[float, int]:
     """Clips/s of one GPU at `mfu` of `peak_tflops` for VideoMAE-`size`; and the FLOPs per clip."""
     from pretrain.masking import num_hidden_tokens
     from pretrain.models.vit import ArchSpec
@@ -55,8 +55,10 @@ def measured_gpu_clips_per_s(bench_json: Path) -> tuple[float, str]:
     result = json.loads(Path(bench_json).read_text())
     clips = result["batch"] / result["ours_step_s"]
     mfu = result.get("ours_mfu")
-    note = (f"measured: bench model {result['size']} {result['num_frames']}x{result['img_size']}^2 batch "
-            f"{result['batch']} {result['dtype']} on {result['device_name']}")
+    note = (
+        f"measured: bench model {result['size']} {result['num_frames']}x{result['img_size']}^2 batch "
+        f"{result['batch']} {result['dtype']} on {result['device_name']}"
+    )
     return clips, note + (f", MFU {100 * mfu:.1f}%" if mfu else "")
 
 
@@ -64,12 +66,17 @@ def core_clips_per_s(shards: str, num_samples: tuple[int, ...] = (1, 4), clips: 
     """Clips per CPU-second of the pretraining pipeline (in-process: one core) per num_sample."""
     import torch
 
-    from pretrain.bench.data import bench_config, interleaved_clip_rates, _stream
+    from pretrain.bench.data import _stream, bench_config, interleaved_clip_rates
     from pretrain.data.streams.pretrain_stream import build_pretrain_loader
 
     torch.set_num_threads(1)  # one core per loader process, as in training
-    iterators = {str(n): _stream(build_pretrain_loader(bench_config(shards, 0, n), 0, 1)) for n in num_samples}
-    return {name: round(rate, 3) for name, rate in interleaved_clip_rates(iterators, clips, 1, time.process_time).items()}
+    iterators = {
+        str(n): _stream(build_pretrain_loader(bench_config(shards, 0, n), 0, 1)) for n in num_samples
+    }
+    return {
+        name: round(rate, 3)
+        for name, rate in interleaved_clip_rates(iterators, clips, 1, time.process_time).items()
+    }
 
 
 def recommended_shards(workdir: Path, videos: int = 6, frames: int = 125) -> Path:
@@ -83,9 +90,16 @@ def recommended_shards(workdir: Path, videos: int = 6, frames: int = 125) -> Pat
         return shards
     spec, raw = CORPORA["h264"], workdir / "raw-h264"
     for index in range(videos):
-        write_video(raw / f"pan_{index:03d}{spec.suffix}", textured_pan_frames(frames, spec.size, spec.speed, seed=index),
-                    fps=25, bit_rate=spec.bit_rate, gop=spec.gop)
-    build_shards("folder", str(raw), str(shards), BuildOptions(shard_size_mb=64, resize_short=320, reencode=True))
+        write_video(
+            raw / f"pan_{index:03d}{spec.suffix}",
+            textured_pan_frames(frames, spec.size, spec.speed, seed=index),
+            fps=25,
+            bit_rate=spec.bit_rate,
+            gop=spec.gop,
+        )
+    build_shards(
+        "folder", str(raw), str(shards), BuildOptions(shard_size_mb=64, resize_short=320, reencode=True)
+    )
     return shards
 
 
@@ -96,12 +110,16 @@ def cores_figure(size: str, backbone: str, gpu: tuple[float, str], per_core: dic
 
 
 def format_figure(figure: CoresFigure) -> str:
-    lines = [f"VideoMAE-{figure.size} ({figure.backbone}) pretraining: one GPU trains "
-             f"{figure.gpu_clips_per_s:.1f} clips/s ({figure.gpu_source})"]
+    lines = [
+        f"VideoMAE-{figure.size} ({figure.backbone}) pretraining: one GPU trains "
+        f"{figure.gpu_clips_per_s:.1f} clips/s ({figure.gpu_source})"
+    ]
     for n, rate in figure.core_clips_per_s.items():
         cores = figure.cores_per_gpu.get(n, math.inf)
-        lines.append(f"  data.num_sample={n}: one core decodes {rate:.2f} clips/s -> {cores:.1f} cores per GPU "
-                     f"({math.ceil(cores)} loader processes)")
+        lines.append(
+            f"  data.num_sample={n}: one core decodes {rate:.2f} clips/s -> {cores:.1f} cores per GPU "
+            f"({math.ceil(cores)} loader processes)"
+        )
     return "\n".join(lines)
 
 
@@ -109,9 +127,13 @@ def as_dict(figure: CoresFigure) -> dict:
     return asdict(figure)
 
 
-def gpu_rate(size: str, mask_ratio: float, mfu: float, peak: float, bench_json: Optional[str]) -> tuple[float, str]:
+def gpu_rate(
+    size: str, mask_ratio: float, mfu: float, peak: float, bench_json: str | None
+) -> tuple[float, str]:
     if bench_json:
         return measured_gpu_clips_per_s(Path(bench_json))
     clips, flops = analytic_gpu_clips_per_s(size, mask_ratio, mfu, peak)
-    return clips, (f"analytic, not measured: 16x224^2, {flops / 1e9:.0f} GFLOP per clip at an assumed MFU of "
-                   f"{100 * mfu:.0f}% of {peak:.0f} TFLOP/s")
+    return clips, (
+        f"analytic, not measured: 16x224^2, {flops / 1e9:.0f} GFLOP per clip at an assumed MFU of "
+        f"{100 * mfu:.0f}% of {peak:.0f} TFLOP/s"
+    )

@@ -24,9 +24,10 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,22 +35,29 @@ from torch.utils.data import DataLoader, Dataset
 
 from pretrain.config import RunConfig, load_config
 from pretrain.data.augment import sampling, transforms
+from pretrain.data.augment.clips import ClipSettings, MaskSettings, eval_views, video_shape
 from pretrain.data.streams import stages
 from pretrain.data.streams.allocator import keep_large_buffers
 from pretrain.data.streams.batching import collate
-from pretrain.data.augment.clips import ClipSettings, MaskSettings, eval_views, video_shape
-from pretrain.data.video.decode import count_decoded_frames, decode_frames, decode_window
 from pretrain.data.streams.pretrain_stream import build_pretrain_loader, clip_settings, mask_settings
 from pretrain.data.streams.selection import Selection
+from pretrain.data.video.decode import count_decoded_frames, decode_frames, decode_window
 from pretrain.masking import tube_mask
 
 BATCH = 8
 # measurement name -> DataBenchResult field
-FIELD_OF = {"pipeline1": "clips_per_s", "float": "clips_per_s_float", "floor": "floor_clips_per_s",
-            "decode_rgb": "decode_rgb_clips_per_s", "baseline1": "baseline_clips_per_s",
-            "pipeline4": "clips_per_s_num_sample4", "baseline4": "baseline_clips_per_s_num_sample4",
-            "once": "multiview_once_videos_per_s", "per_view": "multiview_per_view_videos_per_s",
-            "videomae": "multiview_videomae_videos_per_s"}
+FIELD_OF = {
+    "pipeline1": "clips_per_s",
+    "float": "clips_per_s_float",
+    "floor": "floor_clips_per_s",
+    "decode_rgb": "decode_rgb_clips_per_s",
+    "baseline1": "baseline_clips_per_s",
+    "pipeline4": "clips_per_s_num_sample4",
+    "baseline4": "baseline_clips_per_s_num_sample4",
+    "once": "multiview_once_videos_per_s",
+    "per_view": "multiview_per_view_videos_per_s",
+    "videomae": "multiview_videomae_videos_per_s",
+}
 TURN_CLIPS = 3 * BATCH
 """Clips a stream runs per turn when streams take turns: short enough that every stream sees
 the same machine conditions, long enough that each runs with its own data in the caches."""
@@ -100,16 +108,34 @@ class DataBenchResult:
         return getattr(self, numerator) / getattr(self, denominator)
 
     def as_dict(self) -> dict:
-        return {**asdict(self), **{name: round(self.ratio(name), 3) for name in RATIOS},
-                "cpus": os.cpu_count(), "load_average": round(os.getloadavg()[0], 2)}
+        return {
+            **asdict(self),
+            **{name: round(self.ratio(name), 3) for name in RATIOS},
+            "cpus": os.cpu_count(),
+            "load_average": round(os.getloadavg()[0], 2),
+        }
 
 
 def bench_config(shards: str, workers: int, num_sample: int, uint8: bool = True) -> RunConfig:
     """VideoMAE-B pretraining data settings over `shards` (one endless epoch)."""
-    return load_config(None, [f"data.normalize_on_device={str(uint8).lower()}",
-        f"data.shards={shards}", "data.split=all", f"data.num_workers={workers}", f"data.batch_size={BATCH}",
-        "data.stride=4", f"data.num_sample={num_sample}", "data.shuffle_buffer=8", "data.epoch_size=1000000",
-        "model.size=b", "model.img_size=224", "model.num_frames=16", "mask.ratio=0.9"])
+    return load_config(
+        None,
+        [
+            f"data.normalize_on_device={str(uint8).lower()}",
+            f"data.shards={shards}",
+            "data.split=all",
+            f"data.num_workers={workers}",
+            f"data.batch_size={BATCH}",
+            "data.stride=4",
+            f"data.num_sample={num_sample}",
+            "data.shuffle_buffer=8",
+            "data.epoch_size=1000000",
+            "model.size=b",
+            "model.img_size=224",
+            "model.num_frames=16",
+            "mask.ratio=0.9",
+        ],
+    )
 
 
 def stream_clip_rates(iterators: dict[str, Iterator[dict]], clips: int, workers: int) -> dict[str, float]:
@@ -120,12 +146,15 @@ def stream_clip_rates(iterators: dict[str, Iterator[dict]], clips: int, workers:
     workers prefetched while the others ran."""
     if workers == 0:
         return interleaved_clip_rates(iterators, clips, 1, time.process_time)
-    return {name: interleaved_clip_rates({name: iterator}, clips, 2 * workers, time.perf_counter)[name]
-            for name, iterator in iterators.items()}
+    return {
+        name: interleaved_clip_rates({name: iterator}, clips, 2 * workers, time.perf_counter)[name]
+        for name, iterator in iterators.items()
+    }
 
 
-def interleaved_clip_rates(iterators: dict[str, Iterator[dict]], clips: int, drain: int,
-                           clock: Callable[[], float]) -> dict[str, float]:
+def interleaved_clip_rates(
+    iterators: dict[str, Iterator[dict]], clips: int, drain: int, clock: Callable[[], float]
+) -> dict[str, float]:
     """Clips/s of every stream over its next `clips` clips, timed in turns of `TURN_CLIPS`,
     after `drain` untimed batches each (start-up, or batches prefetched meanwhile)."""
     for iterator in iterators.values():
@@ -150,14 +179,16 @@ def rates_per_round(measurements: dict[str, Callable[[], Any]], rounds: int) -> 
     names = list(measurements)
     for round_index in range(rounds):
         # Each round starts one measurement later: none always runs right after the same one.
-        for name in names[round_index % len(names):] + names[: round_index % len(names)]:
+        for name in names[round_index % len(names) :] + names[: round_index % len(names)]:
             result = measurements[name]()
-            for key, rate in (result.items() if isinstance(result, dict) else [(name, result)]):
+            for key, rate in result.items() if isinstance(result, dict) else [(name, result)]:
                 rates.setdefault(key, []).append(rate)
     return rates
 
 
-def decode_only(sample: dict, rng: np.random.Generator, settings: ClipSettings, rgb: bool = False) -> list[dict]:
+def decode_only(
+    sample: dict, rng: np.random.Generator, settings: ClipSettings, rgb: bool = False
+) -> list[dict]:
     """The floor's per-video work: decode the window (same draw as the pipeline), nothing else;
     with `rgb`, also convert the whole frames to RGB as a decoder library would hand them back."""
     indices = sampling.random_clip(video_shape(sample)[0], settings.num_frames, settings.stride, rng)
@@ -172,7 +203,9 @@ class DecordClips(Dataset):
     """VideoMAE-style loading: open the file with decord, `get_batch` the window, then the same
     multi-scale crop, flip, normalize and tube mask as the pipeline."""
 
-    def __init__(self, files: list[Path], settings: ClipSettings, masks: MaskSettings, num_sample: int) -> None:
+    def __init__(
+        self, files: list[Path], settings: ClipSettings, masks: MaskSettings, num_sample: int
+    ) -> None:
         self.files, self.settings, self.masks, self.num_sample = files, settings, masks, num_sample
 
     def __len__(self) -> int:
@@ -193,9 +226,14 @@ class DecordClips(Dataset):
             clip = transforms.crop_resize(frames, box, self.settings.size)
             clip = transforms.hflip(clip) if rng.random() < 0.5 else clip
             generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-            clips.append({"video": transforms.to_model_layout(clip),
-                          "mask": tube_mask(self.masks.grid, self.masks.ratio, generator),
-                          "label": -1, "key": path.name})
+            clips.append(
+                {
+                    "video": transforms.to_model_layout(clip),
+                    "mask": tube_mask(self.masks.grid, self.masks.ratio, generator),
+                    "label": -1,
+                    "key": path.name,
+                }
+            )
         return clips
 
 
@@ -205,10 +243,14 @@ def _flat_collate(items: list[list[dict]], normalize: bool) -> dict:
 
 def baseline_loader(files: list[Path], config: RunConfig) -> DataLoader:
     dataset = DecordClips(files, clip_settings(config), mask_settings(config), config.data.num_sample)
-    return DataLoader(dataset, batch_size=BATCH // config.data.num_sample, shuffle=True,
-                      num_workers=config.data.num_workers,
-                      collate_fn=functools.partial(_flat_collate, normalize=not config.data.normalize_on_device),
-                      generator=torch.Generator().manual_seed(0))
+    return DataLoader(
+        dataset,
+        batch_size=BATCH // config.data.num_sample,
+        shuffle=True,
+        num_workers=config.data.num_workers,
+        collate_fn=functools.partial(_flat_collate, normalize=not config.data.normalize_on_device),
+        generator=torch.Generator().manual_seed(0),
+    )
 
 
 def read_samples(shards: str, limit: int) -> list[dict]:
@@ -248,11 +290,15 @@ def decode_per_view(samples: list[dict], settings: ClipSettings, num_clips: int,
     (same resize, crop and output as `eval_views`)."""
     start = time.process_time()
     for sample in samples:
-        for window in sampling.uniform_clips(video_shape(sample)[0], settings.num_frames, settings.stride, num_clips):
+        for window in sampling.uniform_clips(
+            video_shape(sample)[0], settings.num_frames, settings.stride, num_clips
+        ):
             for crop in range(num_crops):
                 frames = decode_window(sample["video"], window)
                 frames.set_working_size(transforms.short_side_size(*frames.native, settings.size))
-                box = transforms.spatial_view_boxes(frames.height, frames.width, settings.size, num_crops)[crop]
+                box = transforms.spatial_view_boxes(frames.height, frames.width, settings.size, num_crops)[
+                    crop
+                ]
                 frames.render(box, (settings.size, settings.size)).permute(3, 0, 1, 2)  # (C, T, S, S)
     return len(samples) / (time.process_time() - start)
 
@@ -267,9 +313,13 @@ def videomae_per_view(files: list[Path], settings: ClipSettings, num_clips: int,
     for path in files:
         for view in range(num_clips * num_crops):
             reader = decord.VideoReader(str(path), num_threads=settings.decode_threads, ctx=decord.cpu(0))
-            frames = transforms.frames_to_tensor(reader.get_batch(list(range(0, len(reader), settings.stride))).asnumpy())
+            frames = transforms.frames_to_tensor(
+                reader.get_batch(list(range(0, len(reader), settings.stride))).asnumpy()
+            )
             width, height = transforms.short_side_size(frames.shape[-1], frames.shape[-2], settings.size)
-            frames = torch.nn.functional.interpolate(frames, size=(height, width), mode="bilinear", antialias=True)
+            frames = torch.nn.functional.interpolate(
+                frames, size=(height, width), mode="bilinear", antialias=True
+            )
             chunk, split = divmod(view, num_crops)
             tick = max(len(frames) - settings.num_frames, 0) / max(num_clips - 1, 1)
             first = int(chunk * tick)
@@ -282,10 +332,16 @@ def videomae_per_view(files: list[Path], settings: ClipSettings, num_clips: int,
 def describe_corpus(samples: list[dict]) -> str:
     """Codec, size, bitrate and length of the benchmark videos, from the shards' json."""
     meta = samples[0]["meta"]
-    megabits = sum(len(s["video"]) * 8 / max(s["meta"].get("duration", 1), 1e-3) for s in samples) / len(samples) / 1e6
-    return (f"{meta.get('codec', '?')} {meta.get('width')}x{meta.get('height')} .{meta.get('ext', '?')}, "
-            f"{megabits:.2f} Mbit/s, {meta.get('num_frames')} frames at {meta.get('fps')} fps "
-            f"(first {len(samples)} videos)")
+    megabits = (
+        sum(len(s["video"]) * 8 / max(s["meta"].get("duration", 1), 1e-3) for s in samples)
+        / len(samples)
+        / 1e6
+    )
+    return (
+        f"{meta.get('codec', '?')} {meta.get('width')}x{meta.get('height')} .{meta.get('ext', '?')}, "
+        f"{megabits:.2f} Mbit/s, {meta.get('num_frames')} frames at {meta.get('fps')} fps "
+        f"(first {len(samples)} videos)"
+    )
 
 
 def _stream(loader) -> Iterator[dict]:
@@ -294,8 +350,9 @@ def _stream(loader) -> Iterator[dict]:
         yield from loader
 
 
-def bench_data(shards: str, workers: int = 0, clips: int = 24, multiview_videos: int = 3,
-               rounds: int = 3) -> DataBenchResult:
+def bench_data(
+    shards: str, workers: int = 0, clips: int = 24, multiview_videos: int = 3, rounds: int = 3
+) -> DataBenchResult:
     """Run every measurement on the same shards, interleaved for `rounds`."""
     torch.set_num_threads(1)  # one core per loader process, as in training
     keep_large_buffers()  # as in a loader worker process (in-process runs stand for one)
@@ -308,26 +365,44 @@ def bench_data(shards: str, workers: int = 0, clips: int = 24, multiview_videos:
             "pipeline1": build_pretrain_loader(config, 0, 1),
             "pipeline4": build_pretrain_loader(bench_config(shards, workers, 4), 0, 1),
             "float": build_pretrain_loader(float_config, 0, 1),
-            "floor": build_pretrain_loader(config, 0, 1, maker=functools.partial(decode_only, settings=settings)),
-            "decode_rgb": build_pretrain_loader(config, 0, 1, maker=functools.partial(decode_only, settings=settings,
-                                                                                        rgb=True)),
+            "floor": build_pretrain_loader(
+                config, 0, 1, maker=functools.partial(decode_only, settings=settings)
+            ),
+            "decode_rgb": build_pretrain_loader(
+                config, 0, 1, maker=functools.partial(decode_only, settings=settings, rgb=True)
+            ),
             "baseline1": baseline_loader(files, config),
             "baseline4": baseline_loader(files, bench_config(shards, workers, 4)),
         }
         iterators = {name: _stream(loader) for name, loader in streams.items()}
         measurements = {"streams": functools.partial(stream_clip_rates, iterators, clips, workers)}
         measurements["once"] = functools.partial(decode_once, samples[:multiview_videos], settings, *views)
-        measurements["per_view"] = functools.partial(decode_per_view, samples[:multiview_videos], settings, *views)
-        measurements["videomae"] = functools.partial(videomae_per_view, files[:multiview_videos], settings, *views)
+        measurements["per_view"] = functools.partial(
+            decode_per_view, samples[:multiview_videos], settings, *views
+        )
+        measurements["videomae"] = functools.partial(
+            videomae_per_view, files[:multiview_videos], settings, *views
+        )
         per_round = rates_per_round(measurements, rounds)
     # Reported rates: each one's best round, the one least disturbed by other work on a shared
     # machine; ratios: the median of per-round ratios (`DataBenchResult.ratio`).
     rates = {name: max(values) for name, values in per_round.items()}
     return DataBenchResult(
-        shards=str(shards), corpus=describe_corpus(samples), workers=workers, clips=clips, rounds=rounds,
-        clips_per_s=rates["pipeline1"], clips_per_s_float=rates["float"], floor_clips_per_s=rates["floor"],
-        decode_rgb_clips_per_s=rates["decode_rgb"], baseline_clips_per_s=rates["baseline1"],
-        clips_per_s_num_sample4=rates["pipeline4"], baseline_clips_per_s_num_sample4=rates["baseline4"],
-        multiview_once_videos_per_s=rates["once"], multiview_per_view_videos_per_s=rates["per_view"],
-        multiview_videomae_videos_per_s=rates["videomae"], views=views[0] * views[1],
-        per_round={FIELD_OF[name]: values for name, values in per_round.items()})
+        shards=str(shards),
+        corpus=describe_corpus(samples),
+        workers=workers,
+        clips=clips,
+        rounds=rounds,
+        clips_per_s=rates["pipeline1"],
+        clips_per_s_float=rates["float"],
+        floor_clips_per_s=rates["floor"],
+        decode_rgb_clips_per_s=rates["decode_rgb"],
+        baseline_clips_per_s=rates["baseline1"],
+        clips_per_s_num_sample4=rates["pipeline4"],
+        baseline_clips_per_s_num_sample4=rates["baseline4"],
+        multiview_once_videos_per_s=rates["once"],
+        multiview_per_view_videos_per_s=rates["per_view"],
+        multiview_videomae_videos_per_s=rates["videomae"],
+        views=views[0] * views[1],
+        per_round={FIELD_OF[name]: values for name, values in per_round.items()},
+    )

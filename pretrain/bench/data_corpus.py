@@ -13,8 +13,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from pretrain.data.shards import BuildOptions, build_shards
 from pretrain.data.generated.synthetic import textured_pan_frames, write_video
+from pretrain.data.shards import BuildOptions, build_shards
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,10 @@ class CorpusSpec:
 
     def describe(self, frames: int, fps: int = 25) -> str:
         codec = "MPEG-4 Part 2 AVI" if self.suffix == ".avi" else "H.264 MP4"
-        return (f"{codec} {self.size[1]}x{self.size[0]}, {self.bit_rate / 1e6:.1f} Mbit/s, GOP {self.gop}, "
-                f"{frames} frames ({frames / fps:.1f} s at {fps} fps)")
+        return (
+            f"{codec} {self.size[1]}x{self.size[0]}, {self.bit_rate / 1e6:.1f} Mbit/s, GOP {self.gop}, "
+            f"{frames} frames ({frames / fps:.1f} s at {fps} fps)"
+        )
 
 
 CORPORA = {
@@ -51,7 +53,12 @@ def write_bench_corpus(kind: str, shards_dir: Path, videos: int, frames: int) ->
     for index in range(videos):
         path = raw / f"pan_{index:03d}{spec.suffix}"
         if not path.exists():
-            write_video(path, textured_pan_frames(frames, spec.size, spec.speed, seed=index),
-                        fps=25, bit_rate=spec.bit_rate, gop=spec.gop)
+            write_video(
+                path,
+                textured_pan_frames(frames, spec.size, spec.speed, seed=index),
+                fps=25,
+                bit_rate=spec.bit_rate,
+                gop=spec.gop,
+            )
     build_shards("folder", str(raw), str(shards_dir), BuildOptions(shard_size_mb=64))
     return shards_dir

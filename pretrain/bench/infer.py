@@ -13,17 +13,18 @@ import logging
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 from torch import nn
 
 from pretrain.errors import UserError
 from pretrain.models.classifier import VideoClassifier
-from pretrain.weights import describe, save_hf
 from pretrain.models.vit import ArchSpec
+from pretrain.weights import describe, save_hf
 
 log = logging.getLogger(__name__)
 HF_HEAD_NORM_EPS = 1e-5  # transformers fixes fc_norm's eps; ours uses the same so outputs match
@@ -43,7 +44,7 @@ class InferSettings:
     compile: bool = True
     reps: int = 5
     warmup: int = 2
-    threads: Optional[int] = None
+    threads: int | None = None
 
 
 def hf_classifier(ours: VideoClassifier) -> nn.Module:
@@ -61,12 +62,20 @@ def _forward(model: nn.Module, hf: bool, autocast: Callable) -> Callable[[torch.
     @torch.inference_mode()
     def run(video: torch.Tensor) -> torch.Tensor:
         with autocast():
-            return model(pixel_values=video.transpose(1, 2)).logits if hf else model(video)  # HF: (B, T, C, H, W)
+            return (
+                model(pixel_values=video.transpose(1, 2)).logits if hf else model(video)
+            )  # HF: (B, T, C, H, W)
+
     return run
 
 
-def _variants(ours: nn.Module, hf: nn.Module, settings: InferSettings, autocast: Callable) -> dict[str, Callable]:
-    variants = {"ours eager": _forward(ours, False, autocast), "transformers eager": _forward(hf, True, autocast)}
+def _variants(
+    ours: nn.Module, hf: nn.Module, settings: InferSettings, autocast: Callable
+) -> dict[str, Callable]:
+    variants = {
+        "ours eager": _forward(ours, False, autocast),
+        "transformers eager": _forward(hf, True, autocast),
+    }
     if settings.compile:
         variants["ours compiled"] = _forward(torch.compile(ours), False, autocast)
         variants["transformers compiled"] = _forward(torch.compile(hf), True, autocast)
@@ -81,11 +90,15 @@ def _timed(run: Callable, video: torch.Tensor, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def _time_alternating(variants: dict[str, Callable], videos: dict[int, torch.Tensor], settings: InferSettings,
-                      device: torch.device) -> dict[str, dict[int, float]]:
+def _time_alternating(
+    variants: dict[str, Callable],
+    videos: dict[int, torch.Tensor],
+    settings: InferSettings,
+    device: torch.device,
+) -> dict[str, dict[int, float]]:
     """Median seconds per forward of every variant at every batch size."""
     times: dict[str, dict[int, list[float]]] = {name: {b: [] for b in videos} for name in variants}
-    for name, run in variants.items():  # warm-up (and compilation) for every shape first
+    for run in variants.values():  # warm-up (and compilation) for every shape first
         for video in videos.values():
             for _ in range(settings.warmup):
                 _timed(run, video, device)
@@ -103,20 +116,36 @@ def run_infer_bench(settings: InferSettings) -> dict[str, Any]:
     if settings.threads:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(0)
-    spec = ArchSpec.from_size(settings.size, img_size=settings.img_size, num_frames=settings.num_frames,
-                              head_norm_eps=HF_HEAD_NORM_EPS)
+    spec = ArchSpec.from_size(
+        settings.size,
+        img_size=settings.img_size,
+        num_frames=settings.num_frames,
+        head_norm_eps=HF_HEAD_NORM_EPS,
+    )
     ours = VideoClassifier(spec, settings.num_classes, head_init_scale=1.0).eval()
     hf = hf_classifier(ours).eval()
     ours, hf = ours.to(device), hf.to(device)
     dtype = DTYPES[settings.dtype]
     autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else nullcontext
     generator = torch.Generator().manual_seed(1)
-    videos = {b: torch.randn(b, 3, spec.num_frames, spec.img_size, spec.img_size, generator=generator).to(device)
-              for b in sorted({1, settings.batch})}
-    agreement = float((_forward(ours, False, autocast)(videos[1]).float() - _forward(hf, True, autocast)(videos[1]).float()).abs().max())
+    videos = {
+        b: torch.randn(b, 3, spec.num_frames, spec.img_size, spec.img_size, generator=generator).to(device)
+        for b in sorted({1, settings.batch})
+    }
+    agreement = float(
+        (_forward(ours, False, autocast)(videos[1]).float() - _forward(hf, True, autocast)(videos[1]).float())
+        .abs()
+        .max()
+    )
     medians = _time_alternating(_variants(ours, hf, settings, autocast), videos, settings, device)
-    return {**settings.__dict__, "tokens": spec.num_tokens, "threads": torch.get_num_threads(),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "max_abs_logit_diff": agreement,
-            "variants": {name: {"latency_ms": 1000 * m[1], "clips_per_s": settings.batch / m[settings.batch]}
-                         for name, m in medians.items()}}
+    return {
+        **settings.__dict__,
+        "tokens": spec.num_tokens,
+        "threads": torch.get_num_threads(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "max_abs_logit_diff": agreement,
+        "variants": {
+            name: {"latency_ms": 1000 * m[1], "clips_per_s": settings.batch / m[settings.batch]}
+            for name, m in medians.items()
+        },
+    }

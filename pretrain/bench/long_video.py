@@ -48,19 +48,30 @@ def long_video(folder: Path, minutes: float, fps: int = 25, size: tuple[int, int
 
 def _row(mode: str, samples: int, hours: float, seconds: float, copy_rate: float | None) -> LongVideoRow:
     rate = hours * 60 / seconds  # hours of video per minute of building
-    return LongVideoRow(mode, samples, round(hours, 4), round(seconds, 2), round(rate, 3),
-                        round(rate / copy_rate, 3) if copy_rate else 1.0)
+    return LongVideoRow(
+        mode,
+        samples,
+        round(hours, 4),
+        round(seconds, 2),
+        round(rate, 3),
+        round(rate / copy_rate, 3) if copy_rate else 1.0,
+    )
 
 
-def bench_long_video(src: str, minutes: float = 5.0, segment_seconds: float = 10.0,
-                     workers: int = 1) -> list[LongVideoRow]:
+def bench_long_video(
+    src: str, minutes: float = 5.0, segment_seconds: float = 10.0, workers: int = 1
+) -> list[LongVideoRow]:
     folder = Path(src)
     folder.mkdir(parents=True, exist_ok=True)
     video = long_video(folder, minutes)
     hours = video.duration / 3600
     fixed = {"segment_seconds": segment_seconds}
-    runs = [("segments, stream copy", fixed), ("segments, stream copy, --probe fast", {**fixed, "probe": "fast"}),
-            ("segments, re-encode", {**fixed, "reencode": True}), ("scenes, stream copy", {"scenes": True})]
+    runs = [
+        ("segments, stream copy", fixed),
+        ("segments, stream copy, --probe fast", {**fixed, "probe": "fast"}),
+        ("segments, re-encode", {**fixed, "reencode": True}),
+        ("scenes, stream copy", {"scenes": True}),
+    ]
     # Shards are the unit of parallel work: about four per worker.
     shard_size_mb = max(video.path.stat().st_size / 1e6 / (4 * workers), 0.01)
     rows: list[LongVideoRow] = []
@@ -68,14 +79,32 @@ def bench_long_video(src: str, minutes: float = 5.0, segment_seconds: float = 10
         for mode, options in runs:
             started = time.perf_counter()
             out = Path(scratch) / mode.replace(", ", "-").replace(" ", "_")
-            summary = build_shards("folder", str(folder), str(out),
-                                   BuildOptions(workers=workers, shard_size_mb=shard_size_mb, **options))
-            rows.append(_row(mode, summary.segments, hours, time.perf_counter() - started,
-                             rows[0].hours_per_minute if rows else None))
+            summary = build_shards(
+                "folder",
+                str(folder),
+                str(out),
+                BuildOptions(workers=workers, shard_size_mb=shard_size_mb, **options),
+            )
+            rows.append(
+                _row(
+                    mode,
+                    summary.segments,
+                    hours,
+                    time.perf_counter() - started,
+                    rows[0].hours_per_minute if rows else None,
+                )
+            )
     started = time.perf_counter()
     cuts = detect_cuts(str(video.path))
-    rows.append(_row(f"shot detection only ({len(set(cuts) & set(video.cuts))}/{len(video.cuts)} cuts exact)",
-                     len(cuts) + 1, hours, time.perf_counter() - started, rows[0].hours_per_minute))
+    rows.append(
+        _row(
+            f"shot detection only ({len(set(cuts) & set(video.cuts))}/{len(video.cuts)} cuts exact)",
+            len(cuts) + 1,
+            hours,
+            time.perf_counter() - started,
+            rows[0].hours_per_minute,
+        )
+    )
     return rows
 
 

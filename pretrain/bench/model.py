@@ -13,18 +13,19 @@ import logging
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 
 from pretrain.errors import UserError
 from pretrain.masking import batch_masks
 from pretrain.models.flops import peak_tflops, training_flops, videomae_forward_flops
-from pretrain.weights import describe, save_hf
 from pretrain.models.videomae import VideoMAE
 from pretrain.models.vit import ArchSpec
+from pretrain.weights import describe, save_hf
 
 log = logging.getLogger(__name__)
 HF_HEAD_NORM_EPS = 1e-5  # so both models compute exactly the same function
@@ -43,7 +44,7 @@ class BenchSettings:
     reps: int = 3
     warmup: int = 1
     seed: int = 0
-    threads: Optional[int] = None  # torch intra-op threads; None keeps torch's default
+    threads: int | None = None  # torch intra-op threads; None keeps torch's default
     compile: bool = False  # also time both models under torch.compile (pretrain.bench.model_compile)
 
 
@@ -65,7 +66,9 @@ def _sync(device: torch.device) -> None:
 
 def _make_step(model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor], autocast) -> Callable[[], float]:
     # The same optimizer for both models: fused AdamW (one kernel over all parameters).
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=True)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=True
+    )
 
     def step() -> float:
         optimizer.zero_grad(set_to_none=True)
@@ -92,8 +95,9 @@ def saved_activation_bytes(forward: Callable[[], torch.Tensor]) -> int:
     return sum(seen.values())
 
 
-def _peak_memory(step: Callable[[], float], loss_fn: Callable[[], torch.Tensor], autocast,
-                 device: torch.device) -> int:
+def _peak_memory(
+    step: Callable[[], float], loss_fn: Callable[[], torch.Tensor], autocast, device: torch.device
+) -> int:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         step()
@@ -107,8 +111,9 @@ def _peak_memory(step: Callable[[], float], loss_fn: Callable[[], torch.Tensor],
     return saved_activation_bytes(forward)
 
 
-def _time_alternating(steps: dict[str, Callable[[], float]], settings: BenchSettings,
-                      device: torch.device) -> dict[str, dict[str, list[float]]]:
+def _time_alternating(
+    steps: dict[str, Callable[[], float]], settings: BenchSettings, device: torch.device
+) -> dict[str, dict[str, list[float]]]:
     """Wall-clock and process CPU seconds of each step, models alternating rep by rep."""
     for _ in range(settings.warmup):
         for step in steps.values():
@@ -128,10 +133,14 @@ def _time_alternating(steps: dict[str, Callable[[], float]], settings: BenchSett
 def _inputs(spec: ArchSpec, settings: BenchSettings, device: torch.device):
     generator = torch.Generator().manual_seed(settings.seed)
     video = torch.randn(settings.batch, 3, spec.num_frames, spec.img_size, spec.img_size, generator=generator)
-    mask, decoder_mask = batch_masks(settings.batch, spec.grid, settings.mask_ratio,
-                                     settings.decoder_mask_ratio, generator=generator)
+    mask, decoder_mask = batch_masks(
+        settings.batch, spec.grid, settings.mask_ratio, settings.decoder_mask_ratio, generator=generator
+    )
     hf_video = video.permute(0, 2, 1, 3, 4).contiguous()  # transformers takes (B, T, C, H, W)
-    move = (lambda t: None if t is None else t.to(device))
+
+    def move(t):
+        return None if t is None else t.to(device)
+
     return move(video), move(hf_video), move(mask), move(decoder_mask)
 
 
@@ -143,7 +152,9 @@ def run_model_bench(settings: BenchSettings) -> dict[str, Any]:
     if settings.threads:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
-    spec = ArchSpec.from_size(settings.size, settings.img_size, settings.num_frames, head_norm_eps=HF_HEAD_NORM_EPS)
+    spec = ArchSpec.from_size(
+        settings.size, settings.img_size, settings.num_frames, head_norm_eps=HF_HEAD_NORM_EPS
+    )
     ours = VideoMAE(spec).to(device).train()
     hf = hf_twin(ours).to(device).train()
     video, hf_video, mask, decoder_mask = _inputs(spec, settings, device)
@@ -153,10 +164,16 @@ def run_model_bench(settings: BenchSettings) -> dict[str, Any]:
         "ours": lambda: ours(video, mask, decoder_mask).loss,
         "hf": lambda: hf(hf_video, bool_masked_pos=mask).loss,
     }
-    steps = {"ours": _make_step(ours, loss_fns["ours"], autocast), "hf": _make_step(hf, loss_fns["hf"], autocast)}
+    steps = {
+        "ours": _make_step(ours, loss_fns["ours"], autocast),
+        "hf": _make_step(hf, loss_fns["hf"], autocast),
+    }
     memory = {name: _peak_memory(steps[name], loss_fns[name], autocast, device) for name in steps}
-    compile_s = _add_compiled(steps, ours, hf, (video, hf_video, mask, decoder_mask), autocast, device) \
-        if settings.compile else {}
+    compile_s = (
+        _add_compiled(steps, ours, hf, (video, hf_video, mask, decoder_mask), autocast, device)
+        if settings.compile
+        else {}
+    )
     times = _time_alternating(steps, settings, device)
     result = _report(settings, spec, mask, decoder_mask, times, memory, device)
     if settings.compile:
@@ -166,8 +183,9 @@ def run_model_bench(settings: BenchSettings) -> dict[str, Any]:
     return result
 
 
-def _add_compiled(steps: dict, ours: torch.nn.Module, hf: torch.nn.Module, inputs: tuple, autocast,
-                  device: torch.device) -> dict[str, float]:
+def _add_compiled(
+    steps: dict, ours: torch.nn.Module, hf: torch.nn.Module, inputs: tuple, autocast, device: torch.device
+) -> dict[str, float]:
     """Compiled twins' steps into `steps`; returns each one's first step (compilation) seconds."""
     from pretrain.bench.model_compile import compiled_loss_fns, compiled_twins, first_step_seconds
 
@@ -178,30 +196,50 @@ def _add_compiled(steps: dict, ours: torch.nn.Module, hf: torch.nn.Module, input
     return {name: first_step_seconds(steps[name], lambda: _sync(device)) for name in loss_fns}
 
 
-def _report(settings: BenchSettings, spec: ArchSpec, mask: torch.Tensor, decoder_mask: Optional[torch.Tensor],
-            times: dict[str, dict[str, list[float]]], memory: dict[str, int], device: torch.device) -> dict[str, Any]:
+def _report(
+    settings: BenchSettings,
+    spec: ArchSpec,
+    mask: torch.Tensor,
+    decoder_mask: torch.Tensor | None,
+    times: dict[str, dict[str, list[float]]],
+    memory: dict[str, int],
+    device: torch.device,
+) -> dict[str, Any]:
     visible = spec.num_tokens - int(mask[0].sum())
     targets = mask if decoder_mask is None else mask & decoder_mask
     target_tokens = float(targets.sum(1).float().mean())
     flops = {
         "ours": training_flops(videomae_forward_flops(spec, visible, round(target_tokens))) * settings.batch,
-        "hf": training_flops(videomae_forward_flops(spec, visible, spec.num_tokens - visible,
-                                                    embedded=spec.num_tokens, trimmed_last_block=False))
+        "hf": training_flops(
+            videomae_forward_flops(
+                spec, visible, spec.num_tokens - visible, embedded=spec.num_tokens, trimmed_last_block=False
+            )
+        )
         * settings.batch,
     }
     step_s = {name: statistics.median(values["wall"]) for name, values in times.items()}
     cpu_s = {name: statistics.median(values["cpu"]) for name, values in times.items()}
     result: dict[str, Any] = {
         **{k: v for k, v in vars(settings).items()},
-        "tokens": spec.num_tokens, "visible_tokens": visible, "decoder_target_tokens": target_tokens,
-        "ours_step_s": step_s["ours"], "hf_step_s": step_s["hf"], "speedup": step_s["hf"] / step_s["ours"],
-        "ours_step_times_s": times["ours"]["wall"], "hf_step_times_s": times["hf"]["wall"],
+        "tokens": spec.num_tokens,
+        "visible_tokens": visible,
+        "decoder_target_tokens": target_tokens,
+        "ours_step_s": step_s["ours"],
+        "hf_step_s": step_s["hf"],
+        "speedup": step_s["hf"] / step_s["ours"],
+        "ours_step_times_s": times["ours"]["wall"],
+        "hf_step_times_s": times["hf"]["wall"],
         # process CPU seconds per step: steadier than wall time when other processes share the cores
-        "ours_cpu_s": cpu_s["ours"], "hf_cpu_s": cpu_s["hf"], "speedup_cpu_time": cpu_s["hf"] / cpu_s["ours"],
+        "ours_cpu_s": cpu_s["ours"],
+        "hf_cpu_s": cpu_s["hf"],
+        "speedup_cpu_time": cpu_s["hf"] / cpu_s["ours"],
         "memory_kind": "cuda_peak_allocated" if device.type == "cuda" else "cpu_saved_activations",
-        "ours_memory_bytes": memory["ours"], "hf_memory_bytes": memory["hf"],
-        "ours_gflop_per_step": flops["ours"] / 1e9, "hf_gflop_per_step": flops["hf"] / 1e9,
-        "threads": torch.get_num_threads(), "device_name": _device_name(device),
+        "ours_memory_bytes": memory["ours"],
+        "hf_memory_bytes": memory["hf"],
+        "ours_gflop_per_step": flops["ours"] / 1e9,
+        "hf_gflop_per_step": flops["hf"] / 1e9,
+        "threads": torch.get_num_threads(),
+        "device_name": _device_name(device),
     }
     peak = peak_tflops(result["device_name"], settings.dtype) if device.type == "cuda" else None
     for name in ("ours", "hf"):

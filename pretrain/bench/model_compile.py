@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import statistics
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -25,8 +26,13 @@ def compiled_twins(ours: torch.nn.Module, hf: torch.nn.Module) -> dict[str, torc
     return twins
 
 
-def compiled_loss_fns(twins: dict[str, torch.nn.Module], video: torch.Tensor, hf_video: torch.Tensor,
-                      mask: torch.Tensor, decoder_mask) -> dict[str, Callable[[], torch.Tensor]]:
+def compiled_loss_fns(
+    twins: dict[str, torch.nn.Module],
+    video: torch.Tensor,
+    hf_video: torch.Tensor,
+    mask: torch.Tensor,
+    decoder_mask,
+) -> dict[str, Callable[[], torch.Tensor]]:
     return {
         "ours_compiled": lambda: twins["ours_compiled"](video, mask, decoder_mask).loss,
         "hf_compiled": lambda: twins["hf_compiled"](hf_video, bool_masked_pos=mask).loss,
@@ -47,8 +53,10 @@ def first_step_seconds(step: Callable[[], float], sync: Callable[[], None]) -> f
 def compiled_figures(times: dict[str, dict[str, list[float]]], compile_s: dict[str, float]) -> dict[str, Any]:
     step_s = {name: statistics.median(values["wall"]) for name, values in times.items()}
     return {
-        "ours_compiled_step_s": step_s["ours_compiled"], "hf_compiled_step_s": step_s["hf_compiled"],
-        "ours_compile_s": compile_s["ours_compiled"], "hf_compile_s": compile_s["hf_compiled"],
+        "ours_compiled_step_s": step_s["ours_compiled"],
+        "hf_compiled_step_s": step_s["hf_compiled"],
+        "ours_compile_s": compile_s["ours_compiled"],
+        "hf_compile_s": compile_s["hf_compiled"],
         "speedup_compiled_vs_hf_eager": step_s["hf"] / step_s["ours_compiled"],
         "speedup_compiled_vs_hf_compiled": step_s["hf_compiled"] / step_s["ours_compiled"],
         "compile_gain_ours": step_s["ours"] / step_s["ours_compiled"],

@@ -9,13 +9,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 from pretrain.data.generated.corpora import write_ucf101_tree
+from pretrain.data.generated.synthetic import textured_pan_frames
 from pretrain.data.shards import BuildOptions, build_shards
 from pretrain.data.shards.local_pool import pool_context
 from pretrain.data.shards.sources import is_video_name
-from pretrain.data.generated.synthetic import textured_pan_frames
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +48,28 @@ def generate_corpus(src: Path, videos: int, num_frames: int = 100, bit_rate: int
     (what UCF101 clips look like to a decoder; flat synthetic shapes decode unrealistically fast)."""
     classes = max(1, videos // 4)
     log.info("writing %d textured 320x240 videos to %s", classes * 4, src)
-    write_ucf101_tree(src, classes=classes, groups=(1, 8, 15, 22), bit_rate=bit_rate,
-                      frames=lambda class_index, seed: textured_pan_frames(num_frames, seed=seed))
+    write_ucf101_tree(
+        src,
+        classes=classes,
+        groups=(1, 8, 15, 22),
+        bit_rate=bit_rate,
+        frames=lambda class_index, seed: textured_pan_frames(num_frames, seed=seed),
+    )
 
 
-def _run(source: str, src: Path, mode: str, workers: int, shard_size_mb: float, resize_short: int,
-         scratch: Path) -> dict:
+def _run(
+    source: str, src: Path, mode: str, workers: int, shard_size_mb: float, resize_short: int, scratch: Path
+) -> dict:
     out = scratch / f"{mode}-{workers}"
     reencode = {"resize_short": resize_short, "gop_seconds": 0.5} if mode == "reencode" else {}
     options = BuildOptions(workers=workers, shard_size_mb=shard_size_mb, **reencode)
     started = time.perf_counter()
     summary = build_shards(source, str(src), str(out), options)
-    return {"videos": summary.videos, "seconds": time.perf_counter() - started, "output_mb": summary.bytes / 1e6}
+    return {
+        "videos": summary.videos,
+        "seconds": time.perf_counter() - started,
+        "output_mb": summary.bytes / 1e6,
+    }
 
 
 def _burn(iterations: int) -> int:
@@ -91,8 +100,14 @@ def _input_mb(root: Path) -> float:
     return sum(p.stat().st_size for p in root.rglob("*") if is_video_name(p.name)) / 1e6
 
 
-def bench_shards(src: str, workers: int = 2, resize_short: int = 160, source: Optional[str] = None,
-                 generate: Optional[int] = None, num_frames: int = 100) -> list[ShardBenchRow]:
+def bench_shards(
+    src: str,
+    workers: int = 2,
+    resize_short: int = 160,
+    source: str | None = None,
+    generate: int | None = None,
+    num_frames: int = 100,
+) -> list[ShardBenchRow]:
     """Build SRC four times (passthrough/re-encode x 1/N workers) into a scratch directory."""
     root = Path(src)
     if generate and not root.exists():
@@ -109,10 +124,20 @@ def bench_shards(src: str, workers: int = 2, resize_short: int = 160, source: Op
                 videos_per_s = run["videos"] / run["seconds"]
                 baseline = rows[0].videos_per_s if rows else videos_per_s
                 one_worker = next((r.videos_per_s for r in rows if r.mode == mode), videos_per_s)
-                rows.append(ShardBenchRow(mode, count, run["videos"], round(input_mb, 2),
-                                          round(run["output_mb"], 2), round(run["seconds"], 3),
-                                          round(videos_per_s, 2), round(input_mb / run["seconds"], 2),
-                                          round(videos_per_s / baseline, 2), round(videos_per_s / one_worker, 2)))
+                rows.append(
+                    ShardBenchRow(
+                        mode,
+                        count,
+                        run["videos"],
+                        round(input_mb, 2),
+                        round(run["output_mb"], 2),
+                        round(run["seconds"], 3),
+                        round(videos_per_s, 2),
+                        round(input_mb / run["seconds"], 2),
+                        round(videos_per_s / baseline, 2),
+                        round(videos_per_s / one_worker, 2),
+                    )
+                )
     return rows
 
 

@@ -16,9 +16,10 @@ import os
 import resource
 import socket
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -110,34 +111,58 @@ def _rss_mb() -> float:
 
 
 def _bench_rank(rank: int, settings: ZeroBenchSettings, stage: int, port: int, out_dir: str) -> None:
-    os.environ.update({"DS_ACCELERATOR": "cpu", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                       "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(settings.world_size)})
+    os.environ.update(
+        {
+            "DS_ACCELERATOR": "cpu",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(settings.world_size),
+        }
+    )
     import deepspeed
 
     from pretrain.config import load_config
     from pretrain.masking import batch_masks
     from pretrain.models import build_pretraining_model
-    from pretrain.train.optim import build_adamw, param_groups
     from pretrain.runtime.placement import resolve_placement
+    from pretrain.train.optim import build_adamw, param_groups
     from pretrain.train.strategy import deepspeed_config
 
     deepspeed.init_distributed("gloo", auto_mpi_discovery=False)
-    config = load_config(None, [f"model.size={settings.size}", f"model.img_size={settings.img_size}",
-                                f"model.num_frames={settings.num_frames}", "strategy.name=deepspeed",
-                                f"strategy.zero_stage={stage}", f"data.batch_size={settings.batch_size}",
-                                "trainer.accelerator=cpu", f"trainer.devices={settings.world_size}"])
+    config = load_config(
+        None,
+        [
+            f"model.size={settings.size}",
+            f"model.img_size={settings.img_size}",
+            f"model.num_frames={settings.num_frames}",
+            "strategy.name=deepspeed",
+            f"strategy.zero_stage={stage}",
+            f"data.batch_size={settings.batch_size}",
+            "trainer.accelerator=cpu",
+            f"trainer.devices={settings.world_size}",
+        ],
+    )
     baseline = _rss_mb()
     torch.manual_seed(0)
     model = LossOnly(build_pretraining_model(config.model), zero3=stage == 3, mask_ratio=MASK_RATIO)
     optimizer = build_adamw(param_groups(model.named_parameters(), 0.05), 1e-4, (0.9, 0.95))
     ds_config = {**deepspeed_config(config, resolve_placement(config)), "gradient_accumulation_steps": 1}
-    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config,
-                                      model_parameters=model.parameters())
+    engine, *_ = deepspeed.initialize(
+        model=model, optimizer=optimizer, config=ds_config, model_parameters=model.parameters()
+    )
     generator = torch.Generator().manual_seed(rank)
     grads = loss = 0.0
     for _ in range(settings.steps):
-        video = torch.randn(settings.batch_size, 3, settings.num_frames, settings.img_size, settings.img_size,
-                            generator=generator)  # (B, C, T, H, W)
+        video = torch.randn(
+            settings.batch_size,
+            3,
+            settings.num_frames,
+            settings.img_size,
+            settings.img_size,
+            generator=generator,
+        )  # (B, C, T, H, W)
         mask, _ = batch_masks(settings.batch_size, config.model.grid, MASK_RATIO, generator=generator)
         step_loss = engine(video, mask)
         engine.backward(step_loss)
@@ -145,8 +170,17 @@ def _bench_rank(rank: int, settings: ZeroBenchSettings, stage: int, port: int, o
         engine.step()
         loss = float(step_loss.detach())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    row = RankMemory(stage, rank, peak, peak - baseline, storage_bytes(param_tensors(engine)) / MB, grads,
-                     storage_bytes(adam_tensors(engine)) / MB, storage_bytes(master_tensors(engine)) / MB, loss)
+    row = RankMemory(
+        stage,
+        rank,
+        peak,
+        peak - baseline,
+        storage_bytes(param_tensors(engine)) / MB,
+        grads,
+        storage_bytes(adam_tensors(engine)) / MB,
+        storage_bytes(master_tensors(engine)) / MB,
+        loss,
+    )
     Path(out_dir, f"stage{stage}-rank{rank}.json").write_text(json.dumps(asdict(row)))
     torch.distributed.destroy_process_group()
 
@@ -164,27 +198,40 @@ def run_zero_bench(settings: ZeroBenchSettings) -> list[RankMemory]:
     rows: list[RankMemory] = []
     with tempfile.TemporaryDirectory(prefix="tubelet-zero-bench-") as out_dir:
         for stage in settings.stages:
-            mp.start_processes(_bench_rank, args=(settings, stage, _free_port(), out_dir),
-                               nprocs=settings.world_size, start_method="spawn", join=True)
+            mp.start_processes(
+                _bench_rank,
+                args=(settings, stage, _free_port(), out_dir),
+                nprocs=settings.world_size,
+                start_method="spawn",
+                join=True,
+            )
             for rank in range(settings.world_size):
-                rows.append(RankMemory(**json.loads(Path(out_dir, f"stage{stage}-rank{rank}.json").read_text())))
+                rows.append(
+                    RankMemory(**json.loads(Path(out_dir, f"stage{stage}-rank{rank}.json").read_text()))
+                )
     return rows
 
 
 def format_table(rows: list[RankMemory], settings: ZeroBenchSettings) -> str:
     """One line per (stage, rank), with Adam state and gradients relative to stage 0 on that rank."""
     stage0 = {r.rank: r for r in rows if r.stage == 0}
-    header = (f"ZeRO memory per rank: VideoMAE-{settings.size.upper()}, {settings.world_size} ranks (CPU, gloo), "
-              f"{settings.num_frames}x{settings.img_size}px, batch {settings.batch_size}/rank, fp32\n"
-              f"{'stage':>5} {'rank':>4} {'peak RSS MB':>11} {'RSS growth MB':>13} {'params MB':>9} "
-              f"{'grads MB':>8} {'adam MB':>8} {'master MB':>9} {'adam/stage0':>11} {'grads/stage0':>12}")
+    header = (
+        f"ZeRO memory per rank: VideoMAE-{settings.size.upper()}, {settings.world_size} ranks (CPU, gloo), "
+        f"{settings.num_frames}x{settings.img_size}px, batch {settings.batch_size}/rank, fp32\n"
+        f"{'stage':>5} {'rank':>4} {'peak RSS MB':>11} {'RSS growth MB':>13} {'params MB':>9} "
+        f"{'grads MB':>8} {'adam MB':>8} {'master MB':>9} {'adam/stage0':>11} {'grads/stage0':>12}"
+    )
     lines = [header]
     for r in rows:
         base = stage0.get(r.rank)
         adam_ratio = f"{r.adam_mb / base.adam_mb:.3f}" if base and base.adam_mb else "-"
         grad_ratio = f"{r.grads_mb / base.grads_mb:.3f}" if base and base.grads_mb else "-"
-        lines.append(f"{r.stage:>5} {r.rank:>4} {r.peak_rss_mb:>11.0f} {r.rss_growth_mb:>13.0f} {r.params_mb:>9.1f} "
-                     f"{r.grads_mb:>8.1f} {r.adam_mb:>8.1f} {r.master_mb:>9.1f} {adam_ratio:>11} {grad_ratio:>12}")
-    lines.append("adam = Adam moments held by the rank; master = ZeRO's fp32 copy of the rank's parameter "
-                 "partition (stage 0 updates the parameters in place and has none)")
+        lines.append(
+            f"{r.stage:>5} {r.rank:>4} {r.peak_rss_mb:>11.0f} {r.rss_growth_mb:>13.0f} {r.params_mb:>9.1f} "
+            f"{r.grads_mb:>8.1f} {r.adam_mb:>8.1f} {r.master_mb:>9.1f} {adam_ratio:>11} {grad_ratio:>12}"
+        )
+    lines.append(
+        "adam = Adam moments held by the rank; master = ZeRO's fp32 copy of the rank's parameter "
+        "partition (stage 0 updates the parameters in place and has none)"
+    )
     return "\n".join(lines)

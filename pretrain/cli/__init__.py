@@ -14,7 +14,7 @@ import importlib
 import logging
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from pretrain import __version__
 from pretrain.errors import ConfigError, TubeletError, UserError  # noqa: F401  (UserError: re-exported)
@@ -22,8 +22,20 @@ from pretrain.errors import ConfigError, TubeletError, UserError  # noqa: F401  
 log = logging.getLogger(__name__)
 
 # Modules under pretrain/cli/ that each define `register(subparsers)`.
-COMMAND_MODULES = ("quickstart", "config_cmd", "convert", "shards", "bench", "stages", "finetune", "submit",
-                   "smoke", "keyframes", "features", "explain")
+COMMAND_MODULES = (
+    "quickstart",
+    "config_cmd",
+    "convert",
+    "shards",
+    "bench",
+    "stages",
+    "finetune",
+    "submit",
+    "smoke",
+    "keyframes",
+    "features",
+    "explain",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -10,19 +10,34 @@ from pathlib import Path
 
 def register(benches: argparse._SubParsersAction) -> None:
     parser = benches.add_parser(
-        "cores", help="CPU cores per GPU for pretraining: GPU clips/s over one core's decoded clips/s",
+        "cores",
+        help="CPU cores per GPU for pretraining: GPU clips/s over one core's decoded clips/s",
         description="cores per GPU = clips/s one GPU trains (measured by `bench model`, or analytic FLOPs at a "
-                    "stated MFU) / clips per CPU-second of the pipeline on shards of the recommended encoding "
-                    "(--resize-short 320 --reencode), at data.num_sample 1 and 4.")
+        "stated MFU) / clips per CPU-second of the pipeline on shards of the recommended encoding "
+        "(--resize-short 320 --reencode), at data.num_sample 1 and 4.",
+    )
     parser.add_argument("--size", default="b", help="model size (default b)")
-    parser.add_argument("--backbone", default="vit", help="label of the backbone the figure is for (default vit)")
+    parser.add_argument(
+        "--backbone", default="vit", help="label of the backbone the figure is for (default vit)"
+    )
     parser.add_argument("--mask-ratio", type=float, default=0.9)
-    parser.add_argument("--mfu", type=float, default=0.4, help="assumed MFU for the analytic GPU rate (default 0.4)")
-    parser.add_argument("--peak-tflops", type=float, default=989.4, help="GPU dense bf16 peak (default H100/H200)")
-    parser.add_argument("--from-bench", help="a `tubelet bench model --json` result: use its measured step time")
-    parser.add_argument("--core-rates", help="clips per CPU-second per num_sample, e.g. 1=4.1,4=11.8 "
-                                             "(default: measure them here on a generated corpus)")
-    parser.add_argument("--shards", help="shards of the recommended encoding to measure on (default: generate)")
+    parser.add_argument(
+        "--mfu", type=float, default=0.4, help="assumed MFU for the analytic GPU rate (default 0.4)"
+    )
+    parser.add_argument(
+        "--peak-tflops", type=float, default=989.4, help="GPU dense bf16 peak (default H100/H200)"
+    )
+    parser.add_argument(
+        "--from-bench", help="a `tubelet bench model --json` result: use its measured step time"
+    )
+    parser.add_argument(
+        "--core-rates",
+        help="clips per CPU-second per num_sample, e.g. 1=4.1,4=11.8 "
+        "(default: measure them here on a generated corpus)",
+    )
+    parser.add_argument(
+        "--shards", help="shards of the recommended encoding to measure on (default: generate)"
+    )
     parser.add_argument("--clips", type=int, default=48, help="clips timed per num_sample (default 48)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=_run)
@@ -41,7 +56,14 @@ def _parse_rates(text: str) -> dict[str, float]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pretrain.bench.cores import as_dict, core_clips_per_s, cores_figure, format_figure, gpu_rate, recommended_shards
+    from pretrain.bench.cores import (
+        as_dict,
+        core_clips_per_s,
+        cores_figure,
+        format_figure,
+        gpu_rate,
+        recommended_shards,
+    )
 
     gpu = gpu_rate(args.size, args.mask_ratio, args.mfu, args.peak_tflops, args.from_bench)
     if args.core_rates:

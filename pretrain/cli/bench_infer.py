@@ -11,13 +11,17 @@ from pretrain.errors import UserError
 
 def register(benches: argparse._SubParsersAction) -> None:
     parser = benches.add_parser(
-        "infer", help="batch-1 latency and clips/s vs transformers' VideoMAEForVideoClassification",
+        "infer",
+        help="batch-1 latency and clips/s vs transformers' VideoMAEForVideoClassification",
         description="Inference of Tubelet's classifier and transformers' on the same weights and clip, eager and "
-                    "with torch.compile; warm-up, then alternating repetitions.")
+        "with torch.compile; warm-up, then alternating repetitions.",
+    )
     parser.add_argument("--size", default="s", help="model size (tiny, s, b, l, h, g)")
     parser.add_argument("--img-size", type=int, default=224)
     parser.add_argument("--num-frames", type=int, default=16)
-    parser.add_argument("--batch", type=int, default=4, help="clips per forward for clips/s (latency is batch 1)")
+    parser.add_argument(
+        "--batch", type=int, default=4, help="clips per forward for clips/s (latency is batch 1)"
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype")
     parser.add_argument("--no-compile", action="store_true", help="eager only")
@@ -34,12 +38,23 @@ def _run(args: argparse.Namespace) -> int:
     try:
         from pretrain.bench.infer import InferSettings, run_infer_bench
 
-        settings = InferSettings(size=args.size, img_size=args.img_size, num_frames=args.num_frames, batch=args.batch,
-                                 device=args.device, dtype=args.dtype, compile=not args.no_compile, reps=args.reps,
-                                 warmup=args.warmup, threads=args.threads)
+        settings = InferSettings(
+            size=args.size,
+            img_size=args.img_size,
+            num_frames=args.num_frames,
+            batch=args.batch,
+            device=args.device,
+            dtype=args.dtype,
+            compile=not args.no_compile,
+            reps=args.reps,
+            warmup=args.warmup,
+            threads=args.threads,
+        )
         result = run_infer_bench(settings)
     except ImportError as error:
-        raise UserError(f"the inference benchmark needs transformers (pip install 'tubelet[hf]'): {error}") from None
+        raise UserError(
+            f"the inference benchmark needs transformers (pip install 'tubelet[hf]'): {error}"
+        ) from None
     except ValueError as error:
         raise UserError(str(error)) from None
     print(json.dumps(result) if args.json else format_result(result))
@@ -47,13 +62,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def format_result(r: dict[str, Any]) -> str:
-    lines = [f"VideoMAE-{r['size']} classifier inference, {r['num_frames']}x{r['img_size']}^2 ({r['tokens']} tokens), "
-             f"{r['device']} {r['dtype']} ({r['device_name']}, {r['threads']} threads), {r['reps']} reps after "
-             f"{r['warmup']} warm-up; logits agree to {r['max_abs_logit_diff']:.1e}",
-             f"  {'variant':24s} {'batch-1 latency':>16s} {'clips/s (batch ' + str(r['batch']) + ')':>20s}"]
+    lines = [
+        f"VideoMAE-{r['size']} classifier inference, {r['num_frames']}x{r['img_size']}^2 ({r['tokens']} tokens), "
+        f"{r['device']} {r['dtype']} ({r['device_name']}, {r['threads']} threads), {r['reps']} reps after "
+        f"{r['warmup']} warm-up; logits agree to {r['max_abs_logit_diff']:.1e}",
+        f"  {'variant':24s} {'batch-1 latency':>16s} {'clips/s (batch ' + str(r['batch']) + ')':>20s}",
+    ]
     for name, v in r["variants"].items():
         lines.append(f"  {name:24s} {v['latency_ms']:13.1f} ms {v['clips_per_s']:20.2f}")
     base = r["variants"]["transformers eager"]["latency_ms"]
-    lines.append("  speedup vs transformers eager (latency): " + ", ".join(
-        f"{name} {base / v['latency_ms']:.2f}x" for name, v in r["variants"].items() if name != "transformers eager"))
+    lines.append(
+        "  speedup vs transformers eager (latency): "
+        + ", ".join(
+            f"{name} {base / v['latency_ms']:.2f}x"
+            for name, v in r["variants"].items()
+            if name != "transformers eager"
+        )
+    )
     return "\n".join(lines)

@@ -26,8 +26,14 @@ def _bench_zero(args: argparse.Namespace) -> int:
 
     if args.world_size < 2:
         raise UserError(f"--world-size={args.world_size}: ZeRO partitions over ranks, use 2 or more")
-    settings = ZeroBenchSettings(size=args.size, world_size=args.world_size, stages=tuple(args.stages),
-                                 img_size=args.img_size, num_frames=args.frames, batch_size=args.batch_size,
-                                 steps=args.steps)
+    settings = ZeroBenchSettings(
+        size=args.size,
+        world_size=args.world_size,
+        stages=tuple(args.stages),
+        img_size=args.img_size,
+        num_frames=args.frames,
+        batch_size=args.batch_size,
+        steps=args.steps,
+    )
     print(format_table(run_zero_bench(settings), settings))
     return 0

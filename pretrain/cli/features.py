@@ -13,19 +13,33 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("features", help="pooled encoder features of every video / segment / shard sample")
+    parser = subparsers.add_parser(
+        "features", help="pooled encoder features of every video / segment / shard sample"
+    )
     parser.add_argument("ckpt", help="fine-tuned checkpoint, export, HF folder or original .pth")
-    parser.add_argument("source", help="shard directory (manifest.json), or a folder of videos / one video "
-                        "(built into shards under OUT/_shards first, with --segment-seconds if given)")
+    parser.add_argument(
+        "source",
+        help="shard directory (manifest.json), or a folder of videos / one video "
+        "(built into shards under OUT/_shards first, with --segment-seconds if given)",
+    )
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--recipe", default="finetune/ucf101_vit_b",
-                        help="recipe for views and model shape (a fine-tuned checkpoint's own model wins)")
-    parser.add_argument("--split", default="all", help="samples to embed: all (default), train, test, test2, ...")
+    parser.add_argument(
+        "--recipe",
+        default="finetune/ucf101_vit_b",
+        help="recipe for views and model shape (a fine-tuned checkpoint's own model wins)",
+    )
+    parser.add_argument(
+        "--split", default="all", help="samples to embed: all (default), train, test, test2, ..."
+    )
     parser.add_argument("--tokens", action="store_true", help="also save every token (large)")
-    parser.add_argument("--segment-seconds", type=float, default=None, help="raw video sources: segment first")
+    parser.add_argument(
+        "--segment-seconds", type=float, default=None, help="raw video sources: segment first"
+    )
     parser.add_argument("--ray", action="store_true", help="one Ray task per shard")
     parser.add_argument("--address", default=None, help="Ray address (default: a local instance)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. data.test_clips=2")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. data.test_clips=2"
+    )
     parser.set_defaults(handler=_features)
 
 
@@ -42,7 +56,9 @@ def _shards_of(source: Path, out: Path, segment_seconds) -> str:
         if not link.exists():
             link.symlink_to(source.resolve())
         source = folder
-    summary = build_shards("folder", str(source), str(out / "_shards"), BuildOptions(segment_seconds=segment_seconds))
+    summary = build_shards(
+        "folder", str(source), str(out / "_shards"), BuildOptions(segment_seconds=segment_seconds)
+    )
     log.info("built %d samples from %s into %s", summary.videos, source, summary.output)
     return summary.output
 
@@ -68,6 +84,8 @@ def _features(args: argparse.Namespace) -> int:
         if isinstance(error, TubeletError):
             raise
         raise UserError(str(error)) from None
-    print(f"{summary.samples} samples x {summary.views} views, dim {summary.dim}, from {summary.units} shard(s) "
-          f"({summary.resumed_units} resumed) -> {summary.out} (index.jsonl, features-*.safetensors)")
+    print(
+        f"{summary.samples} samples x {summary.views} views, dim {summary.dim}, from {summary.units} shard(s) "
+        f"({summary.resumed_units} resumed) -> {summary.out} (index.jsonl, features-*.safetensors)"
+    )
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from pretrain.cli.predict_stream import add_stream_options, run_stream
 from pretrain.errors import UserError
@@ -14,28 +14,40 @@ EVALUATE_KEYS = ("ckpt", "splits")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     finetune = subparsers.add_parser(
-        "finetune", help="fine-tune (or linear-probe) a classifier on labeled shards, then test it",
+        "finetune",
+        help="fine-tune (or linear-probe) a classifier on labeled shards, then test it",
         description="Fine-tune from any weights. Example: tubelet finetune ucf101_vit_b data.shards=ucf101/ "
-                    "finetune.init=export/ finetune.split=1 (finetune.mode=linear_probe for a linear probe)")
+        "finetune.init=export/ finetune.split=1 (finetune.mode=linear_probe for a linear probe)",
+    )
     finetune.add_argument("recipe", help="shipped recipe (e.g. tiny, ucf101_vit_b) or a YAML path")
     finetune.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     finetune.set_defaults(handler=_finetune)
 
     evaluate = subparsers.add_parser(
-        "evaluate", help="multi-view test of fine-tuned checkpoints: split 1 and the 3-split mean",
+        "evaluate",
+        help="multi-view test of fine-tuned checkpoints: split 1 and the 3-split mean",
         description="Example: tubelet evaluate ucf101_vit_b data.shards=ucf101/ "
-                    "ckpt=runs/ucf_s{split}/checkpoints/last splits=1,2,3")
+        "ckpt=runs/ucf_s{split}/checkpoints/last splits=1,2,3",
+    )
     evaluate.add_argument("recipe", help="recipe giving data.shards, views and devices")
-    evaluate.add_argument("overrides", nargs="*", metavar="key=value",
-                          help="ckpt=PATH (with {split}, or one per split comma-separated), splits=1,2,3, "
-                               "and config overrides")
+    evaluate.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="ckpt=PATH (with {split}, or one per split comma-separated), splits=1,2,3, and config overrides",
+    )
     evaluate.add_argument("--out", help="output folder (default: trainer.output_dir/<run_name or evaluate>)")
-    evaluate.add_argument("--shuffle-frames", action="store_true",
-                          help="shuffle each clip's frames: how much does the model rely on time?")
+    evaluate.add_argument(
+        "--shuffle-frames",
+        action="store_true",
+        help="shuffle each clip's frames: how much does the model rely on time?",
+    )
     evaluate.set_defaults(handler=_evaluate)
 
     predict = subparsers.add_parser("predict", help="top-k classes of video files with a fine-tuned model")
-    predict.add_argument("checkpoint", help="fine-tuning checkpoint (folder, last, run folder) or classifier export")
+    predict.add_argument(
+        "checkpoint", help="fine-tuning checkpoint (folder, last, run folder) or classifier export"
+    )
     predict.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (any container PyAV reads)")
     predict.add_argument("--topk", type=int, default=5, help="classes shown per video (default 5)")
     predict.add_argument("--clips", type=int, help="temporal views (default: the run's data.test_clips)")
@@ -104,7 +116,7 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _format_prediction(path: str, topk: list[tuple[str, float]], error: Optional[str]) -> str:
+def _format_prediction(path: str, topk: list[tuple[str, float]], error: str | None) -> str:
     if error:
         return f"{path}: skipped: {error}"
     ranked = "  ".join(f"{name} {100 * prob:.1f}%" for name, prob in topk)

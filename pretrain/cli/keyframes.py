@@ -10,14 +10,23 @@ from pretrain.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("keyframes", help="keyframe images + keyframes.json + contact_sheet.png of videos")
+    parser = subparsers.add_parser(
+        "keyframes", help="keyframe images + keyframes.json + contact_sheet.png of videos"
+    )
     parser.add_argument("videos", nargs="+", metavar="VIDEO")
     parser.add_argument("--out", required=True, help="output directory")
     choice = parser.add_mutually_exclusive_group()
-    choice.add_argument("--every", type=float, default=None, metavar="S",
-                        help="one frame every S seconds instead of the stream's I-frames")
+    choice.add_argument(
+        "--every",
+        type=float,
+        default=None,
+        metavar="S",
+        help="one frame every S seconds instead of the stream's I-frames",
+    )
     choice.add_argument("--scenes", action="store_true", help="the first frame of every shot instead")
-    parser.add_argument("--scene-threshold", type=float, default=None, help="see `tubelet shards build --help`")
+    parser.add_argument(
+        "--scene-threshold", type=float, default=None, help="see `tubelet shards build --help`"
+    )
     parser.set_defaults(handler=_keyframes)
 
 
@@ -36,6 +45,8 @@ def _keyframes(args: argparse.Namespace) -> int:
         records = write_keyframes(args.videos, args.out, mode, args.every, args.scene_threshold)
     except (av.FFmpegError, IndexError) as error:  # IndexError: a file without a video stream
         raise UserError(f"cannot read keyframes: {error}") from None
-    print(f"{len(records)} keyframes ({mode}) of {len(args.videos)} video(s) -> {args.out} "
-          "(keyframes.json, contact_sheet.png)")
+    print(
+        f"{len(records)} keyframes ({mode}) of {len(args.videos)} video(s) -> {args.out} "
+        "(keyframes.json, contact_sheet.png)"
+    )
     return 0

@@ -13,11 +13,20 @@ from pretrain.errors import UserError
 
 def add_stream_options(predict: argparse.ArgumentParser) -> None:
     group = predict.add_argument_group("streaming (--stream): slide over one long video, URL or growing file")
-    group.add_argument("--stream", action="store_true", help="score sliding windows of one source as it decodes")
-    group.add_argument("--window", type=float, help="window length in seconds (default: one training clip's span)")
+    group.add_argument(
+        "--stream", action="store_true", help="score sliding windows of one source as it decodes"
+    )
+    group.add_argument(
+        "--window", type=float, help="window length in seconds (default: one training clip's span)"
+    )
     group.add_argument("--stride", type=float, help="seconds between window starts (default: half a window)")
-    group.add_argument("--follow", type=float, default=0.0, metavar="S",
-                       help="a local file still being written: wait up to S seconds for it to grow at its end")
+    group.add_argument(
+        "--follow",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="a local file still being written: wait up to S seconds for it to grow at its end",
+    )
     group.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
@@ -54,6 +63,8 @@ def _format(p) -> str:
 
 
 def _format_summary(s: dict) -> str:
-    return (f"{s['windows']} windows over {s['video_s']:.2f} s of video in {s['wall_s']:.2f} s: "
-            f"realtime_factor {s['realtime_factor']}, window latency p50 {s['latency_p50_ms']} ms, "
-            f"p95 {s['latency_p95_ms']} ms ({s['end']})")
+    return (
+        f"{s['windows']} windows over {s['video_s']:.2f} s of video in {s['wall_s']:.2f} s: "
+        f"realtime_factor {s['realtime_factor']}, window latency p50 {s['latency_p50_ms']} ms, "
+        f"p95 {s['latency_p95_ms']} ms ({s['end']})"
+    )

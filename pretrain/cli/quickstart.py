@@ -9,13 +9,19 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "quickstart", help="synthetic videos → shards → pretrain → fine-tune (pretrained vs scratch) → results",
-        description="Runs the whole Tubelet path on this machine with synthetic data (GPU when present).")
+        "quickstart",
+        help="synthetic videos → shards → pretrain → fine-tune (pretrained vs scratch) → results",
+        description="Runs the whole Tubelet path on this machine with synthetic data (GPU when present).",
+    )
     parser.add_argument("--out", default="quickstart", help="output folder (default: ./quickstart)")
     parser.add_argument("--small", action="store_true", help="the CI-sized setting (about a minute)")
     parser.add_argument("--seeds", default=None, help="fine-tuning seeds, comma-separated (default 0,1,2)")
-    parser.add_argument("--backbone", choices=("vit", "timesformer", "vivit"), default="vit",
-                        help="encoder of every stage (default vit, VideoMAE's joint attention)")
+    parser.add_argument(
+        "--backbone",
+        choices=("vit", "timesformer", "vivit"),
+        default="vit",
+        help="encoder of every stage (default vit, VideoMAE's joint attention)",
+    )
     parser.set_defaults(handler=_quickstart)
 
 
@@ -39,7 +45,9 @@ def _quickstart(args: argparse.Namespace) -> int:
     if args.seeds:
         plan = dataclasses.replace(plan, seeds=parse_seeds(args.seeds))
     plan = dataclasses.replace(plan, backbone=args.backbone)
-    result = run_quickstart(Path(args.out), plan, on_stage=lambda message: print(f"==> {message}", flush=True))
+    result = run_quickstart(
+        Path(args.out), plan, on_stage=lambda message: print(f"==> {message}", flush=True)
+    )
     print(result.files["results_md"].read_text())
     for name, path in sorted(result.files.items()):
         print(f"{name:>15}: {path}")

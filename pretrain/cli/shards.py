@@ -16,12 +16,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("shards", help="build, inspect and verify WebDataset video shards")
     commands = parser.add_subparsers(dest="shards_command", metavar="ACTION", required=True)
     _register_build(commands)
-    inspect = commands.add_parser("inspect", help="counts per split and class, duration, resolution/fps/codec")
+    inspect = commands.add_parser(
+        "inspect", help="counts per split and class, duration, resolution/fps/codec"
+    )
     inspect.add_argument("path", help="shard directory or fsspec URL (holding manifest.json)")
     inspect.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    inspect.add_argument("--contact-sheet", default=None, metavar="FILE.png",
-                         help="also write a grid of one keyframe per sample, a row per class")
-    inspect.add_argument("--per-class", type=int, default=4, help="samples per class on the contact sheet (default 4)")
+    inspect.add_argument(
+        "--contact-sheet",
+        default=None,
+        metavar="FILE.png",
+        help="also write a grid of one keyframe per sample, a row per class",
+    )
+    inspect.add_argument(
+        "--per-class", type=int, default=4, help="samples per class on the contact sheet (default 4)"
+    )
     inspect.set_defaults(handler=_inspect)
     verify = commands.add_parser("verify", help="check shards against the manifest and decode every sample")
     verify.add_argument("path", help="shard directory or fsspec URL (holding manifest.json)")
@@ -31,10 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_build(commands: argparse._SubParsersAction) -> None:
-    build = commands.add_parser("build", help="build shards from folder / UCF101 / HMDB51 / annotation lists "
-                                "(resumable)")
-    build.add_argument("source", choices=("folder", "ucf101", "hmdb51", "kinetics", "annotations"),
-                       help="kinetics / annotations: labelled spans of --annotations CSVs over INPUT's videos")
+    build = commands.add_parser(
+        "build", help="build shards from folder / UCF101 / HMDB51 / annotation lists (resumable)"
+    )
+    build.add_argument(
+        "source",
+        choices=("folder", "ucf101", "hmdb51", "kinetics", "annotations"),
+        help="kinetics / annotations: labelled spans of --annotations CSVs over INPUT's videos",
+    )
     build.add_argument("input", help="directory the official archives were extracted into")
     build.add_argument("output", help="output directory or fsspec URL (file://, s3://, gs://, memory://)")
     add_option_flags(build)
@@ -53,14 +65,20 @@ def _build(args: argparse.Namespace) -> int:
 
         runner = ray_shard_runner(args.address, options.workers if options.workers > 1 else None)
     with RichBuildProgress() as progress:
-        summary = build_shards(args.source, args.input, args.output, options, runner=runner, progress=progress)
-    print(f"{summary.dataset}: {summary.videos} videos ({_hours(summary.hours)} of video) in {summary.shards} "
-          f"shards, {summary.bytes / 1e6:.1f} MB -> {summary.output}")
+        summary = build_shards(
+            args.source, args.input, args.output, options, runner=runner, progress=progress
+        )
+    print(
+        f"{summary.dataset}: {summary.videos} videos ({_hours(summary.hours)} of video) in {summary.shards} "
+        f"shards, {summary.bytes / 1e6:.1f} MB -> {summary.output}"
+    )
     if summary.segments:
         print(f"segments: {summary.segments} from {summary.source_videos} video(s)")
-    print(f"skipped {summary.skipped} bad video(s), {len(summary.split_problems)} split-file problem(s)"
-          f"{' (see errors.jsonl)' if summary.skipped or summary.split_problems else ''}; "
-          f"{summary.resumed_shards} shard(s) resumed; {summary.seconds:.1f} s, {summary.videos_per_second:.1f} videos/s")
+    print(
+        f"skipped {summary.skipped} bad video(s), {len(summary.split_problems)} split-file problem(s)"
+        f"{' (see errors.jsonl)' if summary.skipped or summary.split_problems else ''}; "
+        f"{summary.resumed_shards} shard(s) resumed; {summary.seconds:.1f} s, {summary.videos_per_second:.1f} videos/s"
+    )
     return 0
 
 
@@ -86,16 +104,28 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=option.name, action=action, default=option.default, help=help_text)
             continue
         if kind is tuple:  # tuple[str, ...]: the flag repeats
-            parser.add_argument(flag, dest=option.name, action="append", default=[], help=help_text,
-                                metavar=FLAG_METAVARS.get(option.name))
+            parser.add_argument(
+                flag,
+                dest=option.name,
+                action="append",
+                default=[],
+                help=help_text,
+                metavar=FLAG_METAVARS.get(option.name),
+            )
             continue
         shown = f" (default {option.default})" if option.default is not None else ""
-        parser.add_argument(flag, dest=option.name, type=kind, default=option.default,
-                            choices=FLAG_CHOICES.get(option.name), help=help_text + shown,
-                            metavar=FLAG_METAVARS.get(option.name))
+        parser.add_argument(
+            flag,
+            dest=option.name,
+            type=kind,
+            default=option.default,
+            choices=FLAG_CHOICES.get(option.name),
+            help=help_text + shown,
+            metavar=FLAG_METAVARS.get(option.name),
+        )
 
 
-def options_from_args(args: argparse.Namespace) -> "BuildOptions":
+def options_from_args(args: argparse.Namespace) -> BuildOptions:
     from pretrain.data.shards import BuildOptions
 
     values = {option.name: getattr(args, option.name) for option in dataclasses.fields(BuildOptions)}
@@ -110,7 +140,9 @@ def _value_type(hint: object) -> type:
     arguments = [a for a in typing.get_args(hint) if a is not type(None)]
     kind = arguments[0] if typing.get_origin(hint) is typing.Union and len(arguments) == 1 else hint
     if kind not in (bool, int, float, str):
-        raise TypeError(f"BuildOptions field of type {hint}: teach cli/shards.py add_option_flags to parse it")
+        raise TypeError(
+            f"BuildOptions field of type {hint}: teach cli/shards.py add_option_flags to parse it"
+        )
     return kind
 
 
@@ -130,9 +162,11 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))
         return _report_unreadable(report.failures)
-    print(f"{report.location}: {report.dataset}, {report.samples} samples in {report.shards} shards, "
-          f"{report.bytes / 1e6:.1f} MB, {_hours(report.duration_s / 3600)} of video, "
-          f"{report.skipped_videos} input(s) skipped")
+    print(
+        f"{report.location}: {report.dataset}, {report.samples} samples in {report.shards} shards, "
+        f"{report.bytes / 1e6:.1f} MB, {_hours(report.duration_s / 3600)} of video, "
+        f"{report.skipped_videos} input(s) skipped"
+    )
     for split_id, subsets in report.splits.items():
         counts = ", ".join(f"{subset} {count}" for subset, count in subsets.items())
         print(f"  split {split_id}: {counts}")
@@ -158,11 +192,16 @@ def _verify(args: argparse.Namespace) -> int:
 
     report = verify_shards(args.path, decode=not args.no_decode, workers=args.workers)
     if report.ok:
-        print(f"OK: {report.shards_checked} shards, {report.samples_checked} samples match the manifest"
-              f"{'' if args.no_decode else ' and decode'}")
+        print(
+            f"OK: {report.shards_checked} shards, {report.samples_checked} samples match the manifest"
+            f"{'' if args.no_decode else ' and decode'}"
+        )
         return 0
-    print(f"FAILED: {len(report.failures)} problem(s) in {report.location} "
-          f"({len(report.bad_shards)} of {report.shards_checked} shards bad)", file=sys.stderr)
+    print(
+        f"FAILED: {len(report.failures)} problem(s) in {report.location} "
+        f"({len(report.bad_shards)} of {report.shards_checked} shards bad)",
+        file=sys.stderr,
+    )
     for failure in report.failures:
         print(f"  {failure}", file=sys.stderr)
     return 1
@@ -173,17 +212,30 @@ class RichBuildProgress:
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(
-            TextColumn("[bold]shards[/] {task.fields[shards]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("videos, {task.fields[skipped]} skipped"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+            TextColumn("[bold]shards[/] {task.fields[shards]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("videos, {task.fields[skipped]} skipped"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
         self.task = None
         self.shards_done, self.total_shards, self.skipped = 0, 0, 0
 
-    def __enter__(self) -> "RichBuildProgress":
+    def __enter__(self) -> RichBuildProgress:
         return self  # drawn from `start` on: a build that fails before planning prints only its error
 
     def __exit__(self, *exc) -> None:
@@ -198,5 +250,9 @@ class RichBuildProgress:
     def advance(self, result) -> None:
         self.shards_done += 1
         self.skipped += len(result.errors)
-        self.progress.update(self.task, advance=result.count + len(result.errors),
-                             shards=f"{self.shards_done}/{self.total_shards}", skipped=self.skipped)
+        self.progress.update(
+            self.task,
+            advance=result.count + len(result.errors),
+            shards=f"{self.shards_done}/{self.total_shards}",
+            skipped=self.skipped,
+        )

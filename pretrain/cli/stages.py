@@ -9,20 +9,30 @@ import sys
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     pretrain = subparsers.add_parser(
-        "pretrain", help="masked-video pretraining (Lightning + DeepSpeed ZeRO)",
+        "pretrain",
+        help="masked-video pretraining (Lightning + DeepSpeed ZeRO)",
         description="Pretrain VideoMAE from shards. Example: tubelet pretrain tiny data.shards=shards/ "
-                    "trainer.devices=2 strategy.name=deepspeed strategy.zero_stage=2")
+        "trainer.devices=2 strategy.name=deepspeed strategy.zero_stage=2",
+    )
     pretrain.add_argument("recipe", help="shipped recipe name (e.g. tiny, k400_vit_b) or a YAML path")
     pretrain.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     pretrain.set_defaults(handler=_pretrain)
 
     export = subparsers.add_parser(
-        "export", help="consolidate a training checkpoint (any strategy, ZeRO-3 shards too) into "
-                       "model.safetensors + config.json")
-    export.add_argument("checkpoint", help="checkpoint folder (RUN/checkpoints/step-N or last) or a run folder")
+        "export",
+        help="consolidate a training checkpoint (any strategy, ZeRO-3 shards too) into "
+        "model.safetensors + config.json",
+    )
+    export.add_argument(
+        "checkpoint", help="checkpoint folder (RUN/checkpoints/step-N or last) or a run folder"
+    )
     export.add_argument("out", help="output folder")
-    export.add_argument("--format", choices=("safetensors", "onnx", "torchscript"), default="safetensors",
-                        help="onnx / torchscript: a classifier for other runtimes (dynamic batch, parity-checked)")
+    export.add_argument(
+        "--format",
+        choices=("safetensors", "onnx", "torchscript"),
+        default="safetensors",
+        help="onnx / torchscript: a classifier for other runtimes (dynamic batch, parity-checked)",
+    )
     export.set_defaults(handler=_export)
 
 
@@ -44,10 +54,14 @@ def run_and_report(config) -> int:
     from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
     if rank_zero_only.rank == 0:
-        summary = {"run_dir": str(result.run_dir), "step": result.global_step,
-                   "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
-                   "stopped_by_signal": result.stopped_by_signal, "skipped_nonfinite": result.skipped_nonfinite,
-                   "loss": result.metrics.get("train/loss")}
+        summary = {
+            "run_dir": str(result.run_dir),
+            "step": result.global_step,
+            "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
+            "stopped_by_signal": result.stopped_by_signal,
+            "skipped_nonfinite": result.skipped_nonfinite,
+            "loss": result.metrics.get("train/loss"),
+        }
         print(json.dumps(summary), file=sys.stdout)
     return 0
 
@@ -57,8 +71,16 @@ def _run_on_ray(config) -> int:
     from pretrain.distributed.runner import run_with_ray
 
     result = run_with_ray(config)
-    print(json.dumps({"run_dir": str(result.run_dir), "step": result.global_step,
-                      "last_checkpoint": result.checkpoint_path, "storage_path": result.storage_path}))
+    print(
+        json.dumps(
+            {
+                "run_dir": str(result.run_dir),
+                "step": result.global_step,
+                "last_checkpoint": result.checkpoint_path,
+                "storage_path": result.storage_path,
+            }
+        )
+    )
     return 0
 
 

@@ -27,12 +27,30 @@ from pretrain.config.schema import (
     StrategyConfig,
     TrainerConfig,
 )
+
 # The pixel contract, for the data pipeline (data reads models' facts through config, per the map).
 from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "RECIPES_DIR", "STAGES", "ClusterConfig", "ConfigError", "DataConfig", "FinetuneConfig",
-    "LoggingConfig", "MaskConfig", "ModelConfig", "OptimConfig", "RunConfig", "StrategyConfig",
-    "TrainerConfig", "config_from_dict", "config_to_dict", "config_to_yaml", "list_recipes",
-    "load_config", "resolve_recipe",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "RECIPES_DIR",
+    "STAGES",
+    "ClusterConfig",
+    "ConfigError",
+    "DataConfig",
+    "FinetuneConfig",
+    "LoggingConfig",
+    "MaskConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "StrategyConfig",
+    "TrainerConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "config_to_yaml",
+    "list_recipes",
+    "load_config",
+    "resolve_recipe",
 ]

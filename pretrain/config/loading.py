@@ -11,7 +11,7 @@ import difflib
 import typing
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -22,7 +22,7 @@ from pretrain.config.schema import ConfigError, RunConfig
 RECIPES_DIR = Path(__file__).parent.parent / "recipes"
 
 
-def resolve_recipe(recipe: str, stage: Optional[str] = None) -> Path:
+def resolve_recipe(recipe: str, stage: str | None = None) -> Path:
     """A recipe by path (`my.yaml`) or shipped name (`pretrain/tiny`, or `tiny` with a stage)."""
     as_path = Path(recipe)
     if as_path.suffix in (".yaml", ".yml") and as_path.is_file():
@@ -47,8 +47,9 @@ def list_recipes() -> list[str]:
     return sorted(str(p.relative_to(RECIPES_DIR).with_suffix("")) for p in RECIPES_DIR.rglob("*.yaml"))
 
 
-def load_config(recipe: Optional[str] = None, overrides: tuple[str, ...] | list[str] = (),
-                stage: Optional[str] = None) -> RunConfig:
+def load_config(
+    recipe: str | None = None, overrides: tuple[str, ...] | list[str] = (), stage: str | None = None
+) -> RunConfig:
     """Recipe YAML + `key=value` overrides → validated RunConfig, or ConfigError naming the key."""
     schema = OmegaConf.structured(RunConfig)
     layers: list[DictConfig] = []
@@ -122,7 +123,12 @@ def describe_yaml_error(name: str, error: yaml.MarkedYAMLError) -> str:
     problem = error.problem or error.context or "invalid YAML"
     context = ""
     started = error.context_mark
-    if error.context and error.problem and started and (started.line, started.column) != (mark.line, mark.column):
+    if (
+        error.context
+        and error.problem
+        and started
+        and (started.line, started.column) != (mark.line, mark.column)
+    ):
         context = f" ({error.context} that starts at line {started.line + 1}, column {started.column + 1})"
     return f"{where}: YAML syntax error: {problem}{context}"
 
@@ -135,7 +141,7 @@ def _reject_unknown_keys(layer: DictConfig, schema: type, prefix: str = "") -> N
     """Unknown keys fail with the closest valid names, at any depth."""
     valid = {f.name: f.type for f in fields(schema)}
     hints = _field_types(schema)
-    for key in layer.keys():
+    for key in layer:
         dotted = f"{prefix}{key}"
         if key not in valid:
             close = difflib.get_close_matches(str(key), list(valid), n=3, cutoff=0.5)
@@ -148,7 +154,9 @@ def _reject_unknown_keys(layer: DictConfig, schema: type, prefix: str = "") -> N
         value = layer[key]
         if is_dataclass(sub_schema):
             if not isinstance(value, DictConfig):
-                raise ConfigError(f"config key {dotted!r} is a section; set its fields, e.g. {dotted}.<field>=...")
+                raise ConfigError(
+                    f"config key {dotted!r} is a section; set its fields, e.g. {dotted}.<field>=..."
+                )
             _reject_unknown_keys(value, sub_schema, prefix=f"{dotted}.")
 
 
@@ -169,7 +177,7 @@ def _describe_omegaconf_error(error: OmegaConfBaseException) -> str:
     return f"config error at {key!r}: {str(error).splitlines()[0]}"
 
 
-def _expected_type(dotted: str) -> Optional[str]:
+def _expected_type(dotted: str) -> str | None:
     schema: Any = RunConfig
     hint: Any = None
     for part in dotted.split("."):

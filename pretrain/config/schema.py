@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pretrain.errors import ConfigError  # re-exported: `pretrain.config.ConfigError`
 from pretrain.models.pixels import token_grid
@@ -51,7 +51,7 @@ class ModelConfig:
     """Frames per clip fed to the model."""
     tubelet_size: int = 2
     """Frames per tubelet (temporal patch size)."""
-    patch_size: Optional[int] = None
+    patch_size: int | None = None
     """Spatial patch size; null takes the size's default (16, or 14 for g)."""
     drop_path: float = 0.0
     """Stochastic depth rate of the encoder (linearly increasing over blocks)."""
@@ -62,12 +62,12 @@ class ModelConfig:
     backbone: str = "vit"
     """Encoder: vit (joint space-time attention, VideoMAE), timesformer (divided space-time
     attention), vivit (ViViT's factorised encoder). timesformer and vivit need tube masks."""
-    temporal_depth: Optional[int] = None
+    temporal_depth: int | None = None
     """vivit: blocks of the temporal transformer; null takes the size's default (4; tiny 1)."""
-    pixel_mean: Optional[tuple[float, float, float]] = None
+    pixel_mean: tuple[float, float, float] | None = None
     """Per-channel input mean (0..1 units) the video is normalized with; null: ImageNet's. Weights
     carry theirs (HF ViViT: 0.5, i.e. inputs in [-1, 1]); predict/evaluate use the weights' own."""
-    pixel_std: Optional[tuple[float, float, float]] = None
+    pixel_std: tuple[float, float, float] | None = None
     """Per-channel input std (0..1 units); null: ImageNet's (HF ViViT: 0.5)."""
 
     def __post_init__(self) -> None:
@@ -77,7 +77,10 @@ class ModelConfig:
             _positive("model.temporal_depth", self.temporal_depth)
         for key, stats in (("model.pixel_mean", self.pixel_mean), ("model.pixel_std", self.pixel_std)):
             _check(stats is None or len(stats) == 3, f"{key}={stats} must be 3 values (R, G, B) or null")
-        _check(self.pixel_std is None or all(v > 0 for v in self.pixel_std), f"model.pixel_std={self.pixel_std} must be > 0")
+        _check(
+            self.pixel_std is None or all(v > 0 for v in self.pixel_std),
+            f"model.pixel_std={self.pixel_std} must be > 0",
+        )
         _positive("model.img_size", self.img_size)
         _positive("model.num_frames", self.num_frames)
         _positive("model.tubelet_size", self.tubelet_size)
@@ -91,8 +94,7 @@ class ModelConfig:
         )
         _check(
             self.num_frames % self.tubelet_size == 0,
-            f"model.num_frames={self.num_frames} is not divisible by "
-            f"model.tubelet_size={self.tubelet_size}",
+            f"model.num_frames={self.num_frames} is not divisible by model.tubelet_size={self.tubelet_size}",
         )
 
     @property
@@ -152,7 +154,7 @@ class DataConfig:
     """Samples held in the shuffle buffer."""
     decode_threads: int = 1
     """FFmpeg threads per decode."""
-    epoch_size: Optional[int] = None
+    epoch_size: int | None = None
     """Clips per epoch; null takes the manifest's sample count × num_sample."""
     normalize_on_device: bool = True
     """Ship uint8 clips and normalize them on the device: a quarter of float32's bytes through
@@ -168,8 +170,15 @@ class DataConfig:
     """Spatial views per video at evaluation."""
 
     def __post_init__(self) -> None:
-        for key in ("batch_size", "stride", "num_sample", "shuffle_buffer", "decode_threads",
-                    "test_clips", "test_crops"):
+        for key in (
+            "batch_size",
+            "stride",
+            "num_sample",
+            "shuffle_buffer",
+            "decode_threads",
+            "test_clips",
+            "test_crops",
+        ):
             _positive(f"data.{key}", getattr(self, key))
         _check(self.num_workers >= 0, f"data.num_workers={self.num_workers} must be >= 0")
         if self.epoch_size is not None:
@@ -177,7 +186,10 @@ class DataConfig:
 
     def require_shards(self) -> str:
         """`data.shards`, which every stage needs (a config may leave it empty until then)."""
-        _check(bool(self.shards), "data.shards is required: the folder holding manifest.json (tubelet shards build)")
+        _check(
+            bool(self.shards),
+            "data.shards is required: the folder holding manifest.json (tubelet shards build)",
+        )
         return self.shards
 
 
@@ -195,7 +207,7 @@ class OptimConfig:
     """Training length in epochs."""
     warmup_epochs: int = 40
     """Linear warmup length in epochs (applied per step)."""
-    clip_grad: Optional[float] = None
+    clip_grad: float | None = None
     """Gradient-norm clipping threshold; null disables."""
     accumulate_grad_batches: int = 1
     """Micro-batches per optimizer step."""
@@ -206,12 +218,18 @@ class OptimConfig:
         _finite_positive("optim.base_lr", self.base_lr)
         _positive("optim.epochs", self.epochs)
         _positive("optim.accumulate_grad_batches", self.accumulate_grad_batches)
-        _check(math.isfinite(self.min_lr) and self.min_lr >= 0, f"optim.min_lr={self.min_lr} must be a finite number >= 0")
+        _check(
+            math.isfinite(self.min_lr) and self.min_lr >= 0,
+            f"optim.min_lr={self.min_lr} must be a finite number >= 0",
+        )
         _check(self.weight_decay >= 0, f"optim.weight_decay={self.weight_decay} must be >= 0")
-        _check(0 <= self.warmup_epochs <= self.epochs,
-               f"optim.warmup_epochs={self.warmup_epochs} must be in [0, optim.epochs={self.epochs}]")
-        _check(all(0.0 <= b < 1.0 for b in self.betas),
-               f"optim.betas={list(self.betas)} must each be in [0, 1)")
+        _check(
+            0 <= self.warmup_epochs <= self.epochs,
+            f"optim.warmup_epochs={self.warmup_epochs} must be in [0, optim.epochs={self.epochs}]",
+        )
+        _check(
+            all(0.0 <= b < 1.0 for b in self.betas), f"optim.betas={list(self.betas)} must each be in [0, 1)"
+        )
         _check(0.0 < self.layer_decay <= 1.0, f"optim.layer_decay={self.layer_decay} must be in (0, 1]")
         if self.clip_grad is not None:
             _positive("optim.clip_grad", self.clip_grad)
@@ -227,7 +245,7 @@ class StrategyConfig:
     """Where optimizer state lives under ZeRO: none, cpu, nvme."""
     offload_params: str = "none"
     """Where parameters live under ZeRO-3: none, cpu, nvme."""
-    nvme_path: Optional[str] = None
+    nvme_path: str | None = None
     """Directory for NVMe offload (required when any offload is nvme)."""
 
     def __post_init__(self) -> None:
@@ -236,16 +254,23 @@ class StrategyConfig:
         _choice("strategy.offload_optimizer", self.offload_optimizer, ("none", "cpu", "nvme"))
         _choice("strategy.offload_params", self.offload_params, ("none", "cpu", "nvme"))
         uses_zero = self.zero_stage > 0 or self.offload_optimizer != "none" or self.offload_params != "none"
-        _check(self.name == "deepspeed" or not uses_zero,
-               f"strategy.zero_stage / offload need strategy.name=deepspeed (got {self.name!r})")
-        _check(self.offload_params == "none" or self.zero_stage == 3,
-               f"strategy.offload_params={self.offload_params!r} needs strategy.zero_stage=3 "
-               f"(got {self.zero_stage})")
-        _check(self.offload_optimizer == "none" or self.zero_stage >= 1,
-               f"strategy.offload_optimizer={self.offload_optimizer!r} needs strategy.zero_stage >= 1")
+        _check(
+            self.name == "deepspeed" or not uses_zero,
+            f"strategy.zero_stage / offload need strategy.name=deepspeed (got {self.name!r})",
+        )
+        _check(
+            self.offload_params == "none" or self.zero_stage == 3,
+            f"strategy.offload_params={self.offload_params!r} needs strategy.zero_stage=3 "
+            f"(got {self.zero_stage})",
+        )
+        _check(
+            self.offload_optimizer == "none" or self.zero_stage >= 1,
+            f"strategy.offload_optimizer={self.offload_optimizer!r} needs strategy.zero_stage >= 1",
+        )
         needs_nvme = "nvme" in (self.offload_optimizer, self.offload_params)
-        _check(not needs_nvme or bool(self.nvme_path),
-               "strategy.nvme_path must be set when offloading to nvme")
+        _check(
+            not needs_nvme or bool(self.nvme_path), "strategy.nvme_path must be set when offloading to nvme"
+        )
 
 
 @dataclass
@@ -266,7 +291,7 @@ class TrainerConfig:
     """torch.compile the model."""
     output_dir: str = "runs"
     """Root directory of run directories."""
-    run_name: Optional[str] = None
+    run_name: str | None = None
     """Run directory name under output_dir; null derives one from the time."""
     checkpoint_every_steps: int = 1000
     """Save a checkpoint every N optimizer steps (and at the end)."""
@@ -282,11 +307,15 @@ class TrainerConfig:
         _positive("trainer.num_nodes", self.num_nodes)
         _positive("trainer.checkpoint_every_steps", self.checkpoint_every_steps)
         _positive("trainer.max_nonfinite_steps", self.max_nonfinite_steps)
-        _check(self.max_steps == -1 or self.max_steps > 0,
-               f"trainer.max_steps={self.max_steps} must be -1 (use optim.epochs) or > 0")
-        _check(not (self.accelerator == "cpu" and self.precision in ("bf16-mixed", "16-mixed")),
-               f"trainer.precision={self.precision!r} is not supported with trainer.accelerator='cpu'; "
-               "use 32-true")
+        _check(
+            self.max_steps == -1 or self.max_steps > 0,
+            f"trainer.max_steps={self.max_steps} must be -1 (use optim.epochs) or > 0",
+        )
+        _check(
+            not (self.accelerator == "cpu" and self.precision in ("bf16-mixed", "16-mixed")),
+            f"trainer.precision={self.precision!r} is not supported with trainer.accelerator='cpu'; "
+            "use 32-true",
+        )
 
 
 @dataclass
@@ -295,7 +324,7 @@ class LoggingConfig:
     """W&B mode: online, offline or disabled (env WANDB_MODE overrides)."""
     project: str = "tubelet"
     """W&B project."""
-    entity: Optional[str] = None
+    entity: str | None = None
     """W&B entity (team or user)."""
     csv: bool = True
     """Also write metrics.csv in the run directory."""
@@ -303,14 +332,15 @@ class LoggingConfig:
     """Log scalar metrics every N steps."""
     recon_every_steps: int = 500
     """Log an original | masked | reconstruction video and PNG grid every N steps (0 disables)."""
-    device_peak_tflops: Optional[float] = None
+    device_peak_tflops: float | None = None
     """Peak dense TFLOP/s of one device for MFU; null looks it up for known GPUs."""
 
     def __post_init__(self) -> None:
         _choice("logging.wandb", self.wandb, ("online", "offline", "disabled"))
         _positive("logging.every_steps", self.every_steps)
-        _check(self.recon_every_steps >= 0,
-               f"logging.recon_every_steps={self.recon_every_steps} must be >= 0")
+        _check(
+            self.recon_every_steps >= 0, f"logging.recon_every_steps={self.recon_every_steps} must be >= 0"
+        )
         if self.device_peak_tflops is not None:
             _finite_positive("logging.device_peak_tflops", self.device_peak_tflops)
 
@@ -319,7 +349,7 @@ class LoggingConfig:
 class ClusterConfig:
     launcher: str = "local"
     """local (Lightning alone) or ray (Ray Train)."""
-    address: Optional[str] = None
+    address: str | None = None
     """Ray address to attach to; null starts a local Ray instance."""
     num_workers: int = 1
     """Ray Train workers (one process per device)."""
@@ -331,20 +361,25 @@ class ClusterConfig:
     """GPUs reserved per Ray worker when use_gpu."""
     placement_strategy: str = "PACK"
     """Ray placement group strategy: PACK, SPREAD, STRICT_PACK, STRICT_SPREAD."""
-    storage_path: Optional[str] = None
+    storage_path: str | None = None
     """Ray Train storage (local path, NFS, or cloud URI) for checkpoints and results."""
     max_failures: int = 0
     """Worker-group failures Ray Train recovers from (-1 = unlimited)."""
 
     def __post_init__(self) -> None:
         _choice("cluster.launcher", self.launcher, ("local", "ray"))
-        _choice("cluster.placement_strategy", self.placement_strategy,
-                ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"))
+        _choice(
+            "cluster.placement_strategy",
+            self.placement_strategy,
+            ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"),
+        )
         _positive("cluster.num_workers", self.num_workers)
         _positive("cluster.cpus_per_worker", self.cpus_per_worker)
         _check(self.gpus_per_worker >= 0, f"cluster.gpus_per_worker={self.gpus_per_worker} must be >= 0")
-        _check(not self.use_gpu or self.gpus_per_worker > 0,
-               f"cluster.use_gpu=true needs cluster.gpus_per_worker > 0 (got {self.gpus_per_worker})")
+        _check(
+            not self.use_gpu or self.gpus_per_worker > 0,
+            f"cluster.use_gpu=true needs cluster.gpus_per_worker > 0 (got {self.gpus_per_worker})",
+        )
         _check(self.max_failures >= -1, f"cluster.max_failures={self.max_failures} must be >= -1")
 
 
@@ -355,7 +390,7 @@ class FinetuneConfig:
     original VideoMAE .pth, or none."""
     mode: str = "full"
     """full (all weights) or linear_probe (frozen encoder, batch-normed linear head)."""
-    num_classes: Optional[int] = None
+    num_classes: int | None = None
     """Classes of the head; null reads the manifest's class index."""
     head_dropout: float = 0.5
     """Dropout before the linear head."""
@@ -380,12 +415,18 @@ class FinetuneConfig:
         _choice("finetune.mode", self.mode, ("full", "linear_probe"))
         _choice("finetune.split", self.split, (1, 2, 3))
         _check(0.0 <= self.head_dropout < 1.0, f"finetune.head_dropout={self.head_dropout} must be in [0, 1)")
-        _check(0.0 <= self.label_smoothing < 1.0,
-               f"finetune.label_smoothing={self.label_smoothing} must be in [0, 1)")
-        _check(0.0 <= self.random_erasing <= 1.0,
-               f"finetune.random_erasing={self.random_erasing} must be in [0, 1]")
-        _check(0.0 < self.crop_scale_min <= 1.0,
-               f"finetune.crop_scale_min={self.crop_scale_min} must be in (0, 1]")
+        _check(
+            0.0 <= self.label_smoothing < 1.0,
+            f"finetune.label_smoothing={self.label_smoothing} must be in [0, 1)",
+        )
+        _check(
+            0.0 <= self.random_erasing <= 1.0,
+            f"finetune.random_erasing={self.random_erasing} must be in [0, 1]",
+        )
+        _check(
+            0.0 < self.crop_scale_min <= 1.0,
+            f"finetune.crop_scale_min={self.crop_scale_min} must be in (0, 1]",
+        )
         _check(self.mixup >= 0 and self.cutmix >= 0, "finetune.mixup and finetune.cutmix must be >= 0")
         if self.num_classes is not None:
             _positive("finetune.num_classes", self.num_classes)
@@ -407,27 +448,37 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _choice("stage", self.stage, STAGES)
-        _check(self.data.normalize_on_device or (self.model.pixel_mean is None and self.model.pixel_std is None),
-               "model.pixel_mean/pixel_std are applied on the device: they need data.normalize_on_device=true")
-        _check(self.model.backbone == "vit" or self.mask.kind == "tube",
-               f"mask.kind={self.mask.kind!r} cannot train model.backbone={self.model.backbone}: divided and "
-               "factorised attention run on the visible tokens as a (time slices x positions) grid, which "
-               "only mask.kind=tube gives")
+        _check(
+            self.data.normalize_on_device or (self.model.pixel_mean is None and self.model.pixel_std is None),
+            "model.pixel_mean/pixel_std are applied on the device: they need data.normalize_on_device=true",
+        )
+        _check(
+            self.model.backbone == "vit" or self.mask.kind == "tube",
+            f"mask.kind={self.mask.kind!r} cannot train model.backbone={self.model.backbone}: divided and "
+            "factorised attention run on the visible tokens as a (time slices x positions) grid, which "
+            "only mask.kind=tube gives",
+        )
         if self.mask.decoder_ratio > 0:
-            _check(self.model.grid[1] % 2 == 0 and self.model.grid[2] % 2 == 0,
-                   f"mask.decoder_ratio>0 uses 2x2 running cells: the patch grid {self.model.grid[1:]} "
-                   "must have even height and width")
-        _check(self.optim.min_lr <= self.lr,
-               f"optim.min_lr={self.optim.min_lr:g} is above the peak lr {self.lr:.3g} (optim.base_lr="
-               f"{self.optim.base_lr:g} x global batch {self.global_batch} / 256); lower optim.min_lr")
+            _check(
+                self.model.grid[1] % 2 == 0 and self.model.grid[2] % 2 == 0,
+                f"mask.decoder_ratio>0 uses 2x2 running cells: the patch grid {self.model.grid[1:]} "
+                "must have even height and width",
+            )
+        _check(
+            self.optim.min_lr <= self.lr,
+            f"optim.min_lr={self.optim.min_lr:g} is above the peak lr {self.lr:.3g} (optim.base_lr="
+            f"{self.optim.base_lr:g} x global batch {self.global_batch} / 256); lower optim.min_lr",
+        )
 
     def check_before_run(self) -> None:
         """What a stage needs beyond a valid config, checked before any work starts. Not part of
         `__post_init__`: a config saved with a checkpoint must still load when its paths are gone."""
         self.data.require_shards()
         resume = self.trainer.resume
-        _check(resume in ("none", "auto") or "://" in resume or Path(resume).exists(),
-               f"trainer.resume={resume!r} is neither auto, none nor an existing path")
+        _check(
+            resume in ("none", "auto") or "://" in resume or Path(resume).exists(),
+            f"trainer.resume={resume!r} is neither auto, none nor an existing path",
+        )
 
     @property
     def world_size(self) -> int:

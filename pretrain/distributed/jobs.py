@@ -16,9 +16,9 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
 
 from ray.job_submission import JobStatus, JobSubmissionClient
 
@@ -30,8 +30,23 @@ logger = logging.getLogger(__name__)
 DEFAULT_ENV_NAMES = ("WANDB_MODE", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_BASE_URL", "WANDB_SILENT")
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL", re.IGNORECASE)
 # Never uploaded with the working directory (gitignore-style patterns, as Ray expects).
-UPLOAD_EXCLUDES = (".git", ".venv", "venv", "runs", "wandb", "ray_results", "__pycache__",
-                   "*.pyc", "*.ckpt", "*.pt", "*.pth", "*.safetensors", "*.tar", "*.mp4", "*.avi")
+UPLOAD_EXCLUDES = (
+    ".git",
+    ".venv",
+    "venv",
+    "runs",
+    "wandb",
+    "ray_results",
+    "__pycache__",
+    "*.pyc",
+    "*.ckpt",
+    "*.pt",
+    "*.pth",
+    "*.safetensors",
+    "*.tar",
+    "*.mp4",
+    "*.avi",
+)
 FINISHED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
 
 
@@ -44,18 +59,20 @@ class JobRequest:
     """What to run on the cluster: `tubelet <command...>` with an optional uploaded working dir."""
 
     command: tuple[str, ...]
-    working_dir: Optional[Path] = None
+    working_dir: Path | None = None
     env_names: tuple[str, ...] = ()
-    entrypoint_num_cpus: Optional[float] = None
-    entrypoint_num_gpus: Optional[float] = None
+    entrypoint_num_cpus: float | None = None
+    entrypoint_num_gpus: float | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
 
 def entrypoint_for(command: Sequence[str]) -> str:
     """The shell command the cluster runs, each argument quoted as one word."""
     if not command:
-        raise JobSubmissionError("nothing to run: give the tubelet command after `--`, "
-                                 "e.g. `tubelet submit --address ... -- pretrain pretrain/tiny`")
+        raise JobSubmissionError(
+            "nothing to run: give the tubelet command after `--`, "
+            "e.g. `tubelet submit --address ... -- pretrain pretrain/tiny`"
+        )
     if command[0] == "tubelet":
         command = command[1:]
     return shlex.join(["tubelet", *command])
@@ -79,7 +96,8 @@ def forwarded_env(names: Sequence[str], environ: Mapping[str, str]) -> dict[str,
         if SECRET_NAME.search(name):
             raise JobSubmissionError(
                 f"--env {name} looks like a secret; a job's runtime_env is visible to anyone who can "
-                "reach the Jobs API, so provision it on the cluster instead (cluster/README.md)")
+                "reach the Jobs API, so provision it on the cluster instead (cluster/README.md)"
+            )
         if name not in environ:
             raise JobSubmissionError(f"--env {name} is not set in this environment")
     wanted = [n for n in DEFAULT_ENV_NAMES if n in environ] + [n for n in names if n not in DEFAULT_ENV_NAMES]
@@ -106,13 +124,11 @@ def submit(address: str, request: JobRequest) -> str:
         entrypoint_num_cpus=request.entrypoint_num_cpus,
         entrypoint_num_gpus=request.entrypoint_num_gpus,
     )
-    logger.info("submitted %s as %s (forwarding env %s)", entrypoint, job_id,
-                sorted(runtime_env["env_vars"]))
+    logger.info("submitted %s as %s (forwarding env %s)", entrypoint, job_id, sorted(runtime_env["env_vars"]))
     return job_id
 
 
-def follow(address: str, job_id: str, write: Callable[[str], object],
-           poll_seconds: float = 0.5) -> JobStatus:
+def follow(address: str, job_id: str, write: Callable[[str], object], poll_seconds: float = 0.5) -> JobStatus:
     """Stream the job's logs to `write` until it ends; returns its final status."""
     client = connect(address)
     asyncio.run(_stream_logs(client, job_id, write))

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import pytorch_lightning as pl
 import ray.train
 from pytorch_lightning.callbacks import Callback
-from ray.train.lightning import (RayDDPStrategy, RayDeepSpeedStrategy, RayLightningEnvironment,
-                                 prepare_trainer)
+from ray.train.lightning import RayDDPStrategy, RayDeepSpeedStrategy, RayLightningEnvironment, prepare_trainer
 
 from pretrain.config import RunConfig
-from pretrain.train.checkpoint_callback import CheckpointCallback
 from pretrain.runtime.placement import resolve_placement
+from pretrain.train.checkpoint_callback import CheckpointCallback
 from pretrain.train.strategy import CPUCapableDeepSpeedStrategy, SkippableDeepSpeedPrecision, deepspeed_config
 
 log = logging.getLogger(__name__)
@@ -33,12 +32,14 @@ class RayZeroStrategy(CPUCapableDeepSpeedStrategy, RayDeepSpeedStrategy):
     strategy_name = "ray_deepspeed_cpu_capable"
 
 
-def ray_strategy_for(config: RunConfig) -> Union[RayDDPStrategy, RayZeroStrategy]:
+def ray_strategy_for(config: RunConfig) -> RayDDPStrategy | RayZeroStrategy:
     """The Ray-aware twin of what `pretrain.train.strategy.build_strategy` builds locally."""
     placement = resolve_placement(config)
     if config.strategy.name == "deepspeed":
-        return RayZeroStrategy(config=deepspeed_config(config, placement),
-                               precision_plugin=SkippableDeepSpeedPrecision(placement.precision))
+        return RayZeroStrategy(
+            config=deepspeed_config(config, placement),
+            precision_plugin=SkippableDeepSpeedPrecision(placement.precision),
+        )
     # DDP for `auto` and `ddp` alike: Ray always runs one process per worker.
     return RayDDPStrategy()
 
@@ -55,7 +56,7 @@ class RayCheckpointReporter(Callback):
 
     def __init__(self) -> None:
         self.reported = 0
-        self.start_step: Optional[int] = None
+        self.start_step: int | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         prepare_trainer(trainer)  # checks strategy and environment are Ray's
@@ -63,8 +64,9 @@ class RayCheckpointReporter(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.start_step = trainer.global_step
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self._report_new_checkpoints(trainer)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -74,7 +76,7 @@ class RayCheckpointReporter(Callback):
 
     def _report_new_checkpoints(self, trainer: pl.Trainer) -> None:
         saver = _checkpoint_callback(trainer)
-        for path in saver.saved[self.reported:]:
+        for path in saver.saved[self.reported :]:
             self._report(trainer, Path(path))
             self.reported += 1
 
@@ -95,10 +97,14 @@ def _checkpoint_callback(trainer: pl.Trainer) -> CheckpointCallback:
     raise RuntimeError("the stage has no CheckpointCallback; Ray Train would have nothing to restore")
 
 
-def run_stage_in_worker(config: RunConfig, resume_from: Optional[str]) -> Any:
+def run_stage_in_worker(config: RunConfig, resume_from: str | None) -> Any:
     """This worker's part of the stage, with the strategy, environment and reporter Ray needs."""
     from pretrain.train.entry import ExternalLaunch, run_stage
 
-    launch = ExternalLaunch(strategy=ray_strategy_for(config), plugins=[RayLightningEnvironment()],
-                            callbacks=[RayCheckpointReporter()], resume_from=resume_from)
+    launch = ExternalLaunch(
+        strategy=ray_strategy_for(config),
+        plugins=[RayLightningEnvironment()],
+        callbacks=[RayCheckpointReporter()],
+        resume_from=resume_from,
+    )
     return run_stage(config, launch)

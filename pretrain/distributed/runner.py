@@ -15,7 +15,7 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import ray
 import ray.train
@@ -40,7 +40,7 @@ class RayRunResult:
     run_name: str
     run_dir: Path  # the stage's own run directory (trainer.output_dir / run_name)
     storage_path: str  # Ray Train's copy: storage_path / run_name / checkpoint-step-N
-    checkpoint_path: Optional[str]  # latest checkpoint Ray Train registered
+    checkpoint_path: str | None  # latest checkpoint Ray Train registered
     metrics: dict[str, Any]  # rank zero's metrics reported with that checkpoint
     reports: list[dict[str, Any]]  # metrics of every checkpoint Ray Train still keeps, by step
 
@@ -65,22 +65,32 @@ def run_with_ray(config: RunConfig) -> RayRunResult:
         train_loop_config={"config": config_to_dict(config)},
         scaling_config=scaling_config_for(config),
         run_config=run_config_for(config),
-        torch_config=TorchConfig(backend="nccl" if config.cluster.use_gpu else "gloo",
-                                 timeout_s=PROCESS_GROUP_TIMEOUT_S),
+        torch_config=TorchConfig(
+            backend="nccl" if config.cluster.use_gpu else "gloo", timeout_s=PROCESS_GROUP_TIMEOUT_S
+        ),
     )
-    log.info("Ray Train: %d workers (%s), run %s in %s", config.cluster.num_workers,
-             config.cluster.placement_strategy, config.trainer.run_name, storage_path_for(config))
+    log.info(
+        "Ray Train: %d workers (%s), run %s in %s",
+        config.cluster.num_workers,
+        config.cluster.placement_strategy,
+        config.trainer.run_name,
+        storage_path_for(config),
+    )
     try:
         result = trainer.fit()
     except TrainingFailedError as error:
         user_error = _user_error_inside(error)
         if user_error is not None:
             raise user_error from None
-        raise RayRunFailed(f"Ray Train run {config.trainer.run_name!r} failed after "
-                           f"cluster.max_failures={config.cluster.max_failures} restarts: {error}") from error
+        raise RayRunFailed(
+            f"Ray Train run {config.trainer.run_name!r} failed after "
+            f"cluster.max_failures={config.cluster.max_failures} restarts: {error}"
+        ) from error
     checkpoint = result.checkpoint
-    kept = sorted((dict(metrics) for _, metrics in result.best_checkpoints or []),
-                  key=lambda metrics: metrics.get("step", 0))
+    kept = sorted(
+        (dict(metrics) for _, metrics in result.best_checkpoints or []),
+        key=lambda metrics: metrics.get("step", 0),
+    )
     return RayRunResult(
         run_name=config.trainer.run_name,
         run_dir=Path(config.trainer.output_dir) / config.trainer.run_name,
@@ -100,7 +110,8 @@ def with_fixed_run_name(config: RunConfig) -> RunConfig:
 
 def with_absolute_paths(config: RunConfig) -> RunConfig:
     """Workers do not share the driver's working directory: resolve relative local paths here."""
-    def absolute(path: Optional[str]) -> Optional[str]:
+
+    def absolute(path: str | None) -> str | None:
         if not path or "://" in path:
             return path
         return str(Path(path).expanduser().resolve())
@@ -129,19 +140,23 @@ def _warn_if_cluster_too_small(config: RunConfig) -> None:
     short = {k: (v, available.get(k, 0)) for k, v in needed.items() if available.get(k, 0) < v}
     nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
     if short:
-        log.warning("cluster.num_workers=%d needs %s but the cluster has %s now; waiting for the "
-                    "autoscaler", cluster.num_workers, {k: n for k, (n, _) in short.items()},
-                    {k: have for k, (_, have) in short.items()})
+        log.warning(
+            "cluster.num_workers=%d needs %s but the cluster has %s now; waiting for the autoscaler",
+            cluster.num_workers,
+            {k: n for k, (n, _) in short.items()},
+            {k: have for k, (_, have) in short.items()},
+        )
     if cluster.placement_strategy == "STRICT_SPREAD" and nodes < cluster.num_workers:
-        log.warning("placement STRICT_SPREAD needs %d nodes; the cluster has %d now",
-                    cluster.num_workers, nodes)
+        log.warning(
+            "placement STRICT_SPREAD needs %d nodes; the cluster has %d now", cluster.num_workers, nodes
+        )
 
 
 class RayRunFailed(TubeletError, RuntimeError):
     """The workers kept failing past `cluster.max_failures`; the message says why."""
 
 
-def _user_error_inside(error: TrainingFailedError) -> Optional[TubeletError]:
+def _user_error_inside(error: TrainingFailedError) -> TubeletError | None:
     """The user error a worker raised, so the CLI reports it as one line instead of a Ray traceback."""
     failures = getattr(error, "worker_failures", {}) or {}
     for rank in sorted(failures):
@@ -157,8 +172,12 @@ def scaling_config_for(config: RunConfig) -> ScalingConfig:
     resources: dict[str, float] = {"CPU": cluster.cpus_per_worker}
     if cluster.use_gpu:
         resources["GPU"] = cluster.gpus_per_worker
-    return ScalingConfig(num_workers=cluster.num_workers, use_gpu=cluster.use_gpu,
-                         resources_per_worker=resources, placement_strategy=cluster.placement_strategy)
+    return ScalingConfig(
+        num_workers=cluster.num_workers,
+        use_gpu=cluster.use_gpu,
+        resources_per_worker=resources,
+        placement_strategy=cluster.placement_strategy,
+    )
 
 
 def storage_path_for(config: RunConfig) -> str:
@@ -177,7 +196,7 @@ def run_config_for(config: RunConfig) -> ray.train.RunConfig:
     )
 
 
-def _connect(address: Optional[str]) -> None:
+def _connect(address: str | None) -> None:
     """Attach to `cluster.address` (`auto`: the cluster on this node), or to the cluster a Ray job
     runs in (RAY_ADDRESS); otherwise start a fresh local Ray rather than join whichever cluster
     happens to run on this machine."""

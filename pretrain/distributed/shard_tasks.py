@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Callable, Iterator, Optional, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import ray
 
 log = logging.getLogger(__name__)
 
 
-def _connect(address: Optional[str]) -> bool:
+def _connect(address: str | None) -> bool:
     """Connect (or start a local instance); True if this call did it and must shut it down."""
     if ray.is_initialized():
         return False
@@ -24,8 +24,13 @@ def _connect(address: Optional[str]) -> bool:
     return True
 
 
-def run_shard_tasks(task: Callable, plans: Sequence, config: object, address: Optional[str] = None,
-                    max_in_flight: Optional[int] = None) -> Iterator:
+def run_shard_tasks(
+    task: Callable,
+    plans: Sequence,
+    config: object,
+    address: str | None = None,
+    max_in_flight: int | None = None,
+) -> Iterator:
     """Run `task(plan, config)` for each plan as a Ray task; yield results as they finish.
 
     `max_in_flight` bounds concurrently submitted tasks (default: the cluster's CPU count)."""
@@ -47,7 +52,7 @@ def run_shard_tasks(task: Callable, plans: Sequence, config: object, address: Op
             ray.shutdown()
 
 
-def ray_shard_runner(address: Optional[str] = None, max_in_flight: Optional[int] = None) -> Callable:
+def ray_shard_runner(address: str | None = None, max_in_flight: int | None = None) -> Callable:
     """The `runner` of `pretrain.data.shards.build_shards` that runs every shard as a Ray task."""
     return functools.partial(run_shard_tasks, address=address, max_in_flight=max_in_flight)
 

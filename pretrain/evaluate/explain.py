@@ -18,7 +18,6 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -36,8 +35,8 @@ METHODS = ("rollout", "gradient")
 class Explanation:
     method: str
     """'rollout', 'gradient' or 'reconstruction'."""
-    class_name: Optional[str]
-    prob: Optional[float]
+    class_name: str | None
+    prob: float | None
     """Probability of `class_name` (classifiers), or None."""
     token_scores: torch.Tensor
     """(T', H', W') summing to 1."""
@@ -52,13 +51,21 @@ class Explanation:
         return per_slot.repeat_interleave(self.tubelet).tolist()
 
     def to_json(self) -> dict:
-        return {"class": self.class_name, "prob": self.prob, "method": self.method,
-                "grid": list(self.token_scores.shape), "token_scores": self.token_scores.tolist(),
-                "frame_scores": self.frame_scores, "frame_indices": self.clip.frame_indices, **self.extra}
+        return {
+            "class": self.class_name,
+            "prob": self.prob,
+            "method": self.method,
+            "grid": list(self.token_scores.shape),
+            "token_scores": self.token_scores.tolist(),
+            "frame_scores": self.frame_scores,
+            "frame_indices": self.clip.frame_indices,
+            **self.extra,
+        }
 
 
-def explain_clip(loaded: InferenceModel, clip: Clip, method: str = "gradient",
-                 class_name: Optional[str] = None) -> Explanation:
+def explain_clip(
+    loaded: InferenceModel, clip: Clip, method: str = "gradient", class_name: str | None = None
+) -> Explanation:
     """The explanation of one clip (uint8 `(C, T, S, S)`) by a loaded model."""
     from pretrain.data.augment.transforms import normalize_video
 
@@ -66,7 +73,9 @@ def explain_clip(loaded: InferenceModel, clip: Clip, method: str = "gradient",
     tubelet = loaded.spec.tubelet_size
     if loaded.kind == "pretraining":
         error, scores = saliency.reconstruction_error(loaded.model, video)
-        return Explanation("reconstruction", None, None, scores, clip, tubelet, {"reconstruction_error": error})
+        return Explanation(
+            "reconstruction", None, None, scores, clip, tubelet, {"reconstruction_error": error}
+        )
     if method not in METHODS:
         raise DataError(f"unknown method {method!r}; choose one of {list(METHODS)}")
     with torch.no_grad():
@@ -82,8 +91,13 @@ def explain_clip(loaded: InferenceModel, clip: Clip, method: str = "gradient",
     return Explanation(method, loaded.class_names[target], prob, scores, clip, tubelet, extra)
 
 
-def explain(checkpoint: str | Path, video: str | Path, out_dir: str | Path, method: str = "gradient",
-            class_name: Optional[str] = None) -> dict[str, Path]:
+def explain(
+    checkpoint: str | Path,
+    video: str | Path,
+    out_dir: str | Path,
+    method: str = "gradient",
+    class_name: str | None = None,
+) -> dict[str, Path]:
     """Explain `video` with the model at `checkpoint`; returns the written files by kind."""
     from pretrain.evaluate.explain_render import write_overlay_png, write_overlay_video
 
@@ -96,7 +110,9 @@ def explain(checkpoint: str | Path, video: str | Path, out_dir: str | Path, meth
     files["json"].write_text(json.dumps(explanation.to_json(), indent=1))
     title = _title(explanation, Path(video).name)
     write_overlay_png(clip.video, explanation.token_scores, explanation.frame_scores, title, files["png"])
-    write_overlay_video(clip.video, explanation.token_scores, files["mp4"], fps=max(clip.fps / loaded.stride, 1.0))
+    write_overlay_video(
+        clip.video, explanation.token_scores, files["mp4"], fps=max(clip.fps / loaded.stride, 1.0)
+    )
     log.info("%s: %s", video, title)
     return files
 

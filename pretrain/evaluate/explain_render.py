@@ -22,7 +22,9 @@ def overlay_frames(video: torch.Tensor, scores: torch.Tensor, min_side: int = MI
     _, frames, height, width = video.shape
     scale = max(1, -(-min_side // min(height, width)))
     size = (2 * (height * scale // 2), 2 * (width * scale // 2))
-    rgb = F.interpolate(video.permute(1, 0, 2, 3).float(), size=size, mode="bilinear", align_corners=False)  # (T, C, H2, W2)
+    rgb = F.interpolate(
+        video.permute(1, 0, 2, 3).float(), size=size, mode="bilinear", align_corners=False
+    )  # (T, C, H2, W2)
     tubelet = frames // scores.shape[0]
     heat = scores.float().repeat_interleave(tubelet, 0)[:, None]  # (T, 1, H', W')
     heat = F.interpolate(heat, size=size, mode="bilinear", align_corners=False)[:, 0]  # (T, H2, W2)
@@ -32,8 +34,9 @@ def overlay_frames(video: torch.Tensor, scores: torch.Tensor, min_side: int = MI
     return blended.clip(0, 255).astype(np.uint8)
 
 
-def write_overlay_png(video: torch.Tensor, scores: torch.Tensor, frame_scores: list[float], title: str,
-                      path: Path) -> Path:
+def write_overlay_png(
+    video: torch.Tensor, scores: torch.Tensor, frame_scores: list[float], title: str, path: Path
+) -> Path:
     """Frames with the heat map in one row, the per-frame importance curve below."""
     import matplotlib
 

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -47,8 +47,9 @@ def delete_tokens(video: torch.Tensor, tokens: torch.Tensor, spec: ArchSpec) -> 
 
 
 @torch.no_grad()
-def deletion_curve(model: nn.Module, video: torch.Tensor, order: torch.Tensor, target: int,
-                   steps: int = DELETION_STEPS) -> list[float]:
+def deletion_curve(
+    model: nn.Module, video: torch.Tensor, order: torch.Tensor, target: int, steps: int = DELETION_STEPS
+) -> list[float]:
     """Class probability after deleting the first 0, N/steps, ..., N tokens of `order` (N,);
     video (1, C, T, H, W). One batched forward of `steps + 1` videos."""
     spec = model.spec
@@ -66,11 +67,19 @@ def curve_area(curve: Sequence[float]) -> float:
     return float(((values[1:] + values[:-1]) / 2).mean())
 
 
-def deletion_areas(model: nn.Module, video: torch.Tensor, scores: torch.Tensor, target: int,
-                   random_orders: int = 3, seed: int = 0) -> tuple[float, float]:
+def deletion_areas(
+    model: nn.Module,
+    video: torch.Tensor,
+    scores: torch.Tensor,
+    target: int,
+    random_orders: int = 3,
+    seed: int = 0,
+) -> tuple[float, float]:
     """(area of the most-salient-first deletion curve, mean area over random orders)."""
     salient = torch.argsort(scores.flatten(), descending=True, stable=True)
     generator = torch.Generator().manual_seed(seed)
-    random_areas = [curve_area(deletion_curve(model, video, torch.randperm(salient.numel(), generator=generator), target))
-                    for _ in range(random_orders)]
+    random_areas = [
+        curve_area(deletion_curve(model, video, torch.randperm(salient.numel(), generator=generator), target))
+        for _ in range(random_orders)
+    ]
     return curve_area(deletion_curve(model, video, salient, target)), float(np.mean(random_areas))

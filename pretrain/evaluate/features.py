@@ -22,16 +22,16 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import torch
 from torch import nn
 
 from pretrain.config import ModelConfig, RunConfig
-from pretrain.errors import CheckpointError
 from pretrain.data.augment.transforms import normalize_video
+from pretrain.errors import CheckpointError
 from pretrain.models.vit import patchify
 
 log = logging.getLogger(__name__)
@@ -78,9 +78,8 @@ def load_feature_model(ckpt: str, config: RunConfig) -> tuple[nn.Module, ModelCo
     import dataclasses
 
     from pretrain.models import build_finetune_model
-    from pretrain.weights import from_pretrained
     from pretrain.models.classifier import VideoClassifier
-    from pretrain.weights import load_encoder
+    from pretrain.weights import from_pretrained, load_encoder
 
     if not Path(ckpt).exists():
         raise CheckpointError(f"checkpoint not found: {ckpt}")
@@ -88,17 +87,27 @@ def load_feature_model(ckpt: str, config: RunConfig) -> tuple[nn.Module, ModelCo
     if isinstance(model, VideoClassifier):
         own = model.run_config.model if model.run_config else config.model
         spec = model.spec  # the weights decide the input shape, whatever the recipe says
-        return model, dataclasses.replace(own, img_size=spec.img_size, num_frames=spec.num_frames,
-                                          tubelet_size=spec.tubelet_size, patch_size=spec.patch_size)
-    log.info("%s holds a %s, not a classifier: its encoder goes into the recipe's classifier",
-             ckpt, type(model).__name__)
+        return model, dataclasses.replace(
+            own,
+            img_size=spec.img_size,
+            num_frames=spec.num_frames,
+            tubelet_size=spec.tubelet_size,
+            patch_size=spec.patch_size,
+        )
+    log.info(
+        "%s holds a %s, not a classifier: its encoder goes into the recipe's classifier",
+        ckpt,
+        type(model).__name__,
+    )
     classifier = build_finetune_model(config, num_classes=1)
     load_encoder(ckpt, classifier)
     return classifier.eval(), config.model
 
 
 @torch.inference_mode()
-def pooled_features(model: nn.Module, clips: torch.Tensor, tokens: bool = False) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+def pooled_features(
+    model: nn.Module, clips: torch.Tensor, tokens: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """clips (N, C, T, H, W) normalized -> pooled (N, D) [, tokens (N, n, D)]: the classifier's
     forward up to its head."""
     spec = model.spec
@@ -115,21 +124,32 @@ def plan_units(job: FeatureJob) -> list[FeatureUnit]:
     selection = resolve_selection(job.split, manifest, job.config.finetune.split)
     counts = {url.rsplit("/", 1)[-1]: count for url, count in members_per_shard(manifest, selection)}
     base = _job_fingerprint(job)
-    return [FeatureUnit(shard.name, counts[shard.name], hashlib.sha256(f"{base}:{shard.sha256}".encode()).hexdigest())
-            for shard in manifest.shards if shard.name in counts]
+    return [
+        FeatureUnit(
+            shard.name, counts[shard.name], hashlib.sha256(f"{base}:{shard.sha256}".encode()).hexdigest()
+        )
+        for shard in manifest.shards
+        if shard.name in counts
+    ]
 
 
 def _job_fingerprint(job: FeatureJob) -> str:
     ckpt = Path(job.ckpt)
-    stamp = [(str(p.relative_to(ckpt)) if p != ckpt else "", p.stat().st_size, p.stat().st_mtime_ns)
-             for p in ([ckpt] if ckpt.is_file() else sorted(ckpt.rglob("*"))) if p.is_file()]
+    stamp = [
+        (str(p.relative_to(ckpt)) if p != ckpt else "", p.stat().st_size, p.stat().st_mtime_ns)
+        for p in ([ckpt] if ckpt.is_file() else sorted(ckpt.rglob("*")))
+        if p.is_file()
+    ]
     data = job.config.data
     views = [data.stride, data.test_clips, data.test_crops]
-    return hashlib.sha256(json.dumps([str(ckpt.resolve()), stamp, views, job.split, job.tokens,
-                                      asdict(job.config.model)], default=str).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(
+            [str(ckpt.resolve()), stamp, views, job.split, job.tokens, asdict(job.config.model)], default=str
+        ).encode()
+    ).hexdigest()
 
 
-def unit_done(out: Path, unit: FeatureUnit) -> Optional[dict]:
+def unit_done(out: Path, unit: FeatureUnit) -> dict | None:
     try:
         part = json.loads((out / unit.part).read_text())
     except (OSError, ValueError):
@@ -163,9 +183,14 @@ def _sample_rows(job: FeatureJob, shard: str) -> dict[str, dict]:
 
     rows = {}
     for name, meta in iter_sample_json(read_manifest(job.shards), shard):
-        rows[name[: -len(".json")]] = {"path": meta.get("path"), "start": meta.get("start", 0.0),
-                                       "end": meta.get("end", meta.get("duration")), "label": meta.get("label"),
-                                       "class": meta.get("class"), "parent": meta.get("parent")}
+        rows[name[: -len(".json")]] = {
+            "path": meta.get("path"),
+            "start": meta.get("start", 0.0),
+            "end": meta.get("end", meta.get("duration")),
+            "label": meta.get("label"),
+            "class": meta.get("class"),
+            "parent": meta.get("parent"),
+        }
     return rows
 
 
@@ -178,10 +203,15 @@ def extract_unit(unit: FeatureUnit, job: FeatureJob, device: str = "cpu") -> dic
     from pretrain.data.streams.eval_stream import build_eval_loader
 
     model, model_config = _model_on(job, device)
-    config = dataclasses.replace(job.config, model=model_config,
-                                 data=dataclasses.replace(job.config.data, shards=job.shards, num_workers=0))
+    config = dataclasses.replace(
+        job.config,
+        model=model_config,
+        data=dataclasses.replace(job.config.data, shards=job.shards, num_workers=0),
+    )
     keys, views, tokens = [], [], []
-    for batch in build_eval_loader(config, rank=0, world_size=1, multi_view=True, split=job.split, shard=unit.shard):
+    for batch in build_eval_loader(
+        config, rank=0, world_size=1, multi_view=True, split=job.split, shard=unit.shard
+    ):
         video = batch["video"]  # (B, V, C, T, H, W) uint8
         clips = normalize_video(video.flatten(0, 1).to(device))  # (B*V, C, T, H, W)
         pooled, hidden = pooled_features(model, clips, job.tokens)
@@ -190,15 +220,23 @@ def extract_unit(unit: FeatureUnit, job: FeatureJob, device: str = "cpu") -> dic
             tokens.append(hidden.cpu().unflatten(0, video.shape[:2]))  # (B, V, n, D)
         keys.extend(batch["key"])
     view_features = torch.cat(views)  # (M, V, D)
-    tensors = {"features": view_features.mean(dim=1).contiguous(), "view_features": view_features.contiguous()}
+    tensors = {
+        "features": view_features.mean(dim=1).contiguous(),
+        "view_features": view_features.contiguous(),
+    }
     if tokens:
         tensors["tokens"] = torch.cat(tokens).contiguous()
     out = Path(job.out)
     _atomic(out / unit.file, lambda path: save_file(tensors, str(path)))
     meta = _sample_rows(job, unit.shard)
     rows = [{"key": key, **meta.get(key, {}), "file": unit.file, "row": row} for row, key in enumerate(keys)]
-    part = {"fingerprint": unit.fingerprint, "shard": unit.shard, "rows": rows,
-            "dim": int(view_features.shape[-1]), "views": int(view_features.shape[1])}
+    part = {
+        "fingerprint": unit.fingerprint,
+        "shard": unit.shard,
+        "rows": rows,
+        "dim": int(view_features.shape[-1]),
+        "views": int(view_features.shape[1]),
+    }
     _atomic(out / unit.part, lambda path: path.write_text(json.dumps(part)))
     return part
 
@@ -223,8 +261,9 @@ TaskRunner = Callable[[Callable, list, FeatureJob], Iterator[dict]]
 """Runs `task(unit, job)` for every unit elsewhere (the CLI passes Ray tasks from pretrain.distributed)."""
 
 
-def _run_units(todo: list[FeatureUnit], job: FeatureJob, devices: list[str],
-               runner: Optional[TaskRunner]) -> list[dict]:
+def _run_units(
+    todo: list[FeatureUnit], job: FeatureJob, devices: list[str], runner: TaskRunner | None
+) -> list[dict]:
     if not todo:
         return []
     if runner is not None:
@@ -237,8 +276,12 @@ def _run_units(todo: list[FeatureUnit], job: FeatureJob, devices: list[str],
     from pretrain.data.shards.local_pool import pool_context
 
     # CUDA cannot be used in a forked child: spawn for GPUs, fork (no re-import) for CPU processes.
-    context = multiprocessing.get_context("spawn") if any(d.startswith("cuda") for d in devices) else pool_context()
-    shares = [(device, todo[i :: len(devices)]) for i, device in enumerate(devices) if todo[i :: len(devices)]]
+    context = (
+        multiprocessing.get_context("spawn") if any(d.startswith("cuda") for d in devices) else pool_context()
+    )
+    shares = [
+        (device, todo[i :: len(devices)]) for i, device in enumerate(devices) if todo[i :: len(devices)]
+    ]
     with ProcessPoolExecutor(len(shares), mp_context=context) as pool:
         futures = [pool.submit(_device_worker, device, units, job) for device, units in shares]
         return [part for future in futures for part in future.result()]
@@ -254,8 +297,9 @@ class FeatureSummary:
     views: int
 
 
-def extract_features(job: FeatureJob, devices: Optional[list[str]] = None,
-                     runner: Optional[TaskRunner] = None) -> FeatureSummary:
+def extract_features(
+    job: FeatureJob, devices: list[str] | None = None, runner: TaskRunner | None = None
+) -> FeatureSummary:
     """Features of every selected sample of `job.shards` into `job.out` (resumable), one input
     shard per task: over `devices` (default: every local GPU, else the CPU) or through `runner`."""
     out = Path(job.out)
@@ -265,17 +309,33 @@ def extract_features(job: FeatureJob, devices: Optional[list[str]] = None,
     units = plan_units(job)
     done = {unit.shard: part for unit in units if (part := unit_done(out, unit)) is not None}
     todo = [unit for unit in units if unit.shard not in done]
-    log.info("features of %d shard(s) (%d already done) on %s", len(units), len(done),
-             "tasks" if runner else ", ".join(devices or local_devices()))
+    log.info(
+        "features of %d shard(s) (%d already done) on %s",
+        len(units),
+        len(done),
+        "tasks" if runner else ", ".join(devices or local_devices()),
+    )
     for part in _run_units(todo, job, devices or local_devices(), runner):
         done[part["shard"]] = part
     parts = [done[unit.shard] for unit in units]
     rows = [row for part in parts for row in part["rows"]]
-    _atomic(out / INDEX_NAME, lambda path: path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)))
+    _atomic(
+        out / INDEX_NAME,
+        lambda path: path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)),
+    )
     dim, views = (parts[0]["dim"], parts[0]["views"]) if parts else (0, 0)
-    summary = {"ckpt": job.ckpt, "shards": job.shards, "split": job.split, "samples": len(rows), "dim": dim,
-               "views": views, "tokens": job.tokens, "files": [unit.file for unit in units],
-               "tensors": ["features (M, D)", "view_features (M, V, D)"] + (["tokens (M, V, N, D)"] if job.tokens else [])}
+    summary = {
+        "ckpt": job.ckpt,
+        "shards": job.shards,
+        "split": job.split,
+        "samples": len(rows),
+        "dim": dim,
+        "views": views,
+        "tokens": job.tokens,
+        "files": [unit.file for unit in units],
+        "tensors": ["features (M, D)", "view_features (M, V, D)"]
+        + (["tokens (M, V, N, D)"] if job.tokens else []),
+    }
     _atomic(out / SUMMARY_NAME, lambda path: path.write_text(json.dumps(summary, indent=1) + "\n"))
     return FeatureSummary(out, len(rows), len(units), len(units) - len(todo), dim, views)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -49,8 +48,10 @@ def load_inference_model(path: str | Path) -> InferenceModel:
     elif isinstance(model, VideoClassifier):
         kind = "classifier"
     else:
-        raise CheckpointError(f"{path} holds a bare {type(model).__name__}; explain/predict need a classifier "
-                              "or a pretraining model")
+        raise CheckpointError(
+            f"{path} holds a bare {type(model).__name__}; explain/predict need a classifier "
+            "or a pretraining model"
+        )
     names = list(model.class_names or []) if kind == "classifier" else []
     if kind == "classifier" and not names:
         names = [f"class_{i}" for i in range(model.num_classes)]
@@ -58,7 +59,7 @@ def load_inference_model(path: str | Path) -> InferenceModel:
     return InferenceModel(model, kind, model.spec, names, int(stride))
 
 
-def class_index(model: InferenceModel, name: Optional[str], logits: torch.Tensor) -> int:
+def class_index(model: InferenceModel, name: str | None, logits: torch.Tensor) -> int:
     """Index of class `name`, or the top class of `logits` (K,) when None."""
     if name is None:
         return int(logits.argmax())
@@ -87,7 +88,9 @@ def read_clip(path: str | Path, spec: ArchSpec, stride: int) -> Clip:
         data = path.read_bytes()
         info = probe(data)
         settings = ClipSettings(num_frames=spec.num_frames, stride=stride, size=spec.img_size)
-        video = eval_views({"key": path.name, "meta": {}, "video": data}, settings, 1, 1, multi_view=False)[0]["video"]
+        video = eval_views({"key": path.name, "meta": {}, "video": data}, settings, 1, 1, multi_view=False)[
+            0
+        ]["video"]
     except (DecodeError, OSError, ValueError, IndexError) as error:
         raise DataError(f"{path}: not a video this tool can read ({error})") from None
     indices = uniform_clips(info.num_frames, spec.num_frames, stride, 1)[0]  # (T,)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 import torch
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
@@ -27,7 +26,7 @@ class SplitMetrics:
     top5: float
     mean_class_accuracy: float
     num_videos: int
-    num_classes: Optional[int] = None
+    num_classes: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -39,8 +38,10 @@ def merge_views(keys: list[str], logits: torch.Tensor, labels: torch.Tensor) -> 
     `logits` (M, K) are per view, `keys`/`labels` (M,) name the video of each view.
     """
     if logits.ndim != 2 or len(keys) != logits.shape[0] or labels.shape != (logits.shape[0],):
-        raise ValueError(f"expected logits (M, K) with M keys and labels (M,), got {tuple(logits.shape)}, "
-                         f"{len(keys)} keys, labels {tuple(labels.shape)}")
+        raise ValueError(
+            f"expected logits (M, K) with M keys and labels (M,), got {tuple(logits.shape)}, "
+            f"{len(keys)} keys, labels {tuple(labels.shape)}"
+        )
     probs = logits.float().softmax(dim=-1)  # (M, K)
     rows: dict[str, list[int]] = defaultdict(list)
     for row, key in enumerate(keys):

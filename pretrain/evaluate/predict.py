@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 import torch
 
 from pretrain.data.augment.clips import ClipSettings, eval_views
-from pretrain.data.video.decode import DecodeError
 from pretrain.data.augment.transforms import normalize_video
+from pretrain.data.video.decode import DecodeError
 from pretrain.weights.pretrained import Finetuned, load_finetuned
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class Prediction:
     path: str
     topk: list[tuple[str, float]] = field(default_factory=list)
     """(class name, probability), best first."""
-    error: Optional[str] = None
+    error: str | None = None
 
 
 @dataclass
@@ -49,7 +49,9 @@ class PredictReport:
         return [p for p in self.predictions if p.error]
 
 
-def view_settings(finetuned: Finetuned, clips: Optional[int], crops: Optional[int]) -> tuple[ClipSettings, int, int]:
+def view_settings(
+    finetuned: Finetuned, clips: int | None, crops: int | None
+) -> tuple[ClipSettings, int, int]:
     """Frames, stride, size and view counts of the fine-tuning run (its config), or the model's."""
     spec, config = finetuned.model.spec, finetuned.config
     stride = config.data.stride if config else DEFAULT_STRIDE
@@ -59,8 +61,9 @@ def view_settings(finetuned: Finetuned, clips: Optional[int], crops: Optional[in
     return settings, num_clips, num_crops
 
 
-def predict_file(finetuned: Finetuned, path: Path, settings: ClipSettings, num_clips: int,
-                 num_crops: int, topk: int) -> tuple[Prediction, int]:
+def predict_file(
+    finetuned: Finetuned, path: Path, settings: ClipSettings, num_clips: int, num_crops: int, topk: int
+) -> tuple[Prediction, int]:
     """One file → its prediction and the number of views scored (0 when it could not be read)."""
     try:
         data = path.read_bytes()
@@ -69,8 +72,9 @@ def predict_file(finetuned: Finetuned, path: Path, settings: ClipSettings, num_c
     except (DecodeError, OSError, ValueError, IndexError) as error:
         return Prediction(str(path), error=f"not a video this tool can read ({error})"), 0
     spec = finetuned.model.spec  # the normalization the weights were trained with travels in the spec
-    views = normalize_video(video if video.ndim == 5 else video[None], mean=spec.pixel_mean,
-                            std=spec.pixel_std)  # uint8 -> (V, C, T, S, S) float
+    views = normalize_video(
+        video if video.ndim == 5 else video[None], mean=spec.pixel_mean, std=spec.pixel_std
+    )  # uint8 -> (V, C, T, S, S) float
     with torch.inference_mode():
         probs = finetuned.model(views).float().softmax(-1).mean(0)  # (K,)
     values, indices = probs.topk(min(topk, probs.numel()))
@@ -78,8 +82,13 @@ def predict_file(finetuned: Finetuned, path: Path, settings: ClipSettings, num_c
     return Prediction(str(path), [(names[int(i)], float(v)) for v, i in zip(values, indices)]), views.shape[0]
 
 
-def predict(checkpoint: str | Path, videos: Sequence[str | Path], topk: int = 5,
-            clips: Optional[int] = None, crops: Optional[int] = None) -> PredictReport:
+def predict(
+    checkpoint: str | Path,
+    videos: Sequence[str | Path],
+    topk: int = 5,
+    clips: int | None = None,
+    crops: int | None = None,
+) -> PredictReport:
     finetuned = load_finetuned(checkpoint)
     settings, num_clips, num_crops = view_settings(finetuned, clips, crops)
     predictions, total_views = [], 0

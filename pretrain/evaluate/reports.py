@@ -4,9 +4,9 @@ with split 1 beside the 3-split mean (VideoMAE reports split 1; the community re
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from statistics import mean
-from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -27,13 +27,17 @@ def write_predictions(scores: VideoScores, class_names: Sequence[str], path: Pat
                 "label": int(label),
                 "class": class_names[int(label)],
                 "pred": int(classes[0]),
-                "topk": [{"class": class_names[int(c)], "index": int(c), "prob": round(float(p), 6)}
-                         for c, p in zip(classes, probs)],
+                "topk": [
+                    {"class": class_names[int(c)], "index": int(c), "prob": round(float(p), 6)}
+                    for c, p in zip(classes, probs)
+                ],
             }
             out.write(json.dumps(row) + "\n")
 
 
-def write_confusion_png(confusion: torch.Tensor, class_names: Sequence[str], path: Path, title: str = "") -> None:
+def write_confusion_png(
+    confusion: torch.Tensor, class_names: Sequence[str], path: Path, title: str = ""
+) -> None:
     """Row-normalized confusion matrix (recall per true class) with every class named on both axes;
     values written in the cells when there are few classes. `title`: e.g. run, split and seed."""
     import matplotlib
@@ -51,13 +55,21 @@ def write_confusion_png(confusion: torch.Tensor, class_names: Sequence[str], pat
     axes.set_title(title or "confusion matrix", fontsize=12)
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
-    axes.set_xticks(range(num_classes), class_names, rotation=45, ha="right", rotation_mode="anchor",
-                    fontsize=fontsize)
+    axes.set_xticks(
+        range(num_classes), class_names, rotation=45, ha="right", rotation_mode="anchor", fontsize=fontsize
+    )
     axes.set_yticks(range(num_classes), class_names, fontsize=fontsize)
     if num_classes <= 15:
         for (row, column), value in np.ndenumerate(normalized):
-            axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=fontsize,
-                      color="black" if value > 0.5 else "white")
+            axes.text(
+                column,
+                row,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=fontsize,
+                color="black" if value > 0.5 else "white",
+            )
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,8 +84,7 @@ def results_table(per_split: dict[int, SplitMetrics], model_name: str) -> tuple[
     summary["mean"] = {name: mean(getattr(per_split[s], name) for s in splits) for name in METRIC_NAMES}
     summary["mean"]["num_splits"] = len(splits)
     header = ["metric"] + [f"split {s}" for s in splits] + [f"mean of {len(splits)} split(s)"]
-    lines = [f"Results: {model_name}", "", "| " + " | ".join(header) + " |",
-             "|" + "---|" * len(header)]
+    lines = [f"Results: {model_name}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name in shown_metrics(per_split):
         cells = [f"{100 * getattr(per_split[s], name):.2f}" for s in splits]
         cells.append(f"{100 * summary['mean'][name]:.2f}")
@@ -91,8 +102,9 @@ def shown_metrics(per_split: dict[int, SplitMetrics]) -> tuple[str, ...]:
     return tuple(name for name in METRIC_NAMES if not (few and name == "top5"))
 
 
-def write_results(per_split: dict[int, SplitMetrics], model_name: str, out_dir: Path,
-                  warning: Optional[str] = None) -> tuple[Path, Path]:
+def write_results(
+    per_split: dict[int, SplitMetrics], model_name: str, out_dir: Path, warning: str | None = None
+) -> tuple[Path, Path]:
     """results.md and results.json; a `warning` (evaluated on training videos) heads both."""
     markdown, summary = results_table(per_split, model_name)
     if warning:

@@ -19,8 +19,8 @@ pooling reads every output token equally). Returns scores over the N patch token
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,11 @@ def attention_probs(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The attention map the module computes on x (G, L, D), head-averaged: (G, L, L)."""
     g, length, d = x.shape
     heads = attn.heads
-    bias = attn.qkv.bias if attn.q_bias is None else torch.cat([attn.q_bias, torch.zeros_like(attn.q_bias), attn.v_bias])
+    bias = (
+        attn.qkv.bias
+        if attn.q_bias is None
+        else torch.cat([attn.q_bias, torch.zeros_like(attn.q_bias), attn.v_bias])
+    )
     qkv = F.linear(x, attn.qkv.weight, bias)  # (G, L, 3D)
     q, k, _ = qkv.view(g, length, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # (G, H, L, hd)
     logits = q @ k.transpose(-1, -2) / math.sqrt(d // heads)  # (G, H, L, L)
@@ -45,8 +49,12 @@ def recorded_inputs(encoder: nn.Module) -> Iterator[dict[nn.Module, torch.Tensor
     """While active, maps every attention module of `encoder` to its last input (G, L, D)."""
     records: dict[nn.Module, torch.Tensor] = {}
     modules = [m for m in encoder.modules() if hasattr(m, "qkv") and hasattr(m, "heads")]
-    handles = [m.register_forward_pre_hook(lambda module, args: records.__setitem__(module, args[0].detach().float()))
-               for m in modules]
+    handles = [
+        m.register_forward_pre_hook(
+            lambda module, args: records.__setitem__(module, args[0].detach().float())
+        )
+        for m in modules
+    ]
     try:
         yield records
     finally:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -24,12 +24,12 @@ import torch
 from pretrain.config import ConfigError, RunConfig
 from pretrain.data.shards import read_manifest
 from pretrain.data.streams.selection import check_splits
-from pretrain.weights import load_finetuned
 from pretrain.evaluate.metrics import SplitMetrics, confusion_matrix, merge_views, split_metrics
 from pretrain.evaluate.reports import write_confusion_png, write_predictions, write_results
 from pretrain.evaluate.views import ViewLogits, gather_views, score_batch
-from pretrain.runtime.quiet import quiet_library_noise
 from pretrain.runtime.placement import resolve_placement
+from pretrain.runtime.quiet import quiet_library_noise
+from pretrain.weights import load_finetuned
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class EvalModule(pl.LightningModule):
         self.config = config
         self.shuffle_frames = shuffle_frames
         self.local = ViewLogits()
-        self.gathered: Optional[ViewLogits] = None
+        self.gathered: ViewLogits | None = None
 
     def test_dataloader(self):
         from pretrain.data.streams.eval_stream import build_eval_loader
@@ -60,8 +60,14 @@ class EvalModule(pl.LightningModule):
     def test_step(self, batch: dict, batch_index: int) -> None:
         generator = torch.Generator().manual_seed(self.config.trainer.seed * 100_003 + batch_index)
         spec = self.model.spec
-        views = score_batch(self.model, batch, self.shuffle_frames, generator, chunk=self.config.data.batch_size,
-                            pixel_stats=(spec.pixel_mean, spec.pixel_std))
+        views = score_batch(
+            self.model,
+            batch,
+            self.shuffle_frames,
+            generator,
+            chunk=self.config.data.batch_size,
+            pixel_stats=(spec.pixel_mean, spec.pixel_std),
+        )
         self.local.extend(views)
 
     def on_test_epoch_end(self) -> None:
@@ -79,22 +85,30 @@ def checkpoints_per_split(ckpt: str, splits: Sequence[int]) -> dict[int, str]:
     raise ConfigError(
         f"ckpt={ckpt!r} gives {len(paths)} checkpoint(s) for splits {list(splits)}: a model fine-tuned on "
         "one split has trained on the others' test videos, so give one per split, e.g. "
-        "ckpt=runs/ucf_split{split}/checkpoints/last.ckpt or ckpt=a.ckpt,b.ckpt,c.ckpt")
+        "ckpt=runs/ucf_split{split}/checkpoints/last.ckpt or ckpt=a.ckpt,b.ckpt,c.ckpt"
+    )
 
 
 def build_eval_trainer(config: RunConfig) -> pl.Trainer:
     placement = resolve_placement(config)
     world = placement.devices * placement.num_nodes
     return pl.Trainer(
-        accelerator=placement.accelerator, devices=placement.devices, num_nodes=placement.num_nodes,
-        strategy="ddp" if world > 1 else "auto", precision=placement.precision, logger=False,
-        enable_checkpointing=False, use_distributed_sampler=False, enable_model_summary=False,
+        accelerator=placement.accelerator,
+        devices=placement.devices,
+        num_nodes=placement.num_nodes,
+        strategy="ddp" if world > 1 else "auto",
+        precision=placement.precision,
+        logger=False,
+        enable_checkpointing=False,
+        use_distributed_sampler=False,
+        enable_model_summary=False,
         enable_progress_bar=False,
     )
 
 
-def score_split(trainer: pl.Trainer, model: torch.nn.Module, config: RunConfig,
-                shuffle_frames: bool = False) -> ViewLogits:
+def score_split(
+    trainer: pl.Trainer, model: torch.nn.Module, config: RunConfig, shuffle_frames: bool = False
+) -> ViewLogits:
     """Per-view logits of every test video of `config.finetune.split`, gathered from all ranks."""
     module = EvalModule(model, config, shuffle_frames)
     with quiet_library_noise():
@@ -102,11 +116,21 @@ def score_split(trainer: pl.Trainer, model: torch.nn.Module, config: RunConfig,
     return module.gathered
 
 
-def evaluate(config: RunConfig, ckpt: str, splits: Sequence[int] = (1,), out_dir: Optional[str | Path] = None,
-             shuffle_frames: bool = False, trainer: Optional[pl.Trainer] = None) -> EvalResults:
+def evaluate(
+    config: RunConfig,
+    ckpt: str,
+    splits: Sequence[int] = (1,),
+    out_dir: str | Path | None = None,
+    shuffle_frames: bool = False,
+    trainer: pl.Trainer | None = None,
+) -> EvalResults:
     """Evaluate one checkpoint per split; rank zero writes the outputs under `out_dir`."""
     paths = checkpoints_per_split(ckpt, splits)
-    out = Path(out_dir) if out_dir else Path(config.trainer.output_dir) / (config.trainer.run_name or "evaluate")
+    out = (
+        Path(out_dir)
+        if out_dir
+        else Path(config.trainer.output_dir) / (config.trainer.run_name or "evaluate")
+    )
     manifest = read_manifest(config.data.shards)
     class_names = manifest.classes
     checks = (check_splits(_split_config(config, None, split), manifest, evaluating=True) for split in paths)
@@ -118,8 +142,10 @@ def evaluate(config: RunConfig, ckpt: str, splits: Sequence[int] = (1,), out_dir
     for split, path in paths.items():
         finetuned = load_finetuned(path, config)
         if finetuned.model.num_classes != len(class_names):
-            raise ConfigError(f"{path} predicts {finetuned.model.num_classes} classes but {config.data.shards} "
-                              f"has {len(class_names)}")
+            raise ConfigError(
+                f"{path} predicts {finetuned.model.num_classes} classes but {config.data.shards} "
+                f"has {len(class_names)}"
+            )
         split_config = _split_config(config, finetuned.config, split)
         views = score_split(trainer, finetuned.model, split_config, shuffle_frames)
         scores = merge_views(*views.stacked())
@@ -135,13 +161,18 @@ def evaluate(config: RunConfig, ckpt: str, splits: Sequence[int] = (1,), out_dir
     return results
 
 
-def _split_config(config: RunConfig, trained: Optional[RunConfig], split: int) -> RunConfig:
+def _split_config(config: RunConfig, trained: RunConfig | None, split: int) -> RunConfig:
     """The eval config for `split`, with the model shapes of the checkpoint's own run."""
     model = trained.model if trained else config.model
     if trained and trained.data.stride != config.data.stride:
-        log.warning("evaluating with data.stride=%d; the model was fine-tuned with %d",
-                    config.data.stride, trained.data.stride)
-    return dataclasses.replace(config, model=model, finetune=dataclasses.replace(config.finetune, split=split))
+        log.warning(
+            "evaluating with data.stride=%d; the model was fine-tuned with %d",
+            config.data.stride,
+            trained.data.stride,
+        )
+    return dataclasses.replace(
+        config, model=model, finetune=dataclasses.replace(config.finetune, split=split)
+    )
 
 
 def _write_split(scores, class_names: list[str], out: Path, split: int, title: str) -> dict[str, Path]:

@@ -16,13 +16,12 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
 
-from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
 from pretrain.errors import CheckpointError, UserError
 from pretrain.evaluate.inference import InferenceModel, load_inference_model
+from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ TRACE_BATCH, CHECK_BATCH = 1, 3
 class RuntimeExport:
     path: Path
     format: str
-    max_abs_diff: Optional[float]
+    max_abs_diff: float | None
     """Largest |exported - eager| logit on a batch of CHECK_BATCH clips; None when not checked."""
     note: str = ""
 
@@ -65,7 +64,9 @@ def export_runtime(checkpoint: str | Path, out_dir: str | Path, fmt: str) -> Run
         return RuntimeExport(path, fmt, None, "onnxruntime is not installed: parity not checked")
     diff = float((actual - expected).abs().max())
     if diff > PARITY_TOLERANCE:
-        raise CheckpointError(f"{path}: exported model differs from eager by {diff:.2e} (> {PARITY_TOLERANCE})")
+        raise CheckpointError(
+            f"{path}: exported model differs from eager by {diff:.2e} (> {PARITY_TOLERANCE})"
+        )
     return RuntimeExport(path, fmt, diff)
 
 
@@ -75,9 +76,15 @@ def _write_onnx(loaded: InferenceModel, out: Path) -> Path:
         raise UserError(f"ONNX export needs {' and '.join(missing)} (pip install onnx onnxscript)")
     path = out / "model.onnx"
     batch = torch.export.Dim("batch", min=1, max=1024)
-    program = torch.onnx.export(loaded.model, (example_input(loaded, TRACE_BATCH + 1),), dynamo=True,
-                                input_names=["video"], output_names=["logits"],
-                                dynamic_shapes={"video": {0: batch}}, verbose=False)
+    program = torch.onnx.export(
+        loaded.model,
+        (example_input(loaded, TRACE_BATCH + 1),),
+        dynamo=True,
+        input_names=["video"],
+        output_names=["logits"],
+        dynamic_shapes={"video": {0: batch}},
+        verbose=False,
+    )
     program.save(str(path))
     return path
 
@@ -85,13 +92,15 @@ def _write_onnx(loaded: InferenceModel, out: Path) -> Path:
 def _write_torchscript(loaded: InferenceModel, out: Path) -> Path:
     path = out / "model.pt"
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks and the q/k/v split: constants
+        warnings.simplefilter(
+            "ignore", torch.jit.TracerWarning
+        )  # shape checks and the q/k/v split: constants
         traced = torch.jit.trace(loaded.model, example_input(loaded, TRACE_BATCH), check_trace=False)
     traced.save(str(path))
     return path
 
 
-def _run_onnx(path: Path, video: torch.Tensor) -> Optional[torch.Tensor]:
+def _run_onnx(path: Path, video: torch.Tensor) -> torch.Tensor | None:
     if importlib.util.find_spec("onnxruntime") is None:
         return None
     import onnxruntime
@@ -109,10 +118,23 @@ def _run_torchscript(path: Path, video: torch.Tensor) -> torch.Tensor:
 
 def _write_runtime_json(loaded: InferenceModel, out: Path, model_file: str) -> None:
     spec = loaded.spec
-    (out / "runtime.json").write_text(json.dumps({
-        "model": model_file, "class_names": loaded.class_names,
-        "input": {"name": "video", "layout": "BCTHW", "frames": spec.num_frames, "size": spec.img_size,
-                  "frame_stride": loaded.stride, "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
-                  "scale": "pixels / 255, then (x - mean) / std"},
-        "output": {"name": "logits", "shape": ["batch", len(loaded.class_names)]},
-    }, indent=1))
+    (out / "runtime.json").write_text(
+        json.dumps(
+            {
+                "model": model_file,
+                "class_names": loaded.class_names,
+                "input": {
+                    "name": "video",
+                    "layout": "BCTHW",
+                    "frames": spec.num_frames,
+                    "size": spec.img_size,
+                    "frame_stride": loaded.stride,
+                    "mean": IMAGENET_MEAN,
+                    "std": IMAGENET_STD,
+                    "scale": "pixels / 255, then (x - mean) / std",
+                },
+                "output": {"name": "logits", "shape": ["batch", len(loaded.class_names)]},
+            },
+            indent=1,
+        )
+    )

@@ -44,7 +44,9 @@ def attention_rollout(model: nn.Module, video: torch.Tensor) -> tuple[torch.Tens
     return logits, normalized(scores, model.spec.grid)
 
 
-def gradient_saliency(model: nn.Module, video: torch.Tensor, target: int | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+def gradient_saliency(
+    model: nn.Module, video: torch.Tensor, target: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Grad-CAM on the last block's tokens: video (1, C, T, H, W) -> (logits (K,), scores
     (T', H', W'), explained class). `target` None explains the top class.
 
@@ -60,8 +62,11 @@ def gradient_saliency(model: nn.Module, video: torch.Tensor, target: int | None 
         captured.append(tokens)
 
     last = encoder_blocks(model)[-1]
-    handle = (last.register_forward_pre_hook(lambda module, args: keep(args[0])) if prefix
-              else last.register_forward_hook(lambda module, args, output: keep(output)))
+    handle = (
+        last.register_forward_pre_hook(lambda module, args: keep(args[0]))
+        if prefix
+        else last.register_forward_hook(lambda module, args, output: keep(output))
+    )
     try:
         with torch.enable_grad():
             logits = model(video.detach())[0].float()  # (K,)
@@ -69,7 +74,10 @@ def gradient_saliency(model: nn.Module, video: torch.Tensor, target: int | None 
             logits[target].backward()
     finally:
         handle.remove()
-    tokens, grad = patch_tokens(captured[-1].detach(), prefix), patch_tokens(captured[-1].grad, prefix)  # (N, D)
+    tokens, grad = (
+        patch_tokens(captured[-1].detach(), prefix),
+        patch_tokens(captured[-1].grad, prefix),
+    )  # (N, D)
     scores = F.relu(tokens @ grad.mean(0))  # (N,): channels weighted by their mean gradient
     model.zero_grad(set_to_none=True)
     return logits.detach(), normalized(scores, model.spec.grid), target

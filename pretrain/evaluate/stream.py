@@ -12,8 +12,8 @@ from __future__ import annotations
 import bisect
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -32,15 +32,19 @@ class WindowPrediction:
     """From the window's last frame arriving to its scores."""
 
     def to_json(self) -> dict:
-        return {"t0": round(self.t0, 3), "t1": round(self.t1, 3),
-                "topk": [[name, round(prob, 4)] for name, prob in self.topk], "latency_ms": round(self.latency_ms, 2)}
+        return {
+            "t0": round(self.t0, 3),
+            "t1": round(self.t1, 3),
+            "topk": [[name, round(prob, 4)] for name, prob in self.topk],
+            "latency_ms": round(self.latency_ms, 2),
+        }
 
 
 @dataclass
 class StreamStats:
     started: float = field(default_factory=time.perf_counter)
-    first_time: Optional[float] = None
-    last_time: Optional[float] = None
+    first_time: float | None = None
+    last_time: float | None = None
     latencies_ms: list[float] = field(default_factory=list)
     end_reason: str = "interrupted"
 
@@ -51,13 +55,18 @@ class StreamStats:
     def summary(self) -> dict:
         wall = time.perf_counter() - self.started
         latencies = np.asarray(self.latencies_ms or [np.nan])
-        return {"windows": len(self.latencies_ms), "video_s": round(self.video_seconds, 3), "wall_s": round(wall, 3),
-                "realtime_factor": round(self.video_seconds / wall, 3) if wall > 0 else None,
-                "latency_p50_ms": _rounded(np.percentile(latencies, 50)),
-                "latency_p95_ms": _rounded(np.percentile(latencies, 95)), "end": self.end_reason}
+        return {
+            "windows": len(self.latencies_ms),
+            "video_s": round(self.video_seconds, 3),
+            "wall_s": round(wall, 3),
+            "realtime_factor": round(self.video_seconds / wall, 3) if wall > 0 else None,
+            "latency_p50_ms": _rounded(np.percentile(latencies, 50)),
+            "latency_p95_ms": _rounded(np.percentile(latencies, 95)),
+            "end": self.end_reason,
+        }
 
 
-def _rounded(value: float) -> Optional[float]:
+def _rounded(value: float) -> float | None:
     return None if np.isnan(value) else round(float(value), 2)
 
 
@@ -73,7 +82,7 @@ class WindowBuffer:
         self.window_s, self.stride_s, self.num_frames = window_s, stride_s, num_frames
         self.times: deque[float] = deque()
         self.frames: deque[np.ndarray] = deque()
-        self.t0: Optional[float] = None
+        self.t0: float | None = None
 
     def push(self, seconds: float, frame: np.ndarray) -> Iterator[tuple[float, float, np.ndarray]]:
         """Add a frame; yield (t0, t1, clip uint8 (T, S, S, 3)) for every window it completes."""
@@ -105,8 +114,14 @@ def score_clip(loaded: InferenceModel, clip: np.ndarray, topk: int) -> list[tupl
     return [(loaded.class_names[int(i)], float(v)) for v, i in zip(values, indices)]
 
 
-def stream_predictions(loaded: InferenceModel, source: FrameSource, stats: StreamStats, topk: int = 5,
-                       window_s: Optional[float] = None, stride_s: Optional[float] = None) -> Iterator[WindowPrediction]:
+def stream_predictions(
+    loaded: InferenceModel,
+    source: FrameSource,
+    stats: StreamStats,
+    topk: int = 5,
+    window_s: float | None = None,
+    stride_s: float | None = None,
+) -> Iterator[WindowPrediction]:
     """Score every window of `source` as it completes; `stats` follows along (also on Ctrl-C)."""
     window_s = window_s or default_window(loaded, source.fps)
     buffer = WindowBuffer(window_s, stride_s or window_s / 2, loaded.spec.num_frames)

@@ -12,8 +12,8 @@ import io
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import av
 import numpy as np
@@ -31,7 +31,7 @@ class FollowedFile(io.RawIOBase):
     without growth, report the end (and keep reporting it: the demuxer asks more than once)."""
 
     def __init__(self, path: str | Path, idle_s: float) -> None:
-        self.file = open(path, "rb")
+        self.file = open(path, "rb")  # noqa: SIM115  (closed by close(), like the stream it backs)
         self.idle_s = idle_s
         self.ended = False
 
@@ -75,7 +75,7 @@ class FrameSource:
             raise DataError(f"{source}: no video stream")
         self.stream = self.container.streams.video[0]
         self.fps = float(self.stream.average_rate or self.stream.guessed_rate or 25)
-        self.end_reason: Optional[str] = None
+        self.end_reason: str | None = None
         self.frames_decoded = 0
 
     def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:

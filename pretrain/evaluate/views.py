@@ -8,8 +8,8 @@ refuses a video that two ranks scored (that would count it twice in the metrics)
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -33,7 +33,7 @@ class ViewLogits:
         self.logits.append(logits.detach().float().cpu())
         self.labels.append(labels.detach().long().cpu())
 
-    def extend(self, other: "ViewLogits") -> None:
+    def extend(self, other: ViewLogits) -> None:
         self.keys.extend(other.keys)
         self.logits.extend(other.logits)
         self.labels.extend(other.labels)
@@ -49,7 +49,7 @@ class ViewLogits:
         return len(set(self.keys))
 
 
-def shuffle_time(clips: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def shuffle_time(clips: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Permute the frames of every clip `(N, C, T, H, W)` (one random order per clip)."""
     n, _, t = clips.shape[:3]
     order = torch.stack([torch.randperm(t, generator=generator) for _ in range(n)])  # (N, T)
@@ -57,9 +57,14 @@ def shuffle_time(clips: torch.Tensor, generator: Optional[torch.Generator] = Non
     return torch.gather(clips, 2, index)
 
 
-def score_batch(scorer: Scorer, batch: dict, shuffle_frames: bool = False,
-                generator: Optional[torch.Generator] = None, chunk: Optional[int] = None,
-                pixel_stats: Optional[tuple[Sequence[float], Sequence[float]]] = None) -> ViewLogits:
+def score_batch(
+    scorer: Scorer,
+    batch: dict,
+    shuffle_frames: bool = False,
+    generator: torch.Generator | None = None,
+    chunk: int | None = None,
+    pixel_stats: tuple[Sequence[float], Sequence[float]] | None = None,
+) -> ViewLogits:
     """Score every view of a multi-view batch: video (B, V, C, T, H, W), label (B,), key [B].
     `chunk` bounds the clips per forward (B × V views of a large model need not fit at once);
     uint8 pixels are normalized with `pixel_stats` (the model's mean, std; ImageNet's if None)."""
@@ -69,7 +74,11 @@ def score_batch(scorer: Scorer, batch: dict, shuffle_frames: bool = False,
     num_views = video.shape[1]
     clips = video.flatten(0, 1)  # (B*V, C, T, H, W)
     if clips.dtype == torch.uint8:  # pixels shipped for normalization on the device
-        clips = normalize_video(clips) if pixel_stats is None else normalize_video(clips, mean=pixel_stats[0], std=pixel_stats[1])
+        clips = (
+            normalize_video(clips)
+            if pixel_stats is None
+            else normalize_video(clips, mean=pixel_stats[0], std=pixel_stats[1])
+        )
     if shuffle_frames:
         clips = shuffle_time(clips, generator)
     logits = torch.cat([scorer(part) for part in clips.split(chunk or clips.shape[0])])  # (B*V, K)
@@ -84,7 +93,7 @@ def gather_views(local: ViewLogits) -> ViewLogits:
     ranks is an error, because the eval stream must hand each video to exactly one rank."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return local
-    parts: list[Optional[ViewLogits]] = [None] * dist.get_world_size()
+    parts: list[ViewLogits | None] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, local)
     owners: Counter = Counter()
     merged = ViewLogits()
@@ -93,6 +102,8 @@ def gather_views(local: ViewLogits) -> ViewLogits:
         merged.extend(part)
     twice = sorted(key for key, count in owners.items() if count > 1)
     if twice:
-        raise RuntimeError(f"{len(twice)} test videos were scored on more than one rank "
-                           f"(e.g. {twice[:3]}); the eval stream must give each video to one rank")
+        raise RuntimeError(
+            f"{len(twice)} test videos were scored on more than one rank "
+            f"(e.g. {twice[:3]}); the eval stream must give each video to one rank"
+        )
     return merged

@@ -22,8 +22,11 @@ def attention_flops(groups: int, queries: int, keys: int, dim: int) -> int:
 
 def joint_block_flops(tokens: int, dim: int, mlp_dim: int) -> int:
     """qkv, attention over all tokens, proj, MLP."""
-    return (linear_flops(tokens, dim, 4 * dim) + attention_flops(1, tokens, tokens, dim)
-            + 2 * linear_flops(tokens, dim, mlp_dim))
+    return (
+        linear_flops(tokens, dim, 4 * dim)
+        + attention_flops(1, tokens, tokens, dim)
+        + 2 * linear_flops(tokens, dim, mlp_dim)
+    )
 
 
 def divided_block_flops(slices: int, positions: int, dim: int, mlp_dim: int) -> int:
@@ -32,7 +35,9 @@ def divided_block_flops(slices: int, positions: int, dim: int, mlp_dim: int) -> 
     tokens = slices * positions
     temporal = linear_flops(tokens, dim, 5 * dim) + attention_flops(positions, slices, slices, dim)
     spatial_tokens = slices * (positions + 1)
-    spatial = linear_flops(spatial_tokens, dim, 4 * dim) + attention_flops(slices, positions + 1, positions + 1, dim)
+    spatial = linear_flops(spatial_tokens, dim, 4 * dim) + attention_flops(
+        slices, positions + 1, positions + 1, dim
+    )
     return temporal + spatial + 2 * linear_flops(tokens + 1, dim, mlp_dim)
 
 

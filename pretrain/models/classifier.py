@@ -21,8 +21,15 @@ NO_DECAY_NAMES = ("pos_embed", "cls_token", "mask_token", "time_embed", "tempora
 
 
 class VideoClassifier(nn.Module):
-    def __init__(self, spec: ArchSpec, num_classes: int, head_dropout: float = 0.0, drop_path: float = 0.0,
-                 grad_checkpointing: bool = False, head_init_scale: float = 0.001):
+    def __init__(
+        self,
+        spec: ArchSpec,
+        num_classes: int,
+        head_dropout: float = 0.0,
+        drop_path: float = 0.0,
+        grad_checkpointing: bool = False,
+        head_init_scale: float = 0.001,
+    ):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -57,7 +64,9 @@ class VideoClassifier(nn.Module):
         """video (B, C, T, H, W) -> pooled features (B, D): the class token's output where the
         encoder has one (TimeSformer, ViViT), else the mean over tokens (VideoMAE)."""
         check_video(video, self.spec)
-        tokens = self.encoder(patchify(video, self.spec.tubelet_size, self.spec.patch_size))  # (B, [1 +] N, D)
+        tokens = self.encoder(
+            patchify(video, self.spec.tubelet_size, self.spec.patch_size)
+        )  # (B, [1 +] N, D)
         pooled = tokens[:, 0] if self.encoder.num_prefix_tokens else tokens.mean(dim=1)  # (B, D)
         return self.fc_norm(pooled)
 
@@ -83,12 +92,16 @@ class VideoClassifier(nn.Module):
                 continue
             no_decay = param.ndim <= 1 or name.endswith(".bias") or name.split(".")[-1] in NO_DECAY_NAMES
             layer = self.layer_id(name)
-            group = groups.setdefault((layer, no_decay), {
-                "name": f"layer_{layer}_{'no_decay' if no_decay else 'decay'}",
-                "params": [], "param_names": [],
-                "weight_decay": 0.0 if no_decay else weight_decay,
-                "lr_scale": layer_decay ** (num_layers - 1 - layer),
-            })
+            group = groups.setdefault(
+                (layer, no_decay),
+                {
+                    "name": f"layer_{layer}_{'no_decay' if no_decay else 'decay'}",
+                    "params": [],
+                    "param_names": [],
+                    "weight_decay": 0.0 if no_decay else weight_decay,
+                    "lr_scale": layer_decay ** (num_layers - 1 - layer),
+                },
+            )
             group["params"].append(param)
             group["param_names"].append(name)
         return [groups[key] for key in sorted(groups)]

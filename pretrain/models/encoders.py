@@ -23,6 +23,7 @@ def encoder_class(spec: ArchSpec) -> type[Encoder]:
     return ClassTokenEncoder if spec.class_token else Encoder
 
 
-def build_encoder(spec: ArchSpec, drop_path: float = 0.0, final_norm: bool = True,
-                  grad_checkpointing: bool = False) -> Encoder:
+def build_encoder(
+    spec: ArchSpec, drop_path: float = 0.0, final_norm: bool = True, grad_checkpointing: bool = False
+) -> Encoder:
     return encoder_class(spec)(spec, drop_path, final_norm, grad_checkpointing)

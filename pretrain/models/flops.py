@@ -7,8 +7,6 @@ step counts 3x the forward (backward = 2x forward), the usual convention for MFU
 
 from __future__ import annotations
 
-from typing import Optional
-
 from pretrain.models.backbone_flops import encoder_forward_flops
 from pretrain.models.vit import ArchSpec
 
@@ -24,7 +22,7 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
 }
 
 
-def block_flops(tokens: int, dim: int, mlp_dim: int, queries: Optional[int] = None) -> int:
+def block_flops(tokens: int, dim: int, mlp_dim: int, queries: int | None = None) -> int:
     """One transformer block's forward on `tokens` tokens of which `queries` (default all) produce
     outputs: qkv for every token, attention rows, proj and MLP only for the queries."""
     queries = tokens if queries is None else queries
@@ -33,8 +31,9 @@ def block_flops(tokens: int, dim: int, mlp_dim: int, queries: Optional[int] = No
     return qkv + attention + 2 * queries * (dim * dim + 2 * dim * mlp_dim)
 
 
-def videomae_forward_flops(spec: ArchSpec, visible: int, targets: int, embedded: Optional[int] = None,
-                           trimmed_last_block: bool = True) -> int:
+def videomae_forward_flops(
+    spec: ArchSpec, visible: int, targets: int, embedded: int | None = None, trimmed_last_block: bool = True
+) -> int:
     """Forward FLOPs of one clip: `visible` encoder tokens, `targets` reconstructed tokens (the
     decoder sees visible + targets), `embedded` tokens through the patch embedding (default visible;
     transformers embeds every token). With `trimmed_last_block` (ours) the last decoder block
@@ -63,7 +62,7 @@ def training_flops(forward_flops: int) -> int:
     return TRAINING_FACTOR * forward_flops
 
 
-def peak_tflops(device_name: str, dtype: str) -> Optional[float]:
+def peak_tflops(device_name: str, dtype: str) -> float | None:
     """Dense peak of the named accelerator for `dtype` (bf16, fp16, tf32, fp32), or None if unknown."""
     for fragment, peaks in PEAK_TFLOPS.items():
         if fragment in device_name:

@@ -25,7 +25,9 @@ def _resize_grid(table: torch.Tensor, source: tuple[int, ...], target: tuple[int
     return resized.movedim(1, -1).reshape(1, -1, d).to(table.dtype)
 
 
-def _with_prefix(table: torch.Tensor, prefix: int, source: tuple[int, ...], target: tuple[int, ...]) -> torch.Tensor:
+def _with_prefix(
+    table: torch.Tensor, prefix: int, source: tuple[int, ...], target: tuple[int, ...]
+) -> torch.Tensor:
     """Keep the first `prefix` rows (a class token's), resize the rest."""
     return torch.cat([table[:, :prefix], _resize_grid(table[:, prefix:], source, target)], dim=1)
 
@@ -40,7 +42,9 @@ def learned_table_grids(spec: ArchSpec) -> dict[str, tuple[int, tuple[int, ...]]
     return {"pos_embed": (1, (slices, height, width))} if spec.class_token else {}
 
 
-def resize_learned_tables(state: Tensors, source: ArchSpec, target: ArchSpec, prefix: str = "encoder.") -> list[str]:
+def resize_learned_tables(
+    state: Tensors, source: ArchSpec, target: ArchSpec, prefix: str = "encoder."
+) -> list[str]:
     """Resize (in place) the learned tables in `state` from `source`'s token grid to `target`'s;
     returns the names resized (empty when the grids agree)."""
     resized = []

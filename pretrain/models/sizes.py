@@ -26,13 +26,15 @@ class ModelSize:
 
 
 SIZES: dict[str, ModelSize] = {
-    "tiny": ModelSize(depth=2, dim=64, heads=2, decoder_dim=32, decoder_heads=2, decoder_depth=1,
-                     temporal_depth=1),
+    "tiny": ModelSize(
+        depth=2, dim=64, heads=2, decoder_dim=32, decoder_heads=2, decoder_depth=1, temporal_depth=1
+    ),
     "s": ModelSize(depth=12, dim=384, heads=6, decoder_dim=192, decoder_heads=3),
     "b": ModelSize(depth=12, dim=768, heads=12, decoder_dim=384, decoder_heads=6),
     # The official ViT-L pretraining script uses a 12-block decoder; other codebases use 4.
     "l": ModelSize(depth=24, dim=1024, heads=16, decoder_dim=512, decoder_heads=8, decoder_depth=12),
     "h": ModelSize(depth=32, dim=1280, heads=16, decoder_dim=640, decoder_heads=8),
-    "g": ModelSize(depth=40, dim=1408, heads=16, decoder_dim=512, decoder_heads=8,
-                   patch_size=14, mlp_ratio=48 / 11),
+    "g": ModelSize(
+        depth=40, dim=1408, heads=16, decoder_dim=512, decoder_heads=8, patch_size=14, mlp_ratio=48 / 11
+    ),
 }

@@ -16,30 +16,41 @@ on the visible tokens only (n positions per slice, T' slices per position), thro
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 
-from pretrain.models.vit import ArchSpec, Attention, Block, Encoder, tube_positions
+from pretrain.models.vit import Attention, Block, Encoder, tube_positions
 
 
 class DividedBlock(Block):
     """Block with temporal attention before the spatial one; x is (B, 1 + T' * n, D), the class
     token first, then the tokens slice by slice (n per slice)."""
 
-    def __init__(self, dim: int, heads: int, mlp_dim: int, qkv_bias: bool = True, drop_path: float = 0.0,
-                 norm_eps: float = 1e-6, key_bias: bool = True, act: str = "gelu", num_slices: int = 1):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_dim: int,
+        qkv_bias: bool = True,
+        drop_path: float = 0.0,
+        norm_eps: float = 1e-6,
+        key_bias: bool = True,
+        act: str = "gelu",
+        num_slices: int = 1,
+    ):
         super().__init__(dim, heads, mlp_dim, qkv_bias, drop_path, norm_eps, key_bias, act)
         self.num_slices = num_slices
         self.temporal_norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.temporal_attn = Attention(dim, heads, qkv_bias, key_bias)
         self.temporal_fc = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
-                query_from: int = 0) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, query_from: int = 0
+    ) -> torch.Tensor:
         if attn_mask is not None or query_from:
-            raise ValueError("DividedBlock attends over whole (slice, position) grids: no attn_mask / query_from")
+            raise ValueError(
+                "DividedBlock attends over whole (slice, position) grids: no attn_mask / query_from"
+            )
         cls, tokens = x[:, :1], x[:, 1:]  # (B, 1, D), (B, T' * n, D)
         tokens = tokens + self.drop_path(self.temporal_fc(self.attend_time(tokens)))
         x = torch.cat([cls, tokens], dim=1) + self.drop_path(self.attend_space(cls, tokens))
@@ -89,14 +100,17 @@ class TimeSformerEncoder(Encoder):
             nn.init.zeros_(block.temporal_fc.weight)
             nn.init.zeros_(block.temporal_fc.bias)
 
-    def forward(self, patches: torch.Tensor, index: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, patches: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """patches (B, T' * n, patch_dim) of the tokens at `index` (B, T' * n), a (T', n) grid
         (all tokens if None) -> (B, 1 + T' * n, D), the class token first."""
         b, t, d = patches.shape[0], self.spec.grid[0], self.spec.dim
         x = self.patch_embed(patches).view(b, t, -1, d)  # (B, T', n, D)
-        space = self.pos_embed[0, 1:] if index is None else self.pos_embed[0, 1 + tube_positions(index, self.spec)]
+        space = (
+            self.pos_embed[0, 1:]
+            if index is None
+            else self.pos_embed[0, 1 + tube_positions(index, self.spec)]
+        )
         x = x + space.unsqueeze(-3).to(x.dtype) + self.time_embed[0, :, None].to(x.dtype)  # (B, T', n, D)
         cls = (self.cls_token + self.pos_embed[:, :1]).to(x.dtype).expand(b, -1, -1)  # (B, 1, D)
         x = torch.cat([cls, x.flatten(1, 2)], dim=1)  # (B, 1 + T' * n, D)
         return self.norm(self.run(x))
-

@@ -31,7 +31,6 @@ and only visible tokens go through the patch embedding.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -41,8 +40,16 @@ from pretrain.models.encoders import build_encoder
 from pretrain.models.flops import videomae_forward_flops
 from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported: the defaults)
 from pretrain.models.vit import (
-    CHANNELS, ArchSpec, Block, channels_last, check_video, gather_tokens,
-    patchify, run_blocks, sinusoid_position_table, unpatchify,
+    CHANNELS,
+    ArchSpec,
+    Block,
+    channels_last,
+    check_video,
+    gather_tokens,
+    patchify,
+    run_blocks,
+    sinusoid_position_table,
+    unpatchify,
 )
 
 NORM_PIX_EPS = 1e-6
@@ -68,16 +75,18 @@ class TokenPlan:
 
     visible: torch.Tensor  # (B, N_visible) long, ascending
     target: torch.Tensor  # (B, N_target) long, targets first in ascending order, then padding
-    target_valid: Optional[torch.Tensor]  # (B, N_target) bool, None when no row is padded
+    target_valid: torch.Tensor | None  # (B, N_target) bool, None when no row is padded
     target_mask: torch.Tensor  # (B, N) bool
 
 
-def plan_tokens(mask: torch.Tensor, decoder_mask: Optional[torch.Tensor]) -> TokenPlan:
+def plan_tokens(mask: torch.Tensor, decoder_mask: torch.Tensor | None) -> TokenPlan:
     """Gather indices for the encoder (visible tokens) and the decoder (target tokens)."""
     hidden_counts = mask.sum(1)
     num_visible = mask.shape[1] - int(hidden_counts[0])
     if bool((hidden_counts != hidden_counts[0]).any()):
-        raise ValueError(f"mask must hide the same number of tokens in every row; got {hidden_counts.tolist()}")
+        raise ValueError(
+            f"mask must hide the same number of tokens in every row; got {hidden_counts.tolist()}"
+        )
     visible = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)[:, :num_visible]
     target_mask = mask if decoder_mask is None else mask & decoder_mask
     counts = target_mask.sum(1)  # (B,)
@@ -93,7 +102,9 @@ class Decoder(nn.Module):
     def __init__(self, spec: ArchSpec):
         super().__init__()
         self.blocks = nn.ModuleList(
-            Block(spec.decoder_dim, spec.decoder_heads, spec.decoder_mlp_dim, spec.qkv_bias, 0.0, spec.norm_eps)
+            Block(
+                spec.decoder_dim, spec.decoder_heads, spec.decoder_mlp_dim, spec.qkv_bias, 0.0, spec.norm_eps
+            )
             for _ in range(spec.decoder_depth)
         )
         self.norm = nn.LayerNorm(spec.decoder_dim, eps=spec.head_norm_eps)
@@ -109,8 +120,13 @@ class Decoder(nn.Module):
 
 
 class VideoMAE(nn.Module):
-    def __init__(self, spec: ArchSpec, drop_path: float = 0.0, norm_pix_loss: bool = True,
-                 grad_checkpointing: bool = False):
+    def __init__(
+        self,
+        spec: ArchSpec,
+        drop_path: float = 0.0,
+        norm_pix_loss: bool = True,
+        grad_checkpointing: bool = False,
+    ):
         super().__init__()
         self.spec = spec
         self.norm_pix_loss = norm_pix_loss
@@ -139,8 +155,9 @@ class VideoMAE(nn.Module):
         nn.init.trunc_normal_(self.mask_token, std=0.02)
         self.encoder.init_embeddings()
 
-    def forward(self, video: torch.Tensor, mask: torch.Tensor,
-                decoder_mask: Optional[torch.Tensor] = None) -> VideoMAEOutput:
+    def forward(
+        self, video: torch.Tensor, mask: torch.Tensor, decoder_mask: torch.Tensor | None = None
+    ) -> VideoMAEOutput:
         self._check_inputs(video, mask, decoder_mask)
         patches = patchify(video, self.spec.tubelet_size, self.spec.patch_size)  # (B, N, C*tpp)
         plan = plan_tokens(mask, decoder_mask)
@@ -155,7 +172,7 @@ class VideoMAE(nn.Module):
         """patches (B, N, P), visible (B, N_visible) -> latent (B, N_visible, D); a class token's
         output (TimeSformer, ViViT) is not decoded."""
         latent = self.encoder(gather_tokens(patches, visible), visible)  # (B, prefix + N_visible, D)
-        return latent[:, self.encoder.num_prefix_tokens:]
+        return latent[:, self.encoder.num_prefix_tokens :]
 
     def decode(self, latent: torch.Tensor, plan: TokenPlan) -> torch.Tensor:
         """latent (B, N_visible, D) -> channel-first predictions (B, N_target, C*tpp) of the targets."""
@@ -168,8 +185,9 @@ class VideoMAE(nn.Module):
             keep = torch.ones_like(plan.visible, dtype=torch.bool)
             attn_mask = torch.cat([keep, plan.target_valid], dim=1)[:, None, None, :]  # (B, 1, 1, L)
         # Only target outputs are used: the last block computes just those rows.
-        x = run_blocks(self.decoder.blocks, x, attn_mask, self.grad_checkpointing,
-                       keep_from=plan.visible.shape[1])  # (B, N_target, Dd)
+        x = run_blocks(
+            self.decoder.blocks, x, attn_mask, self.grad_checkpointing, keep_from=plan.visible.shape[1]
+        )  # (B, N_target, Dd)
         return self.decoder.predict(x)
 
     @torch.no_grad()
@@ -186,7 +204,7 @@ class VideoMAE(nn.Module):
         var, mean = torch.var_mean(cubes, dim=-1, correction=1, keepdim=True)  # (B, N_target, C, 1)
         return (cubes - mean) * (std_c / (std_c * var.sqrt() + NORM_PIX_EPS))
 
-    def loss(self, pred: torch.Tensor, target: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
+    def loss(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
         """MSE between channel-first predictions (B, n, C*tpp) and targets (B, n, C, tpp) over
         target tokens; padded slots (valid False) are left out."""
         pred = pred.unflatten(-1, (CHANNELS, -1))  # (B, n, C, tpp)
@@ -200,7 +218,9 @@ class VideoMAE(nn.Module):
         cubes = patches.unflatten(-1, (CHANNELS, -1))
         return cubes * self.pixel_std.to(cubes.dtype)[:, None] + self.pixel_mean.to(cubes.dtype)[:, None]
 
-    def _check_inputs(self, video: torch.Tensor, mask: torch.Tensor, decoder_mask: Optional[torch.Tensor]) -> None:
+    def _check_inputs(
+        self, video: torch.Tensor, mask: torch.Tensor, decoder_mask: torch.Tensor | None
+    ) -> None:
         check_video(video, self.spec)
         expected = (video.shape[0], self.spec.num_tokens)
         for name, m in (("mask", mask), ("decoder_mask", decoder_mask)):
@@ -222,7 +242,9 @@ class VideoMAE(nn.Module):
         With `norm_pix_loss` a prediction is in per-cube normalized units; it is mapped back with
         the mean and std of that cube in the input video, as VideoMAE's visualization does (the
         picture then shows what the model predicts, at the true brightness and contrast)."""
-        cubes = self._to_pixels(patchify(video, self.spec.tubelet_size, self.spec.patch_size))  # (B, N, C, tpp)
+        cubes = self._to_pixels(
+            patchify(video, self.spec.tubelet_size, self.spec.patch_size)
+        )  # (B, N, C, tpp)
         pred = output.pred_channel_first.to(cubes.dtype).unflatten(-1, (CHANNELS, -1))  # (B, n, C, tpp)
         if self.norm_pix_loss:
             order = torch.argsort((~output.target_mask).to(torch.uint8), dim=1, stable=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -82,10 +82,16 @@ class ArchSpec:
 
     @classmethod
     def from_size(
-        cls, size: str, img_size: int = 224, num_frames: int = 16, tubelet_size: int = 2,
-        patch_size: Optional[int] = None, backbone: str = "vit", temporal_depth: Optional[int] = None,
+        cls,
+        size: str,
+        img_size: int = 224,
+        num_frames: int = 16,
+        tubelet_size: int = 2,
+        patch_size: int | None = None,
+        backbone: str = "vit",
+        temporal_depth: int | None = None,
         **overrides: Any,
-    ) -> "ArchSpec":
+    ) -> ArchSpec:
         if size not in SIZES:
             raise ValueError(f"unknown model size {size!r}; expected one of {sorted(SIZES)}")
         s = SIZES[size]
@@ -94,14 +100,23 @@ class ArchSpec:
         overrides.setdefault("key_bias", backbone != "vit")  # TimeSformer / ViViT: plain qkv bias
         return cls(
             backbone=backbone,
-            img_size=img_size, num_frames=num_frames, tubelet_size=tubelet_size,
-            patch_size=patch_size or s.patch_size, dim=s.dim, depth=s.depth, heads=s.heads,
-            mlp_dim=int(s.dim * s.mlp_ratio), decoder_dim=s.decoder_dim, decoder_depth=s.decoder_depth,
-            decoder_heads=s.decoder_heads, decoder_mlp_dim=int(s.decoder_dim * s.mlp_ratio), **overrides,
+            img_size=img_size,
+            num_frames=num_frames,
+            tubelet_size=tubelet_size,
+            patch_size=patch_size or s.patch_size,
+            dim=s.dim,
+            depth=s.depth,
+            heads=s.heads,
+            mlp_dim=int(s.dim * s.mlp_ratio),
+            decoder_dim=s.decoder_dim,
+            decoder_depth=s.decoder_depth,
+            decoder_heads=s.decoder_heads,
+            decoder_mlp_dim=int(s.decoder_dim * s.mlp_ratio),
+            **overrides,
         )
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ArchSpec":
+    def from_dict(cls, values: dict[str, Any]) -> ArchSpec:
         """Build from a dict that may hold other keys too (they are ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names})
@@ -222,17 +237,23 @@ class Attention(nn.Module):
             self.q_bias = self.v_bias = None
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
-                query_from: int = 0) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, query_from: int = 0
+    ) -> torch.Tensor:
         """x (B, N, D) -> (B, N - query_from, D): every token is a key/value, only tokens from
         `query_from` on are queries (the rest's outputs would be thrown away)."""
         b, n, d = x.shape
         # k_bias is a buffer: DeepSpeed's bf16 engine casts parameters only, so follow q_bias's dtype
-        bias = self.qkv.bias if self.q_bias is None else torch.cat(
-            [self.q_bias, self.k_bias.to(self.q_bias.dtype), self.v_bias])
+        bias = (
+            self.qkv.bias
+            if self.q_bias is None
+            else torch.cat([self.q_bias, self.k_bias.to(self.q_bias.dtype), self.v_bias])
+        )
         qkv = F.linear(x, self.qkv.weight, bias)  # (B, N, 3D)
         q, k, v = qkv.view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # (B, H, N, hd)
-        out = F.scaled_dot_product_attention(q[:, :, query_from:], k, v, attn_mask=attn_mask)  # (B, H, Nq, hd)
+        out = F.scaled_dot_product_attention(
+            q[:, :, query_from:], k, v, attn_mask=attn_mask
+        )  # (B, H, Nq, hd)
         return self.proj(out.transpose(1, 2).reshape(b, n - query_from, d))
 
 
@@ -265,8 +286,17 @@ class DropPath(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
-    def __init__(self, dim: int, heads: int, mlp_dim: int, qkv_bias: bool = True,
-                 drop_path: float = 0.0, norm_eps: float = 1e-6, key_bias: bool = False, act: str = "gelu"):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_dim: int,
+        qkv_bias: bool = True,
+        drop_path: float = 0.0,
+        norm_eps: float = 1e-6,
+        key_bias: bool = False,
+        act: str = "gelu",
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, heads, qkv_bias, key_bias)
@@ -275,20 +305,35 @@ class Block(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     @classmethod
-    def encoder_block(cls, spec: ArchSpec, drop_path: float = 0.0, **extra: Any) -> "Block":
+    def encoder_block(cls, spec: ArchSpec, drop_path: float = 0.0, **extra: Any) -> Block:
         """A block of the encoder `spec` describes (its width, heads, biases, activation)."""
-        return cls(spec.dim, spec.heads, spec.mlp_dim, spec.qkv_bias, drop_path, spec.norm_eps,
-                   spec.key_bias, spec.mlp_act, **extra)
+        return cls(
+            spec.dim,
+            spec.heads,
+            spec.mlp_dim,
+            spec.qkv_bias,
+            drop_path,
+            spec.norm_eps,
+            spec.key_bias,
+            spec.mlp_act,
+            **extra,
+        )
 
-    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
-                query_from: int = 0) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, query_from: int = 0
+    ) -> torch.Tensor:
         """x (B, N, D) -> (B, N - query_from, D); see `Attention.forward` for `query_from`."""
         x = x[:, query_from:] + self.drop_path(self.attn(self.norm1(x), attn_mask, query_from))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
-               grad_checkpointing: bool = False, keep_from: int = 0) -> torch.Tensor:
+def run_blocks(
+    blocks: nn.ModuleList,
+    x: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    grad_checkpointing: bool = False,
+    keep_from: int = 0,
+) -> torch.Tensor:
     """Apply blocks in order and return the tokens from `keep_from` on (B, N - keep_from, D); the
     last block computes outputs only for those. With checkpointing, activations are recomputed
     in backward."""
@@ -312,8 +357,13 @@ class Encoder(nn.Module):
 
     num_prefix_tokens = 0
 
-    def __init__(self, spec: ArchSpec, drop_path: float = 0.0, final_norm: bool = True,
-                 grad_checkpointing: bool = False):
+    def __init__(
+        self,
+        spec: ArchSpec,
+        drop_path: float = 0.0,
+        final_norm: bool = True,
+        grad_checkpointing: bool = False,
+    ):
         super().__init__()
         self.spec = spec
         self.grad_checkpointing = grad_checkpointing
@@ -325,8 +375,9 @@ class Encoder(nn.Module):
 
     def embed_positions(self) -> None:
         """The position table: fixed sin-cos, not in state dicts (subclasses learn theirs)."""
-        self.register_buffer("pos_embed", sinusoid_position_table(self.spec.num_tokens, self.spec.dim),
-                             persistent=False)
+        self.register_buffer(
+            "pos_embed", sinusoid_position_table(self.spec.num_tokens, self.spec.dim), persistent=False
+        )
 
     def make_block(self, drop_path: float) -> nn.Module:
         return Block.encoder_block(self.spec, drop_path)
@@ -350,7 +401,7 @@ class Encoder(nn.Module):
     def run(self, x: torch.Tensor) -> torch.Tensor:
         return run_blocks(self.blocks, x, grad_checkpointing=self.grad_checkpointing)
 
-    def forward(self, patches: torch.Tensor, index: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, patches: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """patches (B, n, patch_dim) of the tokens at `index` (B, n) (all N tokens if None)
         -> (B, n, D)."""
         pos = self.pos_embed if index is None else self.pos_embed[index]  # (N, D) or (B, n, D)
@@ -366,13 +417,16 @@ def tube_positions(index: torch.Tensor, spec: ArchSpec) -> torch.Tensor:
     different positions in different slices cannot run on visible tokens only: a ValueError."""
     slices, positions, batch = spec.grid[0], spec.spatial_tokens, index.shape[0]
     if index.shape[1] % slices:
-        raise ValueError(f"backbone {spec.backbone} needs a tube mask (mask.kind=tube): "
-                         f"{index.shape[1]} visible tokens do not fill {slices} time slices")
+        raise ValueError(
+            f"backbone {spec.backbone} needs a tube mask (mask.kind=tube): "
+            f"{index.shape[1]} visible tokens do not fill {slices} time slices"
+        )
     grid = index.view(batch, slices, -1)  # (B, T', n)
     spatial = grid % positions
     in_order = grid // positions == torch.arange(slices, device=index.device)[None, :, None]
     if not bool((spatial == spatial[:, :1]).all() & in_order.all()):
-        raise ValueError(f"backbone {spec.backbone} needs a tube mask (mask.kind=tube): the visible "
-                         "tokens differ between time slices")
+        raise ValueError(
+            f"backbone {spec.backbone} needs a tube mask (mask.kind=tube): the visible "
+            "tokens differ between time slices"
+        )
     return spatial[:, 0]  # (B, n)
-

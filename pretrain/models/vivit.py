@@ -18,8 +18,6 @@ than concatenating) keeps the width D, so the VideoMAE decoder stays as it is.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 
@@ -31,8 +29,13 @@ class FactorisedEncoder(Encoder):
 
     num_prefix_tokens = 1
 
-    def __init__(self, spec: ArchSpec, drop_path: float = 0.0, final_norm: bool = True,
-                 grad_checkpointing: bool = False):
+    def __init__(
+        self,
+        spec: ArchSpec,
+        drop_path: float = 0.0,
+        final_norm: bool = True,
+        grad_checkpointing: bool = False,
+    ):
         super().__init__(spec, drop_path, final_norm, grad_checkpointing)
         self.spatial_norm = nn.LayerNorm(spec.dim, eps=spec.norm_eps)
         rates = torch.linspace(0, drop_path, spec.temporal_depth, device="cpu").tolist()
@@ -63,12 +66,16 @@ class FactorisedEncoder(Encoder):
             return 0
         return super().layer_id(name)
 
-    def forward(self, patches: torch.Tensor, index: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, patches: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """patches (B, T' * n, patch_dim) of the tokens at `index` (B, T' * n), a (T', n) grid
         (all tokens if None) -> (B, 1 + T' * n, D), the clip's class token first."""
         b, t, d = patches.shape[0], self.spec.grid[0], self.spec.dim
         x = self.patch_embed(patches).view(b * t, -1, d)  # (B * T', n, D)
-        space = self.pos_embed[0, 1:] if index is None else self.pos_embed[0, 1 + tube_positions(index, self.spec)]
+        space = (
+            self.pos_embed[0, 1:]
+            if index is None
+            else self.pos_embed[0, 1 + tube_positions(index, self.spec)]
+        )
         if index is not None:
             space = space.repeat_interleave(t, dim=0)  # (B * T', n, D)
         cls = (self.cls_token + self.pos_embed[:, :1]).to(x.dtype).expand(b * t, -1, -1)
@@ -76,8 +83,9 @@ class FactorisedEncoder(Encoder):
         x = self.spatial_norm(self.run(x))
         summary = x[:, 0].view(b, t, d)  # (B, T', D)
         z = torch.cat([self.temporal_cls_token.to(x.dtype).expand(b, -1, -1), summary], dim=1)
-        z = run_blocks(self.temporal_blocks, z + self.time_embed.to(x.dtype),
-                       grad_checkpointing=self.grad_checkpointing)  # (B, 1 + T', D)
+        z = run_blocks(
+            self.temporal_blocks, z + self.time_embed.to(x.dtype), grad_checkpointing=self.grad_checkpointing
+        )  # (B, 1 + T', D)
         tokens = x[:, 1:].view(b, t, -1, d) + z[:, 1:, None]  # (B, T', n, D): temporal context added
         return self.norm(torch.cat([z[:, :1], tokens.flatten(1, 2)], dim=1))
 
@@ -96,7 +104,7 @@ class ClassTokenEncoder(Encoder):
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
 
-    def forward(self, patches: torch.Tensor, index: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, patches: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         b = patches.shape[0]
         pos = self.pos_embed[0, 1:] if index is None else self.pos_embed[0, 1 + index]  # (N, D) or (B, n, D)
         x = self.patch_embed(patches) + pos.to(patches.dtype)  # (B, n, D)

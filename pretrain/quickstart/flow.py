@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.motion_dataset import MOTIONS, motion_frames, write_motion_dataset
-from pretrain.data.shards import BuildOptions, build_shards, read_manifest
 from pretrain.data.generated.synthetic import write_video
+from pretrain.data.shards import BuildOptions, build_shards, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,15 @@ class QuickstartPlan:
     """Also test every fine-tuned model on clips with their frames shuffled (motion must matter)."""
 
     @classmethod
-    def small(cls) -> "QuickstartPlan":
-        return cls(unlabeled_videos=96, pretrain_epochs=8, finetune_epochs=6, seeds=(0,), num_frames=24,
-                   shuffle_control=False)
+    def small(cls) -> QuickstartPlan:
+        return cls(
+            unlabeled_videos=96,
+            pretrain_epochs=8,
+            finetune_epochs=6,
+            seeds=(0,),
+            num_frames=24,
+            shuffle_control=False,
+        )
 
     def pretrain_steps(self, batch_size: int) -> int:
         return self.unlabeled_videos // batch_size * self.pretrain_epochs
@@ -59,7 +65,7 @@ class StageRecord:
     run_dir: Path
     seconds: float
     metrics: dict[str, float] = field(default_factory=dict)
-    last_checkpoint: Optional[Path] = None
+    last_checkpoint: Path | None = None
     global_step: int = 0
 
 
@@ -71,7 +77,7 @@ class QuickstartResult:
     seconds: float
     files: dict[str, Path] = field(default_factory=dict)
     backbone: str = "vit"
-    num_classes: Optional[int] = None
+    num_classes: int | None = None
     """Classes of the labeled corpus."""
 
 
@@ -91,19 +97,29 @@ def prepare_data(out: Path, plan: QuickstartPlan) -> tuple[Path, Path]:
     labeled_root = out / "data" / "motion"
     if not (labeled_root / "ucfTrainTestlist").exists():
         write_motion_dataset(labeled_root, clips_per_group=plan.clips_per_group, num_frames=plan.num_frames)
-    unlabeled_root = write_unlabeled_corpus(out / "data" / "unlabeled", plan.unlabeled_videos, plan.num_frames)
+    unlabeled_root = write_unlabeled_corpus(
+        out / "data" / "unlabeled", plan.unlabeled_videos, plan.num_frames
+    )
     labeled_shards, unlabeled_shards = out / "shards" / "motion", out / "shards" / "unlabeled"
     # Its own name: the UCF101 layout, but not UCF101 (no dataset-card count warnings).
-    build_shards("ucf101", str(labeled_root), str(labeled_shards), BuildOptions(shard_size_mb=4, name="motion"))
-    build_shards("folder", str(unlabeled_root), str(unlabeled_shards),
-                 BuildOptions(shard_size_mb=4, name="unlabeled"))
+    build_shards(
+        "ucf101", str(labeled_root), str(labeled_shards), BuildOptions(shard_size_mb=4, name="motion")
+    )
+    build_shards(
+        "folder", str(unlabeled_root), str(unlabeled_shards), BuildOptions(shard_size_mb=4, name="unlabeled")
+    )
     return labeled_shards, unlabeled_shards
 
 
 def stage_config(recipe: str, out: Path, run_name: str, overrides: list[str]) -> RunConfig:
     """A shipped tiny recipe, run on a GPU when present (accelerator/precision auto)."""
-    common = [f"trainer.output_dir={out / 'runs'}", f"trainer.run_name={run_name}",
-              "trainer.accelerator=auto", "trainer.precision=auto", "logging.wandb=offline"]
+    common = [
+        f"trainer.output_dir={out / 'runs'}",
+        f"trainer.run_name={run_name}",
+        "trainer.accelerator=auto",
+        "trainer.precision=auto",
+        "logging.wandb=offline",
+    ]
     return load_config(recipe, common + overrides)
 
 
@@ -123,14 +139,20 @@ class OverallProgress:
         return f"stage {self.done + 1}/{self.total} ({name}) · elapsed {format_duration(elapsed)} · ETA {eta}"
 
 
-def timed_stage(name: str, config: RunConfig, progress: Optional[OverallProgress] = None) -> StageRecord:
+def timed_stage(name: str, config: RunConfig, progress: OverallProgress | None = None) -> StageRecord:
     from pretrain.train.entry import run_stage
 
     log.info("quickstart: %s ...", progress.line(name) if progress else name)
     started = time.perf_counter()
     result = run_stage(config)
-    record = StageRecord(name, result.run_dir, time.perf_counter() - started, dict(result.metrics),
-                         result.last_checkpoint, result.global_step)
+    record = StageRecord(
+        name,
+        result.run_dir,
+        time.perf_counter() - started,
+        dict(result.metrics),
+        result.last_checkpoint,
+        result.global_step,
+    )
     log.info("quickstart: %s done in %.0f s", name, record.seconds)
     if progress:
         progress.done += 1
@@ -141,13 +163,19 @@ def shuffled_top1(config: RunConfig, record: StageRecord, out: Path) -> float:
     """Test top-1 of the fine-tuned model on its test clips with their frames shuffled."""
     from pretrain.evaluate.run import evaluate
 
-    results = evaluate(config, str(record.last_checkpoint), splits=(1,), shuffle_frames=True,
-                       out_dir=out / "runs" / f"{record.run_dir.name}-shuffled")
+    results = evaluate(
+        config,
+        str(record.last_checkpoint),
+        splits=(1,),
+        shuffle_frames=True,
+        out_dir=out / "runs" / f"{record.run_dir.name}-shuffled",
+    )
     return results.per_split[1].top1
 
 
-def run_quickstart(out: Path, plan: QuickstartPlan = QuickstartPlan(),
-                   on_stage: Optional[Callable[[str], None]] = None) -> QuickstartResult:
+def run_quickstart(
+    out: Path, plan: QuickstartPlan = QuickstartPlan(), on_stage: Callable[[str], None] | None = None
+) -> QuickstartResult:
     from pretrain.quickstart.report import write_report
     from pretrain.weights import export_checkpoint
 
@@ -161,10 +189,23 @@ def run_quickstart(out: Path, plan: QuickstartPlan = QuickstartPlan(),
     backbone = [f"model.backbone={plan.backbone}"]
     recipe = load_config("pretrain/tiny")
     recon_every = max(1, plan.pretrain_steps(recipe.data.batch_size) // 3)  # a few grids per run
-    pretrain = timed_stage("pretrain", stage_config("pretrain/tiny", out, "pretrain", [
-        f"data.shards={unlabeled}", "data.split=all", f"optim.epochs={plan.pretrain_epochs}",
-        f"optim.warmup_epochs={max(1, plan.pretrain_epochs // 6)}", f"logging.recon_every_steps={recon_every}",
-        *backbone]), progress)
+    pretrain = timed_stage(
+        "pretrain",
+        stage_config(
+            "pretrain/tiny",
+            out,
+            "pretrain",
+            [
+                f"data.shards={unlabeled}",
+                "data.split=all",
+                f"optim.epochs={plan.pretrain_epochs}",
+                f"optim.warmup_epochs={max(1, plan.pretrain_epochs // 6)}",
+                f"logging.recon_every_steps={recon_every}",
+                *backbone,
+            ],
+        ),
+        progress,
+    )
     export_dir = out / "export"
     shutil.rmtree(export_dir, ignore_errors=True)
     export_checkpoint(pretrain.last_checkpoint, export_dir)
@@ -172,15 +213,30 @@ def run_quickstart(out: Path, plan: QuickstartPlan = QuickstartPlan(),
     for seed in plan.seeds:
         for kind, init in (("pretrained", str(export_dir)), ("scratch", "none")):
             announce(f"fine-tuning from {kind}, seed {seed}")
-            config = stage_config("finetune/tiny", out, f"finetune-{kind}-seed{seed}", [
-                f"data.shards={labeled}", f"finetune.init={init}", f"trainer.seed={seed}",
-                f"optim.epochs={plan.finetune_epochs}",
-                f"optim.warmup_epochs={max(1, plan.finetune_epochs // 10)}", *backbone])
+            config = stage_config(
+                "finetune/tiny",
+                out,
+                f"finetune-{kind}-seed{seed}",
+                [
+                    f"data.shards={labeled}",
+                    f"finetune.init={init}",
+                    f"trainer.seed={seed}",
+                    f"optim.epochs={plan.finetune_epochs}",
+                    f"optim.warmup_epochs={max(1, plan.finetune_epochs // 10)}",
+                    *backbone,
+                ],
+            )
             record = timed_stage(f"finetune {kind} seed {seed}", config, progress)
             if plan.shuffle_control:
                 record.metrics["test/top1_shuffled"] = shuffled_top1(config, record, out)
             finetunes.append((kind, seed, record))
-    result = QuickstartResult(out, pretrain, finetunes, time.perf_counter() - started, backbone=plan.backbone,
-                              num_classes=len(read_manifest(str(labeled)).classes))
+    result = QuickstartResult(
+        out,
+        pretrain,
+        finetunes,
+        time.perf_counter() - started,
+        backbone=plan.backbone,
+        num_classes=len(read_manifest(str(labeled)).classes),
+    )
     result.files = write_report(result)
     return result

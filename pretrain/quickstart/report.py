@@ -8,7 +8,7 @@ import json
 import shutil
 from pathlib import Path
 from statistics import mean
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pretrain.quickstart.flow import QuickstartResult, StageRecord
@@ -25,12 +25,12 @@ def metric_series(run_dir: Path, name: str) -> list[tuple[int, float]]:
         return [(int(row["step"]), float(row[name])) for row in csv.DictReader(handle) if row.get(name)]
 
 
-def mean_metric(run_dir: Path, name: str) -> Optional[float]:
+def mean_metric(run_dir: Path, name: str) -> float | None:
     values = [value for _, value in metric_series(run_dir, name)]
     return mean(values) if values else None
 
 
-def summarize(result: "QuickstartResult") -> dict:
+def summarize(result: QuickstartResult) -> dict:
     losses = metric_series(result.pretrain.run_dir, "train/loss")
     by_kind: dict[str, list[float]] = {"pretrained": [], "scratch": []}
     shuffled: dict[str, list[float]] = {"pretrained": [], "scratch": []}
@@ -41,30 +41,44 @@ def summarize(result: "QuickstartResult") -> dict:
             by_kind[kind].append(top1)
         if record.metrics.get("test/top1_shuffled") is not None:
             shuffled[kind].append(record.metrics["test/top1_shuffled"])
-        runs.append({"init": kind, "seed": seed, "test_top1": top1, "test_top5": record.metrics.get("test/top5"),
-                     "test_top1_shuffled": record.metrics.get("test/top1_shuffled"),
-                     "test_mean_class_accuracy": record.metrics.get("test/mean_class_accuracy"),
-                     "clips_per_s": mean_metric(record.run_dir, "perf/clips_per_s"),
-                     "seconds": round(record.seconds, 1), "run_dir": str(record.run_dir)})
+        runs.append(
+            {
+                "init": kind,
+                "seed": seed,
+                "test_top1": top1,
+                "test_top5": record.metrics.get("test/top5"),
+                "test_top1_shuffled": record.metrics.get("test/top1_shuffled"),
+                "test_mean_class_accuracy": record.metrics.get("test/mean_class_accuracy"),
+                "clips_per_s": mean_metric(record.run_dir, "perf/clips_per_s"),
+                "seconds": round(record.seconds, 1),
+                "run_dir": str(record.run_dir),
+            }
+        )
     return {
-        "pretrain": {"loss_first": losses[0][1] if losses else None, "loss_last": losses[-1][1] if losses else None,
-                     "steps": result.pretrain.global_step,
-                     "clips_per_s": mean_metric(result.pretrain.run_dir, "perf/clips_per_s"),
-                     "seconds": round(result.pretrain.seconds, 1), "run_dir": str(result.pretrain.run_dir)},
+        "pretrain": {
+            "loss_first": losses[0][1] if losses else None,
+            "loss_last": losses[-1][1] if losses else None,
+            "steps": result.pretrain.global_step,
+            "clips_per_s": mean_metric(result.pretrain.run_dir, "perf/clips_per_s"),
+            "seconds": round(result.pretrain.seconds, 1),
+            "run_dir": str(result.pretrain.run_dir),
+        },
         "finetune": runs,
         "backbone": result.backbone,
         "mean_test_top1": {kind: (mean(values) if values else None) for kind, values in by_kind.items()},
-        "mean_test_top1_shuffled": {kind: (mean(values) if values else None) for kind, values in shuffled.items()},
+        "mean_test_top1_shuffled": {
+            kind: (mean(values) if values else None) for kind, values in shuffled.items()
+        },
         "wall_seconds": round(result.seconds, 1),
         "num_classes": result.num_classes,
     }
 
 
-def _pct(value: Optional[float]) -> str:
+def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _num(value: Optional[float], digits: int = 3) -> str:
+def _num(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
@@ -72,26 +86,50 @@ def render_markdown(summary: dict) -> str:
     pre, means = summary["pretrain"], summary["mean_test_top1"]
     top5 = not (summary.get("num_classes") or 6) <= 5  # always 100% with 5 classes or fewer
     shuffled = any(run.get("test_top1_shuffled") is not None for run in summary["finetune"])
-    header = (["fine-tuned from", "seed", "test top-1"] + ["test top-5"] * top5
-              + ["top-1, frames shuffled"] * shuffled + ["clips/s", "seconds"])
-    lines = [f"# Tubelet quickstart results (backbone {summary.get('backbone', 'vit')})", "",
-             "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    header = (
+        ["fine-tuned from", "seed", "test top-1"]
+        + ["test top-5"] * top5
+        + ["top-1, frames shuffled"] * shuffled
+        + ["clips/s", "seconds"]
+    )
+    lines = [
+        f"# Tubelet quickstart results (backbone {summary.get('backbone', 'vit')})",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|---" * len(header) + "|",
+    ]
     for run in summary["finetune"]:
-        cells = ([run["init"], run["seed"], _pct(run["test_top1"])] + [_pct(run["test_top5"])] * top5
-                 + [_pct(run.get("test_top1_shuffled"))] * shuffled)
-        lines.append("| " + " | ".join(map(str, cells + [_num(run["clips_per_s"], 1), run["seconds"]])) + " |")
-    lines += ["", f"Mean test top-1: pretrained {_pct(means['pretrained'])}, scratch {_pct(means['scratch'])} "
-              "(same fine-tuning budget).", "",
-              *([f"Frames shuffled (control): pretrained {_pct(summary['mean_test_top1_shuffled']['pretrained'])}, "
-                 f"scratch {_pct(summary['mean_test_top1_shuffled']['scratch'])}.", ""]
-                if any(summary.get("mean_test_top1_shuffled", {}).values()) else []),
-              f"Pretraining: loss {_num(pre['loss_first'])} → {_num(pre['loss_last'])} over {pre['steps']} steps, "
-              f"{_num(pre['clips_per_s'], 1)} clips/s, {pre['seconds']} s.", "",
-              f"Wall time: {summary['wall_seconds']} s."]
+        cells = (
+            [run["init"], run["seed"], _pct(run["test_top1"])]
+            + [_pct(run["test_top5"])] * top5
+            + [_pct(run.get("test_top1_shuffled"))] * shuffled
+        )
+        lines.append(
+            "| " + " | ".join(map(str, cells + [_num(run["clips_per_s"], 1), run["seconds"]])) + " |"
+        )
+    lines += [
+        "",
+        f"Mean test top-1: pretrained {_pct(means['pretrained'])}, scratch {_pct(means['scratch'])} "
+        "(same fine-tuning budget).",
+        "",
+        *(
+            [
+                f"Frames shuffled (control): pretrained {_pct(summary['mean_test_top1_shuffled']['pretrained'])}, "
+                f"scratch {_pct(summary['mean_test_top1_shuffled']['scratch'])}.",
+                "",
+            ]
+            if any(summary.get("mean_test_top1_shuffled", {}).values())
+            else []
+        ),
+        f"Pretraining: loss {_num(pre['loss_first'])} → {_num(pre['loss_last'])} over {pre['steps']} steps, "
+        f"{_num(pre['clips_per_s'], 1)} clips/s, {pre['seconds']} s.",
+        "",
+        f"Wall time: {summary['wall_seconds']} s.",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def plot_losses(result: "QuickstartResult", path: Path) -> Path:
+def plot_losses(result: QuickstartResult, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,7 +153,7 @@ def plot_losses(result: "QuickstartResult", path: Path) -> Path:
     return path
 
 
-def _copy_latest(pattern_dir: Path, pattern: str, target: Path) -> Optional[Path]:
+def _copy_latest(pattern_dir: Path, pattern: str, target: Path) -> Path | None:
     found = sorted(pattern_dir.glob(pattern))
     if not found:
         return None
@@ -123,30 +161,34 @@ def _copy_latest(pattern_dir: Path, pattern: str, target: Path) -> Optional[Path
     return target
 
 
-def write_report(result: "QuickstartResult") -> dict[str, Path]:
+def write_report(result: QuickstartResult) -> dict[str, Path]:
     summary = summarize(result)
     out = result.out
     files = {"results_md": out / "results.md", "results_json": out / "results.json"}
     files["results_md"].write_text(render_markdown(summary))
     files["results_json"].write_text(json.dumps(summary, indent=2) + "\n")
     files["loss_curves"] = plot_losses(result, out / "loss_curves.png")
-    recon = _copy_latest(result.pretrain.run_dir / "reconstructions", "step-*.png", out / "reconstruction.png")
+    recon = _copy_latest(
+        result.pretrain.run_dir / "reconstructions", "step-*.png", out / "reconstruction.png"
+    )
     if recon:
         files["reconstruction"] = recon
     first_pretrained = next((rec for kind, _, rec in result.finetunes if kind == "pretrained"), None)
     if first_pretrained is not None:
-        confusion = _copy_latest(first_pretrained.run_dir / "eval", "split*/confusion.png", out / "confusion.png")
+        confusion = _copy_latest(
+            first_pretrained.run_dir / "eval", "split*/confusion.png", out / "confusion.png"
+        )
         if confusion:
             files["confusion"] = confusion
     return files
 
 
-def wandb_sync_glob(result: "QuickstartResult") -> str:
+def wandb_sync_glob(result: QuickstartResult) -> str:
     """One `wandb sync` argument for every offline run of the quickstart (pretraining and each fine-tune)."""
     return str(result.out / "runs" / "*" / "wandb" / "offline-run-*")
 
 
-def wandb_runs(result: "QuickstartResult") -> list[Path]:
+def wandb_runs(result: QuickstartResult) -> list[Path]:
     """Offline W&B run folders (`wandb sync <folder>` uploads one)."""
-    records: list["StageRecord"] = [result.pretrain] + [rec for _, _, rec in result.finetunes]
+    records: list[StageRecord] = [result.pretrain] + [rec for _, _, rec in result.finetunes]
     return [run for record in records for run in sorted((record.run_dir / "wandb").glob("offline-run-*"))]

@@ -25,7 +25,9 @@ def resolve_placement(config: RunConfig) -> Placement:
     if accelerator == "auto":
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     if accelerator == "gpu" and not torch.cuda.is_available():
-        raise ConfigError("trainer.accelerator='gpu' but CUDA is not available here; use trainer.accelerator=cpu")
+        raise ConfigError(
+            "trainer.accelerator='gpu' but CUDA is not available here; use trainer.accelerator=cpu"
+        )
     precision = config.trainer.precision
     if precision == "auto":
         precision = "bf16-mixed" if accelerator == "gpu" else "32-true"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 IGNORED_WARNINGS = (
     r".*checkpoint that ended before the epoch ended and your dataloader is not resumable.*",

@@ -32,16 +32,27 @@ def prepare_data(out: Path, plan: SmokePlan, report: SmokeReport) -> SmokeData:
     groups = tuple(plan.test_groups) + tuple(plan.train_groups)
     corpus = write_motion_dataset(root, groups=groups, num_frames=plan.num_frames)
     expected = NUM_CLASSES * len(groups)
-    report.check("videos_written", len(corpus.videos) == expected and all(
-        (root / "UCF-101" / v).stat().st_size > 0 for v in corpus.videos),
-        f"{len(corpus.videos)} of {expected} videos")
+    report.check(
+        "videos_written",
+        len(corpus.videos) == expected
+        and all((root / "UCF-101" / v).stat().st_size > 0 for v in corpus.videos),
+        f"{len(corpus.videos)} of {expected} videos",
+    )
     build_shards("ucf101", str(root), str(shards), BuildOptions(shard_size_mb=1))
     manifest = read_manifest(str(shards))
-    report.check("shards_built", manifest.num_samples == expected and len(manifest.classes) == NUM_CLASSES,
-                 f"{manifest.num_samples} samples in {len(manifest.shards)} shards, {len(manifest.classes)} classes")
+    report.check(
+        "shards_built",
+        manifest.num_samples == expected and len(manifest.classes) == NUM_CLASSES,
+        f"{manifest.num_samples} samples in {len(manifest.shards)} shards, {len(manifest.classes)} classes",
+    )
     verified = verify_shards(str(shards))
-    report.check("shards_verified", verified.ok and verified.samples_checked == expected,
-                 f"{verified.samples_checked} samples decoded, problems: {verified.failures[:3]}")
+    report.check(
+        "shards_verified",
+        verified.ok and verified.samples_checked == expected,
+        f"{verified.samples_checked} samples decoded, problems: {verified.failures[:3]}",
+    )
     test = sorted(corpus.splits["1"]["test"])
-    report.check("split1_test_videos", len(test) == NUM_CLASSES * len(plan.test_groups), f"{len(test)} test videos")
+    report.check(
+        "split1_test_videos", len(test) == NUM_CLASSES * len(plan.test_groups), f"{len(test)} test videos"
+    )
     return SmokeData(root, shards, test)

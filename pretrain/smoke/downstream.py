@@ -18,21 +18,33 @@ PROB_TOLERANCE = {"cpu": 1e-4, "cuda": 5e-2}
 
 
 def finetune(out: Path, plan: SmokePlan, data: SmokeData, export_dir: Path, report: SmokeReport):
-    overrides = [f"data.shards={data.shards}", f"finetune.init={export_dir}", f"trainer.max_steps={plan.finetune_steps}",
-                 f"trainer.checkpoint_every_steps={plan.finetune_steps}"]
+    overrides = [
+        f"data.shards={data.shards}",
+        f"finetune.init={export_dir}",
+        f"trainer.max_steps={plan.finetune_steps}",
+        f"trainer.checkpoint_every_steps={plan.finetune_steps}",
+    ]
     config = stage_config("finetune/tiny", out, "finetune", plan, overrides)
     with report.timed("finetune"):
         result = run_stage_clean(config)
     info = json.loads((result.run_dir / "run.json").read_text())
-    report.check("finetune_init_from_export", str(info.get("init", {}).get("source")) == str(export_dir),
-                 f"init {info.get('init')}")
-    report.check("finetune_steps", result.global_step == plan.finetune_steps and all_finite(loss_series(result.run_dir)),
-                 f"{result.global_step} of {plan.finetune_steps} steps")
+    report.check(
+        "finetune_init_from_export",
+        str(info.get("init", {}).get("source")) == str(export_dir),
+        f"init {info.get('init')}",
+    )
+    report.check(
+        "finetune_steps",
+        result.global_step == plan.finetune_steps and all_finite(loss_series(result.run_dir)),
+        f"{result.global_step} of {plan.finetune_steps} steps",
+    )
     losses = [value for _, value in loss_series(result.run_dir)]
     if len(losses) >= 40:  # long enough for the trend to beat the noise of single batches
         quarter = len(losses) // 4
         first, last = sum(losses[:quarter]) / quarter, sum(losses[-quarter:]) / quarter
-        report.check("finetune_loss_decreased", last < first, f"mean loss first quarter {first:.4f}, last {last:.4f}")
+        report.check(
+            "finetune_loss_decreased", last < first, f"mean loss first quarter {first:.4f}, last {last:.4f}"
+        )
     top1 = result.metrics.get("test/top1")
     report.check("finetune_test_ran", top1 is not None and 0.0 <= top1 <= 1.0, f"test/top1 {top1}")
     report.figures.update(throughput_figures(result.run_dir, "finetune", config.data.batch_size))
@@ -48,12 +60,20 @@ def evaluate(out: Path, plan: SmokePlan, data: SmokeData, tuned, report: SmokeRe
     with report.timed("evaluate"):
         results = run_evaluate(config, str(tuned.last_checkpoint), splits=(1,), out_dir=eval_dir)
     metrics = results.per_split[1]
-    report.check("evaluate_counts_every_test_video", metrics.num_videos == len(data.test_videos),
-                 f"{metrics.num_videos} of {len(data.test_videos)} videos")
+    report.check(
+        "evaluate_counts_every_test_video",
+        metrics.num_videos == len(data.test_videos),
+        f"{metrics.num_videos} of {len(data.test_videos)} videos",
+    )
     stage_top1 = tuned.metrics.get("test/top1")
-    report.check("evaluate_matches_stage_test", stage_top1 is not None and math.isclose(
-        metrics.top1, stage_top1, abs_tol=1e-9 if not plan.on_cuda else 1.0 / metrics.num_videos),
-        f"evaluate top-1 {metrics.top1:.4f} vs the stage's test {stage_top1}")
+    report.check(
+        "evaluate_matches_stage_test",
+        stage_top1 is not None
+        and math.isclose(
+            metrics.top1, stage_top1, abs_tol=1e-9 if not plan.on_cuda else 1.0 / metrics.num_videos
+        ),
+        f"evaluate top-1 {metrics.top1:.4f} vs the stage's test {stage_top1}",
+    )
     report.figures["evaluate_top1"] = metrics.top1
     return eval_dir / "split1" / "predictions.jsonl"
 
@@ -65,8 +85,11 @@ def predict(plan: SmokePlan, data: SmokeData, tuned, predictions_file: Path, rep
     videos = data.test_videos[: plan.predict_videos]
     with report.timed("predict"):
         answer = run_predict(tuned.last_checkpoint, [data.video_path(v) for v in videos], topk=NUM_CLASSES)
-    report.check("predict_every_video", len(answer.predictions) == len(videos) and not answer.failed,
-                 f"{len(answer.predictions)} predictions, failed: {[p.error for p in answer.failed]}")
+    report.check(
+        "predict_every_video",
+        len(answer.predictions) == len(videos) and not answer.failed,
+        f"{len(answer.predictions)} predictions, failed: {[p.error for p in answer.failed]}",
+    )
     evaluated = {}
     for line in predictions_file.read_text().splitlines():
         row = json.loads(line)
@@ -75,6 +98,9 @@ def predict(plan: SmokePlan, data: SmokeData, tuned, predictions_file: Path, rep
     for relative, prediction in zip(videos, answer.predictions):
         theirs = evaluated.get(key_for_path(relative), {})
         worst = max([worst] + [abs(prob - theirs.get(name, -1.0)) for name, prob in prediction.topk])
-    report.check("predict_matches_evaluate", worst <= PROB_TOLERANCE[plan.device],
-                 f"max |p_predict - p_evaluate| {worst:.2g} over {len(videos)} videos")
+    report.check(
+        "predict_matches_evaluate",
+        worst <= PROB_TOLERANCE[plan.device],
+        f"max |p_predict - p_evaluate| {worst:.2g} over {len(videos)} videos",
+    )
     report.figures["predict_clips_per_s"] = round(answer.clips_per_s, 3)

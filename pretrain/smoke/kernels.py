@@ -7,15 +7,17 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 FUSED_SDPA_BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION")
 
 
-def fused_sdpa_step(model: torch.nn.Module, inputs: dict, dtype: torch.dtype = torch.bfloat16,
-                    backends: tuple[str, ...] = FUSED_SDPA_BACKENDS) -> Optional[str]:
+def fused_sdpa_step(
+    model: torch.nn.Module,
+    inputs: dict,
+    dtype: torch.dtype = torch.bfloat16,
+    backends: tuple[str, ...] = FUSED_SDPA_BACKENDS,
+) -> str | None:
     """Forward + backward of `model(**inputs).loss` with SDPA limited to `backends`; None when it
     ran, else the error (a RuntimeError 'No available kernel' means the math path was needed)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -35,10 +37,15 @@ def videomae_inputs(spec, batch: int, mask_ratio: float, device: torch.device, s
     from pretrain.masking import batch_masks
 
     generator = torch.Generator().manual_seed(seed)
-    video = torch.randn(batch, 3, spec.num_frames, spec.img_size, spec.img_size, generator=generator)  # (B, C, T, H, W)
+    video = torch.randn(
+        batch, 3, spec.num_frames, spec.img_size, spec.img_size, generator=generator
+    )  # (B, C, T, H, W)
     mask, decoder_mask = batch_masks(batch, spec.grid, mask_ratio, 0.0, generator=generator)
-    return {"video": video.to(device), "mask": mask.to(device),
-            "decoder_mask": None if decoder_mask is None else decoder_mask.to(device)}
+    return {
+        "video": video.to(device),
+        "mask": mask.to(device),
+        "decoder_mask": None if decoder_mask is None else decoder_mask.to(device),
+    }
 
 
 def stage_adamw_is_fused(model: torch.nn.Module, lr: float = 1e-4) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+
 from pretrain.errors import ConfigError
 
 DEFAULT_BACKBONE = "vit"
@@ -33,9 +34,17 @@ class SmokePlan:
     predict_videos: int = 4
 
     @classmethod
-    def small(cls, device: str = "cpu", backbone: str = DEFAULT_BACKBONE) -> "SmokePlan":
-        return cls(device=device, backbone=backbone, test_groups=(1,), train_groups=(8, 9, 10),
-                   num_frames=20, pretrain_steps=6, finetune_steps=4, predict_videos=1)
+    def small(cls, device: str = "cpu", backbone: str = DEFAULT_BACKBONE) -> SmokePlan:
+        return cls(
+            device=device,
+            backbone=backbone,
+            test_groups=(1,),
+            train_groups=(8, 9, 10),
+            num_frames=20,
+            pretrain_steps=6,
+            finetune_steps=4,
+            predict_videos=1,
+        )
 
     @property
     def resume_step(self) -> int:

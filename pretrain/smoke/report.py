@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pretrain.errors import TubeletError
 
@@ -64,8 +65,13 @@ class SmokeReport:
     def write(self) -> Path:
         path = self.out / SMOKE_JSON
         self.out.mkdir(parents=True, exist_ok=True)
-        body = {"passed": self.passed, "checks": self.checks, "figures": self.figures,
-                "details": self.details, "info": self.info}
+        body = {
+            "passed": self.passed,
+            "checks": self.checks,
+            "figures": self.figures,
+            "details": self.details,
+            "info": self.info,
+        }
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
         tmp.replace(path)

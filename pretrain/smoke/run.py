@@ -47,9 +47,16 @@ def _steps(out: Path, plan: SmokePlan, report: SmokeReport):
     yield "kernels", lambda: check_kernels(plan, report)
     yield "data", lambda: state.update(data=_timed(report, "data", prepare_data, out, plan, report))
     yield "pretrain", lambda: state.update(pre=pretrain_and_resume(out, plan, state["data"], report))
-    yield "finetune", lambda: state.update(tuned=downstream.finetune(out, plan, state["data"],
-                                                                        state["pre"].export_dir, report))
-    yield "evaluate", lambda: state.update(preds=downstream.evaluate(out, plan, state["data"], state["tuned"], report))
+    yield (
+        "finetune",
+        lambda: state.update(
+            tuned=downstream.finetune(out, plan, state["data"], state["pre"].export_dir, report)
+        ),
+    )
+    yield (
+        "evaluate",
+        lambda: state.update(preds=downstream.evaluate(out, plan, state["data"], state["tuned"], report)),
+    )
     yield "predict", lambda: downstream.predict(plan, state["data"], state["tuned"], state["preds"], report)
     yield "wandb", lambda: check_wandb(out, report)
 
@@ -93,9 +100,17 @@ def check_wandb(out: Path, report: SmokeReport) -> None:
 def _describe(plan: SmokePlan) -> dict:
     import torch
 
-    info = {"device": plan.device, "precision": plan.precision, "strategy": "deepspeed zero_stage=2 (1 process)",
-            "backbone": plan.backbone, "wandb": wandb_mode(), "torch": torch.__version__,
-            "host": platform.node(), "cpus": _cpu_count(), "plan": asdict(plan)}
+    info = {
+        "device": plan.device,
+        "precision": plan.precision,
+        "strategy": "deepspeed zero_stage=2 (1 process)",
+        "backbone": plan.backbone,
+        "wandb": wandb_mode(),
+        "torch": torch.__version__,
+        "host": platform.node(),
+        "cpus": _cpu_count(),
+        "plan": asdict(plan),
+    }
     if plan.on_cuda:
         info["device_name"] = torch.cuda.get_device_name()
     return info
@@ -105,4 +120,3 @@ def _cpu_count() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from statistics import median
-from typing import Iterator, Optional
 
 from pretrain.config import RunConfig, load_config
 from pretrain.smoke.plan import SmokePlan, backbone_overrides, wandb_mode
@@ -18,10 +18,16 @@ ZERO2 = ["strategy.name=deepspeed", "strategy.zero_stage=2"]
 
 def stage_config(recipe: str, out: Path, run_name: str, plan: SmokePlan, overrides: list[str]) -> RunConfig:
     """A shipped tiny recipe on the plan's device and precision, one log row per step."""
-    common = [f"trainer.output_dir={out / 'runs'}", f"trainer.run_name={run_name}",
-              f"trainer.accelerator={plan.accelerator}", f"trainer.precision={plan.precision}",
-              f"logging.wandb={wandb_mode()}", "logging.every_steps=1", "data.num_workers=0",
-              *backbone_overrides(plan.backbone)]
+    common = [
+        f"trainer.output_dir={out / 'runs'}",
+        f"trainer.run_name={run_name}",
+        f"trainer.accelerator={plan.accelerator}",
+        f"trainer.precision={plan.precision}",
+        f"logging.wandb={wandb_mode()}",
+        "logging.every_steps=1",
+        "data.num_workers=0",
+        *backbone_overrides(plan.backbone),
+    ]
     return load_config(recipe, common + overrides)
 
 
@@ -70,20 +76,24 @@ def all_finite(series: list[tuple[int, float]]) -> bool:
     return bool(series) and all(math.isfinite(value) for _, value in series)
 
 
-def checkpoint_at(run_dir: Path, step: int) -> Optional[Path]:
+def checkpoint_at(run_dir: Path, step: int) -> Path | None:
     """The committed checkpoint folder of `step` (RUN/checkpoints/step-NNNNNNNN), if any."""
     path = run_dir / "checkpoints" / f"step-{step:08d}"
     return path if (path / "meta.json").is_file() else None
 
 
-def throughput_figures(run_dir: Path, prefix: str, batch_size: int) -> dict[str, Optional[float]]:
+def throughput_figures(run_dir: Path, prefix: str, batch_size: int) -> dict[str, float | None]:
     """Medians of the throughput monitor's rows (the first report includes warm-up, so it is left
     out when there are others): clips/s, TFLOP/s, MFU, peak memory, seconds per step."""
     figures: dict[str, float] = {}
-    for metric, name in (("perf/clips_per_s", "clips_per_s"), ("perf/tflops_per_device", "tflops_per_s"),
-                         ("perf/mfu", "mfu"), ("perf/data_wait_fraction", "data_wait_fraction"),
-                         ("mem/device_peak_gb", "peak_device_memory_gb"),
-                         ("mem/host_peak_rss_gb", "peak_host_rss_gb")):
+    for metric, name in (
+        ("perf/clips_per_s", "clips_per_s"),
+        ("perf/tflops_per_device", "tflops_per_s"),
+        ("perf/mfu", "mfu"),
+        ("perf/data_wait_fraction", "data_wait_fraction"),
+        ("mem/device_peak_gb", "peak_device_memory_gb"),
+        ("mem/host_peak_rss_gb", "peak_host_rss_gb"),
+    ):
         values = [value for _, value in loss_series(run_dir, metric)]
         values = values[1:] or values
         if values:

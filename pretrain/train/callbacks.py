@@ -10,7 +10,7 @@ import logging
 import resource
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -35,30 +35,38 @@ class ThroughputMonitor(Callback):
     loader's fetch dominates it); the fraction is over the whole interval since the last report.
     """
 
-    def __init__(self, tokens_per_clip: int, train_flops_per_clip: int, every_steps: int,
-                 peak_tflops: Optional[float], loader_stats: Optional[Any] = None):
+    def __init__(
+        self,
+        tokens_per_clip: int,
+        train_flops_per_clip: int,
+        every_steps: int,
+        peak_tflops: float | None,
+        loader_stats: Any | None = None,
+    ):
         self.tokens_per_clip = tokens_per_clip
         self.flops_per_clip = train_flops_per_clip  # forward + backward of one clip (the model counts)
         self.every_steps = every_steps
         self.peak_tflops = peak_tflops
         self.loader_stats = loader_stats
-        self._logged_step: Optional[int] = None
+        self._logged_step: int | None = None
         self._reset(time.perf_counter())
-        self._batch_end: Optional[float] = None
+        self._batch_end: float | None = None
 
     def _reset(self, now: float) -> None:
         self._window_start, self._clips, self._wait = now, 0, 0.0
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         now = time.perf_counter()
         if self._batch_end is None:
             self._reset(now)  # the first batch's wait includes start-up: leave it out
         else:
             self._wait += now - self._batch_end
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self._clips += int(batch["video"].shape[0])
         self._batch_end = time.perf_counter()
         if trainer.global_step == 0 or trainer.global_step % self.every_steps or not self._clips:
@@ -89,8 +97,10 @@ class ThroughputMonitor(Callback):
 def device_memory() -> dict[str, float]:
     """Peak memory of this process: CUDA allocator when on GPU, else the host's peak RSS."""
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        return {"mem/device_peak_gb": torch.cuda.max_memory_allocated() / 2**30,
-                "mem/device_reserved_gb": torch.cuda.memory_reserved() / 2**30}
+        return {
+            "mem/device_peak_gb": torch.cuda.max_memory_allocated() / 2**30,
+            "mem/device_reserved_gb": torch.cuda.memory_reserved() / 2**30,
+        }
     return {"mem/host_peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
@@ -108,10 +118,11 @@ class ReconstructionLogger(Callback):
         self.fps = fps
         self.written: list[Path] = []
         self._done_step = -1
-        self._pending_media: Optional[tuple[int, Path, Path]] = None  # (step, png, mp4) for W&B
+        self._pending_media: tuple[int, Path, Path] | None = None  # (step, png, mp4) for W&B
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._log_pending_media(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -128,11 +139,17 @@ class ReconstructionLogger(Callback):
 
                 # wandb names media by the step it was at before this call: move it to `step` first.
                 logger.experiment.log({STEP_METRIC: step}, step=step, commit=False)
-                logger.experiment.log({"recon/video": wandb.Video(str(mp4), format="mp4"),
-                                       "recon/grid": wandb.Image(str(png), caption=png.stem)}, step=step)
+                logger.experiment.log(
+                    {
+                        "recon/video": wandb.Video(str(mp4), format="mp4"),
+                        "recon/grid": wandb.Image(str(png), caption=png.stem),
+                    },
+                    step=step,
+                )
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         step = trainer.global_step
         if not self.every_steps or step == 0 or step % self.every_steps or step == self._done_step:
             return
@@ -144,7 +161,10 @@ class ReconstructionLogger(Callback):
     @torch.no_grad()
     def panels(self, pl_module: pl.LightningModule, batch: dict) -> np.ndarray:
         model = pl_module.model
-        video, mask = precision_input(pl_module, model_video(batch, model.spec)[:1]), batch["mask"][:1]  # (1, C, T, H, W), (1, N)
+        video, mask = (
+            precision_input(pl_module, model_video(batch, model.spec)[:1]),
+            batch["mask"][:1],
+        )  # (1, C, T, H, W), (1, N)
         decoder_mask = batch.get("decoder_mask")
         decoder_mask = decoder_mask[:1] if decoder_mask is not None else None
         was_training = model.training
@@ -170,7 +190,7 @@ class ReconstructionLogger(Callback):
         if mp4 is not None:
             self._pending_media = (step, png, mp4)
 
-    def _write_mp4(self, panels: np.ndarray, step: int) -> Optional[Path]:
+    def _write_mp4(self, panels: np.ndarray, step: int) -> Path | None:
         """H.264 through PyAV (W&B would need moviepy to encode raw arrays itself)."""
         from pretrain.data.generated.synthetic import write_video
 

@@ -12,7 +12,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 import pytorch_lightning as pl
 import torch
@@ -21,8 +21,8 @@ from pytorch_lightning.callbacks import Callback
 
 from pretrain.config import RunConfig
 from pretrain.train.nan_guard import NonFiniteGuard
-from pretrain.weights import commit as ckpt
 from pretrain.train.stream import ResumableStream
+from pretrain.weights import commit as ckpt
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +32,22 @@ PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 class StreamHolder(Protocol):
     """Owner of the training stream (built once Lightning knows the rank)."""
 
-    stream: Optional[ResumableStream]
+    stream: ResumableStream | None
 
     def restore_position(self, position: dict) -> None: ...
 
 
 class CheckpointCallback(Callback):
-    def __init__(self, run_dir: Path, config: RunConfig, every_steps: int, strategy_info: dict,
-                 data: Optional[StreamHolder] = None, keep_last: int = 3,
-                 guard: Optional[NonFiniteGuard] = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        config: RunConfig,
+        every_steps: int,
+        strategy_info: dict,
+        data: StreamHolder | None = None,
+        keep_last: int = 3,
+        guard: NonFiniteGuard | None = None,
+    ):
         self.run_dir = Path(run_dir)
         self.config = config
         self.every_steps = every_steps
@@ -48,7 +55,7 @@ class CheckpointCallback(Callback):
         self.data = data
         self.keep_last = keep_last
         self.guard = guard  # the module's NaN guard: its stop reason names the final checkpoint
-        self.signal_received: Optional[int] = None
+        self.signal_received: int | None = None
         self.stopped_by_signal = False
         self.saved: list[Path] = []
         self._last_saved_step = -1
@@ -56,7 +63,7 @@ class CheckpointCallback(Callback):
         self._previous_handlers: dict[int, Any] = {}
 
     @property
-    def stream(self) -> Optional[ResumableStream]:
+    def stream(self) -> ResumableStream | None:
         return self.data.stream if self.data is not None else None
 
     # ------------------------------------------------ signals
@@ -87,8 +94,9 @@ class CheckpointCallback(Callback):
 
     # ------------------------------------------------ saving
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self.stream is not None:
             self.stream.mark_consumed()
         step = trainer.global_step
@@ -96,7 +104,11 @@ class CheckpointCallback(Callback):
             return
         self._seen_step = step
         if self._stop_requested(trainer):
-            name = signal.Signals(self.signal_received).name if self.signal_received else "a signal on another rank"
+            name = (
+                signal.Signals(self.signal_received).name
+                if self.signal_received
+                else "a signal on another rank"
+            )
             log.warning("received %s: saving a checkpoint at step %d and stopping", name, step)
             self.save(trainer, reason="preempted")
             self.stopped_by_signal = True
@@ -117,10 +129,14 @@ class CheckpointCallback(Callback):
             ckpt.prepare_tmp(tmp)
         trainer.strategy.barrier("checkpoint-prepare")
         deepspeed = bool(self.strategy_info.get("deepspeed"))
-        trainer.save_checkpoint(tmp / (ckpt.DEEPSPEED_STATE if deepspeed else ckpt.LIGHTNING_STATE), weights_only=False)
+        trainer.save_checkpoint(
+            tmp / (ckpt.DEEPSPEED_STATE if deepspeed else ckpt.LIGHTNING_STATE), weights_only=False
+        )
         final = ckpt.tmp_dir_for(self.run_dir, step).parent / ckpt.step_dir_name(step)
         if trainer.is_global_zero:
-            meta = ckpt.checkpoint_meta(step, trainer.current_epoch, reason, self.strategy_info, trainer.world_size)
+            meta = ckpt.checkpoint_meta(
+                step, trainer.current_epoch, reason, self.strategy_info, trainer.world_size
+            )
             final = ckpt.commit(tmp, meta, self.config, self.keep_last)
         trainer.strategy.barrier("checkpoint-commit")
         self._last_saved_step = step
@@ -146,8 +162,12 @@ class CheckpointCallback(Callback):
         rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         if len(positions) != world:
-            log.warning("checkpoint has stream positions for %d ranks, this run has %d: the data "
-                        "stream restarts instead of resuming", len(positions), world)
+            log.warning(
+                "checkpoint has stream positions for %d ranks, this run has %d: the data "
+                "stream restarts instead of resuming",
+                len(positions),
+                world,
+            )
             return
         if positions[rank] is not None:
             self.data.restore_position(positions[rank])

@@ -5,7 +5,7 @@ It describes `config.stage` (a `Stage`) and hands it to the one runner, `pretrai
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from pretrain.config import ConfigError, RunConfig
 from pretrain.train.finetune_stage import finetune_stage
@@ -17,7 +17,7 @@ __all__ = ["ExternalLaunch", "StageResult", "run_stage"]
 STAGES: dict[str, Callable[[RunConfig], Stage]] = {"pretrain": pretrain_stage, "finetune": finetune_stage}
 
 
-def run_stage(config: RunConfig, launch: Optional[ExternalLaunch] = None) -> StageResult:
+def run_stage(config: RunConfig, launch: ExternalLaunch | None = None) -> StageResult:
     """Run `config.stage` to completion (or preemption) and say what it produced."""
     describe = STAGES.get(config.stage)
     if describe is None:

@@ -40,17 +40,32 @@ def initialise(model: VideoClassifier, config: RunConfig) -> dict[str, Any]:
     except CheckpointError as error:
         raise CheckpointError(f"finetune.init={init!r}: {error}") from None
     except (ValueError, KeyError) as error:
-        raise ConfigError(f"finetune.init={init!r} cannot initialise model.size={config.model.size} "
-                          f"(patch {model.spec.patch_size}, tubelet {model.spec.tubelet_size}): {error}") from None
+        raise ConfigError(
+            f"finetune.init={init!r} cannot initialise model.size={config.model.size} "
+            f"(patch {model.spec.patch_size}, tubelet {model.spec.tubelet_size}): {error}"
+        ) from None
     _note_position_table(report.get("source_config") or {}, model)
-    return {"source": str(path), "format": report["source_format"], "tensors": report["loaded"],
-            "skipped": report["skipped"]}
+    return {
+        "source": str(path),
+        "format": report["source_format"],
+        "tensors": report["loaded"],
+        "skipped": report["skipped"],
+    }
 
 
 def _note_position_table(source: dict[str, Any], model: VideoClassifier) -> None:
     spec = model.spec
     frames, size = source.get("num_frames"), source.get("img_size")
-    if source.get("source_format") in ("tubelet", "hf") and (frames, size) != (spec.num_frames, spec.img_size):
-        log.info("weights were trained on %s frames × %s px; this model takes %d × %d: the fixed sin-cos "
-                 "position table is recomputed for the %s token grid (no interpolation needed)",
-                 frames, size, spec.num_frames, spec.img_size, "×".join(map(str, spec.grid)))
+    if source.get("source_format") in ("tubelet", "hf") and (frames, size) != (
+        spec.num_frames,
+        spec.img_size,
+    ):
+        log.info(
+            "weights were trained on %s frames × %s px; this model takes %d × %d: the fixed sin-cos "
+            "position table is recomputed for the %s token grid (no interpolation needed)",
+            frames,
+            size,
+            spec.num_frames,
+            spec.img_size,
+            "×".join(map(str, spec.grid)),
+        )

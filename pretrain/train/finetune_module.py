@@ -10,7 +10,7 @@ dropout inside it), and only a BatchNorm (affine=False) + linear head is trained
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -35,21 +35,27 @@ class FinetuneModule(pl.LightningModule):
     """Classification training around a `VideoClassifier`; the class names travel in the
     checkpoint's hyper-parameters so `tubelet predict` can name its answers."""
 
-    def __init__(self, config: RunConfig, model: VideoClassifier, class_names: list[str],
-                 steps_per_epoch: int):
+    def __init__(
+        self, config: RunConfig, model: VideoClassifier, class_names: list[str], steps_per_epoch: int
+    ):
         super().__init__()
         self.config = config
         self.model = model
         self.class_names = list(class_names)
         self.steps_per_epoch = steps_per_epoch
         self.guard = NonFiniteGuard(config.trainer.max_nonfinite_steps)
-        self.save_hyperparameters({"config": config_to_dict(config), "class_names": self.class_names,
-                                   "num_classes": model.num_classes})
+        self.save_hyperparameters(
+            {
+                "config": config_to_dict(config),
+                "class_names": self.class_names,
+                "num_classes": model.num_classes,
+            }
+        )
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.model(video)  # (B, K)
 
-    def train(self, mode: bool = True) -> "FinetuneModule":
+    def train(self, mode: bool = True) -> FinetuneModule:
         """Linear probing keeps the frozen encoder in eval mode; only the head trains."""
         super().train(mode)
         if mode and is_linear_probe(self.model):
@@ -68,7 +74,9 @@ class FinetuneModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/lr", self._head_lr(), batch_size=size)
         if not self._mixed:  # accuracy against hard labels means little on mixed clips
-            self.log("train/top1", (logits.argmax(-1) == label).float().mean(), prog_bar=True, batch_size=size)
+            self.log(
+                "train/top1", (logits.argmax(-1) == label).float().mean(), prog_bar=True, batch_size=size
+            )
         return loss
 
     @property
@@ -85,8 +93,9 @@ class FinetuneModule(pl.LightningModule):
             return video
         return precision_input(self, normalize_video(video, mean=spec.pixel_mean, std=spec.pixel_std))
 
-    def _loss(self, video: torch.Tensor, label: torch.Tensor,
-              target: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss(
+        self, video: torch.Tensor, label: torch.Tensor, target: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Soft targets (B, K) come with the batch when the stream applied mixup/cutmix/smoothing."""
         logits = self.model(video)  # (B, K)
         if target is not None:
@@ -106,7 +115,12 @@ class FinetuneModule(pl.LightningModule):
             # Layer decay: LambdaLR scales each group's initial_lr, so set it per group.
             group["initial_lr"] = schedule.peak_lr * source.get("lr_scale", 1.0)
         scheduler = schedule.lambda_scheduler(optimizer)
-        log.info("fine-tuning %d parameter groups, peak lr %.3g (layer decay %.2f), %d warmup / %d steps",
-                 len(optimizer.param_groups), schedule.peak_lr, self.config.optim.layer_decay,
-                 schedule.warmup_steps, schedule.total_steps)
+        log.info(
+            "fine-tuning %d parameter groups, peak lr %.3g (layer decay %.2f), %d warmup / %d steps",
+            len(optimizer.param_groups),
+            schedule.peak_lr,
+            self.config.optim.layer_decay,
+            schedule.warmup_steps,
+            schedule.total_steps,
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

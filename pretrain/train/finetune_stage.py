@@ -9,8 +9,8 @@ from typing import Any
 
 from pretrain.config import ConfigError, RunConfig
 from pretrain.data.shards import read_manifest
-from pretrain.train.finetune_init import initialise
 from pretrain.models import build_finetune_model
+from pretrain.train.finetune_init import initialise
 from pretrain.train.finetune_module import FinetuneModule
 from pretrain.train.stage import Stage
 from pretrain.train.stream import StreamData
@@ -33,7 +33,9 @@ def finetune_stage(config: RunConfig) -> Stage:
     class_names = class_names_of(config)
     return Stage(
         build_model=lambda: build_finetune_model(config, len(class_names)),
-        build_module=lambda model, steps_per_epoch: FinetuneModule(config, model, class_names, steps_per_epoch),
+        build_module=lambda model, steps_per_epoch: FinetuneModule(
+            config, model, class_names, steps_per_epoch
+        ),
         data=FinetuneData(config),
         train_flops_per_clip=lambda model: model.flops_per_clip(),
         initialise=lambda model: initialise(model, config),
@@ -60,7 +62,14 @@ def final_test(config: RunConfig, checkpoint: Path, out_dir: Path) -> dict[str, 
 
     results = evaluate(config, str(checkpoint), splits=(config.finetune.split,), out_dir=out_dir)
     metrics = results.per_split[config.finetune.split]
-    log.info("test split %d (%d videos, %d×%d views): top-1 %.2f%%, top-5 %.2f%%, mean class %.2f%%",
-             config.finetune.split, metrics.num_videos, config.data.test_clips, config.data.test_crops,
-             100 * metrics.top1, 100 * metrics.top5, 100 * metrics.mean_class_accuracy)
+    log.info(
+        "test split %d (%d videos, %d×%d views): top-1 %.2f%%, top-5 %.2f%%, mean class %.2f%%",
+        config.finetune.split,
+        metrics.num_videos,
+        config.data.test_clips,
+        config.data.test_crops,
+        100 * metrics.top1,
+        100 * metrics.top5,
+        100 * metrics.mean_class_accuracy,
+    )
     return {f"test/{name}": float(value) for name, value in metrics.as_dict().items()}

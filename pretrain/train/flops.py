@@ -7,15 +7,18 @@ so does the one training factor (`pretrain.models.flops.training_flops`: backwar
 
 from __future__ import annotations
 
-from typing import Optional
-
 from pretrain.models.flops import peak_tflops
 
-PRECISION_DTYPE = {"bf16-mixed": "bf16", "bf16-true": "bf16", "16-mixed": "fp16", "16-true": "fp16",
-                   "32-true": "fp32"}
+PRECISION_DTYPE = {
+    "bf16-mixed": "bf16",
+    "bf16-true": "bf16",
+    "16-mixed": "fp16",
+    "16-true": "fp16",
+    "32-true": "fp32",
+}
 
 
-def device_peak_tflops(configured: Optional[float], precision: str = "bf16-mixed") -> Optional[float]:
+def device_peak_tflops(configured: float | None, precision: str = "bf16-mixed") -> float | None:
     """`logging.device_peak_tflops` if set, else the known dense peak of this GPU for the run's
     precision, else None (no MFU, e.g. on CPU)."""
     if configured:

@@ -12,11 +12,10 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Optional
 
+from lightning_fabric.loggers.logger import rank_zero_experiment
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
-from lightning_fabric.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from pretrain.config import RunConfig, config_to_dict
@@ -49,18 +48,26 @@ def wandb_run_id(run_dir: Path) -> str:
     return run_id
 
 
-def build_loggers(config: RunConfig, run_dir: Path, run_id: Optional[str] = None) -> list[Logger]:
+def build_loggers(config: RunConfig, run_dir: Path, run_id: str | None = None) -> list[Logger]:
     """CSV (when `logging.csv`) and W&B (unless disabled); all write under the run directory."""
     loggers: list[Logger] = []
     if config.logging.csv:
         loggers.append(HistoryCSVLogger(save_dir=str(run_dir), name=CSV_DIR, version=""))
     mode = wandb_mode(config)
     if mode != "disabled":
-        loggers.append(GlobalStepWandbLogger(
-            project=config.logging.project, entity=config.logging.entity, name=run_dir.name,
-            id=run_id or wandb_run_id(run_dir), save_dir=str(run_dir), mode=mode, resume="allow",
-            config=config_to_dict(config), log_model=False,
-        ))
+        loggers.append(
+            GlobalStepWandbLogger(
+                project=config.logging.project,
+                entity=config.logging.entity,
+                name=run_dir.name,
+                id=run_id or wandb_run_id(run_dir),
+                save_dir=str(run_dir),
+                mode=mode,
+                resume="allow",
+                config=config_to_dict(config),
+                log_model=False,
+            )
+        )
     log.info("loggers: %s (W&B mode %s)", [type(lg).__name__ for lg in loggers], mode)
     return loggers
 
@@ -94,8 +101,13 @@ class HistoryWriter(ExperimentWriter):
         if not kept:
             self._fs.rm_file(self.metrics_file_path)
             return
-        log.info("%s: keeping %d earlier row(s) before step %d, dropping %d", self.metrics_file_path,
-                 len(kept), first_new_step, len(rows) - len(kept))
+        log.info(
+            "%s: keeping %d earlier row(s) before step %d, dropping %d",
+            self.metrics_file_path,
+            len(kept),
+            first_new_step,
+            len(rows) - len(kept),
+        )
         with self._fs.open(self.metrics_file_path, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=keys)
             writer.writeheader()

@@ -7,7 +7,7 @@ this only turns a batch into a loss and names the metrics.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -60,16 +60,25 @@ class PretrainModule(pl.LightningModule):
         strategy = self.trainer.strategy
         if isinstance(strategy, DeepSpeedStrategy) and strategy.config and strategy.zero_stage_3:
             device = next(self.model.parameters()).device
-            inputs = {k: v.to(device) if v is not None else None for k, v in dry_run_inputs(
-                self.model.spec, self.config.mask.ratio, self.config.mask.decoder_ratio).items()}
+            inputs = {
+                k: v.to(device) if v is not None else None
+                for k, v in dry_run_inputs(
+                    self.model.spec, self.config.mask.ratio, self.config.mask.decoder_ratio
+                ).items()
+            }
             register_untracked_parameters(self, self.model, lambda: self.model(**inputs))
 
-    def forward(self, video: torch.Tensor, mask: torch.Tensor,
-                decoder_mask: Optional[torch.Tensor] = None) -> VideoMAEOutput:
+    def forward(
+        self, video: torch.Tensor, mask: torch.Tensor, decoder_mask: torch.Tensor | None = None
+    ) -> VideoMAEOutput:
         return self.model(video, mask, decoder_mask)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        output = self(precision_input(self, model_video(batch, self.model.spec)), batch["mask"], batch.get("decoder_mask"))
+        output = self(
+            precision_input(self, model_video(batch, self.model.spec)),
+            batch["mask"],
+            batch.get("decoder_mask"),
+        )
         batch_size = batch["video"].shape[0]
         loss = self.guard.checked(output.loss, self.trainer)  # every rank skips together
         self.log("train/nonfinite_skipped", float(self.guard.total_skipped), batch_size=batch_size)
@@ -97,11 +106,18 @@ class PretrainModule(pl.LightningModule):
         strategy = self.config.strategy
         offload_from_gpu = strategy.offload_optimizer != "none" and self.device.type == "cuda"
         groups = param_groups(self.model.named_parameters(), self.config.optim.weight_decay)
-        optimizer = build_adamw(groups, self.config.lr, self.config.optim.betas, cpu_offload_on_gpu=offload_from_gpu)
+        optimizer = build_adamw(
+            groups, self.config.lr, self.config.optim.betas, cpu_offload_on_gpu=offload_from_gpu
+        )
         schedule = schedule_for(self.config, self.steps_per_epoch)
-        log.info("lr %.3g (base %.3g × global batch %d / 256), warmup %d of %d steps",
-                 schedule.peak_lr, self.config.optim.base_lr, self.config.global_batch,
-                 schedule.warmup_steps, schedule.total_steps)
+        log.info(
+            "lr %.3g (base %.3g × global batch %d / 256), warmup %d of %d steps",
+            schedule.peak_lr,
+            self.config.optim.base_lr,
+            self.config.global_batch,
+            schedule.warmup_steps,
+            schedule.total_steps,
+        )
         scheduler = schedule.lambda_scheduler(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

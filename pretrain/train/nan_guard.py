@@ -15,7 +15,7 @@ DeepSpeed precision plugin skips `engine.step()`), `stop_reason` (the checkpoint
 from __future__ import annotations
 
 import logging
-from typing import Optional, Protocol
+from typing import Protocol
 
 import pytorch_lightning as pl
 import torch
@@ -56,8 +56,12 @@ class NonFiniteGuard:
             return True
         self.consecutive += 1
         self.total_skipped += 1
-        log.warning("non-finite loss at step %d: skipped (%d in a row, %d in total)",
-                    trainer.global_step, self.consecutive, self.total_skipped)
+        log.warning(
+            "non-finite loss at step %d: skipped (%d in a row, %d in total)",
+            trainer.global_step,
+            self.consecutive,
+            self.total_skipped,
+        )
         if self.consecutive >= self.max_consecutive:
             self.tripped_at_step = trainer.global_step
             trainer.should_stop = True
@@ -68,15 +72,17 @@ class NonFiniteGuard:
         return self.tripped_at_step is not None
 
     @property
-    def stop_reason(self) -> Optional[str]:
+    def stop_reason(self) -> str | None:
         """Why the guard stopped the run ("nonfinite"), or None while it has not."""
         return "nonfinite" if self.tripped else None
 
     def failure_message(self, checkpoint: str | None) -> str:
         where = f"; checkpoint with the weights from before the fault: {checkpoint}" if checkpoint else ""
-        return (f"training stopped: the loss was non-finite for {self.consecutive} consecutive steps "
-                f"(trainer.max_nonfinite_steps={self.max_consecutive}) at step {self.tripped_at_step}{where}. "
-                "Lower optim.base_lr, set optim.clip_grad, or check the data.")
+        return (
+            f"training stopped: the loss was non-finite for {self.consecutive} consecutive steps "
+            f"(trainer.max_nonfinite_steps={self.max_consecutive}) at step {self.tripped_at_step}{where}. "
+            "Lower optim.base_lr, set optim.clip_grad, or check the data."
+        )
 
 
 class GuardedModule(Protocol):

@@ -9,8 +9,8 @@ step, so warmup is smooth even when an epoch is thousands of steps.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 import torch
 from torch import nn
@@ -55,7 +55,9 @@ def build_adamw(groups: list[dict], lr: float, betas: tuple[float, float], cpu_o
 
         return DeepSpeedCPUAdam(groups, lr=lr, betas=betas, adamw_mode=True)
     on_cuda = bool(groups) and all(p.is_cuda for group in groups for p in group["params"])
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=True if on_cuda else None)  # one kernel on CUDA
+    return torch.optim.AdamW(
+        groups, lr=lr, betas=tuple(betas), fused=True if on_cuda else None
+    )  # one kernel on CUDA
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class Schedule:
         return LambdaLR(optimizer, lambda step: self.lr_at(step) / peak)
 
 
-def schedule_for(config: RunConfig, steps_per_epoch: int, peak_lr: Optional[float] = None) -> Schedule:
+def schedule_for(config: RunConfig, steps_per_epoch: int, peak_lr: float | None = None) -> Schedule:
     """Total and warmup steps from epochs; `trainer.max_steps` shortens the run keeping the ratio."""
     steps_per_epoch = max(1, steps_per_epoch)
     epochs, warmup_epochs = config.optim.epochs, config.optim.warmup_epochs

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, Optional, Union
+from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, RichProgressBar
@@ -45,14 +45,16 @@ class RunClock:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start_time
 
-    def eta(self, step: int, max_steps: int) -> Optional[float]:
+    def eta(self, step: int, max_steps: int) -> float | None:
         done = step - self.start_step
         return None if done <= 0 else self.elapsed() / done * max(0, max_steps - step)
 
     def summary(self, step: int, max_steps: int) -> str:
         eta = self.eta(step, max_steps)
-        return (f"step {step}/{max_steps} · elapsed {format_duration(self.elapsed())} · "
-                f"ETA {format_duration(eta) if eta is not None else '?'}")
+        return (
+            f"step {step}/{max_steps} · elapsed {format_duration(self.elapsed())} · "
+            f"ETA {format_duration(eta) if eta is not None else '?'}"
+        )
 
 
 class StepProgressBar(RichProgressBar):
@@ -68,14 +70,19 @@ class StepProgressBar(RichProgressBar):
         self.clock.start(trainer.global_step)
 
     def _get_train_description(self, current_epoch: int) -> str:
-        return f"Epoch {current_epoch} · {self.clock.summary(self.trainer.global_step, self.trainer.max_steps)}"
+        return (
+            f"Epoch {current_epoch} · {self.clock.summary(self.trainer.global_step, self.trainer.max_steps)}"
+        )
 
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
-        return {name: format_metric(name, value) if isinstance(value, float) else value
-                for name, value in super().get_metrics(trainer, pl_module).items()}
+        return {
+            name: format_metric(name, value) if isinstance(value, float) else value
+            for name, value in super().get_metrics(trainer, pl_module).items()
+        }
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         if self.progress is not None and self.train_progress_bar_id is not None:
             description = self._get_train_description(trainer.current_epoch)
@@ -94,8 +101,9 @@ class ProgressLog(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.clock.start(trainer.global_step)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         step = trainer.global_step
         if step != self._logged_step and (step % self.every_steps == 0 or step >= trainer.max_steps):
             self.report(trainer)
@@ -109,13 +117,14 @@ class ProgressLog(Callback):
         if not trainer.is_global_zero:
             return
         percent = 100 * step / max(1, trainer.max_steps)
-        metrics = " · ".join(f"{name} {format_metric(name, value)}"
-                             for name, value in trainer.progress_bar_metrics.items())
+        metrics = " · ".join(
+            f"{name} {format_metric(name, value)}" for name, value in trainer.progress_bar_metrics.items()
+        )
         line = self.clock.summary(step, trainer.max_steps).replace(" · ", f" ({percent:.0f}%) · ", 1)
         log.info("%s%s", line, f" · {metrics}" if metrics else "")
 
 
-def progress_callback(every_steps: int, interactive: Optional[bool] = None) -> Union[StepProgressBar, ProgressLog]:
+def progress_callback(every_steps: int, interactive: bool | None = None) -> StepProgressBar | ProgressLog:
     """The bar on a terminal (stdout is a TTY), plain log lines otherwise."""
     interactive = sys.stdout.isatty() if interactive is None else interactive
     return StepProgressBar() if interactive else ProgressLog(every_steps)

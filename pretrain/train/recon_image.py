@@ -40,8 +40,10 @@ class Layout:
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the whole image."""
-        return (len(COLUMNS) * (self.width * self.scale + GAP) + GAP,
-                self.header + self.frames * (self.height * self.scale + GAP) + GAP)
+        return (
+            len(COLUMNS) * (self.width * self.scale + GAP) + GAP,
+            self.header + self.frames * (self.height * self.scale + GAP) + GAP,
+        )
 
     def box(self, slot: int, column: int) -> tuple[int, int, int, int]:
         """(left, top, right, bottom) of one enlarged frame."""
@@ -60,10 +62,14 @@ def reconstruction_image(panels: np.ndarray, title: str) -> Image.Image:
     draw.text((GAP, GAP), title, fill=TEXT, font=font)
     for column, label in enumerate(COLUMNS):
         left, _, right, _ = layout.box(0, column)
-        draw.text(((left + right - draw.textlength(label, font=font)) / 2, GAP + 1.5 * layout.font_size),
-                  label, fill=TEXT, font=font)
+        draw.text(
+            ((left + right - draw.textlength(label, font=font)) / 2, GAP + 1.5 * layout.font_size),
+            label,
+            fill=TEXT,
+            font=font,
+        )
         for slot in range(frames):
-            frame = panels[slot, :, :, column * layout.width:(column + 1) * layout.width]  # (C, H, W)
+            frame = panels[slot, :, :, column * layout.width : (column + 1) * layout.width]  # (C, H, W)
             tile = Image.fromarray(np.ascontiguousarray(frame.transpose(1, 2, 0)))
             box = layout.box(slot, column)
             canvas.paste(tile.resize((box[2] - box[0], box[3] - box[1]), Image.NEAREST), box[:2])

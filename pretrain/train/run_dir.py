@@ -8,7 +8,6 @@ import os
 import shlex
 import time
 from pathlib import Path
-from typing import Optional
 
 from pretrain import __version__ as TUBELET_VERSION
 from pretrain.config import RunConfig, config_to_yaml
@@ -36,13 +35,19 @@ def resolve_run_dir(config: RunConfig) -> Path:
     return Path(config.trainer.output_dir) / name
 
 
-def save_run_info(config: RunConfig, run_dir: Path, extra: Optional[dict] = None) -> None:
+def save_run_info(config: RunConfig, run_dir: Path, extra: dict | None = None) -> None:
     """The resolved config and the package version, beside the run's outputs (call on rank zero)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RUN_CONFIG).write_text(config_to_yaml(config))
-    info = {"tubelet_version": TUBELET_VERSION, "stage": config.stage, "world_size": config.world_size,
-            "global_batch": config.global_batch, "lr": config.lr, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            **(extra or {})}
+    info = {
+        "tubelet_version": TUBELET_VERSION,
+        "stage": config.stage,
+        "world_size": config.world_size,
+        "global_batch": config.global_batch,
+        "lr": config.lr,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **(extra or {}),
+    }
     tmp = run_dir / f".{RUN_INFO}.tmp"
     tmp.write_text(json.dumps(info, indent=2, sort_keys=True))
     tmp.replace(run_dir / RUN_INFO)
@@ -51,6 +56,12 @@ def save_run_info(config: RunConfig, run_dir: Path, extra: Optional[dict] = None
 def resume_command(config: RunConfig, run_dir: Path) -> str:
     """The exact command that continues this run from its newest checkpoint: the run's saved
     config, its name, and `trainer.resume=auto`."""
-    words = ["tubelet", config.stage, str(run_dir / RUN_CONFIG), f"trainer.run_name={run_dir.name}",
-             f"trainer.output_dir={run_dir.parent}", "trainer.resume=auto"]
+    words = [
+        "tubelet",
+        config.stage,
+        str(run_dir / RUN_CONFIG),
+        f"trainer.run_name={run_dir.name}",
+        f"trainer.output_dir={run_dir.parent}",
+        "trainer.resume=auto",
+    ]
     return " ".join(shlex.quote(word) for word in words)

@@ -11,7 +11,7 @@ globals; DeepSpeed's need exactly `DEEPSPEED_GLOBALS`, mapped here to DeepSpeed'
 from __future__ import annotations
 
 import importlib
-from typing import Any, Optional
+from typing import Any
 
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
@@ -31,8 +31,9 @@ def deepspeed_allow_list() -> list[Any]:
 class SafeCheckpointIO(TorchCheckpointIO):
     """Lightning's file checkpoints, loaded with weights_only=True whatever the caller asks for."""
 
-    def load_checkpoint(self, path: Any, map_location: Optional[Any] = None,
-                        weights_only: Optional[bool] = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         return safe_torch_load(path, allowed=(), map_location=map_location or "cpu")
 
 
@@ -47,6 +48,8 @@ def use_safe_checkpoint_engine(engine: Any) -> None:
 
     current = engine.checkpoint_engine
     if type(current) is not TorchCheckpointEngine:
-        raise CheckpointError(f"DeepSpeed reads checkpoints with a {type(current).__name__}, which cannot be "
-                              "made to refuse code; only its TorchCheckpointEngine resumes here")
+        raise CheckpointError(
+            f"DeepSpeed reads checkpoints with a {type(current).__name__}, which cannot be "
+            "made to refuse code; only its TorchCheckpointEngine resumes here"
+        )
     current.load = safe_deepspeed_load  # the engine calls self.checkpoint_engine.load(path, map_location=...)

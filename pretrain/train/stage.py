@@ -14,9 +14,10 @@ environment plugins, report callbacks and the checkpoint to resume from.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
@@ -26,15 +27,15 @@ from torch import nn
 
 from pretrain.config import RunConfig
 from pretrain.models.flops import training_flops
+from pretrain.runtime.placement import Placement, resolve_placement
+from pretrain.runtime.quiet import quiet_library_noise
 from pretrain.train.callbacks import ThroughputMonitor
 from pretrain.train.checkpoint_callback import CheckpointCallback
 from pretrain.train.flops import device_peak_tflops
 from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging
 from pretrain.train.nan_guard import TrainingDiverged
 from pretrain.train.optim import schedule_for
-from pretrain.runtime.quiet import quiet_library_noise
 from pretrain.train.run_dir import resolve_run_dir, resume_command, save_run_info
-from pretrain.runtime.placement import Placement, resolve_placement
 from pretrain.train.strategy import build_strategy, is_deepspeed, validate_world_size
 from pretrain.train.stream import StreamData
 from pretrain.train.trainer import build_trainer
@@ -53,7 +54,7 @@ class ExternalLaunch:
     """Trainer plugins, e.g. the launcher's cluster environment."""
     callbacks: list = field(default_factory=list)
     """Extra callbacks, e.g. the launcher's checkpoint/metrics report callback."""
-    resume_from: Optional[str] = None
+    resume_from: str | None = None
     """A checkpoint folder (or its state) to resume from; overrides `trainer.resume`."""
 
 
@@ -65,10 +66,10 @@ class StageResult:
     """Last logged value of each metric (rank zero's view)."""
     checkpoints: list[Path]
     """Checkpoints this run committed, oldest first."""
-    last_checkpoint: Optional[Path]
+    last_checkpoint: Path | None
     stopped_by_signal: bool = False
     skipped_nonfinite: int = 0
-    resumed_from: Optional[Path] = None
+    resumed_from: Path | None = None
 
 
 @dataclass
@@ -83,11 +84,11 @@ class Stage:
     """The rank's resumable training stream."""
     train_flops_per_clip: Callable[[nn.Module], int]
     """Forward FLOPs of one training clip, asked of the model (`run` applies the training factor)."""
-    initialise: Optional[Callable[[nn.Module], dict]] = None
+    initialise: Callable[[nn.Module], dict] | None = None
     """Fresh runs only (not resumed): load starting weights; returns a report saved in run.json."""
     callbacks: Callable[[nn.Module, Path], list[Callback]] = lambda model, run_dir: []
     """(model, run dir) -> the stage's own callbacks (e.g. reconstructions)."""
-    after_fit: Optional[Callable[[Path, Path], dict[str, float]]] = None
+    after_fit: Callable[[Path, Path], dict[str, float]] | None = None
     """(last checkpoint, run dir) -> metrics; runs after a local run that trained to the end."""
     run_info: dict = field(default_factory=dict)
     """Extra facts saved in run.json (e.g. class names)."""
@@ -103,37 +104,42 @@ def batches_per_rank_per_epoch(config: RunConfig, world_size: int) -> int:
     warning = check_splits(config, manifest, evaluating=config.stage == "finetune")  # before training
     if warning:
         log.warning("%s", warning)
-    members = members_per_shard(manifest, resolve_selection(config.data.split, manifest, config.finetune.split))
+    members = members_per_shard(
+        manifest, resolve_selection(config.data.split, manifest, config.finetune.split)
+    )
     clips = config.data.epoch_size or sum(count for _, count in members) * config.data.num_sample
     return batches_per_rank(clips, world_size, config.data.batch_size)
 
 
-def resume_checkpoint(config: RunConfig, run_dir: Path, launch: Optional[ExternalLaunch],
-                      deepspeed: bool) -> Optional[ckpt.Checkpoint]:
+def resume_checkpoint(
+    config: RunConfig, run_dir: Path, launch: ExternalLaunch | None, deepspeed: bool
+) -> ckpt.Checkpoint | None:
     """The checkpoint this run continues from (the launcher's, else `trainer.resume`), checked
     against the strategy that will load it."""
     if launch is not None and launch.resume_from:
-        found: Optional[ckpt.Checkpoint] = ckpt.read_checkpoint(launch.resume_from)
+        found: ckpt.Checkpoint | None = ckpt.read_checkpoint(launch.resume_from)
     else:
         found = ckpt.resolve_resume(config.trainer.resume, run_dir)
     if found is not None and bool(found.meta.get("deepspeed")) != deepspeed:
         written = "deepspeed" if found.meta.get("deepspeed") else "ddp/single-device"
         raise ckpt.CheckpointError(
             f"{found.path} was written by a {written} run and cannot resume strategy.name="
-            f"{config.strategy.name}; export it (tubelet export) and start from the weights instead")
+            f"{config.strategy.name}; export it (tubelet export) and start from the weights instead"
+        )
     if found is not None:
         log.info("resuming from %s (step %d)", found.path, found.step)
     return found
 
 
-def run(stage: Stage, config: RunConfig, launch: Optional[ExternalLaunch] = None) -> StageResult:
+def run(stage: Stage, config: RunConfig, launch: ExternalLaunch | None = None) -> StageResult:
     """Run `stage` to completion (or preemption) and say what it produced."""
     install_rank_zero_logging()
     placement = resolve_placement(config)
     validate_world_size(config, placement)
     strategy = launch.strategy if launch is not None else build_strategy(config, placement)
-    steps_per_epoch = max(1, batches_per_rank_per_epoch(config, config.world_size)
-                          // config.optim.accumulate_grad_batches)
+    steps_per_epoch = max(
+        1, batches_per_rank_per_epoch(config, config.world_size) // config.optim.accumulate_grad_batches
+    )
     schedule = schedule_for(config, steps_per_epoch)
     run_dir = resolve_run_dir(config)
     resume = resume_checkpoint(config, run_dir, launch, is_deepspeed(strategy))
@@ -141,22 +147,50 @@ def run(stage: Stage, config: RunConfig, launch: Optional[ExternalLaunch] = None
     model = stage.build_model()
     init_report = stage.initialise(model) if stage.initialise and resume is None else None
     module = stage.build_module(model, steps_per_epoch)
-    checkpointer = CheckpointCallback(run_dir, config, config.trainer.checkpoint_every_steps,
-                                      _strategy_info(config, strategy), data=stage.data, guard=module.guard)
-    callbacks = [checkpointer, _throughput(config, placement, stage, model), *stage.callbacks(model, run_dir),
-                 *(launch.callbacks if launch else [])]
+    checkpointer = CheckpointCallback(
+        run_dir,
+        config,
+        config.trainer.checkpoint_every_steps,
+        _strategy_info(config, strategy),
+        data=stage.data,
+        guard=module.guard,
+    )
+    callbacks = [
+        checkpointer,
+        _throughput(config, placement, stage, model),
+        *stage.callbacks(model, run_dir),
+        *(launch.callbacks if launch else []),
+    ]
     if rank_zero_only.rank == 0:
-        save_run_info(config, run_dir, {
-            "steps_per_epoch": steps_per_epoch, "total_steps": schedule.total_steps, **stage.run_info,
-            **({"init": init_report if init_report is not None else {"source": "resumed"}}
-               if stage.initialise else {}),
-            "resumed_from": str(resume.path) if resume else None})
+        save_run_info(
+            config,
+            run_dir,
+            {
+                "steps_per_epoch": steps_per_epoch,
+                "total_steps": schedule.total_steps,
+                **stage.run_info,
+                **(
+                    {"init": init_report if init_report is not None else {"source": "resumed"}}
+                    if stage.initialise
+                    else {}
+                ),
+                "resumed_from": str(resume.path) if resume else None,
+            },
+        )
     loggers = build_loggers(config, run_dir)
     try:
         with quiet_library_noise():
-            trainer = build_trainer(config, placement, strategy, run_dir, schedule.total_steps, callbacks,
-                                    loggers, plugins=launch.plugins if launch else None,
-                                    external=launch is not None)
+            trainer = build_trainer(
+                config,
+                placement,
+                strategy,
+                run_dir,
+                schedule.total_steps,
+                callbacks,
+                loggers,
+                plugins=launch.plugins if launch else None,
+                external=launch is not None,
+            )
             _fit(trainer, module, stage.data, resume, config, run_dir)
             last = checkpointer.saved[-1] if checkpointer.saved else None
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
@@ -166,39 +200,63 @@ def run(stage: Stage, config: RunConfig, launch: Optional[ExternalLaunch] = None
     finally:
         finish_loggers(loggers)
     if stopped_early and rank_zero_only.rank == 0:
-        log.warning("run stopped at step %d; resume it with:\n  %s", trainer.global_step,
-                    resume_command(config, run_dir))
+        log.warning(
+            "run stopped at step %d; resume it with:\n  %s",
+            trainer.global_step,
+            resume_command(config, run_dir),
+        )
     if module.guard.tripped:
         raise TrainingDiverged(module.guard.failure_message(str(last) if last else None))
     return StageResult(
-        run_dir=run_dir, global_step=trainer.global_step, metrics=metrics,
-        checkpoints=list(checkpointer.saved), last_checkpoint=last,
-        stopped_by_signal=checkpointer.stopped_by_signal, skipped_nonfinite=module.guard.total_skipped,
+        run_dir=run_dir,
+        global_step=trainer.global_step,
+        metrics=metrics,
+        checkpoints=list(checkpointer.saved),
+        last_checkpoint=last,
+        stopped_by_signal=checkpointer.stopped_by_signal,
+        skipped_nonfinite=module.guard.total_skipped,
         resumed_from=resume.path if resume else None,
     )
 
 
-def _fit(trainer: pl.Trainer, module: pl.LightningModule, data: StreamData,
-         resume: Optional[ckpt.Checkpoint], config: RunConfig, run_dir: Path) -> None:
+def _fit(
+    trainer: pl.Trainer,
+    module: pl.LightningModule,
+    data: StreamData,
+    resume: ckpt.Checkpoint | None,
+    config: RunConfig,
+    run_dir: Path,
+) -> None:
     """trainer.fit; on Ctrl-C (Lightning turns it into exit 1) say how to continue first."""
     try:
         trainer.fit(module, datamodule=data, ckpt_path=str(resume.state_path) if resume else None)
     except (KeyboardInterrupt, SystemExit):
         if trainer.interrupted and rank_zero_only.rank == 0:
-            log.warning("interrupted at step %d; resume it (from its newest checkpoint) with:\n  %s",
-                        trainer.global_step, resume_command(config, run_dir))
+            log.warning(
+                "interrupted at step %d; resume it (from its newest checkpoint) with:\n  %s",
+                trainer.global_step,
+                resume_command(config, run_dir),
+            )
         raise
 
 
-def _strategy_info(config: RunConfig, strategy: Union[str, Strategy]) -> dict:
-    return {"deepspeed": is_deepspeed(strategy), "strategy": config.strategy.name,
-            "zero_stage": config.strategy.zero_stage}
+def _strategy_info(config: RunConfig, strategy: str | Strategy) -> dict:
+    return {
+        "deepspeed": is_deepspeed(strategy),
+        "strategy": config.strategy.name,
+        "zero_stage": config.strategy.zero_stage,
+    }
 
 
 def _throughput(config: RunConfig, placement: Placement, stage: Stage, model: nn.Module) -> ThroughputMonitor:
     peak = device_peak_tflops(config.logging.device_peak_tflops, placement.precision)
-    return ThroughputMonitor(model.spec.num_tokens, training_flops(stage.train_flops_per_clip(model)),
-                             config.logging.every_steps, peak, loader_stats=stage.data.loader_stats)
+    return ThroughputMonitor(
+        model.spec.num_tokens,
+        training_flops(stage.train_flops_per_clip(model)),
+        config.logging.every_steps,
+        peak,
+        loader_stats=stage.data.loader_stats,
+    )
 
 
 def _log_after_fit(metrics: dict[str, float], loggers: list, step: int) -> dict[str, float]:

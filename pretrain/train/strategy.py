@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 import torch
+from lightning_fabric.utilities.seed import reset_seed
 from pytorch_lightning.accelerators.cuda import CUDAAccelerator
 from pytorch_lightning.plugins.precision.deepspeed import DeepSpeedPrecision
 from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, Strategy
-from lightning_fabric.utilities.seed import reset_seed
 
 from pretrain.config import ConfigError, RunConfig
 from pretrain.runtime.placement import Placement
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 PROCESS_GROUP_TIMEOUT = timedelta(minutes=30)
 
 
-def validate_world_size(config: RunConfig, placement: Placement, visible_gpus: Optional[int] = None) -> None:
+def validate_world_size(config: RunConfig, placement: Placement, visible_gpus: int | None = None) -> None:
     """Fail before any work when the requested processes cannot be placed here."""
     if config.cluster.launcher == "ray":
         return  # Ray places the workers; the runner validates against the cluster.
@@ -69,7 +70,7 @@ class CPUCapableDeepSpeedStrategy(DeepSpeedStrategy):
         self.set_world_ranks()
         self._init_deepspeed_distributed()
 
-    def load_checkpoint(self, checkpoint_path: Any, weights_only: Optional[bool] = None) -> dict[str, Any]:
+    def load_checkpoint(self, checkpoint_path: Any, weights_only: bool | None = None) -> dict[str, Any]:
         """Resume through a checkpoint engine that loads with weights_only=True (nothing runs code)."""
         use_safe_checkpoint_engine(self.deepspeed_engine)
         return super().load_checkpoint(checkpoint_path, weights_only)
@@ -101,8 +102,9 @@ class SkippableDeepSpeedPrecision(DeepSpeedPrecision):
     weights, optimizer state and DeepSpeed's buffers as they were. Lightning's plugin cannot skip.
     """
 
-    def optimizer_step(self, optimizer: Any, model: "GuardedModule", closure: Callable[[], Any],
-                       **kwargs: Any) -> Any:
+    def optimizer_step(
+        self, optimizer: Any, model: GuardedModule, closure: Callable[[], Any], **kwargs: Any
+    ) -> Any:
         closure_result = closure()
         self._after_closure(model, optimizer)
         if model.automatic_optimization and (closure_result is None or model.guard.skipping):
@@ -110,7 +112,7 @@ class SkippableDeepSpeedPrecision(DeepSpeedPrecision):
         return model.trainer.model.step(**kwargs)
 
 
-def build_strategy(config: RunConfig, placement: Placement) -> Union[str, Strategy]:
+def build_strategy(config: RunConfig, placement: Placement) -> str | Strategy:
     """A Lightning strategy (object or registry name) for `strategy.*`."""
     name = config.strategy.name
     backend = "nccl" if placement.accelerator == "gpu" else "gloo"
@@ -135,7 +137,10 @@ def build_deepspeed_strategy(config: RunConfig, placement: Placement, backend: s
     )
     log.info(
         "DeepSpeed ZeRO stage %d, optimizer offload %s, parameter offload %s, backend %s",
-        strategy_cfg.zero_stage, strategy_cfg.offload_optimizer, strategy_cfg.offload_params, backend,
+        strategy_cfg.zero_stage,
+        strategy_cfg.offload_optimizer,
+        strategy_cfg.offload_params,
+        backend,
     )
     return strategy
 
@@ -154,7 +159,9 @@ def deepspeed_config(config: RunConfig, placement: Placement) -> dict:
     if strategy_cfg.zero_stage == 3:
         zero.update({"stage3_param_persistence_threshold": 1e5, "stage3_prefetch_bucket_size": 5e7})
     if strategy_cfg.offload_optimizer != "none":
-        zero["offload_optimizer"] = _offload_section(strategy_cfg.offload_optimizer, strategy_cfg.nvme_path, on_gpu)
+        zero["offload_optimizer"] = _offload_section(
+            strategy_cfg.offload_optimizer, strategy_cfg.nvme_path, on_gpu
+        )
     if strategy_cfg.offload_params != "none":
         zero["offload_param"] = _offload_section(strategy_cfg.offload_params, strategy_cfg.nvme_path, on_gpu)
     ds_config: dict[str, Any] = {
@@ -174,12 +181,12 @@ def deepspeed_config(config: RunConfig, placement: Placement) -> dict:
     return ds_config
 
 
-def _offload_section(device: str, nvme_path: Optional[str], on_gpu: bool) -> dict:
+def _offload_section(device: str, nvme_path: str | None, on_gpu: bool) -> dict:
     section: dict[str, Any] = {"device": device, "pin_memory": on_gpu}
     if device == "nvme":
         section["nvme_path"] = nvme_path
     return section
 
 
-def is_deepspeed(strategy: Union[str, Strategy]) -> bool:
+def is_deepspeed(strategy: str | Strategy) -> bool:
     return isinstance(strategy, DeepSpeedStrategy)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import copy
 import logging
 from collections import deque
-from typing import Any, Iterable, Iterator, Optional
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pytorch_lightning as pl
 
@@ -25,12 +26,14 @@ LOOKAHEAD = 8
 class ResumableStream:
     def __init__(self, loader: Iterable):
         if not (hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict")):
-            raise TypeError(f"{type(loader).__name__} has no state_dict/load_state_dict; cannot resume its position")
+            raise TypeError(
+                f"{type(loader).__name__} has no state_dict/load_state_dict; cannot resume its position"
+            )
         self.loader = loader
         self.delivered = 0  # batches handed to Lightning (since the start of the run, resumes included)
         self.consumed = 0  # batches trained on
         self._positions: deque[tuple[int, Any]] = deque(maxlen=LOOKAHEAD)
-        self._resumed: Optional[dict] = None
+        self._resumed: dict | None = None
 
     def __iter__(self) -> Iterator[Any]:
         self._positions.clear()
@@ -78,8 +81,8 @@ class StreamData(pl.LightningDataModule):
     def __init__(self, config: Any):
         super().__init__()
         self.config = config
-        self.stream: Optional[ResumableStream] = None
-        self._pending: Optional[dict] = None
+        self.stream: ResumableStream | None = None
+        self._pending: dict | None = None
 
     def build_loader(self, rank: int, world_size: int) -> Iterable:
         """The loader of `rank` (each stage's data module says which stream)."""
@@ -87,7 +90,9 @@ class StreamData(pl.LightningDataModule):
 
     def train_dataloader(self) -> ResumableStream:
         if self.stream is None:
-            self.stream = ResumableStream(self.build_loader(self.trainer.global_rank, self.trainer.world_size))
+            self.stream = ResumableStream(
+                self.build_loader(self.trainer.global_rank, self.trainer.world_size)
+            )
         if self._pending is not None:
             self.stream.restore(self._pending)
             self._pending = None

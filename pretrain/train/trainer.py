@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ProgressBar
@@ -18,17 +18,25 @@ from pytorch_lightning.loggers import Logger
 from pytorch_lightning.strategies import Strategy
 
 from pretrain.config import RunConfig
+from pretrain.runtime.placement import Placement
 from pretrain.train.progress import progress_callback
 from pretrain.train.safe_resume import SafeCheckpointIO
-from pretrain.runtime.placement import Placement
 
 log = logging.getLogger(__name__)
 
 
-def build_trainer(config: RunConfig, placement: Placement, strategy: Union[str, Strategy], run_dir: Path,
-                  max_steps: int, callbacks: list[Callback], loggers: list[Logger],
-                  plugins: Optional[list[Any]] = None, external: bool = False,
-                  progress_bar: bool = True) -> pl.Trainer:
+def build_trainer(
+    config: RunConfig,
+    placement: Placement,
+    strategy: str | Strategy,
+    run_dir: Path,
+    max_steps: int,
+    callbacks: list[Callback],
+    loggers: list[Logger],
+    plugins: list[Any] | None = None,
+    external: bool = False,
+    progress_bar: bool = True,
+) -> pl.Trainer:
     """A Trainer that stops after `max_steps` optimizer steps and never checkpoints by itself
     (our checkpoint callback does, atomically)."""
     callbacks = list(callbacks)

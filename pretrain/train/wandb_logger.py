@@ -8,7 +8,8 @@ step metric, so W&B names media by the same step as the PNGs (`recon/grid_20_*` 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
@@ -23,9 +24,11 @@ class GlobalStepWandbLogger(WandbLogger):
         self._wandb_init.pop("anonymous", None)
 
     @rank_zero_only
-    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if step is None:
             super().log_metrics(metrics)
             return
-        prefixed = {f"{self._prefix}{self.LOGGER_JOIN_CHAR}{k}" if self._prefix else k: v for k, v in metrics.items()}
+        prefixed = {
+            f"{self._prefix}{self.LOGGER_JOIN_CHAR}{k}" if self._prefix else k: v for k, v in metrics.items()
+        }
         self.experiment.log({**prefixed, STEP_METRIC: step}, step=step)

@@ -12,7 +12,8 @@ of the nearest enclosing module that is called with a tensor output, or of the t
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,7 +43,9 @@ def _trace_calls(model: nn.Module, run_forward: Callable[[], Any]) -> dict[nn.Mo
     return called
 
 
-def untracked_parameters(model: nn.Module, run_forward: Callable[[], Any]) -> list[tuple[str, str, nn.Parameter]]:
+def untracked_parameters(
+    model: nn.Module, run_forward: Callable[[], Any]
+) -> list[tuple[str, str, nn.Parameter]]:
     """(parameter name, name of the module to register it on, parameter) for every direct parameter
     of a module that is never called or whose output hides its tensors. It is registered on the
     nearest enclosing module that is called with a tensor output (the one whose code reads it),
@@ -62,7 +65,9 @@ def untracked_parameters(model: nn.Module, run_forward: Callable[[], Any]) -> li
     return found
 
 
-def register_untracked_parameters(top: nn.Module, model: nn.Module, run_forward: Callable[[], Any]) -> dict[str, str]:
+def register_untracked_parameters(
+    top: nn.Module, model: nn.Module, run_forward: Callable[[], Any]
+) -> dict[str, str]:
     """Register what `untracked_parameters` finds; "" holders mean `top` (which returns a tensor)."""
     from deepspeed.runtime.zero.partition_parameters import register_external_parameter
 

@@ -23,15 +23,28 @@ from pretrain.weights.build import build_model, build_weights, register_family
 from pretrain.weights.convert import convert_weights, export_checkpoint
 from pretrain.weights.export import EXPORT_FORMAT, describe, save_export, write_export
 from pretrain.weights.formats import (
-    FORMATS, Weights, WeightsFormat, detect_format, find_format, read_weights, register_format,
+    FORMATS,
+    Weights,
+    WeightsFormat,
+    detect_format,
+    find_format,
+    read_weights,
+    register_format,
 )
 from pretrain.weights.pretrained import Finetuned, from_pretrained, load_encoder, load_finetuned
 from pretrain.weights.stage import LIGHTNING_FORMAT, STAGE_FORMAT
 from pretrain.weights.videomae_hf import HF_VIDEOMAE_FORMAT, save_hf
 from pretrain.weights.videomae_pth import VIDEOMAE_FILE_FORMAT
 
-for _format in (STAGE_FORMAT, EXPORT_FORMAT, HF_VIDEOMAE_FORMAT, HF_BACKBONE_FORMAT, LIGHTNING_FORMAT,
-                ORIGINAL_TIMESFORMER_FORMAT, VIDEOMAE_FILE_FORMAT):
+for _format in (
+    STAGE_FORMAT,
+    EXPORT_FORMAT,
+    HF_VIDEOMAE_FORMAT,
+    HF_BACKBONE_FORMAT,
+    LIGHTNING_FORMAT,
+    ORIGINAL_TIMESFORMER_FORMAT,
+    VIDEOMAE_FILE_FORMAT,
+):
     if _format not in FORMATS:
         register_format(_format)
 
@@ -43,8 +56,25 @@ def load_weights(path):  # noqa: ANN001, ANN201 (see read_weights)
 
 
 __all__ = [
-    "CheckpointError", "Finetuned", "Weights", "WeightsFormat", "build_model", "build_weights",
-    "convert_weights", "describe", "detect_format", "export_checkpoint", "find_format", "from_pretrained",
-    "load_encoder", "load_finetuned", "load_weights", "read_weights", "register_family", "register_format",
-    "save_export", "save_hf", "write_export",
+    "CheckpointError",
+    "Finetuned",
+    "Weights",
+    "WeightsFormat",
+    "build_model",
+    "build_weights",
+    "convert_weights",
+    "describe",
+    "detect_format",
+    "export_checkpoint",
+    "find_format",
+    "from_pretrained",
+    "load_encoder",
+    "load_finetuned",
+    "load_weights",
+    "read_weights",
+    "register_family",
+    "register_format",
+    "save_export",
+    "save_hf",
+    "write_export",
 ]

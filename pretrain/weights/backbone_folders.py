@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -26,7 +26,7 @@ HF_WEIGHTS, HF_CONFIG = "model.safetensors", "config.json"
 ORIGINAL_SUFFIXES = (".pyth", ".pth", ".pt")
 
 
-def hf_model_type(path: Path) -> Optional[str]:
+def hf_model_type(path: Path) -> str | None:
     """'timesformer' or 'vivit' for such a HF folder, else None."""
     config = path / HF_CONFIG
     if not (path.is_dir() and config.is_file()):
@@ -43,12 +43,18 @@ def _read_tensors(folder: Path) -> Tensors:
     raise ValueError(f"{folder} has a HF config.json but no {HF_WEIGHTS} or pytorch_model.bin")
 
 
-def flat_config(spec: ArchSpec, kind: str, fmt: str, class_names: Optional[list[str]] = None) -> dict[str, Any]:
-    return {**spec.to_dict(), "kind": kind, "source_format": fmt, "norm_pix_loss": True,
-            "num_classes": len(class_names) if class_names else None, "class_names": class_names}
+def flat_config(spec: ArchSpec, kind: str, fmt: str, class_names: list[str] | None = None) -> dict[str, Any]:
+    return {
+        **spec.to_dict(),
+        "kind": kind,
+        "source_format": fmt,
+        "norm_pix_loss": True,
+        "num_classes": len(class_names) if class_names else None,
+        "class_names": class_names,
+    }
 
 
-def read_hf_backbone(path: Union[str, Path]) -> tuple[Tensors, dict[str, Any]]:
+def read_hf_backbone(path: str | Path) -> tuple[Tensors, dict[str, Any]]:
     """A `save_pretrained` folder of TimesformerModel / -ForVideoClassification or VivitModel /
     -ForVideoClassification -> our state dict and model config."""
     path = Path(path)
@@ -63,13 +69,16 @@ def read_hf_backbone(path: Union[str, Path]) -> tuple[Tensors, dict[str, Any]]:
     return state, flat_config(converter.spec_from_hf_config(config), kind, f"hf-{model_type}", names)
 
 
-def save_hf_backbone(state: Tensors, model_config: dict[str, Any], out_dir: Union[str, Path],
-                     class_names: Optional[list[str]] = None) -> Path:
+def save_hf_backbone(
+    state: Tensors, model_config: dict[str, Any], out_dir: str | Path, class_names: list[str] | None = None
+) -> Path:
     """Our TimeSformer (backbone timesformer) or HF-ViViT-layout vit (class token) as a folder
     transformers' `from_pretrained` loads; written under temporary names, then renamed."""
     spec, kind = ArchSpec.from_dict(model_config), model_config["kind"]
     if kind not in ("encoder", "classifier"):
-        raise ValueError(f"HF TimeSformer / ViViT folders hold an encoder or a classifier, not a {kind} model")
+        raise ValueError(
+            f"HF TimeSformer / ViViT folders hold an encoder or a classifier, not a {kind} model"
+        )
     converter = timesformer_hf if spec.backbone == "timesformer" else vivit_hf
     names = class_names or model_config.get("class_names")
     if kind == "classifier" and not names:
@@ -90,7 +99,7 @@ def is_original_timesformer_file(path: Path) -> bool:
     return path.is_file() and path.suffix in ORIGINAL_SUFFIXES and _original_state(path) is not None
 
 
-def _original_state(path: Path) -> Optional[Tensors]:
+def _original_state(path: Path) -> Tensors | None:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
         state = timesformer_original.unwrap(obj)
@@ -99,7 +108,7 @@ def _original_state(path: Path) -> Optional[Tensors]:
     return state if timesformer_original.is_original_timesformer(state) else None
 
 
-def read_original_timesformer(path: Union[str, Path], heads: Optional[int] = None) -> tuple[Tensors, dict[str, Any]]:
+def read_original_timesformer(path: str | Path, heads: int | None = None) -> tuple[Tensors, dict[str, Any]]:
     """A facebookresearch/TimeSformer `.pyth` -> our state dict and model config (heads are not in
     the tensors: width // 64 unless given, 12 for ViT-B)."""
     path = Path(path)

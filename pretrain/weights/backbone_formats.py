@@ -4,12 +4,16 @@ folders, original facebookresearch TimeSformer `.pyth` files (readers in `backbo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from pretrain.errors import CheckpointError
 from pretrain.models.vit import ArchSpec
 from pretrain.weights.backbone_folders import (
-    hf_model_type, is_original_timesformer_file, read_hf_backbone, read_original_timesformer, save_hf_backbone,
+    hf_model_type,
+    is_original_timesformer_file,
+    read_hf_backbone,
+    read_original_timesformer,
+    save_hf_backbone,
 )
 from pretrain.weights.formats import Tensors, Weights, WeightsFormat
 
@@ -28,7 +32,9 @@ def uses_backbone_layout(model_config: dict[str, Any]) -> bool:
     return spec.backbone == "timesformer" or (spec.backbone == "vit" and spec.class_token)
 
 
-def save_hf_any(state: Tensors, model_config: dict[str, Any], out_dir: Union[str, Path], save_videomae: Any) -> Path:
+def save_hf_any(
+    state: Tensors, model_config: dict[str, Any], out_dir: str | Path, save_videomae: Any
+) -> Path:
     """`tubelet convert --to hf`: TimeSformer / ViViT layouts as their HF folders, else VideoMAE's."""
     if uses_backbone_layout(model_config):
         try:
@@ -36,14 +42,22 @@ def save_hf_any(state: Tensors, model_config: dict[str, Any], out_dir: Union[str
         except ValueError as error:
             raise CheckpointError(f"cannot write a Hugging Face folder: {error}") from None
     if ArchSpec.from_dict(model_config).backbone == "vivit":
-        raise CheckpointError("transformers has no ViViT factorised encoder (its ViViT is Model 1, joint "
-                              "attention): a vivit backbone converts to a Tubelet export only")
+        raise CheckpointError(
+            "transformers has no ViViT factorised encoder (its ViViT is Model 1, joint "
+            "attention): a vivit backbone converts to a Tubelet export only"
+        )
     return save_videomae(state, model_config, out_dir)
 
 
 HF_BACKBONE_FORMAT = WeightsFormat(
-    "hf-backbone", lambda path: hf_model_type(path) is not None, lambda path: _checked(read_hf_backbone, path),
-    "a Hugging Face TimeSformer or ViViT folder (config.json model_type=timesformer|vivit)")
+    "hf-backbone",
+    lambda path: hf_model_type(path) is not None,
+    lambda path: _checked(read_hf_backbone, path),
+    "a Hugging Face TimeSformer or ViViT folder (config.json model_type=timesformer|vivit)",
+)
 ORIGINAL_TIMESFORMER_FORMAT = WeightsFormat(
-    "timesformer", is_original_timesformer_file, lambda path: _checked(read_original_timesformer, path),
-    "an original facebookresearch TimeSformer .pyth")
+    "timesformer",
+    is_original_timesformer_file,
+    lambda path: _checked(read_original_timesformer, path),
+    "an original facebookresearch TimeSformer .pyth",
+)

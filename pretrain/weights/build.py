@@ -7,14 +7,15 @@ or a bare `Encoder`. Another backbone registers its own builder with `register_f
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
 from pretrain.errors import CheckpointError
 from pretrain.models.classifier import VideoClassifier, make_linear_probe
-from pretrain.models.videomae import VideoMAE
 from pretrain.models.encoders import build_encoder
+from pretrain.models.videomae import VideoMAE
 from pretrain.models.vit import ArchSpec
 from pretrain.weights.formats import FAMILY, Tensors, Weights
 
@@ -54,13 +55,17 @@ def build_model(state: Tensors, model_config: dict[str, Any], source: str = "") 
     builder = FAMILIES.get(family)
     where = f"{source}: " if source else ""
     if builder is None:
-        raise CheckpointError(f"{where}model family {family!r} is not known here (known: {', '.join(sorted(FAMILIES))})")
+        raise CheckpointError(
+            f"{where}model family {family!r} is not known here (known: {', '.join(sorted(FAMILIES))})"
+        )
     try:
         model, state = builder(state, model_config)
         model.load_state_dict(state, strict=True)
     except (RuntimeError, KeyError, ValueError) as error:  # load_state_dict's missing/unexpected/shape report
         detail = " ".join(line.strip() for line in str(error).splitlines())[:600]
-        raise CheckpointError(f"{where}weights do not form a {model_config['kind']} model: {detail}") from None
+        raise CheckpointError(
+            f"{where}weights do not form a {model_config['kind']} model: {detail}"
+        ) from None
     return model
 
 

@@ -18,13 +18,28 @@ from typing import Any
 from pretrain import __version__ as TUBELET_VERSION
 from pretrain.config import RunConfig, config_to_yaml
 from pretrain.weights.layout import (
-    CHECKPOINTS_DIR, CONFIG, DEEPSPEED_STATE, LAST, LIGHTNING_STATE, META, TMP_PREFIX, list_checkpoints,
-    sha256_of, step_dir_name,
+    CHECKPOINTS_DIR,
+    CONFIG,
+    DEEPSPEED_STATE,
+    LAST,
+    LIGHTNING_STATE,
+    META,
+    TMP_PREFIX,
+    list_checkpoints,
+    sha256_of,
+    step_dir_name,
 )
 
 # The writer's vocabulary: where each strategy's state goes, and the folder names.
-__all__ = ["DEEPSPEED_STATE", "LIGHTNING_STATE", "step_dir_name", "tmp_dir_for", "prepare_tmp", "commit",
-           "checkpoint_meta"]
+__all__ = [
+    "DEEPSPEED_STATE",
+    "LIGHTNING_STATE",
+    "step_dir_name",
+    "tmp_dir_for",
+    "prepare_tmp",
+    "commit",
+    "checkpoint_meta",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +59,12 @@ def commit(tmp: Path, meta: dict, config: RunConfig, keep_last: int) -> Path:
     """Rank zero, after every rank wrote its part: config + meta (sizes, sha256), then rename."""
     (tmp / CONFIG).write_text(config_to_yaml(config))
     files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
-    meta = {**meta, "version": TUBELET_VERSION,
-            "files": {str(p.relative_to(tmp)): p.stat().st_size for p in files},
-            "sha256": {str(p.relative_to(tmp)): sha256_of(p) for p in files}}
+    meta = {
+        **meta,
+        "version": TUBELET_VERSION,
+        "files": {str(p.relative_to(tmp)): p.stat().st_size for p in files},
+        "sha256": {str(p.relative_to(tmp)): sha256_of(p) for p in files},
+    }
     _write_synced(tmp / META, json.dumps(meta, indent=2, sort_keys=True))
     final = tmp.parent / step_dir_name(int(meta["step"]))
     if final.exists():  # same step saved before (e.g. a signal right after a periodic save)

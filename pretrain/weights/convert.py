@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 from pretrain.config import config_to_dict
 from pretrain.errors import CheckpointError
@@ -21,17 +21,24 @@ log = logging.getLogger(__name__)
 TARGETS = (FORMAT_NAME, "hf")
 
 
-def export_checkpoint(path: Union[str, Path], out_dir: Union[str, Path]) -> Path:
+def export_checkpoint(path: str | Path, out_dir: str | Path) -> Path:
     """Pretraining checkpoints export the VideoMAE; fine-tuning ones the classifier + class names."""
     weights = read_stage_checkpoint(Path(path))
     build_model(weights.state, weights.model_config, weights.source)  # strict: every tensor, every shape
-    out = write_export(weights.state, weights.model_config, out_dir, run_config=config_to_dict(weights.run_config))
+    out = write_export(
+        weights.state, weights.model_config, out_dir, run_config=config_to_dict(weights.run_config)
+    )
     log.info("exported %s %s -> %s (%d tensors)", weights.kind, path, out, len(weights.state))
     return out
 
 
-def convert_weights(src: Union[str, Path], out_dir: Union[str, Path], to: str = FORMAT_NAME,
-                    num_frames: Optional[int] = None, img_size: Optional[int] = None) -> dict[str, Any]:
+def convert_weights(
+    src: str | Path,
+    out_dir: str | Path,
+    to: str = FORMAT_NAME,
+    num_frames: int | None = None,
+    img_size: int | None = None,
+) -> dict[str, Any]:
     """Convert weights of any supported source to our export or a HF folder."""
     if to not in TARGETS:
         raise CheckpointError(f"unknown target format {to!r}; expected one of {', '.join(TARGETS)}")
@@ -44,5 +51,8 @@ def convert_weights(src: Union[str, Path], out_dir: Union[str, Path], to: str = 
     else:
         run_config = config_to_dict(weights.run_config) if weights.run_config else None
         write_export(weights.state, model_config, out_dir, run_config=run_config)
-    return {"source_format": model_config["source_format"], "kind": model_config["kind"],
-            "tensors": len(weights.state)}
+    return {
+        "source_format": model_config["source_format"],
+        "kind": model_config["kind"],
+        "tensors": len(weights.state),
+    }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -60,20 +60,34 @@ def read_export(path: Path) -> Weights:
         run_config = config_from_dict(config["run_config"]) if config.get("run_config") else None
         spec = ArchSpec.from_dict(config["arch"])
     except (KeyError, TypeError, ValueError, ConfigError) as error:
-        raise CheckpointError(f"{path / EXPORT_CONFIG}: not a valid Tubelet export config ({error})") from None
+        raise CheckpointError(
+            f"{path / EXPORT_CONFIG}: not a valid Tubelet export config ({error})"
+        ) from None
     names = config.get("class_names")
     if config["kind"] == "classifier" and not names:
         heads = [state[k] for k in ("head.weight", "head.1.weight") if k in state]
         count = int(heads[0].shape[0]) if heads else int(config.get("num_classes") or 0)
         names = [f"class_{i}" for i in range(count)]
-    extra = {"family": config.get("family"), "norm_pix_loss": config.get("norm_pix_loss", True),
-             "num_classes": config.get("num_classes"), "class_names": names}
-    return Weights(state, model_config(spec, config["kind"], FORMAT_NAME, **{k: v for k, v in extra.items() if v is not None}),
-                   run_config=run_config)
+    extra = {
+        "family": config.get("family"),
+        "norm_pix_loss": config.get("norm_pix_loss", True),
+        "num_classes": config.get("num_classes"),
+        "class_names": names,
+    }
+    return Weights(
+        state,
+        model_config(spec, config["kind"], FORMAT_NAME, **{k: v for k, v in extra.items() if v is not None}),
+        run_config=run_config,
+    )
 
 
-def write_atomic(folder: Path, state: Tensors, config: dict[str, Any], weights_name: str,
-                 extra_files: Optional[dict[str, str]] = None) -> None:
+def write_atomic(
+    folder: Path,
+    state: Tensors,
+    config: dict[str, Any],
+    weights_name: str,
+    extra_files: dict[str, str] | None = None,
+) -> None:
     """Write weights and config under temporary names, then rename, so a crash leaves no half file.
     Files get the umask's normal mode (safetensors writes 0600)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -103,30 +117,45 @@ def describe(model: nn.Module) -> tuple[Tensors, dict[str, Any]]:
     if isinstance(model, VideoMAE):
         return state, model_config(model.spec, "pretraining", FORMAT_NAME, norm_pix_loss=model.norm_pix_loss)
     if isinstance(model, VideoClassifier):
-        return state, model_config(model.spec, "classifier", FORMAT_NAME, num_classes=model.num_classes,
-                                   class_names=getattr(model, "class_names", None))
+        return state, model_config(
+            model.spec,
+            "classifier",
+            FORMAT_NAME,
+            num_classes=model.num_classes,
+            class_names=getattr(model, "class_names", None),
+        )
     if isinstance(model, Encoder):
         state = {f"encoder.{k}": v for k, v in state.items()}
-        spec = ArchSpec.from_dict({**model.spec.to_dict(), "encoder_norm": not isinstance(model.norm, nn.Identity)})
+        spec = ArchSpec.from_dict(
+            {**model.spec.to_dict(), "encoder_norm": not isinstance(model.norm, nn.Identity)}
+        )
         return state, model_config(spec, "encoder", FORMAT_NAME)
     raise TypeError(f"cannot export a {type(model).__name__}; expected VideoMAE, VideoClassifier or Encoder")
 
 
-def write_export(state: Tensors, spec_config: dict[str, Any], out_dir: Union[str, Path],
-                 run_config: Optional[dict[str, Any]] = None) -> Path:
+def write_export(
+    state: Tensors, spec_config: dict[str, Any], out_dir: str | Path, run_config: dict[str, Any] | None = None
+) -> Path:
     """Our export: `model.safetensors` + `config.json` with the architecture (and the run config)."""
     spec = ArchSpec.from_dict(spec_config)
-    config = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": spec_config["kind"],
-              "family": spec_config.get("family", "videomae"), "arch": spec.to_dict(),
-              "norm_pix_loss": spec_config.get("norm_pix_loss", True),
-              "num_classes": spec_config.get("num_classes"), "class_names": spec_config.get("class_names"),
-              "run_config": run_config}
+    config = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "kind": spec_config["kind"],
+        "family": spec_config.get("family", "videomae"),
+        "arch": spec.to_dict(),
+        "norm_pix_loss": spec_config.get("norm_pix_loss", True),
+        "num_classes": spec_config.get("num_classes"),
+        "class_names": spec_config.get("class_names"),
+        "run_config": run_config,
+    }
     write_atomic(Path(out_dir), state, config, EXPORT_WEIGHTS)
     return Path(out_dir)
 
 
-def save_export(model: nn.Module, config: Optional[dict[str, Any]], out_dir: Union[str, Path],
-                class_names: Optional[list[str]] = None) -> Path:
+def save_export(
+    model: nn.Module, config: dict[str, Any] | None, out_dir: str | Path, class_names: list[str] | None = None
+) -> Path:
     """Export a live model; `config` is the resolved run config saved alongside (or None),
     `class_names` a classifier's label names."""
     state, spec_config = describe(model)
@@ -135,5 +164,6 @@ def save_export(model: nn.Module, config: Optional[dict[str, Any]], out_dir: Uni
     return write_export(state, spec_config, out_dir, run_config=config)
 
 
-EXPORT_FORMAT = WeightsFormat(FORMAT_NAME, is_export, read_export,
-                              "a Tubelet export (model.safetensors + config.json)")
+EXPORT_FORMAT = WeightsFormat(
+    FORMAT_NAME, is_export, read_export, "a Tubelet export (model.safetensors + config.json)"
+)

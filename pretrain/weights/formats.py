@@ -10,9 +10,10 @@ The built-in formats are registered by `pretrain.weights.__init__`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -35,7 +36,7 @@ class Weights:
 
     state: Tensors
     model_config: dict[str, Any]
-    run_config: Optional["RunConfig"] = None
+    run_config: RunConfig | None = None
     """The training run's config when the source carries one (stage checkpoints, our exports)."""
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -50,7 +51,7 @@ class Weights:
         return self.model_config.get("family", FAMILY)
 
     @property
-    def class_names(self) -> Optional[list[str]]:
+    def class_names(self) -> list[str] | None:
         return self.model_config.get("class_names")
 
 
@@ -65,7 +66,7 @@ class WeightsFormat:
 FORMATS: list[WeightsFormat] = []
 
 
-def register_format(fmt: WeightsFormat, before: Optional[str] = None) -> None:
+def register_format(fmt: WeightsFormat, before: str | None = None) -> None:
     """Add a format (tried last, or just before the format named `before`)."""
     if any(existing.name == fmt.name for existing in FORMATS):
         raise ValueError(f"weights format {fmt.name!r} is registered twice")
@@ -73,7 +74,7 @@ def register_format(fmt: WeightsFormat, before: Optional[str] = None) -> None:
     FORMATS.insert(names.index(before) if before in names else len(FORMATS), fmt)
 
 
-def find_format(path: Union[str, Path]) -> WeightsFormat:
+def find_format(path: str | Path) -> WeightsFormat:
     """The first registered format that recognises `path`; a CheckpointError names the path otherwise."""
     path = Path(path)
     if not path.exists():
@@ -83,12 +84,14 @@ def find_format(path: Union[str, Path]) -> WeightsFormat:
             return fmt
     kinds = "; ".join(f.description or f.name for f in FORMATS)
     if path.is_dir() and not (path / "config.json").is_file():
-        raise CheckpointError(f"{path} is a folder without config.json or meta.json: not a Tubelet export, "
-                              f"HF model folder or checkpoint")
+        raise CheckpointError(
+            f"{path} is a folder without config.json or meta.json: not a Tubelet export, "
+            f"HF model folder or checkpoint"
+        )
     raise CheckpointError(f"{path} is not a weights format Tubelet reads (expected one of: {kinds})")
 
 
-def read_weights(path: Union[str, Path]) -> Weights:
+def read_weights(path: str | Path) -> Weights:
     """State dict in our naming and the model config of any supported source (format detected)."""
     path = Path(path)
     weights = find_format(path).read(path)
@@ -96,13 +99,19 @@ def read_weights(path: Union[str, Path]) -> Weights:
     return weights
 
 
-def detect_format(path: Union[str, Path]) -> str:
+def detect_format(path: str | Path) -> str:
     """The name of the format of `path` ('stage', 'tubelet', 'hf', 'lightning', 'videomae', ...)."""
     return find_format(path).name
 
 
 def model_config(spec: Any, kind: str, fmt: str, **extra: Any) -> dict[str, Any]:
     """The flat model config of an `ArchSpec` (or any spec with `to_dict`)."""
-    return {**spec.to_dict(), "kind": kind, "family": extra.get("family", FAMILY), "source_format": fmt,
-            "norm_pix_loss": extra.get("norm_pix_loss", True), "num_classes": extra.get("num_classes"),
-            "class_names": extra.get("class_names")}
+    return {
+        **spec.to_dict(),
+        "kind": kind,
+        "family": extra.get("family", FAMILY),
+        "source_format": fmt,
+        "norm_pix_loss": extra.get("norm_pix_loss", True),
+        "num_classes": extra.get("num_classes"),
+        "class_names": extra.get("class_names"),
+    }

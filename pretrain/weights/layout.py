@@ -22,7 +22,6 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
 
 from pretrain.errors import CheckpointError
 
@@ -38,8 +37,17 @@ TMP_PREFIX = ".tmp-"
 STEP_DIR = re.compile(r"^step-(\d{8})$")
 HASH_CHUNK = 1 << 20
 
-__all__ = ["CheckpointError", "Checkpoint", "read_checkpoint", "find_checkpoint", "checkpoint_problem",
-           "list_checkpoints", "latest_valid_checkpoint", "resolve_resume", "is_stage_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "Checkpoint",
+    "read_checkpoint",
+    "find_checkpoint",
+    "checkpoint_problem",
+    "list_checkpoints",
+    "latest_valid_checkpoint",
+    "resolve_resume",
+    "is_stage_checkpoint",
+]
 
 
 def step_dir_name(step: int) -> str:
@@ -79,7 +87,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_problem(path: Path, verify: bool = False) -> Optional[str]:
+def checkpoint_problem(path: Path, verify: bool = False) -> str | None:
     """Why `path` is not a whole checkpoint, or None when it is (`verify`: checksums too)."""
     meta_path = path / META
     if not meta_path.is_file():
@@ -104,7 +112,7 @@ def _load_meta(path: Path) -> dict:
     return json.loads((path / META).read_text())
 
 
-def read_checkpoint(path: Union[str, Path], verify: bool = True) -> Checkpoint:
+def read_checkpoint(path: str | Path, verify: bool = True) -> Checkpoint:
     """A committed checkpoint folder (or its `state`/`state.ckpt`, or `last`), validated."""
     path = Path(path)
     if path.name in (DEEPSPEED_STATE, LIGHTNING_STATE) and (path.parent / META).is_file():
@@ -125,7 +133,7 @@ def is_stage_checkpoint(path: Path) -> bool:
     return path.name in (DEEPSPEED_STATE, LIGHTNING_STATE) and (path.parent / META).is_file()
 
 
-def find_checkpoint(path: Union[str, Path], verify: bool = True) -> Checkpoint:
+def find_checkpoint(path: str | Path, verify: bool = True) -> Checkpoint:
     """A checkpoint folder, its state, `last`, or a run folder (its newest valid checkpoint)."""
     path = Path(path)
     if not path.exists():
@@ -138,7 +146,7 @@ def find_checkpoint(path: Union[str, Path], verify: bool = True) -> Checkpoint:
     return read_checkpoint(path, verify=verify)
 
 
-def list_checkpoints(run_dir: Union[str, Path]) -> list[Path]:
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """Committed step folders of a run, newest first (validity not checked)."""
     root = Path(run_dir) / CHECKPOINTS_DIR
     if not root.is_dir():
@@ -147,7 +155,7 @@ def list_checkpoints(run_dir: Union[str, Path]) -> list[Path]:
     return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)), reverse=True)
 
 
-def latest_valid_checkpoint(run_dir: Union[str, Path], verify: bool = True) -> Optional[Checkpoint]:
+def latest_valid_checkpoint(run_dir: str | Path, verify: bool = True) -> Checkpoint | None:
     """The newest whole checkpoint; each broken one passed over gets a one-line warning naming it."""
     for path in list_checkpoints(run_dir):
         problem = checkpoint_problem(path, verify=verify)
@@ -157,7 +165,7 @@ def latest_valid_checkpoint(run_dir: Union[str, Path], verify: bool = True) -> O
     return None
 
 
-def resolve_resume(resume: str, run_dir: Path) -> Optional[Checkpoint]:
+def resolve_resume(resume: str, run_dir: Path) -> Checkpoint | None:
     """`trainer.resume`: none → None; auto → newest valid or None; otherwise that checkpoint."""
     if resume == "none":
         return None

@@ -34,8 +34,11 @@ def is_lightning_file(path: Path) -> bool:
     if not path.is_file() or path.suffix != ".ckpt":
         return False
     checkpoint = safe_torch_load(path)
-    return isinstance(checkpoint, dict) and "state_dict" in checkpoint and \
-        "config" in (checkpoint.get("hyper_parameters") or {})
+    return (
+        isinstance(checkpoint, dict)
+        and "state_dict" in checkpoint
+        and "config" in (checkpoint.get("hyper_parameters") or {})
+    )
 
 
 def read_lightning_file(path: Path) -> tuple[Tensors, dict[str, Any]]:
@@ -45,5 +48,7 @@ def read_lightning_file(path: Path) -> tuple[Tensors, dict[str, Any]]:
         raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict)")
     hparams = dict(checkpoint.get("hyper_parameters") or {})
     if "config" not in hparams:
-        raise CheckpointError(f"{path}: a Lightning checkpoint without the run config in its hyper-parameters")
+        raise CheckpointError(
+            f"{path}: a Lightning checkpoint without the run config in its hyper-parameters"
+        )
     return model_state(checkpoint["state_dict"]), hparams

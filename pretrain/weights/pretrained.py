@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def from_pretrained(path: Union[str, Path]) -> nn.Module:
+def from_pretrained(path: str | Path) -> nn.Module:
     """An eval-mode model from any supported source (Tubelet export, stage checkpoint, Hugging Face
     VideoMAE folder, original VideoMAE `.pth`, Lightning file).
 
@@ -35,7 +35,9 @@ def from_pretrained(path: Union[str, Path]) -> nn.Module:
     pixels in [0, 1]: `video = (pixels - mean) / std`), `source_format` and `run_config` (or None)."""
     weights = read_weights(path)
     model = build_weights(weights).eval()
-    model.class_names = list(weights.class_names) if weights.kind == "classifier" and weights.class_names else None
+    model.class_names = (
+        list(weights.class_names) if weights.kind == "classifier" and weights.class_names else None
+    )
     spec = model.spec  # the normalization the weights expect travels in their spec (HF ViViT: [-1, 1])
     model.input_mean, model.input_std = spec.pixel_mean, spec.pixel_std
     model.source_format = weights.model_config["source_format"]
@@ -45,27 +47,29 @@ def from_pretrained(path: Union[str, Path]) -> nn.Module:
 
 @dataclass
 class Finetuned:
-    model: "VideoClassifier"
-    config: Optional["RunConfig"]
+    model: VideoClassifier
+    config: RunConfig | None
     """The fine-tuning run's config (None for an export that carries none)."""
     class_names: list[str]
 
 
-def load_finetuned(path: Union[str, Path], config: Optional["RunConfig"] = None) -> Finetuned:
+def load_finetuned(path: str | Path, config: RunConfig | None = None) -> Finetuned:
     """The classifier at `path` in eval mode. `config` (e.g. from the evaluate recipe) is used
     when the source carries no run config of its own."""
     if not Path(path).exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     weights = read_weights(path)
     if weights.kind != "classifier":
-        raise CheckpointError(f"{path} holds a {weights.kind} model, not a fine-tuned classifier; "
-                              "fine-tune it first (tubelet finetune ... finetune.init=PATH)")
+        raise CheckpointError(
+            f"{path} holds a {weights.kind} model, not a fine-tuned classifier; "
+            "fine-tune it first (tubelet finetune ... finetune.init=PATH)"
+        )
     model = build_weights(weights).eval()
     names = list(weights.class_names or [f"class_{i}" for i in range(model.num_classes)])
     return Finetuned(model, weights.run_config or config, names)
 
 
-def load_encoder(path: Union[str, Path], model: nn.Module) -> dict[str, Any]:
+def load_encoder(path: str | Path, model: nn.Module) -> dict[str, Any]:
     """Load the encoder weights of any source into `model.encoder` (VideoClassifier or VideoMAE).
 
     The model may use another frame count or image size than the weights were trained with: the
@@ -73,7 +77,7 @@ def load_encoder(path: Union[str, Path], model: nn.Module) -> dict[str, Any]:
     weights is skipped when the model has none (mean pooling uses fc_norm instead). Weights that do
     not fit the model's shapes are a ValueError (the model's config is what differs)."""
     weights = read_weights(path)
-    encoder: "Encoder" = model.encoder
+    encoder: Encoder = model.encoder
     wanted = encoder.state_dict()
     loaded = {k.removeprefix("encoder."): v for k, v in weights.state.items() if k.startswith("encoder.")}
     skipped = sorted(k for k in loaded if k not in wanted)
@@ -81,16 +85,25 @@ def load_encoder(path: Union[str, Path], model: nn.Module) -> dict[str, Any]:
     resized = resize_learned_tables(loaded, ArchSpec.from_dict(weights.model_config), encoder.spec, prefix="")
     if resized:
         log.info("learned position/time tables resized to this model's token grid: %s", resized)
-    mismatched = [f"{k}: weights {tuple(v.shape)} vs model {tuple(wanted[k].shape)}"
-                  for k, v in loaded.items() if v.shape != wanted[k].shape]
+    mismatched = [
+        f"{k}: weights {tuple(v.shape)} vs model {tuple(wanted[k].shape)}"
+        for k, v in loaded.items()
+        if v.shape != wanted[k].shape
+    ]
     missing = sorted(k for k in wanted if k not in loaded)
     if mismatched or missing:
-        raise ValueError(f"encoder weights in {path} do not fit the model: "
-                         f"shape mismatches {mismatched[:5]}, missing {missing[:5]}")
+        raise ValueError(
+            f"encoder weights in {path} do not fit the model: "
+            f"shape mismatches {mismatched[:5]}, missing {missing[:5]}"
+        )
     encoder.load_state_dict(loaded, strict=True)
     source_format = weights.model_config["source_format"]
     if "step" in weights.extra:
         source_format = f"stage checkpoint (step {weights.extra['step']})"
     log.info("loaded %d encoder tensors from %s (%s); skipped %s", len(loaded), path, source_format, skipped)
-    return {"loaded": len(loaded), "skipped": skipped, "source_format": source_format,
-            "source_config": weights.model_config}
+    return {
+        "loaded": len(loaded),
+        "skipped": skipped,
+        "source_format": source_format,
+        "source_config": weights.model_config,
+    }

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import enum
 import pickle
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any
 
 import torch
 
@@ -28,7 +29,7 @@ DEEPSPEED_GLOBALS = (
 )
 """Every non-tensor global found in DeepSpeed's model and optimizer state files."""
 
-AllowList = Iterable[Union[Any, tuple[Any, str]]]
+AllowList = Iterable[Any | tuple[Any, str]]
 
 
 class ZeroStage(enum.IntEnum):
@@ -55,8 +56,9 @@ def _stand_in(name: str) -> tuple[type, str]:
 DEEPSPEED_STAND_INS = tuple(_stand_in(name) for name in DEEPSPEED_GLOBALS)
 
 
-def safe_torch_load(path: Union[str, Path], allowed: AllowList = DEEPSPEED_STAND_INS,
-                    map_location: Any = "cpu") -> Any:
+def safe_torch_load(
+    path: str | Path, allowed: AllowList = DEEPSPEED_STAND_INS, map_location: Any = "cpu"
+) -> Any:
     """`torch.load` that refuses code (on the CPU by default); a refused or unreadable file is one
     CheckpointError naming it."""
     path = Path(path)
@@ -77,8 +79,10 @@ def refusal_message(path: Path) -> str:
         names = []
     unexpected = [name for name in names if name not in DEEPSPEED_GLOBALS]
     wants = f" (it needs {', '.join(unexpected[:3])})" if unexpected else ""
-    return (f"{path}: refused to load{wants}: a pickle that could run code; Tubelet loads only tensors "
-            "and plain data (weights_only=True)")
+    return (
+        f"{path}: refused to load{wants}: a pickle that could run code; Tubelet loads only tensors "
+        "and plain data (weights_only=True)"
+    )
 
 
 def _first_line(error: BaseException) -> str:

@@ -9,7 +9,7 @@ checkpoint's `config.yaml` describes: a pretraining run's VideoMAE, or a fine-tu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pretrain.config import config_from_dict, load_config
 from pretrain.errors import CheckpointError, ConfigError
@@ -33,8 +33,13 @@ def read_stage_checkpoint(path: Path) -> Weights:
         state, hparams = model_state(state), dict(client.get("hyper_parameters") or {})
     else:
         state, hparams = read_lightning_file(checkpoint.state_path)
-    return _weights(state, config, hparams.get("class_names"), str(checkpoint.path),
-                    {"step": checkpoint.step, "checkpoint": checkpoint})
+    return _weights(
+        state,
+        config,
+        hparams.get("class_names"),
+        str(checkpoint.path),
+        {"step": checkpoint.step, "checkpoint": checkpoint},
+    )
 
 
 def read_bare_lightning_file(path: Path) -> Weights:
@@ -43,16 +48,23 @@ def read_bare_lightning_file(path: Path) -> Weights:
     return _weights(state, config_from_dict(hparams["config"]), hparams.get("class_names"), str(path), {})
 
 
-def _weights(state: dict, config: Any, class_names: Optional[list[str]], source: str,
-             extra: dict[str, Any]) -> Weights:
+def _weights(
+    state: dict, config: Any, class_names: list[str] | None, source: str, extra: dict[str, Any]
+) -> Weights:
     kind = "classifier" if config.stage == "finetune" else "pretraining"
     if kind == "classifier":
         num_classes = _num_classes(state)
         class_names = list(class_names) if class_names else [f"class_{i}" for i in range(num_classes)]
     else:
         num_classes, class_names = None, None
-    spec_config = model_config(arch_spec(config.model), kind, FORMAT_NAME, norm_pix_loss=config.model.norm_pix_loss,
-                               num_classes=num_classes, class_names=class_names)
+    spec_config = model_config(
+        arch_spec(config.model),
+        kind,
+        FORMAT_NAME,
+        norm_pix_loss=config.model.norm_pix_loss,
+        num_classes=num_classes,
+        class_names=class_names,
+    )
     return Weights(state, spec_config, run_config=config, source=source, extra=extra)
 
 
@@ -64,7 +76,11 @@ def _num_classes(state: dict) -> int:
 
 
 STAGE_FORMAT = WeightsFormat(
-    FORMAT_NAME, lambda path: layout.is_stage_checkpoint(path), read_stage_checkpoint,
-    "a stage checkpoint (RUN/checkpoints/step-N, last, a run folder; ZeRO shards or state.ckpt)")
+    FORMAT_NAME,
+    lambda path: layout.is_stage_checkpoint(path),
+    read_stage_checkpoint,
+    "a stage checkpoint (RUN/checkpoints/step-N, last, a run folder; ZeRO shards or state.ckpt)",
+)
 LIGHTNING_FORMAT = WeightsFormat(
-    "lightning", is_lightning_file, read_bare_lightning_file, "a Lightning .ckpt file of a Tubelet run")
+    "lightning", is_lightning_file, read_bare_lightning_file, "a Lightning .ckpt file of a Tubelet run"
+)

@@ -18,7 +18,9 @@ WRAPPERS = ("model_state", "state_dict", "model", "module")
 
 
 def is_original_timesformer(state: Tensors) -> bool:
-    return any(k.endswith("temporal_fc.weight") for k in state) and any(k.endswith("time_embed") for k in state)
+    return any(k.endswith("temporal_fc.weight") for k in state) and any(
+        k.endswith("time_embed") for k in state
+    )
 
 
 def unwrap(obj: Any) -> Tensors:
@@ -33,7 +35,7 @@ def unwrap(obj: Any) -> Tensors:
     if patch is None:
         raise ValueError("no patch_embed.proj.weight: not a TimeSformer checkpoint")
     prefix = patch[: -len("patch_embed.proj.weight")]
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def state_dict_from_original(obj: Any) -> Tensors:
@@ -66,8 +68,17 @@ def spec_from_original(state: Tensors, num_frames: int = 8, norm_eps: float = 1e
     side = int(round((state["encoder.pos_embed"].shape[1] - 1) ** 0.5))
     depth = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.blocks."))
     return ArchSpec(
-        backbone="timesformer", img_size=side * p, num_frames=state["encoder.time_embed"].shape[1] or num_frames,
-        tubelet_size=1, patch_size=p, dim=dim, depth=depth, heads=max(1, dim // 64),
-        mlp_dim=state["encoder.blocks.0.mlp.fc1.weight"].shape[0], key_bias=True,
-        qkv_bias="encoder.blocks.0.attn.qkv.bias" in state, norm_eps=norm_eps, head_norm_eps=norm_eps,
+        backbone="timesformer",
+        img_size=side * p,
+        num_frames=state["encoder.time_embed"].shape[1] or num_frames,
+        tubelet_size=1,
+        patch_size=p,
+        dim=dim,
+        depth=depth,
+        heads=max(1, dim // 64),
+        mlp_dim=state["encoder.blocks.0.mlp.fc1.weight"].shape[0],
+        key_bias=True,
+        qkv_bias="encoder.blocks.0.attn.qkv.bias" in state,
+        norm_eps=norm_eps,
+        head_norm_eps=norm_eps,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 from pretrain.errors import CheckpointError
 from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
@@ -18,7 +18,12 @@ from pretrain.weights.export import EXPORT_CONFIG, read_json, read_safetensors, 
 from pretrain.weights.formats import Tensors, Weights, WeightsFormat, model_config
 from pretrain.weights.safe_load import safe_torch_load
 from pretrain.weights.videomae_hf_naming import (
-    HF_HEAD_NORM_EPS, KIND_BY_ARCHITECTURE, hf_config, spec_from_hf_config, state_dict_from_hf, state_dict_to_hf,
+    HF_HEAD_NORM_EPS,
+    KIND_BY_ARCHITECTURE,
+    hf_config,
+    spec_from_hf_config,
+    state_dict_from_hf,
+    state_dict_to_hf,
 )
 
 log = logging.getLogger(__name__)
@@ -62,8 +67,17 @@ def read_hf_videomae(path: Path) -> Weights:
         raise CheckpointError(f"{path / EXPORT_CONFIG}: {error}") from None
     labels = config.get("id2label") or {}
     names = [labels[key] for key in sorted(labels, key=int)] if kind == "classifier" else None
-    return Weights(state, model_config(spec, kind, FORMAT_NAME, norm_pix_loss=config.get("norm_pix_loss", True),
-                                      num_classes=len(names) if names else None, class_names=names))
+    return Weights(
+        state,
+        model_config(
+            spec,
+            kind,
+            FORMAT_NAME,
+            norm_pix_loss=config.get("norm_pix_loss", True),
+            num_classes=len(names) if names else None,
+            class_names=names,
+        ),
+    )
 
 
 def kind_of(state: Tensors) -> str:
@@ -74,41 +88,67 @@ def kind_of(state: Tensors) -> str:
 
 def preprocessor_config(spec: ArchSpec) -> dict[str, Any]:
     """What `VideoMAEImageProcessor` needs: resize the short side, centre crop, ImageNet mean/std."""
-    return {"image_processor_type": "VideoMAEImageProcessor", "do_resize": True,
-            "size": {"shortest_edge": spec.img_size}, "do_center_crop": True,
-            "crop_size": {"height": spec.img_size, "width": spec.img_size}, "do_rescale": True,
-            "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": list(IMAGENET_MEAN),
-            "image_std": list(IMAGENET_STD), "resample": 2, "num_frames": spec.num_frames}
+    return {
+        "image_processor_type": "VideoMAEImageProcessor",
+        "do_resize": True,
+        "size": {"shortest_edge": spec.img_size},
+        "do_center_crop": True,
+        "crop_size": {"height": spec.img_size, "width": spec.img_size},
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": list(IMAGENET_MEAN),
+        "image_std": list(IMAGENET_STD),
+        "resample": 2,
+        "num_frames": spec.num_frames,
+    }
 
 
-def model_card(spec: ArchSpec, kind: str, class_names: Optional[list[str]]) -> str:
-    classes = f"{len(class_names)} classes: {', '.join(class_names[:10])}" + (" ..." if len(class_names) > 10 else "") \
-        if class_names else "no classification head"
-    return (f"---\nlibrary_name: transformers\ntags: [video, videomae, tubelet]\n---\n\n"
-            f"# VideoMAE ({kind}) exported by Tubelet\n\n"
-            f"- input: {spec.num_frames} frames x {spec.img_size}x{spec.img_size}, tubelet {spec.tubelet_size}, "
-            f"patch {spec.patch_size}; ImageNet mean/std normalization (see {PREPROCESSOR_CONFIG})\n"
-            f"- encoder: {spec.depth} blocks, width {spec.dim}, {spec.heads} heads\n- {classes}\n")
+def model_card(spec: ArchSpec, kind: str, class_names: list[str] | None) -> str:
+    classes = (
+        f"{len(class_names)} classes: {', '.join(class_names[:10])}"
+        + (" ..." if len(class_names) > 10 else "")
+        if class_names
+        else "no classification head"
+    )
+    return (
+        f"---\nlibrary_name: transformers\ntags: [video, videomae, tubelet]\n---\n\n"
+        f"# VideoMAE ({kind}) exported by Tubelet\n\n"
+        f"- input: {spec.num_frames} frames x {spec.img_size}x{spec.img_size}, tubelet {spec.tubelet_size}, "
+        f"patch {spec.patch_size}; ImageNet mean/std normalization (see {PREPROCESSOR_CONFIG})\n"
+        f"- encoder: {spec.depth} blocks, width {spec.dim}, {spec.heads} heads\n- {classes}\n"
+    )
 
 
-def save_hf(state: Tensors, spec_config: dict[str, Any], out_dir: Union[str, Path],
-            class_names: Optional[list[str]] = None) -> Path:
+def save_hf(
+    state: Tensors, spec_config: dict[str, Any], out_dir: str | Path, class_names: list[str] | None = None
+) -> Path:
     """A folder `transformers.VideoMAE*.from_pretrained` (and `pipeline`) loads."""
     spec, kind = ArchSpec.from_dict(spec_config), spec_config["kind"]
     if spec.head_norm_eps != HF_HEAD_NORM_EPS and kind != "encoder":
-        log.warning("transformers builds the %s LayerNorm with eps %g (not configurable; config.json's "
-                    "layer_norm_eps=%g applies to the encoder only); this model uses %g there, so HF "
-                    "outputs will differ slightly (about 1e-6 relative)",
-                    "fc_norm" if kind == "classifier" else "decoder norm", HF_HEAD_NORM_EPS, spec.norm_eps,
-                    spec.head_norm_eps)
+        log.warning(
+            "transformers builds the %s LayerNorm with eps %g (not configurable; config.json's "
+            "layer_norm_eps=%g applies to the encoder only); this model uses %g there, so HF "
+            "outputs will differ slightly (about 1e-6 relative)",
+            "fc_norm" if kind == "classifier" else "decoder norm",
+            HF_HEAD_NORM_EPS,
+            spec.norm_eps,
+            spec.head_norm_eps,
+        )
     num_classes = int(state["head.weight"].shape[0]) if kind == "classifier" else None
     names = class_names or spec_config.get("class_names")
     config = hf_config(spec, kind, spec_config.get("norm_pix_loss", True), names, num_classes)
-    extra = {PREPROCESSOR_CONFIG: json.dumps(preprocessor_config(spec), indent=2),
-             MODEL_CARD: model_card(spec, kind, names)}
+    extra = {
+        PREPROCESSOR_CONFIG: json.dumps(preprocessor_config(spec), indent=2),
+        MODEL_CARD: model_card(spec, kind, names),
+    }
     write_atomic(Path(out_dir), state_dict_to_hf(state, kind), config, HF_WEIGHTS, extra_files=extra)
     return Path(out_dir)
 
 
-HF_VIDEOMAE_FORMAT = WeightsFormat(FORMAT_NAME, is_hf_videomae, read_hf_videomae,
-                                   "a Hugging Face VideoMAE folder (config.json model_type=videomae)")
+HF_VIDEOMAE_FORMAT = WeightsFormat(
+    FORMAT_NAME,
+    is_hf_videomae,
+    read_hf_videomae,
+    "a Hugging Face VideoMAE folder (config.json model_type=videomae)",
+)

@@ -10,7 +10,7 @@ transformers: configs are plain dicts, as in HF's `config.json`.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -62,16 +62,22 @@ def _block_to_hf(ours: Tensors, src: str, dst: str, out: Tensors) -> None:
 
 
 def _count_blocks(keys: Any, prefix: str) -> int:
-    ids = {int(k[len(prefix):].split(".")[0]) for k in keys if k.startswith(prefix)}
+    ids = {int(k[len(prefix) :].split(".")[0]) for k in keys if k.startswith(prefix)}
     return max(ids) + 1 if ids else 0
 
 
 def _module_pairs(base: str) -> list[tuple[str, str]]:
     """(our module, HF module) outside the blocks; `base` is HF's `videomae.` prefix or ''."""
-    return [("encoder.patch_embed.proj", f"{base}embeddings.patch_embeddings.projection"),
-            ("encoder.norm", f"{base}layernorm"), ("decoder.norm", "decoder.norm"),
-            ("decoder.head", "decoder.head"), ("fc_norm", "fc_norm"), ("head", "classifier"),
-            ("encoder.blocks.", f"{base}encoder.layer."), ("decoder.blocks.", "decoder.decoder_layers.")]
+    return [
+        ("encoder.patch_embed.proj", f"{base}embeddings.patch_embeddings.projection"),
+        ("encoder.norm", f"{base}layernorm"),
+        ("decoder.norm", "decoder.norm"),
+        ("decoder.head", "decoder.head"),
+        ("fc_norm", "fc_norm"),
+        ("head", "classifier"),
+        ("encoder.blocks.", f"{base}encoder.layer."),
+        ("decoder.blocks.", "decoder.decoder_layers."),
+    ]
 
 
 def _rename(src: Tensors, base: str, to_hf: bool) -> Tensors:
@@ -105,44 +111,71 @@ def state_dict_to_hf(ours: Tensors, kind: str) -> Tensors:
 def spec_from_hf_config(config: dict[str, Any], kind: str) -> ArchSpec:
     """ArchSpec of an HF `VideoMAEConfig` dict; refuses settings our model does not implement."""
     if config.get("num_channels", CHANNELS) != CHANNELS:
-        raise CheckpointError(f"HF config num_channels={config['num_channels']}; only {CHANNELS} is supported")
+        raise CheckpointError(
+            f"HF config num_channels={config['num_channels']}; only {CHANNELS} is supported"
+        )
     if config.get("hidden_act", "gelu") != "gelu":
         raise CheckpointError(f"HF config hidden_act={config['hidden_act']!r}; only 'gelu' is supported")
     mean_pooling = config.get("use_mean_pooling", True)
     if kind == "classifier" and not mean_pooling:
-        raise CheckpointError("HF classifier with use_mean_pooling=false (first-token pooling) is not supported")
+        raise CheckpointError(
+            "HF classifier with use_mean_pooling=false (first-token pooling) is not supported"
+        )
     patch, image = config.get("patch_size", 16), config.get("image_size", 224)
     return ArchSpec(
         img_size=image if isinstance(image, int) else image[0],
-        num_frames=config.get("num_frames", 16), tubelet_size=config.get("tubelet_size", 2),
+        num_frames=config.get("num_frames", 16),
+        tubelet_size=config.get("tubelet_size", 2),
         patch_size=patch if isinstance(patch, int) else patch[0],
-        dim=config.get("hidden_size", 768), depth=config.get("num_hidden_layers", 12),
-        heads=config.get("num_attention_heads", 12), mlp_dim=config.get("intermediate_size", 3072),
+        dim=config.get("hidden_size", 768),
+        depth=config.get("num_hidden_layers", 12),
+        heads=config.get("num_attention_heads", 12),
+        mlp_dim=config.get("intermediate_size", 3072),
         decoder_dim=config.get("decoder_hidden_size", 384),
         decoder_depth=config.get("decoder_num_hidden_layers", 4),
         decoder_heads=config.get("decoder_num_attention_heads", 6),
         decoder_mlp_dim=config.get("decoder_intermediate_size", 1536),
-        qkv_bias=config.get("qv_bias", True), norm_eps=config.get("layer_norm_eps", 1e-12),
-        head_norm_eps=HF_HEAD_NORM_EPS, encoder_norm=not mean_pooling,
+        qkv_bias=config.get("qv_bias", True),
+        norm_eps=config.get("layer_norm_eps", 1e-12),
+        head_norm_eps=HF_HEAD_NORM_EPS,
+        encoder_norm=not mean_pooling,
     )
 
 
-def hf_config(spec: ArchSpec, kind: str, norm_pix_loss: bool = True,
-              class_names: Optional[list[str]] = None, num_classes: Optional[int] = None) -> dict[str, Any]:
+def hf_config(
+    spec: ArchSpec,
+    kind: str,
+    norm_pix_loss: bool = True,
+    class_names: list[str] | None = None,
+    num_classes: int | None = None,
+) -> dict[str, Any]:
     """HF `config.json` contents for a model of this spec and kind."""
     config: dict[str, Any] = {
-        "architectures": [ARCHITECTURE_BY_KIND[kind]], "model_type": "videomae",
-        "image_size": spec.img_size, "num_frames": spec.num_frames, "tubelet_size": spec.tubelet_size,
-        "patch_size": spec.patch_size, "num_channels": CHANNELS, "hidden_size": spec.dim,
-        "num_hidden_layers": spec.depth, "num_attention_heads": spec.heads,
-        "intermediate_size": spec.mlp_dim, "decoder_hidden_size": spec.decoder_dim,
+        "architectures": [ARCHITECTURE_BY_KIND[kind]],
+        "model_type": "videomae",
+        "image_size": spec.img_size,
+        "num_frames": spec.num_frames,
+        "tubelet_size": spec.tubelet_size,
+        "patch_size": spec.patch_size,
+        "num_channels": CHANNELS,
+        "hidden_size": spec.dim,
+        "num_hidden_layers": spec.depth,
+        "num_attention_heads": spec.heads,
+        "intermediate_size": spec.mlp_dim,
+        "decoder_hidden_size": spec.decoder_dim,
         "decoder_num_hidden_layers": spec.decoder_depth,
         "decoder_num_attention_heads": spec.decoder_heads,
-        "decoder_intermediate_size": spec.decoder_mlp_dim, "qv_bias": spec.qkv_bias,
-        "layer_norm_eps": spec.norm_eps, "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
-        "attention_probs_dropout_prob": 0.0, "initializer_range": 0.02, "norm_pix_loss": norm_pix_loss,
+        "decoder_intermediate_size": spec.decoder_mlp_dim,
+        "qv_bias": spec.qkv_bias,
+        "layer_norm_eps": spec.norm_eps,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+        "initializer_range": 0.02,
+        "norm_pix_loss": norm_pix_loss,
         # mean pooling (classifier) means no final encoder norm; pretraining: norm iff encoder_norm
-        "use_mean_pooling": kind == "classifier" or not spec.encoder_norm, "dtype": "float32",
+        "use_mean_pooling": kind == "classifier" or not spec.encoder_norm,
+        "dtype": "float32",
     }
     if kind == "classifier":
         names = class_names or [f"LABEL_{i}" for i in range(num_classes or 0)]

@@ -43,7 +43,9 @@ def unwrap(obj: Any, path: Path) -> Tensors:
     while isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
         key = next((k for k in WRAPPER_KEYS if k in obj), None)
         if key is None:
-            raise CheckpointError(f"{path}: no state dict found (top-level keys: {sorted(map(str, obj))[:10]})")
+            raise CheckpointError(
+                f"{path}: no state dict found (top-level keys: {sorted(map(str, obj))[:10]})"
+            )
         obj = obj[key]
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a state dict, got {type(obj).__name__}")
@@ -51,17 +53,21 @@ def unwrap(obj: Any, path: Path) -> Tensors:
     hf_key = next((k for k in keys if k.endswith(HF_PATCH_KEY)), None)
     if hf_key is not None:  # a raw HF state dict file without its folder
         prefix = hf_key[: -len(HF_PATCH_KEY)].removesuffix("videomae.")
-        return state_dict_from_hf({k[len(prefix):]: obj[k] for k in keys if k.startswith(prefix)})
+        return state_dict_from_hf({k[len(prefix) :]: obj[k] for k in keys if k.startswith(prefix)})
     patch_key = next((k for k in keys if k.endswith(OUR_PATCH_KEY)), None)
     if patch_key is None:
         raise CheckpointError(f"{path}: no patch embedding weight (*{OUR_PATCH_KEY}) - not VideoMAE weights")
     prefix = patch_key[: -len(OUR_PATCH_KEY)]  # "encoder." (pretraining), "" (fine-tuning), + wrapper
     outer = prefix.removesuffix("encoder.")
     learned = any(k.endswith("cls_token") for k in keys)  # TimeSformer / ViViT: learned tables are weights
-    state = {k[len(outer):]: obj[k] for k in keys if k.startswith(outer) and (learned or "pos_embed" not in k)}
+    state = {
+        k[len(outer) :]: obj[k] for k in keys if k.startswith(outer) and (learned or "pos_embed" not in k)
+    }
     if not prefix.endswith("encoder."):  # fine-tuning layout: encoder parts at the top level
-        state = {(f"encoder.{k}" if k.split(".")[0] in ("patch_embed", "blocks", "norm") else k): v
-                 for k, v in state.items()}
+        state = {
+            (f"encoder.{k}" if k.split(".")[0] in ("patch_embed", "blocks", "norm") else k): v
+            for k, v in state.items()
+        }
     return {k: v for k, v in state.items() if not k.startswith("encoder.head.")}
 
 
@@ -70,9 +76,14 @@ def infer_backbone(state: Tensors, tubelet: int, patch: int) -> dict[str, Any]:
     if "encoder.cls_token" not in state:
         return {}
     temporal = {k.split(".")[2] for k in state if k.startswith("encoder.temporal_blocks.")}
-    backbone = "timesformer" if "encoder.blocks.0.temporal_fc.weight" in state else "vivit" if temporal else "vit"
-    values: dict[str, Any] = {"backbone": backbone, "key_bias": "encoder.blocks.0.attn.qkv.bias" in state,
-                              "class_token": backbone == "vit"}
+    backbone = (
+        "timesformer" if "encoder.blocks.0.temporal_fc.weight" in state else "vivit" if temporal else "vit"
+    )
+    values: dict[str, Any] = {
+        "backbone": backbone,
+        "key_bias": "encoder.blocks.0.attn.qkv.bias" in state,
+        "class_token": backbone == "vit",
+    }
     if backbone != "vit":
         side = round((state["encoder.pos_embed"].shape[1] - 1) ** 0.5)
         slices = state["encoder.time_embed"].shape[1] - (backbone == "vivit")
@@ -89,9 +100,15 @@ def infer_spec(state: Tensors) -> ArchSpec:
     depth = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.blocks."))
     size = next((s for s in SIZES.values() if (s.dim, s.depth) == (dim, depth)), None)
     values: dict[str, Any] = dict(
-        **infer_backbone(state, tubelet, patch), tubelet_size=tubelet, patch_size=patch, dim=dim, depth=depth,
-        heads=size.heads if size else dim // 64, mlp_dim=state["encoder.blocks.0.mlp.fc1.weight"].shape[0],
-        qkv_bias="encoder.blocks.0.attn.q_bias" in state, encoder_norm="encoder.norm.weight" in state,
+        **infer_backbone(state, tubelet, patch),
+        tubelet_size=tubelet,
+        patch_size=patch,
+        dim=dim,
+        depth=depth,
+        heads=size.heads if size else dim // 64,
+        mlp_dim=state["encoder.blocks.0.mlp.fc1.weight"].shape[0],
+        qkv_bias="encoder.blocks.0.attn.q_bias" in state,
+        encoder_norm="encoder.norm.weight" in state,
     )
     if "decoder.head.weight" in state:
         decoder_dim = state["decoder.head.weight"].shape[1]
@@ -110,5 +127,9 @@ def _is_weights_file(path: Path) -> bool:
     return path.is_file()
 
 
-VIDEOMAE_FILE_FORMAT = WeightsFormat(FORMAT_NAME, _is_weights_file, read_videomae_file,
-                                     "an original VideoMAE .pth (or a raw state dict .safetensors)")
+VIDEOMAE_FILE_FORMAT = WeightsFormat(
+    FORMAT_NAME,
+    _is_weights_file,
+    read_videomae_file,
+    "an original VideoMAE .pth (or a raw state dict .safetensors)",
+)

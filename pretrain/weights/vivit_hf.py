@@ -12,7 +12,7 @@ both read); ours is one fused `qkv`. transformers 5 names are written. `VivitMod
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -22,19 +22,29 @@ Tensors = dict[str, torch.Tensor]
 KIND_BY_ARCHITECTURE = {"VivitModel": "encoder", "VivitForVideoClassification": "classifier"}
 ARCHITECTURE_BY_KIND = {kind: arch for arch, kind in KIND_BY_ARCHITECTURE.items()}
 HF_INPUT_MEAN = HF_INPUT_STD = (0.5, 0.5, 0.5)  # rescale to [-1, 1]
-ACTIVATIONS = {"gelu_fast": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
+ACTIVATIONS = {
+    "gelu_fast": "gelu_tanh",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu": "gelu",
+}
 POOLER = ("pooler.dense.weight", "pooler.dense.bias")
 
 # (ours inside a block, HF transformers-5 name inside a layer, older HF name)
 BLOCK_NAMES = (
-    ("norm1", "layernorm_before", "layernorm_before"), ("attn.proj", "attention.o_proj", "attention.output.dense"),
-    ("norm2", "layernorm_after", "layernorm_after"), ("mlp.fc1", "mlp.fc1", "intermediate.dense"),
+    ("norm1", "layernorm_before", "layernorm_before"),
+    ("attn.proj", "attention.o_proj", "attention.output.dense"),
+    ("norm2", "layernorm_after", "layernorm_after"),
+    ("mlp.fc1", "mlp.fc1", "intermediate.dense"),
     ("mlp.fc2", "mlp.fc2", "output.dense"),
 )
 QKV = (("q_proj", "query"), ("k_proj", "key"), ("v_proj", "value"))
-OUTSIDE = (("encoder.cls_token", "embeddings.cls_token"), ("encoder.pos_embed", "embeddings.position_embeddings"),
-           ("encoder.patch_embed.proj.weight", "embeddings.patch_embeddings.projection.weight"),
-           ("encoder.patch_embed.proj.bias", "embeddings.patch_embeddings.projection.bias"))
+OUTSIDE = (
+    ("encoder.cls_token", "embeddings.cls_token"),
+    ("encoder.pos_embed", "embeddings.position_embeddings"),
+    ("encoder.patch_embed.proj.weight", "embeddings.patch_embeddings.projection.weight"),
+    ("encoder.patch_embed.proj.bias", "embeddings.patch_embeddings.projection.bias"),
+)
 
 
 def _layer_prefixes(hf: Tensors, base: str) -> tuple[str, bool]:
@@ -66,7 +76,7 @@ def state_dict_from_hf(hf: Tensors) -> Tensors:
     layers, current = _layer_prefixes(hf, base)
     used: set[str] = set()
     out = {ours: _get(hf, base + theirs, used) for ours, theirs in OUTSIDE}
-    depth = len({k[len(layers):].split(".")[0] for k in hf if k.startswith(layers)})
+    depth = len({k[len(layers) :].split(".")[0] for k in hf if k.startswith(layers)})
     for i in range(depth):
         _block_from_hf(hf, f"{layers}{i}", f"encoder.blocks.{i}", current, out, used)
     norm = "fc_norm" if classifier else "encoder.norm"
@@ -116,29 +126,52 @@ def spec_from_hf_config(config: dict[str, Any]) -> ArchSpec:
         raise ValueError(f"HF ViViT tubelet_size={config['tubelet_size']}: only square patches are supported")
     eps = config.get("layer_norm_eps", 1e-6)
     return ArchSpec(
-        backbone="vit", class_token=True, img_size=config.get("image_size", 224),
-        num_frames=config.get("num_frames", 32), tubelet_size=tubelet, patch_size=patch,
-        dim=config.get("hidden_size", 768), depth=config.get("num_hidden_layers", 12),
-        heads=config.get("num_attention_heads", 12), mlp_dim=config.get("intermediate_size", 3072),
-        qkv_bias=config.get("qkv_bias", True), key_bias=True, norm_eps=eps, head_norm_eps=eps,
-        mlp_act=ACTIVATIONS[act], pixel_mean=HF_INPUT_MEAN, pixel_std=HF_INPUT_STD,
+        backbone="vit",
+        class_token=True,
+        img_size=config.get("image_size", 224),
+        num_frames=config.get("num_frames", 32),
+        tubelet_size=tubelet,
+        patch_size=patch,
+        dim=config.get("hidden_size", 768),
+        depth=config.get("num_hidden_layers", 12),
+        heads=config.get("num_attention_heads", 12),
+        mlp_dim=config.get("intermediate_size", 3072),
+        qkv_bias=config.get("qkv_bias", True),
+        key_bias=True,
+        norm_eps=eps,
+        head_norm_eps=eps,
+        mlp_act=ACTIVATIONS[act],
+        pixel_mean=HF_INPUT_MEAN,
+        pixel_std=HF_INPUT_STD,
     )
 
 
-def hf_config(spec: ArchSpec, kind: str, class_names: Optional[list[str]] = None) -> dict[str, Any]:
+def hf_config(spec: ArchSpec, kind: str, class_names: list[str] | None = None) -> dict[str, Any]:
     """HF `config.json` contents (model_type vivit) for our `vit` with a class token."""
     if spec.backbone != "vit" or not spec.class_token or not spec.key_bias:
-        raise ValueError("HF ViViT is joint attention with a class token and qkv biases: only a vit with "
-                         f"class_token and key_bias converts (got backbone {spec.backbone}, "
-                         f"class_token {spec.class_token}, key_bias {spec.key_bias})")
+        raise ValueError(
+            "HF ViViT is joint attention with a class token and qkv biases: only a vit with "
+            f"class_token and key_bias converts (got backbone {spec.backbone}, "
+            f"class_token {spec.class_token}, key_bias {spec.key_bias})"
+        )
     config: dict[str, Any] = {
-        "architectures": [ARCHITECTURE_BY_KIND[kind]], "model_type": "vivit",
-        "image_size": spec.img_size, "num_frames": spec.num_frames,
-        "tubelet_size": [spec.tubelet_size, spec.patch_size, spec.patch_size], "num_channels": CHANNELS,
-        "hidden_size": spec.dim, "num_hidden_layers": spec.depth, "num_attention_heads": spec.heads,
-        "intermediate_size": spec.mlp_dim, "hidden_act": {"gelu_tanh": "gelu_fast", "gelu": "gelu"}[spec.mlp_act],
-        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "initializer_range": 0.02,
-        "layer_norm_eps": spec.norm_eps, "qkv_bias": spec.qkv_bias, "dtype": "float32",
+        "architectures": [ARCHITECTURE_BY_KIND[kind]],
+        "model_type": "vivit",
+        "image_size": spec.img_size,
+        "num_frames": spec.num_frames,
+        "tubelet_size": [spec.tubelet_size, spec.patch_size, spec.patch_size],
+        "num_channels": CHANNELS,
+        "hidden_size": spec.dim,
+        "num_hidden_layers": spec.depth,
+        "num_attention_heads": spec.heads,
+        "intermediate_size": spec.mlp_dim,
+        "hidden_act": {"gelu_tanh": "gelu_fast", "gelu": "gelu"}[spec.mlp_act],
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+        "initializer_range": 0.02,
+        "layer_norm_eps": spec.norm_eps,
+        "qkv_bias": spec.qkv_bias,
+        "dtype": "float32",
     }
     if kind == "classifier":
         names = list(class_names or [])

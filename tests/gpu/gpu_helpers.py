@@ -7,9 +7,17 @@ from pathlib import Path
 
 def gpu_stage_overrides(shards: Path, out: Path, name: str) -> list[str]:
     """A stage on the GPU in bf16, quiet, one log row per step."""
-    return [f"data.shards={shards}", f"trainer.output_dir={out}", f"trainer.run_name={name}",
-            "trainer.accelerator=gpu", "trainer.precision=bf16-mixed", "logging.wandb=disabled",
-            "logging.recon_every_steps=0", "logging.every_steps=1", "data.num_workers=0"]
+    return [
+        f"data.shards={shards}",
+        f"trainer.output_dir={out}",
+        f"trainer.run_name={name}",
+        "trainer.accelerator=gpu",
+        "trainer.precision=bf16-mixed",
+        "logging.wandb=disabled",
+        "logging.recon_every_steps=0",
+        "logging.every_steps=1",
+        "data.num_workers=0",
+    ]
 
 
 def backbone_config(backbone: str, *extra: str):

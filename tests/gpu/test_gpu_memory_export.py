@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from gpu_helpers import gpu_stage_overrides
+
 from pretrain.config import load_config
 from pretrain.models import build_classifier
 
@@ -17,8 +17,15 @@ MIN_SAVING = 0.3
 
 
 def _peak_step_gib(grad_checkpointing: bool) -> float:
-    config = load_config("finetune/tiny", ["model.size=b", "model.img_size=224", "model.num_frames=16",
-                                           f"model.grad_checkpointing={str(grad_checkpointing).lower()}"])
+    config = load_config(
+        "finetune/tiny",
+        [
+            "model.size=b",
+            "model.img_size=224",
+            "model.num_frames=16",
+            f"model.grad_checkpointing={str(grad_checkpointing).lower()}",
+        ],
+    )
     torch.manual_seed(0)
     model = build_classifier(config.model, num_classes=101).cuda().train()
     video = torch.randn(4, 3, 16, 224, 224, device="cuda")  # (B, C, T, H, W)
@@ -37,7 +44,10 @@ def _peak_step_gib(grad_checkpointing: bool) -> float:
 def test_activation_checkpointing_lowers_peak_memory(gpu_figures):
     plain, checkpointed = _peak_step_gib(False), _peak_step_gib(True)
     gpu_figures["grad_checkpointing_peak_gib/vit-b-16x224-batch4-bf16"] = {
-        "plain": round(plain, 3), "checkpointed": round(checkpointed, 3), "saving": round(1 - checkpointed / plain, 3)}
+        "plain": round(plain, 3),
+        "checkpointed": round(checkpointed, 3),
+        "saving": round(1 - checkpointed / plain, 3),
+    }
     assert checkpointed <= (1 - MIN_SAVING) * plain, (plain, checkpointed)
 
 
@@ -45,8 +55,11 @@ def test_a_gpu_finetuned_export_gives_the_same_logits_on_cpu(motion_shards, tmp_
     from pretrain.train.entry import run_stage
     from pretrain.weights import export_checkpoint, load_finetuned
 
-    config = load_config("finetune/tiny", gpu_stage_overrides(motion_shards, tmp_path, "finetune") + [
-        "trainer.max_steps=4", "trainer.checkpoint_every_steps=4"])
+    config = load_config(
+        "finetune/tiny",
+        gpu_stage_overrides(motion_shards, tmp_path, "finetune")
+        + ["trainer.max_steps=4", "trainer.checkpoint_every_steps=4"],
+    )
     result = run_stage(config)
     assert result.global_step == 4
     export_checkpoint(result.last_checkpoint, tmp_path / "export")

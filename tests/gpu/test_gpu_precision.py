@@ -46,8 +46,12 @@ def test_bf16_forward_backward_matches_fp32(backbone, exact_fp32, gpu_figures):
     loss16, grads16 = _loss_and_grads(model, inputs, torch.bfloat16)
     grad_error = float((grads16 - grads32).norm() / grads32.norm())
     cosine = float(torch.nn.functional.cosine_similarity(grads16, grads32, dim=0))
-    gpu_figures[f"bf16_vs_fp32/{backbone}"] = {"loss_fp32": loss32, "loss_bf16": loss16,
-                                               "grad_rel_error": grad_error, "grad_cosine": cosine}
+    gpu_figures[f"bf16_vs_fp32/{backbone}"] = {
+        "loss_fp32": loss32,
+        "loss_bf16": loss16,
+        "grad_rel_error": grad_error,
+        "grad_cosine": cosine,
+    }
     assert abs(loss16 - loss32) <= LOSS_RTOL * abs(loss32)
     assert grad_error <= GRAD_RTOL and cosine >= GRAD_COSINE
 
@@ -74,7 +78,9 @@ def test_peak_memory_of_a_vit_b_shaped_step(backbone, gpu_figures):
     """ViT-B, 16×224², 90% mask, batch 8, bf16 autocast: the figure the README reports per backbone."""
     from gpu_helpers import backbone_config
 
-    config = backbone_config(backbone, "model.size=b", "model.img_size=224", "model.num_frames=16", "mask.ratio=0.9")
+    config = backbone_config(
+        backbone, "model.size=b", "model.img_size=224", "model.num_frames=16", "mask.ratio=0.9"
+    )
     model = build_pretraining_model(config.model).cuda().train()
     inputs = videomae_inputs(model.spec, 8, 0.9, torch.device("cuda"))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
@@ -87,4 +93,6 @@ def test_peak_memory_of_a_vit_b_shaped_step(backbone, gpu_figures):
     peak = torch.cuda.max_memory_allocated() / 2**30
     weights = sum(p.numel() for p in model.parameters()) * 4 / 2**30
     gpu_figures[f"peak_memory_gib/{backbone}-b-16x224-batch8-bf16"] = round(peak, 3)
-    assert 4 * weights < peak < 60  # weights + grads + AdamW state, plus activations; far from the card's size
+    assert (
+        4 * weights < peak < 60
+    )  # weights + grads + AdamW state, plus activations; far from the card's size

@@ -20,7 +20,9 @@ VIT_B = ("model.size=b", "model.img_size=224", "model.num_frames=16")
 def test_pretraining_attention_runs_on_a_fused_kernel(backend):
     config = load_config("pretrain/tiny", [*VIT_B, "mask.ratio=0.9"])
     model = build_pretraining_model(config.model).cuda().train()
-    error = fused_sdpa_step(model, videomae_inputs(model.spec, 2, 0.9, torch.device("cuda")), backends=(backend,))
+    error = fused_sdpa_step(
+        model, videomae_inputs(model.spec, 2, 0.9, torch.device("cuda")), backends=(backend,)
+    )
     assert error is None, error
 
 
@@ -41,7 +43,10 @@ def test_finetuning_attention_over_all_tokens_runs_on_a_fused_kernel():
     config = load_config("finetune/tiny", list(VIT_B))
     model = build_classifier(config.model, num_classes=101).cuda().train()
     video = torch.randn(2, 3, 16, 224, 224, device="cuda")  # (B, C, T, H, W), 1568 tokens
-    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]), torch.autocast("cuda", torch.bfloat16):
+    with (
+        sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]),
+        torch.autocast("cuda", torch.bfloat16),
+    ):
         logits = model(video)
     logits.float().sum().backward()
     assert logits.shape == (2, 101) and torch.isfinite(logits).all()

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.gpu
 
 def _yuv_batch(seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (2, 8, 96 * 3 // 2, 128), dtype=torch.uint8, generator=generator)  # (B, T, H*3/2, W)
+    return torch.randint(
+        0, 256, (2, 8, 96 * 3 // 2, 128), dtype=torch.uint8, generator=generator
+    )  # (B, T, H*3/2, W)
 
 
 def test_yuv420_converted_on_the_gpu_equals_the_cpu_conversion():
@@ -39,9 +41,16 @@ def test_the_model_input_from_a_yuv_batch_matches_on_cpu_and_gpu():
 def test_gpu_runs_get_pinned_uint8_batches_that_copy_non_blocking(motion_shards):
     from pretrain.data.streams.pretrain_stream import build_pretrain_loader
 
-    config = load_config("pretrain/tiny", [f"data.shards={motion_shards}", "data.split=train",
-                                           "trainer.accelerator=gpu", "trainer.precision=bf16-mixed",
-                                           "data.num_workers=1"])
+    config = load_config(
+        "pretrain/tiny",
+        [
+            f"data.shards={motion_shards}",
+            "data.split=train",
+            "trainer.accelerator=gpu",
+            "trainer.precision=bf16-mixed",
+            "data.num_workers=1",
+        ],
+    )
     batch = next(iter(build_pretrain_loader(config, rank=0, world_size=1)))
     video = batch["video"]  # YUV 4:2:0 uint8 (B, T, H*3/2, W)
     assert video.dtype == torch.uint8 and video.dim() == 4 and video.is_pinned()
@@ -67,7 +76,11 @@ def test_lightning_moves_batches_to_the_gpu_with_non_blocking_copies(monkeypatch
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.Tensor, "to", spy)
-    batch = {"video": _yuv_batch().pin_memory(), "mask": torch.ones(2, 16, dtype=torch.bool).pin_memory(), "key": ["a", "b"]}
+    batch = {
+        "video": _yuv_batch().pin_memory(),
+        "mask": torch.ones(2, 16, dtype=torch.bool).pin_memory(),
+        "key": ["a", "b"],
+    }
     moved = move_data_to_device(batch, torch.device("cuda"))
     assert calls == [True, True]
     assert moved["video"].is_cuda and torch.equal(moved["video"].cpu(), batch["video"])

@@ -9,8 +9,8 @@ import math
 
 import pytest
 import torch
-
 from gpu_helpers import gpu_stage_overrides
+
 from pretrain.config import load_config
 from pretrain.train.entry import run_stage
 
@@ -23,10 +23,18 @@ STEPS = 3
 @pytest.mark.parametrize("offload", ["none", "cpu"])
 def test_zero_stage_trains_checkpoints_and_exports(stage, offload, motion_shards, tmp_path, exact_fp32):
     name = f"zero{stage}-offload-{offload}"
-    config = load_config("pretrain/tiny", gpu_stage_overrides(motion_shards, tmp_path, name) + [
-        "data.split=train", "strategy.name=deepspeed", f"strategy.zero_stage={stage}",
-        f"strategy.offload_optimizer={offload}", f"trainer.max_steps={STEPS}",
-        f"trainer.checkpoint_every_steps={STEPS}"])
+    config = load_config(
+        "pretrain/tiny",
+        gpu_stage_overrides(motion_shards, tmp_path, name)
+        + [
+            "data.split=train",
+            "strategy.name=deepspeed",
+            f"strategy.zero_stage={stage}",
+            f"strategy.offload_optimizer={offload}",
+            f"trainer.max_steps={STEPS}",
+            f"trainer.checkpoint_every_steps={STEPS}",
+        ],
+    )
     result = run_stage(config)
     assert result.global_step == STEPS
     assert math.isfinite(result.metrics["train/loss"])

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.corpora import square_frames, write_folder_tree
@@ -27,8 +26,14 @@ def build_folder_shards(root: Path) -> Path:
 
 
 def overrides(shards: Path, out: Path, name: str, *extra: str) -> list[str]:
-    return [f"data.shards={shards}", f"trainer.output_dir={out}", f"trainer.run_name={name}",
-            "logging.every_steps=1", *FAST_LEARNING, *extra]
+    return [
+        f"data.shards={shards}",
+        f"trainer.output_dir={out}",
+        f"trainer.run_name={name}",
+        "logging.every_steps=1",
+        *FAST_LEARNING,
+        *extra,
+    ]
 
 
 def tiny_config(shards: Path, out: Path, name: str, *extra: str) -> RunConfig:
@@ -51,6 +56,8 @@ def tubelet_command(*args: str) -> list[str]:
     return [str(script), *args]
 
 
-def run_cli(*args: str, timeout: float = 300, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "WANDB_MODE": "offline", "DS_ACCELERATOR": "cpu", **(env or {})}
-    return subprocess.run(tubelet_command(*args), capture_output=True, text=True, timeout=timeout, env=full_env)
+    return subprocess.run(
+        tubelet_command(*args), capture_output=True, text=True, timeout=timeout, env=full_env
+    )

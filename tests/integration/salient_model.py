@@ -14,8 +14,8 @@ from pretrain.data.augment.transforms import normalize_video
 from pretrain.data.generated.salient_object import OBJECT_COLOURS, SalientClip, salient_object_clip
 from pretrain.data.generated.synthetic import write_video
 from pretrain.models.classifier import VideoClassifier
-from pretrain.weights import save_export
 from pretrain.models.vit import ArchSpec
+from pretrain.weights import save_export
 
 FRAMES, SIZE = 8, 32
 SPEC = ArchSpec.from_size("tiny", img_size=SIZE, num_frames=FRAMES, tubelet_size=2, patch_size=8)
@@ -24,8 +24,10 @@ STEPS, BATCH = 120, 24
 
 
 def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
-    clips = [salient_object_clip(i % len(CLASSES), seed=step * BATCH + i, num_frames=FRAMES, size=(SIZE, SIZE))
-             for i in range(BATCH)]
+    clips = [
+        salient_object_clip(i % len(CLASSES), seed=step * BATCH + i, num_frames=FRAMES, size=(SIZE, SIZE))
+        for i in range(BATCH)
+    ]
     frames = torch.from_numpy(np.stack([c.frames for c in clips])).permute(0, 4, 1, 2, 3)  # (B, C, T, H, W)
     return normalize_video(frames), torch.tensor([c.label for c in clips])
 

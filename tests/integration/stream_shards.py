@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.corpora import square_frames, write_ucf101_tree
@@ -64,7 +64,7 @@ def rewrite_member(shard: Path, key: str, new_bytes: Callable[[bytes], bytes]) -
             tar.addfile(info, io.BytesIO(data))
 
 
-def first_key(shard: Path, prefix: Optional[str] = None) -> str:
+def first_key(shard: Path, prefix: str | None = None) -> str:
     with tarfile.open(shard) as tar:
         names = [m.name[: -len(".json")] for m in tar.getmembers() if m.name.endswith(".json")]
     return next(n for n in names if prefix is None or n.startswith(prefix))

@@ -14,8 +14,8 @@ from pretrain.config import load_config
 from pretrain.data.generated.motion_dataset import MOTIONS, motion_frames
 from pretrain.data.generated.synthetic import write_video
 from pretrain.evaluate.predict import predict
-from pretrain.train.entry import run_stage
 from pretrain.models import build_finetune_model
+from pretrain.train.entry import run_stage
 from pretrain.weights import build_model, export_checkpoint, load_weights
 
 CLASSES = ("MoveUpSlow", "MoveDownSlow")
@@ -31,15 +31,32 @@ def shards(tmp_path_factory):
 def staged(request, shards, tmp_path_factory):
     backbone = request.param
     root = tmp_path_factory.mktemp(backbone)
-    config = load_config("pretrain/tiny", [
-        f"data.shards={shards}", f"trainer.max_steps={STEPS}", f"trainer.checkpoint_every_steps={STEPS}",
-        f"trainer.output_dir={root}", "trainer.run_name=pre", "logging.wandb=disabled", "logging.every_steps=1",
-        "logging.recon_every_steps=1", "mask.decoder_ratio=0.5", f"model.backbone={backbone}"], stage="pretrain")
+    config = load_config(
+        "pretrain/tiny",
+        [
+            f"data.shards={shards}",
+            f"trainer.max_steps={STEPS}",
+            f"trainer.checkpoint_every_steps={STEPS}",
+            f"trainer.output_dir={root}",
+            "trainer.run_name=pre",
+            "logging.wandb=disabled",
+            "logging.every_steps=1",
+            "logging.recon_every_steps=1",
+            "mask.decoder_ratio=0.5",
+            f"model.backbone={backbone}",
+        ],
+        stage="pretrain",
+    )
     with InProcessRun():
         pretrained = run_stage(config)
     export_checkpoint(pretrained.last_checkpoint, root / "export")
-    finetuned = short_finetune(shards, root / "runs", "ft", f"model.backbone={backbone}",
-                               f"finetune.init={pretrained.last_checkpoint}")
+    finetuned = short_finetune(
+        shards,
+        root / "runs",
+        "ft",
+        f"model.backbone={backbone}",
+        f"finetune.init={pretrained.last_checkpoint}",
+    )
     return backbone, root, pretrained, finetuned
 
 
@@ -56,7 +73,10 @@ def test_export_records_the_backbone_and_rebuilds_the_model(staged):
     assert config["arch"]["backbone"] == backbone
     state, model_config = load_weights(root / "export")
     model = build_model(state, model_config)
-    assert type(model.encoder).__name__ == {"timesformer": "TimeSformerEncoder", "vivit": "FactorisedEncoder"}[backbone]
+    assert (
+        type(model.encoder).__name__
+        == {"timesformer": "TimeSformerEncoder", "vivit": "FactorisedEncoder"}[backbone]
+    )
     assert "encoder.time_embed" in state
 
 
@@ -71,7 +91,9 @@ def test_finetuning_from_the_pretraining_checkpoint_tests_multi_view(staged):
 
 def test_linear_probe_and_predict(staged, tmp_path):
     backbone, _, _, finetuned = staged
-    config = load_config("finetune/tiny", [f"model.backbone={backbone}", "finetune.mode=linear_probe"], stage="finetune")
+    config = load_config(
+        "finetune/tiny", [f"model.backbone={backbone}", "finetune.mode=linear_probe"], stage="finetune"
+    )
     probe = build_finetune_model(config, num_classes=2)
     assert [n for n, p in probe.named_parameters() if p.requires_grad] == ["head.1.weight", "head.1.bias"]
     assert probe.eval()(torch.randn(2, 3, 8, 64, 64)).shape == (2, 2)

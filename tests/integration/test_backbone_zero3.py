@@ -9,10 +9,10 @@ import json
 import math
 
 import pytest
+from pretrain_runs import build_folder_shards, overrides, run_cli, series
 
 from pretrain.weights import build_model, export_checkpoint, load_weights
 from pretrain.weights.layout import find_checkpoint
-from pretrain_runs import build_folder_shards, overrides, run_cli, series
 
 pytestmark = pytest.mark.slow
 STEPS = 3
@@ -25,10 +25,24 @@ def shards(tmp_path_factory):
 
 @pytest.mark.parametrize("backbone", ["timesformer", "vivit"])
 def test_two_zero3_ranks_train_and_export(backbone, shards, tmp_path):
-    done = run_cli("pretrain", "tiny", *overrides(
-        shards, tmp_path, "z3", "trainer.devices=2", "data.batch_size=2", "logging.wandb=disabled",
-        f"trainer.max_steps={STEPS}", f"trainer.checkpoint_every_steps={STEPS}", "strategy.name=deepspeed",
-        "strategy.zero_stage=3", f"model.backbone={backbone}"), timeout=600)
+    done = run_cli(
+        "pretrain",
+        "tiny",
+        *overrides(
+            shards,
+            tmp_path,
+            "z3",
+            "trainer.devices=2",
+            "data.batch_size=2",
+            "logging.wandb=disabled",
+            f"trainer.max_steps={STEPS}",
+            f"trainer.checkpoint_every_steps={STEPS}",
+            "strategy.name=deepspeed",
+            "strategy.zero_stage=3",
+            f"model.backbone={backbone}",
+        ),
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["step"] == STEPS and math.isfinite(summary["loss"])

@@ -10,8 +10,8 @@ import math
 import pytest
 
 from pretrain.config import load_config
-from pretrain.train.entry import run_stage
 from pretrain.runtime.placement import Placement
+from pretrain.train.entry import run_stage
 
 BF16_ON_CPU = Placement("cpu", "bf16-mixed", 1, 1)
 ZERO2 = ["strategy.name=deepspeed", "strategy.zero_stage=2"]
@@ -43,21 +43,34 @@ def bf16_on_cpu(monkeypatch):
 
 
 def _overrides(shards, tmp_path, name: str) -> list[str]:
-    return [f"data.shards={shards}", f"trainer.output_dir={tmp_path}", f"trainer.run_name={name}",
-            "logging.wandb=disabled", "logging.every_steps=1", "trainer.max_steps=2",
-            "trainer.checkpoint_every_steps=2", *ZERO2]
+    return [
+        f"data.shards={shards}",
+        f"trainer.output_dir={tmp_path}",
+        f"trainer.run_name={name}",
+        "logging.wandb=disabled",
+        "logging.every_steps=1",
+        "trainer.max_steps=2",
+        "trainer.checkpoint_every_steps=2",
+        *ZERO2,
+    ]
 
 
 @pytest.mark.slow
 def test_zero2_bf16_pretraining_steps_and_reconstructs(shards, tmp_path, bf16_on_cpu):
-    result = run_stage(load_config("pretrain/tiny", _overrides(shards, tmp_path, "pre") + [
-        "data.split=train", "logging.recon_every_steps=1"]))
+    result = run_stage(
+        load_config(
+            "pretrain/tiny",
+            _overrides(shards, tmp_path, "pre") + ["data.split=train", "logging.recon_every_steps=1"],
+        )
+    )
     assert result.global_step == 2 and math.isfinite(result.metrics["train/loss"])
     assert list((result.run_dir / "reconstructions").glob("*.png"))
 
 
 @pytest.mark.slow
 def test_zero2_bf16_finetuning_steps_with_mixup(shards, tmp_path, bf16_on_cpu):
-    result = run_stage(load_config("finetune/tiny", _overrides(shards, tmp_path, "ft") + ["finetune.mixup=0.8"]))
+    result = run_stage(
+        load_config("finetune/tiny", _overrides(shards, tmp_path, "ft") + ["finetune.mixup=0.8"])
+    )
     assert result.global_step == 2 and math.isfinite(result.metrics["train/loss"])
     assert 0.0 <= result.metrics["test/top1"] <= 1.0

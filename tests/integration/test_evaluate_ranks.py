@@ -8,7 +8,7 @@ import os
 import subprocess
 
 import pytest
-from finetune_runs import InProcessRun, OneThread, finetune_config, motion_shards, short_finetune
+from finetune_runs import InProcessRun, finetune_config, motion_shards, short_finetune
 from pretrain_runs import tubelet_command
 
 from pretrain.data.shards.keys import key_for_path
@@ -20,8 +20,17 @@ GROUPS = (1, 2, 3, 8, 22)  # split 1 tests groups 1-3: 9 videos, uneven over 2 r
 
 # Set in this process by earlier in-process runs (Lightning, DeepSpeed); a child that inherits
 # LOCAL_RANK believes it was launched as a rank and never starts the others.
-LAUNCH_VARIABLES = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "NODE_RANK", "GROUP_RANK",
-                    "MASTER_ADDR", "MASTER_PORT", "TUBELET_RUN_NAME")
+LAUNCH_VARIABLES = (
+    "LOCAL_RANK",
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "NODE_RANK",
+    "GROUP_RANK",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "TUBELET_RUN_NAME",
+)
 
 
 def run_fresh_cli(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
@@ -45,7 +54,12 @@ def test_two_ranks_score_every_video_exactly_once(tmp_path):
     expected = {key_for_path(path) for path in test_list}
     assert len(expected) == 9
 
-    common = ["finetune/tiny", f"data.shards={shards}", f"ckpt={result.last_checkpoint}", "data.num_workers=2"]
+    common = [
+        "finetune/tiny",
+        f"data.shards={shards}",
+        f"ckpt={result.last_checkpoint}",
+        "data.num_workers=2",
+    ]
     done = run_fresh_cli("evaluate", *common, "trainer.devices=2", "--out", str(tmp_path / "two"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "MEMBER: 2/2" in done.stdout + done.stderr  # really two processes
@@ -54,8 +68,12 @@ def test_two_ranks_score_every_video_exactly_once(tmp_path):
     assert json.loads((tmp_path / "two" / "results.json").read_text())["splits"]["1"]["num_videos"] == 9
 
     with InProcessRun():
-        evaluate(finetune_config(shards, tmp_path / "runs", "one", "data.num_workers=2"),
-                 str(result.last_checkpoint), splits=(1,), out_dir=tmp_path / "one")
+        evaluate(
+            finetune_config(shards, tmp_path / "runs", "one", "data.num_workers=2"),
+            str(result.last_checkpoint),
+            splits=(1,),
+            out_dir=tmp_path / "one",
+        )
     one = read_predictions(tmp_path / "one" / "split1" / "predictions.jsonl")
     for key, row in one.items():
         assert [c["index"] for c in row["topk"]] == [c["index"] for c in two[key]["topk"]]

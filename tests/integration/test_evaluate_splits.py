@@ -9,10 +9,10 @@ import pytest
 from finetune_runs import InProcessRun, OneThread, finetune_config, motion_shards, short_finetune
 
 from pretrain.cli import main
-from pretrain.data.streams.eval_stream import build_eval_loader
-from pretrain.data.streams.selection import members_per_shard, resolve_selection
 from pretrain.data.shards import read_manifest
 from pretrain.data.shards.keys import key_for_path
+from pretrain.data.streams.eval_stream import build_eval_loader
+from pretrain.data.streams.selection import members_per_shard, resolve_selection
 from pretrain.evaluate.run import evaluate
 
 CLASSES = ("MoveUpSlow", "MoveDownFast")
@@ -69,7 +69,14 @@ def test_evaluate_reports_each_split_and_the_mean(corpus, tmp_path):
 
 def test_one_checkpoint_for_three_splits_is_refused(corpus, capsys):
     _, shards, result = corpus
-    code = main(["evaluate", "finetune/tiny", f"data.shards={shards}", f"ckpt={result.last_checkpoint}",
-                 "splits=1,2,3"])
+    code = main(
+        [
+            "evaluate",
+            "finetune/tiny",
+            f"data.shards={shards}",
+            f"ckpt={result.last_checkpoint}",
+            "splits=1,2,3",
+        ]
+    )
     assert code == 2
     assert "one per split" in capsys.readouterr().err

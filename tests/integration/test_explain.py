@@ -19,8 +19,8 @@ from pretrain.data.augment.transforms import normalize_video
 from pretrain.evaluate.explain import explain_clip
 from pretrain.evaluate.faithfulness import box_mass_ratio
 from pretrain.evaluate.inference import load_inference_model, read_clip
-from pretrain.weights import save_export
 from pretrain.models.videomae import VideoMAE
+from pretrain.weights import save_export
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,9 @@ def explained(salient_classifier):
             for method in figures:
                 explanation = explain_clip(loaded, frames, method, class_name=CLASSES[clip.label])
                 ratio = box_mass_ratio(explanation.token_scores, SPEC, clip.boxes[frames.frame_indices])
-                figures[method].append((ratio, explanation.extra["deletion_auc"], explanation.extra["random_deletion_auc"]))
+                figures[method].append(
+                    (ratio, explanation.extra["deletion_auc"], explanation.extra["random_deletion_auc"])
+                )
             with torch.no_grad():
                 correct += int(loaded.model(normalize_video(frames.video[None])).argmax()) == clip.label
     return checkpoint, videos, figures, correct / len(videos)
@@ -49,7 +51,9 @@ def test_the_classifier_learned_the_task(explained):
 def test_gradient_saliency_lands_on_the_object_and_is_faithful(explained):
     figures = np.array(explained[2]["gradient"])  # (videos, 3)
     ratio, salient_auc, random_auc = figures.mean(0)
-    print(f"gradient: box mass / area share {ratio:.2f}, deletion AUC {salient_auc:.3f} vs random {random_auc:.3f}")
+    print(
+        f"gradient: box mass / area share {ratio:.2f}, deletion AUC {salient_auc:.3f} vs random {random_auc:.3f}"
+    )
     assert ratio >= 2.0
     assert salient_auc < random_auc - 0.1
     assert (figures[:, 1] < figures[:, 2]).mean() >= 0.8  # salient-first deletion wins on most videos
@@ -60,7 +64,9 @@ def test_attention_rollout_beats_uniform_and_random_deletion(explained):
     model: it does not reach the 2x bar here (1.29x), so only better-than-uniform is asserted."""
     figures = np.array(explained[2]["rollout"])
     ratio, salient_auc, random_auc = figures.mean(0)
-    print(f"rollout: box mass / area share {ratio:.2f}, deletion AUC {salient_auc:.3f} vs random {random_auc:.3f}")
+    print(
+        f"rollout: box mass / area share {ratio:.2f}, deletion AUC {salient_auc:.3f} vs random {random_auc:.3f}"
+    )
     assert ratio > 1.0
     assert salient_auc < random_auc
 
@@ -68,7 +74,12 @@ def test_attention_rollout_beats_uniform_and_random_deletion(explained):
 def test_cli_writes_json_png_and_mp4(explained, tmp_path, capsys):
     checkpoint, videos, _, _ = explained
     with OneThread():
-        assert main(["explain", str(checkpoint), str(videos[1][0]), "--method", "rollout", "--out", str(tmp_path)]) == 0
+        assert (
+            main(
+                ["explain", str(checkpoint), str(videos[1][0]), "--method", "rollout", "--out", str(tmp_path)]
+            )
+            == 0
+        )
     printed = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert printed["class"] == CLASSES[videos[1][1].label] and printed["method"] == "rollout"
     saved = json.loads((tmp_path / "saliency.json").read_text())
@@ -97,7 +108,10 @@ def test_pretraining_checkpoint_shows_reconstruction_error(explained, tmp_path):
 
 def test_unknown_class_and_unreadable_video_are_one_line_errors(explained, tmp_path, capsys):
     checkpoint, videos, _, _ = explained
-    assert main(["explain", str(checkpoint), str(videos[0][0]), "--class", "Purple", "--out", str(tmp_path)]) == 1
+    assert (
+        main(["explain", str(checkpoint), str(videos[0][0]), "--class", "Purple", "--out", str(tmp_path)])
+        == 1
+    )
     assert "unknown class 'Purple'" in capsys.readouterr().err
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"\x00not a video" * 100)

@@ -58,9 +58,13 @@ def test_features_are_the_classifiers_pooled_features_on_the_eval_views(classifi
 def test_two_device_processes_give_the_same_features(classifier, tmp_path):
     root, shards, config, _ = classifier
     with OneThread():
-        extract_features(FeatureJob(str(root / "export"), str(shards), str(tmp_path / "one"), config), devices=["cpu"])
-        two = extract_features(FeatureJob(str(root / "export"), str(shards), str(tmp_path / "two"), config),
-                               devices=["cpu", "cpu"])  # one spawned process per device, shards dealt out
+        extract_features(
+            FeatureJob(str(root / "export"), str(shards), str(tmp_path / "one"), config), devices=["cpu"]
+        )
+        two = extract_features(
+            FeatureJob(str(root / "export"), str(shards), str(tmp_path / "two"), config),
+            devices=["cpu", "cpu"],
+        )  # one spawned process per device, shards dealt out
     assert two.units > 1
     (rows_one, one), (rows_two, other) = load_features(tmp_path / "one"), load_features(tmp_path / "two")
     assert [r["key"] for r in rows_one] == [r["key"] for r in rows_two]
@@ -69,7 +73,15 @@ def test_two_device_processes_give_the_same_features(classifier, tmp_path):
 
 def test_features_command_resumes_without_repeating_a_shard(classifier, tmp_path, capsys):
     root, shards, _, _ = classifier
-    command = ["features", str(root / "export"), str(shards), "--out", str(tmp_path), "--recipe", "finetune/tiny"]
+    command = [
+        "features",
+        str(root / "export"),
+        str(shards),
+        "--out",
+        str(tmp_path),
+        "--recipe",
+        "finetune/tiny",
+    ]
     with OneThread():
         assert main(command) == 0
         first = capsys.readouterr().out
@@ -108,7 +120,10 @@ def _fit_linear(train: torch.Tensor, labels: torch.Tensor, classes: int) -> torc
 
     def closure():
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(linear((train - mean) / std), labels) + 1e-3 * linear.weight.square().sum()
+        loss = (
+            torch.nn.functional.cross_entropy(linear((train - mean) / std), labels)
+            + 1e-3 * linear.weight.square().sum()
+        )
         loss.backward()
         return loss
 
@@ -126,17 +141,36 @@ def test_linear_classifier_on_saved_features_matches_the_linear_probe(tmp_path):
     names = ["Archery", "Basketball", "Bowling", "Diving"]
     write_ucf101_tree(tmp_path / "raw", classes=names, groups=(1, 2, 8, 9, 10, 22), frames=_tinted_frames)
     shards = tmp_path / "shards"
-    build_shards("ucf101", str(tmp_path / "raw"), str(shards), BuildOptions(shard_size_mb=0.05))  # 16 train / 8 test
+    build_shards(
+        "ucf101", str(tmp_path / "raw"), str(shards), BuildOptions(shard_size_mb=0.05)
+    )  # 16 train / 8 test
     torch.manual_seed(3)
-    save_export(build_pretraining_model(load_config("pretrain/tiny", stage="pretrain").model), None, tmp_path / "export")
-    probe = short_finetune(shards, tmp_path / "runs", "probe", "finetune.mode=linear_probe",
-                           f"finetune.init={tmp_path / 'export'}", "trainer.max_steps=60",
-                           "trainer.checkpoint_every_steps=60", "optim.epochs=30", "optim.base_lr=2.0")
+    save_export(
+        build_pretraining_model(load_config("pretrain/tiny", stage="pretrain").model),
+        None,
+        tmp_path / "export",
+    )
+    probe = short_finetune(
+        shards,
+        tmp_path / "runs",
+        "probe",
+        "finetune.mode=linear_probe",
+        f"finetune.init={tmp_path / 'export'}",
+        "trainer.max_steps=60",
+        "trainer.checkpoint_every_steps=60",
+        "optim.epochs=30",
+        "optim.base_lr=2.0",
+    )
     config = load_config("finetune/tiny", [f"data.shards={shards}"], stage="finetune")
     with OneThread():
         for split in ("train", "test"):
-            extract_features(FeatureJob(str(tmp_path / "export"), str(shards), str(tmp_path / split), config, split))
-    (train_rows, train), (test_rows, test) = load_features(tmp_path / "train"), load_features(tmp_path / "test")
+            extract_features(
+                FeatureJob(str(tmp_path / "export"), str(shards), str(tmp_path / split), config, split)
+            )
+    (train_rows, train), (test_rows, test) = (
+        load_features(tmp_path / "train"),
+        load_features(tmp_path / "test"),
+    )
     classify = _fit_linear(train, torch.tensor([r["label"] for r in train_rows]), len(names))
     predicted = classify(test).argmax(1)
     accuracy = (predicted == torch.tensor([r["label"] for r in test_rows])).float().mean().item()

@@ -23,8 +23,9 @@ def test_zero2_finetune_evaluates_and_resumes(tmp_path):
     finetuned = load_finetuned(first.last_checkpoint)
     assert finetuned.class_names == list(CLASSES) and finetuned.model.num_classes == 2
 
-    resumed = short_finetune(shards, tmp_path / "runs", "ds", *ZERO2, "trainer.resume=auto",
-                             "trainer.max_steps=5")
+    resumed = short_finetune(
+        shards, tmp_path / "runs", "ds", *ZERO2, "trainer.resume=auto", "trainer.max_steps=5"
+    )
     assert resumed.resumed_from == first.last_checkpoint
     assert resumed.global_step == 5
 
@@ -36,10 +37,20 @@ def test_init_from_a_zero2_pretraining_checkpoint_equals_its_export(tmp_path):
     from pretrain.weights import export_checkpoint
 
     shards = motion_shards(tmp_path, CLASSES, groups=(1, 8, 22))
-    config = load_config("pretrain/tiny", [
-        f"data.shards={shards}", "trainer.max_steps=1", "trainer.checkpoint_every_steps=1",
-        f"trainer.output_dir={tmp_path}", "trainer.run_name=pre", "logging.wandb=disabled",
-        "logging.recon_every_steps=0", *ZERO2], stage="pretrain")
+    config = load_config(
+        "pretrain/tiny",
+        [
+            f"data.shards={shards}",
+            "trainer.max_steps=1",
+            "trainer.checkpoint_every_steps=1",
+            f"trainer.output_dir={tmp_path}",
+            "trainer.run_name=pre",
+            "logging.wandb=disabled",
+            "logging.recon_every_steps=0",
+            *ZERO2,
+        ],
+        stage="pretrain",
+    )
     with InProcessRun():
         checkpoint = run_stage(config).last_checkpoint
         assert (checkpoint / "state").is_dir()  # ZeRO shards

@@ -20,10 +20,21 @@ transformers = pytest.importorskip("transformers")
 
 # The `tiny` size (width 64, depth 2, 2 heads, patch 16, tubelet 2) at 4 frames × 32 px: the
 # classifier below takes 8 frames × 64 px, so the position table must be recomputed.
-HF_TINY = dict(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=64,
-               num_hidden_layers=2, num_attention_heads=2, intermediate_size=256, decoder_hidden_size=32,
-               decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=128,
-               use_mean_pooling=False)
+HF_TINY = dict(
+    image_size=32,
+    patch_size=16,
+    num_frames=4,
+    tubelet_size=2,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=256,
+    decoder_hidden_size=32,
+    decoder_num_hidden_layers=1,
+    decoder_num_attention_heads=2,
+    decoder_intermediate_size=128,
+    use_mean_pooling=False,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -51,16 +62,30 @@ def stage_family(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("stage_family")
     shards = motion_shards(root, ("MoveUpSlow", "MoveDownSlow"), groups=(1, 8, 22))
-    config = load_config("pretrain/tiny", [
-        f"data.shards={shards}", "trainer.max_steps=1", "trainer.checkpoint_every_steps=1",
-        f"trainer.output_dir={root}", "trainer.run_name=pre", "logging.wandb=disabled",
-        "logging.recon_every_steps=0", "data.num_workers=0"], stage="pretrain")
+    config = load_config(
+        "pretrain/tiny",
+        [
+            f"data.shards={shards}",
+            "trainer.max_steps=1",
+            "trainer.checkpoint_every_steps=1",
+            f"trainer.output_dir={root}",
+            "trainer.run_name=pre",
+            "logging.wandb=disabled",
+            "logging.recon_every_steps=0",
+            "data.num_workers=0",
+        ],
+        stage="pretrain",
+    )
     with InProcessRun():
         result = run_stage(config)
     checkpoint = result.last_checkpoint
     export_checkpoint(checkpoint, root / "export")
-    return {"checkpoint": checkpoint, "state": checkpoint / "state.ckpt", "run": result.run_dir,
-            "export": root / "export"}
+    return {
+        "checkpoint": checkpoint,
+        "state": checkpoint / "state.ckpt",
+        "run": result.run_dir,
+        "export": root / "export",
+    }
 
 
 def test_every_format_of_the_same_weights_gives_identical_logits(hf_family):

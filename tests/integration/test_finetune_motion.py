@@ -24,9 +24,16 @@ def finetuned(tmp_path_factory):
     root = tmp_path_factory.mktemp("motion")
     write_motion_dataset(root / "raw")
     build_shards("ucf101", str(root / "raw"), str(root / "shards"), BuildOptions(shard_size_mb=0.3))
-    config = load_config("finetune/tiny", [
-        f"data.shards={root / 'shards'}", f"trainer.output_dir={root / 'runs'}", "trainer.run_name=ft",
-        "logging.wandb=disabled"], stage="finetune")
+    config = load_config(
+        "finetune/tiny",
+        [
+            f"data.shards={root / 'shards'}",
+            f"trainer.output_dir={root / 'runs'}",
+            "trainer.run_name=ft",
+            "logging.wandb=disabled",
+        ],
+        stage="finetune",
+    )
     with InProcessRun():
         return config, run_stage(config)
 
@@ -49,7 +56,8 @@ def test_shuffled_frames_do_clearly_worse(finetuned, tmp_path):
     config, result = finetuned
     ordered = result.metrics["test/top1"]
     with InProcessRun():
-        shuffled = evaluate(config, str(result.last_checkpoint), splits=(1,), out_dir=tmp_path,
-                            shuffle_frames=True).per_split[1]
+        shuffled = evaluate(
+            config, str(result.last_checkpoint), splits=(1,), out_dir=tmp_path, shuffle_frames=True
+        ).per_split[1]
     assert shuffled.num_videos == TEST_VIDEOS
     assert shuffled.top1 <= 0.7 and shuffled.top1 <= ordered - 0.25, (ordered, shuffled)

@@ -11,8 +11,11 @@ from pretrain.train.finetune_module import FinetuneModule
 
 
 def test_layer_decay_scales_every_group_through_the_schedule():
-    config = load_config("finetune/tiny", ["optim.layer_decay=0.5", "optim.epochs=10", "optim.warmup_epochs=2"],
-                         stage="finetune")
+    config = load_config(
+        "finetune/tiny",
+        ["optim.layer_decay=0.5", "optim.epochs=10", "optim.warmup_epochs=2"],
+        stage="finetune",
+    )
     model = build_finetune_model(config, num_classes=4)
     module = FinetuneModule(config, model, ["a", "b", "c", "d"], steps_per_epoch=5)
     setup = module.configure_optimizers()
@@ -25,9 +28,13 @@ def test_layer_decay_scales_every_group_through_the_schedule():
     for group in optimizer.param_groups:
         layer = int(group["name"].split("_")[1])
         assert group["lr"] == pytest.approx(peak * 0.5 ** (depth + 1 - layer))
-        assert group["weight_decay"] == (0.0 if group["name"].endswith("no_decay") else config.optim.weight_decay)
+        assert group["weight_decay"] == (
+            0.0 if group["name"].endswith("no_decay") else config.optim.weight_decay
+        )
         if group["name"].endswith("no_decay"):
-            assert all(name.endswith("bias") or "norm" in name or "_bias" in name for name in group["param_names"])
+            assert all(
+                name.endswith("bias") or "norm" in name or "_bias" in name for name in group["param_names"]
+            )
     head = next(g for g in optimizer.param_groups if "head.weight" in g["param_names"])
     assert head["lr"] == pytest.approx(peak)
     for _ in range(40):  # cosine to the floor

@@ -19,9 +19,17 @@ def test_linear_probe_trains_only_the_batchnormed_head(tmp_path):
     save_export(build_pretraining_model(config.model), None, tmp_path / "export")
     exported = load_file(str(tmp_path / "export" / "model.safetensors"))
 
-    result = short_finetune(shards, tmp_path / "runs", "probe", "finetune.mode=linear_probe",
-                            f"finetune.init={tmp_path / 'export'}", "model.drop_path=0.1")
-    state = torch.load(result.last_checkpoint / "state.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    result = short_finetune(
+        shards,
+        tmp_path / "runs",
+        "probe",
+        "finetune.mode=linear_probe",
+        f"finetune.init={tmp_path / 'export'}",
+        "model.drop_path=0.1",
+    )
+    state = torch.load(result.last_checkpoint / "state.ckpt", map_location="cpu", weights_only=True)[
+        "state_dict"
+    ]
     encoder = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.encoder.")}
     assert len(encoder) > 10 and set(encoder) <= set(exported)
     assert all(torch.equal(v, exported[k]) for k, v in encoder.items())  # frozen: exactly as loaded

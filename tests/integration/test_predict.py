@@ -43,8 +43,19 @@ def test_predict_ranks_classes_by_name(trained):
 def test_cli_reports_a_non_video_and_answers_the_rest(trained, capsys):
     checkpoint, videos, text = trained
     with OneThread():
-        code = main(["predict", str(checkpoint), str(videos[0]), str(text), str(videos[1]), "--topk", "3",
-                     "--clips", "3"])
+        code = main(
+            [
+                "predict",
+                str(checkpoint),
+                str(videos[0]),
+                str(text),
+                str(videos[1]),
+                "--topk",
+                "3",
+                "--clips",
+                "3",
+            ]
+        )
     out = capsys.readouterr().out.splitlines()
     assert code == 1  # one input failed
     assert out[0].startswith(f"{videos[0]}: ") and all(name in out[0] for name in CLASSES)
@@ -62,9 +73,18 @@ def test_predict_with_a_hugging_face_classifier_names_its_labels(trained, tmp_pa
     transformers = pytest.importorskip("transformers")
     _, videos, _ = trained
     config = transformers.VideoMAEConfig(
-        image_size=64, patch_size=16, num_frames=8, tubelet_size=2, hidden_size=64, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=256, use_mean_pooling=True,
-        id2label={0: "jump", 1: "run", 2: "walk"}, label2id={"jump": 0, "run": 1, "walk": 2})
+        image_size=64,
+        patch_size=16,
+        num_frames=8,
+        tubelet_size=2,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=256,
+        use_mean_pooling=True,
+        id2label={0: "jump", 1: "run", 2: "walk"},
+        label2id={"jump": 0, "run": 1, "walk": 2},
+    )
     transformers.VideoMAEForVideoClassification(config).save_pretrained(tmp_path / "hf")
     with OneThread():
         report = predict(tmp_path / "hf", videos[:1], topk=3, clips=2, crops=1)

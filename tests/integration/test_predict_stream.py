@@ -27,9 +27,15 @@ LABELS = (0, 1, 2, 0, 2, 1)
 @pytest.fixture(scope="module")
 def long_videos(tmp_path_factory):
     root = tmp_path_factory.mktemp("stream")
-    frames = np.concatenate([salient_object_clip(label, seed=700 + i, num_frames=SEGMENT, size=(SIZE, SIZE)).frames
-                             for i, label in enumerate(LABELS)])  # (144, S, S, 3)
-    return write_video(root / "long.mp4", frames, fps=FPS), write_video(root / "long.ts", frames, fps=FPS, codec="libx264")
+    frames = np.concatenate(
+        [
+            salient_object_clip(label, seed=700 + i, num_frames=SEGMENT, size=(SIZE, SIZE)).frames
+            for i, label in enumerate(LABELS)
+        ]
+    )  # (144, S, S, 3)
+    return write_video(root / "long.mp4", frames, fps=FPS), write_video(
+        root / "long.ts", frames, fps=FPS, codec="libx264"
+    )
 
 
 def run_json(argv, capsys) -> tuple[int, list[dict], dict, str]:
@@ -42,7 +48,9 @@ def run_json(argv, capsys) -> tuple[int, list[dict], dict, str]:
 
 def test_windows_over_a_long_video_name_the_right_classes(salient_classifier, long_videos, capsys):
     checkpoint, _ = salient_classifier
-    code, windows, summary, _ = run_json(["predict", str(checkpoint), str(long_videos[0]), "--stream", "--topk", "2"], capsys)
+    code, windows, summary, _ = run_json(
+        ["predict", str(checkpoint), str(long_videos[0]), "--stream", "--topk", "2"], capsys
+    )
     assert code == 0
     # Frames at 0, 1/8, ... 143/8 s; 1 s windows every 0.5 s; a window is scored once a frame at or past its end arrives.
     assert len(windows) == 34 and windows[1]["t0"] == 0.5 and windows[1]["t1"] == 1.5
@@ -99,7 +107,9 @@ def test_truncated_input_ends_cleanly_with_a_message(salient_classifier, long_vi
     truncated = tmp_path / "cut.ts"
     data = long_videos[1].read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
-    code, windows, summary, err = run_json(["predict", str(salient_classifier[0]), str(truncated), "--stream"], capsys)
+    code, windows, summary, err = run_json(
+        ["predict", str(salient_classifier[0]), str(truncated), "--stream"], capsys
+    )
     assert code == 0 and 5 < len(windows) < 34 and summary["windows"] == len(windows)
     assert "Traceback" not in err
 
@@ -126,6 +136,8 @@ def test_ctrl_c_still_prints_the_summary(salient_classifier, long_videos, capsys
         return real_score(*args, **kwargs)
 
     monkeypatch.setattr(stream, "score_clip", interrupted_after_three)
-    code, windows, summary, err = run_json(["predict", str(salient_classifier[0]), str(long_videos[0]), "--stream"], capsys)
+    code, windows, summary, err = run_json(
+        ["predict", str(salient_classifier[0]), str(long_videos[0]), "--stream"], capsys
+    )
     assert code == 0 and len(windows) == 3 and summary["windows"] == 3 and summary["end"] == "interrupted"
     assert "stream ended: interrupted" in err

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pretrain.cli import main
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["trainer.devics=2"], "unknown config key 'trainer.devics'; did you mean trainer.devices"),
-    (["strategy.zero_stage=2"], "need strategy.name=deepspeed"),
-    (["strategy.name=deepspeed", "strategy.zero_stage=2", "strategy.offload_params=cpu"],
-     "offload_params='cpu' needs strategy.zero_stage=3"),
-    ([], "data.shards is required"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer.devics=2"], "unknown config key 'trainer.devics'; did you mean trainer.devices"),
+        (["strategy.zero_stage=2"], "need strategy.name=deepspeed"),
+        (
+            ["strategy.name=deepspeed", "strategy.zero_stage=2", "strategy.offload_params=cpu"],
+            "offload_params='cpu' needs strategy.zero_stage=3",
+        ),
+        ([], "data.shards is required"),
+    ],
+)
 def test_config_mistakes_exit_2_naming_the_key(overrides, message, tmp_path, capsys):
     assert main(["pretrain", "tiny", f"trainer.output_dir={tmp_path}", *overrides]) == 2
     assert message in capsys.readouterr().err

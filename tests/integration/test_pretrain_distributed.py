@@ -11,19 +11,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pretrain_runs import build_folder_shards, overrides, run_cli, series
 
 from pretrain.config import load_config
 from pretrain.masking import batch_masks
 from pretrain.models import build_pretraining_model
 from pretrain.weights import build_model, load_weights
 from pretrain.weights import layout as ckpt
-from pretrain_runs import build_folder_shards, overrides, run_cli, series
 
 pytestmark = pytest.mark.slow
 
 STEPS, SAVE_EVERY = 12, 6
-TWO_RANKS = ("trainer.devices=2", "data.batch_size=2", "logging.wandb=disabled",
-             f"trainer.max_steps={STEPS}", f"trainer.checkpoint_every_steps={SAVE_EVERY}")
+TWO_RANKS = (
+    "trainer.devices=2",
+    "data.batch_size=2",
+    "logging.wandb=disabled",
+    f"trainer.max_steps={STEPS}",
+    f"trainer.checkpoint_every_steps={SAVE_EVERY}",
+)
 STRATEGIES = {
     "ddp": ("strategy.name=ddp",),
     "zero2": ("strategy.name=deepspeed", "strategy.zero_stage=2"),
@@ -52,7 +57,10 @@ def _train(shards: Path, runs: Path, name: str, *extra: str) -> Path:
 def _assert_learns(run_dir: Path) -> None:
     losses = series(run_dir, "train/loss")
     assert sorted(losses) == list(range(STEPS))
-    first, last = np.mean([losses[s] for s in range(4)]), np.mean([losses[s] for s in range(STEPS - 4, STEPS)])
+    first, last = (
+        np.mean([losses[s] for s in range(4)]),
+        np.mean([losses[s] for s in range(STEPS - 4, STEPS)]),
+    )
     assert last < 0.9 * first, (first, last)
 
 
@@ -72,7 +80,8 @@ def test_two_processes_learn_and_write_checkpoints(shards, runs, strategy):
         assert _state_files(folder) == ["config.yaml", "meta.json", "state.ckpt"]
         return
     expected = {"state/latest", "state/zero_to_fp32.py"} | {
-        f"state/checkpoint/zero_pp_rank_{rank}_mp_rank_00_optim_states.pt" for rank in (0, 1)}
+        f"state/checkpoint/zero_pp_rank_{rank}_mp_rank_00_optim_states.pt" for rank in (0, 1)
+    }
     if strategy == "zero3":  # every rank holds its own shard of the parameters
         expected |= {f"state/checkpoint/zero_pp_rank_{rank}_mp_rank_00_model_states.pt" for rank in (0, 1)}
     else:
@@ -86,8 +95,14 @@ def test_zero2_resume_follows_the_uninterrupted_trajectory(shards, runs):
     if not reference.exists():
         pytest.skip("needs the zero2 run of test_two_processes_learn_and_write_checkpoints")
     halfway = reference / "checkpoints" / "step-00000006"
-    resumed = _train(shards, runs, "zero2-resumed", *STRATEGIES["zero2"], f"trainer.resume={halfway}",
-                     "logging.recon_every_steps=0")
+    resumed = _train(
+        shards,
+        runs,
+        "zero2-resumed",
+        *STRATEGIES["zero2"],
+        f"trainer.resume={halfway}",
+        "logging.recon_every_steps=0",
+    )
     expected, got = series(reference, "train/loss"), series(resumed, "train/loss")
     assert sorted(got) == list(range(SAVE_EVERY, STEPS))
     for step in got:
@@ -115,9 +130,23 @@ def test_zero3_checkpoint_exports_and_loads(runs, tmp_path):
 
 
 def test_nonfinite_losses_stop_two_zero3_ranks_with_finite_weights_saved(shards, runs, tmp_path):
-    done = run_cli("pretrain", "tiny", *overrides(
-        shards, runs, "diverges", *TWO_RANKS, *STRATEGIES["zero3"], "optim.base_lr=1e12", "optim.clip_grad=null",
-        "optim.warmup_epochs=0", "trainer.max_nonfinite_steps=3", "logging.recon_every_steps=0"), timeout=600)
+    done = run_cli(
+        "pretrain",
+        "tiny",
+        *overrides(
+            shards,
+            runs,
+            "diverges",
+            *TWO_RANKS,
+            *STRATEGIES["zero3"],
+            "optim.base_lr=1e12",
+            "optim.clip_grad=null",
+            "optim.warmup_epochs=0",
+            "trainer.max_nonfinite_steps=3",
+            "logging.recon_every_steps=0",
+        ),
+        timeout=600,
+    )
     assert done.returncode == 1
     assert "the loss was non-finite for 3 consecutive steps (trainer.max_nonfinite_steps=3)" in done.stderr
     saved = ckpt.latest_valid_checkpoint(runs / "diverges")

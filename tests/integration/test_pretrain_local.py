@@ -16,15 +16,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from pretrain.weights import load_weights
-from pretrain.weights import layout as ckpt
-from pretrain.train.entry import run_stage
-from pretrain.weights import export_checkpoint, from_pretrained
-from pretrain.train.nan_guard import TrainingDiverged
-from pretrain.train.recon_image import Layout
 from pretrain_runs import build_folder_shards, read_metrics, series, tiny_config
 from wandb_history import history
+
+from pretrain.train.entry import run_stage
+from pretrain.train.nan_guard import TrainingDiverged
+from pretrain.train.recon_image import Layout
+from pretrain.weights import export_checkpoint, from_pretrained, load_weights
+from pretrain.weights import layout as ckpt
 
 STEPS, SAVE_EVERY = 24, 12
 
@@ -47,9 +46,15 @@ class Recorded(logging.Handler):
 def reference_run(shards, tmp_path_factory):
     """The reference run, with what it logged, warned and printed on stderr (not a terminal here)."""
     out = tmp_path_factory.mktemp("runs")
-    config = tiny_config(shards, out, "reference", f"trainer.max_steps={STEPS}",
-                         f"trainer.checkpoint_every_steps={SAVE_EVERY}", f"logging.recon_every_steps={SAVE_EVERY}",
-                         "logging.wandb=offline")
+    config = tiny_config(
+        shards,
+        out,
+        "reference",
+        f"trainer.max_steps={STEPS}",
+        f"trainer.checkpoint_every_steps={SAVE_EVERY}",
+        f"logging.recon_every_steps={SAVE_EVERY}",
+        "logging.wandb=offline",
+    )
     handler, root, stderr = Recorded(), logging.getLogger(), io.StringIO()
     root.addHandler(handler)
     level = root.level
@@ -71,8 +76,13 @@ def reference(reference_run):
 
 def test_loss_decreases_over_a_few_dozen_steps(reference):
     losses = series(reference.run_dir, "train/loss")
-    assert sorted(losses) == list(range(STEPS))  # one logged loss per step (logged before the step counter moves)
-    first, last = np.mean([losses[s] for s in range(5)]), np.mean([losses[s] for s in range(STEPS - 5, STEPS)])
+    assert sorted(losses) == list(
+        range(STEPS)
+    )  # one logged loss per step (logged before the step counter moves)
+    first, last = (
+        np.mean([losses[s] for s in range(5)]),
+        np.mean([losses[s] for s in range(STEPS - 5, STEPS)]),
+    )
     assert last < 0.9 * first, (first, last)
     assert reference.global_step == STEPS
 
@@ -94,9 +104,17 @@ def test_run_directory_layout(reference):
 def test_metrics_tracked_in_csv_and_offline_wandb(reference):
     rows = read_metrics(reference.run_dir)
     logged = {key for row in rows for key, value in row.items() if value}
-    assert {"train/loss", "train/lr", "train/grad_norm", "perf/clips_per_s", "perf/tokens_per_s",
-            "perf/tflops_per_device", "perf/data_wait_fraction", "mem/host_peak_rss_gb",
-            "data/skipped_samples"} <= logged
+    assert {
+        "train/loss",
+        "train/lr",
+        "train/grad_norm",
+        "perf/clips_per_s",
+        "perf/tokens_per_s",
+        "perf/tflops_per_device",
+        "perf/data_wait_fraction",
+        "mem/host_peak_rss_gb",
+        "data/skipped_samples",
+    } <= logged
     lr = series(reference.run_dir, "train/lr")
     assert max(lr.values()) == pytest.approx(0.05 * 4 / 256, rel=1e-3)  # base_lr × global batch / 256
     runs = list((reference.run_dir / "wandb").glob("offline-run-*"))
@@ -118,7 +136,9 @@ def test_wandb_history_is_logged_against_the_global_step(reference):
     assert media_rows == [SAVE_EVERY, STEPS] and all("recon/video" in rows[s] for s in media_rows)
     assert [rows[s]["recon/grid"]["caption"] for s in media_rows] == ["step-00000012", "step-00000024"]
     (run,) = (reference.run_dir / "wandb").glob("offline-run-*")
-    grids = sorted(p.name.split("_")[1] for p in (run / "files" / "media" / "images" / "recon").glob("grid_*.png"))
+    grids = sorted(
+        p.name.split("_")[1] for p in (run / "files" / "media" / "images" / "recon").glob("grid_*.png")
+    )
     assert grids == ["12", "24"]  # named like the PNGs in reconstructions/
 
 
@@ -134,8 +154,13 @@ def test_progress_is_plain_log_lines_with_the_run_eta_without_a_terminal(referen
 def test_library_noise_is_silenced(reference_run):
     _, lines, warned, stderr = reference_run
     heard = "\n".join([*lines, *warned, stderr])
-    for noise in ("Tip: For seamless", "LeafSpec", "anonymous setting", "smaller than the logging interval",
-                  "dataloader is not resumable"):
+    for noise in (
+        "Tip: For seamless",
+        "LeafSpec",
+        "anonymous setting",
+        "smaller than the logging interval",
+        "dataloader is not resumable",
+    ):
         assert noise not in heard, noise
 
 
@@ -145,17 +170,25 @@ def test_reconstruction_grid_written(reference):
     image = Image.open(recon / "step-00000024.png").convert("RGB")
     layout = Layout(frames=8, height=64, width=64)  # 8 frames of original | masked | reconstruction
     assert image.size == layout.size and layout.scale >= 2
-    masked = np.stack([np.asarray(image.crop(layout.box(slot, 1)))[::layout.scale, ::layout.scale]
-                       for slot in range(8)])  # (8, 64, 64, 3), back to the model's pixels
+    masked = np.stack(
+        [np.asarray(image.crop(layout.box(slot, 1)))[:: layout.scale, :: layout.scale] for slot in range(8)]
+    )  # (8, 64, 64, 3), back to the model's pixels
     assert (masked.reshape(8, 4, 16, 4, 16, 3).max(axis=(2, 4, 5)) == 0).sum() == 8 * int(0.75 * 16)
     assert (recon / "step-00000024.mp4").stat().st_size > 0
 
 
 def test_resume_follows_the_uninterrupted_trajectory(reference, shards, tmp_path):
     halfway = reference.run_dir / "checkpoints" / "step-00000012"
-    config = tiny_config(shards, tmp_path, "resumed", f"trainer.max_steps={STEPS}",
-                         f"trainer.checkpoint_every_steps={SAVE_EVERY}", f"trainer.resume={halfway}",
-                         "logging.wandb=disabled", "logging.recon_every_steps=0")
+    config = tiny_config(
+        shards,
+        tmp_path,
+        "resumed",
+        f"trainer.max_steps={STEPS}",
+        f"trainer.checkpoint_every_steps={SAVE_EVERY}",
+        f"trainer.resume={halfway}",
+        "logging.wandb=disabled",
+        "logging.recon_every_steps=0",
+    )
     result = run_stage(config)
     assert result.resumed_from == halfway.resolve() and result.global_step == STEPS
     expected, resumed = series(reference.run_dir, "train/loss"), series(result.run_dir, "train/loss")
@@ -176,15 +209,28 @@ def test_export_loads_into_the_model_format(reference, tmp_path):
 
 
 def test_nonfinite_losses_stop_the_run_with_a_checkpoint(shards, tmp_path, caplog):
-    config = tiny_config(shards, tmp_path, "diverges", "trainer.max_steps=40", "optim.base_lr=1e12",
-                         "optim.clip_grad=null", "optim.warmup_epochs=0", "trainer.max_nonfinite_steps=3",
-                         "logging.wandb=disabled", "logging.recon_every_steps=0")
-    with pytest.raises(TrainingDiverged, match="non-finite for 3 consecutive steps") as error, \
-            caplog.at_level(logging.WARNING, logger="pretrain.train.stage"):
+    config = tiny_config(
+        shards,
+        tmp_path,
+        "diverges",
+        "trainer.max_steps=40",
+        "optim.base_lr=1e12",
+        "optim.clip_grad=null",
+        "optim.warmup_epochs=0",
+        "trainer.max_nonfinite_steps=3",
+        "logging.wandb=disabled",
+        "logging.recon_every_steps=0",
+    )
+    with (
+        pytest.raises(TrainingDiverged, match="non-finite for 3 consecutive steps") as error,
+        caplog.at_level(logging.WARNING, logger="pretrain.train.stage"),
+    ):
         run_stage(config)
     resume = f"tubelet pretrain {tmp_path}/diverges/config.yaml trainer.run_name=diverges"
-    assert any(resume in record.getMessage() and "trainer.resume=auto" in record.getMessage()
-               for record in caplog.records)
+    assert any(
+        resume in record.getMessage() and "trainer.resume=auto" in record.getMessage()
+        for record in caplog.records
+    )
     saved = ckpt.latest_valid_checkpoint(tmp_path / "diverges")
     assert saved is not None and saved.meta["reason"] == "nonfinite" and str(saved.path) in str(error.value)
     model = from_pretrained(saved.path)

@@ -11,11 +11,16 @@ import torch
 
 from pretrain.config import ConfigError, load_config
 from pretrain.models import build_pretraining_model
-from pretrain.weights import layout as ckpt
-from pretrain.train.optim import Schedule, param_groups, schedule_for
 from pretrain.runtime.placement import resolve_placement
-from pretrain.train.strategy import (CPUCapableDeepSpeedStrategy, SkippableDeepSpeedPrecision, build_strategy,
-                                     deepspeed_config, validate_world_size)
+from pretrain.train.optim import Schedule, param_groups, schedule_for
+from pretrain.train.strategy import (
+    CPUCapableDeepSpeedStrategy,
+    SkippableDeepSpeedPrecision,
+    build_strategy,
+    deepspeed_config,
+    validate_world_size,
+)
+from pretrain.weights import layout as ckpt
 
 
 def _config(*overrides: str):
@@ -33,8 +38,14 @@ def test_no_weight_decay_on_norms_biases_and_tokens():
 
 
 def test_lr_scales_with_global_batch_and_warms_up_then_decays():
-    config = _config("trainer.devices=2", "optim.accumulate_grad_batches=4", "optim.base_lr=1e-3",
-                     "optim.min_lr=1e-5", "optim.epochs=10", "optim.warmup_epochs=2")
+    config = _config(
+        "trainer.devices=2",
+        "optim.accumulate_grad_batches=4",
+        "optim.base_lr=1e-3",
+        "optim.min_lr=1e-5",
+        "optim.epochs=10",
+        "optim.warmup_epochs=2",
+    )
     assert config.lr == pytest.approx(1e-3 * (4 * 2 * 4) / 256)
     schedule = schedule_for(config, steps_per_epoch=5)
     assert (schedule.warmup_steps, schedule.total_steps) == (10, 50)
@@ -58,15 +69,22 @@ def test_lambda_scheduler_reproduces_the_schedule():
 
 
 def test_max_steps_shortens_the_run_keeping_the_warmup_fraction():
-    schedule = schedule_for(_config("trainer.max_steps=100", "optim.epochs=20", "optim.warmup_epochs=2"), 1000)
+    schedule = schedule_for(
+        _config("trainer.max_steps=100", "optim.epochs=20", "optim.warmup_epochs=2"), 1000
+    )
     assert (schedule.warmup_steps, schedule.total_steps) == (10, 100)
 
 
 def test_strategies_built_from_the_config():
     single = _config()
     assert build_strategy(single, resolve_placement(single)) == "auto"
-    zero3 = _config("strategy.name=deepspeed", "strategy.zero_stage=3", "strategy.offload_params=cpu",
-                    "strategy.offload_optimizer=cpu", "trainer.devices=2")
+    zero3 = _config(
+        "strategy.name=deepspeed",
+        "strategy.zero_stage=3",
+        "strategy.offload_params=cpu",
+        "strategy.offload_optimizer=cpu",
+        "trainer.devices=2",
+    )
     placement = resolve_placement(zero3)
     strategy = build_strategy(zero3, placement)
     assert isinstance(strategy, CPUCapableDeepSpeedStrategy)
@@ -80,8 +98,12 @@ def test_strategies_built_from_the_config():
 
 
 def test_nvme_offload_carries_its_path():
-    config = _config("strategy.name=deepspeed", "strategy.zero_stage=2", "strategy.offload_optimizer=nvme",
-                     "strategy.nvme_path=/local/nvme")
+    config = _config(
+        "strategy.name=deepspeed",
+        "strategy.zero_stage=2",
+        "strategy.offload_optimizer=nvme",
+        "strategy.nvme_path=/local/nvme",
+    )
     section = deepspeed_config(config, resolve_placement(config))["zero_optimization"]["offload_optimizer"]
     assert section == {"device": "nvme", "pin_memory": False, "nvme_path": "/local/nvme"}
 
@@ -93,8 +115,11 @@ def test_world_size_and_accelerator_checked_up_front():
         resolve_placement(_config("trainer.accelerator=gpu", "trainer.precision=auto"))
     config = _config("trainer.devices=4", "trainer.num_nodes=2")
     placement = resolve_placement(config)
-    with pytest.raises(ConfigError, match=r"trainer.devices=4 GPU processes per node, but only 2 GPU\(s\) "
-                                          r"are visible; world size = .* = 4 × 2 = 8"):
+    with pytest.raises(
+        ConfigError,
+        match=r"trainer.devices=4 GPU processes per node, but only 2 GPU\(s\) "
+        r"are visible; world size = .* = 4 × 2 = 8",
+    ):
         validate_world_size(config, placement.__class__("gpu", "bf16-mixed", 4, 2), visible_gpus=2)
 
 

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from pretrain_runs import build_folder_shards, overrides, run_cli, tubelet_command
 
 from pretrain.weights import layout as ckpt
-from pretrain_runs import build_folder_shards, overrides, run_cli, tubelet_command
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,9 @@ def _wait_for(condition, process: subprocess.Popen, timeout: float = 300, poll: 
         if condition():
             return
         if process.poll() is not None:
-            raise AssertionError(f"process ended early ({process.returncode}): {process.stderr.read()[-3000:]}")
+            raise AssertionError(
+                f"process ended early ({process.returncode}): {process.stderr.read()[-3000:]}"
+            )
         time.sleep(poll)
     process.kill()
     raise AssertionError("timed out")
@@ -53,8 +55,14 @@ def _saving(root: Path) -> bool:
 def test_kill_during_save_leaves_the_previous_checkpoint_loadable(shards, tmp_path):
     run_dir, root = tmp_path / "killed", tmp_path / "killed" / "checkpoints"
     for _attempt in range(3):  # the kill must land while a save is half written
-        process = _start(shards, tmp_path, "killed", "trainer.max_steps=500", "trainer.checkpoint_every_steps=1",
-                         "trainer.resume=auto")
+        process = _start(
+            shards,
+            tmp_path,
+            "killed",
+            "trainer.max_steps=500",
+            "trainer.checkpoint_every_steps=1",
+            "trainer.resume=auto",
+        )
         _wait_for(lambda: _saving(root), process)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
@@ -67,17 +75,33 @@ def test_kill_during_save_leaves_the_previous_checkpoint_loadable(shards, tmp_pa
     newest = ckpt.latest_valid_checkpoint(run_dir)
     assert newest.path == committed[0] and newest.step < int(half_written[-1].name[-8:]) + 1
     # resume=auto continues from the newest complete checkpoint, ignoring the half-written one
-    done = run_cli("pretrain", "tiny", *overrides(shards, tmp_path, "killed", *QUIET, "trainer.resume=auto",
-                                                   f"trainer.max_steps={newest.step + 3}"))
+    done = run_cli(
+        "pretrain",
+        "tiny",
+        *overrides(
+            shards, tmp_path, "killed", *QUIET, "trainer.resume=auto", f"trainer.max_steps={newest.step + 3}"
+        ),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["step"] == newest.step + 3
 
 
 def test_sigterm_saves_on_every_rank_exits_cleanly_and_resumes(shards, tmp_path):
-    two_rank_zero2 = ("trainer.devices=2", "data.batch_size=2", "strategy.name=deepspeed", "strategy.zero_stage=2")
+    two_rank_zero2 = (
+        "trainer.devices=2",
+        "data.batch_size=2",
+        "strategy.name=deepspeed",
+        "strategy.zero_stage=2",
+    )
     run_dir = tmp_path / "preempted"
-    process = _start(shards, tmp_path, "preempted", *two_rank_zero2, "trainer.max_steps=500",
-                     "trainer.checkpoint_every_steps=4")
+    process = _start(
+        shards,
+        tmp_path,
+        "preempted",
+        *two_rank_zero2,
+        "trainer.max_steps=500",
+        "trainer.checkpoint_every_steps=4",
+    )
     _wait_for(lambda: bool(ckpt.list_checkpoints(run_dir)), process, poll=0.05)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=180)
@@ -91,8 +115,10 @@ def test_sigterm_saves_on_every_rank_exits_cleanly_and_resumes(shards, tmp_path)
 
     # the command the stopped run printed resumes it (here told to stop 3 steps later)
     printed = stderr.split("resume it with:\n", 1)[1].splitlines()[0].strip()
-    assert printed == (f"tubelet pretrain {run_dir}/config.yaml trainer.run_name=preempted "
-                       f"trainer.output_dir={tmp_path} trainer.resume=auto")
+    assert printed == (
+        f"tubelet pretrain {run_dir}/config.yaml trainer.run_name=preempted "
+        f"trainer.output_dir={tmp_path} trainer.resume=auto"
+    )
     done = run_cli(*shlex.split(printed)[1:], f"trainer.max_steps={saved.step + 3}", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     resumed = json.loads(done.stdout.strip().splitlines()[-1])
@@ -103,10 +129,14 @@ def test_sigterm_saves_on_every_rank_exits_cleanly_and_resumes(shards, tmp_path)
 
 def test_ctrl_c_prints_the_command_that_resumes_the_run(shards, tmp_path):
     run_dir = tmp_path / "interrupted"
-    process = _start(shards, tmp_path, "interrupted", "trainer.max_steps=500", "trainer.checkpoint_every_steps=2")
+    process = _start(
+        shards, tmp_path, "interrupted", "trainer.max_steps=500", "trainer.checkpoint_every_steps=2"
+    )
     _wait_for(lambda: bool(ckpt.list_checkpoints(run_dir)), process, poll=0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 1, stderr[-3000:]
-    assert (f"resume it (from its newest checkpoint) with:\n  tubelet pretrain {run_dir}/config.yaml "
-            f"trainer.run_name=interrupted trainer.output_dir={tmp_path} trainer.resume=auto\n") in stderr
+    assert (
+        f"resume it (from its newest checkpoint) with:\n  tubelet pretrain {run_dir}/config.yaml "
+        f"trainer.run_name=interrupted trainer.output_dir={tmp_path} trainer.resume=auto\n"
+    ) in stderr

@@ -9,8 +9,9 @@ import re
 import shutil
 from pathlib import Path
 
-from pretrain.train.entry import run_stage
 from pretrain_runs import build_folder_shards, read_metrics, series, tiny_config
+
+from pretrain.train.entry import run_stage
 
 QUIET = ("logging.wandb=offline", "logging.recon_every_steps=0", "trainer.checkpoint_every_steps=3")
 
@@ -27,7 +28,9 @@ def test_resume_keeps_earlier_rows_and_the_wandb_run(tmp_path):
     shutil.rmtree(first.run_dir / "checkpoints" / "step-00000006")  # as if killed before saving step 6
     run_id = (first.run_dir / "wandb_id.txt").read_text().strip()
 
-    resumed = run_stage(tiny_config(shards, tmp_path, "run", "trainer.max_steps=8", "trainer.resume=auto", *QUIET))
+    resumed = run_stage(
+        tiny_config(shards, tmp_path, "run", "trainer.max_steps=8", "trainer.resume=auto", *QUIET)
+    )
     assert resumed.resumed_from.name == "step-00000003" and resumed.global_step == 8
     rows = [int(row["step"]) for row in read_metrics(resumed.run_dir) if row.get("train/loss")]
     assert rows == list(range(8))  # 0-2 kept, the interrupted 3-5 replaced, 3-7 appended: no step twice

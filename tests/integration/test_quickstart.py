@@ -42,8 +42,11 @@ def quickstart(tmp_path_factory):
 
 @pytest.mark.slow
 def test_overall_progress_a_line_per_stage_with_elapsed_and_eta(quickstart):
-    stages = [line.removesuffix(" ...") for line in QUICKSTART_LINES.lines  # "... stage 2/3 (...) · ETA 0:00:41 ..."
-              if re.match(r"quickstart: stage \d/3 ", line)]
+    stages = [
+        line.removesuffix(" ...")
+        for line in QUICKSTART_LINES.lines  # "... stage 2/3 (...) · ETA 0:00:41 ..."
+        if re.match(r"quickstart: stage \d/3 ", line)
+    ]
     assert [line.split(" (")[0] for line in stages] == [f"quickstart: stage {i}/3" for i in (1, 2, 3)]
     assert "(pretrain) · elapsed" in stages[0] and stages[0].endswith("ETA ?")
     assert all(re.search(r"elapsed \d+:\d\d:\d\d · ETA \d+:\d\d:\d\d$", line) for line in stages[1:])

@@ -12,9 +12,9 @@ import torch
 from pretrain.cli import main
 from pretrain.evaluate.inference import load_inference_model
 from pretrain.models.classifier import VideoClassifier
-from pretrain.weights import save_export
 from pretrain.models.videomae import VideoMAE
 from pretrain.models.vit import ArchSpec
+from pretrain.weights import save_export
 
 SPEC = ArchSpec.from_size("tiny", img_size=32, num_frames=8, tubelet_size=2, patch_size=8)
 
@@ -48,7 +48,9 @@ def test_export_matches_eager_for_any_batch_size(classifier, tmp_path, capsys, f
     for batch in (1, 5):
         video = torch.randn(batch, 3, 8, 32, 32)
         with torch.no_grad():
-            assert torch.allclose(exported_logits(fmt, tmp_path / runtime["model"], video), eager(video), atol=1e-4)
+            assert torch.allclose(
+                exported_logits(fmt, tmp_path / runtime["model"], video), eager(video), atol=1e-4
+            )
 
 
 def test_a_pretraining_checkpoint_is_refused(tmp_path, capsys):

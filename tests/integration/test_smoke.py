@@ -8,12 +8,29 @@ import pytest
 from pretrain.cli import main
 
 EXPECTED_CHECKS = {
-    "videos_written", "shards_built", "shards_verified", "split1_test_videos", "pretrain_steps",
-    "pretrain_loss_finite", "checkpoint_deepspeed_zero2", "reconstruction_written", "checkpoint_mid_run",
-    "resume_reaches_end", "resume_continues_at_step", "resume_loss_equal", "export_matches_checkpoint",
-    "resume_weights_equal", "finetune_init_from_export", "finetune_steps", "finetune_test_ran",
-    "evaluate_counts_every_test_video", "evaluate_matches_stage_test", "predict_every_video",
-    "predict_matches_evaluate", "wandb_runs_written", "pretrain_precision",
+    "videos_written",
+    "shards_built",
+    "shards_verified",
+    "split1_test_videos",
+    "pretrain_steps",
+    "pretrain_loss_finite",
+    "checkpoint_deepspeed_zero2",
+    "reconstruction_written",
+    "checkpoint_mid_run",
+    "resume_reaches_end",
+    "resume_continues_at_step",
+    "resume_loss_equal",
+    "export_matches_checkpoint",
+    "resume_weights_equal",
+    "finetune_init_from_export",
+    "finetune_steps",
+    "finetune_test_ran",
+    "evaluate_counts_every_test_video",
+    "evaluate_matches_stage_test",
+    "predict_every_video",
+    "predict_matches_evaluate",
+    "wandb_runs_written",
+    "pretrain_precision",
 }
 
 
@@ -30,7 +47,11 @@ def test_every_check_passes_and_is_recorded(smoke):
     assert report["passed"] is True
     assert set(report["checks"]) == EXPECTED_CHECKS
     assert all(report["checks"].values())
-    assert set(report["info"]["skipped"]) == {"sdpa_fused_kernel", "adamw_fused", "pretrain_fused_attention_only"}
+    assert set(report["info"]["skipped"]) == {
+        "sdpa_fused_kernel",
+        "adamw_fused",
+        "pretrain_fused_attention_only",
+    }
     assert report["info"]["precision"] == "32-true" and report["info"]["wandb"] == "offline"
 
 
@@ -41,7 +62,15 @@ def test_figures_hold_throughput_memory_and_step_times(smoke):
     assert figures["pretrain_peak_host_rss_gb"] > 0.1
     assert figures["pretrain_mfu"] is None  # no known peak for a CPU
     assert figures["pretrain_seconds_per_step"] > 0
-    assert set(figures["step_seconds"]) == {"data", "pretrain", "resume", "export", "finetune", "evaluate", "predict"}
+    assert set(figures["step_seconds"]) == {
+        "data",
+        "pretrain",
+        "resume",
+        "export",
+        "finetune",
+        "evaluate",
+        "predict",
+    }
     assert 0 < figures["wall_seconds"] < 480
     assert 0.0 <= figures["evaluate_top1"] == figures["finetune_test_top1"] <= 1.0
 
@@ -64,10 +93,13 @@ def test_a_failed_check_exits_1_naming_it(tmp_path, monkeypatch, capsys):
     assert report["passed"] is False and report["checks"] == {"videos_written": False}
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--backbone", "resnet"], "--backbone 'resnet' is not allowed"),
-    (["--device", "cuda"], "--device cuda but CUDA is not available"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--backbone", "resnet"], "--backbone 'resnet' is not allowed"),
+        (["--device", "cuda"], "--device cuda but CUDA is not available"),
+    ],
+)
 def test_bad_flags_exit_2_before_any_work(tmp_path, capsys, argv, message):
     import torch
 

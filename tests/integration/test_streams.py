@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from stream_shards import build_ucf_shards, class_of_key, expected_keys, stream_config
 
 from pretrain.config import ConfigError
+from pretrain.data.augment.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_video, yuv420_to_rgb
 from pretrain.data.generated.corpora import square_frames, write_folder_tree
+from pretrain.data.shards import build_shards, read_manifest
 from pretrain.data.streams.finetune_stream import build_finetune_loaders
 from pretrain.data.streams.pretrain_stream import build_pretrain_loader
-from pretrain.data.shards import build_shards, read_manifest
-from pretrain.data.augment.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_video, yuv420_to_rgb
 from pretrain.masking import num_hidden_tokens
 from pretrain.train.module import model_video
-from stream_shards import build_ucf_shards, class_of_key, expected_keys, stream_config
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +26,14 @@ def epoch(loader) -> list[dict]:
 
 
 def test_pretrain_batches_follow_the_contract(shards):
-    config = stream_config(shards, "data.split=all", "data.batch_size=4", "mask.decoder_ratio=0.5",
-                           "data.shuffle_buffer=1",  # no buffer: the epoch is exactly the first pass
-                           "data.normalize_on_device=false")  # normalized float batches from the loader
+    config = stream_config(
+        shards,
+        "data.split=all",
+        "data.batch_size=4",
+        "mask.decoder_ratio=0.5",
+        "data.shuffle_buffer=1",  # no buffer: the epoch is exactly the first pass
+        "data.normalize_on_device=false",
+    )  # normalized float batches from the loader
     loader = build_pretrain_loader(config, rank=0, world_size=1)
     batches = epoch(loader)
     assert len(batches) == len(loader) == 3  # 12 videos x 1 clip / 4
@@ -49,8 +54,9 @@ def test_pretrain_batches_follow_the_contract(shards):
 
 
 def test_split_selection_and_repeated_sampling(shards):
-    config = stream_config(shards, "data.split=train", "data.num_sample=3", "data.batch_size=3",
-                           "data.shuffle_buffer=1")
+    config = stream_config(
+        shards, "data.split=train", "data.num_sample=3", "data.batch_size=3", "data.shuffle_buffer=1"
+    )
     batches = epoch(build_pretrain_loader(config, 0, 1))
     train = expected_keys(shards, lambda meta: meta["splits"]["1"] == "train")
     assert len(batches) == 9  # 9 train videos x 3 clips / 3
@@ -79,7 +85,12 @@ def test_yuv420_batches_convert_on_the_device_to_the_rgb_pixels(shards):
     yuv_batch = next(iter(build_pretrain_loader(stream_config(shards, "data.split=all"), 0, 1)))
     rgb_config = stream_config(shards, "data.split=all", "data.ship_yuv420=false")
     rgb_batch = next(iter(build_pretrain_loader(rgb_config, 0, 1)))
-    assert yuv_batch["video"].dtype == torch.uint8 and yuv_batch["video"].shape == (4, 8, 96, 64)  # H*3/2 rows
+    assert yuv_batch["video"].dtype == torch.uint8 and yuv_batch["video"].shape == (
+        4,
+        8,
+        96,
+        64,
+    )  # H*3/2 rows
     assert yuv_batch["key"] == rgb_batch["key"] and torch.equal(yuv_batch["mask"], rgb_batch["mask"])
     rgb = yuv420_to_rgb(yuv_batch["video"])  # (B, 3, T, H, W) float 0..255
     difference = (rgb - rgb_batch["video"].float()).abs()
@@ -121,7 +132,8 @@ def test_finetune_train_stream_mixes_and_smooths(shards):
     assert batch["target"].shape == (4, 3) and torch.allclose(batch["target"].sum(1), torch.ones(4))
     assert batch["target"].max() < 1.0 - 0.1 + 0.1 / 3 + 1e-6  # smoothed (and mixed) targets
     assert "mask" not in batch and batch["label"].tolist() == [
-        ["ApplyEyeMakeup", "ApplyLipstick", "Archery"].index(class_of_key(k)) for k in batch["key"]]
+        ["ApplyEyeMakeup", "ApplyLipstick", "Archery"].index(class_of_key(k)) for k in batch["key"]
+    ]
     test_keys = [k for b in validation for k in b["key"]]
     assert sorted(test_keys) == sorted(expected_keys(shards, lambda m: m["splits"]["1"] == "test"))
 

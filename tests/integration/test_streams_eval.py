@@ -8,12 +8,12 @@ from collections import Counter
 
 import pytest
 import torch
+from stream_shards import build_ucf_shards, expected_keys, stream_config
 
 from pretrain.data.augment import sampling, transforms
 from pretrain.data.augment.clips import ClipSettings, eval_views
-from pretrain.data.video.decode import decode_frames, decode_window
 from pretrain.data.streams.eval_stream import build_eval_loader
-from stream_shards import build_ucf_shards, expected_keys, stream_config
+from pretrain.data.video.decode import decode_frames, decode_window
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,9 @@ def shards(tmp_path_factory):
 
 
 def keys_over_ranks(shards, split: str, world_size: int, workers: int) -> list[list[str]]:
-    config = stream_config(shards, f"data.eval_split={split}", f"data.num_workers={workers}", "data.batch_size=2")
+    config = stream_config(
+        shards, f"data.eval_split={split}", f"data.num_workers={workers}", "data.batch_size=2"
+    )
     per_rank = []
     for rank in range(world_size):
         loader = build_eval_loader(config, rank, world_size, multi_view=False)
@@ -32,10 +34,13 @@ def keys_over_ranks(shards, split: str, world_size: int, workers: int) -> list[l
     return per_rank
 
 
-@pytest.mark.parametrize("split, subset, sizes", [
-    ("train", "train", [4, 5]),   # 9 split-1 train videos over 2 ranks x 2 workers: 2, 2 | 2, 3
-    ("test", "test", [1, 2]),     # 3 test videos: 0, 1 | 1, 1 (a worker with nothing to do)
-])
+@pytest.mark.parametrize(
+    "split, subset, sizes",
+    [
+        ("train", "train", [4, 5]),  # 9 split-1 train videos over 2 ranks x 2 workers: 2, 2 | 2, 3
+        ("test", "test", [1, 2]),  # 3 test videos: 0, 1 | 1, 1 (a worker with nothing to do)
+    ],
+)
 def test_every_sample_exactly_once_over_2_ranks_x_2_workers(shards, split, subset, sizes):
     per_rank = keys_over_ranks(shards, split, world_size=2, workers=2)
     assert [len(keys) for keys in per_rank] == sizes
@@ -81,7 +86,9 @@ def test_multi_view_equals_decoding_each_view(shards):
             assert torch.equal(together[clip_index * 2 + crop_index], alone)
         # The YUV renderer agrees with swscale's RGB conversion up to rounding (both BT.601),
         # apart from a few pixels at sharp colour edges where chroma is interpolated differently.
-        swscale = transforms.frames_to_tensor(decode_frames(video, window)).permute(1, 0, 2, 3)  # (C, T, H, W)
+        swscale = transforms.frames_to_tensor(decode_frames(video, window)).permute(
+            1, 0, 2, 3
+        )  # (C, T, H, W)
         difference = (together[clip_index * 2].int() - swscale[..., :64].int()).abs()  # crop 0: left edge
         assert difference.float().mean() < 1.5
         assert (difference <= 3).float().mean() > 0.99

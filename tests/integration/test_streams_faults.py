@@ -8,11 +8,11 @@ from collections import Counter
 
 import pytest
 import torch
+from stream_shards import build_ucf_shards, expected_keys, first_key, rewrite_member, stream_config
 
 from pretrain.data.streams.eval_stream import build_eval_loader
 from pretrain.data.streams.pretrain_stream import build_pretrain_loader
 from pretrain.data.streams.stages import DataError
-from stream_shards import build_ucf_shards, expected_keys, first_key, rewrite_member, stream_config
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,9 @@ def test_corrupt_sample_is_skipped_and_counted(shards):
     keys = [k for batch in loader for k in batch["key"]]
     assert len(keys) == 12 and bad not in keys
     assert loader.skipped_samples >= 1 and loader.stats()["data/skipped_samples"] == loader.skipped_samples
-    evaluated = build_eval_loader(stream_config(shards, "data.eval_split=all", "data.num_workers=2"), 0, 1,
-                                  multi_view=False)
+    evaluated = build_eval_loader(
+        stream_config(shards, "data.eval_split=all", "data.num_workers=2"), 0, 1, multi_view=False
+    )
     counts = Counter(k for batch in evaluated for k in batch["key"])
     assert evaluated.skipped_samples == 1  # exactly once, like every other sample
     assert set(counts) == set(expected_keys(shards)) - {bad} and set(counts.values()) == {1}
@@ -68,7 +69,9 @@ def test_nothing_decodes_is_a_clear_error(shards, workers):
     for shard in shard_files(shards):
         for key in expected_keys(shards, lambda meta, name=shard.name: meta["shard"] == name):
             rewrite_member(shard, key, lambda data: data[:50])
-    loader = build_pretrain_loader(stream_config(shards, "data.split=all", f"data.num_workers={workers}"), 0, 1)
+    loader = build_pretrain_loader(
+        stream_config(shards, "data.split=all", f"data.num_workers={workers}"), 0, 1
+    )
     with pytest.raises(Exception, match="none of the 12 selected videos decodes"):
         list(loader)
 
@@ -84,6 +87,7 @@ def test_no_readable_shard_is_a_clear_error(shards):
 
 # ------------------------------------------------------------------ resumption
 
+
 def run(loader, epochs: int, stop_after: int | None = None, local: bool = False):
     """(batches as comparable tuples, state after `stop_after` batches or None)."""
     seen = []
@@ -97,20 +101,29 @@ def run(loader, epochs: int, stop_after: int | None = None, local: bool = False)
 
 def same_batches(left, right) -> bool:
     return len(left) == len(right) and all(
-        a[0] == b[0] and torch.equal(a[1], b[1]) and torch.equal(a[2], b[2]) for a, b in zip(left, right))
+        a[0] == b[0] and torch.equal(a[1], b[1]) and torch.equal(a[2], b[2]) for a, b in zip(left, right)
+    )
 
 
 @pytest.mark.parametrize("corrupt", [False, True])
 def test_resumed_stream_equals_uninterrupted(shards, corrupt):
     if corrupt:  # resumption must also hold when some videos are skipped
         rewrite_member(shard_files(shards)[2], first_key(shard_files(shards)[2]), lambda d: b"\0" * 99)
-    config = stream_config(shards, "data.split=all", "data.num_workers=2", "data.batch_size=3",
-                           "data.num_sample=2", "data.shuffle_buffer=5")  # clips of a video straddle batches
-    for rank in ((1,) if corrupt else (0, 1)):
+    config = stream_config(
+        shards,
+        "data.split=all",
+        "data.num_workers=2",
+        "data.batch_size=3",
+        "data.num_sample=2",
+        "data.shuffle_buffer=5",
+    )  # clips of a video straddle batches
+    for rank in (1,) if corrupt else (0, 1):
         full, _ = run(build_pretrain_loader(config, rank, 2), epochs=2)
         assert len(full) == 8  # 2 epochs x 4 batches per rank
         for stop in (1, 4, 5):  # worker 1 next; the epoch's end; into the next epoch
-            head, state = run(build_pretrain_loader(config, rank, 2), epochs=2, stop_after=stop, local=stop % 2 == 1)
+            head, state = run(
+                build_pretrain_loader(config, rank, 2), epochs=2, stop_after=stop, local=stop % 2 == 1
+            )
             resumed = build_pretrain_loader(config, rank, 2)
             resumed.load_state_dict(state)
             tail, _ = run(resumed, epochs=2 - state["epoch"])

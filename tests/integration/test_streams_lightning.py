@@ -7,9 +7,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+from stream_shards import build_ucf_shards, stream_config
 
 from pretrain.data.streams.pretrain_stream import build_pretrain_loader
-from stream_shards import build_ucf_shards, stream_config
 
 
 class KeyRecorder(pl.LightningModule):
@@ -34,9 +34,16 @@ class KeyRecorder(pl.LightningModule):
 
 def fit(config, root, max_steps: int, ckpt_path=None) -> KeyRecorder:
     module = KeyRecorder(build_pretrain_loader(config, 0, 1))
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=max_steps, logger=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=root,
-                         callbacks=[ModelCheckpoint(dirpath=root / "ckpt", every_n_train_steps=4, save_top_k=-1)])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=max_steps,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        callbacks=[ModelCheckpoint(dirpath=root / "ckpt", every_n_train_steps=4, save_top_k=-1)],
+    )
     trainer.fit(module, ckpt_path=ckpt_path)
     return module
 

@@ -55,9 +55,19 @@ def runs(tmp_path_factory) -> dict:
     shards = motion_shards(root, CLASSES, groups=(1, 8))
     made = {"shards": shards, "root": root}
     for name, extra in (("zero2", ZERO2), ("plain", ())):
-        config = load_config("pretrain/tiny", [
-            f"data.shards={shards}", "trainer.max_steps=2", "trainer.checkpoint_every_steps=1",
-            f"trainer.output_dir={root / 'runs'}", f"trainer.run_name={name}", *QUIET, *extra], stage="pretrain")
+        config = load_config(
+            "pretrain/tiny",
+            [
+                f"data.shards={shards}",
+                "trainer.max_steps=2",
+                "trainer.checkpoint_every_steps=1",
+                f"trainer.output_dir={root / 'runs'}",
+                f"trainer.run_name={name}",
+                *QUIET,
+                *extra,
+            ],
+            stage="pretrain",
+        )
         with InProcessRun():
             made[name] = run_stage(config).run_dir
     return made
@@ -92,7 +102,9 @@ def _plant_file(layout: str, tmp_path: Path, marker: Path) -> Path:
     folder = tmp_path / layout
     folder.mkdir()
     if layout == "export":  # safetensors cannot hold code: a pickle in its place is refused as unreadable
-        (folder / "config.json").write_text(json.dumps({"format": "tubelet", "kind": "classifier", "arch": {}}))
+        (folder / "config.json").write_text(
+            json.dumps({"format": "tubelet", "kind": "classifier", "arch": {}})
+        )
         torch.save(evil, folder / "model.safetensors")
     else:
         (folder / "config.json").write_text(json.dumps({"model_type": "videomae"}))
@@ -108,8 +120,15 @@ def _run_entry(entry: str, source: Path, runs: dict, tmp_path: Path) -> int:
         "convert": ["convert", str(source), str(tmp_path / "convert-out")],
         "evaluate": ["evaluate", "tiny", f"ckpt={source}", *common],
         "finetune.init": ["finetune", "tiny", f"finetune.init={source}", "trainer.max_steps=1", *common],
-        "resume": ["pretrain", "tiny", f"trainer.resume={source}", "trainer.max_steps=3", "trainer.run_name=resumed",
-                   *common, *(ZERO2 if (source / "state").is_dir() else ())],
+        "resume": [
+            "pretrain",
+            "tiny",
+            f"trainer.resume={source}",
+            "trainer.max_steps=3",
+            "trainer.run_name=resumed",
+            *common,
+            *(ZERO2 if (source / "state").is_dir() else ()),
+        ],
     }[entry]
     with InProcessRun():
         return main(argv)
@@ -155,10 +174,20 @@ def test_resume_auto_passes_over_a_corrupt_newest_checkpoint(runs, how, tmp_path
     shutil.copytree(runs["zero2"], run, symlinks=True)
     newest = run / "checkpoints" / "step-00000002"
     _corrupt(newest / STAGE_FILES["zero-optim-states"][1], how)
-    config = load_config("pretrain/tiny", [
-        f"data.shards={runs['shards']}", "trainer.max_steps=3", "trainer.checkpoint_every_steps=5",
-        f"trainer.output_dir={tmp_path / 'runs'}", "trainer.run_name=zero2", "trainer.resume=auto",
-        *QUIET, *ZERO2], stage="pretrain")
+    config = load_config(
+        "pretrain/tiny",
+        [
+            f"data.shards={runs['shards']}",
+            "trainer.max_steps=3",
+            "trainer.checkpoint_every_steps=5",
+            f"trainer.output_dir={tmp_path / 'runs'}",
+            "trainer.run_name=zero2",
+            "trainer.resume=auto",
+            *QUIET,
+            *ZERO2,
+        ],
+        stage="pretrain",
+    )
     with InProcessRun(), caplog.at_level(logging.WARNING):
         result = run_stage(config)
     assert result.resumed_from == run / "checkpoints" / "step-00000001" and result.global_step == 3
@@ -172,8 +201,12 @@ def test_a_corrupt_checkpoint_asked_for_by_name_is_one_line(runs, tmp_path, caps
     _corrupt(folder / "state.ckpt", "flipped-bytes")
     marker = tmp_path / "MARKER"
     for entry in ("export", "finetune.init", "resume"):
-        _assert_refused(_run_entry(entry, folder, runs, tmp_path), capsys, marker,
-                        "state.ckpt does not match the sha256 recorded when it was saved")
+        _assert_refused(
+            _run_entry(entry, folder, runs, tmp_path),
+            capsys,
+            marker,
+            "state.ckpt does not match the sha256 recorded when it was saved",
+        )
 
 
 def test_our_zero_consolidation_equals_deepspeeds_own(runs):

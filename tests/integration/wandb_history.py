@@ -23,8 +23,8 @@ def records(path: Path) -> list[wandb_internal_pb2.Record]:
         if room < CHUNK_HEADER:  # block trailer padding
             offset += room
             continue
-        _, length, kind = struct.unpack("<IHB", data[offset:offset + CHUNK_HEADER])
-        chunk = data[offset + CHUNK_HEADER:offset + CHUNK_HEADER + length]
+        _, length, kind = struct.unpack("<IHB", data[offset : offset + CHUNK_HEADER])
+        chunk = data[offset + CHUNK_HEADER : offset + CHUNK_HEADER + length]
         offset += CHUNK_HEADER + length
         pending = chunk if kind in (FULL, FIRST) else pending + chunk
         if kind in (FULL, LAST):

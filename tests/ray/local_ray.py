@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import psutil
 
@@ -60,21 +59,27 @@ def cluster_env(auth_mode: str = "disabled") -> dict[str, str]:
 class LocalRayCluster:
     """Head (+ extra nodes) started with the Ray CLI under `root`; `stop()` ends only them."""
 
-    def __init__(self, root: Path, env: Optional[dict[str, str]] = None) -> None:
+    def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
         # Ray's unix socket paths must stay short: keep the temp dir name short.
         self.temp_dir = Path(root) / "r"
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         self.env = env or cluster_env()
-        self.gcs_address: Optional[str] = None
-        self.dashboard_url: Optional[str] = None
+        self.gcs_address: str | None = None
+        self.dashboard_url: str | None = None
 
     def start_head(self, num_cpus: int = 1, dashboard: bool = True) -> None:
         gcs_port, dashboard_port = free_port(), free_port()
         low, high = free_port_range(40)
-        args = ["--head", f"--port={gcs_port}", f"--include-dashboard={str(dashboard).lower()}",
-                f"--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-                f"--ray-client-server-port={free_port()}", f"--min-worker-port={low}",
-                f"--max-worker-port={high}"]
+        args = [
+            "--head",
+            f"--port={gcs_port}",
+            f"--include-dashboard={str(dashboard).lower()}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard_port}",
+            f"--ray-client-server-port={free_port()}",
+            f"--min-worker-port={low}",
+            f"--max-worker-port={high}",
+        ]
         self._ray_start(args, num_cpus)
         self.gcs_address = f"127.0.0.1:{gcs_port}"
         self.dashboard_url = f"http://127.0.0.1:{dashboard_port}"
@@ -82,17 +87,31 @@ class LocalRayCluster:
     def add_node(self, num_cpus: int = 1) -> None:
         assert self.gcs_address, "start the head first"
         low, high = free_port_range(40)
-        self._ray_start([f"--address={self.gcs_address}", f"--min-worker-port={low}",
-                         f"--max-worker-port={high}"], num_cpus)
+        self._ray_start(
+            [f"--address={self.gcs_address}", f"--min-worker-port={low}", f"--max-worker-port={high}"],
+            num_cpus,
+        )
 
     def _ray_start(self, args: list[str], num_cpus: int) -> None:
-        ports = [f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
-                 f"--dashboard-agent-listen-port={free_port()}",
-                 f"--dashboard-agent-grpc-port={free_port()}",
-                 f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}"]
-        command = [RAY, "start", *args, *ports, f"--num-cpus={num_cpus}", "--num-gpus=0",
-                   f"--temp-dir={self.temp_dir}", "--disable-usage-stats",
-                   "--object-store-memory=100000000"]
+        ports = [
+            f"--node-manager-port={free_port()}",
+            f"--object-manager-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+        ]
+        command = [
+            RAY,
+            "start",
+            *args,
+            *ports,
+            f"--num-cpus={num_cpus}",
+            "--num-gpus=0",
+            f"--temp-dir={self.temp_dir}",
+            "--disable-usage-stats",
+            "--object-store-memory=100000000",
+        ]
         result = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=180)
         if result.returncode != 0:
             self.stop()

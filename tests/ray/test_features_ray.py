@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from local_ray import LocalRayCluster
+
 from pretrain.cli import main
 from pretrain.config import config_to_dict, load_config
 from pretrain.data.generated.corpora import write_ucf101_tree
@@ -29,9 +29,15 @@ def test_features_as_ray_tasks_equal_local_features(tmp_path, tmp_path_factory, 
     cluster = LocalRayCluster(tmp_path_factory.mktemp("fray"))  # short: AF_UNIX socket paths <= 107 bytes
     cluster.start_head(num_cpus=2, dashboard=False)
     try:
-        assert main([*command, "--out", str(tmp_path / "ray_out"), "--ray", "--address", cluster.gcs_address]) == 0
+        assert (
+            main([*command, "--out", str(tmp_path / "ray_out"), "--ray", "--address", cluster.gcs_address])
+            == 0
+        )
     finally:
         cluster.stop()
-    (local_rows, local), (ray_rows, on_ray) = load_features(tmp_path / "local"), load_features(tmp_path / "ray_out")
+    (local_rows, local), (ray_rows, on_ray) = (
+        load_features(tmp_path / "local"),
+        load_features(tmp_path / "ray_out"),
+    )
     assert [r["key"] for r in local_rows] == [r["key"] for r in ray_rows] and len(local_rows) == 4
     assert torch.allclose(local, on_ray, atol=1e-6)

@@ -11,12 +11,12 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 from local_ray import LocalRayCluster
+
 from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.corpora import square_frames, write_ucf101_tree
 from pretrain.data.shards import BuildOptions, build_shards
@@ -51,16 +51,29 @@ def shards(tmp_path_factory) -> Path:
 
 
 def _config(cluster: LocalRayCluster, shards: Path, out: Path, run_name: str) -> RunConfig:
-    return load_config("pretrain/tiny", [
-        f"data.shards={shards}", "data.batch_size=2",
-        "strategy.name=deepspeed", "strategy.zero_stage=2",
-        "cluster.launcher=ray", f"cluster.address={cluster.gcs_address}", "cluster.num_workers=2",
-        "cluster.cpus_per_worker=1", "cluster.placement_strategy=STRICT_SPREAD", "cluster.max_failures=1",
-        f"cluster.storage_path={out / 'ray_results'}",
-        f"trainer.output_dir={out / 'runs'}", f"trainer.run_name={run_name}",
-        f"trainer.max_steps={MAX_STEPS}", f"trainer.checkpoint_every_steps={EVERY}",
-        "logging.wandb=disabled", "logging.recon_every_steps=0", "logging.every_steps=1",
-    ])
+    return load_config(
+        "pretrain/tiny",
+        [
+            f"data.shards={shards}",
+            "data.batch_size=2",
+            "strategy.name=deepspeed",
+            "strategy.zero_stage=2",
+            "cluster.launcher=ray",
+            f"cluster.address={cluster.gcs_address}",
+            "cluster.num_workers=2",
+            "cluster.cpus_per_worker=1",
+            "cluster.placement_strategy=STRICT_SPREAD",
+            "cluster.max_failures=1",
+            f"cluster.storage_path={out / 'ray_results'}",
+            f"trainer.output_dir={out / 'runs'}",
+            f"trainer.run_name={run_name}",
+            f"trainer.max_steps={MAX_STEPS}",
+            f"trainer.checkpoint_every_steps={EVERY}",
+            "logging.wandb=disabled",
+            "logging.recon_every_steps=0",
+            "logging.every_steps=1",
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +98,12 @@ def test_zero2_over_two_nodes_runs_to_completion(uninterrupted):
     assert result.metrics["start_step"] == 0
     assert sorted(_losses(result)) == [4, 6, 8]  # every 2 steps, not only at epoch end (3 kept)
     meta = json.loads((Path(result.checkpoint_path) / "meta.json").read_text())
-    assert (meta["step"], meta["world_size"], meta["zero_stage"], meta["deepspeed"]) == (MAX_STEPS, 2, 2, True)
+    assert (meta["step"], meta["world_size"], meta["zero_stage"], meta["deepspeed"]) == (
+        MAX_STEPS,
+        2,
+        2,
+        True,
+    )
     # ZeRO-2 optimizer shards of both ranks are in the checkpoint Ray Train keeps.
     shards = sorted(p.name for p in Path(result.checkpoint_path).rglob("*optim_states.pt"))
     assert len(shards) == 2 and any("rank_0" in s for s in shards) and any("rank_1" in s for s in shards)

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from local_ray import LocalRayCluster, cluster_env
+
 from pretrain.cli import main
 from pretrain.config import config_to_yaml, load_config
 
@@ -35,8 +35,20 @@ def _job_status(address: str, job_id: str) -> str:
 
 def test_successful_job_prints_id_streams_logs_and_exits_zero(head, capsys, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    code = main(["submit", "--address", head.dashboard_url, "--working-dir", str(REPO),
-                 "--", "config", "show", "pretrain/tiny", "optim.base_lr=0.002"])
+    code = main(
+        [
+            "submit",
+            "--address",
+            head.dashboard_url,
+            "--working-dir",
+            str(REPO),
+            "--",
+            "config",
+            "show",
+            "pretrain/tiny",
+            "optim.base_lr=0.002",
+        ]
+    )
     out = capsys.readouterr().out
     job_id = out.splitlines()[0]
     assert code == 0, out
@@ -48,8 +60,9 @@ def test_successful_job_prints_id_streams_logs_and_exits_zero(head, capsys, monk
 
 
 def test_failing_job_reports_failure_and_exits_nonzero(head, capsys):
-    code = main(["submit", "--address", head.dashboard_url, "--",
-                 "config", "show", "pretrain/no_such_recipe"])
+    code = main(
+        ["submit", "--address", head.dashboard_url, "--", "config", "show", "pretrain/no_such_recipe"]
+    )
     captured = capsys.readouterr()
     job_id = captured.out.splitlines()[0]
     assert code == 1
@@ -61,8 +74,17 @@ def test_failing_job_reports_failure_and_exits_nonzero(head, capsys):
 def test_no_wait_returns_an_id_that_stop_stops(head, capsys):
     # A job that keeps RUNNING until stopped: on the cluster, it follows an inner job that stays
     # PENDING forever (it asks for 2 CPUs from a 1-CPU head).
-    inner = ["submit", "--address", head.dashboard_url, "--entrypoint-num-cpus", "2",
-             "--", "config", "show", "pretrain/tiny"]
+    inner = [
+        "submit",
+        "--address",
+        head.dashboard_url,
+        "--entrypoint-num-cpus",
+        "2",
+        "--",
+        "config",
+        "show",
+        "pretrain/tiny",
+    ]
     code = main(["submit", "--address", head.dashboard_url, "--no-wait", "--", *inner])
     job_id = capsys.readouterr().out.strip()
     assert code == 0
@@ -83,8 +105,19 @@ def _wait_for_status(address: str, job_id: str, wanted: str, timeout_s: float = 
 
 def test_secret_env_names_are_refused_before_submitting(head, capsys, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "not-a-real-key-0123456789")
-    code = main(["submit", "--address", head.dashboard_url, "--env", "WANDB_API_KEY",
-                 "--", "config", "show", "pretrain/tiny"])
+    code = main(
+        [
+            "submit",
+            "--address",
+            head.dashboard_url,
+            "--env",
+            "WANDB_API_KEY",
+            "--",
+            "config",
+            "show",
+            "pretrain/tiny",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "--env WANDB_API_KEY looks like a secret" in captured.err
@@ -132,5 +165,10 @@ def test_token_auth_cluster_refuses_clients_without_the_token(tmp_path, tmp_path
 
 
 def _cli_submit(cluster: LocalRayCluster, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(["tubelet", "submit", "--address", cluster.dashboard_url, "--", "config", "list"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["tubelet", "submit", "--address", cluster.dashboard_url, "--", "config", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

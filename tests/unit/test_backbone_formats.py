@@ -10,21 +10,33 @@ transformers = pytest.importorskip("transformers")
 from pretrain.config import load_config  # noqa: E402
 from pretrain.errors import CheckpointError  # noqa: E402
 from pretrain.models import VideoClassifier, build_finetune_model  # noqa: E402
-from pretrain.weights import from_pretrained  # noqa: E402
-from pretrain.train.finetune_init import initialise  # noqa: E402
-from pretrain.weights import convert_weights, detect_format, save_export  # noqa: E402
 from pretrain.models.vit import ArchSpec  # noqa: E402
+from pretrain.train.finetune_init import initialise  # noqa: E402
+from pretrain.weights import (  # noqa: E402
+    convert_weights,
+    detect_format,
+    from_pretrained,  # noqa: E402
+    save_export,
+)
 
-TINY_TIMESFORMER = dict(image_size=32, patch_size=16, num_frames=4, hidden_size=64, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=256)
+TINY_TIMESFORMER = dict(
+    image_size=32,
+    patch_size=16,
+    num_frames=4,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=256,
+)
 
 
 @pytest.fixture(scope="module")
 def hf_timesformer(tmp_path_factory):
     root = tmp_path_factory.mktemp("tsf")
     torch.manual_seed(0)
-    config = transformers.TimesformerConfig(**TINY_TIMESFORMER, num_labels=3,
-                                            id2label={0: "up", 1: "down", 2: "still"})
+    config = transformers.TimesformerConfig(
+        **TINY_TIMESFORMER, num_labels=3, id2label={0: "up", 1: "down", 2: "still"}
+    )
     hf = transformers.TimesformerForVideoClassification(config).eval()
     hf.save_pretrained(root / "hf")
     return hf, root
@@ -47,9 +59,17 @@ def test_hf_timesformer_folder_through_from_pretrained_and_convert(hf_timesforme
 
 def test_finetune_init_from_hf_timesformer(hf_timesformer):
     hf, root = hf_timesformer
-    config = load_config("finetune/tiny", [f"finetune.init={root / 'hf'}", "model.backbone=timesformer",
-                                           "model.tubelet_size=1", "model.img_size=32", "model.num_frames=4"],
-                         stage="finetune")
+    config = load_config(
+        "finetune/tiny",
+        [
+            f"finetune.init={root / 'hf'}",
+            "model.backbone=timesformer",
+            "model.tubelet_size=1",
+            "model.img_size=32",
+            "model.num_frames=4",
+        ],
+        stage="finetune",
+    )
     model = build_finetune_model(config, num_classes=3)
     report = initialise(model, config)
     assert report["format"] == "hf-timesformer" and report["tensors"] == len(model.encoder.state_dict())
@@ -58,9 +78,17 @@ def test_finetune_init_from_hf_timesformer(hf_timesformer):
 
 def test_finetune_init_resizes_learned_tables_to_another_clip(hf_timesformer, caplog):
     _, root = hf_timesformer
-    config = load_config("finetune/tiny", [f"finetune.init={root / 'hf'}", "model.backbone=timesformer",
-                                           "model.tubelet_size=1", "model.img_size=64", "model.num_frames=8"],
-                         stage="finetune")
+    config = load_config(
+        "finetune/tiny",
+        [
+            f"finetune.init={root / 'hf'}",
+            "model.backbone=timesformer",
+            "model.tubelet_size=1",
+            "model.img_size=64",
+            "model.num_frames=8",
+        ],
+        stage="finetune",
+    )
     model = build_finetune_model(config, num_classes=3)
     with caplog.at_level("INFO"):
         initialise(model, config)
@@ -70,8 +98,11 @@ def test_finetune_init_resizes_learned_tables_to_another_clip(hf_timesformer, ca
 def test_original_timesformer_pyth_and_factorised_vivit_to_hf(tmp_path):
     from test_backbone_interop import TIMESFORMER_CONFIGS, original_names, randomized
 
-    hf = randomized(transformers.TimesformerForVideoClassification(
-        transformers.TimesformerConfig(**TIMESFORMER_CONFIGS[0], num_labels=4)))
+    hf = randomized(
+        transformers.TimesformerForVideoClassification(
+            transformers.TimesformerConfig(**TIMESFORMER_CONFIGS[0], num_labels=4)
+        )
+    )
     torch.save(original_names(hf.state_dict()), tmp_path / "TimeSformer_divST_8x32_224_K400.pyth")
     assert detect_format(tmp_path / "TimeSformer_divST_8x32_224_K400.pyth") == "timesformer"
     model = from_pretrained(tmp_path / "TimeSformer_divST_8x32_224_K400.pyth")

@@ -4,8 +4,12 @@ downloaded): TimeSformer and ViViT, both directions, and original TimeSformer na
 import pytest
 import torch
 from transformers import (
-    TimesformerConfig, TimesformerForVideoClassification, TimesformerModel, VivitConfig,
-    VivitForVideoClassification, VivitModel,
+    TimesformerConfig,
+    TimesformerForVideoClassification,
+    TimesformerModel,
+    VivitConfig,
+    VivitForVideoClassification,
+    VivitModel,
 )
 
 from pretrain.models.classifier import VideoClassifier
@@ -14,16 +18,48 @@ from pretrain.weights import timesformer_hf, timesformer_original, vivit_hf
 
 ATOL = 1e-5
 TIMESFORMER_CONFIGS = [
-    dict(image_size=32, patch_size=16, num_frames=4, hidden_size=32, num_hidden_layers=2,
-         num_attention_heads=2, intermediate_size=64),
-    dict(image_size=24, patch_size=8, num_frames=3, hidden_size=48, num_hidden_layers=1,
-         num_attention_heads=4, intermediate_size=96, qkv_bias=False, layer_norm_eps=1e-5),
+    dict(
+        image_size=32,
+        patch_size=16,
+        num_frames=4,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    ),
+    dict(
+        image_size=24,
+        patch_size=8,
+        num_frames=3,
+        hidden_size=48,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=96,
+        qkv_bias=False,
+        layer_norm_eps=1e-5,
+    ),
 ]
 VIVIT_CONFIGS = [
-    dict(image_size=32, num_frames=4, tubelet_size=[2, 16, 16], hidden_size=32, num_hidden_layers=2,
-         num_attention_heads=2, intermediate_size=64),
-    dict(image_size=24, num_frames=6, tubelet_size=[3, 8, 8], hidden_size=48, num_hidden_layers=1,
-         num_attention_heads=4, intermediate_size=96, hidden_act="gelu", layer_norm_eps=1e-5),
+    dict(
+        image_size=32,
+        num_frames=4,
+        tubelet_size=[2, 16, 16],
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    ),
+    dict(
+        image_size=24,
+        num_frames=6,
+        tubelet_size=[3, 8, 8],
+        hidden_size=48,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=96,
+        hidden_act="gelu",
+        layer_norm_eps=1e-5,
+    ),
 ]
 
 
@@ -42,8 +78,9 @@ def ours_from(state, spec, kind):
         model.load_state_dict(state, strict=True)
         return model.eval()
     encoder = build_encoder(spec, final_norm=True)
-    encoder.load_state_dict({k.removeprefix("encoder."): v for k, v in state.items()
-                             if not k.startswith("pooler.")}, strict=True)
+    encoder.load_state_dict(
+        {k.removeprefix("encoder."): v for k, v in state.items() if not k.startswith("pooler.")}, strict=True
+    )
     return encoder.eval()
 
 
@@ -58,8 +95,15 @@ def assert_same_tensors(a: dict, b: dict) -> None:
         assert torch.equal(a[name], b[name]), name
 
 
-FAMILIES = {"timesformer": (timesformer_hf, TimesformerConfig, TimesformerForVideoClassification, TIMESFORMER_CONFIGS),
-            "vivit": (vivit_hf, VivitConfig, VivitForVideoClassification, VIVIT_CONFIGS)}
+FAMILIES = {
+    "timesformer": (
+        timesformer_hf,
+        TimesformerConfig,
+        TimesformerForVideoClassification,
+        TIMESFORMER_CONFIGS,
+    ),
+    "vivit": (vivit_hf, VivitConfig, VivitForVideoClassification, VIVIT_CONFIGS),
+}
 CLASSIFIER_CASES = [(family, i) for family, (*_, configs) in FAMILIES.items() for i in range(len(configs))]
 
 
@@ -72,7 +116,12 @@ def test_classifier_matches_hf_both_ways(family, index):
     state = converter.state_dict_from_hf(hf.state_dict())
     spec = converter.spec_from_hf_config(config.to_dict())
     if family == "vivit":  # HF ViViT is Model 1: a vit with a class token, inputs in [-1, 1]
-        assert (spec.backbone, spec.class_token, spec.pixel_mean, spec.pixel_std) == ("vit", True, (0.5,) * 3, (0.5,) * 3)
+        assert (spec.backbone, spec.class_token, spec.pixel_mean, spec.pixel_std) == (
+            "vit",
+            True,
+            (0.5,) * 3,
+            (0.5,) * 3,
+        )
     ours = ours_from(state, spec, "classifier")
     video = clip(values)  # (B, T, C, H, W), HF's layout
     with torch.no_grad():
@@ -103,7 +152,9 @@ def test_timesformer_encoder_tokens_match_hf_in_our_order(values):
 def test_timesformer_refuses_other_frame_counts():
     values = TIMESFORMER_CONFIGS[0]
     config = TimesformerConfig(**values, num_labels=3)
-    state = timesformer_hf.state_dict_from_hf(randomized(TimesformerForVideoClassification(config)).state_dict())
+    state = timesformer_hf.state_dict_from_hf(
+        randomized(TimesformerForVideoClassification(config)).state_dict()
+    )
     ours = ours_from(state, timesformer_hf.spec_from_hf_config(config.to_dict()), "classifier")
     with pytest.raises(ValueError, match=r"8 frames, the model takes 4"):
         ours(torch.randn(1, 3, 8, 32, 32))
@@ -113,16 +164,25 @@ def original_names(hf_state: dict) -> dict:
     """HF TimeSformer classifier -> the facebookresearch checkpoint layout, by the documented
     renaming (temporal_dense -> temporal_fc, temporal_layernorm -> temporal_norm1, ...), wrapped
     the way its `.pyth` files are (`model_state`, `model.` prefix)."""
-    renames = [("timesformer.embeddings.patch_embeddings.projection", "patch_embed.proj"),
-               ("timesformer.embeddings.position_embeddings", "pos_embed"),
-               ("timesformer.embeddings.time_embeddings", "time_embed"),
-               ("timesformer.embeddings.cls_token", "cls_token"), ("timesformer.encoder.layer.", "blocks."),
-               ("timesformer.layernorm", "norm"), ("classifier", "head"),
-               ("temporal_attention.attention.qkv", "temporal_attn.qkv"),
-               ("temporal_attention.output.dense", "temporal_attn.proj"), ("temporal_dense", "temporal_fc"),
-               ("temporal_layernorm", "temporal_norm1"), ("attention.attention.qkv", "attn.qkv"),
-               ("attention.output.dense", "attn.proj"), ("layernorm_before", "norm1"),
-               ("layernorm_after", "norm2"), ("intermediate.dense", "mlp.fc1"), ("output.dense", "mlp.fc2")]
+    renames = [
+        ("timesformer.embeddings.patch_embeddings.projection", "patch_embed.proj"),
+        ("timesformer.embeddings.position_embeddings", "pos_embed"),
+        ("timesformer.embeddings.time_embeddings", "time_embed"),
+        ("timesformer.embeddings.cls_token", "cls_token"),
+        ("timesformer.encoder.layer.", "blocks."),
+        ("timesformer.layernorm", "norm"),
+        ("classifier", "head"),
+        ("temporal_attention.attention.qkv", "temporal_attn.qkv"),
+        ("temporal_attention.output.dense", "temporal_attn.proj"),
+        ("temporal_dense", "temporal_fc"),
+        ("temporal_layernorm", "temporal_norm1"),
+        ("attention.attention.qkv", "attn.qkv"),
+        ("attention.output.dense", "attn.proj"),
+        ("layernorm_before", "norm1"),
+        ("layernorm_after", "norm2"),
+        ("intermediate.dense", "mlp.fc1"),
+        ("output.dense", "mlp.fc2"),
+    ]
     out = {}
     for name, tensor in hf_state.items():
         for old, new in renames:
@@ -172,10 +232,15 @@ def test_vivit_reads_the_older_hf_layout():
     current = randomized(VivitForVideoClassification(config)).state_dict()
     older = {}
     for name, tensor in current.items():
-        for new, old in (("vivit.layers.", "vivit.encoder.layer."), ("attention.o_proj", "attention.output.dense"),
-                         ("attention.q_proj", "attention.attention.query"), ("attention.k_proj", "attention.attention.key"),
-                         ("attention.v_proj", "attention.attention.value"), ("mlp.fc1", "intermediate.dense"),
-                         ("mlp.fc2", "output.dense")):
+        for new, old in (
+            ("vivit.layers.", "vivit.encoder.layer."),
+            ("attention.o_proj", "attention.output.dense"),
+            ("attention.q_proj", "attention.attention.query"),
+            ("attention.k_proj", "attention.attention.key"),
+            ("attention.v_proj", "attention.attention.value"),
+            ("mlp.fc1", "intermediate.dense"),
+            ("mlp.fc2", "output.dense"),
+        ):
             name = name.replace(new, old)
         older[name] = tensor
     assert_same_tensors(vivit_hf.state_dict_from_hf(older), vivit_hf.state_dict_from_hf(current))
@@ -193,13 +258,19 @@ def test_hf_folders_load_both_ways(tmp_path):
     load back into transformers with ours."""
     from pretrain.weights.backbone_folders import read_hf_backbone, save_hf_backbone
 
-    cases = [(TimesformerForVideoClassification, TimesformerConfig(**TIMESFORMER_CONFIGS[0], num_labels=3)),
-             (VivitForVideoClassification, VivitConfig(**VIVIT_CONFIGS[0], num_labels=3))]
+    cases = [
+        (TimesformerForVideoClassification, TimesformerConfig(**TIMESFORMER_CONFIGS[0], num_labels=3)),
+        (VivitForVideoClassification, VivitConfig(**VIVIT_CONFIGS[0], num_labels=3)),
+    ]
     for hf_class, config in cases:
         hf = randomized(hf_class(config))
         hf.save_pretrained(tmp_path / config.model_type)
         state, model_config = read_hf_backbone(tmp_path / config.model_type)
-        assert model_config["kind"] == "classifier" and model_config["class_names"] == ["LABEL_0", "LABEL_1", "LABEL_2"]
+        assert model_config["kind"] == "classifier" and model_config["class_names"] == [
+            "LABEL_0",
+            "LABEL_1",
+            "LABEL_2",
+        ]
         spec = ours_spec(model_config)
         assert spec.backbone == ("timesformer" if config.model_type == "timesformer" else "vit")
         ours = ours_from(state, spec, "classifier")
@@ -228,7 +299,9 @@ def test_original_timesformer_file_reads_safely(tmp_path):
     torch.save({"model": {"patch_embed.proj.weight": torch.zeros(2, 3, 16, 16)}}, tmp_path / "other.pth")
     assert is_original_timesformer_file(tmp_path / "TimeSformer_divST_8x32_224_K400.pyth")
     assert not is_original_timesformer_file(tmp_path / "other.pth")
-    state, model_config = read_original_timesformer(tmp_path / "TimeSformer_divST_8x32_224_K400.pyth", heads=2)
+    state, model_config = read_original_timesformer(
+        tmp_path / "TimeSformer_divST_8x32_224_K400.pyth", heads=2
+    )
     ours = ours_from(state, ours_spec(model_config), "classifier")
     video = clip(TIMESFORMER_CONFIGS[0])
     with torch.no_grad():

@@ -7,18 +7,21 @@ import torch
 from pretrain.masking import batch_masks
 from pretrain.models import ArchSpec, VideoClassifier, VideoMAE
 from pretrain.models.sizes import SIZES
-from pretrain.models.vit import gather_tokens, patchify
+from pretrain.models.vit import patchify
 
 BACKBONES = ("vit", "timesformer", "vivit")
 
 
 def spec_of(backbone: str, **values) -> ArchSpec:
-    return ArchSpec.from_size("tiny", img_size=32, num_frames=values.pop("num_frames", 8), backbone=backbone, **values)
+    return ArchSpec.from_size(
+        "tiny", img_size=32, num_frames=values.pop("num_frames", 8), backbone=backbone, **values
+    )
 
 
 def video_of(spec: ArchSpec, batch: int = 2, seed: int = 1) -> torch.Tensor:
-    return torch.randn(batch, 3, spec.num_frames, spec.img_size, spec.img_size,
-                       generator=torch.Generator().manual_seed(seed))
+    return torch.randn(
+        batch, 3, spec.num_frames, spec.img_size, spec.img_size, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -64,7 +67,7 @@ def test_visible_token_encoding_under_a_tube_mask(backbone):
     t, pos = divmod(first_hidden, spec.spatial_tokens)
     row, col = divmod(pos, spec.grid[2])
     p, k = spec.patch_size, spec.tubelet_size
-    hidden_pixels[0, :, t * k:(t + 1) * k, row * p:(row + 1) * p, col * p:(col + 1) * p] += 5.0
+    hidden_pixels[0, :, t * k : (t + 1) * k, row * p : (row + 1) * p, col * p : (col + 1) * p] += 5.0
     vis = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)[:, : int(visible[0])]
     with torch.no_grad():
         a = model.encode(patches, vis)
@@ -102,7 +105,7 @@ def test_factorised_encoder_gives_each_token_its_clip_temporal_context():
     assert (before[:, :n] - after[:, :n]).abs().max() > 1e-3  # slice 0: same pixels, new context
     # the content moved with its slice: slice 1 now shows old slice 3, whose spatial part is the same,
     # so the difference between the two is the temporal context alone (one vector per slice)
-    moved = after[:, n:2 * n] - before[:, 3 * n:4 * n]  # (B, n, D)
+    moved = after[:, n : 2 * n] - before[:, 3 * n : 4 * n]  # (B, n, D)
     assert torch.allclose(moved, moved[:, :1].expand_as(moved), atol=1e-5)
 
 
@@ -114,7 +117,7 @@ def test_timesformer_mixes_time_only_through_temporal_attention():
     encoder = VideoMAE(spec).eval().encoder
     video = video_of(spec)
     changed = video.clone()
-    changed[:, :, spec.tubelet_size:2 * spec.tubelet_size] += 3.0  # slice 1 only
+    changed[:, :, spec.tubelet_size : 2 * spec.tubelet_size] += 3.0  # slice 1 only
     first = slice(1, 1 + spec.spatial_tokens)  # slice 0's tokens (after the class token)
 
     def slice0(clip):
@@ -157,11 +160,15 @@ def test_classifier_pools_the_class_token_and_decays_layers(backbone):
         assert torch.allclose(model(video), model.head(model.fc_norm(tokens[:, 0])), atol=1e-6)
     groups = model.param_groups(weight_decay=0.05, layer_decay=0.5)
     by_name = {name: g for g in groups for name in g["param_names"]}
-    assert by_name["encoder.pos_embed"]["weight_decay"] == 0.0 and by_name["encoder.cls_token"]["lr_scale"] == 0.5 ** (model.encoder.num_layers - 1)
+    assert by_name["encoder.pos_embed"]["weight_decay"] == 0.0 and by_name["encoder.cls_token"][
+        "lr_scale"
+    ] == 0.5 ** (model.encoder.num_layers - 1)
     assert by_name["head.weight"]["lr_scale"] == 1.0
     if backbone == "vivit":
         assert by_name["encoder.time_embed"]["weight_decay"] == 0.0
-        assert by_name["encoder.temporal_blocks.0.attn.qkv.weight"]["lr_scale"] == 0.5  # layer 3 of 0..4: after 2 spatial blocks, below the head
+        assert (
+            by_name["encoder.temporal_blocks.0.attn.qkv.weight"]["lr_scale"] == 0.5
+        )  # layer 3 of 0..4: after 2 spatial blocks, below the head
     with pytest.raises(ValueError, match="4 frames, the model takes 8"):
         model(torch.randn(1, 3, 4, 32, 32))
 
@@ -199,7 +206,9 @@ def test_config_names_the_mask_setting_a_backbone_cannot_take():
         load_config("tiny", ["model.backbone=swin"], stage="pretrain")
 
 
-@pytest.mark.parametrize("backbone,class_token", [("vit", False), ("vit", True), ("timesformer", False), ("vivit", False)])
+@pytest.mark.parametrize(
+    "backbone,class_token", [("vit", False), ("vit", True), ("timesformer", False), ("vivit", False)]
+)
 def test_analytic_flops_match_torch_flop_counter(backbone, class_token):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
@@ -224,28 +233,43 @@ def test_input_normalization_travels_with_the_weights(tmp_path):
     back out of it, and into every place that normalizes uint8 pixels for the model."""
     from pretrain.data.augment.transforms import normalize_video
     from pretrain.evaluate.views import score_batch
-    from pretrain.weights import build_model, load_weights, save_export
     from pretrain.train.module import model_video
+    from pretrain.weights import build_model, load_weights, save_export
 
-    spec = ArchSpec.from_size("tiny", img_size=32, num_frames=4, class_token=True, key_bias=True,
-                              mlp_act="gelu_tanh", pixel_mean=(0.5,) * 3, pixel_std=(0.5,) * 3)
+    spec = ArchSpec.from_size(
+        "tiny",
+        img_size=32,
+        num_frames=4,
+        class_token=True,
+        key_bias=True,
+        mlp_act="gelu_tanh",
+        pixel_mean=(0.5,) * 3,
+        pixel_std=(0.5,) * 3,
+    )
     save_export(VideoClassifier(spec, 2), None, tmp_path / "export")
     state, model_config = load_weights(tmp_path / "export")
     model = build_model(state, model_config).eval()
     assert model.spec == spec and model.spec.pixel_mean == (0.5, 0.5, 0.5)
     pixels = torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 2, 1, 1).expand(1, 3, 2, 1, 1)
-    assert normalize_video(pixels, mean=spec.pixel_mean, std=spec.pixel_std).flatten().tolist() == [-1.0, 1.0] * 3
+    assert (
+        normalize_video(pixels, mean=spec.pixel_mean, std=spec.pixel_std).flatten().tolist()
+        == [-1.0, 1.0] * 3
+    )
     video = torch.randint(0, 256, (1, 3, 4, 32, 32), dtype=torch.uint8)
     expected = video.float() / 127.5 - 1.0
     assert torch.allclose(model_video({"video": video}, spec), expected, atol=1e-6)
     batch = {"video": video[:, None], "label": torch.tensor([0]), "key": ["a"]}
     seen = []
-    score_batch(lambda clips: seen.append(clips) or model(clips), batch, pixel_stats=(spec.pixel_mean, spec.pixel_std))
+    score_batch(
+        lambda clips: seen.append(clips) or model(clips), batch, pixel_stats=(spec.pixel_mean, spec.pixel_std)
+    )
     assert torch.allclose(seen[0], expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("backbone,frames,tubelet,published", [
-    ("vit", 16, 2, 180), ("timesformer", 8, 1, 196), ("vivit", 32, 2, 284)])
+@pytest.mark.parametrize(
+    "backbone,frames,tubelet,published",
+    [("vit", 16, 2, 180), ("timesformer", 8, 1, 196), ("vivit", 32, 2, 284)],
+)
 def test_flop_count_matches_the_published_gflops_per_view(backbone, frames, tubelet, published):
     """Papers count multiply-adds: VideoMAE ViT-B 16x224 180 G, TimeSformer-B 8x224 196 G,
     ViViT-B FE 32x224 284 G per view."""

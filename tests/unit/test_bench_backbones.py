@@ -27,14 +27,37 @@ def test_the_pair_computes_the_same_function(backbone):
 
 
 def test_bench_model_backbone_json(capsys):
-    args = ["bench", "model", "--backbone", "vivit", "--size", "tiny", "--batch", "2", "--img-size", "32",
-            "--num-frames", "4", "--mask-ratio", "0.5", "--reps", "1", "--warmup", "0", "--threads", "1", "--json"]
+    args = [
+        "bench",
+        "model",
+        "--backbone",
+        "vivit",
+        "--size",
+        "tiny",
+        "--batch",
+        "2",
+        "--img-size",
+        "32",
+        "--num-frames",
+        "4",
+        "--mask-ratio",
+        "0.5",
+        "--reps",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--json",
+    ]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     classifier, table = result["classifier"], result["pretraining"]
     assert set(classifier["step_s"]) == {"ours", "hf", "ours_factorised"} and classifier["speedup"] > 0
     assert classifier["max_logit_gap"] < 1e-5
     assert set(table["step_s"]) == {"vit", "timesformer", "vivit"}
-    assert all(table["gflop_per_clip"][name] > 0 and table["memory_bytes"][name] > 0 for name in table["step_s"])
+    assert all(
+        table["gflop_per_clip"][name] > 0 and table["memory_bytes"][name] > 0 for name in table["step_s"]
+    )
     # TimeSformer embeds single frames: twice vit's tokens at the same clip, so more FLOPs per clip
     assert table["gflop_per_clip"]["timesformer"] > table["gflop_per_clip"]["vit"]

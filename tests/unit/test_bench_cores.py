@@ -5,7 +5,12 @@ import json
 
 import pytest
 
-from pretrain.bench.cores import analytic_gpu_clips_per_s, cores_figure, format_figure, measured_gpu_clips_per_s
+from pretrain.bench.cores import (
+    analytic_gpu_clips_per_s,
+    cores_figure,
+    format_figure,
+    measured_gpu_clips_per_s,
+)
 from pretrain.bench.model_compile import compiled_figures
 from pretrain.cli import build_parser, main
 from pretrain.masking import num_hidden_tokens
@@ -31,8 +36,20 @@ def test_cores_per_gpu_is_gpu_rate_over_core_rate():
 
 def test_measured_rate_comes_from_a_bench_model_result(tmp_path):
     path = tmp_path / "bench.json"
-    path.write_text(json.dumps({"size": "b", "batch": 8, "ours_step_s": 0.05, "ours_mfu": 0.31, "dtype": "bf16",
-                                "device_name": "NVIDIA H200", "num_frames": 16, "img_size": 224}))
+    path.write_text(
+        json.dumps(
+            {
+                "size": "b",
+                "batch": 8,
+                "ours_step_s": 0.05,
+                "ours_mfu": 0.31,
+                "dtype": "bf16",
+                "device_name": "NVIDIA H200",
+                "num_frames": 16,
+                "img_size": 224,
+            }
+        )
+    )
     clips, note = measured_gpu_clips_per_s(path)
     assert clips == pytest.approx(160.0) and "MFU 31.0%" in note and "H200" in note
 
@@ -47,10 +64,14 @@ def test_cli_prints_the_figure_from_given_rates(tmp_path, capsys):
 
 
 def test_compiled_ratios():
-    times = {name: {"wall": [step, step * 1.2]} for name, step in
-             (("ours", 1.0), ("hf", 1.5), ("ours_compiled", 0.5), ("hf_compiled", 1.0))}
+    times = {
+        name: {"wall": [step, step * 1.2]}
+        for name, step in (("ours", 1.0), ("hf", 1.5), ("ours_compiled", 0.5), ("hf_compiled", 1.0))
+    }
     figures = compiled_figures(times, {"ours_compiled": 30.0, "hf_compiled": 20.0})
     assert figures["speedup_compiled_vs_hf_eager"] == pytest.approx(3.0)
     assert figures["speedup_compiled_vs_hf_compiled"] == pytest.approx(2.0)
-    assert figures["compile_gain_ours"] == pytest.approx(2.0) and figures["compile_gain_hf"] == pytest.approx(1.5)
+    assert figures["compile_gain_ours"] == pytest.approx(2.0) and figures["compile_gain_hf"] == pytest.approx(
+        1.5
+    )
     assert build_parser().parse_args(["bench", "model", "--compile"]).compile is True

@@ -12,8 +12,26 @@ from pretrain.cli.bench_infer import format_result
 
 def test_bench_infer_times_ours_and_transformers_on_the_same_function(capsys):
     pytest.importorskip("transformers")
-    argv = ["bench", "infer", "--size", "tiny", "--img-size", "32", "--num-frames", "4", "--batch", "2",
-            "--no-compile", "--reps", "2", "--warmup", "1", "--threads", "1", "--json"]
+    argv = [
+        "bench",
+        "infer",
+        "--size",
+        "tiny",
+        "--img-size",
+        "32",
+        "--num-frames",
+        "4",
+        "--batch",
+        "2",
+        "--no-compile",
+        "--reps",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--json",
+    ]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["variants"]) == {"ours eager", "transformers eager"}

@@ -16,16 +16,39 @@ from pretrain.models.classifier import VideoClassifier
 from pretrain.models.flops import peak_tflops, training_flops, videomae_forward_flops
 
 pytest.importorskip("transformers")
-TINY = ["--size", "tiny", "--batch", "2", "--img-size", "32", "--num-frames", "4", "--mask-ratio", "0.5",
-        "--reps", "2", "--warmup", "1"]
+TINY = [
+    "--size",
+    "tiny",
+    "--batch",
+    "2",
+    "--img-size",
+    "32",
+    "--num-frames",
+    "4",
+    "--mask-ratio",
+    "0.5",
+    "--reps",
+    "2",
+    "--warmup",
+    "1",
+]
 
 
 @pytest.mark.parametrize("decoder_ratio", ["0", "0.5"])
 def test_bench_model_json(decoder_ratio, capsys):
     assert main(["bench", "model", *TINY, "--decoder-mask-ratio", decoder_ratio, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    for key in ("ours_step_s", "hf_step_s", "speedup", "ours_cpu_s", "hf_cpu_s", "ours_memory_bytes",
-                "hf_memory_bytes", "ours_gflop_per_step", "hf_gflop_per_step"):
+    for key in (
+        "ours_step_s",
+        "hf_step_s",
+        "speedup",
+        "ours_cpu_s",
+        "hf_cpu_s",
+        "ours_memory_bytes",
+        "hf_memory_bytes",
+        "ours_gflop_per_step",
+        "hf_gflop_per_step",
+    ):
         assert result[key] > 0, key
     assert len(result["ours_step_times_s"]) == 2 and result["memory_kind"] == "cpu_saved_activations"
     assert result["ours_mfu"] is None  # no MFU without a known accelerator peak
@@ -33,7 +56,10 @@ def test_bench_model_json(decoder_ratio, capsys):
     if decoder_ratio == "0":
         assert result["decoder_target_tokens"] == 4
     else:
-        assert result["decoder_target_tokens"] < 4 and result["ours_gflop_per_step"] < result["hf_gflop_per_step"]
+        assert (
+            result["decoder_target_tokens"] < 4
+            and result["ours_gflop_per_step"] < result["hf_gflop_per_step"]
+        )
 
 
 def test_bench_model_text_and_errors(capsys):
@@ -60,7 +86,8 @@ def test_analytic_flops_match_torch_flop_counter():
     with hf_counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
         hf(video.permute(0, 2, 1, 3, 4), bool_masked_pos=mask)
     assert hf_counter.get_total_flops() == videomae_forward_flops(
-        spec, visible, int(mask.sum()), embedded=64, trimmed_last_block=False)
+        spec, visible, int(mask.sum()), embedded=64, trimmed_last_block=False
+    )
     assert model.flops_per_clip(visible, targets) == counter.get_total_flops()  # the model owns its count
 
 

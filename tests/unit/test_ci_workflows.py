@@ -10,7 +10,6 @@ import shlex
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from pretrain.cli import build_parser
@@ -65,15 +64,17 @@ def test_gpu_smoke_installs_cuda_torch_and_runs_smoke_gpu_tests_and_bench():
     assert "https://download.pytorch.org/whl/cu128" in job["env"]["TORCH_INDEX_URL"]
     tubelet = [_tubelet_argv(c) for c in commands if c[0] == "tubelet"]
     parser = build_parser()
-    parsed = [parser.parse_args([word.replace("$BACKBONE", "vit").replace("$OUT", "out") for word in argv])
-              for argv in tubelet]  # our own CLI accepts every command the workflow runs
+    parsed = [
+        parser.parse_args([word.replace("$BACKBONE", "vit").replace("$OUT", "out") for word in argv])
+        for argv in tubelet
+    ]  # our own CLI accepts every command the workflow runs
     smoke = [args for args in parsed if args.command == "smoke"]
     assert smoke and smoke[0].device == "cuda"
     bench = [args for args in parsed if args.command == "bench"]
     assert {(b.size, b.device, b.dtype) for b in bench} == {("b", "cuda", "bf16")}
     assert any(b.compile for b in bench) and any(not b.compile for b in bench)
     pytest_runs = [c for c in commands if "pytest" in c]
-    assert pytest_runs and pytest_runs[0][pytest_runs[0].index("pytest"):][:3] == ["pytest", "-m", "gpu"]
+    assert pytest_runs and pytest_runs[0][pytest_runs[0].index("pytest") :][:3] == ["pytest", "-m", "gpu"]
 
 
 def test_gpu_smoke_uploads_smoke_json_and_the_wandb_runs_even_after_a_failure():
@@ -91,20 +92,31 @@ def test_gpu_smoke_sbatch_runs_all_three_and_reports_failure(tmp_path):
     assert "#SBATCH --gpus-per-node=1" in script.read_text()
     bin_dir, record = tmp_path / "bin", tmp_path / "calls"
     bin_dir.mkdir()
-    stub = '#!/usr/bin/env bash\nprintf "%s\\n" "$(basename "$0") $*" >> "$RECORD"\n[[ "$*" != *"-m gpu"* ]]\n'
+    stub = (
+        '#!/usr/bin/env bash\nprintf "%s\\n" "$(basename "$0") $*" >> "$RECORD"\n[[ "$*" != *"-m gpu"* ]]\n'
+    )
     (bin_dir / "srun").write_text('#!/usr/bin/env bash\n"$@"\n')
     for name in ("tubelet", "python"):
         (bin_dir / name).write_text(stub)
     for path in bin_dir.iterdir():
         path.chmod(0o755)
-    env = {"PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin", "RECORD": str(record), "SLURM_SUBMIT_DIR": str(REPO),
-           "SLURM_JOB_ID": "7", "TUBELET_VENV": str(tmp_path / "none")}
-    result = subprocess.run(["bash", str(script), str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin",
+        "RECORD": str(record),
+        "SLURM_SUBMIT_DIR": str(REPO),
+        "SLURM_JOB_ID": "7",
+        "TUBELET_VENV": str(tmp_path / "none"),
+    }
+    result = subprocess.run(
+        ["bash", str(script), str(tmp_path / "out")], env=env, capture_output=True, text=True
+    )
     assert result.returncode == 1  # the stubbed pytest failed; the bench still ran after it
     calls = record.read_text().splitlines()
-    assert calls == [f"tubelet smoke --device cuda --backbone vit --out {tmp_path / 'out'}",
-                     "python -m pytest -m gpu -q tests",
-                     "tubelet bench model --size b --batch 8 --device cuda --dtype bf16 --json"]
+    assert calls == [
+        f"tubelet smoke --device cuda --backbone vit --out {tmp_path / 'out'}",
+        "python -m pytest -m gpu -q tests",
+        "tubelet bench model --size b --batch 8 --device cuda --dtype bf16 --json",
+    ]
     parser = build_parser()
     for line in (calls[0], calls[2]):
         parser.parse_args(line.split()[1:])

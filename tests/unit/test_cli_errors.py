@@ -16,52 +16,111 @@ from pretrain.cli import build_parser, main
 from pretrain.smoke.plan import backbone_names
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "pretrain"
-NO_MANIFEST = ("no manifest.json (not a shard directory, or the build has not finished: rerun "
-               "`tubelet shards build` to complete it)")
+NO_MANIFEST = (
+    "no manifest.json (not a shard directory, or the build has not finished: rerun "
+    "`tubelet shards build` to complete it)"
+)
 
 # (argv with {tmp} for a fresh empty folder, exit code, the one line printed). One mistake (at least)
 # for every command and subcommand; `test_every_command_has_a_mistake_here` keeps the list complete.
 MISTAKES = [
-    (["quickstart", "--seeds", "a,b"], 1, "error: --seeds 'a,b' must be comma-separated integers, e.g. 0,1,2"),
+    (
+        ["quickstart", "--seeds", "a,b"],
+        1,
+        "error: --seeds 'a,b' must be comma-separated integers, e.g. 0,1,2",
+    ),
     (["config", "show", "tiny", "model.patch_size=0"], 2, "config error: model.patch_size=0 must be > 0"),
-    (["config", "show", "tiny", "model.size=[s"], 2,
-     "config error: override 'model.size=[s' cannot be parsed: did not find expected ',' or ']'"),
+    (
+        ["config", "show", "tiny", "model.size=[s"],
+        2,
+        "config error: override 'model.size=[s' cannot be parsed: did not find expected ',' or ']'",
+    ),
     (["convert", "{tmp}/nothing", "{tmp}/out"], 1, "error: weights not found: {tmp}/nothing"),
     (["shards", "build", "folder", "{tmp}/nothing", "{tmp}/out"], 1, "error: {tmp}/nothing: not a directory"),
     (["shards", "inspect", "{tmp}"], 1, f"error: {{tmp}}: {NO_MANIFEST}"),
     (["shards", "verify", "{tmp}"], 1, f"error: {{tmp}}: {NO_MANIFEST}"),
     (["bench", "model", "--size", "tiny", "--batch", "0"], 1, "error: --batch 0 must be >= 1"),
-    (["bench", "model", "--size", "tiny", "--img-size", "100"], 2,
-     "config error: model.img_size=100 is not divisible by the patch size 16"),
-    (["bench", "shards", "{tmp}/nothing"], 1,
-     "error: {tmp}/nothing: no such corpus (pass --generate N to write a synthetic one)"),
-    (["bench", "data", "{tmp}"], 1, "error: {tmp}: no manifest.json (build shards first, or pass --generate avi|h264)"),
-    (["bench", "zero", "--world-size", "1"], 1, "error: --world-size=1: ZeRO partitions over ranks, use 2 or more"),
-    (["pretrain", "tiny"], 2, "config error: data.shards is required: the folder holding manifest.json "
-                              "(tubelet shards build)"),
-    (["pretrain", "tiny", "data.shards={tmp}", "trainer.resume=autoo"], 2,
-     "config error: trainer.resume='autoo' is neither auto, none nor an existing path"),
+    (
+        ["bench", "model", "--size", "tiny", "--img-size", "100"],
+        2,
+        "config error: model.img_size=100 is not divisible by the patch size 16",
+    ),
+    (
+        ["bench", "shards", "{tmp}/nothing"],
+        1,
+        "error: {tmp}/nothing: no such corpus (pass --generate N to write a synthetic one)",
+    ),
+    (
+        ["bench", "data", "{tmp}"],
+        1,
+        "error: {tmp}: no manifest.json (build shards first, or pass --generate avi|h264)",
+    ),
+    (
+        ["bench", "zero", "--world-size", "1"],
+        1,
+        "error: --world-size=1: ZeRO partitions over ranks, use 2 or more",
+    ),
+    (
+        ["pretrain", "tiny"],
+        2,
+        "config error: data.shards is required: the folder holding manifest.json (tubelet shards build)",
+    ),
+    (
+        ["pretrain", "tiny", "data.shards={tmp}", "trainer.resume=autoo"],
+        2,
+        "config error: trainer.resume='autoo' is neither auto, none nor an existing path",
+    ),
     (["pretrain", "tiny", "data.shards={tmp}"], 1, f"error: {{tmp}}: {NO_MANIFEST}"),
     (["export", "{tmp}/nothing", "{tmp}/out"], 1, "error: checkpoint not found: {tmp}/nothing"),
-    (["finetune", "tiny", "data.shards={tmp}", "optim.min_lr=0.01"], 2,
-     "config error: optim.min_lr=0.01 is above the peak lr 0.00313 (optim.base_lr=0.1 x global batch 8 / 256); "
-     "lower optim.min_lr"),
-    (["evaluate", "tiny", "ckpt=x"], 2, "config error: data.shards is required: the folder holding manifest.json "
-                                        "(tubelet shards build)"),
-    (["evaluate", "tiny", "ckpt=x", "splits=4"], 2,
-     "config error: splits='4' must be a comma-separated list of 1, 2, 3"),
+    (
+        ["finetune", "tiny", "data.shards={tmp}", "optim.min_lr=0.01"],
+        2,
+        "config error: optim.min_lr=0.01 is above the peak lr 0.00313 (optim.base_lr=0.1 x global batch 8 / 256); "
+        "lower optim.min_lr",
+    ),
+    (
+        ["evaluate", "tiny", "ckpt=x"],
+        2,
+        "config error: data.shards is required: the folder holding manifest.json (tubelet shards build)",
+    ),
+    (
+        ["evaluate", "tiny", "ckpt=x", "splits=4"],
+        2,
+        "config error: splits='4' must be a comma-separated list of 1, 2, 3",
+    ),
     (["predict", "{tmp}/ckpt", "{tmp}/a.mp4", "--clips", "0"], 1, "error: --clips 0 must be >= 1"),
     (["predict", "{tmp}/ckpt", "{tmp}/a.mp4", "--crops", "-1"], 1, "error: --crops -1 must be >= 1"),
-    (["bench", "cores", "--core-rates", "1=zero"], 1, "error: --core-rates '1=zero' must look like 1=4.1,4=11.8"),
-    (["bench", "infer", "--batch", "0"], 1, "error: --batch, --reps, --img-size and --num-frames must be >= 1, --warmup >= 0"),
-    (["explain", "{tmp}/nothing", "{tmp}/a.mp4", "--out", "{tmp}/out"], 1, "error: checkpoint not found: {tmp}/nothing"),
-    (["smoke", "--backbone", "resnet", "--out", "{tmp}/out"], 2,
-     f"config error: --backbone 'resnet' is not allowed; choose one of {list(backbone_names())}"),
-    (["submit", "--address", "http://127.0.0.1:1", "--stop", "JOB", "--", "pretrain", "tiny"], 1,
-     "error: give either --stop JOB_ID or a command after --, not both"),
+    (
+        ["bench", "cores", "--core-rates", "1=zero"],
+        1,
+        "error: --core-rates '1=zero' must look like 1=4.1,4=11.8",
+    ),
+    (
+        ["bench", "infer", "--batch", "0"],
+        1,
+        "error: --batch, --reps, --img-size and --num-frames must be >= 1, --warmup >= 0",
+    ),
+    (
+        ["explain", "{tmp}/nothing", "{tmp}/a.mp4", "--out", "{tmp}/out"],
+        1,
+        "error: checkpoint not found: {tmp}/nothing",
+    ),
+    (
+        ["smoke", "--backbone", "resnet", "--out", "{tmp}/out"],
+        2,
+        f"config error: --backbone 'resnet' is not allowed; choose one of {list(backbone_names())}",
+    ),
+    (
+        ["submit", "--address", "http://127.0.0.1:1", "--stop", "JOB", "--", "pretrain", "tiny"],
+        1,
+        "error: give either --stop JOB_ID or a command after --, not both",
+    ),
     (["keyframes", "{tmp}/nope.mp4", "--out", "{tmp}/kf"], 1, "error: no such video: {tmp}/nope.mp4"),
-    (["features", "{tmp}/ckpt", "{tmp}/nothing", "--out", "{tmp}/f"], 1,
-     "error: {tmp}/nothing: no such shard directory or video"),
+    (
+        ["features", "{tmp}/ckpt", "{tmp}/nothing", "--out", "{tmp}/f"],
+        1,
+        "error: {tmp}/nothing: no such shard directory or video",
+    ),
 ]
 # Commands whose only possible mistakes are argparse's (usage line + error, exit 2).
 ARGPARSE_ONLY = {("config", "list"), ("config", "reference")}
@@ -90,19 +149,23 @@ def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path, capsys):
     assert main(["config", "show", str(recipe)]) == 2
     assert capsys.readouterr().err == (
         f"tubelet: config error: {recipe}:3:8: YAML syntax error: did not find expected ',' or ']' "
-        "(while parsing a flow sequence that starts at line 2, column 9)\n")
+        "(while parsing a flow sequence that starts at line 2, column 9)\n"
+    )
 
 
 def test_a_multi_line_message_prints_as_one_line(monkeypatch, capsys):
     from pretrain.data.shards.errors import StrictModeError
 
     def fail(args):
-        raise StrictModeError("2 split-file problem(s) (--strict):\n  a.txt:1: unknown class\n  b.txt:4: missing")
+        raise StrictModeError(
+            "2 split-file problem(s) (--strict):\n  a.txt:1: unknown class\n  b.txt:4: missing"
+        )
 
     monkeypatch.setattr("pretrain.cli.config_cmd._list", fail)
     assert main(["config", "list"]) == 1
-    assert capsys.readouterr().err == ("tubelet: error: 2 split-file problem(s) (--strict): a.txt:1: unknown class; "
-                                       "b.txt:4: missing\n")
+    assert capsys.readouterr().err == (
+        "tubelet: error: 2 split-file problem(s) (--strict): a.txt:1: unknown class; b.txt:4: missing\n"
+    )
 
 
 def test_version(capsys):
@@ -124,8 +187,10 @@ def _commands(parser, prefix=()):
 
 
 def test_every_command_has_a_mistake_here():
-    covered = {tuple(argv[:2]) if tuple(argv[:2]) in set(_commands(build_parser())) else (argv[0],)
-               for argv, _, _ in MISTAKES} | ARGPARSE_ONLY
+    covered = {
+        tuple(argv[:2]) if tuple(argv[:2]) in set(_commands(build_parser())) else (argv[0],)
+        for argv, _, _ in MISTAKES
+    } | ARGPARSE_ONLY
     missing = sorted(" ".join(c) for c in set(_commands(build_parser())) - covered)
     assert not missing, f"add a user mistake for: {missing}"
 
@@ -159,14 +224,20 @@ def _is_exception(name: str, classes: dict) -> bool:
 
 
 def _derives_from(name: str, root: str, classes: dict) -> bool:
-    return name == root or (name in classes and any(_derives_from(b, root, classes) for b in classes[name][1]))
+    return name == root or (
+        name in classes and any(_derives_from(b, root, classes) for b in classes[name][1])
+    )
 
 
 def test_every_user_facing_error_class_is_a_tubelet_error():
     classes = _exception_classes()
-    outside = [f"{where}: {name}({', '.join(bases)})" for name, (where, bases) in sorted(classes.items())
-               if _is_exception(name, classes) and name not in INTERNAL
-               and not _derives_from(name, "TubeletError", classes)]
+    outside = [
+        f"{where}: {name}({', '.join(bases)})"
+        for name, (where, bases) in sorted(classes.items())
+        if _is_exception(name, classes)
+        and name not in INTERNAL
+        and not _derives_from(name, "TubeletError", classes)
+    ]
     assert not outside, "error classes outside the TubeletError family:\n  " + "\n  ".join(outside)
     assert set(INTERNAL) <= set(classes), "an internal error class is gone: drop it from INTERNAL"
 

@@ -105,13 +105,17 @@ def test_checkpoint_store_and_wandb_key_are_private_to_the_job_user(path):
     """Nobody else on a node may plant a checkpoint (a pickle that runs code) or read the W&B key."""
     text = path.read_text()
     assert not re.search(r"chmod\s+(-R\s+)?(1?777|[0-7]*[2367]\b|[augo]*\+[rwxt]*w)", text)
-    assert not re.search(r"install\s[^\n]*-m\s*0?[0-7][0-7][1-7][0-7]?\b", text)  # no other/group bits on files
+    assert not re.search(
+        r"install\s[^\n]*-m\s*0?[0-7][0-7][1-7][0-7]?\b", text
+    )  # no other/group bits on files
     if path in RAY_UP:
         init = " ".join(yaml.safe_load(text)["initialization_commands"])
         assert 'sudo chown "$(id -u):$(id -g)" /mnt/tubelet && sudo chmod 0700 /mnt/tubelet' in init
-        assert "sudo install -d -m 0700 -o \"$(id -u)\" -g \"$(id -g)\" /opt/tubelet-secrets" in init
-        assert ("sudo install -m 0400 -o \"$(id -u)\" -g \"$(id -g)\" /tmp/wandb_api_key "
-                "/opt/tubelet-secrets/wandb_api_key") in init
+        assert 'sudo install -d -m 0700 -o "$(id -u)" -g "$(id -g)" /opt/tubelet-secrets' in init
+        assert (
+            'sudo install -m 0400 -o "$(id -u)" -g "$(id -g)" /tmp/wandb_api_key '
+            "/opt/tubelet-secrets/wandb_api_key"
+        ) in init
 
 
 @pytest.mark.parametrize("path", [p for p in KUBERAY if p.name != "storage.yaml"], ids=lambda p: p.name)
@@ -144,8 +148,10 @@ def test_rayjob_entrypoint_is_a_valid_tubelet_ray_run():
     assert config.trainer.output_dir.startswith("/mnt/tubelet/")  # ZeRO shards of every rank meet here
     # The cluster the RayJob creates holds every Ray Train worker the entrypoint asks for.
     groups = spec["rayClusterSpec"]["workerGroupSpecs"]
-    gpus = sum(g["replicas"] * int(g["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
-               for g in groups)
+    gpus = sum(
+        g["replicas"] * int(g["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
+        for g in groups
+    )
     assert config.cluster.use_gpu and gpus >= config.cluster.num_workers * config.cluster.gpus_per_worker
     assert spec["shutdownAfterJobFinishes"] is True
     assert spec["submissionMode"] == "K8sJobMode"
@@ -167,8 +173,11 @@ def test_kuberay_wandb_key_comes_from_a_kubernetes_secret(path):
         env = {e["name"]: e for e in container["env"]}
         key = env["WANDB_API_KEY"]
         assert "value" not in key
-        assert key["valueFrom"]["secretKeyRef"] == {"name": "tubelet-wandb", "key": "api-key",
-                                                    "optional": True}
+        assert key["valueFrom"]["secretKeyRef"] == {
+            "name": "tubelet-wandb",
+            "key": "api-key",
+            "optional": True,
+        }
     assert "WANDB_API_KEY" not in _documents(path)[0]["spec"].get("entrypoint", "")
 
 

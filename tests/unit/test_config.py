@@ -50,8 +50,16 @@ def test_derived_values_follow_the_published_rules():
 
 def test_ray_launcher_counts_workers_not_devices():
     # A multi-node recipe runs on Ray by changing only cluster.* settings.
-    config = load_config(None, ["trainer.devices=8", "trainer.num_nodes=8", "cluster.launcher=ray",
-                                "cluster.num_workers=16", "data.batch_size=4"])
+    config = load_config(
+        None,
+        [
+            "trainer.devices=8",
+            "trainer.num_nodes=8",
+            "cluster.launcher=ray",
+            "cluster.num_workers=16",
+            "data.batch_size=4",
+        ],
+    )
     assert config.world_size == 16 and config.global_batch == 64
 
 
@@ -74,19 +82,31 @@ BAD_CONFIGS = [
     (["mask.ratio=0"], "mask.ratio=0.0 must be in the open interval (0, 1)"),
     (["mask.decoder_ratio=1.5"], "mask.decoder_ratio=1.5 must be 0 (off) or in the open interval (0, 1)"),
     (["strategy.name=deepspeed", "strategy.zero_stage=4"], "strategy.zero_stage=4 is not allowed"),
-    (["strategy.name=deepspeed", "strategy.zero_stage=2", "strategy.offload_params=cpu"],
-     "strategy.offload_params='cpu' needs strategy.zero_stage=3 (got 2)"),
+    (
+        ["strategy.name=deepspeed", "strategy.zero_stage=2", "strategy.offload_params=cpu"],
+        "strategy.offload_params='cpu' needs strategy.zero_stage=3 (got 2)",
+    ),
     (["strategy.zero_stage=2"], "strategy.zero_stage / offload need strategy.name=deepspeed"),
-    (["strategy.name=deepspeed", "strategy.zero_stage=3", "strategy.offload_params=nvme"],
-     "strategy.nvme_path must be set when offloading to nvme"),
-    (["strategy.name=horovod"], "strategy.name='horovod' is not allowed; choose one of ['auto', 'ddp', 'deepspeed']"),
-    (["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"],
-     "trainer.precision='bf16-mixed' is not supported with trainer.accelerator='cpu'"),
+    (
+        ["strategy.name=deepspeed", "strategy.zero_stage=3", "strategy.offload_params=nvme"],
+        "strategy.nvme_path must be set when offloading to nvme",
+    ),
+    (
+        ["strategy.name=horovod"],
+        "strategy.name='horovod' is not allowed; choose one of ['auto', 'ddp', 'deepspeed']",
+    ),
+    (
+        ["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"],
+        "trainer.precision='bf16-mixed' is not supported with trainer.accelerator='cpu'",
+    ),
     (["optim.warmup_epochs=50", "optim.epochs=10"], "optim.warmup_epochs=50 must be in [0, optim.epochs=10]"),
     (["data.batch_size=0"], "data.batch_size=0 must be > 0"),
     (["finetune.split=4"], "finetune.split=4 is not allowed; choose one of [1, 2, 3]"),
     (["cluster.launcher=slurm"], "cluster.launcher='slurm' is not allowed; choose one of ['local', 'ray']"),
-    (["model.img_size=48", "mask.decoder_ratio=0.5"], "the patch grid (3, 3) must have even height and width"),
+    (
+        ["model.img_size=48", "mask.decoder_ratio=0.5"],
+        "the patch grid (3, 3) must have even height and width",
+    ),
     (["model=3"], "config key 'model' is a section"),
     (["noequals"], "override 'noequals' must look like key=value"),
     (["stage=evaluate"], "stage='evaluate' is not allowed; choose one of ['pretrain', 'finetune']"),
@@ -103,7 +123,9 @@ def test_bad_config_fails_with_a_message_naming_the_key(overrides, message):
 def test_unknown_key_in_a_recipe_file_is_named(tmp_path):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text("data:\n  batchsize: 4\n")
-    with pytest.raises(ConfigError, match=r"unknown config key 'data.batchsize'; did you mean data.batch_size"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'data.batchsize'; did you mean data.batch_size"
+    ):
         load_config(str(recipe))
 
 

@@ -7,22 +7,30 @@ import pytest
 from pretrain.config import ConfigError, load_config
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["model.patch_size=0"], "model.patch_size=0 must be > 0"),
-    (["model.patch_size=-16"], "model.patch_size=-16 must be > 0"),
-    (["optim.base_lr=0"], "optim.base_lr=0.0 must be a finite number > 0"),
-    (["optim.base_lr=-1e-4"], "optim.base_lr=-0.0001 must be a finite number > 0"),
-    (["optim.base_lr=inf"], "optim.base_lr=inf must be a finite number > 0"),
-    (["optim.base_lr=nan"], "optim.base_lr=nan must be a finite number > 0"),
-    (["optim.min_lr=nan"], "optim.min_lr=nan must be a finite number >= 0"),
-    (["optim.min_lr=1e-3"], "optim.min_lr=0.001 is above the peak lr 2.34e-05 (optim.base_lr=0.0015 x global "
-                            "batch 4 / 256); lower optim.min_lr"),
-    (["cluster.gpus_per_worker=-1"], "cluster.gpus_per_worker=-1.0 must be >= 0"),
-    (["cluster.use_gpu=true", "cluster.gpus_per_worker=0"],
-     "cluster.use_gpu=true needs cluster.gpus_per_worker > 0 (got 0.0)"),
-    (["logging.device_peak_tflops=-3"], "logging.device_peak_tflops=-3.0 must be a finite number > 0"),
-    (["logging.device_peak_tflops=0"], "logging.device_peak_tflops=0.0 must be a finite number > 0"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.patch_size=0"], "model.patch_size=0 must be > 0"),
+        (["model.patch_size=-16"], "model.patch_size=-16 must be > 0"),
+        (["optim.base_lr=0"], "optim.base_lr=0.0 must be a finite number > 0"),
+        (["optim.base_lr=-1e-4"], "optim.base_lr=-0.0001 must be a finite number > 0"),
+        (["optim.base_lr=inf"], "optim.base_lr=inf must be a finite number > 0"),
+        (["optim.base_lr=nan"], "optim.base_lr=nan must be a finite number > 0"),
+        (["optim.min_lr=nan"], "optim.min_lr=nan must be a finite number >= 0"),
+        (
+            ["optim.min_lr=1e-3"],
+            "optim.min_lr=0.001 is above the peak lr 2.34e-05 (optim.base_lr=0.0015 x global "
+            "batch 4 / 256); lower optim.min_lr",
+        ),
+        (["cluster.gpus_per_worker=-1"], "cluster.gpus_per_worker=-1.0 must be >= 0"),
+        (
+            ["cluster.use_gpu=true", "cluster.gpus_per_worker=0"],
+            "cluster.use_gpu=true needs cluster.gpus_per_worker > 0 (got 0.0)",
+        ),
+        (["logging.device_peak_tflops=-3"], "logging.device_peak_tflops=-3.0 must be a finite number > 0"),
+        (["logging.device_peak_tflops=0"], "logging.device_peak_tflops=0.0 must be a finite number > 0"),
+    ],
+)
 def test_a_value_that_cannot_run_is_refused_naming_the_key(overrides, message):
     with pytest.raises(ConfigError) as raised:
         load_config("pretrain/tiny", overrides)
@@ -33,7 +41,9 @@ def test_the_peak_lr_follows_the_global_batch():
     """min_lr is compared with base_lr x global batch / 256, so more devices make room for it."""
     with pytest.raises(ConfigError, match="above the peak lr"):
         load_config("pretrain/tiny", ["optim.min_lr=5e-5"])
-    assert load_config("pretrain/tiny", ["optim.min_lr=5e-5", "trainer.devices=4"]).lr == pytest.approx(9.375e-5)
+    assert load_config("pretrain/tiny", ["optim.min_lr=5e-5", "trainer.devices=4"]).lr == pytest.approx(
+        9.375e-5
+    )
 
 
 @pytest.mark.parametrize("resume", ["autoo", "runs/nowhere/checkpoints/last"])

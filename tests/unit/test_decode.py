@@ -8,10 +8,10 @@ import av
 import numpy as np
 import pytest
 
-from pretrain.data.video import decode
 from pretrain.data.augment import sampling
-from pretrain.data.video.decode import DecodeError, count_decoded_frames, decode_frames, probe
 from pretrain.data.generated.synthetic import textured_pan_frames, write_video
+from pretrain.data.video import decode
+from pretrain.data.video.decode import DecodeError, count_decoded_frames, decode_frames, probe
 
 NUM_FRAMES = 60
 
@@ -33,12 +33,15 @@ def test_probe_reads_header(video_bytes):
     assert (info.num_frames, info.width, info.height, info.fps) == (NUM_FRAMES, 64, 48, 25.0)
 
 
-@pytest.mark.parametrize("indices", [
-    [0, 4, 8, 12],                 # from the start, no seek
-    [37, 41, 45, 49, 53],          # mid-video: seek to the keyframe before 37
-    [50, 3, 50, 20],               # any order, repeats, two runs
-    [1, 58, 59],                   # far apart: a new seek for the second run
-])
+@pytest.mark.parametrize(
+    "indices",
+    [
+        [0, 4, 8, 12],  # from the start, no seek
+        [37, 41, 45, 49, 53],  # mid-video: seek to the keyframe before 37
+        [50, 3, 50, 20],  # any order, repeats, two runs
+        [1, 58, 59],  # far apart: a new seek for the second run
+    ],
+)
 def test_window_equals_full_decode(video_bytes, indices):
     reference = full_decode(video_bytes)
     frames = decode_frames(video_bytes, indices)
@@ -67,8 +70,9 @@ def test_floor_decodes_exactly_the_wanted_frames(video_bytes):
 
 
 def test_threads_give_the_same_frames(video_bytes):
-    np.testing.assert_array_equal(decode_frames(video_bytes, [30, 34], threads=2),
-                                  decode_frames(video_bytes, [30, 34], threads=1))
+    np.testing.assert_array_equal(
+        decode_frames(video_bytes, [30, 34], threads=2), decode_frames(video_bytes, [30, 34], threads=1)
+    )
 
 
 @pytest.mark.parametrize("data", [b"", b"this is not a video", b"RIFF" + b"\0" * 400])
@@ -92,6 +96,7 @@ def test_runs_split_on_large_gaps():
 
 
 # ------------------------------------------------------------------ temporal sampling
+
 
 def test_random_clip_fits_in_long_videos():
     rng = np.random.default_rng(0)

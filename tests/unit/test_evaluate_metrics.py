@@ -43,8 +43,11 @@ def test_views_with_conflicting_labels_are_rejected():
 
 
 def test_results_table_puts_split_one_beside_the_mean(tmp_path):
-    per_split = {1: SplitMetrics(0.9, 1.0, 0.8, 10), 2: SplitMetrics(0.8, 1.0, 0.7, 11),
-                 3: SplitMetrics(0.7, 0.9, 0.6, 12)}
+    per_split = {
+        1: SplitMetrics(0.9, 1.0, 0.8, 10),
+        2: SplitMetrics(0.8, 1.0, 0.7, 11),
+        3: SplitMetrics(0.7, 0.9, 0.6, 12),
+    }
     markdown, summary = results_table(per_split, "tiny")
     assert "| top1 (%) | 90.00 | 80.00 | 70.00 | 80.00 |" in markdown
     assert summary["mean"]["top1"] == pytest.approx(0.8) and summary["mean"]["num_splits"] == 3

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from pretrain.data.augment import transforms
+from pretrain.data.generated.synthetic import write_video
 from pretrain.data.streams.batching import stack_videos
 from pretrain.data.video.decode import decode_frames, decode_window
 from pretrain.data.video.frames import MAX_LINEAR_SHRINK, PendingView, view_of
-from pretrain.data.generated.synthetic import write_video
 
 HEIGHT, WIDTH = 96, 128
 
@@ -63,9 +63,14 @@ def rgb_route(data: bytes, indices: list[int], box, size: int) -> torch.Tensor:
 INDICES = [0, 3, 6, 9]
 
 
-@pytest.mark.parametrize("box, size", [((8, 12, 80, 80), 96),    # upscale
-                                       ((0, 0, 96, 96), 96),      # same size
-                                       ((4, 20, 88, 100), 80)])   # mild shrink (1.1-1.25x)
+@pytest.mark.parametrize(
+    "box, size",
+    [
+        ((8, 12, 80, 80), 96),  # upscale
+        ((0, 0, 96, 96), 96),  # same size
+        ((4, 20, 88, 100), 80),
+    ],
+)  # mild shrink (1.1-1.25x)
 def test_yuv_route_matches_the_rgb_route(avi_bytes, box, size):
     frames = decode_window(avi_bytes, INDICES)
     assert frames.renders_from_yuv(box, (size, size))
@@ -85,7 +90,7 @@ def test_mirrored_view_is_the_view_mirrored(avi_bytes):
 def test_large_shrink_goes_through_the_antialiased_rgb_route(avi_bytes):
     frames = decode_window(avi_bytes, INDICES)
     box, size = (0, 0, 96, 96), 48  # 2x shrink
-    assert 96 / 48 > MAX_LINEAR_SHRINK and not frames.renders_from_yuv(box, (size, size))
+    assert MAX_LINEAR_SHRINK < 96 / 48 and not frames.renders_from_yuv(box, (size, size))
     assert torch.equal(frames.render(box, (size, size)), rgb_route(avi_bytes, INDICES, box, size))
 
 
@@ -103,8 +108,12 @@ def test_odd_output_sizes_keep_the_geometry(avi_bytes):
     whole = (0, 0, 56, 75)
     view = frames.render(whole, (56, 75))
     assert view.shape == (4, 56, 75, 3)
-    reference = torch.nn.functional.interpolate(transforms.frames_to_tensor(decode_frames(avi_bytes, INDICES)),
-                                                size=(56, 75), mode="bilinear", antialias=True)
+    reference = torch.nn.functional.interpolate(
+        transforms.frames_to_tensor(decode_frames(avi_bytes, INDICES)),
+        size=(56, 75),
+        mode="bilinear",
+        antialias=True,
+    )
     difference = (view.int() - reference.permute(0, 2, 3, 1).int()).abs().float()
     assert difference.mean() < 3.0
     assert torch.equal(frames.render(whole, (56, 75), flip=True), view.flip(2))
@@ -164,7 +173,9 @@ def test_yuv420_views_convert_to_the_rgb_view(avi_bytes, flip):
     yuv = pending.render_yuv420_into(torch.empty((4, 96, 64), dtype=torch.uint8))  # (T, H*3/2, W)
     rgb = transforms.yuv420_to_rgb(yuv[None])[0]  # (3, T, H, W) float
     difference = (rgb - pending.tensor().float()).abs()
-    assert rgb.shape == (3, 4, 64, 64) and difference.mean() < 0.1 and (difference <= 1).float().mean() > 0.999
+    assert (
+        rgb.shape == (3, 4, 64, 64) and difference.mean() < 0.1 and (difference <= 1).float().mean() > 0.999
+    )
 
 
 def test_loader_workers_keep_large_buffers_in_the_heap():

@@ -83,7 +83,8 @@ def runtime_nodes(tree: ast.AST):
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _is_module(name: str) -> bool:
@@ -105,10 +106,14 @@ def imports_of(path: Path) -> list[Import]:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
             # `from pretrain import cli` imports the module pretrain.cli
-            names = [f"{base}.{alias.name}" if base == "pretrain" and _is_module(alias.name) else base
-                     for alias in node.names]
+            names = [
+                f"{base}.{alias.name}" if base == "pretrain" and _is_module(alias.name) else base
+                for alias in node.names
+            ]
             found += [Import(file, node.lineno, name) for name in dict.fromkeys(names)]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and NAMED_MODULE.match(node.value):
+        elif (
+            isinstance(node, ast.Constant) and isinstance(node.value, str) and NAMED_MODULE.match(node.value)
+        ):
             found.append(Import(file, node.lineno, node.value.split(":")[0]))
     return found
 
@@ -173,20 +178,29 @@ def test_low_parts_import_only_what_the_map_allows():
     problems = []
     for (source, target), found in sorted(part_edges(all_imports()).items()):
         if source in LOW_PARTS and target not in LOW_PARTS[source]:
-            problems += [f"{imp.where}: {source} imports {imp.module} ({target})"
-                         for imp in found if not exempt(imp, target)]
+            problems += [
+                f"{imp.where}: {source} imports {imp.module} ({target})"
+                for imp in found
+                if not exempt(imp, target)
+            ]
     assert not problems, format_violations(problems)
 
 
 def test_ray_is_imported_only_under_distributed():
-    problems = [f"{imp.where}: imports {imp.module}" for imp in all_imports()
-                if imp.module.split(".")[0] == "ray" and not imp.file.startswith("pretrain/distributed/")]
+    problems = [
+        f"{imp.where}: imports {imp.module}"
+        for imp in all_imports()
+        if imp.module.split(".")[0] == "ray" and not imp.file.startswith("pretrain/distributed/")
+    ]
     assert not problems, format_violations(problems)
 
 
 def test_nothing_imports_the_cli():
-    problems = [f"{imp.where}: imports {imp.module}" for imp in all_imports()
-                if part_of(imp.module) == "cli" and not imp.file.startswith("pretrain/cli/")]
+    problems = [
+        f"{imp.where}: imports {imp.module}"
+        for imp in all_imports()
+        if part_of(imp.module) == "cli" and not imp.file.startswith("pretrain/cli/")
+    ]
     assert not problems, format_violations(problems)
 
 
@@ -197,17 +211,20 @@ def test_the_exemptions_are_still_needed():
     assert not stale, f"remove these from BEING_REMOVED, they are gone: {stale}"
 
 
-@pytest.mark.parametrize("source, expected", [
-    ("import pretrain.train.entry\n", ["pretrain.train.entry"]),
-    ("def f():\n    from pretrain.distributed import shard_tasks\n", ["pretrain.distributed"]),
-    ("from . import stages\n", ["pretrain.data.streams"]),
-    ("from ..shards import manifest\n", ["pretrain.data.shards"]),
-    ("from pretrain import cli\n", ["pretrain.cli"]),
-    ("TABLE = {'x': 'pretrain.weights.load'}\n", ["pretrain.weights.load"]),
-    ("from pretrain import __version__\n", ["pretrain"]),
-    ("if TYPE_CHECKING:\n    from pretrain.train import entry\n", []),
-    ("import ray.train\n", ["ray.train"]),
-])
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("import pretrain.train.entry\n", ["pretrain.train.entry"]),
+        ("def f():\n    from pretrain.distributed import shard_tasks\n", ["pretrain.distributed"]),
+        ("from . import stages\n", ["pretrain.data.streams"]),
+        ("from ..shards import manifest\n", ["pretrain.data.shards"]),
+        ("from pretrain import cli\n", ["pretrain.cli"]),
+        ("TABLE = {'x': 'pretrain.weights.load'}\n", ["pretrain.weights.load"]),
+        ("from pretrain import __version__\n", ["pretrain"]),
+        ("if TYPE_CHECKING:\n    from pretrain.train import entry\n", []),
+        ("import ray.train\n", ["ray.train"]),
+    ],
+)
 def test_imports_are_found_inside_functions_relative_and_by_name(tmp_path, monkeypatch, source, expected):
     package = tmp_path / "pretrain" / "data" / "streams"
     package.mkdir(parents=True)
@@ -219,6 +236,12 @@ def test_imports_are_found_inside_functions_relative_and_by_name(tmp_path, monke
 
 
 def test_cycles_are_found():
-    assert find_cycles({("data", "distributed"), ("distributed", "train"), ("train", "data"),
-                        ("evaluate", "train"), ("train", "evaluate")}) == [
-        ["data", "distributed", "train"], ["evaluate", "train"]]
+    assert find_cycles(
+        {
+            ("data", "distributed"),
+            ("distributed", "train"),
+            ("train", "data"),
+            ("evaluate", "train"),
+            ("train", "evaluate"),
+        }
+    ) == [["data", "distributed", "train"], ["evaluate", "train"]]

@@ -14,31 +14,68 @@ from pretrain.cli import main
 from pretrain.errors import CheckpointError
 from pretrain.masking import batch_masks
 from pretrain.models import VideoClassifier, VideoMAE
-from pretrain.weights.videomae_hf_naming import spec_from_hf_config
 from pretrain.weights import (
-    build_model, describe, detect_format, load_encoder, load_weights, save_export, save_hf,
+    build_model,
+    describe,
+    detect_format,
+    load_encoder,
+    load_weights,
+    save_export,
+    save_hf,
 )
+from pretrain.weights.videomae_hf_naming import spec_from_hf_config
 
 transformers = pytest.importorskip("transformers")
 from transformers import (  # noqa: E402
-    VideoMAEConfig, VideoMAEForPreTraining, VideoMAEForVideoClassification, VideoMAEModel,
+    VideoMAEConfig,
+    VideoMAEForPreTraining,
+    VideoMAEForVideoClassification,
+    VideoMAEModel,
 )
 from transformers.models.videomae.modeling_videomae import get_sinusoid_encoding_table  # noqa: E402
 
 SMALL = dict(image_size=32, patch_size=16, num_frames=4)
 CONFIGS = {
     # hub-style pretraining config: final encoder norm, transformers' default eps 1e-12
-    "tiny": dict(SMALL, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256,
-                 decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
-                 decoder_intermediate_size=128, use_mean_pooling=False),
+    "tiny": dict(
+        SMALL,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=256,
+        decoder_hidden_size=32,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=128,
+        use_mean_pooling=False,
+    ),
     # size s widths and depths, transformers' defaults otherwise (mean pooling: no final encoder norm)
-    "s": dict(SMALL, hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536,
-              decoder_hidden_size=192, decoder_num_hidden_layers=4, decoder_num_attention_heads=3,
-              decoder_intermediate_size=768, layer_norm_eps=1e-6),
+    "s": dict(
+        SMALL,
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        intermediate_size=1536,
+        decoder_hidden_size=192,
+        decoder_num_hidden_layers=4,
+        decoder_num_attention_heads=3,
+        decoder_intermediate_size=768,
+        layer_norm_eps=1e-6,
+    ),
     # no q/v bias, raw pixel targets
-    "tiny-raw": dict(SMALL, hidden_size=64, num_hidden_layers=1, num_attention_heads=4, intermediate_size=128,
-                     decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
-                     decoder_intermediate_size=64, qv_bias=False, norm_pix_loss=False),
+    "tiny-raw": dict(
+        SMALL,
+        hidden_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=128,
+        decoder_hidden_size=32,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=64,
+        qv_bias=False,
+        norm_pix_loss=False,
+    ),
 }
 TOL = 1e-5  # absolute on losses; absolute + relative on logits, which reach about 5 here
 
@@ -91,8 +128,9 @@ def test_hf_pretraining_to_ours_same_loss(name, tmp_path):
 def test_ours_pretraining_to_hf_same_loss(name, tmp_path):
     config = VideoMAEConfig(**CONFIGS[name])
     torch.manual_seed(0)
-    ours = perturbed(VideoMAE(spec_from_hf_config(config.to_dict(), "pretraining"),
-                              norm_pix_loss=config.norm_pix_loss))
+    ours = perturbed(
+        VideoMAE(spec_from_hf_config(config.to_dict(), "pretraining"), norm_pix_loss=config.norm_pix_loss)
+    )
     save_hf(*describe(ours), tmp_path / "hf")
     assert_same_pretraining(VideoMAEForPreTraining.from_pretrained(tmp_path / "hf").eval(), ours)
 
@@ -100,8 +138,10 @@ def test_ours_pretraining_to_hf_same_loss(name, tmp_path):
 @pytest.mark.parametrize("name", ["tiny", "s"])
 def test_classifier_same_logits_both_directions(name, tmp_path):
     torch.manual_seed(0)
-    config = VideoMAEConfig(**dict(CONFIGS[name], use_mean_pooling=True),  # VideoMAE fine-tuning
-                            id2label={i: f"action{i}" for i in range(5)})
+    config = VideoMAEConfig(
+        **dict(CONFIGS[name], use_mean_pooling=True),  # VideoMAE fine-tuning
+        id2label={i: f"action{i}" for i in range(5)},
+    )
     hf = perturbed(VideoMAEForVideoClassification(config))
     hf.save_pretrained(tmp_path / "hf")
     state, config = load_weights(tmp_path / "hf")
@@ -130,14 +170,16 @@ def test_round_trips_preserve_every_tensor(name, tmp_path):
     hf_pretraining(name).save_pretrained(tmp_path / "hf")
     state, config = load_weights(tmp_path / "hf")
     save_hf(state, config, tmp_path / "hf2")  # hf -> ours -> hf
-    assert_same_tensors(load_file(tmp_path / "hf" / "model.safetensors"),
-                        load_file(tmp_path / "hf2" / "model.safetensors"))
+    assert_same_tensors(
+        load_file(tmp_path / "hf" / "model.safetensors"), load_file(tmp_path / "hf2" / "model.safetensors")
+    )
     model = build_model(state, config)
     save_export(model, {"model": {"size": name}}, tmp_path / "ours")  # ours -> export -> ours
     exported, exported_config = load_weights(tmp_path / "ours")
     assert_same_tensors(exported, state)
-    assert {k: v for k, v in exported_config.items() if k != "source_format"} == \
-        {k: v for k, v in config.items() if k != "source_format"}
+    assert {k: v for k, v in exported_config.items() if k != "source_format"} == {
+        k: v for k, v in config.items() if k != "source_format"
+    }
     save_hf(exported, exported_config, tmp_path / "hf3")  # export -> hf -> ours
     assert_same_tensors(load_weights(tmp_path / "hf3")[0], state)
 
@@ -155,8 +197,9 @@ def test_hf_base_model_loads_as_encoder(tmp_path):
         expected = hf(video.permute(0, 2, 1, 3, 4)).last_hidden_state
         assert torch.allclose(encoder(patchify(video, 2, 16)), expected, atol=TOL, rtol=TOL)
     save_hf(state, config, tmp_path / "back")
-    assert_same_tensors(load_file(tmp_path / "hf" / "model.safetensors"),
-                        load_file(tmp_path / "back" / "model.safetensors"))
+    assert_same_tensors(
+        load_file(tmp_path / "hf" / "model.safetensors"), load_file(tmp_path / "back" / "model.safetensors")
+    )
 
 
 def test_original_videomae_pth_files(tmp_path):
@@ -169,14 +212,18 @@ def test_original_videomae_pth_files(tmp_path):
     assert (config["dim"], config["heads"], config["decoder_heads"], config["depth"]) == (384, 6, 3, 12)
     assert not config["encoder_norm"]
     # official fine-tuning layout: encoder parts at the top level, under "module"
-    classifier = VideoClassifier(spec_from_hf_config(VideoMAEConfig(**CONFIGS["s"]).to_dict(), "classifier"), 4)
+    classifier = VideoClassifier(
+        spec_from_hf_config(VideoMAEConfig(**CONFIGS["s"]).to_dict(), "classifier"), 4
+    )
     finetune = {k.removeprefix("encoder."): v for k, v in classifier.state_dict().items()}
     torch.save({"module": finetune}, tmp_path / "finetune.pth")
     loaded, config = load_weights(tmp_path / "finetune.pth")
     assert config["kind"] == "classifier"
     assert_same_tensors(loaded, classifier.state_dict())
     # a Lightning-style checkpoint: state_dict with a "model." prefix beside non-tensor entries
-    torch.save({"state_dict": {f"model.{k}": v for k, v in state.items()}, "epoch": 3}, tmp_path / "last.ckpt")
+    torch.save(
+        {"state_dict": {f"model.{k}": v for k, v in state.items()}, "epoch": 3}, tmp_path / "last.ckpt"
+    )
     assert_same_tensors(load_weights(tmp_path / "last.ckpt")[0], state)
 
 
@@ -222,15 +269,28 @@ def test_convert_cli(tmp_path, capsys):
     assert "converted hf pretraining" in capsys.readouterr().out
     assert detect_format(tmp_path / "ours") == "tubelet"
     assert main(["convert", str(tmp_path / "ours"), str(tmp_path / "back"), "--to", "hf"]) == 0
-    assert_same_tensors(load_file(tmp_path / "hf" / "model.safetensors"),
-                        load_file(tmp_path / "back" / "model.safetensors"))
+    assert_same_tensors(
+        load_file(tmp_path / "hf" / "model.safetensors"), load_file(tmp_path / "back" / "model.safetensors")
+    )
     VideoMAEForPreTraining.from_pretrained(tmp_path / "back")
     assert main(["convert", str(tmp_path / "nothing"), str(tmp_path / "x")]) == 1
     assert "weights not found" in capsys.readouterr().err
     # an original .pth has no frame count or image size: the user records them
     torch.save({"model": load_weights(tmp_path / "hf")[0]}, tmp_path / "checkpoint-799.pth")
-    assert main(["convert", str(tmp_path / "checkpoint-799.pth"), str(tmp_path / "from_pth"),
-                 "--num-frames", "8", "--img-size", "64"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(tmp_path / "checkpoint-799.pth"),
+                str(tmp_path / "from_pth"),
+                "--num-frames",
+                "8",
+                "--img-size",
+                "64",
+            ]
+        )
+        == 0
+    )
     assert "converted videomae pretraining" in capsys.readouterr().out
     config = load_weights(tmp_path / "from_pth")[1]
     assert (config["num_frames"], config["img_size"], config["dim"]) == (8, 64, 64)

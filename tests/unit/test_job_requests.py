@@ -6,15 +6,21 @@ import shlex
 
 import pytest
 
-from pretrain.distributed.jobs import (JobRequest, JobSubmissionError, UPLOAD_EXCLUDES, entrypoint_for,
-                                       runtime_env_for)
+from pretrain.distributed.jobs import (
+    UPLOAD_EXCLUDES,
+    JobRequest,
+    JobSubmissionError,
+    entrypoint_for,
+    runtime_env_for,
+)
 
 
 def test_entrypoint_quotes_each_argument_as_one_word():
     command = ["pretrain", "pretrain/tiny", "trainer.run_name=a b; rm -rf ~", "data.shards=$HOME/x"]
     entrypoint = entrypoint_for(command)
-    assert entrypoint == ("tubelet pretrain pretrain/tiny 'trainer.run_name=a b; rm -rf ~' "
-                          "'data.shards=$HOME/x'")
+    assert entrypoint == (
+        "tubelet pretrain pretrain/tiny 'trainer.run_name=a b; rm -rf ~' 'data.shards=$HOME/x'"
+    )
     assert shlex.split(entrypoint) == ["tubelet", *command]
 
 
@@ -30,8 +36,10 @@ def test_default_and_named_variables_are_forwarded_by_value_from_the_environment
     assert env == {"env_vars": {"WANDB_MODE": "offline", "WANDB_PROJECT": "p", "DS_ACCELERATOR": "cpu"}}
 
 
-@pytest.mark.parametrize("name", ["WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY", "HF_TOKEN", "DB_PASSWORD",
-                                  "GOOGLE_APPLICATION_CREDENTIALS"])
+@pytest.mark.parametrize(
+    "name",
+    ["WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY", "HF_TOKEN", "DB_PASSWORD", "GOOGLE_APPLICATION_CREDENTIALS"],
+)
 def test_secret_looking_names_are_refused(name):
     with pytest.raises(JobSubmissionError, match=f"--env {name} looks like a secret"):
         runtime_env_for(JobRequest(command=("x",), env_names=(name,)), {name: "s3cr3t"})

@@ -21,7 +21,11 @@ SHOTS = [30, 41, 29]  # 100 frames at 8 fps, cuts at frames 30 and 71
 def _encoder_keyframes(path) -> list[int]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        return sorted(round(float(p.pts * stream.time_base) * 8) for p in container.demux(stream) if p.size and p.is_keyframe)
+        return sorted(
+            round(float(p.pts * stream.time_base) * 8)
+            for p in container.demux(stream)
+            if p.size and p.is_keyframe
+        )
 
 
 def _all_frames(path) -> np.ndarray:
@@ -40,9 +44,15 @@ def videos(tmp_path_factory):
 def test_iframes_are_the_encoders_keyframes_decoded_alone(videos):
     fixed, natural = videos
     found = iframes(str(fixed.path))
-    assert [k.index for k in found] == list(range(0, 100, 16)) == _encoder_keyframes(fixed.path)  # the known GOP
+    assert (
+        [k.index for k in found] == list(range(0, 100, 16)) == _encoder_keyframes(fixed.path)
+    )  # the known GOP
     assert {k.pict_type for k in found} == {"I"}
-    assert [k.index for k in iframes(str(natural.path))] == _encoder_keyframes(natural.path) == [0, 16, 30, 46, 62, 71, 87]
+    assert (
+        [k.index for k in iframes(str(natural.path))]
+        == _encoder_keyframes(natural.path)
+        == [0, 16, 30, 46, 62, 71, 87]
+    )
     source = _all_frames(fixed.path)
     assert all(np.array_equal(k.image, source[k.index]) for k in found)
 
@@ -64,7 +74,10 @@ def test_keyframes_command_writes_images_json_and_a_contact_sheet(videos, tmp_pa
     assert [(r["source"], r["index"]) for r in records[:2]] == [(str(fixed.path), 0), (str(fixed.path), 16)]
     assert records[-1]["time"] == pytest.approx(87 / 8)
     assert all((tmp_path / r["image"]).is_file() for r in records)
-    assert Image.open(tmp_path / "contact_sheet.png").size == (8 * 160, 2 * (120 + 14))  # 14 thumbnails, 8 a row
+    assert Image.open(tmp_path / "contact_sheet.png").size == (
+        8 * 160,
+        2 * (120 + 14),
+    )  # 14 thumbnails, 8 a row
     assert main(["keyframes", str(fixed.path), "--out", str(tmp_path / "s"), "--scenes"]) == 0
     assert len(json.loads((tmp_path / "s" / "keyframes.json").read_text())["keyframes"]) == 3
     assert main(["keyframes", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "x")]) == 1
@@ -73,9 +86,16 @@ def test_keyframes_command_writes_images_json_and_a_contact_sheet(videos, tmp_pa
 
 def test_shards_contact_sheet_has_a_row_per_class(tmp_path, capsys):
     write_folder_tree(tmp_path / "raw", classes=3, videos_per_class=3)
-    build_shards("folder", str(tmp_path / "raw"), str(tmp_path / "shards"), BuildOptions(labels_from_folders=True))
+    build_shards(
+        "folder", str(tmp_path / "raw"), str(tmp_path / "shards"), BuildOptions(labels_from_folders=True)
+    )
     sheet = tmp_path / "sheet.png"
-    assert main(["shards", "inspect", str(tmp_path / "shards"), "--contact-sheet", str(sheet), "--per-class", "2"]) == 0
+    assert (
+        main(
+            ["shards", "inspect", str(tmp_path / "shards"), "--contact-sheet", str(sheet), "--per-class", "2"]
+        )
+        == 0
+    )
     assert "contact sheet: 6 keyframes" in capsys.readouterr().err
     width, height = Image.open(sheet).size
     assert width == 2 * 128 and height % 3 == 0 and height // 3 > 14  # 3 rows (classes) of 2

@@ -11,8 +11,8 @@ import sys
 from pretrain.data.generated.salient_object import salient_object_clip
 from pretrain.data.generated.synthetic import write_video
 from pretrain.models.classifier import VideoClassifier
-from pretrain.weights import save_export
 from pretrain.models.vit import ArchSpec
+from pretrain.weights import save_export
 
 HEAVY = ("pytorch_lightning", "lightning", "deepspeed", "ray", "wandb", "transformers")
 
@@ -29,11 +29,18 @@ print(json.dumps({"codes": codes, "heavy": heavy}))
 
 def test_explain_and_stream_import_no_training_stack(tmp_path):
     spec = ArchSpec.from_size("tiny", img_size=32, num_frames=8, tubelet_size=2, patch_size=8)
-    export = save_export(VideoClassifier(spec, 3).eval(), None, tmp_path / "model", class_names=["a", "b", "c"])
+    export = save_export(
+        VideoClassifier(spec, 3).eval(), None, tmp_path / "model", class_names=["a", "b", "c"]
+    )
     video = write_video(tmp_path / "clip.mp4", salient_object_clip(0, seed=1, num_frames=24).frames, fps=8)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(export), str(video), str(tmp_path / "out"), json.dumps(HEAVY)],
-                          capture_output=True, text=True, timeout=240, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(export), str(video), str(tmp_path / "out"), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.splitlines()[-1])
     assert result == {"codes": [0, 0, 0], "heavy": []}

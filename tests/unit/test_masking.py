@@ -6,8 +6,9 @@ import torch
 from pretrain.masking import batch_masks, num_hidden_tokens, running_cell_mask, tube_mask
 
 
-@pytest.mark.parametrize("grid, ratio, hidden_per_slot", [((8, 14, 14), 0.9, 176), ((8, 14, 14), 0.75, 147),
-                                                          ((4, 4, 4), 0.75, 12)])
+@pytest.mark.parametrize(
+    "grid, ratio, hidden_per_slot", [((8, 14, 14), 0.9, 176), ((8, 14, 14), 0.75, 147), ((4, 4, 4), 0.75, 12)]
+)
 def test_tube_mask_hides_the_same_patches_in_every_time_slot(grid, ratio, hidden_per_slot):
     mask = tube_mask(grid, ratio, torch.Generator().manual_seed(1))
     assert mask.dtype == torch.bool and mask.shape == (grid[0] * grid[1] * grid[2],)
@@ -52,8 +53,10 @@ def test_running_cell_ratio_quarter_keeps_three_of_four():
     assert (mask.sum(-1) == 3).all()
 
 
-@pytest.mark.parametrize("grid, ratio, message", [((2, 3, 4), 0.5, r"even patch grid, got \(H', W'\)=\(3, 4\)"),
-                                                  ((2, 2, 2), 0.1, "drops 0 of 4")])
+@pytest.mark.parametrize(
+    "grid, ratio, message",
+    [((2, 3, 4), 0.5, r"even patch grid, got \(H', W'\)=\(3, 4\)"), ((2, 2, 2), 0.1, "drops 0 of 4")],
+)
 def test_running_cell_rejects_impossible_settings(grid, ratio, message):
     with pytest.raises(ValueError, match=message):
         running_cell_mask(grid, ratio)

@@ -24,7 +24,9 @@ def reference_targets(video: torch.Tensor, norm_pix: bool = True) -> torch.Tenso
     b = video.shape[0]
     cubes = pixels.view(b, 3, 2, 2, 2, 16, 2, 16).permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(b, 8, 512, 3)
     if norm_pix:
-        cubes = (cubes - cubes.mean(-2, keepdim=True)) / (cubes.var(-2, unbiased=True, keepdim=True).sqrt() + 1e-6)
+        cubes = (cubes - cubes.mean(-2, keepdim=True)) / (
+            cubes.var(-2, unbiased=True, keepdim=True).sqrt() + 1e-6
+        )
     return cubes.flatten(2)
 
 
@@ -75,7 +77,11 @@ def test_loss_without_norm_pix_uses_unnormalized_pixels(video):
     [
         ((2, 3, 6, 32, 32), (2, 8), r"\(B, 3, 4, 32, 32\).*got \(2, 3, 6, 32, 32\)"),
         ((2, 4, 3, 32, 32), (2, 8), r"got \(2, 4, 3, 32, 32\)"),
-        ((2, 3, 4, 32, 32), (2, 9), r"mask must be bool with shape \(B, N\) = \(2, 8\); got torch.bool \(2, 9\)"),
+        (
+            (2, 3, 4, 32, 32),
+            (2, 9),
+            r"mask must be bool with shape \(B, N\) = \(2, 8\); got torch.bool \(2, 9\)",
+        ),
     ],
 )
 def test_wrong_shapes_raise(video_shape, mask_shape, message):
@@ -128,16 +134,19 @@ def test_decoder_mask_restricts_targets_and_decoder_input(video):
 def test_decoder_mask_with_uneven_rows_pads_without_leaking(video):
     model = make_model()
     mask = torch.tensor([[1, 1, 0, 0, 1, 1, 0, 0]] * 3, dtype=torch.bool)
-    decoder_mask = torch.tensor([[1, 1, 1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0, 0, 0],
-                                 [0, 1, 1, 1, 1, 0, 0, 0]], dtype=torch.bool)
+    decoder_mask = torch.tensor(
+        [[1, 1, 1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0, 0, 0], [0, 1, 1, 1, 1, 0, 0, 0]], dtype=torch.bool
+    )
     out = model(video, mask, decoder_mask)
     counts = (mask & decoder_mask).sum(1).tolist()
     assert counts == [4, 1, 2] and out.pred.shape[1] == 4
     targets = reference_targets(video)
-    errors = [((out.pred[b, :n] - targets[b][(mask & decoder_mask)[b]]) ** 2).mean(-1) for b, n in enumerate(counts)]
+    errors = [
+        ((out.pred[b, :n] - targets[b][(mask & decoder_mask)[b]]) ** 2).mean(-1) for b, n in enumerate(counts)
+    ]
     assert torch.allclose(out.loss, torch.cat(errors).mean(), atol=1e-6)
     for b in range(3):  # padding slots must not change a row's predictions
-        alone = model(video[b:b + 1], mask[b:b + 1], decoder_mask[b:b + 1])
+        alone = model(video[b : b + 1], mask[b : b + 1], decoder_mask[b : b + 1])
         assert torch.allclose(alone.pred[0], out.pred[b, : counts[b]], atol=1e-5)
 
 
@@ -162,14 +171,24 @@ def test_reconstruct_inverts_per_cube_normalization(video):
     assert torch.allclose(recon, pixels, atol=1e-4)
     shown = masked_video(video, mask, SPEC)
     hidden = unpatchify(mask[..., None].expand(-1, -1, SPEC.patch_dim).float(), SPEC).bool()
-    assert float(shown[hidden].abs().max()) == 0.0 and torch.allclose(shown[~hidden], pixels[~hidden], atol=1e-6)
+    assert float(shown[hidden].abs().max()) == 0.0 and torch.allclose(
+        shown[~hidden], pixels[~hidden], atol=1e-6
+    )
 
 
 def test_builder_reads_model_config():
     from pretrain.config import ModelConfig
 
-    model = build_pretraining_model(ModelConfig(size="tiny", img_size=64, num_frames=8, drop_path=0.1,
-                                                norm_pix_loss=False, grad_checkpointing=True))
+    model = build_pretraining_model(
+        ModelConfig(
+            size="tiny",
+            img_size=64,
+            num_frames=8,
+            drop_path=0.1,
+            norm_pix_loss=False,
+            grad_checkpointing=True,
+        )
+    )
     assert model.spec.grid == (4, 4, 4) and model.spec.dim == 64
     assert not model.norm_pix_loss and model.grad_checkpointing
     assert model.encoder.blocks[-1].drop_path.prob == pytest.approx(0.1)

@@ -39,11 +39,16 @@ def test_layer_decay_groups():
     by_name = {n: g for g in groups for n in g["param_names"]}
     depth = SPEC.depth  # 2: layers 0 (embed), 1..2 (blocks), 3 (head)
     assert by_name["encoder.patch_embed.proj.weight"]["lr_scale"] == pytest.approx(0.5 ** (depth + 1))
-    assert by_name["encoder.blocks.0.attn.qkv.weight"]["lr_scale"] == pytest.approx(0.5 ** depth)
+    assert by_name["encoder.blocks.0.attn.qkv.weight"]["lr_scale"] == pytest.approx(0.5**depth)
     assert by_name["encoder.blocks.1.mlp.fc1.weight"]["lr_scale"] == pytest.approx(0.5)
     assert by_name["head.weight"]["lr_scale"] == 1.0
-    for name in ("head.bias", "fc_norm.weight", "encoder.blocks.0.norm1.weight", "encoder.blocks.0.attn.q_bias",
-                 "encoder.patch_embed.proj.bias"):
+    for name in (
+        "head.bias",
+        "fc_norm.weight",
+        "encoder.blocks.0.norm1.weight",
+        "encoder.blocks.0.attn.q_bias",
+        "encoder.patch_embed.proj.bias",
+    ):
         assert by_name[name]["weight_decay"] == 0.0, name
     for name in ("head.weight", "encoder.blocks.0.attn.qkv.weight", "encoder.patch_embed.proj.weight"):
         assert by_name[name]["weight_decay"] == 0.05, name

@@ -2,8 +2,14 @@
 
 import pytest
 
-from pretrain.train.progress import (ProgressLog, RunClock, StepProgressBar, format_duration, format_metric,
-                                     progress_callback)
+from pretrain.train.progress import (
+    ProgressLog,
+    RunClock,
+    StepProgressBar,
+    format_duration,
+    format_metric,
+    progress_callback,
+)
 
 
 def test_learning_rates_are_shown_in_scientific_notation():

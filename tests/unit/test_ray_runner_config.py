@@ -18,8 +18,13 @@ def _config(*overrides: str):
 
 
 def test_scaling_config_comes_from_the_cluster_section():
-    config = _config("cluster.num_workers=8", "cluster.use_gpu=true", "cluster.cpus_per_worker=6",
-                     "cluster.gpus_per_worker=1", "cluster.placement_strategy=SPREAD")
+    config = _config(
+        "cluster.num_workers=8",
+        "cluster.use_gpu=true",
+        "cluster.cpus_per_worker=6",
+        "cluster.gpus_per_worker=1",
+        "cluster.placement_strategy=SPREAD",
+    )
     scaling = runner.scaling_config_for(config)
     assert (scaling.num_workers, scaling.use_gpu, scaling.placement_strategy) == (8, True, "SPREAD")
     assert scaling.resources_per_worker == {"CPU": 6, "GPU": 1.0}
@@ -48,8 +53,9 @@ def test_a_run_name_is_fixed_once_for_every_restart_and_kept_when_given():
 
 def test_relative_local_paths_are_resolved_on_the_driver_and_urls_kept(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    config = runner.with_absolute_paths(_config("data.shards=shards", "trainer.output_dir=runs",
-                                                "cluster.storage_path=s3://bucket/tubelet"))
+    config = runner.with_absolute_paths(
+        _config("data.shards=shards", "trainer.output_dir=runs", "cluster.storage_path=s3://bucket/tubelet")
+    )
     assert config.data.shards == str(tmp_path / "shards")
     assert config.trainer.output_dir == str(tmp_path / "runs")
     assert config.cluster.storage_path == "s3://bucket/tubelet"
@@ -62,8 +68,14 @@ def test_missing_shards_fail_on_the_driver_before_any_worker(tmp_path):
         runner.run_with_ray(_config(f"data.shards={tmp_path}"))
 
 
-@pytest.mark.parametrize("inner", [ShardsError("shards/: no manifest.json"), CheckpointError("x: not a checkpoint"),
-                                   DataError("none of the 3 shards can be read")])
+@pytest.mark.parametrize(
+    "inner",
+    [
+        ShardsError("shards/: no manifest.json"),
+        CheckpointError("x: not a checkpoint"),
+        DataError("none of the 3 shards can be read"),
+    ],
+)
 def test_any_user_error_inside_a_worker_comes_back_as_itself(inner):
     wrapped = RayTaskError("train_fn", "traceback text", inner)
     error = WorkerGroupError("rank 0 failed", {1: RuntimeError("peer died"), 0: wrapped})

@@ -16,7 +16,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 # `tubelet pretrain NAME`, `tubelet submit ... -- finetune NAME`, `evaluate NAME` (a finetune recipe),
 # `config show NAME`, `launch/slurm.sbatch NAME` (pretrain), and "the `NAME` recipe".
-COMMAND = re.compile(r"(?:tubelet\s+(?:submit\b[^\n]*?--\s+)?|--\s+)(pretrain|finetune|evaluate)\s+([^\s`'\"\\]+)")
+COMMAND = re.compile(
+    r"(?:tubelet\s+(?:submit\b[^\n]*?--\s+)?|--\s+)(pretrain|finetune|evaluate)\s+([^\s`'\"\\]+)"
+)
 CONFIG_SHOW = re.compile(r"config show\s+([^\s`'\"\\]+)")
 SBATCH = re.compile(r"slurm\.sbatch\s+([^\s`'\"\\]+)")
 NAMED = re.compile(r"`([\w/]+)` recipe")
@@ -25,7 +27,9 @@ STAGE_OF_COMMAND = {"pretrain": "pretrain", "finetune": "finetune", "evaluate": 
 
 
 def _is_placeholder(name: str) -> bool:
-    return name.startswith(("<", "-", "{")) or name.isupper() or "=" in name or name.endswith((".yaml", ".yml"))
+    return (
+        name.startswith(("<", "-", "{")) or name.isupper() or "=" in name or name.endswith((".yaml", ".yml"))
+    )
 
 
 def recipes_named_in(text: str) -> set[tuple[str, str | None]]:
@@ -73,10 +77,16 @@ def test_every_recipe_named_exists(source):
 
 
 def test_the_finder_sees_commands_and_examples():
-    text = ("tubelet pretrain k400_vit_b data.shards=x\ntubelet submit --address A -- finetune tiny \\\n"
-            "tubelet evaluate ucf101_vit_b ckpt=y\n`tubelet config show RECIPE` the `finetune/tiny` recipe")
-    assert recipes_named_in(text) == {("k400_vit_b", "pretrain"), ("tiny", "finetune"),
-                                      ("ucf101_vit_b", "finetune"), ("finetune/tiny", None)}
+    text = (
+        "tubelet pretrain k400_vit_b data.shards=x\ntubelet submit --address A -- finetune tiny \\\n"
+        "tubelet evaluate ucf101_vit_b ckpt=y\n`tubelet config show RECIPE` the `finetune/tiny` recipe"
+    )
+    assert recipes_named_in(text) == {
+        ("k400_vit_b", "pretrain"),
+        ("tiny", "finetune"),
+        ("ucf101_vit_b", "finetune"),
+        ("finetune/tiny", None),
+    }
 
 
 def test_config_show_resolves_like_the_stage(capsys):
@@ -85,7 +95,8 @@ def test_config_show_resolves_like_the_stage(capsys):
     assert main(["config", "show", "tiny"]) == 0
     assert capsys.readouterr().out == config_to_yaml(load_config("tiny", [], stage="pretrain"))
     assert main(["config", "show", "finetune/tiny", "data.batch_size=2"]) == 0
-    assert capsys.readouterr().out == config_to_yaml(load_config("finetune/tiny", ["data.batch_size=2"],
-                                                                 stage="finetune"))
+    assert capsys.readouterr().out == config_to_yaml(
+        load_config("finetune/tiny", ["data.batch_size=2"], stage="finetune")
+    )
     assert main(["config", "show", "tiny", "--stage", "finetune"]) == 0
     assert "stage: finetune" in capsys.readouterr().out

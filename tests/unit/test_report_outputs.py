@@ -29,11 +29,11 @@ def test_reconstruction_png_is_labelled_and_enlarged():
     pixels = np.asarray(image)
     for column in range(len(COLUMNS)):
         left, top, right, bottom = layout.box(3, column)
-        tile = pixels[top:bottom, left:right][::layout.scale, ::layout.scale]  # back to (H, W, C)
-        assert np.array_equal(tile, panels[3, :, :, column * 32:(column + 1) * 32].transpose(1, 2, 0))
-        label_band = pixels[layout.font_size:layout.header - 2, left:right]
+        tile = pixels[top:bottom, left:right][:: layout.scale, :: layout.scale]  # back to (H, W, C)
+        assert np.array_equal(tile, panels[3, :, :, column * 32 : (column + 1) * 32].transpose(1, 2, 0))
+        label_band = pixels[layout.font_size : layout.header - 2, left:right]
         assert (label_band < 128).any(), f"no label drawn above column {COLUMNS[column]}"
-    assert (pixels[:layout.font_size + 4, :layout.box(0, 1)[0]] < 128).any()  # the title
+    assert (pixels[: layout.font_size + 4, : layout.box(0, 1)[0]] < 128).any()  # the title
 
 
 def test_a_large_frame_is_not_enlarged():
@@ -51,8 +51,13 @@ def _figure_of(monkeypatch, confusion: torch.Tensor, names: list[str], title: st
 
 
 def test_confusion_png_has_a_title_and_readable_ticks(monkeypatch, tmp_path):
-    figure = _figure_of(monkeypatch, torch.tensor([[3, 1, 0], [0, 4, 0], [1, 0, 2]]), ["run", "jump", "swim"],
-                        "finetune-s1, split 1, seed 0", tmp_path)
+    figure = _figure_of(
+        monkeypatch,
+        torch.tensor([[3, 1, 0], [0, 4, 0], [1, 0, 2]]),
+        ["run", "jump", "swim"],
+        "finetune-s1, split 1, seed 0",
+        tmp_path,
+    )
     axes = figure.axes[0]
     assert axes.get_title() == "finetune-s1, split 1, seed 0"
     assert [t.get_text() for t in axes.get_xticklabels()] == ["run", "jump", "swim"]

@@ -30,7 +30,11 @@ def tiny_classifier(backbone: str) -> VideoClassifier:
 def module_output(attn, x: torch.Tensor) -> torch.Tensor:
     """Attention recomputed per head from the recorded input, as the hooks see it."""
     g, length, d = x.shape
-    bias = attn.qkv.bias if attn.q_bias is None else torch.cat([attn.q_bias, torch.zeros_like(attn.q_bias), attn.v_bias])
+    bias = (
+        attn.qkv.bias
+        if attn.q_bias is None
+        else torch.cat([attn.q_bias, torch.zeros_like(attn.q_bias), attn.v_bias])
+    )
     q, k, v = F.linear(x, attn.qkv.weight, bias).view(g, length, 3, attn.heads, -1).permute(2, 0, 3, 1, 4)
     probs = (q @ k.transpose(-1, -2) / (d // attn.heads) ** 0.5).softmax(-1)  # (G, H, L, L)
     return attn.proj((probs @ v).transpose(1, 2).reshape(g, length, d))
@@ -40,8 +44,11 @@ def module_output(attn, x: torch.Tensor) -> torch.Tensor:
 def test_recorded_inputs_reproduce_every_attention_output(backbone):
     model = tiny_classifier(backbone)
     outputs = {}
-    hooks = [m.register_forward_hook(lambda m, a, out: outputs.__setitem__(m, out))
-             for m in model.encoder.modules() if hasattr(m, "qkv")]
+    hooks = [
+        m.register_forward_hook(lambda m, a, out: outputs.__setitem__(m, out))
+        for m in model.encoder.modules()
+        if hasattr(m, "qkv")
+    ]
     with torch.no_grad(), rollout.recorded_inputs(model.encoder) as records:
         model(torch.randn(1, 3, 8, 32, 32))
     for hook in hooks:
@@ -75,4 +82,6 @@ def test_divided_attention_mixes_time_within_a_position_only():
     assert time_map[1:, 1:][~same_position].abs().max() == 0
     same_slice = (index[:, None] - 1) // positions == (index[None, :] - 1) // positions
     assert space_map[1:, 1:][~same_slice].abs().max() == 0
-    assert torch.allclose(time_map.sum(-1), torch.ones(65)) and torch.allclose(space_map.sum(-1), torch.ones(65))
+    assert torch.allclose(time_map.sum(-1), torch.ones(65)) and torch.allclose(
+        space_map.sum(-1), torch.ones(65)
+    )

@@ -29,43 +29,55 @@ def _samples(out) -> dict[tuple, dict]:
     found = {}
     for sample in wds.WebDataset(read_manifest(str(out)).shard_urls(), shardshuffle=False, empty_check=False):
         meta = json.loads(sample["json"])
-        found[(meta["path"], meta.get("start"), meta.get("end"))] = {"meta": meta, "video": sample[meta["ext"]]}
+        found[(meta["path"], meta.get("start"), meta.get("end"))] = {
+            "meta": meta,
+            "video": sample[meta["ext"]],
+        }
     return found
 
 
 @pytest.fixture(scope="module")
 def kinetics(tmp_path_factory):
     root = tmp_path_factory.mktemp("k400")
-    full = write_scene_video(root / "videos" / "full" / f"{FULL_ID}.mp4", [80, 80, 80, 80, 80], fps=FPS, gop=16)
+    full = write_scene_video(
+        root / "videos" / "full" / f"{FULL_ID}.mp4", [80, 80, 80, 80, 80], fps=FPS, gop=16
+    )
     write_scene_video(root / "videos" / "train" / f"{TRIMMED_ID}_000010_000020.mp4", [40, 40], fps=FPS)
     (root / "train.csv").write_text(
         "label,youtube_id,time_start,time_end,split\n"
         f"juggling balls,{FULL_ID},10,20,train\n"
         f"abseiling,{FULL_ID},30,40,train\n"
         f"abseiling,{TRIMMED_ID},10,20,train\n"
-        f"zumba,{GONE_ID},0,10,train\n")
+        f"zumba,{GONE_ID},0,10,train\n"
+    )
     (root / "validate.csv").write_text(
-        "label,youtube_id,time_start,time_end,split\n"
-        f"zumba,{FULL_ID},20.5,25.5,val\n")
+        f"label,youtube_id,time_start,time_end,split\nzumba,{FULL_ID},20.5,25.5,val\n"
+    )
     return root, full
 
 
 def test_kinetics_lists_cut_full_videos_and_keep_trimmed_clips(kinetics, tmp_path):
     root, full = kinetics
     lists = (str(root / "train.csv"), str(root / "validate.csv"))
-    summary = build_shards("kinetics", str(root / "videos"), str(tmp_path),
-                           BuildOptions(shard_size_mb=0.01, annotations=lists))
+    summary = build_shards(
+        "kinetics", str(root / "videos"), str(tmp_path), BuildOptions(shard_size_mb=0.01, annotations=lists)
+    )
     assert (summary.videos, summary.skipped, summary.dataset) == (4, 0, "kinetics400")
     manifest = read_manifest(str(tmp_path))
     assert manifest.classes == ["abseiling", "juggling balls", "zumba"]  # every row's label, present or not
     assert (manifest.count("1", "train"), manifest.count("1", "test")) == (3, 1)
     (missing,) = summary.split_problems
-    assert missing.endswith(f"train.csv:5: video {GONE_ID} not found (neither {GONE_ID}_000000_000010.* "
-                            f"nor {GONE_ID}.*)")
+    assert missing.endswith(
+        f"train.csv:5: video {GONE_ID} not found (neither {GONE_ID}_000000_000010.* nor {GONE_ID}.*)"
+    )
     samples = _samples(tmp_path)
     source = _frames(full.path)
     path = f"full/{FULL_ID}.mp4"
-    for (start, end), label in {(10.0, 20.0): "juggling balls", (30.0, 40.0): "abseiling", (20.5, 25.5): "zumba"}.items():
+    for (start, end), label in {
+        (10.0, 20.0): "juggling balls",
+        (30.0, 40.0): "abseiling",
+        (20.5, 25.5): "zumba",
+    }.items():
         sample = samples[(path, start, end)]
         meta, clip = sample["meta"], _frames(sample["video"])
         first, count = round(start * FPS), round((end - start) * FPS)
@@ -75,24 +87,41 @@ def test_kinetics_lists_cut_full_videos_and_keep_trimmed_clips(kinetics, tmp_pat
         # early or late would hold a frame of another shot (mean difference > 40).
         assert np.abs(clip - source[first : first + count]).mean(axis=(1, 2, 3)).max() < 8
     trimmed = samples[(f"train/{TRIMMED_ID}_000010_000020.mp4", None, None)]["meta"]
-    assert (trimmed["class"], trimmed["num_frames"], trimmed["split"]) == ("abseiling", 80, "train")  # kept whole
+    assert (trimmed["class"], trimmed["num_frames"], trimmed["split"]) == (
+        "abseiling",
+        80,
+        "train",
+    )  # kept whole
     assert samples[(path, 20.5, 25.5)]["meta"]["splits"] == {"1": "test"}  # val -> split 1 test
 
 
 def test_generic_list_with_paths_names_and_splits(kinetics, tmp_path, capsys):
     root, _ = kinetics
     listing = tmp_path / "spans.csv"
-    listing.write_text("video,start,end,label,split\n"
-                       f"full/{FULL_ID}.mp4,0,5,walk,train\n"
-                       f"{FULL_ID},12.5,17.5,run,test\n"
-                       "nowhere/else.mp4,0,5,run,train\n"
-                       f"{FULL_ID},9,3,run,train\n")
-    code = main(["shards", "build", "annotations", str(root / "videos"), str(tmp_path / "out"),
-                 "--annotations", str(listing)])
+    listing.write_text(
+        "video,start,end,label,split\n"
+        f"full/{FULL_ID}.mp4,0,5,walk,train\n"
+        f"{FULL_ID},12.5,17.5,run,test\n"
+        "nowhere/else.mp4,0,5,run,train\n"
+        f"{FULL_ID},9,3,run,train\n"
+    )
+    code = main(
+        [
+            "shards",
+            "build",
+            "annotations",
+            str(root / "videos"),
+            str(tmp_path / "out"),
+            "--annotations",
+            str(listing),
+        ]
+    )
     assert code == 0
     samples = _samples(tmp_path / "out")
     assert sorted((k[1], v["meta"]["class"], v["meta"]["split"]) for k, v in samples.items()) == [
-        (0.0, "walk", "train"), (12.5, "run", "test")]
+        (0.0, "walk", "train"),
+        (12.5, "run", "test"),
+    ]
     errors = [json.loads(line) for line in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
     assert [(e["line"], e["reason"].split(" ")[0]) for e in errors] == [(5, "unusable"), (4, "video")]
     assert "2 split-file problem(s)" in capsys.readouterr().out
@@ -106,6 +135,20 @@ def test_annotation_source_needs_a_list(tmp_path, capsys):
 
 def test_annotated_spans_are_not_segmented_again(kinetics, tmp_path, capsys):
     root, _ = kinetics
-    assert main(["shards", "build", "kinetics", str(root / "videos"), str(tmp_path), "--annotations",
-                 str(root / "train.csv"), "--segment-seconds", "5"]) == 1
+    assert (
+        main(
+            [
+                "shards",
+                "build",
+                "kinetics",
+                str(root / "videos"),
+                str(tmp_path),
+                "--annotations",
+                str(root / "train.csv"),
+                "--segment-seconds",
+                "5",
+            ]
+        )
+        == 1
+    )
     assert "annotated spans are samples already" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import pytest
 
 from pretrain.cli import main
 from pretrain.data.generated.corpora import write_folder_tree
-from pretrain.data.shards import ShardsError, BuildOptions, build_shards, read_manifest
+from pretrain.data.shards import BuildOptions, ShardsError, build_shards, read_manifest
 
 BAD_NAME = b"clip \xff\xfe.mp4"  # not valid UTF-8
 
@@ -29,8 +29,9 @@ def tree_with_bad_entries(tmp_path_factory) -> Path:
 
 
 def test_bad_directory_entries_are_skipped_and_listed(tree_with_bad_entries, tmp_path):
-    summary = build_shards("folder", str(tree_with_bad_entries), str(tmp_path / "out"),
-                           BuildOptions(labels_from_folders=True))
+    summary = build_shards(
+        "folder", str(tree_with_bad_entries), str(tmp_path / "out"), BuildOptions(labels_from_folders=True)
+    )
     assert (summary.videos, summary.skipped) == (4, 3)
     rows = [json.loads(line) for line in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
     reasons = {row["path"]: row["reason"] for row in rows}
@@ -44,8 +45,20 @@ def test_bad_directory_entries_are_skipped_and_listed(tree_with_bad_entries, tmp
 
 
 def test_bad_directory_entries_are_fatal_under_strict(tree_with_bad_entries, tmp_path, capsys):
-    assert main(["shards", "build", "folder", str(tree_with_bad_entries), str(tmp_path / "out"),
-                 "--labels-from-folders", "--strict"]) == 1
+    assert (
+        main(
+            [
+                "shards",
+                "build",
+                "folder",
+                str(tree_with_bad_entries),
+                str(tmp_path / "out"),
+                "--labels-from-folders",
+                "--strict",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "dangling.mp4: unreadable (dangling symlink" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "manifest.json").exists()
@@ -55,8 +68,12 @@ def test_bad_directory_entries_are_fatal_under_strict(tree_with_bad_entries, tmp
 def small_shards(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("small_shards")
     write_folder_tree(root / "videos", classes=["run", "walk"], videos_per_class=2, suffixes=(".avi",))
-    build_shards("folder", str(root / "videos"), str(root / "out"),
-                 BuildOptions(shard_size_mb=0.01, labels_from_folders=True))
+    build_shards(
+        "folder",
+        str(root / "videos"),
+        str(root / "out"),
+        BuildOptions(shard_size_mb=0.01, labels_from_folders=True),
+    )
     assert len(read_manifest(str(root / "out")).shards) == 4
     return root / "out"
 
@@ -104,7 +121,10 @@ def test_inspect_reports_every_damaged_tar_and_counts_the_rest(damaged_shards, c
     assert "unreadable tar" in captured.err and "Traceback" not in captured.err
     assert main(["shards", "inspect", str(folder)]) == 1
     text = capsys.readouterr()
-    assert "2 samples in 4 shards" in text.out and f"{names[0]}: unreadable tar (unexpected end of data)" in text.err
+    assert (
+        "2 samples in 4 shards" in text.out
+        and f"{names[0]}: unreadable tar (unexpected end of data)" in text.err
+    )
 
 
 def _rewrite_manifest(folder: Path, change) -> None:
@@ -121,8 +141,9 @@ def test_a_file_or_a_manifest_without_shards_gives_one_line(small_shards, tmp_pa
     assert main(["shards", "inspect", str(shard)]) == 1
     assert "a file, not a shard directory" in capsys.readouterr().err
     assert main(["pretrain", "tiny", f"data.shards={shard}", f"trainer.output_dir={tmp_path}"]) == 1
-    assert capsys.readouterr().err.strip() == (f"tubelet: error: {shard}: a file, not a shard directory "
-                                               "(give the folder holding manifest.json)")
+    assert capsys.readouterr().err.strip() == (
+        f"tubelet: error: {shard}: a file, not a shard directory (give the folder holding manifest.json)"
+    )
     copy = _copy(small_shards, tmp_path / "no_shards")
     _rewrite_manifest(copy, lambda data: data.pop("shards"))
     assert main(["shards", "verify", str(copy)]) == 1

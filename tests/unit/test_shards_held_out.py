@@ -13,7 +13,7 @@ import pytest
 from pretrain.cli import main
 from pretrain.config import ConfigError, load_config
 from pretrain.data.generated.corpora import write_folder_tree
-from pretrain.data.shards import ShardsError, BuildOptions, build_shards, read_manifest
+from pretrain.data.shards import BuildOptions, ShardsError, build_shards, read_manifest
 from pretrain.data.shards.held_out import with_held_out_split
 from pretrain.data.shards.inspection import iter_sample_json
 from pretrain.data.shards.sources import Listing
@@ -41,8 +41,21 @@ def plain_shards(corpus) -> Path:
 @pytest.fixture(scope="module")
 def held_out_shards(corpus) -> Path:
     out = corpus.parent / "held_out"
-    assert main(["shards", "build", "folder", str(corpus), str(out), "--labels-from-folders",
-                 "--test-fraction", "0.2"]) == 0
+    assert (
+        main(
+            [
+                "shards",
+                "build",
+                "folder",
+                str(corpus),
+                str(out),
+                "--labels-from-folders",
+                "--test-fraction",
+                "0.2",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -57,13 +70,18 @@ def test_test_fraction_is_recorded_like_an_official_split(corpus, held_out_shard
     assert (manifest.count("1", "train"), manifest.count("1", "test")) == (8, 2)
     assert manifest.class_counts["1"]["test"] == {"jump": 1, "run": 1}  # stratified by class
     assert manifest.build["held_out"] == {"test_fraction": 0.2, "method": "sha256(path) rank per class"}
-    samples = {meta["path"]: meta for shard in manifest.shards
-               for _, meta in iter_sample_json(manifest, shard.name)}
+    samples = {
+        meta["path"]: meta for shard in manifest.shards for _, meta in iter_sample_json(manifest, shard.name)
+    }
     test = sorted(path for path, meta in samples.items() if meta["splits"] == {"1": "test"})
     assert test == sorted(_ranked_first(corpus, name) for name in CLASSES)
     assert all(meta["split"] == meta["splits"]["1"] for meta in samples.values())
-    again = build_shards("folder", str(corpus), str(tmp_path / "again"),
-                         BuildOptions(labels_from_folders=True, test_fraction=0.2))
+    again = build_shards(
+        "folder",
+        str(corpus),
+        str(tmp_path / "again"),
+        BuildOptions(labels_from_folders=True, test_fraction=0.2),
+    )
     assert again.videos == 10 and read_manifest(str(tmp_path / "again")).splits == manifest.splits
 
 
@@ -79,8 +97,10 @@ def test_a_split_the_manifest_lacks_is_refused_before_training(plain_shards, tmp
     args = [f"data.shards={plain_shards}", f"trainer.output_dir={tmp_path}", "trainer.run_name=ft"]
     assert main(["finetune", "finetune/tiny", *args]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"tubelet: config error: data.eval_split='test': {plain_shards} (folder) "
-                          "has no official splits and no held-out split")
+    assert err.startswith(
+        f"tubelet: config error: data.eval_split='test': {plain_shards} (folder) "
+        "has no official splits and no held-out split"
+    )
     assert "--test-fraction 0.2" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "ft" / "checkpoints").exists()  # refused before any step
     assert main(["config", "show", "finetune/tiny", f"data.shards={plain_shards}"]) == 2
@@ -96,8 +116,9 @@ def test_evaluating_on_training_videos_needs_asking_and_is_marked(plain_shards, 
     config = load_config("finetune/tiny", [f"data.shards={held_out_shards}", "data.eval_split=train"])
     with pytest.raises(ConfigError, match="data.eval_split='train' \\(split 1 train\\)"):
         check_splits(config, read_manifest(str(held_out_shards)), evaluating=True)
-    allowed = load_config("finetune/tiny", [f"data.shards={plain_shards}", "data.eval_split=all",
-                                            "data.eval_on_train=true"])
+    allowed = load_config(
+        "finetune/tiny", [f"data.shards={plain_shards}", "data.eval_split=all", "data.eval_on_train=true"]
+    )
     warning = check_splits(allowed, read_manifest(str(plain_shards)), evaluating=True)
     assert warning.startswith("EVALUATED ON TRAINING VIDEOS: data.eval_split='all' (all samples)")
     held_out = load_config("finetune/tiny", [f"data.shards={held_out_shards}"])

@@ -25,8 +25,19 @@ OPTIONS = ["--shard-size-mb", "0.001", "--reencode", "--crf", "35"]
 
 
 def _start_build(corpus: Path, out: Path, workers: int) -> subprocess.Popen:
-    command = [sys.executable, "-c", CLI, "shards", "build", "ucf101", str(corpus), str(out), *OPTIONS,
-               "--workers", str(workers)]
+    command = [
+        sys.executable,
+        "-c",
+        CLI,
+        "shards",
+        "build",
+        "ucf101",
+        str(corpus),
+        str(out),
+        *OPTIONS,
+        "--workers",
+        str(workers),
+    ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -68,8 +79,12 @@ def test_killed_build_resumes_to_the_same_shards(tmp_path, workers):
     assert 4 <= done_before < 32
     assert _visible_tars_are_complete(out) >= 4
 
-    resumed = subprocess.run([sys.executable, "-c", CLI, "shards", "build", "ucf101", str(tmp_path / "ucf"),
-                              str(out), *OPTIONS], capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, "-c", CLI, "shards", "build", "ucf101", str(tmp_path / "ucf"), str(out), *OPTIONS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     resumed_shards = int(re.search(r"(\d+) shard\(s\) resumed", resumed.stdout).group(1))
     assert done_before <= resumed_shards < 32  # finished shards were kept, not rebuilt
@@ -79,8 +94,12 @@ def test_killed_build_resumes_to_the_same_shards(tmp_path, workers):
     assert sorted(paths) == sorted(corpus.videos)  # each input exactly once
     assert not list(out.rglob("*.partial-*"))
 
-    reference = build_shards("ucf101", str(tmp_path / "ucf"), str(tmp_path / "reference"),
-                             BuildOptions(shard_size_mb=0.001, reencode=True, crf=35))
+    reference = build_shards(
+        "ucf101",
+        str(tmp_path / "ucf"),
+        str(tmp_path / "reference"),
+        BuildOptions(shard_size_mb=0.001, reencode=True, crf=35),
+    )
     assert reference.videos == 32
     assert read_manifest(str(tmp_path / "reference")).shards == manifest.shards
 

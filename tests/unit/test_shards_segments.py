@@ -49,15 +49,42 @@ def samples(out: Path) -> list[dict]:
 
 def test_stream_copy_segments_cover_the_source_frame_for_frame(film, tmp_path):
     root, video = film
-    summary = build_shards("folder", str(root / "raw"), str(tmp_path),
-                           BuildOptions(shard_size_mb=0.02, segment_seconds=7))
+    summary = build_shards(
+        "folder", str(root / "raw"), str(tmp_path), BuildOptions(shard_size_mb=0.02, segment_seconds=7)
+    )
     rows = samples(tmp_path)
     starts = [round(r["meta"]["start"] * FPS) for r in rows]
     # Boundaries: the nominal 7 s grid (56 frames) moved to the nearest keyframe (every 16 frames;
     # 56 * odd sits halfway and goes to the earlier one); the last cut, 1456, would leave a 4-frame
     # tail (< 3.5 s), merged into the segment before it.
-    assert starts == [0, 48, 112, 160, 224, 272, 336, 384, 448, 496, 560, 608, 672, 720, 784, 832, 896,
-                      944, 1008, 1056, 1120, 1168, 1232, 1280, 1344, 1392]
+    assert starts == [
+        0,
+        48,
+        112,
+        160,
+        224,
+        272,
+        336,
+        384,
+        448,
+        496,
+        560,
+        608,
+        672,
+        720,
+        784,
+        832,
+        896,
+        944,
+        1008,
+        1056,
+        1120,
+        1168,
+        1232,
+        1280,
+        1344,
+        1392,
+    ]
     assert all(abs(s - 56 * i) <= GOP // 2 for i, s in enumerate(starts))
     frames = [decoded(r["video"]) for r in rows]
     assert np.array_equal(np.concatenate(frames), decoded(video.path))  # no frame lost or repeated
@@ -67,7 +94,11 @@ def test_stream_copy_segments_cover_the_source_frame_for_frame(film, tmp_path):
         assert (meta["num_frames"], round(meta["end"] * FPS)) == (len(clip), end)
         assert row["key"] == sample_key(meta) and meta["ext"] == "mp4"
     manifest = read_manifest(str(tmp_path))
-    assert (manifest.totals["videos"], manifest.totals["segments"]) == (1, 26) == (summary.source_videos, summary.segments)
+    assert (
+        (manifest.totals["videos"], manifest.totals["segments"])
+        == (1, 26)
+        == (summary.source_videos, summary.segments)
+    )
     assert manifest.totals["hours"] == pytest.approx(video.duration / 3600, abs=1e-6)
     assert verify_shards(str(tmp_path)).ok
 
@@ -76,15 +107,24 @@ def test_stream_copy_segments_cover_the_source_frame_for_frame(film, tmp_path):
 def test_reencoded_segments_cut_exactly_and_short_tails(film, tmp_path, tail, caplog):
     root, video = film
     caplog.set_level("INFO", logger="pretrain.data.shards.segments")
-    build_shards("folder", str(root / "raw"), str(tmp_path), BuildOptions(
-        shard_size_mb=0.05, reencode=True, crf=18, segment_seconds=10, min_segment_seconds=4, tail=tail))
+    build_shards(
+        "folder",
+        str(root / "raw"),
+        str(tmp_path),
+        BuildOptions(
+            shard_size_mb=0.05, reencode=True, crf=18, segment_seconds=10, min_segment_seconds=4, tail=tail
+        ),
+    )
     rows = samples(tmp_path)
     lengths = [r["meta"]["num_frames"] for r in rows]
     # 18 segments of exactly 80 frames; the 20-frame tail (< 4 s) joins the last one or is dropped.
     assert lengths == [80] * 17 + ([100] if tail == "merge" else [80])
     assert [r["meta"]["start"] for r in rows] == [10.0 * i for i in range(18)]
     said = "dropped" if tail == "drop" else "merged into a neighbour"
-    assert f"1 videos -> 18 segments (exact cuts (re-encoded)); 1 piece(s) shorter than 4.00 s {said}" in caplog.text
+    assert (
+        f"1 videos -> 18 segments (exact cuts (re-encoded)); 1 piece(s) shorter than 4.00 s {said}"
+        in caplog.text
+    )
     source = decoded(video.path).astype(np.int16)
     for row in rows[::6]:
         clip = decoded(row["video"]).astype(np.int16)
@@ -99,8 +139,11 @@ def test_a_damaged_part_skips_only_its_segment(film, tmp_path):
     data = bytearray(video.path.read_bytes())
     with av.open(str(video.path)) as container:  # garble the packets of frames 192-199 (24-25 s)
         stream = container.streams.video[0]
-        spots = [(p.pos, p.size) for p in container.demux(stream)
-                 if p.size and 192 <= round(float(p.pts * stream.time_base) * FPS) < 200]
+        spots = [
+            (p.pos, p.size)
+            for p in container.demux(stream)
+            if p.size and 192 <= round(float(p.pts * stream.time_base) * FPS) < 200
+        ]
     rng = np.random.default_rng(0)
     for position, size in spots:
         data[position : position + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
@@ -119,8 +162,14 @@ def test_a_damaged_part_skips_only_its_segment(film, tmp_path):
 def test_shot_changes_are_found_at_their_exact_frame(film, tmp_path):
     root, video = film
     assert detect_cuts(str(video.path)) == list(video.cuts)
-    build_shards("folder", str(root / "raw"), str(tmp_path), BuildOptions(
-        shard_size_mb=0.05, reencode=True, segment_seconds=10, scenes=True, min_segment_seconds=0))
+    build_shards(
+        "folder",
+        str(root / "raw"),
+        str(tmp_path),
+        BuildOptions(
+            shard_size_mb=0.05, reencode=True, segment_seconds=10, scenes=True, min_segment_seconds=0
+        ),
+    )
     starts = [round(r["meta"]["start"] * FPS) for r in samples(tmp_path)]
     shots = [0, *video.cuts]
     assert set(shots) <= set(starts)  # every shot starts a sample; long shots are cut every 80 frames
@@ -132,9 +181,19 @@ def test_segments_stream_like_videos(film, tmp_path):
     from pretrain.data.streams.pretrain_stream import build_pretrain_loader
 
     root, _ = film
-    build_shards("folder", str(root / "raw"), str(tmp_path), BuildOptions(shard_size_mb=0.05, segment_seconds=20))
-    config = load_config("pretrain/tiny", ["stage=pretrain", f"data.shards={tmp_path}", "data.split=all",
-                                           "data.batch_size=3", "data.shuffle_buffer=1"])
+    build_shards(
+        "folder", str(root / "raw"), str(tmp_path), BuildOptions(shard_size_mb=0.05, segment_seconds=20)
+    )
+    config = load_config(
+        "pretrain/tiny",
+        [
+            "stage=pretrain",
+            f"data.shards={tmp_path}",
+            "data.split=all",
+            "data.batch_size=3",
+            "data.shuffle_buffer=1",
+        ],
+    )
     batches = list(build_pretrain_loader(config, rank=0, world_size=1))
     keys = [key for batch in batches for key in batch["key"]]
     assert sorted(keys) == sorted(r["key"] for r in samples(tmp_path)) and len(keys) == 9  # each segment once
@@ -143,24 +202,48 @@ def test_segments_stream_like_videos(film, tmp_path):
 
 def test_cli_build_with_segments_says_where_cuts_go(film, tmp_path, capsys):
     root, _ = film
-    assert main(["shards", "build", "folder", str(root / "raw"), str(tmp_path), "--segment-seconds", "30",
-                 "--tail", "drop", "--min-segment-seconds", "5"]) == 0
+    assert (
+        main(
+            [
+                "shards",
+                "build",
+                "folder",
+                str(root / "raw"),
+                str(tmp_path),
+                "--segment-seconds",
+                "30",
+                "--tail",
+                "drop",
+                "--min-segment-seconds",
+                "5",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "segments: 6 from 1 video(s)" in out  # 6 x 30 s; the 2.5 s tail dropped
     with pytest.raises(SystemExit):
         main(["shards", "build", "--help"])
     assert "NEAREST KEYFRAME" in capsys.readouterr().out
-    assert main(["shards", "build", "folder", str(root / "raw"), str(tmp_path / "x"), "--segment-seconds", "-1"]) == 1
+    assert (
+        main(["shards", "build", "folder", str(root / "raw"), str(tmp_path / "x"), "--segment-seconds", "-1"])
+        == 1
+    )
     assert "--segment-seconds=-1.0 must be > 0" in capsys.readouterr().err
 
 
 def test_bench_long_video_reports_hours_per_minute(tmp_path, capsys):
-    assert main(["bench", "shards", str(tmp_path / "long"), "--long-video", "0.2", "--workers", "1", "--json"]) == 0
+    assert (
+        main(["bench", "shards", str(tmp_path / "long"), "--long-video", "0.2", "--workers", "1", "--json"])
+        == 0
+    )
     rows = {row["mode"]: row for row in json.loads(capsys.readouterr().out)["rows"]}
     copy = rows["segments, stream copy"]
     # 12 s: one 10 s segment, the 2 s tail (< 5 s) merged into it
     assert copy["samples"] == 1 and copy["video_hours"] == pytest.approx(12 / 3600, abs=1e-4)
-    assert rows["segments, re-encode"]["samples"] == 1 and all(r["hours_per_minute"] > 0 for r in rows.values())
+    assert rows["segments, re-encode"]["samples"] == 1 and all(
+        r["hours_per_minute"] > 0 for r in rows.values()
+    )
     (detection,) = [mode for mode in rows if mode.startswith("shot detection only")]
     assert detection.endswith("cuts exact)")
 

@@ -32,7 +32,17 @@ def _keys(out: Path) -> list[str]:
 def test_killed_segmenting_build_resumes_to_the_clean_build(tmp_path):
     write_scene_video(tmp_path / "raw" / "film.mp4", [40, 64, 23, 100, 80, 57] * 4 + [4], fps=8, gop=8)
     out = tmp_path / "out"
-    command = [sys.executable, "-c", CLI, "shards", "build", "folder", str(tmp_path / "raw"), str(out), *OPTIONS]
+    command = [
+        sys.executable,
+        "-c",
+        CLI,
+        "shards",
+        "build",
+        "folder",
+        str(tmp_path / "raw"),
+        str(out),
+        *OPTIONS,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while len(list((out / "_build").glob("shard-*.json"))) < 10 and time.monotonic() < deadline:
@@ -45,9 +55,15 @@ def test_killed_segmenting_build_resumes_to_the_clean_build(tmp_path):
 
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert "segments: 183 from 1 video(s)" in resumed.stdout  # 1460 frames: 182 x 8 + a 0.5 s tail (= S/2: kept)
-    clean = build_shards("folder", str(tmp_path / "raw"), str(tmp_path / "clean"),
-                         BuildOptions(shard_size_mb=0.0001, segment_seconds=1))
+    assert (
+        "segments: 183 from 1 video(s)" in resumed.stdout
+    )  # 1460 frames: 182 x 8 + a 0.5 s tail (= S/2: kept)
+    clean = build_shards(
+        "folder",
+        str(tmp_path / "raw"),
+        str(tmp_path / "clean"),
+        BuildOptions(shard_size_mb=0.0001, segment_seconds=1),
+    )
     keys = _keys(out)
     assert len(keys) == len(set(keys)) == clean.segments
     assert read_manifest(str(out)).shards == read_manifest(str(tmp_path / "clean")).shards  # same bytes

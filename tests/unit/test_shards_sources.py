@@ -16,6 +16,7 @@ from pretrain.data.shards.keys import key_for_path, path_for_key
 from pretrain.data.shards.sources import list_folder, list_source
 from pretrain.data.shards.ucf101 import list_ucf101
 
+
 @pytest.fixture(scope="module")
 def ucf(tmp_path_factory):
     return write_ucf101_tree(tmp_path_factory.mktemp("ucf"), classes=3)
@@ -33,10 +34,17 @@ def _membership(listing, split_id: str) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
-@pytest.mark.parametrize("path", [
-    "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "brush_hair/Glorious_Battle_(Video_Game)!_x.avi",
-    "a b/c#d&e'f.mp4", "ünïcode/日本.mkv", "x_2e.avi", "",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi",
+        "brush_hair/Glorious_Battle_(Video_Game)!_x.avi",
+        "a b/c#d&e'f.mp4",
+        "ünïcode/日本.mkv",
+        "x_2e.avi",
+        "",
+    ],
+)
 def test_key_round_trips_and_uses_only_safe_characters(path):
     key = key_for_path(path)
     assert re.fullmatch(r"[A-Za-z0-9_-]*", key)
@@ -70,8 +78,12 @@ def test_ucf101_split_file_problems_name_file_and_line(tmp_path):
     corpus = write_ucf101_tree(tmp_path, classes=2, groups=(1, 22))
     trainlist = tmp_path / "ucfTrainTestlist" / "trainlist01.txt"
     lines = trainlist.read_bytes().decode().splitlines()
-    extra = ["ApplyEyeMakeup/v_ApplyEyeMakeup_g99_c01.avi 1", "Skydiving/v_Skydiving_g01_c01.avi 7",
-             "ApplyLipstick/v_ApplyLipstick_g22_c01.avi 1", "../../etc/passwd 1"]
+    extra = [
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g99_c01.avi 1",
+        "Skydiving/v_Skydiving_g01_c01.avi 7",
+        "ApplyLipstick/v_ApplyLipstick_g22_c01.avi 1",
+        "../../etc/passwd 1",
+    ]
     trainlist.write_bytes(("\r\n".join(lines[:1] + extra) + "\r\n").encode())
     listing = list_ucf101(tmp_path)
     described = [p.describe() for p in listing.problems]
@@ -117,19 +129,25 @@ def test_hmdb51_split_problems_name_file_and_line(tmp_path):
     path.write_bytes(b"x.avi 1\r\n")
     (tmp_path / "hmdb51_org" / "wave").mkdir()
     (tmp_path / "hmdb51_org" / "brush_hair" / "April_09_brush_hair_u_nm_np1_fr_goo_0.avi").rename(
-        tmp_path / "hmdb51_org" / "wave" / "hi_wave_0.avi")
+        tmp_path / "hmdb51_org" / "wave" / "hi_wave_0.avi"
+    )
     bad = splits / "brush_hair_test_split2.txt"
     bad.write_bytes(bad.read_bytes() + b"missing video.avi 1 \r\nbroken line\r\n")
     listing = list_hmdb51(tmp_path)
     described = sorted(p.describe() for p in listing.problems)
-    assert described == sorted([
-        f"{path}: unknown class 'catch' (no such class folder)",
-        *(f"{splits / f'brush_hair_test_split{k}.txt'}:1: names a missing video "
-          "'April_09_brush_hair_u_nm_np1_fr_goo_0.avi'" for k in (1, 2, 3)),
-        f"{bad}:5: names a missing video 'missing video.avi'",
-        f"{splits}: no split files for class 'wave': its videos are unused in every split",
-        f"{bad}:6: expected '<video>.avi <0|1|2>', got 'broken line'",
-    ])
+    assert described == sorted(
+        [
+            f"{path}: unknown class 'catch' (no such class folder)",
+            *(
+                f"{splits / f'brush_hair_test_split{k}.txt'}:1: names a missing video "
+                "'April_09_brush_hair_u_nm_np1_fr_goo_0.avi'"
+                for k in (1, 2, 3)
+            ),
+            f"{bad}:5: names a missing video 'missing video.avi'",
+            f"{splits}: no split files for class 'wave': its videos are unused in every split",
+            f"{bad}:6: expected '<video>.avi <0|1|2>', got 'broken line'",
+        ]
+    )
 
 
 def test_folder_listing_unlabeled_and_labeled(tmp_path):
@@ -144,7 +162,11 @@ def test_folder_listing_unlabeled_and_labeled(tmp_path):
     labeled = list_source("folder", tmp_path / "labeled", labels_from_folders=True)
     assert labeled.classes == ["jump", "run"]
     assert sorted((e.path, e.label) for e in labeled.entries) == [
-        ("jump/clip 0.avi", 0), ("jump/clip 1.mp4", 0), ("run/clip 0.mp4", 1), ("run/clip 1.avi", 1)]
+        ("jump/clip 0.avi", 0),
+        ("jump/clip 1.mp4", 0),
+        ("run/clip 0.mp4", 1),
+        ("run/clip 1.avi", 1),
+    ]
     assert [p.reason for p in labeled.problems] == ["not inside a class folder; skipped"]
 
 
@@ -154,18 +176,29 @@ def test_cards_expect_official_counts_and_warn_on_subsets(ucf):
     assert load_card("hmdb51")["expected"]["videos"] == 6766
     listing = list_ucf101(ucf.root)
     messages = count_differences(listing, card["expected"])
-    assert messages[:3] == ["videos: found 12, the card expects 13320", "classes: found 3, the card expects 101",
-                            "split 1 train: found 9, the card expects 9537"]
+    assert messages[:3] == [
+        "videos: found 12, the card expects 13320",
+        "classes: found 3, the card expects 101",
+        "split 1 train: found 9, the card expects 9537",
+    ]
     assert check_expected_counts(listing) == messages
     assert {Path(p).stem for p in Path(load_card.__defaults__[0]).glob("*.yaml")} >= {
-        "ucf101", "hmdb51", "kinetics400", "folder"}
+        "ucf101",
+        "hmdb51",
+        "kinetics400",
+        "folder",
+    }
 
 
 def test_synthetic_trees_use_the_official_file_formats(ucf, hmdb):
     lists = ucf.root / "ucfTrainTestlist"
     assert (lists / "classInd.txt").read_bytes() == b"1 ApplyEyeMakeup\r\n2 ApplyLipstick\r\n3 Archery\r\n"
-    assert (lists / "trainlist01.txt").read_bytes().split(b"\n")[0] == b"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\r"
-    assert (lists / "testlist01.txt").read_bytes().split(b"\n")[0] == b"ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\r"
+    assert (lists / "trainlist01.txt").read_bytes().split(b"\n")[
+        0
+    ] == b"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\r"
+    assert (lists / "testlist01.txt").read_bytes().split(b"\n")[
+        0
+    ] == b"ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\r"
     assert (ucf.root / "UCF-101" / "Archery" / "v_Archery_g22_c01.avi").read_bytes()[:4] == b"RIFF"
     split_file = hmdb.root / "testTrainMulti_7030_splits" / "brush_hair_test_split1.txt"
     assert split_file.read_bytes().split(b"\n")[0] == b"April_09_brush_hair_u_nm_np1_fr_goo_0.avi 2 \r"

@@ -4,9 +4,19 @@
 import subprocess
 import sys
 
-MODULES = ("pretrain.cli", "pretrain.smoke.run", "pretrain.smoke.pretraining", "pretrain.smoke.downstream",
-           "pretrain.train.entry", "pretrain.train.pretrain_stage", "pretrain.train.finetune_stage",
-           "pretrain.evaluate.run", "pretrain.evaluate.predict", "pretrain.bench.model", "pretrain.bench.cores")
+MODULES = (
+    "pretrain.cli",
+    "pretrain.smoke.run",
+    "pretrain.smoke.pretraining",
+    "pretrain.smoke.downstream",
+    "pretrain.train.entry",
+    "pretrain.train.pretrain_stage",
+    "pretrain.train.finetune_stage",
+    "pretrain.evaluate.run",
+    "pretrain.evaluate.predict",
+    "pretrain.bench.model",
+    "pretrain.bench.cores",
+)
 
 PROGRAM = f"""
 import importlib, sys

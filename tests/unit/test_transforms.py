@@ -24,12 +24,26 @@ def random_clip(frames: int = 4, height: int = 24, width: int = 32, seed: int = 
 
 # ------------------------------------------------------------------ crop boxes
 
+
 def test_multi_scale_crop_follows_videomae():
     height, width, size = 240, 320, 224
     scale_index = {240: 0, 210: 1, 180: 2, 158: 3}  # int(240 × scale); none within 3 px of 224
     allowed = set(scale_index)
-    fixed = {(0, 0), (0, 4), (4, 0), (4, 4), (2, 2), (2, 0), (2, 4), (4, 2), (0, 2),
-             (1, 1), (1, 3), (3, 1), (3, 3)}  # (row, column) in quarter steps of the free space
+    fixed = {
+        (0, 0),
+        (0, 4),
+        (4, 0),
+        (4, 4),
+        (2, 2),
+        (2, 0),
+        (2, 4),
+        (4, 2),
+        (0, 2),
+        (1, 1),
+        (1, 3),
+        (3, 1),
+        (3, 3),
+    }  # (row, column) in quarter steps of the free space
     seen = set()
     for seed in range(2000):
         top, left, h, w = transforms.multi_scale_crop_box(height, width, size, rng(seed))
@@ -46,7 +60,7 @@ def test_multi_scale_crop_follows_videomae():
 def test_random_resized_crop_area_and_aspect():
     for seed in range(300):
         top, left, h, w = transforms.random_resized_crop_box(120, 160, rng(seed), (0.08, 1.0))
-        assert 0 <= top and top + h <= 120 and 0 <= left and left + w <= 160
+        assert top >= 0 and top + h <= 120 and left >= 0 and left + w <= 160
         assert 0.07 <= h * w / (120 * 160) <= 1.0
         if (h, w) != (120, 160):
             assert 3 / 4 - 0.05 <= w / h <= 4 / 3 + 0.05
@@ -71,6 +85,7 @@ def test_short_side_size():
 
 
 # ------------------------------------------------------------------ pixel transforms
+
 
 def test_crop_resize_applies_the_same_crop_to_every_frame():
     base = random_clip(1)
@@ -117,6 +132,7 @@ def test_random_erasing_erases_one_box_on_every_frame(normalized):
 
 # ------------------------------------------------------------------ RandAugment
 
+
 def pil_frames(clip: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(frame.permute(1, 2, 0).numpy()) for frame in clip]
 
@@ -125,13 +141,16 @@ def from_pil(images: list[Image.Image]) -> torch.Tensor:
     return torch.stack([torch.from_numpy(np.array(image)).permute(2, 0, 1) for image in images])
 
 
-@pytest.mark.parametrize("name, reference", [
-    ("Equalize", ImageOps.equalize),
-    ("Invert", ImageOps.invert),
-    ("AutoContrast", ImageOps.autocontrast),
-    ("SolarizeIncreasing", lambda image: ImageOps.solarize(image, 256 - int(0.5 * 256))),
-    ("PosterizeIncreasing", lambda image: ImageOps.posterize(image, 4 - int(0.5 * 4))),
-])
+@pytest.mark.parametrize(
+    "name, reference",
+    [
+        ("Equalize", ImageOps.equalize),
+        ("Invert", ImageOps.invert),
+        ("AutoContrast", ImageOps.autocontrast),
+        ("SolarizeIncreasing", lambda image: ImageOps.solarize(image, 256 - int(0.5 * 256))),
+        ("PosterizeIncreasing", lambda image: ImageOps.posterize(image, 4 - int(0.5 * 4))),
+    ],
+)
 def test_pixel_ops_match_pil(name, reference):
     clip = random_clip(frames=2, seed=5) // 2 + 40  # not full range: autocontrast has work to do
     out = randaugment.OPS[name](clip, 0.5)
@@ -158,6 +177,7 @@ def test_rand_augment_is_seeded_and_keeps_shape():
 
 
 # ------------------------------------------------------------------ mixup
+
 
 def test_label_smoothing_values():
     targets = smooth_one_hot(torch.tensor([2, 0]), num_classes=4, smoothing=0.1)
@@ -187,6 +207,7 @@ def test_cutmix_box_area_sets_the_target_weight():
 def test_mixup_off_returns_smoothed_targets_only():
     video = torch.rand(2, 3, 2, 8, 8)
     out, targets = Mixup(num_classes=3, mixup_alpha=0, cutmix_alpha=0, label_smoothing=0.1)(
-        video, torch.tensor([1, 2]), rng(0))
+        video, torch.tensor([1, 2]), rng(0)
+    )
     assert torch.equal(out, video) and targets[0, 1].item() == pytest.approx(0.9 + 0.1 / 3)
     assert math.isclose(targets.sum().item(), 2.0, rel_tol=1e-6)

@@ -9,12 +9,19 @@ import torch
 
 from pretrain.errors import CheckpointError
 from pretrain.models import VideoClassifier, VideoMAE
-from pretrain.weights import from_pretrained
 from pretrain.models.classifier import make_linear_probe
 from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
 from pretrain.models.vit import ArchSpec
 from pretrain.weights import (
-    FORMATS, Weights, WeightsFormat, describe, detect_format, register_format, save_export, save_hf,
+    FORMATS,
+    Weights,
+    WeightsFormat,
+    describe,
+    detect_format,
+    from_pretrained,
+    register_format,
+    save_export,
+    save_hf,
 )
 from pretrain.weights.formats import model_config
 
@@ -51,7 +58,9 @@ def test_a_linear_probe_and_a_pretraining_model_come_back_as_they_were(tmp_path)
     state, config = describe(videomae)
     save_hf(state, config, tmp_path / "hf")
     loaded = from_pretrained(tmp_path / "hf")
-    assert isinstance(loaded, VideoMAE) and loaded.class_names is None and detect_format(tmp_path / "hf") == "hf"
+    assert (
+        isinstance(loaded, VideoMAE) and loaded.class_names is None and detect_format(tmp_path / "hf") == "hf"
+    )
     assert all(torch.equal(v, videomae.state_dict()[k]) for k, v in loaded.state_dict().items())
 
 
@@ -91,15 +100,22 @@ def test_a_hf_export_runs_in_transformers_pipeline_with_our_normalization(tmp_pa
     frames = [np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8) for i in range(4)]
     processor = transformers.AutoImageProcessor.from_pretrained(tmp_path / "hf")
     pixels = processor(frames, return_tensors="pt")["pixel_values"]  # (1, T, C, H, W)
-    ours = (torch.from_numpy(np.stack(frames)).float() / 255 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    ours = (torch.from_numpy(np.stack(frames)).float() / 255 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(
+        IMAGENET_STD
+    )
     torch.testing.assert_close(pixels[0], ours.permute(0, 3, 1, 2), rtol=0, atol=1e-5)
     hf = transformers.VideoMAEForVideoClassification.from_pretrained(tmp_path / "hf").eval()
     with torch.no_grad():
-        torch.testing.assert_close(hf(pixel_values=pixels).logits, model(pixels.permute(0, 2, 1, 3, 4)),
-                                   rtol=1e-4, atol=1e-4)  # fc_norm eps 1e-5 in HF vs 1e-6 here
-    clip = write_video(tmp_path / "clip.mp4", [np.full((48, 64, 3), 20 * i, dtype=np.uint8) for i in range(12)])
+        torch.testing.assert_close(
+            hf(pixel_values=pixels).logits, model(pixels.permute(0, 2, 1, 3, 4)), rtol=1e-4, atol=1e-4
+        )  # fc_norm eps 1e-5 in HF vs 1e-6 here
+    clip = write_video(
+        tmp_path / "clip.mp4", [np.full((48, 64, 3), 20 * i, dtype=np.uint8) for i in range(12)]
+    )
     answers = transformers.pipeline("video-classification", model=str(tmp_path / "hf"))(str(clip), top_k=3)
-    assert sorted(a["label"] for a in answers) == sorted(CLASSES) and sum(a["score"] for a in answers) == pytest.approx(1)
+    assert sorted(a["label"] for a in answers) == sorted(CLASSES) and sum(
+        a["score"] for a in answers
+    ) == pytest.approx(1)
 
 
 def _umask() -> int:
@@ -116,8 +132,10 @@ def test_predict_and_convert_import_no_training_stack():
     import sys
 
     heavy = ("pytorch_lightning", "lightning_fabric", "deepspeed", "ray", "wandb")
-    code = ("import sys, pretrain.evaluate.predict, pretrain.weights, pretrain.cli.convert, pretrain.models; "
-            "pretrain.weights; print(','.join(m for m in %r if m in sys.modules))" % (heavy,))
+    code = (
+        "import sys, pretrain.evaluate.predict, pretrain.weights, pretrain.cli.convert, pretrain.models; "
+        f"pretrain.weights; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == ""

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from pretrain.data.augment import sampling, transforms
+from pretrain.data.augment.randaugment import rand_augment
 from pretrain.data.video.decode import decode_window, probe
 from pretrain.data.video.frames import DecodedFrames, view_of
-from pretrain.data.augment.randaugment import rand_augment
 from pretrain.masking import ENCODER_MASKS, running_cell_mask
 
 Clip = dict[str, Any]
@@ -83,8 +83,14 @@ def _decode(sample: dict, indices: np.ndarray, short_side: int, threads: int) ->
     return frames
 
 
-def pretrain_clips(sample: dict, rng: np.random.Generator, settings: ClipSettings,
-                   masks: MaskSettings, num_sample: int = 1, flip: bool = True) -> list[Clip]:
+def pretrain_clips(
+    sample: dict,
+    rng: np.random.Generator,
+    settings: ClipSettings,
+    masks: MaskSettings,
+    num_sample: int = 1,
+    flip: bool = True,
+) -> list[Clip]:
     """VideoMAE pretraining: random window, multi-scale crop, flip, tube (+ decoder) masks."""
     num_frames = video_shape(sample)[0]
     indices = sampling.random_clip(num_frames, settings.num_frames, settings.stride, rng)
@@ -100,8 +106,9 @@ def pretrain_clips(sample: dict, rng: np.random.Generator, settings: ClipSetting
     return clips
 
 
-def finetune_clips(sample: dict, rng: np.random.Generator, settings: ClipSettings,
-                   augment: TrainAugment, num_sample: int = 1) -> list[Clip]:
+def finetune_clips(
+    sample: dict, rng: np.random.Generator, settings: ClipSettings, augment: TrainAugment, num_sample: int = 1
+) -> list[Clip]:
     """Fine-tuning: random window, random resized crop, flip, RandAugment, random erasing."""
     num_frames = video_shape(sample)[0]
     indices = sampling.random_clip(num_frames, settings.num_frames, settings.stride, rng)
@@ -109,7 +116,9 @@ def finetune_clips(sample: dict, rng: np.random.Generator, settings: ClipSetting
     frames = _decode(sample, indices, 2 * settings.size, settings.decode_threads)
     clips = []
     for _ in range(num_sample):
-        box = transforms.random_resized_crop_box(frames.height, frames.width, rng, augment.crop_scale, augment.crop_ratio)
+        box = transforms.random_resized_crop_box(
+            frames.height, frames.width, rng, augment.crop_scale, augment.crop_ratio
+        )
         flipped = augment.flip and rng.random() < 0.5
         clip = frames.render(box, (settings.size, settings.size), flipped).permute(0, 3, 1, 2)  # (T, 3, S, S)
         if augment.randaug_ops > 0:
@@ -121,8 +130,9 @@ def finetune_clips(sample: dict, rng: np.random.Generator, settings: ClipSetting
     return clips
 
 
-def eval_views(sample: dict, settings: ClipSettings, num_clips: int = 1, num_crops: int = 1,
-               multi_view: bool = True) -> list[Clip]:
+def eval_views(
+    sample: dict, settings: ClipSettings, num_clips: int = 1, num_crops: int = 1, multi_view: bool = True
+) -> list[Clip]:
     """Deterministic test views from one decode: `num_clips` uniform windows × `num_crops` crops
     along the long side of the frames resized to short side `size` (VideoMAE's test protocol).
     `video` is `(V, C, T, S, S)`, clip-major; `(C, T, S, S)` when not `multi_view` (one view)."""

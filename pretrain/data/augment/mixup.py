@@ -32,8 +32,9 @@ class Mixup:
     def active(self) -> bool:
         return self.mixup_alpha > 0 or self.cutmix_alpha > 0
 
-    def __call__(self, video: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, video: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mix `(B, C, T, H, W)` video (float, or uint8 pixels → float pixels) and return it with
         soft targets `(B, K)`."""
         targets = smooth_one_hot(labels, self.num_classes, self.label_smoothing)  # (B, K)

@@ -11,7 +11,7 @@ as PIL does when VideoMAE maps the op over frames.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -24,8 +24,12 @@ Op = Callable[[torch.Tensor, float], torch.Tensor]  # (clip uint8 (T, C, H, W), 
 
 
 def rand_augment(
-    clip: torch.Tensor, rng: np.random.Generator, num_ops: int, magnitude: float,
-    magnitude_std: float = 0.5, probability: float = 0.5,
+    clip: torch.Tensor,
+    rng: np.random.Generator,
+    num_ops: int,
+    magnitude: float,
+    magnitude_std: float = 0.5,
+    probability: float = 0.5,
 ) -> torch.Tensor:
     """Apply `num_ops` random ops to uint8 `(T, C, H, W)`; returns uint8 `(T, C, H, W)`."""
     names = list(OPS)
@@ -157,11 +161,30 @@ def translate_y(clip: torch.Tensor, level: float) -> torch.Tensor:
 
 
 OPS: dict[str, Op] = {
-    "AutoContrast": auto_contrast, "Equalize": equalize, "Invert": invert, "Rotate": rotate,
-    "PosterizeIncreasing": posterize, "SolarizeIncreasing": solarize, "SolarizeAdd": solarize_add,
-    "ColorIncreasing": color, "ContrastIncreasing": contrast, "BrightnessIncreasing": brightness,
-    "SharpnessIncreasing": sharpness, "ShearX": shear_x, "ShearY": shear_y,
-    "TranslateXRel": translate_x, "TranslateYRel": translate_y,
+    "AutoContrast": auto_contrast,
+    "Equalize": equalize,
+    "Invert": invert,
+    "Rotate": rotate,
+    "PosterizeIncreasing": posterize,
+    "SolarizeIncreasing": solarize,
+    "SolarizeAdd": solarize_add,
+    "ColorIncreasing": color,
+    "ContrastIncreasing": contrast,
+    "BrightnessIncreasing": brightness,
+    "SharpnessIncreasing": sharpness,
+    "ShearX": shear_x,
+    "ShearY": shear_y,
+    "TranslateXRel": translate_x,
+    "TranslateYRel": translate_y,
 }
-SIGNED = {"Rotate", "ColorIncreasing", "ContrastIncreasing", "BrightnessIncreasing",
-          "SharpnessIncreasing", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel"}
+SIGNED = {
+    "Rotate",
+    "ColorIncreasing",
+    "ContrastIncreasing",
+    "BrightnessIncreasing",
+    "SharpnessIncreasing",
+    "ShearX",
+    "ShearY",
+    "TranslateXRel",
+    "TranslateYRel",
+}

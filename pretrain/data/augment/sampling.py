@@ -27,9 +27,7 @@ def clip_indices(start: int, num_frames: int, stride: int, video_frames: int) ->
     return np.minimum(steps, video_frames - 1).astype(np.int64)  # (num_frames,)
 
 
-def random_clip(
-    video_frames: int, num_frames: int, stride: int, rng: np.random.Generator
-) -> np.ndarray:
+def random_clip(video_frames: int, num_frames: int, stride: int, rng: np.random.Generator) -> np.ndarray:
     """One clip at a uniformly random start among those that fit (start 0 for short videos)."""
     latest_start = max(video_frames - clip_span(num_frames, stride), 0)
     start = int(rng.integers(0, latest_start + 1))

@@ -10,7 +10,7 @@ RGB at their native size unless that is much larger than needed (`conversion_siz
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ Box = tuple[int, int, int, int]  # (top, left, height, width)
 MIN_SHRINK_DURING_CONVERSION = 2.0
 
 
-def conversion_size(width: int, height: int, short_side: int) -> Optional[tuple[int, int]]:
+def conversion_size(width: int, height: int, short_side: int) -> tuple[int, int] | None:
     """(width, height) to convert decoded frames to: short side `short_side` when that shrinks
     the frame at least `MIN_SHRINK_DURING_CONVERSION` times, else None (native size; the crop is
     resized afterwards anyway)."""
@@ -45,8 +45,12 @@ def short_side_size(width: int, height: int, short_side: int) -> tuple[int, int]
 
 
 def multi_scale_crop_box(
-    height: int, width: int, size: int, rng: np.random.Generator,
-    scales: Sequence[float] = MULTI_SCALES, max_distort: int = 1,
+    height: int,
+    width: int,
+    size: int,
+    rng: np.random.Generator,
+    scales: Sequence[float] = MULTI_SCALES,
+    max_distort: int = 1,
 ) -> Box:
     """VideoMAE's GroupMultiScaleCrop (fix_crop, more_fix_crop): crop sides are the short side
     times a scale (sides within 3 px of `size` snap to it), width and height scales at most
@@ -55,20 +59,40 @@ def multi_scale_crop_box(
     base = min(height, width)
     sides = [int(base * s) for s in scales]
     sides = [size if abs(s - size) < 3 else s for s in sides]
-    pairs = [(sides[i], sides[j]) for i in range(len(sides)) for j in range(len(sides))
-             if abs(i - j) <= max_distort]
+    pairs = [
+        (sides[i], sides[j])
+        for i in range(len(sides))
+        for j in range(len(sides))
+        if abs(i - j) <= max_distort
+    ]
     crop_h, crop_w = pairs[int(rng.integers(len(pairs)))]
     crop_h, crop_w = min(crop_h, height), min(crop_w, width)
     step_h, step_w = (height - crop_h) // 4, (width - crop_w) // 4
-    positions = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2), (2, 0), (2, 4), (4, 2), (0, 2),
-                 (1, 1), (1, 3), (3, 1), (3, 3)]  # (row, column) in quarter steps
+    positions = [
+        (0, 0),
+        (0, 4),
+        (4, 0),
+        (4, 4),
+        (2, 2),
+        (2, 0),
+        (2, 4),
+        (4, 2),
+        (0, 2),
+        (1, 1),
+        (1, 3),
+        (3, 1),
+        (3, 3),
+    ]  # (row, column) in quarter steps
     row, col = positions[int(rng.integers(len(positions)))]
     return row * step_h, col * step_w, crop_h, crop_w
 
 
 def random_resized_crop_box(
-    height: int, width: int, rng: np.random.Generator,
-    scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
 ) -> Box:
     """Inception-style crop: area fraction uniform in `scale`, aspect log-uniform in `ratio`;
     after 10 misses, the largest centred crop within the ratio bounds (torchvision's rule)."""
@@ -130,8 +154,13 @@ def to_model_layout(clip: torch.Tensor) -> torch.Tensor:
     return clip.permute(1, 0, 2, 3).contiguous()
 
 
-def normalize_video(video: torch.Tensor, channel_dim: int = -4, out: Optional[torch.Tensor] = None,
-                    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+def normalize_video(
+    video: torch.Tensor,
+    channel_dim: int = -4,
+    out: torch.Tensor | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> torch.Tensor:
     """Normalize pixel values in 0..255 (uint8 or float, any memory layout) by a per-channel
     `mean`/`std` in 0..1 units (ImageNet's, or the model's: `spec.pixel_mean`, 0.5 for HF ViViT's
     [-1, 1] inputs) to a contiguous float32 tensor (or into `out`); `channel_dim` is the C axis (−4 for
@@ -163,8 +192,12 @@ def yuv420_to_rgb(video: torch.Tensor) -> torch.Tensor:
 
 
 def random_erasing(
-    video: torch.Tensor, rng: np.random.Generator, probability: float, normalized: bool = True,
-    area: tuple[float, float] = (0.02, 1 / 3), log_aspect: tuple[float, float] = (math.log(0.3), math.log(1 / 0.3)),
+    video: torch.Tensor,
+    rng: np.random.Generator,
+    probability: float,
+    normalized: bool = True,
+    area: tuple[float, float] = (0.02, 1 / 3),
+    log_aspect: tuple[float, float] = (math.log(0.3), math.log(1 / 0.3)),
 ) -> torch.Tensor:
     """Erase one random rectangle with per-pixel normal noise, the same rectangle on every frame
     (VideoMAE's cube random erasing, 'pixel' mode). `video` is `(C, T, H, W)`, normalized float,

@@ -9,9 +9,9 @@ endings and trailing spaces, and HMDB51 names carry spaces and punctuation like 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -20,13 +20,41 @@ from pretrain.data.generated.synthetic import moving_square_frames, write_video
 FrameMaker = Callable[[int, int], np.ndarray]
 """(class index, video seed) -> uint8 frames `(T, H, W, 3)`."""
 
-UCF101_CLASSES = ("ApplyEyeMakeup", "ApplyLipstick", "Archery", "BabyCrawling", "BalanceBeam",
-                  "BandMarching", "BaseballPitch", "Basketball", "BasketballDunk", "BenchPress")
-HMDB51_CLASSES = ("brush_hair", "cartwheel", "catch", "chew", "clap", "climb", "climb_stairs",
-                  "dive", "draw_sword", "dribble")
+UCF101_CLASSES = (
+    "ApplyEyeMakeup",
+    "ApplyLipstick",
+    "Archery",
+    "BabyCrawling",
+    "BalanceBeam",
+    "BandMarching",
+    "BaseballPitch",
+    "Basketball",
+    "BasketballDunk",
+    "BenchPress",
+)
+HMDB51_CLASSES = (
+    "brush_hair",
+    "cartwheel",
+    "catch",
+    "chew",
+    "clap",
+    "climb",
+    "climb_stairs",
+    "dive",
+    "draw_sword",
+    "dribble",
+)
 # Title stems like the real HMDB51 file names (spaces, '#', '!', '(', ')', '&', apostrophes).
-HMDB51_TITLES = ("April_09", "#20_Rhythm", "Glorious_Battle_(Video_Game)!", "Finding Nemo",
-                 "Rocky_&_Bullwinkle", "veoh_Harry's_dance", "Pirates_1_tells", "50_FIRST_DATES")
+HMDB51_TITLES = (
+    "April_09",
+    "#20_Rhythm",
+    "Glorious_Battle_(Video_Game)!",
+    "Finding Nemo",
+    "Rocky_&_Bullwinkle",
+    "veoh_Harry's_dance",
+    "Pirates_1_tells",
+    "50_FIRST_DATES",
+)
 CORRUPT_KINDS = ("zero-byte", "truncated", "not-video")
 
 
@@ -42,17 +70,20 @@ class Corpus:
     """split id -> {"train": [paths], "test": [paths], "unused": [paths]}."""
 
 
-def square_frames(num_frames: int = 16, size: tuple[int, int] = (64, 80),
-                  num_classes: int = 10) -> FrameMaker:
+def square_frames(
+    num_frames: int = 16, size: tuple[int, int] = (64, 80), num_classes: int = 10
+) -> FrameMaker:
     """Frames whose motion direction encodes the class."""
+
     def make(class_index: int, seed: int) -> np.ndarray:
         angle = 2 * math.pi * class_index / max(num_classes, 1)
         velocity = (2.0 * math.sin(angle), 2.0 * math.cos(angle))
         return moving_square_frames(num_frames, size, velocity, seed=seed)
+
     return make
 
 
-def _class_names(classes: Union[int, Sequence[str]], known: Sequence[str], pattern: str) -> list[str]:
+def _class_names(classes: int | Sequence[str], known: Sequence[str], pattern: str) -> list[str]:
     if not isinstance(classes, int):
         return list(classes)
     return [known[i] if i < len(known) else pattern.format(i) for i in range(classes)]
@@ -69,10 +100,15 @@ def ucf101_subset(group: int, split_id: int) -> str:
     return "test" if 7 * (split_id - 1) < group <= 7 * split_id else "train"
 
 
-def write_ucf101_tree(root: Union[str, Path], classes: Union[int, Sequence[str]] = 3,
-                      groups: Sequence[int] = (1, 8, 15, 22), clips_per_group: int = 1,
-                      frames: Optional[FrameMaker] = None, fps: int = 25,
-                      bit_rate: Optional[int] = None) -> Corpus:
+def write_ucf101_tree(
+    root: str | Path,
+    classes: int | Sequence[str] = 3,
+    groups: Sequence[int] = (1, 8, 15, 22),
+    clips_per_group: int = 1,
+    frames: FrameMaker | None = None,
+    fps: int = 25,
+    bit_rate: int | None = None,
+) -> Corpus:
     """`root/UCF-101/<Class>/v_<Class>_gXX_cYY.avi` + `root/ucfTrainTestlist/` (classInd,
     trainlist01-03 with 1-based labels, testlist01-03), as in the official download."""
     root = Path(root)
@@ -84,7 +120,9 @@ def write_ucf101_tree(root: Union[str, Path], classes: Union[int, Sequence[str]]
             for clip in range(1, clips_per_group + 1):
                 relative = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.avi"
                 seed = len(corpus.videos)
-                write_video(root / "UCF-101" / relative, frames(class_index, seed), fps=fps, bit_rate=bit_rate)
+                write_video(
+                    root / "UCF-101" / relative, frames(class_index, seed), fps=fps, bit_rate=bit_rate
+                )
                 corpus.videos.append(relative)
                 for k in (1, 2, 3):
                     corpus.splits[str(k)][ucf101_subset(group, k)].append(relative)
@@ -107,24 +145,33 @@ def hmdb51_tag(video_index: int, split_id: int, videos_per_class: int) -> int:
     return 0 if slot == 1 and videos_per_class >= 4 else 1
 
 
-def write_hmdb51_tree(root: Union[str, Path], classes: Union[int, Sequence[str]] = 3,
-                      videos_per_class: int = 4, subfolder: Optional[str] = "hmdb51_org",
-                      frames: Optional[FrameMaker] = None, fps: int = 30,
-                      bit_rate: Optional[int] = None) -> Corpus:
+def write_hmdb51_tree(
+    root: str | Path,
+    classes: int | Sequence[str] = 3,
+    videos_per_class: int = 4,
+    subfolder: str | None = "hmdb51_org",
+    frames: FrameMaker | None = None,
+    fps: int = 30,
+    bit_rate: int | None = None,
+) -> Corpus:
     """`root/[subfolder/]<class>/<title>_<class>_u_nm_np1_fr_goo_N.avi` and
     `root/testTrainMulti_7030_splits/<class>_test_split{1,2,3}.txt` (`<video>.avi <tag> `, CRLF)."""
     root = Path(root)
     names = _class_names(classes, HMDB51_CLASSES, "action_{:02d}")
     frames = frames or square_frames(num_classes=len(names))
     video_root = root / subfolder if subfolder else root
-    corpus = Corpus(video_root, names, splits={str(k): {"train": [], "test": [], "unused": []} for k in (1, 2, 3)})
+    corpus = Corpus(
+        video_root, names, splits={str(k): {"train": [], "test": [], "unused": []} for k in (1, 2, 3)}
+    )
     tags = {"0": "unused", "1": "train", "2": "test"}
     for class_index, name in enumerate(names):
         lines: dict[int, list[str]] = {1: [], 2: [], 3: []}
         for i in range(videos_per_class):
             file_name = f"{HMDB51_TITLES[i % len(HMDB51_TITLES)]}_{name}_u_nm_np1_fr_goo_{i}.avi"
             relative = f"{name}/{file_name}"
-            write_video(video_root / relative, frames(class_index, len(corpus.videos)), fps=fps, bit_rate=bit_rate)
+            write_video(
+                video_root / relative, frames(class_index, len(corpus.videos)), fps=fps, bit_rate=bit_rate
+            )
             corpus.videos.append(relative)
             for k in (1, 2, 3):
                 tag = hmdb51_tag(i, k, videos_per_class)
@@ -136,10 +183,15 @@ def write_hmdb51_tree(root: Union[str, Path], classes: Union[int, Sequence[str]]
     return corpus
 
 
-def write_folder_tree(root: Union[str, Path], classes: Union[int, Sequence[str], None] = 2,
-                      videos_per_class: int = 2, suffixes: Sequence[str] = (".mp4", ".avi"),
-                      frames: Optional[FrameMaker] = None, fps: int = 25,
-                      bit_rate: Optional[int] = None) -> Corpus:
+def write_folder_tree(
+    root: str | Path,
+    classes: int | Sequence[str] | None = 2,
+    videos_per_class: int = 2,
+    suffixes: Sequence[str] = (".mp4", ".avi"),
+    frames: FrameMaker | None = None,
+    fps: int = 25,
+    bit_rate: int | None = None,
+) -> Corpus:
     """`root/<class>/clip_N.<suffix>` (or flat `root/clip_N.<suffix>` when classes is None),
     cycling through `suffixes` (H.264 MP4, MPEG-4 AVI, ...)."""
     root = Path(root)
@@ -155,7 +207,7 @@ def write_folder_tree(root: Union[str, Path], classes: Union[int, Sequence[str],
     return corpus
 
 
-def write_corrupt_video(path: Union[str, Path], kind: str, good_video: Optional[Path] = None) -> Path:
+def write_corrupt_video(path: str | Path, kind: str, good_video: Path | None = None) -> Path:
     """A broken input: `zero-byte`, `truncated` (first 75% of a real video: header intact, frames missing) or `not-video` (text)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,9 @@ index of the first frame of every shot after the first.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -23,7 +23,7 @@ class SceneVideo:
     num_frames: int
     cuts: tuple[int, ...]
     """First frame index of every shot but the first."""
-    gop: Optional[int]
+    gop: int | None
 
     @property
     def duration(self) -> float:
@@ -52,11 +52,17 @@ def _shot_frames(index: int, length: int, size: tuple[int, int]) -> Iterator[np.
         yield frame
 
 
-def write_scene_video(path: str | Path, shot_lengths: Sequence[int], fps: int = 8,
-                      size: tuple[int, int] = (48, 64), gop: Optional[int] = None,
-                      codec: Optional[str] = None) -> SceneVideo:
+def write_scene_video(
+    path: str | Path,
+    shot_lengths: Sequence[int],
+    fps: int = 8,
+    size: tuple[int, int] = (48, 64),
+    gop: int | None = None,
+    codec: str | None = None,
+) -> SceneVideo:
     """Encode shots of `shot_lengths` frames back to back; `size` is (height, width). `gop` fixes the
     keyframe interval (H.264 in .mp4 gets no extra keyframes at the cuts when it is set)."""
+
     def frames() -> Iterator[np.ndarray]:
         for index, length in enumerate(shot_lengths):
             yield from _shot_frames(index, length, size)

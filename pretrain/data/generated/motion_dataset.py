@@ -16,8 +16,8 @@ it goes through the real shard builder: `tubelet shards build ucf101 ROOT OUT`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, Union
 
 import numpy as np
 
@@ -36,8 +36,9 @@ MOTIONS: dict[str, tuple[float, float]] = {
 ALL_GROUPS = tuple(range(1, 26))
 
 
-def motion_frames(classes: Sequence[str], num_frames: int = 32, size: tuple[int, int] = (64, 64),
-                  square: int = 12) -> FrameMaker:
+def motion_frames(
+    classes: Sequence[str], num_frames: int = 32, size: tuple[int, int] = (64, 64), square: int = 12
+) -> FrameMaker:
     """(class index, seed) -> uint8 frames `(T, H, W, 3)` moving at that class's velocity."""
     unknown = [name for name in classes if name not in MOTIONS]
     if unknown:
@@ -50,14 +51,21 @@ def motion_frames(classes: Sequence[str], num_frames: int = 32, size: tuple[int,
     return make
 
 
-def write_motion_dataset(root: Union[str, Path], classes: Sequence[str] = tuple(MOTIONS),
-                         groups: Sequence[int] = ALL_GROUPS, clips_per_group: int = 1,
-                         num_frames: int = 32, size: tuple[int, int] = (64, 64), fps: int = 25) -> Corpus:
+def write_motion_dataset(
+    root: str | Path,
+    classes: Sequence[str] = tuple(MOTIONS),
+    groups: Sequence[int] = ALL_GROUPS,
+    clips_per_group: int = 1,
+    num_frames: int = 32,
+    size: tuple[int, int] = (64, 64),
+    fps: int = 25,
+) -> Corpus:
     """`root/UCF-101/<Class>/v_<Class>_gXX_cYY.avi` + `root/ucfTrainTestlist/` for the motion classes.
 
     With the defaults each class has 25 clips; split 1 holds 18 train / 7 test clips per class.
     """
     classes = list(classes)
     frames = motion_frames(classes, num_frames=num_frames, size=size)
-    return write_ucf101_tree(root, classes=classes, groups=groups, clips_per_group=clips_per_group,
-                             frames=frames, fps=fps)
+    return write_ucf101_tree(
+        root, classes=classes, groups=groups, clips_per_group=clips_per_group, frames=frames, fps=fps
+    )

@@ -44,8 +44,14 @@ def cluttered_background(size: tuple[int, int], rng: np.random.Generator, rectan
     return image.clip(0, 255).astype(np.uint8)
 
 
-def salient_object_clip(label: int, seed: int, num_frames: int = 16, size: tuple[int, int] = (32, 32),
-                        square: int = 6, speed: float = 1.5) -> SalientClip:
+def salient_object_clip(
+    label: int,
+    seed: int,
+    num_frames: int = 16,
+    size: tuple[int, int] = (32, 32),
+    square: int = 6,
+    speed: float = 1.5,
+) -> SalientClip:
     """One clip of class `label` (an index into `OBJECT_COLOURS`); `seed` fixes everything else."""
     colours = list(OBJECT_COLOURS.values())
     if not 0 <= label < len(colours):

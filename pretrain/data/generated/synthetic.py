@@ -7,14 +7,20 @@ bitstreams with keyframes, B/P frames and container indexes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable
 
 import av
 import numpy as np
 
-CODEC_BY_SUFFIX = {".avi": "mpeg4", ".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264", ".webm": "libvpx"}
+CODEC_BY_SUFFIX = {
+    ".avi": "mpeg4",
+    ".mp4": "libx264",
+    ".mkv": "libx264",
+    ".mov": "libx264",
+    ".webm": "libvpx",
+}
 
 
 def write_video(

@@ -23,21 +23,35 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Optional, Sequence
 
 from pretrain.data.shards.errors import LayoutError
-from pretrain.data.shards.sources import (Listing, SplitProblem, VideoEntry, existing_dir, make_entry,
-                                          normalize_listed_path, walk_files)
+from pretrain.data.shards.sources import (
+    Listing,
+    SplitProblem,
+    VideoEntry,
+    existing_dir,
+    make_entry,
+    normalize_listed_path,
+    walk_files,
+)
 from pretrain.data.shards.spans import Span
 
 log = logging.getLogger(__name__)
 
 KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
 GENERIC_COLUMNS = ("video", "start", "end", "label")
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "test", "validate": "test", "validation": "test",
-               "test": "test", "unused": "unused"}
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "test",
+    "validate": "test",
+    "validation": "test",
+    "test": "test",
+    "unused": "unused",
+}
 KINETICS_SPLITS = {**SPLIT_NAMES, "test": "unused"}
 
 
@@ -48,8 +62,8 @@ class Annotation:
     video: str
     start: float
     end: float
-    label: Optional[str]
-    split: Optional[str]
+    label: str | None
+    split: str | None
 
 
 def _rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict]]:
@@ -86,8 +100,16 @@ def read_annotations(path: str | Path, kinetics: bool) -> tuple[list[Annotation]
         if not row[names[0]] or end <= start or start < 0 or (split and split.lower() not in splits):
             problems.append(SplitProblem(str(path), line, f"unusable row {row}"))
             continue
-        found.append(Annotation(where, row[names[0]], start, end, row.get("label") or None,
-                                splits[split.lower()] if split else None))
+        found.append(
+            Annotation(
+                where,
+                row[names[0]],
+                start,
+                end,
+                row.get("label") or None,
+                splits[split.lower()] if split else None,
+            )
+        )
     return found, problems
 
 
@@ -103,8 +125,9 @@ def trimmed_name(youtube_id: str, start: float, end: float) -> str:
     return f"{youtube_id}_{int(round(start)):06d}_{int(round(end)):06d}"
 
 
-def _match(note: Annotation, paths: set[str], stems: dict[str, list[str]],
-           kinetics: bool) -> tuple[Optional[str], bool, str]:
+def _match(
+    note: Annotation, paths: set[str], stems: dict[str, list[str]], kinetics: bool
+) -> tuple[str | None, bool, str]:
     """(relative path or None, whether it is the whole span already, reason when not found)."""
     if kinetics:
         trimmed = stems.get(trimmed_name(note.video, note.start, note.end))
@@ -121,12 +144,15 @@ def _match(note: Annotation, paths: set[str], stems: dict[str, list[str]],
     candidates = stems.get(note.video, [])
     if len(candidates) == 1:
         return candidates[0], False, ""
-    reason = f"{len(candidates)} videos named {note.video}.*" if candidates else f"video {note.video} not found"
+    reason = (
+        f"{len(candidates)} videos named {note.video}.*" if candidates else f"video {note.video} not found"
+    )
     return None, False, reason
 
 
-def list_annotations(input_dir: str | Path, lists: Sequence[str | Path], kinetics: bool,
-                     dataset: Optional[str] = None) -> Listing:
+def list_annotations(
+    input_dir: str | Path, lists: Sequence[str | Path], kinetics: bool, dataset: str | None = None
+) -> Listing:
     """The annotated spans of `lists` over the videos under `input_dir`."""
     if not lists:
         raise LayoutError("an annotation source needs --annotations FILE.csv (one or more)")
@@ -158,8 +184,13 @@ def list_annotations(input_dir: str | Path, lists: Sequence[str | Path], kinetic
         seen.add(entry.key)
         entries.append(entry)
     missing = sum(1 for p in problems if "not found" in p.reason)
-    log.info("%d annotated spans: %d found (%d already trimmed), %d videos missing", len(notes), len(entries),
-             sum(1 for e in entries if e.span is None), missing)
+    log.info(
+        "%d annotated spans: %d found (%d already trimmed), %d videos missing",
+        len(notes),
+        len(entries),
+        sum(1 for e in entries if e.span is None),
+        missing,
+    )
     name = dataset or ("kinetics400" if kinetics else "annotations")
     return Listing(name, classes, _sized(entries), problems, ("1",) if has_splits else (), skipped=skipped)
 

@@ -13,22 +13,31 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Iterator, Optional, Protocol
+from typing import Protocol
 
 from pretrain import __version__
 from pretrain.data.shards.cards import check_expected_counts
 from pretrain.data.shards.encode import X264_PRESETS, ReencodeOptions
 from pretrain.data.shards.errors import ShardsError, StrictModeError
-from pretrain.data.shards.held_out import METHOD as HELD_OUT_METHOD, with_held_out_split
+from pretrain.data.shards.held_out import METHOD as HELD_OUT_METHOD
+from pretrain.data.shards.held_out import with_held_out_split
 from pretrain.data.shards.local_pool import run_in_processes
 from pretrain.data.shards.manifest import ERRORS_NAME, MANIFEST_NAME, assemble_manifest
 from pretrain.data.shards.probe import PROBE_MODES
 from pretrain.data.shards.segments import SegmentOptions, segment_listing
+from pretrain.data.shards.sources import Listing, VideoEntry, list_source
 from pretrain.data.shards.spans import TAILS
-from pretrain.data.shards.sources import Listing, SplitProblem, VideoEntry, list_source
 from pretrain.data.shards.store import ShardStore
-from pretrain.data.shards.writer import PARTS_DIR, ShardPlan, ShardResult, ShardTaskConfig, load_finished, write_shard
+from pretrain.data.shards.writer import (
+    PARTS_DIR,
+    ShardPlan,
+    ShardResult,
+    ShardTaskConfig,
+    load_finished,
+    write_shard,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +56,9 @@ class BuildOptions:
     """Target shard size in MB (10^6 bytes) of input bytes; a shard holds at least one video."""
     workers: int = 1
     """Local worker processes (with --ray / a `runner`: the shard tasks in flight at once)."""
-    resize_short: Optional[int] = None
+    resize_short: int | None = None
     """Re-encode with this short side (pixels)."""
-    fps: Optional[float] = None
+    fps: float | None = None
     """Re-encode at this frame rate."""
     crf: int = 23
     """x264 quality when re-encoding, lower is better."""
@@ -70,18 +79,18 @@ class BuildOptions:
     test_fraction: float = 0.0
     """folder: hold out this fraction of the videos as split 1 `test` (the rest `train`), chosen by
     a hash of each path, per class when labelled (datasets/folder.md)."""
-    name: Optional[str] = None
+    name: str | None = None
     """Dataset name recorded in the manifest and samples (default: the source; e.g. kinetics400)."""
     annotations: tuple[str, ...] = ()
     """kinetics: official CSV (label,youtube_id,time_start,time_end,split), matching the mirror's
     <id>_<start:06d>_<end:06d>.* clips (kept whole) or full-length <id>.* videos; annotations: CSV
     with video,start,end,label[,split]. Spans of full-length videos are cut exactly (re-encoded).
     Repeat for several lists; missing videos are listed, not fatal."""
-    segment_seconds: Optional[float] = None
+    segment_seconds: float | None = None
     """Cut each video into samples of about S seconds. Without --reencode the packets are copied and
     every boundary moves to the NEAREST KEYFRAME (segment lengths follow the keyframe grid); with
     --reencode the cuts are exact."""
-    min_segment_seconds: Optional[float] = None
+    min_segment_seconds: float | None = None
     """Pieces shorter than this (the tail, short shots) are merged into a neighbour or dropped, see
     --tail (default: half of --segment-seconds, or 1 s with --scenes alone)."""
     tail: str = "merge"
@@ -93,29 +102,40 @@ class BuildOptions:
     64-pixel-wide grid, 0-255 (a cut must also score 3x its neighbours)."""
 
     def __post_init__(self) -> None:
-        checks = [(self.shard_size_mb > 0, f"shard_size_mb={self.shard_size_mb} must be > 0"),
-                  (self.workers >= 1, f"workers={self.workers} must be >= 1"),
-                  (self.resize_short is None or self.resize_short >= 2, f"resize_short={self.resize_short} must be >= 2"),
-                  (self.fps is None or self.fps > 0, f"fps={self.fps} must be > 0"),
-                  (0 <= self.crf <= 51, f"crf={self.crf} must be in 0..51"),
-                  (self.gop_seconds > 0, f"gop_seconds={self.gop_seconds} must be > 0"),
-                  (0 <= self.test_fraction < 1, f"test_fraction={self.test_fraction} must be in [0, 1)"),
-                  (self.probe in PROBE_MODES, f"probe={self.probe!r}: choose one of {PROBE_MODES}"),
-                  (self.preset in X264_PRESETS, f"preset={self.preset!r}: choose one of {', '.join(X264_PRESETS)}"),
-                  (self.tail in TAILS, f"tail={self.tail!r}: choose one of {', '.join(TAILS)}")]
+        checks = [
+            (self.shard_size_mb > 0, f"shard_size_mb={self.shard_size_mb} must be > 0"),
+            (self.workers >= 1, f"workers={self.workers} must be >= 1"),
+            (
+                self.resize_short is None or self.resize_short >= 2,
+                f"resize_short={self.resize_short} must be >= 2",
+            ),
+            (self.fps is None or self.fps > 0, f"fps={self.fps} must be > 0"),
+            (0 <= self.crf <= 51, f"crf={self.crf} must be in 0..51"),
+            (self.gop_seconds > 0, f"gop_seconds={self.gop_seconds} must be > 0"),
+            (0 <= self.test_fraction < 1, f"test_fraction={self.test_fraction} must be in [0, 1)"),
+            (self.probe in PROBE_MODES, f"probe={self.probe!r}: choose one of {PROBE_MODES}"),
+            (self.preset in X264_PRESETS, f"preset={self.preset!r}: choose one of {', '.join(X264_PRESETS)}"),
+            (self.tail in TAILS, f"tail={self.tail!r}: choose one of {', '.join(TAILS)}"),
+        ]
         for ok, message in checks:
             if not ok:
                 raise ShardsError(message)
         self.segment_options()  # its own checks
 
-    def segment_options(self) -> Optional[SegmentOptions]:
+    def segment_options(self) -> SegmentOptions | None:
         """How videos are cut into segments / shots; None: one sample per file."""
         if self.segment_seconds is None and not self.scenes:
             return None
-        return SegmentOptions(self.segment_seconds, self.min_segment_seconds, self.tail, self.scenes,
-                              exact=self.reencode_options() is not None, scene_threshold=self.scene_threshold)
+        return SegmentOptions(
+            self.segment_seconds,
+            self.min_segment_seconds,
+            self.tail,
+            self.scenes,
+            exact=self.reencode_options() is not None,
+            scene_threshold=self.scene_threshold,
+        )
 
-    def reencode_options(self) -> Optional[ReencodeOptions]:
+    def reencode_options(self) -> ReencodeOptions | None:
         if not (self.reencode or self.resize_short or self.fps):
             return None
         return ReencodeOptions(self.resize_short, self.fps, self.crf, self.preset, self.gop_seconds)
@@ -123,8 +143,12 @@ class BuildOptions:
     def content_fields(self) -> dict:
         """Options that change shard bytes (parallelism and strictness do not)."""
         reencode = self.reencode_options()
-        fields = {"reencode": asdict(reencode) if reencode else None, "probe": self.probe,
-                  "shard_size_mb": self.shard_size_mb, "seed": self.seed}
+        fields = {
+            "reencode": asdict(reencode) if reencode else None,
+            "probe": self.probe,
+            "shard_size_mb": self.shard_size_mb,
+            "seed": self.seed,
+        }
         if self.test_fraction:  # only when set: earlier builds keep their fingerprints
             fields["held_out"] = {"test_fraction": self.test_fraction, "method": HELD_OUT_METHOD}
         segments = self.segment_options()
@@ -182,7 +206,9 @@ def plan_shards(entries: Iterable[VideoEntry], options: BuildOptions, dataset: s
         groups[-1].append(entry)
         size += entry.size
     content = json.dumps({"dataset": dataset, **options.content_fields()}, sort_keys=True)
-    return [ShardPlan(i, tuple(group), _fingerprint(content, group)) for i, group in enumerate(groups) if group]
+    return [
+        ShardPlan(i, tuple(group), _fingerprint(content, group)) for i, group in enumerate(groups) if group
+    ]
 
 
 def _fingerprint(content: str, entries: list[VideoEntry]) -> str:
@@ -218,16 +244,20 @@ def _report_problems(listing: Listing, strict: bool) -> None:
         log.warning("%s", line)
 
 
-def _runner(store: ShardStore, options: BuildOptions,
-            remote: Optional[ShardRunner]) -> Callable[[list[ShardPlan], ShardTaskConfig], Iterator[ShardResult]]:
+def _runner(
+    store: ShardStore, options: BuildOptions, remote: ShardRunner | None
+) -> Callable[[list[ShardPlan], ShardTaskConfig], Iterator[ShardResult]]:
     if remote is not None:
         if store.is_process_local:
-            raise ShardsError(f"{store.url}: an in-memory filesystem is invisible to the workers of a "
-                              "distributed build (--ray); write to a directory or object store they all reach")
+            raise ShardsError(
+                f"{store.url}: an in-memory filesystem is invisible to the workers of a "
+                "distributed build (--ray); write to a directory or object store they all reach"
+            )
         return lambda plans, config: remote(write_shard, plans, config)
     if options.workers > 1 and store.is_process_local:
-        log.warning("%s is in-memory (one process): writing with 1 worker instead of %d",
-                    store.url, options.workers)
+        log.warning(
+            "%s is in-memory (one process): writing with 1 worker instead of %d", store.url, options.workers
+        )
     elif options.workers > 1:
         return lambda plans, config: run_in_processes(write_shard, plans, config, options.workers)
     return lambda plans, config: (write_shard(plan, config) for plan in plans)
@@ -248,40 +278,65 @@ def _prepare_output(store: ShardStore, build_fingerprint: str) -> None:
 def _remove_stale_shards(store: ShardStore, keep: set[str]) -> None:
     """Shards of an earlier, different build in the same directory would be duplicates to a reader
     that globs `shard-*.tar`; only this build's shards stay."""
-    stale = [path for path in store.fs.glob(store.path("shard-*.tar"))
-             if path.rsplit("/", 1)[-1] not in keep]
+    stale = [path for path in store.fs.glob(store.path("shard-*.tar")) if path.rsplit("/", 1)[-1] not in keep]
     for path in stale:
         store.fs.rm(path)
     if stale:
         log.info("removed %d shard(s) of an earlier build", len(stale))
 
 
-def _write_results(store: ShardStore, listing: Listing, results: list[ShardResult], build: dict,
-                   planning_rows: list[dict]) -> list[dict]:
-    split_rows = [{"kind": "split-file", "file": p.file, "line": p.line, "reason": p.reason}
-                  for p in listing.problems]
+def _write_results(
+    store: ShardStore, listing: Listing, results: list[ShardResult], build: dict, planning_rows: list[dict]
+) -> list[dict]:
+    split_rows = [
+        {"kind": "split-file", "file": p.file, "line": p.line, "reason": p.reason} for p in listing.problems
+    ]
     video_rows = [row for r in sorted(results, key=lambda r: r.index) for row in r.errors]
     video_rows += [skipped.row() for skipped in listing.skipped] + planning_rows
     rows = split_rows + sorted(video_rows, key=lambda row: row["path"])
     store.write_bytes(ERRORS_NAME, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode())
-    manifest = assemble_manifest(listing.dataset, listing.classes, listing.split_ids, results, build,
-                                 len(split_rows), len(listing.skipped), planning_rows)
+    manifest = assemble_manifest(
+        listing.dataset,
+        listing.classes,
+        listing.split_ids,
+        results,
+        build,
+        len(split_rows),
+        len(listing.skipped),
+        planning_rows,
+    )
     _remove_stale_shards(store, {r.name for r in results if r.count})
     store.write_json(MANIFEST_NAME, manifest.to_json())  # last: its presence means "complete"
     return video_rows
 
 
-def _build_missing(store: ShardStore, plans: list[ShardPlan], options: BuildOptions, config: ShardTaskConfig,
-                   progress: Optional[BuildProgress], remote: Optional[ShardRunner]) -> tuple[list[ShardResult], int]:
+def _build_missing(
+    store: ShardStore,
+    plans: list[ShardPlan],
+    options: BuildOptions,
+    config: ShardTaskConfig,
+    progress: BuildProgress | None,
+    remote: ShardRunner | None,
+) -> tuple[list[ShardResult], int]:
     """Keep the shards an earlier run finished, write the others; (all results, number kept)."""
     results = [r for r in (load_finished(store, plan) for plan in plans) if r is not None]
     done = {r.index for r in results}
     todo = [plan for plan in plans if plan.index not in done]
-    log.info("%s: %d videos in %d shards (%d already built) -> %s", config.dataset,
-             sum(len(p.entries) for p in plans), len(plans), len(done), store.url)
+    log.info(
+        "%s: %d videos in %d shards (%d already built) -> %s",
+        config.dataset,
+        sum(len(p.entries) for p in plans),
+        len(plans),
+        len(done),
+        store.url,
+    )
     if 0 < len(todo) < options.workers:
-        log.warning("only %d shard(s) to build for %d workers (a shard is one task): use a smaller "
-                    "--shard-size-mb for more parallelism", len(todo), options.workers)
+        log.warning(
+            "only %d shard(s) to build for %d workers (a shard is one task): use a smaller "
+            "--shard-size-mb for more parallelism",
+            len(todo),
+            options.workers,
+        )
     if progress:
         progress.start(sum(len(p.entries) for p in plans), len(plans))
         for result in results:
@@ -293,8 +348,14 @@ def _build_missing(store: ShardStore, plans: list[ShardPlan], options: BuildOpti
     return results, len(done)
 
 
-def build_shards(source: str, input_dir: str, output: str, options: BuildOptions = BuildOptions(),
-                 runner: Optional[ShardRunner] = None, progress: Optional[BuildProgress] = None) -> BuildSummary:
+def build_shards(
+    source: str,
+    input_dir: str,
+    output: str,
+    options: BuildOptions = BuildOptions(),
+    runner: ShardRunner | None = None,
+    progress: BuildProgress | None = None,
+) -> BuildSummary:
     """Build (or finish building) the shards of `source` ("folder", "ucf101", "hmdb51") found in
     `input_dir` into `output` (directory or fsspec URL), as `options` say. `runner` runs the shard
     tasks elsewhere (a Ray cluster: `pretrain.distributed.shard_tasks.ray_shard_runner`)."""
@@ -311,18 +372,34 @@ def build_shards(source: str, input_dir: str, output: str, options: BuildOptions
     if options.segment_options() is not None:  # long videos: every segment becomes an entry of its own
         listing, planning_rows = segment_listing(listing, options.segment_options(), options.workers, store)
     plans = plan_shards(listing.entries, options, listing.dataset)
-    build_fingerprint = hashlib.sha256(json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()).hexdigest()
+    build_fingerprint = hashlib.sha256(
+        json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()
+    ).hexdigest()
     _prepare_output(store, build_fingerprint)
-    config = ShardTaskConfig(store.url, listing.dataset, options.probe, options.reencode_options(), options.strict)
+    config = ShardTaskConfig(
+        store.url, listing.dataset, options.probe, options.reencode_options(), options.strict
+    )
     results, resumed = _build_missing(store, plans, options, config, progress, runner)
-    build = {"source": source, "input": str(input_dir), "fingerprint": build_fingerprint,
-             "tool_version": __version__, **options.content_fields()}
+    build = {
+        "source": source,
+        "input": str(input_dir),
+        "fingerprint": build_fingerprint,
+        "tool_version": __version__,
+        **options.content_fields(),
+    }
     errors = _write_results(store, listing, results, build, planning_rows)
     return BuildSummary(
-        output=store.url, dataset=listing.dataset, videos=sum(r.count for r in results),
-        skipped=len(errors), shards=sum(1 for r in results if r.count), bytes=sum(r.bytes for r in results),
+        output=store.url,
+        dataset=listing.dataset,
+        videos=sum(r.count for r in results),
+        skipped=len(errors),
+        shards=sum(1 for r in results if r.count),
+        bytes=sum(r.bytes for r in results),
         hours=sum(m["duration"] for r in results for m in r.samples) / 3600,
-        seconds=time.perf_counter() - started, resumed_shards=resumed,
-        split_problems=[p.describe() for p in listing.problems], errors=errors,
+        seconds=time.perf_counter() - started,
+        resumed_shards=resumed,
+        split_problems=[p.describe() for p in listing.problems],
+        errors=errors,
         segments=sum(1 for r in results for m in r.samples if "parent" in m),
-        source_videos=len({m.get("parent", m["path"]) for r in results for m in r.samples}))
+        source_videos=len({m.get("parent", m["path"]) for r in results for m in r.samples}),
+    )

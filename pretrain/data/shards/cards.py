@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
 
 import yaml
 
@@ -18,7 +17,7 @@ log = logging.getLogger(__name__)
 CARDS_DIR = Path(__file__).resolve().parents[3] / "datasets"
 
 
-def load_card(dataset: str, cards_dir: Path = CARDS_DIR) -> Optional[dict]:
+def load_card(dataset: str, cards_dir: Path = CARDS_DIR) -> dict | None:
     path = cards_dir / f"{dataset}.yaml"
     if not path.is_file():
         return None
@@ -27,8 +26,11 @@ def load_card(dataset: str, cards_dir: Path = CARDS_DIR) -> Optional[dict]:
 
 def count_differences(listing: Listing, expected: dict) -> list[str]:
     found = {"videos": len(listing.entries), "classes": len(listing.classes)}
-    messages = [f"{what}: found {found[what]}, the card expects {expected[what]}"
-                for what in ("videos", "classes") if what in expected and expected[what] != found[what]]
+    messages = [
+        f"{what}: found {found[what]}, the card expects {expected[what]}"
+        for what in ("videos", "classes")
+        if what in expected and expected[what] != found[what]
+    ]
     for split_id, subsets in (expected.get("splits") or {}).items():
         for subset, count in subsets.items():
             have = sum(1 for e in listing.entries if e.splits.get(str(split_id)) == subset)
@@ -44,6 +46,9 @@ def check_expected_counts(listing: Listing, cards_dir: Path = CARDS_DIR) -> list
         return []
     messages = count_differences(listing, card["expected"])
     if messages:
-        log.warning("%s counts differ from its dataset card (fine for a subset): %s",
-                    listing.dataset, "; ".join(messages))
+        log.warning(
+            "%s counts differ from its dataset card (fine for a subset): %s",
+            listing.dataset,
+            "; ".join(messages),
+        )
     return messages

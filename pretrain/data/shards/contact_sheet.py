@@ -34,7 +34,10 @@ def pick_samples(path_or_url: str, per_class: int) -> dict[str, list[tuple[str, 
     picked: dict[str, list[tuple[str, np.ndarray]]] = defaultdict(list)
     wanted = max(1, len(manifest.classes)) * per_class
     for shard in manifest.shards:
-        with fs.open(f"{root.rstrip('/')}/{shard.name}", "rb") as handle, tarfile.open(fileobj=handle, mode="r:") as tar:
+        with (
+            fs.open(f"{root.rstrip('/')}/{shard.name}", "rb") as handle,
+            tarfile.open(fileobj=handle, mode="r:") as tar,
+        ):
             members: dict[str, dict] = defaultdict(dict)
             for member in tar:
                 key, _, ext = member.name.partition(".")

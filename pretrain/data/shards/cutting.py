@@ -7,8 +7,8 @@ Both seek first, so cutting segment k of a two-hour film reads about one segment
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import av
 
@@ -20,7 +20,7 @@ from pretrain.data.shards.spans import Span
 COPY_FORMATS = {"mp4": "mp4", "m4v": "mp4", "mov": "mov", "avi": "avi", "mkv": "matroska", "webm": "webm"}
 
 
-def _frame_index(pts: Optional[int], origin: int, stream, fps: float) -> int:
+def _frame_index(pts: int | None, origin: int, stream, fps: float) -> int:
     return round(float((pts - origin) * stream.time_base) * fps) if pts is not None else -1
 
 
@@ -66,7 +66,7 @@ def copy_span(file: str, span: Span, ext: str) -> tuple[bytes, str]:
     return buffer.getvalue(), out_ext
 
 
-def decode_span(file: str, span: Span) -> Iterator[tuple[object, "av.VideoFrame"]]:
+def decode_span(file: str, span: Span) -> Iterator[tuple[object, av.VideoFrame]]:
     """(stream, frame) for frames with index in [round(start * fps), round(end * fps))."""
     container, stream, fps, origin = _open_at(file, span.start)
     first, last = round(span.start * fps), round(span.end * fps)
@@ -85,12 +85,19 @@ def parent_info(file: str, span: Span) -> VideoInfo:
         stream = container.streams.video[0]
         fps = stream_rate(stream)
         frames = round(span.end * fps) - round(span.start * fps)
-        return VideoInfo(stream.codec_context.name, stream.codec_context.width, stream.codec_context.height,
-                         round(fps, 6), frames, round(span.duration, 6))
+        return VideoInfo(
+            stream.codec_context.name,
+            stream.codec_context.width,
+            stream.codec_context.height,
+            round(fps, 6),
+            frames,
+            round(span.duration, 6),
+        )
 
 
-def cut_span(file: str, span: Span, probe: str,
-             reencode: Optional[ReencodeOptions]) -> tuple[bytes, VideoInfo, str, Optional[VideoInfo]]:
+def cut_span(
+    file: str, span: Span, probe: str, reencode: ReencodeOptions | None
+) -> tuple[bytes, VideoInfo, str, VideoInfo | None]:
     """(video bytes, their info, extension, original info or None). A damaged part raises
     ProbeError or av.FFmpegError, which skips this span only."""
     if span.exact:

@@ -5,22 +5,32 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Optional
 
 import av
 
 from pretrain.data.shards.probe import ProbeError, VideoInfo, VideoSource, decoded_frames, stream_rate
 
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
 
 
 @dataclass(frozen=True)
 class ReencodeOptions:
-    resize_short: Optional[int] = None
+    resize_short: int | None = None
     """Target short side in pixels; never upscales. None keeps the size."""
-    fps: Optional[float] = None
+    fps: float | None = None
     """Output frame rate (frames are dropped or repeated). None keeps the input rate."""
     crf: int = 23
     """x264 constant rate factor: lower is better quality and bigger files (18–28 is typical)."""
@@ -29,7 +39,7 @@ class ReencodeOptions:
     """Keyframe interval in seconds."""
 
 
-def output_size(width: int, height: int, resize_short: Optional[int]) -> tuple[int, int]:
+def output_size(width: int, height: int, resize_short: int | None) -> tuple[int, int]:
     """Scale so the short side is `resize_short` (not above the original); even sizes for 4:2:0."""
     scale = 1.0
     if resize_short and min(width, height) > resize_short:
@@ -47,8 +57,9 @@ def reencode(source: VideoSource, options: ReencodeOptions) -> tuple[bytes, Vide
     return encode_frames(decoded_frames(source), options)
 
 
-def encode_frames(frames: Iterable[tuple[object, "av.VideoFrame"]],
-                  options: ReencodeOptions) -> tuple[bytes, VideoInfo]:
+def encode_frames(
+    frames: Iterable[tuple[object, av.VideoFrame]], options: ReencodeOptions
+) -> tuple[bytes, VideoInfo]:
     """H.264 MP4 bytes of `(input stream, frame)` pairs (all frames of a video, or of a span)."""
     buffer = io.BytesIO()
     output = av.open(buffer, mode="w", format="mp4")
@@ -63,8 +74,9 @@ def encode_frames(frames: Iterable[tuple[object, "av.VideoFrame"]],
                 ratio = in_fps / out_fps
                 out_stream = _add_h264(output, frame, out_fps, options)
             for _ in range(_repeats(index, ratio)):
-                resized = frame.reformat(width=out_stream.width, height=out_stream.height,
-                                         format="yuv420p", interpolation="AREA")
+                resized = frame.reformat(
+                    width=out_stream.width, height=out_stream.height, format="yuv420p", interpolation="AREA"
+                )
                 resized.pts, resized.time_base = written, out_stream.codec_context.time_base
                 for packet in out_stream.encode(resized):
                     output.mux(packet)
@@ -76,8 +88,14 @@ def encode_frames(frames: Iterable[tuple[object, "av.VideoFrame"]],
     finally:
         output.close()
     fps = float(out_stream.codec_context.framerate)
-    info = VideoInfo(codec="h264", width=out_stream.width, height=out_stream.height,
-                     fps=round(fps, 6), num_frames=written, duration=round(written / fps, 6))
+    info = VideoInfo(
+        codec="h264",
+        width=out_stream.width,
+        height=out_stream.height,
+        fps=round(fps, 6),
+        num_frames=written,
+        duration=round(written / fps, 6),
+    )
     return buffer.getvalue(), info
 
 
@@ -89,6 +107,10 @@ def _add_h264(output, frame, fps: float, options: ReencodeOptions):
     stream.codec_context.time_base = 1 / rate
     stream.gop_size = max(1, int(round(float(rate) * options.gop_seconds)))
     stream.thread_count = 1
-    stream.options = {"crf": str(options.crf), "preset": options.preset,
-                      "keyint_min": str(stream.gop_size), "sc_threshold": "0"}
+    stream.options = {
+        "crf": str(options.crf),
+        "preset": options.preset,
+        "keyint_min": str(stream.gop_size),
+        "sc_threshold": "0",
+    }
     return stream

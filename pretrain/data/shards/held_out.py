@@ -42,9 +42,13 @@ def with_held_out_split(listing: Listing, fraction: float) -> Listing:
     if not fraction:
         return listing
     if listing.split_ids:
-        raise ShardsError(f"test_fraction={fraction}: {listing.dataset} has official splits "
-                          f"{list(listing.split_ids)}; a held-out split is for folder corpora")
+        raise ShardsError(
+            f"test_fraction={fraction}: {listing.dataset} has official splits "
+            f"{list(listing.split_ids)}; a held-out split is for folder corpora"
+        )
     test = held_out_paths(listing.entries, fraction)
-    entries = [dataclasses.replace(entry, splits={HELD_OUT_SPLIT: "test" if entry.path in test else "train"})
-               for entry in listing.entries]
+    entries = [
+        dataclasses.replace(entry, splits={HELD_OUT_SPLIT: "test" if entry.path in test else "train"})
+        for entry in listing.entries
+    ]
     return dataclasses.replace(listing, entries=entries, split_ids=(HELD_OUT_SPLIT,))

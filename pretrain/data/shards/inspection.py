@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import tarfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import fsspec
 
@@ -51,9 +51,13 @@ def iter_sample_json(manifest: Manifest, shard_name: str) -> Iterator[tuple[str,
 def inspect_shards(path_or_url: str) -> Inspection:
     """Counts per split and class, total duration, resolution/fps/codec distributions."""
     manifest = read_manifest(path_or_url)
-    report = Inspection(manifest.location, manifest.dataset, shards=len(manifest.shards),
-                        bytes=sum(s.bytes for s in manifest.shards),
-                        skipped_videos=manifest.totals.get("skipped_videos", 0))
+    report = Inspection(
+        manifest.location,
+        manifest.dataset,
+        shards=len(manifest.shards),
+        bytes=sum(s.bytes for s in manifest.shards),
+        skipped_videos=manifest.totals.get("skipped_videos", 0),
+    )
     counters = {name: Counter() for name in ("classes", "resolutions", "fps", "codecs", "containers")}
     splits, split_classes = Counter(), Counter()
     for shard in manifest.shards:

@@ -12,8 +12,9 @@ import ctypes.util
 import multiprocessing
 import signal
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 Plan = TypeVar("Plan")
 Result = TypeVar("Result")
@@ -35,14 +36,16 @@ def _die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def run_in_processes(task: Callable[[Plan, object], Result], plans: Sequence[Plan], config: object,
-                     workers: int) -> Iterator[Result]:
+def run_in_processes(
+    task: Callable[[Plan, object], Result], plans: Sequence[Plan], config: object, workers: int
+) -> Iterator[Result]:
     """Yield results as tasks finish; the first failure cancels what has not started and re-raises."""
     if not plans:
         return
     context = pool_context()
-    with ProcessPoolExecutor(max_workers=min(workers, len(plans)), mp_context=context,
-                             initializer=_die_with_parent) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(plans)), mp_context=context, initializer=_die_with_parent
+    ) as pool:
         futures = [pool.submit(task, plan, config) for plan in plans]
         try:
             for future in as_completed(futures):

@@ -58,8 +58,8 @@ import os
 import posixpath
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
 
 from pretrain import __version__
 from pretrain.data.shards.errors import ShardsError
@@ -68,12 +68,14 @@ MANIFEST_NAME = "manifest.json"
 ERRORS_NAME = "errors.jsonl"
 FORMAT = "tubelet-shards"
 FORMAT_VERSION = 1
-STORAGE_NOTE = ("each video is stored once; official split membership is in each sample's "
-                "json['splits'] and in manifest['splits'] (no per-split copies: 1x disk, not 3x)")
+STORAGE_NOTE = (
+    "each video is stored once; official split membership is in each sample's "
+    "json['splits'] and in manifest['splits'] (no per-split copies: 1x disk, not 3x)"
+)
 
 
-def parse_split_name(name: str) -> tuple[Optional[str], str]:
-    """"train" -> ("1", "train"); "test3" -> ("3", "test"); "all" -> (None, "all")."""
+def parse_split_name(name: str) -> tuple[str | None, str]:
+    """ "train" -> ("1", "train"); "test3" -> ("3", "test"); "all" -> (None, "all")."""
     match = re.fullmatch(r"(train|test)([123]?)|all", name)
     if not match:
         raise ShardsError(f"split {name!r}: use train, test, train1..train3, test1..test3 or all")
@@ -123,24 +125,26 @@ class Manifest:
     def num_samples(self) -> int:
         return sum(shard.count for shard in self.shards)
 
-    def count(self, split_id: Optional[str] = None, subset: str = "train") -> int:
+    def count(self, split_id: str | None = None, subset: str = "train") -> int:
         """Samples of `subset` in official split `split_id`; all samples when split_id is None."""
         if split_id is None:
             return self.num_samples
         return int(self._split(split_id).get(subset, 0))
 
-    def shard_names(self, split_id: Optional[str] = None, subset: str = "train") -> list[str]:
+    def shard_names(self, split_id: str | None = None, subset: str = "train") -> list[str]:
         """Shards holding at least one member of the subset (all shards when split_id is None)."""
         if split_id is None:
             return [shard.name for shard in self.shards]
         return sorted(self._split(split_id).get("shards", {}).get(subset, {}))
 
-    def shard_urls(self, split_id: Optional[str] = None, subset: str = "train") -> list[str]:
+    def shard_urls(self, split_id: str | None = None, subset: str = "train") -> list[str]:
         return [posixpath.join(self.location, name) for name in self.shard_names(split_id, subset)]
 
     def _split(self, split_id: str) -> dict:
         if str(split_id) not in self.splits:
-            raise ShardsError(f"{self.location}: no split {split_id!r}; available: {self.split_ids or 'none'}")
+            raise ShardsError(
+                f"{self.location}: no split {split_id!r}; available: {self.split_ids or 'none'}"
+            )
         return self.splits[str(split_id)]
 
     def to_json(self) -> dict:
@@ -165,11 +169,14 @@ def read_manifest(path_or_url: str) -> Manifest:
         with fs.open(manifest_path, "rb") as handle:
             data = json.loads(handle.read().decode("utf-8"))
     except FileNotFoundError:
-        raise ShardsError(f"{location}: no {MANIFEST_NAME} (not a shard directory, or the build "
-                          "has not finished: rerun `tubelet shards build` to complete it)") from None
+        raise ShardsError(
+            f"{location}: no {MANIFEST_NAME} (not a shard directory, or the build "
+            "has not finished: rerun `tubelet shards build` to complete it)"
+        ) from None
     except (NotADirectoryError, IsADirectoryError):
-        raise ShardsError(f"{location}: a file, not a shard directory (give the folder holding "
-                          f"{MANIFEST_NAME})") from None
+        raise ShardsError(
+            f"{location}: a file, not a shard directory (give the folder holding {MANIFEST_NAME})"
+        ) from None
     except ValueError as error:
         raise ShardsError(f"{manifest_path}: not valid JSON ({error})") from None
     return _manifest_from_json(data, manifest_path, location)
@@ -187,19 +194,31 @@ def _manifest_from_json(data: object, manifest_path: str, location: str) -> Mani
         manifest = Manifest(**data, location=location)
     except TypeError as error:
         raise ShardsError(f"{manifest_path}: unexpected fields ({error})") from None
-    split_names = [name for split in manifest.splits.values() if isinstance(split, dict)
-                   for subset in split.get("shards", {}).values() for name in subset]
+    split_names = [
+        name
+        for split in manifest.splits.values()
+        if isinstance(split, dict)
+        for subset in split.get("shards", {}).values()
+        for name in subset
+    ]
     for name in [shard.name for shard in manifest.shards] + split_names:
         if not is_plain_shard_name(name):
-            raise ShardsError(f"{manifest_path}: shard name {name!r} is not a file name inside the shard "
-                              "folder (no '/', '..' or absolute paths); refusing it")
+            raise ShardsError(
+                f"{manifest_path}: shard name {name!r} is not a file name inside the shard "
+                "folder (no '/', '..' or absolute paths); refusing it"
+            )
     return manifest
 
 
 def is_plain_shard_name(name: object) -> bool:
     """A shard name readers may join to the shard folder: one path component, not '.' or '..'."""
-    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
-            and "\\" not in name and "\x00" not in name)
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\x00" not in name
+    )
 
 
 def split_summary(samples: Iterable[tuple[str, dict]], split_ids: Iterable[str]) -> tuple[dict, dict]:
@@ -224,14 +243,24 @@ def span_totals(samples: list[dict], error_rows: list[dict]) -> dict:
     spans = [m for m in samples if "parent" in m]
     if not spans and not any("start" in row for row in error_rows):
         return {}
-    return {"videos": len({m.get("parent", m["path"]) for m in samples}), "segments": len(spans),
-            "hours": round(sum(m["duration"] for m in samples) / 3600, 6),
-            "skipped_segments": sum(1 for row in error_rows if "start" in row)}
+    return {
+        "videos": len({m.get("parent", m["path"]) for m in samples}),
+        "segments": len(spans),
+        "hours": round(sum(m["duration"] for m in samples) / 3600, 6),
+        "skipped_segments": sum(1 for row in error_rows if "start" in row),
+    }
 
 
-def assemble_manifest(dataset: str, classes: list[str], split_ids: Iterable[str], results: list,
-                      build: dict, split_problems: int, unlisted_inputs: int = 0,
-                      planning_errors: Sequence[dict] = ()) -> Manifest:
+def assemble_manifest(
+    dataset: str,
+    classes: list[str],
+    split_ids: Iterable[str],
+    results: list,
+    build: dict,
+    split_problems: int,
+    unlisted_inputs: int = 0,
+    planning_errors: Sequence[dict] = (),
+) -> Manifest:
     """The manifest of a finished build from its shard results (ordered by shard index);
     `unlisted_inputs`: directory entries skipped while listing (dangling symlinks, bad names);
     `planning_errors`: error rows of videos (or their tails) that segmenting could not read."""
@@ -252,5 +281,14 @@ def assemble_manifest(dataset: str, classes: list[str], split_ids: Iterable[str]
     totals["skipped_videos"] += len(planning_errors)
     totals.update(span_totals([m for _, m in samples], error_rows))
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return Manifest(dataset=dataset, classes=list(classes), shards=shards, totals=totals, splits=splits,
-                    split_ids=list(split_ids), class_counts=class_counts, build=build, created=created)
+    return Manifest(
+        dataset=dataset,
+        classes=list(classes),
+        shards=shards,
+        totals=totals,
+        splits=splits,
+        split_ids=list(split_ids),
+        class_counts=class_counts,
+        build=build,
+        created=created,
+    )

@@ -4,12 +4,12 @@ frames, and no truncation (fewer frames than the container header declares)."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Iterator, Union
 
 import av
 
-VideoSource = Union[str, bytes]
+VideoSource = str | bytes
 PROBE_MODES = ("full", "fast")
 
 
@@ -50,7 +50,7 @@ def stream_rate(stream) -> float:
     return float(rate) if rate else 0.0
 
 
-def decoded_frames(source: VideoSource, threads: int = 1) -> Iterator[tuple[object, "av.VideoFrame"]]:
+def decoded_frames(source: VideoSource, threads: int = 1) -> Iterator[tuple[object, av.VideoFrame]]:
     """Yield `(stream, frame)` for every decoded frame, raising ProbeError on damage."""
     container = _open(source)
     with container:
@@ -82,7 +82,7 @@ def probe_video(source: VideoSource, mode: str = "full", threads: int = 1) -> Vi
     if mode == "fast":
         return _probe_packets(source)
     count, stream, first = 0, None, None
-    for stream, frame in decoded_frames(source, threads):
+    for stream, frame in decoded_frames(source, threads):  # noqa: B007  (the last stream is described)
         first = first or frame
         count += 1
     return _info(stream, first, count)
@@ -113,5 +113,11 @@ def _info(stream, frame, count: int) -> VideoInfo:
     fps = stream_rate(stream)
     if fps <= 0:
         raise ProbeError("no frame rate in the container")
-    return VideoInfo(codec=stream.codec_context.name, width=frame.width, height=frame.height,
-                     fps=round(fps, 6), num_frames=count, duration=round(count / fps, 6))
+    return VideoInfo(
+        codec=stream.codec_context.name,
+        width=frame.width,
+        height=frame.height,
+        fps=round(fps, 6),
+        num_frames=count,
+        duration=round(count / fps, 6),
+    )

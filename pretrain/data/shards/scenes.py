@@ -22,7 +22,7 @@ shot); gradual transitions (fades, dissolves) are not detected.
 from __future__ import annotations
 
 import logging
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import av
 import numpy as np
@@ -81,7 +81,9 @@ def cuts_from_scores(scores: np.ndarray, threshold: float, min_shot_frames: int)
     """Frame indices that start a new shot."""
     cuts: list[int] = []
     for index in np.flatnonzero(scores >= threshold):
-        around = np.concatenate([scores[max(1, index - WINDOW) : index], scores[index + 1 : index + 1 + WINDOW]])
+        around = np.concatenate(
+            [scores[max(1, index - WINDOW) : index], scores[index + 1 : index + 1 + WINDOW]]
+        )
         local = float(around.mean()) if around.size else 0.0
         if scores[index] < RATIO * local:
             continue
@@ -90,8 +92,9 @@ def cuts_from_scores(scores: np.ndarray, threshold: float, min_shot_frames: int)
     return cuts
 
 
-def detect_cuts(file: str, threshold: float = DEFAULT_THRESHOLD, num_frames: Optional[int] = None,
-                min_shot_frames: int = 4) -> list[int]:
+def detect_cuts(
+    file: str, threshold: float = DEFAULT_THRESHOLD, num_frames: int | None = None, min_shot_frames: int = 4
+) -> list[int]:
     """First frame index of every shot after the first."""
     scores = cut_scores(small_frames(file))
     if num_frames is not None and len(scores) != num_frames:

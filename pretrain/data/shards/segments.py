@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Optional, Sequence
 
 import av
 
@@ -46,9 +46,9 @@ CACHE_DIR = "_build/segments"
 
 @dataclass(frozen=True)
 class SegmentOptions:
-    seconds: Optional[float] = None
+    seconds: float | None = None
     """Target segment length; None with `scenes` cuts at shot changes only."""
-    min_seconds: Optional[float] = None
+    min_seconds: float | None = None
     """Shorter pieces are merged or dropped (default: half of `seconds`, or 1 s for shots only)."""
     tail: str = "merge"
     """"merge": a short piece joins its neighbour; "drop": it is left out."""
@@ -82,7 +82,7 @@ class Timeline:
     fps: float
     num_frames: int
     keyframes: tuple[int, ...]
-    error: Optional[str] = None
+    error: str | None = None
     """Why the scan stopped before the end (the rest of the video is unreadable)."""
     cuts: tuple[int, ...] = ()
     """First frame of every shot after the first (with --scenes)."""
@@ -94,7 +94,7 @@ class SegmentedVideo:
     spans: list[Span] = field(default_factory=list)
     dropped: int = 0
     """Pieces shorter than the minimum that were merged or dropped (see `tail`)."""
-    error: Optional[str] = None
+    error: str | None = None
 
 
 def scan_timeline(file: str) -> Timeline:
@@ -173,14 +173,17 @@ def segment_video(entry: VideoEntry, options: SegmentOptions) -> SegmentedVideo:
         if options.scenes:
             from pretrain.data.shards.scenes import detect_cuts
 
-            timeline = replace(timeline, cuts=tuple(detect_cuts(entry.file, options.scene_threshold,
-                                                                timeline.num_frames)))
+            timeline = replace(
+                timeline, cuts=tuple(detect_cuts(entry.file, options.scene_threshold, timeline.num_frames))
+            )
     except ProbeError as error:
         return SegmentedVideo(entry, error=str(error))
     ranges, dropped = pieces(timeline, options)
     kind = "scene" if options.scenes else "segment"
-    spans = [Span(round(b / timeline.fps, 6), round(e / timeline.fps, 6), i, options.exact, kind)
-             for i, (b, e) in enumerate(ranges)]
+    spans = [
+        Span(round(b / timeline.fps, 6), round(e / timeline.fps, 6), i, options.exact, kind)
+        for i, (b, e) in enumerate(ranges)
+    ]
     return SegmentedVideo(entry, spans, dropped, timeline.error)
 
 
@@ -201,20 +204,31 @@ def _identity(entry: VideoEntry, options: SegmentOptions) -> list:
     return [entry.path, entry.size, mtime, asdict(options)]
 
 
-def _cached(entry: VideoEntry, options: SegmentOptions, cache) -> Optional[SegmentedVideo]:
+def _cached(entry: VideoEntry, options: SegmentOptions, cache) -> SegmentedVideo | None:
     record = cache.read_json(_cache_name(entry)) if cache is not None else None
     if not isinstance(record, dict) or record.get("identity") != _identity(entry, options):
         return None
-    return SegmentedVideo(entry, [Span(**span) for span in record["spans"]], record["dropped"], record["error"])
+    return SegmentedVideo(
+        entry, [Span(**span) for span in record["spans"]], record["dropped"], record["error"]
+    )
 
 
 def _store(result: SegmentedVideo, options: SegmentOptions, cache) -> None:
     if cache is not None:
-        cache.write_json(_cache_name(result.entry), {"identity": _identity(result.entry, options), "dropped": result.dropped,
-                                                      "error": result.error, "spans": [asdict(s) for s in result.spans]})
+        cache.write_json(
+            _cache_name(result.entry),
+            {
+                "identity": _identity(result.entry, options),
+                "dropped": result.dropped,
+                "error": result.error,
+                "spans": [asdict(s) for s in result.spans],
+            },
+        )
 
 
-def segment_all(entries: list[VideoEntry], options: SegmentOptions, workers: int, cache) -> list[SegmentedVideo]:
+def segment_all(
+    entries: list[VideoEntry], options: SegmentOptions, workers: int, cache
+) -> list[SegmentedVideo]:
     """Every video's spans: from the cache of an earlier run of the same build (a resumed
     `--scenes` build does not decode everything again), else scanned in `workers` processes."""
     from pretrain.data.shards.local_pool import run_in_processes
@@ -235,8 +249,9 @@ def segment_all(entries: list[VideoEntry], options: SegmentOptions, workers: int
     return sorted([*known.values(), *fresh], key=lambda r: r.entry.path)
 
 
-def segment_listing(listing: Listing, options: SegmentOptions, workers: int = 1,
-                    cache=None) -> tuple[Listing, list[dict]]:
+def segment_listing(
+    listing: Listing, options: SegmentOptions, workers: int = 1, cache=None
+) -> tuple[Listing, list[dict]]:
     """The listing with every video replaced by its segments; error rows for unreadable (parts of)
     videos. Videos are scanned in `workers` local processes; `cache` (the output's ShardStore)
     keeps each video's scan for a resumed build."""
@@ -250,14 +265,35 @@ def segment_listing(listing: Listing, options: SegmentOptions, workers: int = 1,
         dropped += result.dropped
         if result.error:
             start = total if result.spans else 0.0
-            rows.append({"kind": "video" if not result.spans else "segment", "path": result.entry.path,
-                         "file": result.entry.file, "start": start, "reason": result.error})
-            log.warning("%s: %s%s", result.entry.file, result.error,
-                        f" (kept the first {total:.1f} s)" if result.spans else "; skipped")
-    cut = "exact cuts (re-encoded)" if options.exact else "stream copy: boundaries moved to the nearest keyframe"
-    log.info("%d videos -> %d segments (%s); %d piece(s) shorter than %.2f s %s", len(results),
-             len(entries), cut, dropped, options.minimum,
-             "dropped" if options.tail == "drop" else "merged into a neighbour")
+            rows.append(
+                {
+                    "kind": "video" if not result.spans else "segment",
+                    "path": result.entry.path,
+                    "file": result.entry.file,
+                    "start": start,
+                    "reason": result.error,
+                }
+            )
+            log.warning(
+                "%s: %s%s",
+                result.entry.file,
+                result.error,
+                f" (kept the first {total:.1f} s)" if result.spans else "; skipped",
+            )
+    cut = (
+        "exact cuts (re-encoded)"
+        if options.exact
+        else "stream copy: boundaries moved to the nearest keyframe"
+    )
+    log.info(
+        "%d videos -> %d segments (%s); %d piece(s) shorter than %.2f s %s",
+        len(results),
+        len(entries),
+        cut,
+        dropped,
+        options.minimum,
+        "dropped" if options.tail == "drop" else "merged into a neighbour",
+    )
     if not entries:
         raise ShardsError("no readable segments in any video")
     return replace(listing, entries=entries), rows

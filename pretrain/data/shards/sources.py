@@ -12,9 +12,9 @@ import errno
 import logging
 import os
 import posixpath
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
 
 from pretrain.data.shards.errors import LayoutError
 from pretrain.data.shards.keys import key_for_path
@@ -33,11 +33,11 @@ class VideoEntry:
     path: str
     file: str
     size: int
-    label: Optional[int] = None
-    class_name: Optional[str] = None
+    label: int | None = None
+    class_name: str | None = None
     splits: dict = field(default_factory=dict)
     """Official split id -> "train" / "test" / "unused"; empty for folder corpora."""
-    span: Optional[Span] = None
+    span: Span | None = None
     """A part of the video (segment, shot, annotation) that is its own sample; None: the whole file."""
 
     @property
@@ -91,8 +91,9 @@ def is_video_name(name: str) -> bool:
     return name.lower().endswith(VIDEO_SUFFIXES) and not name.startswith(".")
 
 
-def walk_files(root: Path, accept: Callable[[str], bool] = is_video_name,
-               skipped: Optional[list[SkippedInput]] = None) -> Iterator[str]:
+def walk_files(
+    root: Path, accept: Callable[[str], bool] = is_video_name, skipped: list[SkippedInput] | None = None
+) -> Iterator[str]:
     """Relative POSIX paths of accepted files under `root`, sorted, skipping hidden directories.
     Accepted entries that cannot be read (see `SkippedInput`) go to `skipped` instead."""
     for directory, subdirs, files in os.walk(root):
@@ -117,7 +118,7 @@ def printable(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def unusable_reason(file: Path, relative: str) -> Optional[str]:
+def unusable_reason(file: Path, relative: str) -> str | None:
     """Why a directory entry cannot become a sample, or None if it can be read."""
     try:
         relative.encode("utf-8")
@@ -136,7 +137,7 @@ def unusable_reason(file: Path, relative: str) -> Optional[str]:
     return None
 
 
-def normalize_listed_path(text: str) -> Optional[str]:
+def normalize_listed_path(text: str) -> str | None:
     """A split-file path as a clean relative POSIX path, or None if it escapes the tree."""
     path = posixpath.normpath(text.replace("\\", "/"))
     if path.startswith("/") or path == ".." or path.startswith("../") or path == ".":
@@ -150,16 +151,16 @@ def read_lines(path: Path) -> list[str]:
     return [line.rstrip() for line in raw.splitlines()]
 
 
-def make_entry(root: Path, relative: str, classes: Optional[dict] = None, **fields) -> VideoEntry:
+def make_entry(root: Path, relative: str, classes: dict | None = None, **fields) -> VideoEntry:
     file = root / relative
     class_name = fields.pop("class_name", None)
     label = classes.get(class_name) if classes is not None and class_name is not None else None
-    return VideoEntry(path=relative, file=str(file), size=file.stat().st_size,
-                      label=label, class_name=class_name, **fields)
+    return VideoEntry(
+        path=relative, file=str(file), size=file.stat().st_size, label=label, class_name=class_name, **fields
+    )
 
 
-def list_folder(input_dir: str | Path, labels_from_folders: bool = False,
-                dataset: str = "folder") -> Listing:
+def list_folder(input_dir: str | Path, labels_from_folders: bool = False, dataset: str = "folder") -> Listing:
     """Every video under `input_dir`; labeled by first-level subfolder if asked."""
     root = existing_dir(input_dir)
     skipped: list[SkippedInput] = []
@@ -168,8 +169,9 @@ def list_folder(input_dir: str | Path, labels_from_folders: bool = False,
         raise LayoutError(f"{root}: no video files ({', '.join(VIDEO_SUFFIXES)}) found")
     if not labels_from_folders:
         return Listing(dataset, [], [make_entry(root, p) for p in paths], skipped=skipped)
-    problems = [SplitProblem(str(root / p), 0, "not inside a class folder; skipped")
-                for p in paths if "/" not in p]
+    problems = [
+        SplitProblem(str(root / p), 0, "not inside a class folder; skipped") for p in paths if "/" not in p
+    ]
     labeled = [p for p in paths if "/" in p]
     classes = sorted({p.split("/", 1)[0] for p in labeled})
     index = {name: i for i, name in enumerate(classes)}
@@ -180,8 +182,9 @@ def list_folder(input_dir: str | Path, labels_from_folders: bool = False,
 SOURCES = ("folder", "ucf101", "hmdb51", "kinetics", "annotations")
 
 
-def list_source(source: str, input_dir: str | Path, labels_from_folders: bool = False,
-                annotations: Sequence[str] = ()) -> Listing:
+def list_source(
+    source: str, input_dir: str | Path, labels_from_folders: bool = False, annotations: Sequence[str] = ()
+) -> Listing:
     """Dispatch on the source name: folder, ucf101, hmdb51, kinetics / annotations (span lists)."""
     # Imported here: those modules build on the types above (a top-level import would be circular).
     from pretrain.data.shards.hmdb51 import list_hmdb51
@@ -205,4 +208,3 @@ def existing_dir(path: str | Path) -> Path:
     if not root.is_dir():
         raise LayoutError(f"{root}: not a directory")
     return root.resolve()
-

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 from pretrain.data.shards.keys import key_for_path
 
@@ -52,9 +51,15 @@ def sample_key(meta: dict) -> str:
     return key_for_path(meta.get("path", ""))
 
 
-def span_fields(span: Optional[Span], parent: str) -> dict:
+def span_fields(span: Span | None, parent: str) -> dict:
     """Extra `.json` fields of a span sample (none for whole videos)."""
     if span is None:
         return {}
-    return {"parent": parent, "start": round(span.start, 6), "end": round(span.end, 6),
-            "segment": span.index, "cut": "exact" if span.exact else "keyframe", "span_kind": span.kind}
+    return {
+        "parent": parent,
+        "start": round(span.start, 6),
+        "end": round(span.end, 6),
+        "segment": span.index,
+        "cut": "exact" if span.exact else "keyframe",
+        "span_kind": span.kind,
+    }

@@ -13,7 +13,8 @@ import json
 import os
 import posixpath
 import uuid
-from typing import BinaryIO, Iterator, Optional
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import fsspec
 
@@ -70,7 +71,7 @@ class ShardStore:
     def write_json(self, name: str, obj: object) -> None:
         self.write_bytes(name, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode("utf-8"))
 
-    def read_json(self, name: str) -> Optional[object]:
+    def read_json(self, name: str) -> object | None:
         """The parsed file, or None if missing or unreadable (an interrupted earlier build)."""
         try:
             with self.fs.open(self.path(name), "rb") as handle:

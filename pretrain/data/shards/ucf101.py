@@ -7,11 +7,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from pretrain.data.shards.errors import LayoutError
 from pretrain.data.shards.sources import (
-    SPLIT_IDS, Listing, SkippedInput, SplitProblem, existing_dir, make_entry, normalize_listed_path, read_lines,
+    SPLIT_IDS,
+    Listing,
+    SkippedInput,
+    SplitProblem,
+    existing_dir,
+    make_entry,
+    normalize_listed_path,
+    read_lines,
     walk_files,
 )
 
@@ -30,16 +36,23 @@ def list_ucf101(input_dir: str | Path) -> Listing:
     for relative in walk_files(video_root, lambda name: name.lower().endswith(".avi"), skipped):
         class_name = relative.split("/", 1)[0] if "/" in relative else None
         if class_name not in index:
-            problems.append(SplitProblem(str(video_root / relative), 0,
-                                         f"class folder {class_name!r} is not in classInd.txt; skipped"))
+            problems.append(
+                SplitProblem(
+                    str(video_root / relative),
+                    0,
+                    f"class folder {class_name!r} is not in classInd.txt; skipped",
+                )
+            )
             continue
         videos[relative] = {}
     split_ids = []
     for split_id in SPLIT_IDS:
         if _read_split(list_root, split_id, index, videos, problems):
             split_ids.append(split_id)
-    entries = [make_entry(video_root, rel, index, class_name=rel.split("/", 1)[0], splits=splits)
-               for rel, splits in videos.items()]
+    entries = [
+        make_entry(video_root, rel, index, class_name=rel.split("/", 1)[0], splits=splits)
+        for rel, splits in videos.items()
+    ]
     return Listing("ucf101", classes, entries, problems, tuple(split_ids), skipped)
 
 
@@ -51,7 +64,8 @@ def _find_dirs(root: Path) -> tuple[Path, Path]:
             return video_root, list_root
     raise LayoutError(
         f"{root}: expected the official UCF101 layout: {VIDEO_DIR}/<Class>/v_*.avi and "
-        f"{LIST_DIR}/classInd.txt, trainlist01-03.txt, testlist01-03.txt")
+        f"{LIST_DIR}/classInd.txt, trainlist01-03.txt, testlist01-03.txt"
+    )
 
 
 def _read_class_index(path: Path, problems: list[SplitProblem]) -> list[str]:
@@ -71,8 +85,9 @@ def _read_class_index(path: Path, problems: list[SplitProblem]) -> list[str]:
     return [numbered[i] for i in sorted(numbered)]
 
 
-def _read_split(list_root: Path, split_id: str, index: dict, videos: dict,
-                problems: list[SplitProblem]) -> bool:
+def _read_split(
+    list_root: Path, split_id: str, index: dict, videos: dict, problems: list[SplitProblem]
+) -> bool:
     """Mark each video of split `split_id` train/test; videos in neither list are 'unused'."""
     found = False
     for subset in ("train", "test"):
@@ -90,10 +105,18 @@ def _read_split(list_root: Path, split_id: str, index: dict, videos: dict,
     return found
 
 
-def _assign(path: Path, number: int, line: str, subset: str, split_id: str, index: dict,
-            videos: dict, problems: list[SplitProblem]) -> None:
+def _assign(
+    path: Path,
+    number: int,
+    line: str,
+    subset: str,
+    split_id: str,
+    index: dict,
+    videos: dict,
+    problems: list[SplitProblem],
+) -> None:
     fields = line.strip().rsplit(None, 1)
-    label: Optional[str] = None
+    label: str | None = None
     if len(fields) == 2 and fields[1].isdigit():  # trainlists carry a label; tolerate it in testlists
         listed, label = fields
     else:

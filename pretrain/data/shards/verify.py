@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import fsspec
 
-from pretrain.data.shards.spans import sample_key
 from pretrain.data.shards.local_pool import run_in_processes
 from pretrain.data.shards.manifest import ShardRecord, read_manifest
 from pretrain.data.shards.probe import ProbeError, probe_video
+from pretrain.data.shards.spans import sample_key
 from pretrain.data.shards.store import HashingFile
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,9 @@ def _check_sample(shard: str, key: str, members: dict, decode: bool) -> list[str
         try:
             info = probe_video(video, "full")
             if info.num_frames != meta.get("num_frames"):
-                problems.append(f"{where}: decodes {info.num_frames} frames, json says {meta.get('num_frames')}")
+                problems.append(
+                    f"{where}: decodes {info.num_frames} frames, json says {meta.get('num_frames')}"
+                )
         except ProbeError as error:
             problems.append(f"{where}: does not decode ({error})")
     return problems

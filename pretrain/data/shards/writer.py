@@ -14,7 +14,6 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import av
 
@@ -54,7 +53,7 @@ class ShardTaskConfig:
     output: str
     dataset: str
     probe: str = "full"
-    reencode: Optional[ReencodeOptions] = None
+    reencode: ReencodeOptions | None = None
     strict: bool = False
 
 
@@ -76,7 +75,7 @@ class ShardResult:
         return {**fields, "fingerprint": fingerprint}
 
     @classmethod
-    def from_record(cls, record: dict) -> "ShardResult":
+    def from_record(cls, record: dict) -> ShardResult:
         fields = {k: v for k, v in record.items() if k != "fingerprint"}
         return cls(**fields, resumed=True)
 
@@ -85,11 +84,18 @@ class _NothingWritten(Exception):
     """Every video of the shard was unusable."""
 
 
-def sample_json(entry: VideoEntry, info: VideoInfo, dataset: str, ext: str,
-                original: Optional[VideoInfo] = None) -> dict:
+def sample_json(
+    entry: VideoEntry, info: VideoInfo, dataset: str, ext: str, original: VideoInfo | None = None
+) -> dict:
     """The `.json` member of a sample (see the contract in manifest.py)."""
-    meta = {"path": entry.path, "source": dataset, "split": entry.split, "splits": dict(entry.splits),
-            "ext": ext, **info.as_dict()}
+    meta = {
+        "path": entry.path,
+        "source": dataset,
+        "split": entry.split,
+        "splits": dict(entry.splits),
+        "ext": ext,
+        **info.as_dict(),
+    }
     if entry.label is not None:
         meta["label"] = entry.label
     if entry.class_name is not None:
@@ -105,7 +111,10 @@ def prepare_video(entry: VideoEntry, config: ShardTaskConfig) -> tuple[bytes, di
         from pretrain.data.shards.cutting import cut_span
 
         data, info, ext, original = cut_span(entry.file, entry.span, config.probe, config.reencode)
-        return data, {**sample_json(entry, info, config.dataset, ext, original), **span_fields(entry.span, entry.path)}
+        return data, {
+            **sample_json(entry, info, config.dataset, ext, original),
+            **span_fields(entry.span, entry.path),
+        }
     data = Path(entry.file).read_bytes()
     if not data:
         raise ProbeError("zero-byte file")
@@ -182,7 +191,7 @@ def write_shard(plan: ShardPlan, config: ShardTaskConfig) -> ShardResult:
     return result
 
 
-def load_finished(store: ShardStore, plan: ShardPlan) -> Optional[ShardResult]:
+def load_finished(store: ShardStore, plan: ShardPlan) -> ShardResult | None:
     """The shard's result if an earlier run finished it with the same plan, else None."""
     record = store.read_json(plan.part_name)
     if not isinstance(record, dict) or record.get("fingerprint") != plan.fingerprint:

@@ -33,7 +33,10 @@ def keep_large_buffers() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # musl, macOS: nothing to tune
         return False
-    done = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
+    done = (
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+        and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
+    )
     if not done:
         log.debug("mallopt refused the loader's allocation thresholds")
     return done

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
+from pretrain.data.augment.transforms import normalize_video
+from pretrain.data.streams.stages import Counters, DataError, Sample, seeded_rng
 from pretrain.data.video.decode import DecodeError
 from pretrain.data.video.frames import PendingView
-from pretrain.data.streams.stages import Counters, DataError, Sample, seeded_rng
-from pretrain.data.augment.transforms import normalize_video
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,14 @@ class StreamMark:
     decoded_videos: int
 
 
-def make_clips(samples: Iterable[Sample], maker: ClipMaker, seed_parts: tuple[int, ...],
-               start: StartPoint, counters: Counters, num_videos: Optional[int]) -> Iterator[tuple[dict, int, int]]:
+def make_clips(
+    samples: Iterable[Sample],
+    maker: ClipMaker,
+    seed_parts: tuple[int, ...],
+    start: StartPoint,
+    counters: Counters,
+    num_videos: int | None,
+) -> Iterator[tuple[dict, int, int]]:
     """Yield `(clip, video_index, clip_index)`. Videos before `start` are skipped undecoded; each
     video's randomness comes from its own index, so skipping does not change later clips.
     Raises DataError when `num_videos` distinct videos in a row failed to decode."""
@@ -61,7 +68,9 @@ def make_clips(samples: Iterable[Sample], maker: ClipMaker, seed_parts: tuple[in
             counters.note("sample", f"{sample['key']} in {sample['url']}: {error}")
             failed_in_a_row.add(sample["key"])
             if num_videos and len(failed_in_a_row) >= num_videos:
-                raise DataError(f"none of the {num_videos} selected videos decodes; last error: {error}") from error
+                raise DataError(
+                    f"none of the {num_videos} selected videos decodes; last error: {error}"
+                ) from error
             continue
         failed_in_a_row.clear()
         counters.decoded_videos += 1
@@ -137,10 +146,19 @@ def _new_tensor(shape: tuple[int, ...], dtype: torch.dtype, shared: bool) -> tor
     return torch.empty(0, dtype=dtype).set_(storage.untyped(), 0, shape)
 
 
-def batch_clips(clips: Iterable[tuple[dict, int, int]], batch_size: int, clips_per_video: int,
-                worker: int, start: StartPoint, counters: Counters, normalize: bool = True,
-                partial: bool = False, hook: Optional[BatchHook] = None,
-                seed_parts: tuple[int, ...] = (), yuv420: bool = False) -> Iterator[dict]:
+def batch_clips(
+    clips: Iterable[tuple[dict, int, int]],
+    batch_size: int,
+    clips_per_video: int,
+    worker: int,
+    start: StartPoint,
+    counters: Counters,
+    normalize: bool = True,
+    partial: bool = False,
+    hook: BatchHook | None = None,
+    seed_parts: tuple[int, ...] = (),
+    yuv420: bool = False,
+) -> Iterator[dict]:
     """Group clips into batches (a smaller last batch only if `partial`), each marked with the
     worker's position after it. `hook(batch, rng)` runs per batch (e.g. mixup)."""
     pending: list[tuple[dict, int, int]] = []

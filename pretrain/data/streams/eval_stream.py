@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from pretrain.config import RunConfig
+from pretrain.data.augment.clips import eval_views
+from pretrain.data.shards import read_manifest
 from pretrain.data.streams import stages
 from pretrain.data.streams.batching import ClipMaker, StartPoint, batch_clips, make_clips
-from pretrain.data.augment.clips import eval_views
 from pretrain.data.streams.loader import BatchStream, Slot, StreamLoader, pin_batches
 from pretrain.data.streams.pretrain_stream import clip_settings
 from pretrain.data.streams.selection import EVAL_KEY, Selection, members_per_shard, resolve_selection
-from pretrain.data.shards import read_manifest
 
 
-def read_slice(url: str, first: int, stop: int, selection: Selection, counters: stages.Counters) -> Iterator[dict]:
+def read_slice(
+    url: str, first: int, stop: int, selection: Selection, counters: stages.Counters
+) -> Iterator[dict]:
     """Selected samples number `first` to `stop - 1` of one shard (reads no further)."""
     selected = stages.select(stages.read_shard(url, counters), selection.accepts, counters)
     for index, sample in enumerate(selected):
@@ -37,10 +39,24 @@ def read_slice(url: str, first: int, stop: int, selection: Selection, counters: 
 
 
 class EvalStream(BatchStream):
-    def __init__(self, members: Sequence[tuple[str, int]], selection: Selection, maker: ClipMaker,
-                 batch_size: int, rank: int, world_size: int, num_workers: int, normalize: bool = True) -> None:
+    def __init__(
+        self,
+        members: Sequence[tuple[str, int]],
+        selection: Selection,
+        maker: ClipMaker,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        num_workers: int,
+        normalize: bool = True,
+    ) -> None:
         super().__init__(rank, world_size, num_workers, seed=0)
-        self.members, self.selection, self.maker, self.batch_size = list(members), selection, maker, batch_size
+        self.members, self.selection, self.maker, self.batch_size = (
+            list(members),
+            selection,
+            maker,
+            batch_size,
+        )
         self.normalize = normalize
 
     def slices(self, worker: int) -> list[tuple[str, int, int]]:
@@ -60,31 +76,58 @@ class EvalStream(BatchStream):
 
     def batches(self, slot: Slot, start: StartPoint) -> Iterator[dict]:
         counters = stages.Counters()
-        samples = (sample for url, first, stop in self.slices(slot.worker)
-                   for sample in read_slice(url, first, stop, self.selection, counters))
+        samples = (
+            sample
+            for url, first, stop in self.slices(slot.worker)
+            for sample in read_slice(url, first, stop, self.selection, counters)
+        )
         clips = make_clips(samples, self.maker, (0,), StartPoint(), counters, num_videos=None)
-        yield from batch_clips(clips, self.batch_size, 1, slot.worker, StartPoint(), counters,
-                               normalize=self.normalize, partial=True)
+        yield from batch_clips(
+            clips,
+            self.batch_size,
+            1,
+            slot.worker,
+            StartPoint(),
+            counters,
+            normalize=self.normalize,
+            partial=True,
+        )
 
 
-def build_eval_loader(config: RunConfig, rank: int, world_size: int, multi_view: bool = True,
-                      split: str | None = None, shard: str | None = None) -> StreamLoader:
+def build_eval_loader(
+    config: RunConfig,
+    rank: int,
+    world_size: int,
+    multi_view: bool = True,
+    split: str | None = None,
+    shard: str | None = None,
+) -> StreamLoader:
     """Deterministic loader over `split` (default `data.eval_split`) for `rank` of `world_size`;
     `shard` (a shard name) reads that shard only (feature extraction works shard by shard)."""
     data = config.data
     manifest = read_manifest(data.shards)
-    selection = resolve_selection(split or data.eval_split, manifest, config.finetune.split,
-                                  key=EVAL_KEY if split is None else "split")
+    selection = resolve_selection(
+        split or data.eval_split, manifest, config.finetune.split, key=EVAL_KEY if split is None else "split"
+    )
     members = members_per_shard(manifest, selection)
     if shard is not None:
         members = [(url, count) for url, count in members if url.rsplit("/", 1)[-1] == shard]
     if not members:
         raise stages.DataError(f"{manifest.location}: no samples in {selection.describe()}")
     clips, crops = (data.test_clips, data.test_crops) if multi_view else (1, 1)
-    maker = functools.partial(_views, settings=clip_settings(config), num_clips=clips, num_crops=crops,
-                              multi_view=multi_view)
-    stream = EvalStream(members, selection, maker, data.batch_size, rank, world_size, data.num_workers,
-                        normalize=not data.normalize_on_device)
+    maker = functools.partial(
+        _views, settings=clip_settings(config), num_clips=clips, num_crops=crops, multi_view=multi_view
+    )
+    stream = EvalStream(
+        members,
+        selection,
+        maker,
+        data.batch_size,
+        rank,
+        world_size,
+        data.num_workers,
+        normalize=not data.normalize_on_device,
+    )
     return StreamLoader(stream, data.num_workers, pin_memory=pin_batches(config.trainer.accelerator))
 
 

@@ -15,12 +15,12 @@ import numpy as np
 
 from pretrain.config import ConfigError, RunConfig
 from pretrain.data.augment.clips import TrainAugment, finetune_clips
+from pretrain.data.augment.mixup import Mixup
+from pretrain.data.shards import read_manifest
 from pretrain.data.streams.eval_stream import build_eval_loader
 from pretrain.data.streams.loader import StreamLoader, pin_batches
-from pretrain.data.augment.mixup import Mixup
 from pretrain.data.streams.pretrain_stream import clip_settings
 from pretrain.data.streams.selection import members_per_shard, resolve_selection
-from pretrain.data.shards import read_manifest
 from pretrain.data.streams.train_stream import TrainStream, batches_per_rank
 
 
@@ -37,33 +37,61 @@ class MixupHook:
 
 def train_augment(config: RunConfig) -> TrainAugment:
     ft = config.finetune
-    return TrainAugment(crop_scale=(ft.crop_scale_min, 1.0), randaug_ops=ft.randaug_ops,
-                        randaug_magnitude=float(ft.randaug_magnitude), random_erasing=ft.random_erasing)
+    return TrainAugment(
+        crop_scale=(ft.crop_scale_min, 1.0),
+        randaug_ops=ft.randaug_ops,
+        randaug_magnitude=float(ft.randaug_magnitude),
+        random_erasing=ft.random_erasing,
+    )
 
 
 def build_finetune_train_loader(config: RunConfig, rank: int, world_size: int) -> StreamLoader:
     data, ft = config.data, config.finetune
     manifest = read_manifest(data.shards)
     if manifest.num_classes == 0 and ft.num_classes is None:
-        raise ConfigError(f"data.shards={data.shards!r} has no labels (dataset {manifest.dataset}); "
-                          "fine-tuning needs a labeled corpus")
+        raise ConfigError(
+            f"data.shards={data.shards!r} has no labels (dataset {manifest.dataset}); "
+            "fine-tuning needs a labeled corpus"
+        )
     selection = resolve_selection(data.split, manifest, ft.split)
     members = members_per_shard(manifest, selection)
     epoch_clips = data.epoch_size or sum(count for _, count in members) * data.num_sample
-    maker = functools.partial(finetune_clips, settings=clip_settings(config), augment=train_augment(config),
-                              num_sample=data.num_sample)
-    mixup = Mixup(num_classes=ft.num_classes or manifest.num_classes, mixup_alpha=ft.mixup,
-                  cutmix_alpha=ft.cutmix, label_smoothing=ft.label_smoothing)
-    stream = TrainStream(members, selection, maker, clips_per_video=data.num_sample, batch_size=data.batch_size,
-                         batches_per_rank=batches_per_rank(epoch_clips, world_size, data.batch_size),
-                         shuffle_buffer=data.shuffle_buffer, rank=rank, world_size=world_size,
-                         num_workers=data.num_workers, seed=config.trainer.seed,
-                         normalize=not data.normalize_on_device, hook=MixupHook(mixup))
+    maker = functools.partial(
+        finetune_clips,
+        settings=clip_settings(config),
+        augment=train_augment(config),
+        num_sample=data.num_sample,
+    )
+    mixup = Mixup(
+        num_classes=ft.num_classes or manifest.num_classes,
+        mixup_alpha=ft.mixup,
+        cutmix_alpha=ft.cutmix,
+        label_smoothing=ft.label_smoothing,
+    )
+    stream = TrainStream(
+        members,
+        selection,
+        maker,
+        clips_per_video=data.num_sample,
+        batch_size=data.batch_size,
+        batches_per_rank=batches_per_rank(epoch_clips, world_size, data.batch_size),
+        shuffle_buffer=data.shuffle_buffer,
+        rank=rank,
+        world_size=world_size,
+        num_workers=data.num_workers,
+        seed=config.trainer.seed,
+        normalize=not data.normalize_on_device,
+        hook=MixupHook(mixup),
+    )
     return StreamLoader(stream, data.num_workers, pin_memory=pin_batches(config.trainer.accelerator))
 
 
-def build_finetune_loaders(config: RunConfig, rank: int, world_size: int) -> tuple[StreamLoader, StreamLoader]:
+def build_finetune_loaders(
+    config: RunConfig, rank: int, world_size: int
+) -> tuple[StreamLoader, StreamLoader]:
     """(train, validation): validation is one centred view per video of `data.eval_split`; use
     `build_eval_loader(..., multi_view=True)` for the final multi-view test."""
-    return (build_finetune_train_loader(config, rank, world_size),
-            build_eval_loader(config, rank, world_size, multi_view=False))
+    return (
+        build_finetune_train_loader(config, rank, world_size),
+        build_eval_loader(config, rank, world_size, multi_view=False),
+    )

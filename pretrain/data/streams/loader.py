@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -96,10 +97,11 @@ def pin_batches(accelerator: str) -> bool:
 class StreamLoader(DataLoader):
     """DataLoader over a BatchStream, with a checkpointable position and skip counters."""
 
-    def __init__(self, stream: BatchStream, num_workers: int, pin_memory: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, stream: BatchStream, num_workers: int, pin_memory: bool = False, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("worker_init_fn", _init_worker)
-        super().__init__(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
-                         **kwargs)
+        super().__init__(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
         self.stream = stream
         self.epoch = 0
         self._starts = [StartPoint() for _ in range(stream.num_workers)]
@@ -121,8 +123,10 @@ class StreamLoader(DataLoader):
 
     def _next_epoch(self) -> None:
         self.epoch += 1
-        self._starts = [StartPoint(skipped_samples=s.skipped_samples, skipped_shards=s.skipped_shards)
-                        for s in self._starts]
+        self._starts = [
+            StartPoint(skipped_samples=s.skipped_samples, skipped_shards=s.skipped_shards)
+            for s in self._starts
+        ]
         self._decoded = [0] * self.stream.num_workers
 
     def _in_stream_order(self, batches: Iterator[dict]) -> Iterator[dict]:
@@ -169,8 +173,11 @@ class StreamLoader(DataLoader):
 
     def stats(self) -> dict[str, int]:
         """Counters for the logger: `data/skipped_samples`, `data/skipped_shards`, `data/epoch`."""
-        return {"data/skipped_samples": self.skipped_samples, "data/skipped_shards": self.skipped_shards,
-                "data/epoch": self.epoch}
+        return {
+            "data/skipped_samples": self.skipped_samples,
+            "data/skipped_shards": self.skipped_shards,
+            "data/epoch": self.epoch,
+        }
 
     # ---------------------------------------------------------------- checkpointing
 
@@ -186,19 +193,29 @@ class StreamLoader(DataLoader):
     def local_state_dict(self) -> dict[str, Any]:
         """This rank's position only, no collective (cheap enough to take after every batch);
         `load_state_dict` accepts it too."""
-        return {"epoch": self.epoch, "ranks": {self.stream.rank: [asdict(s) for s in self._starts]},
-                "world_size": self.stream.world_size, "seed": self.stream.seed}
+        return {
+            "epoch": self.epoch,
+            "ranks": {self.stream.rank: [asdict(s) for s in self._starts]},
+            "world_size": self.stream.world_size,
+            "seed": self.stream.seed,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        mismatched = [f"{name} {state[name]} → {getattr(self.stream, name)}" for name in ("world_size", "seed")
-                      if state.get(name) != getattr(self.stream, name)]
+        mismatched = [
+            f"{name} {state[name]} → {getattr(self.stream, name)}"
+            for name in ("world_size", "seed")
+            if state.get(name) != getattr(self.stream, name)
+        ]
         ranks = {int(rank): workers for rank, workers in state["ranks"].items()}
         workers = ranks.get(self.stream.rank, next(iter(ranks.values())))
         if len(workers) != self.stream.num_workers:
             mismatched.append(f"num_workers {len(workers)} → {self.stream.num_workers}")
         if mismatched:
-            log.warning("data stream resumed with changed %s: resuming at epoch %d start instead of mid-epoch",
-                        ", ".join(mismatched), state["epoch"])
+            log.warning(
+                "data stream resumed with changed %s: resuming at epoch %d start instead of mid-epoch",
+                ", ".join(mismatched),
+                state["epoch"],
+            )
             self.epoch, self._starts = int(state["epoch"]), [StartPoint() for _ in self._starts]
             return
         self.epoch = int(state["epoch"])
@@ -213,7 +230,12 @@ def _gather_ranks(own: list[dict], world_size: int, rank: int) -> dict[int, list
     """{rank: worker positions} of all ranks when a process group of this size runs, else own."""
     import torch.distributed as dist
 
-    if world_size > 1 and dist.is_available() and dist.is_initialized() and dist.get_world_size() == world_size:
+    if (
+        world_size > 1
+        and dist.is_available()
+        and dist.is_initialized()
+        and dist.get_world_size() == world_size
+    ):
         gathered: list = [None] * world_size
         dist.all_gather_object(gathered, own)
         return dict(enumerate(gathered))

@@ -12,30 +12,38 @@ One epoch is `data.epoch_size` clips over all ranks (default: the selected split
 from __future__ import annotations
 
 import functools
-from typing import Optional
 
 from pretrain.config import RunConfig
-from pretrain.data.streams.batching import ClipMaker
 from pretrain.data.augment.clips import ClipSettings, MaskSettings, pretrain_clips
+from pretrain.data.shards import read_manifest
+from pretrain.data.streams.batching import ClipMaker
 from pretrain.data.streams.loader import StreamLoader, pin_batches
 from pretrain.data.streams.selection import members_per_shard, resolve_selection
-from pretrain.data.shards import read_manifest
 from pretrain.data.streams.train_stream import TrainStream, batches_per_rank
 
 
 def clip_settings(config: RunConfig) -> ClipSettings:
     """Frames, stride, size and decode threads from the run config."""
-    return ClipSettings(num_frames=config.model.num_frames, stride=config.data.stride,
-                        size=config.model.img_size, decode_threads=config.data.decode_threads)
+    return ClipSettings(
+        num_frames=config.model.num_frames,
+        stride=config.data.stride,
+        size=config.model.img_size,
+        decode_threads=config.data.decode_threads,
+    )
 
 
 def mask_settings(config: RunConfig) -> MaskSettings:
-    return MaskSettings(grid=config.model.grid, ratio=config.mask.ratio, decoder_ratio=config.mask.decoder_ratio,
-                        kind=config.mask.kind)
+    return MaskSettings(
+        grid=config.model.grid,
+        ratio=config.mask.ratio,
+        decoder_ratio=config.mask.decoder_ratio,
+        kind=config.mask.kind,
+    )
 
 
-def build_pretrain_loader(config: RunConfig, rank: int, world_size: int,
-                          maker: Optional[ClipMaker] = None) -> StreamLoader:
+def build_pretrain_loader(
+    config: RunConfig, rank: int, world_size: int, maker: ClipMaker | None = None
+) -> StreamLoader:
     """The pretraining stream of `rank` out of `world_size` (`maker` replaces the per-video work,
     e.g. decode-only for the benchmark's floor)."""
     data = config.data
@@ -43,12 +51,25 @@ def build_pretrain_loader(config: RunConfig, rank: int, world_size: int,
     selection = resolve_selection(data.split, manifest, config.finetune.split)
     members = members_per_shard(manifest, selection)
     epoch_clips = data.epoch_size or sum(count for _, count in members) * data.num_sample
-    maker = maker or functools.partial(pretrain_clips, settings=clip_settings(config),
-                                       masks=mask_settings(config), num_sample=data.num_sample)
-    stream = TrainStream(members, selection, maker, clips_per_video=data.num_sample, batch_size=data.batch_size,
-                         batches_per_rank=batches_per_rank(epoch_clips, world_size, data.batch_size),
-                         shuffle_buffer=data.shuffle_buffer, rank=rank, world_size=world_size,
-                         num_workers=data.num_workers, seed=config.trainer.seed,
-                         normalize=not data.normalize_on_device,
-                         yuv420=data.normalize_on_device and data.ship_yuv420)
+    maker = maker or functools.partial(
+        pretrain_clips,
+        settings=clip_settings(config),
+        masks=mask_settings(config),
+        num_sample=data.num_sample,
+    )
+    stream = TrainStream(
+        members,
+        selection,
+        maker,
+        clips_per_video=data.num_sample,
+        batch_size=data.batch_size,
+        batches_per_rank=batches_per_rank(epoch_clips, world_size, data.batch_size),
+        shuffle_buffer=data.shuffle_buffer,
+        rank=rank,
+        world_size=world_size,
+        num_workers=data.num_workers,
+        seed=config.trainer.seed,
+        normalize=not data.normalize_on_device,
+        yuv420=data.normalize_on_device and data.ship_yuv420,
+    )
     return StreamLoader(stream, data.num_workers, pin_memory=pin_batches(config.trainer.accelerator))

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 from pretrain.config import ConfigError, RunConfig
 from pretrain.data.shards import Manifest
 
 SUBSETS = ("train", "test", "unused")
 TRAIN_KEY, EVAL_KEY = "data.split", "data.eval_split"
-NO_SPLIT_HINT = ("build a held-out split (`tubelet shards build folder IN OUT --test-fraction 0.2`, then "
-                 "data.split=train data.eval_split=test), or set data.eval_split=all data.eval_on_train=true "
-                 "to evaluate on the training videos anyway (the results say so)")
+NO_SPLIT_HINT = (
+    "build a held-out split (`tubelet shards build folder IN OUT --test-fraction 0.2`, then "
+    "data.split=train data.eval_split=test), or set data.eval_split=all data.eval_on_train=true "
+    "to evaluate on the training videos anyway (the results say so)"
+)
 _NAME = re.compile(r"^(train|test|unused)([0-9]*)$")
 
 
@@ -31,7 +32,7 @@ _NAME = re.compile(r"^(train|test|unused)([0-9]*)$")
 class Selection:
     """A resolved split: `split_id=None` selects every sample."""
 
-    split_id: Optional[str]
+    split_id: str | None
     subset: str = "all"
 
     def accepts(self, meta: dict) -> bool:
@@ -43,24 +44,31 @@ class Selection:
         return "all samples" if self.split_id is None else f"split {self.split_id} {self.subset}"
 
 
-def resolve_selection(name: str, manifest: Manifest, default_split_id: int = 1,
-                      key: str = TRAIN_KEY) -> Selection:
+def resolve_selection(
+    name: str, manifest: Manifest, default_split_id: int = 1, key: str = TRAIN_KEY
+) -> Selection:
     """`name` (the value of `key`: data.split / data.eval_split) → Selection, or ConfigError
     naming the key and what the manifest has."""
     if name == "all":
         return Selection(None)
     match = _NAME.match(name)
     if not match:
-        raise ConfigError(f"{key}={name!r} is not one of all, train, test, unused (optionally followed "
-                          f"by a split id, e.g. train1)")
+        raise ConfigError(
+            f"{key}={name!r} is not one of all, train, test, unused (optionally followed "
+            f"by a split id, e.g. train1)"
+        )
     subset, split_id = match.group(1), match.group(2) or str(default_split_id)
     if not manifest.split_ids:
         if subset == "train" and not match.group(2):
             return Selection(None)
-        raise ConfigError(f"{key}={name!r}: {manifest.location} ({manifest.dataset}) has no official splits "
-                          f"and no held-out split; {NO_SPLIT_HINT}")
+        raise ConfigError(
+            f"{key}={name!r}: {manifest.location} ({manifest.dataset}) has no official splits "
+            f"and no held-out split; {NO_SPLIT_HINT}"
+        )
     if split_id not in manifest.split_ids:
-        raise ConfigError(f"{key}={name!r}: {manifest.location} has splits {manifest.split_ids}, not {split_id!r}")
+        raise ConfigError(
+            f"{key}={name!r}: {manifest.location} has splits {manifest.split_ids}, not {split_id!r}"
+        )
     return Selection(split_id, subset)
 
 
@@ -72,7 +80,7 @@ def overlaps(trained: Selection, evaluated: Selection) -> bool:
     return trained.subset == evaluated.subset
 
 
-def check_splits(config: RunConfig, manifest: Manifest, evaluating: bool) -> Optional[str]:
+def check_splits(config: RunConfig, manifest: Manifest, evaluating: bool) -> str | None:
     """Before any work: `data.split` (and `data.eval_split` when `evaluating`) exist in the manifest
     and hold samples, and the evaluated videos are held out. Evaluating on training videos is a
     ConfigError unless `data.eval_on_train`; then the warning to print with the results is returned."""
@@ -87,8 +95,10 @@ def check_splits(config: RunConfig, manifest: Manifest, evaluating: bool) -> Opt
             raise ConfigError(f"{key}={name!r}: {manifest.location} has no samples in {selection.describe()}")
     if not evaluating or not overlaps(trained, evaluated):
         return None
-    what = (f"{EVAL_KEY}={config.data.eval_split!r} ({evaluated.describe()}) holds videos of "
-            f"{TRAIN_KEY}={config.data.split!r} ({trained.describe()})")
+    what = (
+        f"{EVAL_KEY}={config.data.eval_split!r} ({evaluated.describe()}) holds videos of "
+        f"{TRAIN_KEY}={config.data.split!r} ({trained.describe()})"
+    )
     if not config.data.eval_on_train:
         raise ConfigError(f"{what}, so the model would be scored on its own training videos; {NO_SPLIT_HINT}")
     return f"EVALUATED ON TRAINING VIDEOS: {what}; not a held-out result (data.eval_on_train=true)"
@@ -101,5 +111,8 @@ def members_per_shard(manifest: Manifest, selection: Selection) -> list[tuple[st
     else:
         counts = manifest.splits[selection.split_id].get("shards", {}).get(selection.subset, {})
     base = manifest.location.rstrip("/")
-    return [(f"{base}/{shard.name}", int(counts[shard.name]))
-            for shard in manifest.shards if counts.get(shard.name, 0) > 0]
+    return [
+        (f"{base}/{shard.name}", int(counts[shard.name]))
+        for shard in manifest.shards
+        if counts.get(shard.name, 0) > 0
+    ]

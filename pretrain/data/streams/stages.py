@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from webdataset import filters, tariterators
@@ -91,6 +92,7 @@ def eval_slices(members: Sequence[tuple[str, int]], slot: int, num_slots: int) -
 
 def read_shard(url: str, counters: Counters) -> Iterator[Sample]:
     """Samples of one tar shard (`__key__`, `__url__`, one entry per member extension)."""
+
     def handler(error: Exception) -> bool:
         counters.note("shard", f"{url}: {error}")
         return False  # stop this shard, carry on with the next
@@ -114,25 +116,30 @@ def read_shards(urls: Iterable[str], counters: Counters, num_shards: int) -> Ite
         else:
             failed_in_a_row.add(url)
             if len(failed_in_a_row) >= num_shards:
-                raise DataError(f"none of the {num_shards} shards can be read; last error: "
-                                f"{counters.errors[-1] if counters.errors else 'unknown'}")
+                raise DataError(
+                    f"none of the {num_shards} shards can be read; last error: "
+                    f"{counters.errors[-1] if counters.errors else 'unknown'}"
+                )
 
 
 def parse_meta(sample: Sample) -> Sample:
     """Decode the `.json` member into `meta`; the video member is the one named by meta['ext']."""
     meta = json.loads(sample["json"])
     ext = meta.get("ext") or next(k for k in sample if not k.startswith("__") and k != "json")
-    return {"key": sample["__key__"], "url": sample.get("__url__", ""), "meta": meta,
-            "video": sample[ext]}
+    return {"key": sample["__key__"], "url": sample.get("__url__", ""), "meta": meta, "video": sample[ext]}
 
 
-def select(samples: Iterable[Sample], accepts: Callable[[dict], bool], counters: Counters) -> Iterator[Sample]:
+def select(
+    samples: Iterable[Sample], accepts: Callable[[dict], bool], counters: Counters
+) -> Iterator[Sample]:
     """Parsed samples of the selected split (malformed ones counted and skipped)."""
     for sample in samples:
         try:
             parsed = parse_meta(sample)
         except (KeyError, StopIteration, ValueError) as error:
-            counters.note("sample", f"{sample.get('__key__')} in {sample.get('__url__')}: bad metadata ({error!r})")
+            counters.note(
+                "sample", f"{sample.get('__key__')} in {sample.get('__url__')}: bad metadata ({error!r})"
+            )
             continue
         if accepts(parsed["meta"]):
             yield parsed

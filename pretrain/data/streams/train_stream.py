@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from typing import Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
 
 from pretrain.data.streams import stages
 from pretrain.data.streams.batching import BatchHook, ClipMaker, StartPoint, batch_clips, make_clips
@@ -39,10 +39,23 @@ def batches_per_rank(epoch_clips: int, world_size: int, batch_size: int) -> int:
 
 
 class TrainStream(BatchStream):
-    def __init__(self, members: Sequence[tuple[str, int]], selection: Selection, maker: ClipMaker,
-                 clips_per_video: int, batch_size: int, batches_per_rank: int, shuffle_buffer: int,
-                 rank: int, world_size: int, num_workers: int, seed: int, normalize: bool = True,
-                 hook: Optional[BatchHook] = None, yuv420: bool = False) -> None:
+    def __init__(
+        self,
+        members: Sequence[tuple[str, int]],
+        selection: Selection,
+        maker: ClipMaker,
+        clips_per_video: int,
+        batch_size: int,
+        batches_per_rank: int,
+        shuffle_buffer: int,
+        rank: int,
+        world_size: int,
+        num_workers: int,
+        seed: int,
+        normalize: bool = True,
+        hook: BatchHook | None = None,
+        yuv420: bool = False,
+    ) -> None:
         super().__init__(rank, world_size, num_workers, seed)
         if not members:
             raise stages.DataError(f"no shard holds samples of {selection.describe()}")
@@ -67,7 +80,16 @@ class TrainStream(BatchStream):
         shuffle_rng = random.Random(int(stages.seeded_rng(*key, SHUFFLE_SEED).integers(2**62)))
         samples = stages.shuffle(samples, self.shuffle_buffer, shuffle_rng)
         clips = make_clips(samples, self.maker, (*key, CLIP_SEED), start, counters, self.num_videos)
-        batches = batch_clips(clips, self.batch_size, self.clips_per_video, slot.worker, start, counters,
-                              normalize=self.normalize, hook=self.hook, seed_parts=(*key, BATCH_SEED),
-                              yuv420=self.yuv420)
+        batches = batch_clips(
+            clips,
+            self.batch_size,
+            self.clips_per_video,
+            slot.worker,
+            start,
+            counters,
+            normalize=self.normalize,
+            hook=self.hook,
+            seed_parts=(*key, BATCH_SEED),
+            yuv420=self.yuv420,
+        )
         yield from itertools.islice(batches, max(self.num_batches(slot.worker) - start.batches, 0))

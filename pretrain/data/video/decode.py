@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence
 
 import av
 import numpy as np
@@ -52,7 +52,7 @@ def probe(data: bytes) -> VideoInfo:
 def decode_frames(
     data: bytes,
     indices: Sequence[int],
-    size: Optional[tuple[int, int]] = None,
+    size: tuple[int, int] | None = None,
     threads: int = 1,
     planar: bool = False,
 ) -> np.ndarray:
@@ -87,7 +87,9 @@ def count_decoded_frames(data: bytes, indices: Sequence[int], threads: int = 1) 
     return sum(1 for _ in iter_wanted_frames(data, wanted, threads))
 
 
-def iter_wanted_frames(data: bytes, wanted: list[int], threads: int = 1) -> Iterator[tuple[int, av.VideoFrame]]:
+def iter_wanted_frames(
+    data: bytes, wanted: list[int], threads: int = 1
+) -> Iterator[tuple[int, av.VideoFrame]]:
     """Yield `(index, frame)` for every index in sorted `wanted` that the video has."""
     try:
         with _open(data) as container:
@@ -140,7 +142,9 @@ def _runs(wanted: list[int]) -> list[list[int]]:
     return runs
 
 
-def _decode_run(container, stream, timing: _FrameTiming, run: list[int]) -> Iterator[tuple[int, av.VideoFrame]]:
+def _decode_run(
+    container, stream, timing: _FrameTiming, run: list[int]
+) -> Iterator[tuple[int, av.VideoFrame]]:
     first, last = run[0], run[-1]
     remaining = set(run)
     if first > 0:

@@ -16,8 +16,6 @@ are chosen on (the native size, or smaller when the caller shrinks large videos 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import av
 import cv2
 import numpy as np
@@ -44,10 +42,10 @@ class DecodedFrames:
         self.native = (frames[0].width, frames[0].height)
         self.width, self.height = self.native
         self.yuv420 = frames[0].format.name in YUV420_FORMATS
-        self._rgb: Optional[torch.Tensor] = None
+        self._rgb: torch.Tensor | None = None
         self._planes: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def set_working_size(self, size: Optional[tuple[int, int]]) -> None:
+    def set_working_size(self, size: tuple[int, int] | None) -> None:
         """Choose boxes on frames of `size` = (width, height) (None: native) from now on."""
         self.width, self.height = size or self.native
         self._rgb = None
@@ -55,8 +53,14 @@ class DecodedFrames:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def render(self, box: Box, size: tuple[int, int], flip: bool = False, rows: Optional[list[int]] = None,
-               out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def render(
+        self,
+        box: Box,
+        size: tuple[int, int],
+        flip: bool = False,
+        rows: list[int] | None = None,
+        out: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Frames `rows` (default all) cropped to `box`, resized to `size` = (height, width) and
         mirrored left-right if `flip`: uint8 `(T, height, width, 3)`, written into `out` when
         given, else new (contiguous unless a side is odd)."""
@@ -75,18 +79,31 @@ class DecodedFrames:
         top, left, height, width = box
         return top * sy, left * sx, height * sy, width * sx
 
-    def _render_yuv(self, box: tuple[float, ...], size: tuple[int, int], flip: bool,
-                    rows: Optional[list[int]], into: Optional[torch.Tensor]) -> torch.Tensor:
+    def _render_yuv(
+        self,
+        box: tuple[float, ...],
+        size: tuple[int, int],
+        flip: bool,
+        rows: list[int] | None,
+        into: torch.Tensor | None,
+    ) -> torch.Tensor:
         rows = list(range(len(self.frames))) if rows is None else rows
         out_h, out_w = size
         # 4:2:0 output needs even sides: an odd side gets one more sample beyond the box, dropped after.
         even_h, even_w = out_h + out_h % 2, out_w + out_w % 2
         odd = (even_h, even_w) != (out_h, out_w)
-        out = into.numpy() if into is not None and not odd else np.empty((len(rows), even_h, even_w, 3), np.uint8)
+        out = (
+            into.numpy()
+            if into is not None and not odd
+            else np.empty((len(rows), even_h, even_w, 3), np.uint8)
+        )
         # All frames' planes in one tall I420 image: one colour conversion (and mirror) per view.
         scratch = _I420(len(rows), even_h, even_w)
-        self._resize_planes(self._scaled_box(box, size, (even_h, even_w)), rows,
-                            [(scratch.y[r], scratch.u[r], scratch.v[r]) for r in range(len(rows))])
+        self._resize_planes(
+            self._scaled_box(box, size, (even_h, even_w)),
+            rows,
+            [(scratch.y[r], scratch.u[r], scratch.v[r]) for r in range(len(rows))],
+        )
         if flip:  # mirror the YUV planes: half the bytes of mirroring the RGB result
             scratch = scratch.mirrored()
         cv2.cvtColor(scratch.buffer, cv2.COLOR_YUV2RGB_I420, dst=out.reshape(len(rows) * even_h, even_w, 3))
@@ -103,16 +120,26 @@ class DecodedFrames:
         height, width = size
         frames = out.numpy()
         chroma = height * width // 4
-        targets = [(frame[:height], frame[height:].reshape(-1)[:chroma].reshape(height // 2, width // 2),
-                    frame[height:].reshape(-1)[chroma:].reshape(height // 2, width // 2)) for frame in frames]
-        self._resize_planes(self._scaled_box(self._to_native(box), size, size), list(range(len(frames))), targets)
+        targets = [
+            (
+                frame[:height],
+                frame[height:].reshape(-1)[:chroma].reshape(height // 2, width // 2),
+                frame[height:].reshape(-1)[chroma:].reshape(height // 2, width // 2),
+            )
+            for frame in frames
+        ]
+        self._resize_planes(
+            self._scaled_box(self._to_native(box), size, size), list(range(len(frames))), targets
+        )
         if flip:
             for planes in targets:
                 for plane in planes:
                     cv2.flip(plane, 1, dst=plane)  # in place
         return out
 
-    def _scaled_box(self, box: tuple[float, ...], size: tuple[int, int], padded: tuple[int, int]) -> tuple[int, ...]:
+    def _scaled_box(
+        self, box: tuple[float, ...], size: tuple[int, int], padded: tuple[int, int]
+    ) -> tuple[int, ...]:
         """Integer native-pixel (top, bottom, left, right) of `box`, extended by what an output
         padded from `size` to `padded` covers; starts on even pixels (chroma pairs)."""
         top, left = _even(box[0]), _even(box[1])
@@ -120,13 +147,16 @@ class DecodedFrames:
         right = min(left + max(int(round(box[3] * padded[1] / size[1])), 2), self.native[0])
         return top, bottom, left, right
 
-    def _resize_planes(self, span: tuple[int, ...], rows: list[int],
-                       targets: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    def _resize_planes(
+        self, span: tuple[int, ...], rows: list[int], targets: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    ) -> None:
         """Resize the span of frame `rows[i]`'s Y, U, V planes into `targets[i]` (bilinear)."""
         top, bottom, left, right = span
         for frame_index, (y_out, u_out, v_out) in zip(rows, targets):
             y, u, v = self.planes(frame_index)
-            cv2.resize(y[top:bottom, left:right], y_out.shape[::-1], dst=y_out, interpolation=cv2.INTER_LINEAR)
+            cv2.resize(
+                y[top:bottom, left:right], y_out.shape[::-1], dst=y_out, interpolation=cv2.INTER_LINEAR
+            )
             for plane, target in ((u, u_out), (v, v_out)):
                 chroma = plane[top // 2 : (bottom + 1) // 2, left // 2 : (right + 1) // 2]
                 cv2.resize(chroma, target.shape[::-1], dst=target, interpolation=cv2.INTER_LINEAR)
@@ -137,7 +167,9 @@ class DecodedFrames:
             self._planes[index] = _planes(self.frames[index])
         return self._planes[index]
 
-    def _render_rgb(self, box: Box, size: tuple[int, int], flip: bool, rows: Optional[list[int]]) -> torch.Tensor:
+    def _render_rgb(
+        self, box: Box, size: tuple[int, int], flip: bool, rows: list[int] | None
+    ) -> torch.Tensor:
         frames = self.rgb() if rows is None else self.rgb()[rows]  # (T, 3, H, W), channels-last memory
         clip = transforms.crop_resize(frames, box, size)  # (T, 3, H, W)
         if flip:
@@ -200,7 +232,7 @@ class _I420:
         self.u = flat[frames * luma : frames * (luma + chroma)].reshape(frames, height // 2, width // 2)
         self.v = flat[frames * (luma + chroma) :].reshape(frames, height // 2, width // 2)
 
-    def mirrored(self) -> "_I420":
+    def mirrored(self) -> _I420:
         """A copy with every frame mirrored left-right."""
         frames, height, width = self.y.shape
         out = _I420(frames, height, width)
@@ -234,8 +266,13 @@ def frames_to_rgb(frames: list[av.VideoFrame], size: tuple[int, int]) -> np.ndar
     for row, frame in enumerate(frames):
         key = id(frame)
         if key not in converted:  # repeated frames (short videos) convert once
-            rgb = reformatter.reformat(frame, width=None if native else width, height=None if native else height,
-                                       format="rgb24", interpolation="FAST_BILINEAR" if native else "AREA")
+            rgb = reformatter.reformat(
+                frame,
+                width=None if native else width,
+                height=None if native else height,
+                format="rgb24",
+                interpolation="FAST_BILINEAR" if native else "AREA",
+            )
             converted[key] = rgb.to_ndarray()
         out[row] = converted[key]
     return out

@@ -8,9 +8,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Union
 
 import av
 import numpy as np
@@ -18,7 +18,7 @@ from av.video.frame import PictureType
 
 log = logging.getLogger(__name__)
 
-VideoSource = Union[str, Path, bytes]
+VideoSource = str | Path | bytes
 MODES = ("iframes", "every", "scenes")
 
 
@@ -48,8 +48,13 @@ def _clock(stream) -> tuple[int, float]:
 
 def _keyframe(frame, stream, origin: int, fps: float, name: str) -> Keyframe:
     seconds = float((frame.pts - origin) * stream.time_base) if frame.pts is not None else 0.0
-    return Keyframe(name, round(seconds * fps), round(seconds, 6), frame.to_ndarray(format="rgb24"),
-                    PictureType(int(frame.pict_type)).name)
+    return Keyframe(
+        name,
+        round(seconds * fps),
+        round(seconds, 6),
+        frame.to_ndarray(format="rgb24"),
+        PictureType(int(frame.pict_type)).name,
+    )
 
 
 def iframes(source: VideoSource, name: str = "") -> list[Keyframe]:
@@ -87,7 +92,7 @@ def every(source: VideoSource, seconds: float, name: str = "") -> list[Keyframe]
     return frames_at(source, range(0, max(count, 1), step), name)
 
 
-def shots(source: str | Path, threshold: Optional[float] = None, name: str = "") -> list[Keyframe]:
+def shots(source: str | Path, threshold: float | None = None, name: str = "") -> list[Keyframe]:
     """The first frame of every shot (hard cuts, see `pretrain.data.shards.scenes`)."""
     from pretrain.data.shards.scenes import DEFAULT_THRESHOLD, detect_cuts
 
@@ -95,8 +100,13 @@ def shots(source: str | Path, threshold: Optional[float] = None, name: str = "")
     return frames_at(source, [0, *cuts], name)
 
 
-def contact_sheet(images: Sequence[np.ndarray], captions: Sequence[str] = (), columns: int = 8,
-                  width: int = 160, rows_titles: Sequence[str] = ()):
+def contact_sheet(
+    images: Sequence[np.ndarray],
+    captions: Sequence[str] = (),
+    columns: int = 8,
+    width: int = 160,
+    rows_titles: Sequence[str] = (),
+):
     """A PIL image: thumbnails `width` wide in a grid, each captioned below."""
     from PIL import Image, ImageDraw
 
@@ -114,8 +124,9 @@ def contact_sheet(images: Sequence[np.ndarray], captions: Sequence[str] = (), co
     return sheet
 
 
-def extract(source: str | Path, mode: str = "iframes", seconds: Optional[float] = None,
-            threshold: Optional[float] = None) -> list[Keyframe]:
+def extract(
+    source: str | Path, mode: str = "iframes", seconds: float | None = None, threshold: float | None = None
+) -> list[Keyframe]:
     name = str(source)
     if mode == "iframes":
         return iframes(source, name)
@@ -126,8 +137,13 @@ def extract(source: str | Path, mode: str = "iframes", seconds: Optional[float] 
     raise ValueError(f"keyframe mode {mode!r}: choose one of {MODES}")
 
 
-def write_keyframes(videos: Sequence[str | Path], out: str | Path, mode: str = "iframes",
-                    seconds: Optional[float] = None, threshold: Optional[float] = None) -> list[dict]:
+def write_keyframes(
+    videos: Sequence[str | Path],
+    out: str | Path,
+    mode: str = "iframes",
+    seconds: float | None = None,
+    threshold: float | None = None,
+) -> list[dict]:
     """Images `out/<video stem>/<frame index>.jpg`, `out/keyframes.json`, `out/contact_sheet.png`."""
     from PIL import Image
 
@@ -144,8 +160,9 @@ def write_keyframes(videos: Sequence[str | Path], out: str | Path, mode: str = "
             thumbnails.append(keyframe.image)
             captions.append(f"{Path(video).stem[:14]} {keyframe.time:.1f}s")
         log.info("%s: %d keyframes (%s)", video, sum(1 for r in records if r["source"] == str(video)), mode)
-    (out / "keyframes.json").write_text(json.dumps({"mode": mode, "every_seconds": seconds, "keyframes": records},
-                                                   indent=1) + "\n")
+    (out / "keyframes.json").write_text(
+        json.dumps({"mode": mode, "every_seconds": seconds, "keyframes": records}, indent=1) + "\n"
+    )
     if thumbnails:
         contact_sheet(thumbnails, captions).save(out / "contact_sheet.png")
     return records
