@@ -1,7 +1,7 @@
 """`tubelet explain CKPT VIDEO`: where in space and time a model looks, written as files.
 
-A classifier's decision is explained by attention rollout or by Grad-CAM on the last block's tokens
-(`saliency`); a pretraining checkpoint gets its per-token reconstruction error instead (what the
+A classifier's decision is explained by gradient-weighted attention relevance, Grad-CAM on the
+last block's tokens or attention rollout (`saliency`); a pretraining checkpoint gets its per-token reconstruction error instead (what the
 model cannot predict). Either way the result is a score per token of the grid `(T', H', W')`,
 summing to 1, written as:
 
@@ -28,13 +28,13 @@ from pretrain.evaluate.inference import Clip, InferenceModel, class_index, load_
 
 log = logging.getLogger(__name__)
 
-METHODS = ("rollout", "gradient")
+METHODS = ("relevance", "gradient", "rollout")
 
 
 @dataclass
 class Explanation:
     method: str
-    """'rollout', 'gradient' or 'reconstruction'."""
+    """'relevance', 'gradient', 'rollout' or 'reconstruction'."""
     class_name: str | None
     prob: float | None
     """Probability of `class_name` (classifiers), or None."""
@@ -81,14 +81,20 @@ def explain_clip(
     with torch.no_grad():
         logits = loaded.model(video)[0].float()  # (K,)
     target = class_index(loaded, class_name, logits)
-    if method == "rollout":
-        _, scores = saliency.attention_rollout(loaded.model, video)
-    else:
-        _, scores, _ = saliency.gradient_saliency(loaded.model, video, target)
+    scores = method_scores(loaded.model, video, method, target)
     salient_auc, random_auc = deletion_areas(loaded.model, video, scores, target)
     prob = float(logits.softmax(-1)[target])
     extra = {"deletion_auc": salient_auc, "random_deletion_auc": random_auc}
     return Explanation(method, loaded.class_names[target], prob, scores, clip, tubelet, extra)
+
+
+def method_scores(model: torch.nn.Module, video: torch.Tensor, method: str, target: int) -> torch.Tensor:
+    """A classifier's saliency for class `target` on video (1, C, T, H, W) normalized: (T', H', W')."""
+    if method == "rollout":
+        return saliency.attention_rollout(model, video)[1]
+    if method == "relevance":
+        return saliency.attention_relevance(model, video, target)[1]
+    return saliency.gradient_saliency(model, video, target)[1]
 
 
 def explain(

@@ -29,8 +29,9 @@ from torch import nn
 RESIDUAL_WEIGHT = 0.5
 
 
-def attention_probs(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The attention map the module computes on x (G, L, D), head-averaged: (G, L, L)."""
+def head_attention(attn: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The module's per-head attention on x (G, L, D), differentiable: (probs (G, H, L, L),
+    values (G, H, L, hd)), so that `attn.proj` of probs @ values merged is the module's output."""
     g, length, d = x.shape
     heads = attn.heads
     bias = (
@@ -39,9 +40,14 @@ def attention_probs(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
         else torch.cat([attn.q_bias, torch.zeros_like(attn.q_bias), attn.v_bias])
     )
     qkv = F.linear(x, attn.qkv.weight, bias)  # (G, L, 3D)
-    q, k, _ = qkv.view(g, length, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # (G, H, L, hd)
+    q, k, v = qkv.view(g, length, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # (G, H, L, hd)
     logits = q @ k.transpose(-1, -2) / math.sqrt(d // heads)  # (G, H, L, L)
-    return logits.softmax(-1).mean(1)
+    return logits.softmax(-1), v
+
+
+def attention_probs(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The attention map the module computes on x (G, L, D), head-averaged: (G, L, L)."""
+    return head_attention(attn, x)[0].mean(1)
 
 
 @contextmanager
@@ -86,10 +92,21 @@ def divided_maps(block: nn.Module, records: dict, slices: int) -> tuple[torch.Te
     """One TimeSformer block's temporal and spatial maps embedded over the sequence (1 + N, 1 + N)."""
     temporal = attention_probs(block.temporal_attn, records[block.temporal_attn])  # (n, T', T')
     spatial = attention_probs(block.attn, records[block.attn])  # (T', 1 + n, 1 + n)
-    positions = temporal.shape[0]
+    # the class token takes no part in temporal attention; its copies' outputs are averaged
+    return embed_divided(temporal, spatial, class_self=1.0, class_share=1.0 / slices)
+
+
+def embed_divided(
+    temporal: torch.Tensor, spatial: torch.Tensor, class_self: float, class_share: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-position temporal maps (n, T', T') and per-slice spatial maps (T', 1 + n, 1 + n) ->
+    the same maps over the whole sequence (1 + N, 1 + N), tokens in (T', n) order: the class token
+    maps to itself with `class_self` in time, and its row in space is the slices' class rows
+    times `class_share`."""
+    slices, positions = spatial.shape[0], temporal.shape[0]
     size = 1 + slices * positions
     time_map = torch.zeros(size, size)
-    time_map[0, 0] = 1.0  # the class token takes no part in temporal attention
+    time_map[0, 0] = class_self
     for j in range(positions):
         rows = 1 + j + positions * torch.arange(slices)  # token (t, j) for every slice t
         time_map[rows[:, None], rows[None, :]] = temporal[j]
@@ -97,7 +114,7 @@ def divided_maps(block: nn.Module, records: dict, slices: int) -> tuple[torch.Te
     for t in range(slices):
         rows = torch.cat([torch.zeros(1, dtype=torch.long), 1 + t * positions + torch.arange(positions)])
         space_map[rows[1:, None], rows[None, :]] = spatial[t, 1:]
-        space_map[0, rows] += spatial[t, 0] / slices  # the class copies' outputs are averaged
+        space_map[0, rows] += spatial[t, 0] * class_share
     return time_map, space_map
 
 

@@ -2,6 +2,8 @@
 
 - `attention_rollout`: attention maps recomputed from hooks and multiplied through the blocks, for
   joint, divided (TimeSformer) and factorised (ViViT) attention (`pretrain.evaluate.rollout`).
+- `attention_relevance`: gradient-weighted attention relevance (Chefer et al. 2021), class-specific,
+  for the same three layouts (`pretrain.evaluate.relevance`).
 - `gradient_saliency`: Grad-CAM on the last block's output tokens: the class logit's gradient,
   averaged over tokens, weights each channel; a token scores ReLU(sum_d w_d x_d).
 - `reconstruction_error`: for a pretraining (VideoMAE) model, each token's reconstruction error
@@ -16,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pretrain.evaluate.relevance import relevance_scores
 from pretrain.evaluate.rollout import rollout_scores
 
 RECONSTRUCTION_PASSES = 4
@@ -42,6 +45,15 @@ def attention_rollout(model: nn.Module, video: torch.Tensor) -> tuple[torch.Tens
     """video (1, C, T, H, W) normalized -> (logits (K,), scores (T', H', W')); see `rollout`."""
     logits, scores = rollout_scores(model, video)
     return logits, normalized(scores, model.spec.grid)
+
+
+def attention_relevance(
+    model: nn.Module, video: torch.Tensor, target: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """video (1, C, T, H, W) normalized -> (logits (K,), scores (T', H', W'), explained class);
+    see `relevance`."""
+    logits, scores, target = relevance_scores(model, video, target)
+    return logits, normalized(scores, model.spec.grid), target
 
 
 def gradient_saliency(
