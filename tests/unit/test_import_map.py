@@ -30,7 +30,7 @@ LOW_PARTS: dict[str, set[str]] = {
     "masking": {"errors"},
     "config": {"errors", "pixels", "models"},
     "data": {"errors", "pixels", "masking", "config"},
-    "runtime": {"errors", "pixels", "models", "config"},  # placement and library quieting, below train and evaluate
+    "runtime": {"errors", "models", "config"},  # placement and library quieting, below train and evaluate
 }
 
 # No edge against the map is allowed (the public `from_pretrained` lives in `pretrain.weights`).
