@@ -20,9 +20,9 @@ from pretrain.data.augment.transforms import normalize_video
 from pretrain.data.generated.salient_object import OBJECT_COLOURS, SalientClip, salient_object_clip
 from pretrain.evaluate.explain import METHODS, method_scores
 from pretrain.evaluate.faithfulness import box_mass_ratio, deletion_areas
+from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier
 from pretrain.models.sizes import BACKBONES
-from pretrain.models.vit import ArchSpec
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,13 @@ mixes in: `R ← R + Ā R`. The layouts, as in `rollout`:
   maps (one per time slice) embedded over the sequence; the class token's per-slice copies are
   summed (their outputs are averaged, so the gradient already carries the 1/T');
 - factorised (ViViT Model 2): R per slice through the spatial blocks, R over the slice summaries
-  through the temporal blocks; token (t, j) scores `R_time[cls, t] · R_space_t[cls, j]`.
+  through the temporal blocks.
 
-Readout: the class token's row where the encoder has one, else the mean of all rows, both of
-`R - I` (mean pooling reads every token once; the identity would add the same to each).
+Readout: a classifier that reads its class token takes R's class row. Mean pooling is read as one
+more attention, from the pooled output to every output token, weighted by the same rule: output
+token i weighs `(x_i · ∂y/∂x_i)⁺` (its gradient times itself), and the scores are those weights
+times R. ViViT's factorised encoder pools tokens `spatial[t, j] + temporal[t]`: each part weighs
+its own gradient times itself (`rollout.factorised_readout`).
 
 The maps with gradients come from forward hooks that recompute each attention module's output
 from explicit probabilities and return it in place of the fused SDPA output.
@@ -28,7 +31,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from pretrain.evaluate.rollout import embed_divided, head_attention, readout
+from pretrain.evaluate.rollout import embed_divided, factorised_readout, head_attention
 
 
 def weighted(attention: torch.Tensor, gradient: torch.Tensor | None) -> torch.Tensor:
@@ -36,6 +39,11 @@ def weighted(attention: torch.Tensor, gradient: torch.Tensor | None) -> torch.Te
     if gradient is None:  # no path from this map to the logit
         return torch.zeros_like(attention).mean(-3)
     return (gradient * attention).clamp_min(0).mean(-3)
+
+
+def token_weights(tokens: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+    """Output tokens (..., D) and the logit's gradient at them -> (x · ∂y/∂x)⁺ (...)."""
+    return (tokens * gradient).sum(-1).clamp_min(0)
 
 
 def propagate(maps: list[torch.Tensor]) -> torch.Tensor:
@@ -46,49 +54,64 @@ def propagate(maps: list[torch.Tensor]) -> torch.Tensor:
     return relevance
 
 
-def joint_relevance(maps: list[torch.Tensor], prefix: int) -> torch.Tensor:
-    """Per-block weighted maps (L, L) -> scores over the N patch tokens (N,)."""
-    relevance = propagate(maps)
-    return readout(relevance - torch.eye(relevance.shape[-1]), prefix)
+def joint_relevance(maps: list[torch.Tensor], readout: torch.Tensor, prefix: int) -> torch.Tensor:
+    """Per-block weighted maps (L, L) and readout weights over the output tokens (L,) ->
+    scores over the N patch tokens (N,)."""
+    return (readout @ propagate(maps))[prefix:]
 
 
 def divided_relevance(blocks: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """Per-block (temporal (n, T', T'), spatial (T', 1 + n, 1 + n)) weighted maps -> (N,)."""
+    """Per-block (temporal (n, T', T'), spatial (T', 1 + n, 1 + n)) weighted maps -> (N,),
+    read from the class token."""
     maps = []
     for temporal, spatial in blocks:
         maps.extend(embed_divided(temporal, spatial, class_self=0.0, class_share=1.0))  # time, then space
-    return joint_relevance(maps, prefix=1)
+    readout = torch.zeros(maps[0].shape[-1])
+    readout[0] = 1.0
+    return joint_relevance(maps, readout, prefix=1)
 
 
-def factorised_relevance(spatial: list[torch.Tensor], temporal: list[torch.Tensor]) -> torch.Tensor:
-    """Spatial blocks' weighted maps (T', 1 + n, 1 + n) and temporal blocks' (1 + T', 1 + T') ->
-    (T' * n,) in (T', H', W') order."""
-    per_slice = propagate(spatial)[:, 0, 1:]  # (T', n): each slice's class token <- its tokens
-    over_time = propagate(temporal)[0, 1:]  # (T',): the clip's class token <- the slice summaries
-    return (over_time[:, None] * per_slice).flatten()
+def factorised_relevance(
+    spatial: list[torch.Tensor],
+    temporal: list[torch.Tensor],
+    token_readout: torch.Tensor,
+    slice_readout: torch.Tensor,
+) -> torch.Tensor:
+    """Spatial blocks' weighted maps (T', 1 + n, 1 + n), temporal blocks' (1 + T', 1 + T'), and
+    readout weights of each output token's spatial part (T', n) and each slice's temporal part
+    (T',) -> (T' * n,) in (T', H', W') order."""
+    return factorised_readout(propagate(spatial), propagate(temporal), token_readout, slice_readout)
 
 
 @contextmanager
 def differentiable_attention(encoder: nn.Module) -> Iterator[dict[nn.Module, torch.Tensor]]:
     """While active, every attention module of `encoder` computes its output from explicit
-    probabilities (G, H, L, L), kept (with their gradient after backward) per module."""
-    maps: dict[nn.Module, torch.Tensor] = {}
+    probabilities (G, H, L, L), kept (with their gradient after backward) per module; and the
+    outputs of the last blocks and the spatial norm are kept with theirs (the readout's tokens)."""
+    kept: dict[nn.Module, torch.Tensor] = {}
 
     def explicit(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         attn_mask, query_from = (list(args[1:]) + [None, 0])[:2]
         if attn_mask is not None or query_from:
             raise ValueError("attention relevance explains full self-attention only (no mask, all queries)")
         probs, values = head_attention(module, args[0])  # (G, H, L, L), (G, H, L, hd)
-        if probs.requires_grad:
-            probs.retain_grad()
-        maps[module] = probs
+        keep(module, probs)
         g, heads, length, head_dim = values.shape
         return module.proj((probs @ values).transpose(1, 2).reshape(g, length, heads * head_dim))
 
+    def keep(module: nn.Module, tensor: torch.Tensor) -> None:
+        if tensor.requires_grad:
+            tensor.retain_grad()
+        kept[module] = tensor
+
     modules = [m for m in encoder.modules() if hasattr(m, "qkv") and hasattr(m, "heads")]
     handles = [m.register_forward_hook(explicit) for m in modules]
+    outputs = [encoder.blocks[-1], *[getattr(encoder, name, None) for name in ("spatial_norm",)]]
+    if hasattr(encoder, "temporal_blocks"):
+        outputs.append(encoder.temporal_blocks[-1])
+    handles += [m.register_forward_hook(lambda m, a, out: keep(m, out)) for m in outputs if m is not None]
     try:
-        yield maps
+        yield kept
     finally:
         for handle in handles:
             handle.remove()
@@ -100,22 +123,26 @@ def relevance_scores(
     """video (1, C, T, H, W) normalized -> (logits (K,), scores over the N patch tokens (N,),
     explained class); `target` None explains the top class."""
     encoder = model.encoder
-    with torch.enable_grad(), differentiable_attention(encoder) as maps:
+    with torch.enable_grad(), differentiable_attention(encoder) as kept:
         logits = model(video.detach())[0].float()  # (K,)
         target = int(logits.argmax()) if target is None else target
         logits[target].backward()
-    weighted_maps = {module: weighted(p.detach().float(), p.grad) for module, p in maps.items()}
+    maps = {m: weighted(p.detach().float(), p.grad) for m, p in kept.items() if hasattr(m, "qkv")}
+    readout = {m: token_weights(x.detach().float(), x.grad) for m, x in kept.items() if x.grad is not None}
     model.zero_grad(set_to_none=True)
     if hasattr(encoder, "temporal_blocks"):
         scores = factorised_relevance(
-            [weighted_maps[b.attn] for b in encoder.blocks],
-            [weighted_maps[b.attn][0] for b in encoder.temporal_blocks],
+            [maps[b.attn] for b in encoder.blocks],
+            [maps[b.attn][0] for b in encoder.temporal_blocks],
+            readout[encoder.spatial_norm][:, 1:],  # (T', n): the tokens' spatial parts
+            readout[encoder.temporal_blocks[-1]][0, 1:],  # (T',): the slices' temporal parts
         )
     elif hasattr(encoder.blocks[0], "temporal_attn"):
-        scores = divided_relevance(
-            [(weighted_maps[b.temporal_attn], weighted_maps[b.attn]) for b in encoder.blocks]
-        )
+        scores = divided_relevance([(maps[b.temporal_attn], maps[b.attn]) for b in encoder.blocks])
     else:
         prefix = getattr(encoder, "num_prefix_tokens", 0)
-        scores = joint_relevance([weighted_maps[b.attn][0] for b in encoder.blocks], prefix)
+        weights = readout[encoder.blocks[-1]][0]  # (L,)
+        if prefix:  # the class token is read, the others only through attention
+            weights = torch.zeros_like(weights).index_fill_(0, torch.tensor([0]), 1.0)
+        scores = joint_relevance([maps[b.attn][0] for b in encoder.blocks], weights, prefix)
     return logits.detach(), scores, target

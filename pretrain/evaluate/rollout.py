@@ -9,11 +9,11 @@ residual), rows renormalized; the rollout is their product in order. The layouts
 - divided (TimeSformer): per block a temporal map for each spatial position (tokens only) then a
   spatial map per time slice, whose copy of the class token is averaged over the slices;
 - factorised (ViViT Model 2): a spatial rollout within each slice (its own class token) and a
-  temporal rollout over the slices' summaries; token (t, j) scores
-  temporal[cls -> slice t] x spatial_t[slice cls -> j].
+  temporal rollout over the slices' summaries, read out as the classifier pools: the mean of the
+  output tokens, each its spatial output plus its slice's temporal output (`factorised_readout`).
 
-The readout is the class token's row where the encoder has one, else the mean of all rows (mean
-pooling reads every output token equally). Returns scores over the N patch tokens.
+The readout (joint, divided) is the class token's row where the encoder has one, else the mean of
+all rows (mean pooling reads every output token equally). Returns scores over the N patch tokens.
 """
 
 from __future__ import annotations
@@ -137,8 +137,22 @@ def factorised_rollout(encoder: nn.Module, records: dict) -> torch.Tensor:
     for block in encoder.temporal_blocks:
         step = mixing(attention_probs(block.attn, records[block.attn])[0])
         temporal = step if temporal is None else step @ temporal
-    per_slice = temporal[0, 1:]  # (T',) clip class token <- slice summaries
-    return (per_slice[:, None] * spatial[:, 0, 1:]).flatten()  # (T' * n,) in (T', H', W') order
+    slices, positions = spatial.shape[0], spatial.shape[1] - 1
+    # the classifier averages the patch tokens: each output token's two parts weigh the same
+    uniform = torch.full((slices, positions), 1.0 / (slices * positions))
+    return factorised_readout(spatial, temporal, uniform, torch.full((slices,), 1.0 / slices))
+
+
+def factorised_readout(
+    spatial: torch.Tensor, temporal: torch.Tensor, token_weights: torch.Tensor, slice_weights: torch.Tensor
+) -> torch.Tensor:
+    """ViViT's factorised encoder read as its classifier reads it, the mean of the output tokens
+    `spatial[t, j] + temporal[t]`: spatial mixing (T', 1 + n, 1 + n) per slice, temporal mixing
+    (1 + T', 1 + T') over the slice summaries, a weight per output token's spatial part (T', n)
+    and per slice's temporal part (T',) -> scores over the patch tokens (T' * n,)."""
+    direct = (token_weights[:, :, None] * spatial[:, 1:, 1:]).sum(1)  # (T', n): via their own slice
+    over_time = slice_weights @ temporal[1:, 1:]  # (T',): the temporal parts <- each slice summary
+    return (direct + over_time[:, None] * spatial[:, 0, 1:]).flatten()  # summary t <- its tokens
 
 
 def rollout_scores(model: nn.Module, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -219,6 +219,11 @@ class Encoder(nn.Module):
             return 0
         return self.num_layers - 1
 
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """What a classifier reads of the output (B, num_prefix_tokens + n, D): the class token's
+        output where there is one, else the mean over tokens (VideoMAE) -> (B, D)."""
+        return tokens[:, 0] if self.num_prefix_tokens else tokens.mean(dim=1)
+
     def run(self, x: torch.Tensor) -> torch.Tensor:
         return run_blocks(self.blocks, x, grad_checkpointing=self.grad_checkpointing)
 

@@ -62,14 +62,14 @@ class VideoClassifier(nn.Module):
         return self.head(self.head_dropout(self.features(video)))  # (B, num_classes)
 
     def features(self, video: torch.Tensor) -> torch.Tensor:
-        """video (B, C, T, H, W) -> pooled features (B, D): the class token's output where the
-        encoder has one (TimeSformer, ViViT), else the mean over tokens (VideoMAE)."""
+        """video (B, C, T, H, W) -> pooled features (B, D), as the encoder pools (`Encoder.pool`):
+        the class token's output (TimeSformer, ViViT Model 1), else the mean over tokens (VideoMAE,
+        ViViT's factorised encoder)."""
         check_video(video, self.spec)
         tokens = self.encoder(
             patchify(video, self.spec.tubelet_size, self.spec.patch_size)
         )  # (B, [1 +] N, D)
-        pooled = tokens[:, 0] if self.encoder.num_prefix_tokens else tokens.mean(dim=1)  # (B, D)
-        return self.fc_norm(pooled)
+        return self.fc_norm(self.encoder.pool(tokens))  # (B, D)
 
     def flops_per_clip(self) -> int:
         """Forward FLOPs of one clip: every token through the encoder, then the head."""

@@ -3,9 +3,10 @@ class token and learned positions, Hugging Face `VivitModel`) is `vit.ClassToken
 
 Factorised encoder: a spatial transformer (`blocks`, `spec.depth`) runs within each time slice,
 with a class token per slice; the slices' class outputs (their summaries) go through a temporal
-transformer (`temporal_blocks`, `spec.temporal_depth`) with its own class token, whose output is
-the clip's (the classifier pools it). Under a tube mask every slice keeps the same n positions,
-so the spatial transformer runs on the visible tokens only.
+transformer (`temporal_blocks`, `spec.temporal_depth`) with its own class token. The classifier
+averages the patch tokens (`pool`; scenic's ViViT offers average pooling too) rather than reading
+the class token. Under a tube mask every slice keeps the same n positions, so the spatial
+transformer runs on the visible tokens only.
 
 Temporal context for the decoder (our choice; ViViT has no decoder): the spatial transformer never
 mixes slices, so a patch token's spatial output knows nothing of other time slices or even of its
@@ -59,14 +60,21 @@ class FactorisedEncoder(Encoder):
         return self.spec.depth + self.spec.temporal_depth + 2
 
     def layer_id(self, name: str) -> int:
-        """Spatial blocks 1..depth (its norm with the last), temporal blocks after them."""
+        """Spatial blocks 1..depth, temporal blocks after them. The temporal transformer's input
+        (the spatial norm, its class token and time table) sits with the last spatial block: the
+        time table is added after the spatial blocks, so it is as deep as they are."""
         if name.startswith("temporal_blocks."):
             return self.spec.depth + 1 + int(name.split(".")[1])
-        if name.startswith("spatial_norm"):
+        if name.startswith(("spatial_norm", "temporal_cls_token", "time_embed")):
             return self.spec.depth
-        if name.startswith("temporal_cls_token"):
-            return 0
         return super().layer_id(name)
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + T' * n, D) -> (B, D): the mean over the patch tokens (each its spatial output plus
+        its slice's temporal output), not the clip's class token. Pretraining trains exactly these
+        tokens (the decoder reads them) and never the class token's output; read through two stacked
+        class tokens, a classifier from scratch stayed at chance on one seed in two (see README)."""
+        return tokens[:, 1:].mean(dim=1)
 
     def forward(self, patches: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """patches (B, T' * n, patch_dim) of the tokens at `index` (B, T' * n), a (T', n) grid

@@ -150,22 +150,31 @@ def test_activation_checkpointing_gives_the_same_gradients(backbone):
 
 
 @pytest.mark.parametrize("backbone", ["timesformer", "vivit"])
-def test_classifier_pools_the_class_token_and_decays_layers(backbone):
+def test_classifier_pools_as_the_encoder_says_and_decays_layers(backbone):
+    """TimeSformer reads its class token; ViViT's factorised encoder averages its patch tokens
+    (what pretraining trains), and its time table and temporal class token decay with the last
+    spatial block, where they enter."""
     torch.manual_seed(0)
     spec = spec_of(backbone)
     model = VideoClassifier(spec, num_classes=3).eval()
     video = video_of(spec)
     with torch.no_grad():
         tokens = model.encoder(patchify(video, spec.tubelet_size, spec.patch_size))
-        assert torch.allclose(model(video), model.head(model.fc_norm(tokens[:, 0])), atol=1e-6)
+        pooled = tokens[:, 1:].mean(1) if backbone == "vivit" else tokens[:, 0]
+        assert torch.allclose(model(video), model.head(model.fc_norm(pooled)), atol=1e-6)
     groups = model.param_groups(weight_decay=0.05, layer_decay=0.5)
     by_name = {name: g for g in groups for name in g["param_names"]}
     assert by_name["encoder.pos_embed"]["weight_decay"] == 0.0 and by_name["encoder.cls_token"][
         "lr_scale"
     ] == 0.5 ** (model.encoder.num_layers - 1)
     assert by_name["head.weight"]["lr_scale"] == 1.0
-    if backbone == "vivit":
-        assert by_name["encoder.time_embed"]["weight_decay"] == 0.0
+    if backbone == "vivit":  # layers 0..4: embedding, 2 spatial blocks, 1 temporal block, head
+        assert model.encoder.num_layers == 5
+        for name in ("encoder.time_embed", "encoder.temporal_cls_token", "encoder.spatial_norm.weight"):
+            assert by_name[name]["lr_scale"] == 0.25  # layer 2 of 0..4, with the last spatial block
+            assert by_name[name]["weight_decay"] == 0.0
+        assert by_name["encoder.blocks.1.mlp.fc1.weight"]["lr_scale"] == 0.25
+        assert by_name["encoder.pos_embed"]["lr_scale"] == 0.0625  # the spatial input: layer 0
         assert (
             by_name["encoder.temporal_blocks.0.attn.qkv.weight"]["lr_scale"] == 0.5
         )  # layer 3 of 0..4: after 2 spatial blocks, below the head
