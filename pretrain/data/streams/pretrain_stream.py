@@ -15,18 +15,19 @@ import functools
 
 from pretrain.config import RunConfig
 from pretrain.data.augment.clips import ClipSettings, MaskSettings, pretrain_clips
-from pretrain.data.shards import read_manifest
+from pretrain.data.shards import Manifest, read_manifest
 from pretrain.data.streams.batching import ClipMaker
 from pretrain.data.streams.loader import StreamLoader, pin_batches
-from pretrain.data.streams.selection import members_per_shard, resolve_selection
+from pretrain.data.streams.selection import members_per_shard, resolve_selection, stored_frame_step
 from pretrain.data.streams.train_stream import TrainStream, batches_per_rank
 
 
-def clip_settings(config: RunConfig) -> ClipSettings:
-    """Frames, stride, size and decode threads from the run config."""
+def clip_settings(config: RunConfig, manifest: Manifest | None = None) -> ClipSettings:
+    """Frames, stride, size and decode threads from the run config; the stride in the stored
+    frames of `manifest`'s shards (whole-rate shards, or none given: `data.stride`)."""
     return ClipSettings(
         num_frames=config.model.num_frames,
-        stride=config.data.stride,
+        stride=stored_frame_step(config.data.stride, manifest) if manifest else config.data.stride,
         size=config.model.img_size,
         decode_threads=config.data.decode_threads,
     )
@@ -53,7 +54,7 @@ def build_pretrain_loader(
     epoch_clips = data.epoch_size or sum(count for _, count in members) * data.num_sample
     maker = maker or functools.partial(
         pretrain_clips,
-        settings=clip_settings(config),
+        settings=clip_settings(config, manifest),
         masks=mask_settings(config),
         num_sample=data.num_sample,
     )
