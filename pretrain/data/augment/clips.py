@@ -21,6 +21,7 @@ import torch
 
 from pretrain.data.augment import sampling, transforms
 from pretrain.data.augment.randaugment import rand_augment
+from pretrain.data.stage_clock import CLOCK
 from pretrain.data.video.decode import decode_window, probe
 from pretrain.data.video.frames import DecodedFrames, view_of
 from pretrain.masking import ENCODER_MASKS, running_cell_mask
@@ -68,11 +69,12 @@ def video_shape(sample: dict) -> tuple[int, int, int]:
 
 
 def _masks(settings: MaskSettings, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    out = {"mask": ENCODER_MASKS[settings.kind](settings.grid, settings.ratio, generator)}  # (N,)
-    if settings.decoder_ratio > 0:
-        out["decoder_mask"] = running_cell_mask(settings.grid, settings.decoder_ratio, generator)  # (N,)
-    return out
+    with CLOCK.stage("masks"):
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        out = {"mask": ENCODER_MASKS[settings.kind](settings.grid, settings.ratio, generator)}  # (N,)
+        if settings.decoder_ratio > 0:
+            out["decoder_mask"] = running_cell_mask(settings.grid, settings.decoder_ratio, generator)  # (N,)
+        return out
 
 
 def _decode(sample: dict, indices: np.ndarray, short_side: int, threads: int) -> DecodedFrames:
