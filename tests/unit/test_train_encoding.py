@@ -54,6 +54,7 @@ def test_manifest_records_the_stored_stride_and_short_side(shard_pair):
     assert train.stored_stride == 4
     assert train.build["stored"] == {"stride": 4, "short_side": 256}
     assert train.build["reencode"]["bframes"] == 0 and train.build["reencode"]["gop_frames"] == 8
+    assert train.build["reencode"]["tune"] == "fastdecode"
     meta = _first_sample(train)["meta"]
     assert (meta["num_frames"], meta["fps"], meta["height"], meta["width"]) == (16, 6.0, 256, 342)
     assert meta["original"]["num_frames"] == FRAMES

@@ -70,7 +70,8 @@ class BuildOptions:
     """Re-encode to H.264 MP4 even without resize/fps (implied by either)."""
     train_encoding: bool = False
     """Re-encode for pretraining, cheap to decode: every --train-stride-th frame, short side 256
-    (or --resize-short), a keyframe every 8 stored frames, no B-frames. data.stride keeps counting
+    (or --resize-short), a keyframe every 8 stored frames, no B-frames, x264 tune fastdecode
+    (no CABAC, no deblocking). data.stride keeps counting
     source frames and must be a multiple of the stored stride (README, "The training encoding")."""
     train_stride: int | None = None
     """With --train-encoding: keep every N-th source frame (default 4, the recipes' data.stride)."""

@@ -22,6 +22,7 @@ from pretrain.data.stage_clock import CLOCK
 from pretrain.data.streams.stages import Counters, DataError, Sample, seeded_rng
 from pretrain.data.video.decode import DecodeError
 from pretrain.data.video.frames import PendingView
+from pretrain.data.video.gpu_decode import EncodedBatch, EncodedClip
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +94,13 @@ def collate(clips: list[dict], normalize: bool = True, yuv420: bool = False) -> 
 
 def _collate(clips: list[dict], normalize: bool, yuv420: bool) -> dict:
     videos = [c["video"] for c in clips]
-    if yuv420 and not normalize and all(isinstance(v, PendingView) and v.yuv420_shippable for v in videos):
+    if isinstance(videos[0], EncodedClip):  # data.decode_device=cuda: decoded by the training process
+        video = EncodedBatch(videos)
+    elif yuv420 and not normalize and all(isinstance(v, PendingView) and v.yuv420_shippable for v in videos):
         video = _render_yuv420(videos)  # (B, T, H*3/2, W)
     else:
         video = stack_videos(videos, shared=not normalize)  # (B, [V,] C, T, H, W) uint8
-    if normalize:
+    if normalize and not isinstance(video, EncodedBatch):
         video = normalize_video(video, out=_new_tensor(video.shape, torch.float32, shared=True))
     batch: dict[str, Any] = {"video": video}
     for name in ("mask", "decoder_mask"):

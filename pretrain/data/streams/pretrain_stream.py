@@ -20,6 +20,7 @@ from pretrain.data.streams.batching import ClipMaker
 from pretrain.data.streams.loader import StreamLoader, pin_batches
 from pretrain.data.streams.selection import members_per_shard, resolve_selection, stored_frame_step
 from pretrain.data.streams.train_stream import TrainStream, batches_per_rank
+from pretrain.data.video.gpu_decode import require_gpu_decoding
 
 
 def clip_settings(config: RunConfig, manifest: Manifest | None = None) -> ClipSettings:
@@ -30,6 +31,7 @@ def clip_settings(config: RunConfig, manifest: Manifest | None = None) -> ClipSe
         stride=stored_frame_step(config.data.stride, manifest) if manifest else config.data.stride,
         size=config.model.img_size,
         decode_threads=config.data.decode_threads,
+        decode_device=config.data.decode_device,
     )
 
 
@@ -48,6 +50,8 @@ def build_pretrain_loader(
     """The pretraining stream of `rank` out of `world_size` (`maker` replaces the per-video work,
     e.g. decode-only for the benchmark's floor)."""
     data = config.data
+    if data.decode_device == "cuda":
+        require_gpu_decoding()
     manifest = read_manifest(data.shards)
     selection = resolve_selection(data.split, manifest, config.finetune.split)
     members = members_per_shard(manifest, selection)
