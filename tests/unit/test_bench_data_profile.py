@@ -8,18 +8,7 @@ import pytest
 
 from pretrain.bench.data_profile import ROWS, profile_stages
 from pretrain.cli import main
-from pretrain.data.generated.synthetic import textured_pan_frames, write_video
-from pretrain.data.shards import BuildOptions, build_shards
 from pretrain.data.stage_clock import CLOCK, StageClock
-
-
-@pytest.fixture(scope="module")
-def train_shards(tmp_path_factory):
-    raw, out = tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("shards")
-    for index in range(2):
-        write_video(raw / f"pan{index}.mp4", textured_pan_frames(64, (240, 320), seed=index), fps=24)
-    build_shards("folder", str(raw), str(out), BuildOptions(train_encoding=True))
-    return str(out)
 
 
 def test_nested_stages_count_only_their_own_time():
@@ -41,8 +30,8 @@ def test_nested_stages_count_only_their_own_time():
     assert clock.ns["decode"] == 0  # off: nothing counted
 
 
-def test_profile_attributes_the_cpu_time_to_the_stages(train_shards):
-    profile = profile_stages(train_shards, num_sample=2, clips=16)
+def test_profile_attributes_the_cpu_time_to_the_stages(train_encoded_shards):
+    profile = profile_stages(str(train_encoded_shards), num_sample=2, clips=16)
     stages = profile.ms_per_clip
     assert set(stages) == set(ROWS)
     for stage in ("read", "demux", "decode", "crop_resize", "masks", "collate", "shared_memory"):
@@ -53,8 +42,8 @@ def test_profile_attributes_the_cpu_time_to_the_stages(train_shards):
     assert not CLOCK.enabled  # the clock is off again for everything that follows
 
 
-def test_cli_prints_a_row_per_stage(train_shards, capsys):
-    assert main(["bench", "data", train_shards, "--profile", "--clips", "8"]) == 0
+def test_cli_prints_a_row_per_stage(train_encoded_shards, capsys):
+    assert main(["bench", "data", str(train_encoded_shards), "--profile", "--clips", "8"]) == 0
     out = capsys.readouterr().out
     for label in (
         "shard read + tar parsing",

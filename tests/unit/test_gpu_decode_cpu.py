@@ -12,8 +12,6 @@ import torch
 
 from pretrain.config import ConfigError, load_config
 from pretrain.data.augment.clips import ClipSettings, MaskSettings, pretrain_clips
-from pretrain.data.generated.synthetic import textured_pan_frames, write_video
-from pretrain.data.shards import BuildOptions, build_shards
 from pretrain.data.streams.batching import collate
 from pretrain.data.streams.pretrain_stream import build_pretrain_loader
 from pretrain.data.streams.stages import Counters, read_shard, seeded_rng, select
@@ -22,15 +20,6 @@ from pretrain.data.video.gpu_decode import EncodedBatch, crop_nv12_to_i420
 
 MAX_LEVEL_DIFFERENCE = 1
 """Torch's float bilinear vs OpenCV's 11-bit fixed-point bilinear: at most one grey level apart."""
-
-
-@pytest.fixture(scope="module")
-def train_shards(tmp_path_factory):
-    raw, out = tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("shards")
-    for index in range(2):
-        write_video(raw / f"pan{index}.mp4", textured_pan_frames(72, (288, 352), seed=index), fps=24)
-    build_shards("folder", str(raw), str(out), BuildOptions(train_encoding=True))
-    return out
 
 
 def pyav_nv12(data: bytes, indices, device) -> torch.Tensor:
@@ -44,8 +33,10 @@ def pyav_nv12(data: bytes, indices, device) -> torch.Tensor:
     return torch.stack(out).to(device)
 
 
-def test_cuda_decoding_is_a_config_error_without_cuda(train_shards):
-    config = load_config(None, [f"data.shards={train_shards}", "data.split=all", "data.decode_device=cuda"])
+def test_cuda_decoding_is_a_config_error_without_cuda(train_encoded_shards):
+    config = load_config(
+        None, [f"data.shards={train_encoded_shards}", "data.split=all", "data.decode_device=cuda"]
+    )
     with pytest.raises(ConfigError, match=r"^data.decode_device=cuda needs a CUDA GPU"):
         build_pretrain_loader(config, 0, 1)
     with pytest.raises(ConfigError, match="data.decode_device='gpu' is not allowed"):
@@ -54,8 +45,8 @@ def test_cuda_decoding_is_a_config_error_without_cuda(train_shards):
         load_config(None, ["data.decode_device=cuda", "data.normalize_on_device=false"])
 
 
-def test_nv12_crops_equal_the_cpu_loaders_yuv420_crops(train_shards):
-    sample = _samples(train_shards)[0]
+def test_nv12_crops_equal_the_cpu_loaders_yuv420_crops(train_encoded_shards):
+    sample = _samples(train_encoded_shards)[0]
     frames = decode_window(sample["video"], list(range(8)))
     nv12 = pyav_nv12(sample["video"], range(8), "cpu")  # (8, H*3/2, W)
     for box, size, flip in (((0, 0, 256, 256), (224, 224), False), ((32, 58, 168, 192), (112, 112), True)):
@@ -66,13 +57,13 @@ def test_nv12_crops_equal_the_cpu_loaders_yuv420_crops(train_shards):
         assert (got.int() - expected.int()).abs().max() <= MAX_LEVEL_DIFFERENCE
 
 
-def test_gpu_route_batch_equals_the_cpu_batch(train_shards):
+def test_gpu_route_batch_equals_the_cpu_batch(train_encoded_shards):
     settings = ClipSettings(num_frames=16, stride=1, size=224)
     masks = MaskSettings(grid=(8, 14, 14), ratio=0.9)
     batches = {}
     for device in ("cpu", "cuda"):
         clips = []
-        for index, sample in enumerate(_samples(train_shards)):
+        for index, sample in enumerate(_samples(train_encoded_shards)):
             chosen = dataclasses.replace(settings, decode_device=device)
             clips += pretrain_clips(sample, seeded_rng(0, index), chosen, masks, num_sample=2)
         batches[device] = collate(clips, normalize=False, yuv420=True)
