@@ -6,31 +6,20 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
 
+from pretrain.bench.data import read_samples
 from pretrain.config import ConfigError, load_config
 from pretrain.data.augment.clips import ClipSettings, MaskSettings, pretrain_clips
 from pretrain.data.streams.batching import collate
 from pretrain.data.streams.pretrain_stream import build_pretrain_loader
-from pretrain.data.streams.stages import Counters, read_shard, seeded_rng, select
+from pretrain.data.streams.stages import seeded_rng
 from pretrain.data.video.decode import decode_window
-from pretrain.data.video.gpu_decode import EncodedBatch, crop_nv12_to_i420
+from pretrain.data.video.gpu_decode import EncodedBatch, crop_nv12_to_i420, pyav_nv12
 
 MAX_LEVEL_DIFFERENCE = 1
 """Torch's float bilinear vs OpenCV's 11-bit fixed-point bilinear: at most one grey level apart."""
-
-
-def pyav_nv12(data: bytes, indices, device) -> torch.Tensor:
-    """What NVDEC hands back, from PyAV's decode: NV12 `(T, H*3/2, W)` (Y rows, then U/V pairs)."""
-    frames = decode_window(data, list(indices))
-    out = []
-    for row in range(len(frames)):
-        y, u, v = frames.planes(row)
-        uv = np.stack([u, v], axis=-1).reshape(u.shape[0], -1)  # (H/2, W) interleaved
-        out.append(torch.from_numpy(np.concatenate([y, uv])))
-    return torch.stack(out).to(device)
 
 
 def test_cuda_decoding_is_a_config_error_without_cuda(train_encoded_shards):
@@ -82,8 +71,4 @@ def test_gpu_route_batch_equals_the_cpu_batch(train_encoded_shards):
 
 
 def _samples(shards) -> list[dict]:
-    from pretrain.data.shards import read_manifest
-
-    manifest = read_manifest(str(shards))
-    url = f"{manifest.location}/{manifest.shards[0].name}"
-    return sorted(select(read_shard(url, Counters()), lambda meta: True, Counters()), key=lambda s: s["key"])
+    return sorted(read_samples(str(shards), limit=10), key=lambda sample: sample["key"])

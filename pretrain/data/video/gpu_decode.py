@@ -105,6 +105,22 @@ def decode_nv12(data: bytes, indices: Sequence[int], device: torch.device) -> to
     return torch.stack([torch.from_dlpack(frame) for frame in frames]).to(device)
 
 
+def pyav_nv12(data: bytes, indices: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
+    """The same frames decoded on the CPU by PyAV, in NVDEC's NV12 layout `(T, H*3/2, W)`: the
+    reference the GPU is checked against, and a stand-in for NVDEC where there is no GPU."""
+    import numpy as np
+
+    from pretrain.data.video.decode import decode_window
+
+    frames = decode_window(data, list(indices))
+    out = []
+    for row in range(len(frames)):
+        y, u, v = frames.planes(row)
+        uv = np.stack([u, v], axis=-1).reshape(u.shape[0], -1)  # (H/2, W), U and V interleaved
+        out.append(torch.from_numpy(np.concatenate([y, uv])))
+    return torch.stack(out).to(device)
+
+
 def crop_nv12_to_i420(frames: torch.Tensor, box: Box, size: tuple[int, int], flip: bool) -> torch.Tensor:
     """Crop `box` of NV12 frames `(T, H*3/2, W)`, resize to `size` (bilinear, as the CPU loader's
     OpenCV resize) and mirror if `flip`: YUV 4:2:0 `(T, h*3/2, w)` with Y rows, then the U plane
