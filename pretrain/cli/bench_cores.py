@@ -75,6 +75,10 @@ def _run(args: argparse.Namespace) -> int:
         recommended_shards,
     )
 
+    if args.gpu_decode:  # before building or measuring anything
+        from pretrain.data.video.gpu_decode import require_gpu_decoding
+
+        require_gpu_decoding()
     gpu = gpu_rate(args.size, args.mask_ratio, args.mfu, args.peak_tflops, args.from_bench)
     decode = None
     with tempfile.TemporaryDirectory(prefix="tubelet-cores-") as workdir:
