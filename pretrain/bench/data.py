@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from pretrain.config import RunConfig, load_config
 from pretrain.data.augment import sampling, transforms
 from pretrain.data.augment.clips import ClipSettings, MaskSettings, eval_views, video_shape
-from pretrain.data.streams import stages
+from pretrain.data.streams import pipeline_stages
 from pretrain.data.streams.allocator import keep_large_buffers
 from pretrain.data.streams.batching import collate
 from pretrain.data.streams.pretrain_stream import build_pretrain_loader, clip_settings, mask_settings
@@ -214,7 +214,7 @@ class DecordClips(Dataset):
     def __getitem__(self, index: int) -> list[dict]:
         import decord
 
-        rng = stages.seeded_rng(index)
+        rng = pipeline_stages.seeded_rng(index)
         path = self.files[index % len(self.files)]
         reader = decord.VideoReader(str(path), num_threads=self.settings.decode_threads, ctx=decord.cpu(0))
         indices = sampling.random_clip(len(reader), self.settings.num_frames, self.settings.stride, rng)
@@ -258,11 +258,11 @@ def read_samples(shards: str, limit: int) -> list[dict]:
     from pretrain.data.shards import read_manifest
 
     manifest = read_manifest(shards)
-    counters = stages.Counters()
+    counters = pipeline_stages.Counters()
     samples = []
     for shard in manifest.shards:
-        raw = stages.read_shard(f"{manifest.location}/{shard.name}", counters)
-        samples.extend(stages.select(raw, Selection(None).accepts, counters))
+        raw = pipeline_stages.read_shard(f"{manifest.location}/{shard.name}", counters)
+        samples.extend(pipeline_stages.select(raw, Selection(None).accepts, counters))
         if len(samples) >= limit:
             break
     return samples[:limit]

@@ -35,9 +35,9 @@ from pretrain.train.flops import device_peak_tflops
 from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging
 from pretrain.train.nan_guard import TrainingDiverged
 from pretrain.train.optim import schedule_for
+from pretrain.train.resumable_stream import StreamData
 from pretrain.train.run_dir import resolve_run_dir, resume_command, save_run_info
 from pretrain.train.strategy import build_strategy, is_deepspeed, validate_world_size
-from pretrain.train.stream import StreamData
 from pretrain.train.trainer import build_trainer
 from pretrain.weights import layout as ckpt
 

@@ -17,8 +17,8 @@ from pretrain.cli import main
 from pretrain.data.generated.salient_object import salient_object_clip
 from pretrain.data.generated.synthetic import write_video
 from pretrain.evaluate import stream
+from pretrain.evaluate.frame_source import FrameSource
 from pretrain.evaluate.inference import load_inference_model
-from pretrain.evaluate.stream_source import FrameSource
 
 FPS, SEGMENT = 8, 24  # 3 s per object colour; a window (8 frames at stride 1) is 1 s
 LABELS = (0, 1, 2, 0, 2, 1)
