@@ -17,8 +17,8 @@ from pathlib import Path
 
 from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.motion_dataset import MOTIONS, motion_frames, write_motion_dataset
-from pretrain.data.generated.synthetic import write_video
 from pretrain.data.shards import BuildOptions, build_shards, read_manifest
+from pretrain.data.video.write import write_video
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,11 @@ from torch import nn
 
 from pretrain.config import RunConfig
 from pretrain.models.flops import training_flops
+from pretrain.runtime.device_peaks import device_peak_tflops
 from pretrain.runtime.placement import Placement, resolve_placement
 from pretrain.runtime.quiet import quiet_library_noise
 from pretrain.train.callbacks import ThroughputMonitor
 from pretrain.train.checkpoint_callback import CheckpointCallback
-from pretrain.train.flops import device_peak_tflops
 from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging
 from pretrain.train.nan_guard import TrainingDiverged
 from pretrain.train.optim import schedule_for

@@ -15,7 +15,7 @@ from salient_model import CLASSES, FRAMES, SIZE, salient_classifier  # noqa: F40
 
 from pretrain.cli import main
 from pretrain.data.generated.salient_object import salient_object_clip
-from pretrain.data.generated.synthetic import write_video
+from pretrain.data.video.write import write_video
 from pretrain.evaluate import stream
 from pretrain.evaluate.frame_source import FrameSource
 from pretrain.evaluate.inference import load_inference_model

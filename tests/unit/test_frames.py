@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from pretrain.data.augment import transforms
-from pretrain.data.generated.synthetic import write_video
 from pretrain.data.streams.batching import stack_videos
 from pretrain.data.video.decode import decode_frames, decode_window
 from pretrain.data.video.frames import MAX_LINEAR_SHRINK, PendingView, view_of
+from pretrain.data.video.write import write_video
 
 HEIGHT, WIDTH = 96, 128
 
