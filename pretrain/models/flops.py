@@ -8,8 +8,8 @@ step counts 3x the forward (backward = 2x forward), the usual convention for MFU
 
 from __future__ import annotations
 
+from pretrain.models.arch import ArchSpec
 from pretrain.models.backbone_flops import encoder_forward_flops
-from pretrain.models.vit import ArchSpec
 
 
 def block_flops(tokens: int, dim: int, mlp_dim: int, queries: int | None = None) -> int:

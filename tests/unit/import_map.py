@@ -42,10 +42,14 @@ PARTS: tuple[Part, ...] = (
         "`UserError` (exit 1)",
     ),
     _part(
+        "pixels",
+        "the pixel contract every backbone and the data pipeline share: channels, mean/std, token grid",
+    ),
+    _part(
         "models",
-        "pure PyTorch backbones, named sizes, the pixel contract (`pixels.py`: mean/std, token grid), "
-        "analytic FLOPs",
+        "pure PyTorch backbones (peers, on `arch.py` and `blocks.py`), named sizes, analytic FLOPs",
         "errors",
+        "pixels",
     ),
     _part("masking", "tube masks, VideoMAE V2 running-cell decoder masks", "errors"),
     _part(
@@ -53,6 +57,7 @@ PARTS: tuple[Part, ...] = (
         "the typed schema (one docstring per field, checks in `__post_init__`), recipe loading, "
         "the generated config reference",
         "errors",
+        "pixels",
         "models",
     ),
     _part(
@@ -61,6 +66,7 @@ PARTS: tuple[Part, ...] = (
         "module per corpus layout), `video/` (decode, probe, scenes, crops, keyframes, `write_video`), "
         "`augment/`, `streams/` loaders, `generated/` corpora",
         "errors",
+        "pixels",
         "masking",
         "config",
     ),
@@ -69,6 +75,7 @@ PARTS: tuple[Part, ...] = (
         "every checkpoint and weights format read and written (safely), `from_pretrained`; a registry of "
         "formats (`formats.py`) and model families (`build.py`)",
         "errors",
+        "pixels",
         "models",
         "config",
     ),
@@ -77,6 +84,7 @@ PARTS: tuple[Part, ...] = (
         "where a run executes (`placement.py`: accelerator, precision), the library messages silenced "
         "(`quiet.py`), accelerator peaks for MFU (`device_peaks.py`)",
         "errors",
+        "pixels",
         "models",
         "config",
     ),
@@ -85,6 +93,7 @@ PARTS: tuple[Part, ...] = (
         "multi-view evaluation, metrics, reports, predict (also `--stream`), explain, features, "
         "ONNX/TorchScript export",
         "errors",
+        "pixels",
         "models",
         "masking",
         "config",
@@ -97,6 +106,7 @@ PARTS: tuple[Part, ...] = (
         "LightningModules, the stage runner, strategies, callbacks, loggers; the fine-tune stage's final "
         "test calls `evaluate`",
         "errors",
+        "pixels",
         "models",
         "masking",
         "config",
@@ -109,6 +119,7 @@ PARTS: tuple[Part, ...] = (
         "distributed",
         "Ray Train runner, Ray Jobs client, Ray tasks for shard building (the only Ray imports)",
         "errors",
+        "pixels",
         "config",
         "data",
         "runtime",
@@ -118,6 +129,7 @@ PARTS: tuple[Part, ...] = (
         "bench",
         "benchmarks behind `tubelet bench ...`",
         "errors",
+        "pixels",
         "models",
         "masking",
         "config",
@@ -131,6 +143,7 @@ PARTS: tuple[Part, ...] = (
         "quickstart",
         "the whole path on synthetic data",
         "errors",
+        "pixels",
         "models",
         "masking",
         "config",
@@ -145,6 +158,7 @@ PARTS: tuple[Part, ...] = (
         "`tubelet smoke`: the whole stack on one device, each step asserting its outcome (called "
         "directly, not through the CLI)",
         "errors",
+        "pixels",
         "models",
         "masking",
         "config",
@@ -160,6 +174,7 @@ PARTS: tuple[Part, ...] = (
         "one module per command area: parse, load config, call one function; `cli.main` is the only "
         "place that catches a `TubeletError`",
         "errors",
+        "pixels",
         "models",
         "masking",
         "config",
@@ -181,7 +196,6 @@ RAY_ONLY_IN = "distributed"
 
 def render_table() -> str:
     """The README block: the rules in words, then a row per part, top of the stack first."""
-    order = [part.name for part in PARTS]
     lines = [
         BEGIN,
         "",
@@ -193,10 +207,23 @@ def render_table() -> str:
         "| part | holds | may import |",
         "|---|---|---|",
     ]
-    for part in reversed(PARTS):
-        allowed = ", ".join(sorted(part.may_import, key=order.index)) or "nothing"
-        lines.append(f"| {part.shown} | {part.holds} | {allowed} |")
+    for position in reversed(range(len(PARTS))):
+        part = PARTS[position]
+        lines.append(f"| {part.shown} | {part.holds} | {_allowed(part, PARTS[:position])} |")
     return "\n".join(lines + ["", END])
+
+
+def _allowed(part: Part, lower: tuple[Part, ...]) -> str:
+    """The parts `part` may import, in words: listed, or 'every part below' (but a few)."""
+    allowed = [other.name for other in lower if other.name in part.may_import]
+    missing = [other.name for other in lower if other.name not in part.may_import]
+    if not allowed:
+        return "nothing"
+    if not missing:
+        return "every part below"
+    if len(missing) < len(allowed) / 2:
+        return "every part below but " + ", ".join(missing)
+    return ", ".join(allowed)
 
 
 def readme_block(readme: str) -> str:

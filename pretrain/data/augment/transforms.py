@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from pretrain.config import IMAGENET_MEAN, IMAGENET_STD
 from pretrain.data.video.crop import Box
+from pretrain.pixels import IMAGENET_MEAN, IMAGENET_STD
 
 MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
 
