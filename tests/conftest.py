@@ -37,8 +37,9 @@ def restore_environment():
 def train_encoded_shards(tmp_path_factory):
     """Shards of two textured 352x288 H.264 pans (72 frames at 24 fps) built with --train-encoding:
     18 stored frames each at short side 256."""
-    from pretrain.data.generated.synthetic import textured_pan_frames, write_video
+    from pretrain.data.generated.synthetic import textured_pan_frames
     from pretrain.data.shards import BuildOptions, build_shards
+    from pretrain.data.video.write import write_video
 
     raw, out = tmp_path_factory.mktemp("train_raw"), tmp_path_factory.mktemp("train_shards")
     for index in range(2):

@@ -14,6 +14,7 @@ BENCH_MODULES = (
     "bench_cores",
     "bench_infer",
     "bench_encoding",
+    "bench_readme",
 )
 
 

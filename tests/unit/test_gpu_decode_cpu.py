@@ -13,8 +13,8 @@ from pretrain.bench.data import read_samples
 from pretrain.config import ConfigError, load_config
 from pretrain.data.augment.clips import ClipSettings, MaskSettings, pretrain_clips
 from pretrain.data.streams.batching import collate
+from pretrain.data.streams.pipeline_stages import seeded_rng
 from pretrain.data.streams.pretrain_stream import build_pretrain_loader
-from pretrain.data.streams.stages import seeded_rng
 from pretrain.data.video.decode import decode_window
 from pretrain.data.video.gpu_decode import EncodedBatch, crop_nv12_to_i420, pyav_nv12
 

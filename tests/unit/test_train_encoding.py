@@ -12,10 +12,11 @@ import pytest
 
 from pretrain.config import ConfigError, load_config
 from pretrain.data.augment.clips import eval_views
-from pretrain.data.generated.synthetic import textured_pan_frames, write_video
+from pretrain.data.generated.synthetic import textured_pan_frames
 from pretrain.data.shards import BuildOptions, ShardsError, build_shards, read_manifest
 from pretrain.data.streams.pretrain_stream import clip_settings
 from pretrain.data.streams.selection import check_splits
+from pretrain.data.video.write import write_video
 
 FRAMES = 61  # one 16-frame clip at stride 4 spans exactly 61 source frames: the centre view starts at 0
 MIN_PSNR_DB = 26.0
@@ -100,7 +101,7 @@ def _psnr(a, b) -> float:
 
 
 def _first_sample(manifest) -> dict:
-    from pretrain.data.streams import stages
+    from pretrain.data.streams import pipeline_stages as stages
 
     url = f"{manifest.location}/{manifest.shards[0].name}"
     return next(

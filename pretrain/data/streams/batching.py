@@ -19,7 +19,7 @@ from torch.utils.data import get_worker_info
 
 from pretrain.data.augment.transforms import normalize_video
 from pretrain.data.stage_clock import CLOCK
-from pretrain.data.streams.stages import Counters, DataError, Sample, seeded_rng
+from pretrain.data.streams.pipeline_stages import Counters, DataError, Sample, seeded_rng
 from pretrain.data.video.decode import DecodeError
 from pretrain.data.video.frames import PendingView
 from pretrain.data.video.gpu_decode import EncodedBatch, EncodedClip
