@@ -8,7 +8,7 @@ step counts 3x the forward (backward = 2x forward), the usual convention for MFU
 from __future__ import annotations
 
 from pretrain.models.arch import ArchSpec
-from pretrain.models.backbone_flops import encoder_forward_flops
+from pretrain.models.backbones import get_backbone
 
 # Dense peak TFLOP/s (no sparsity) by device-name fragment, per compute dtype.
 PEAK_TFLOPS: dict[str, dict[str, float]] = {
@@ -20,6 +20,11 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
     "A10": {"bf16": 125.0, "tf32": 62.5, "fp32": 31.2},
     "V100": {"fp16": 125.0, "fp32": 15.7},
 }
+
+
+def encoder_forward_flops(spec: ArchSpec, tokens: int) -> int:
+    """One clip's encoder forward on `tokens` patch tokens (patch embedding included)."""
+    return get_backbone(spec.backbone).flops(spec, tokens)
 
 
 def block_flops(tokens: int, dim: int, mlp_dim: int, queries: int | None = None) -> int:
