@@ -125,6 +125,11 @@ class ArchSpec:
         return math.prod(self.grid[1:])
 
     @property
+    def gelu_approximate(self) -> str:
+        """The MLP's `nn.GELU(approximate=...)` for `mlp_act`."""
+        return MLP_ACTIVATIONS[self.mlp_act]
+
+    @property
     def has_class_token(self) -> bool:
         """A class token (and learned positions): pooled by the classifier instead of the mean."""
         return get_backbone(self.backbone).class_token or self.class_token
