@@ -19,7 +19,7 @@ from pretrain.bench.explain import (
     train_salient_classifier,
 )
 from pretrain.data.generated.salient_object import SalientClip
-from pretrain.data.generated.synthetic import write_video
+from pretrain.data.video.write import write_video
 from pretrain.weights import save_export
 
 __all__ = ["CLASSES", "FRAMES", "SIZE", "SPEC", "salient_classifier"]
