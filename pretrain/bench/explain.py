@@ -21,8 +21,8 @@ from pretrain.data.generated.salient_object import OBJECT_COLOURS, SalientClip, 
 from pretrain.evaluate.explain import METHODS, method_scores
 from pretrain.evaluate.faithfulness import box_mass_ratio, deletion_areas
 from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import BACKBONES
 from pretrain.models.classifier import VideoClassifier
-from pretrain.models.sizes import BACKBONES
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def accuracy(model: VideoClassifier, clips: list[SalientClip]) -> float:
 
 
 def run_explain_bench(
-    backbones: tuple[str, ...] = BACKBONES,
+    backbones: tuple[str, ...] = tuple(BACKBONES),
     methods: tuple[str, ...] = METHODS,
     clips: int = 9,
     steps: int = STEPS,

@@ -1,5 +1,5 @@
-"""`tubelet bench {model,shards,data,zero,cores}`: benchmarks that print figures and ratios against a
-baseline run side by side in the same process. Each lives in its own `pretrain/cli/bench_*.py`."""
+"""`tubelet bench {model,shards,data,zero,cores,infer,encoding,readme,explain}`: benchmarks that print
+figures and ratios against a baseline run side by side in the same process. Each lives in its own `pretrain/cli/bench_*.py`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ BENCH_MODULES = (
     "bench_infer",
     "bench_encoding",
     "bench_readme",
+    "bench_explain",
 )
 
 

@@ -10,8 +10,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "explain",
         help="where in space and time a model looks: saliency.json, .png and .mp4",
-        description="Explain a classifier's decision on one video (attention rollout or Grad-CAM on the last "
-        "block's tokens), or show a pretraining checkpoint's per-token reconstruction error. "
+        description="Explain a classifier's decision on one video (gradient-weighted attention relevance, "
+        "Grad-CAM on the last block's tokens or attention rollout), or show a pretraining checkpoint's per-token reconstruction error. "
         "Example: tubelet explain runs/ucf/export clip.avi --method gradient --out explain/",
     )
     parser.add_argument(
@@ -21,9 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--class", dest="class_name", help="class to explain (default: the top class)")
     parser.add_argument(
         "--method",
-        choices=("rollout", "gradient"),
-        default="gradient",
-        help="attention rollout or Grad-CAM (default gradient; ignored for pretraining checkpoints)",
+        choices=("relevance", "gradient", "rollout"),
+        default="relevance",
+        help="gradient-weighted attention relevance (Chefer et al. 2021, the default: class-specific, "
+        "faithful on every backbone in `tubelet bench explain`), Grad-CAM on the last block's tokens, "
+        "or attention rollout (class-agnostic); ignored for pretraining checkpoints",
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.set_defaults(handler=_explain)

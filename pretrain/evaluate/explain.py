@@ -64,7 +64,7 @@ class Explanation:
 
 
 def explain_clip(
-    loaded: InferenceModel, clip: Clip, method: str = "gradient", class_name: str | None = None
+    loaded: InferenceModel, clip: Clip, method: str = "relevance", class_name: str | None = None
 ) -> Explanation:
     """The explanation of one clip (uint8 `(C, T, S, S)`) by a loaded model."""
     from pretrain.data.augment.transforms import normalize_video
@@ -101,7 +101,7 @@ def explain(
     checkpoint: str | Path,
     video: str | Path,
     out_dir: str | Path,
-    method: str = "gradient",
+    method: str = "relevance",
     class_name: str | None = None,
 ) -> dict[str, Path]:
     """Explain `video` with the model at `checkpoint`; returns the written files by kind."""
