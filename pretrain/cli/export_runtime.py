@@ -1,4 +1,5 @@
-"""`tubelet export CKPT OUT --format onnx|torchscript` (declared with `export` in `cli/stages.py`)."""
+"""`tubelet export CKPT OUT --format onnx|torchscript [--quantize int8]` (declared with `export` in
+`cli/stages.py`): one JSON line; the exporter's chatter is in OUT/export.log."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import json
 def run_runtime_export(args: argparse.Namespace) -> int:
     from pretrain.evaluate.runtime_export import export_runtime
 
-    result = export_runtime(args.checkpoint, args.out, args.format)
+    result = export_runtime(args.checkpoint, args.out, args.format, quantize=args.quantize)
+    extra = {"quantize": result.quantization, "top1_agreement": result.top1_agreement}
     print(
         json.dumps(
             {
                 "exported": str(result.path),
                 "format": result.format,
                 "max_abs_diff": result.max_abs_diff,
-                **({"note": result.note} if result.note else {}),
+                **({k: v for k, v in extra.items() if v is not None}),
+                **({"log": str(result.log_file)} if result.log_file else {}),
             }
         )
     )

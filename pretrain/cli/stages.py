@@ -33,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="safetensors",
         help="onnx / torchscript: a classifier for other runtimes (dynamic batch, parity-checked)",
     )
+    export.add_argument(
+        "--quantize",
+        choices=("int8",),
+        help="with --format onnx: also write model.int8.onnx (onnxruntime dynamic int8 of the linear "
+        "layers, for CPU inference; predict, --stream, explain and bench infer take the folder)",
+    )
     export.set_defaults(handler=_export)
 
 
@@ -85,7 +91,7 @@ def _run_on_ray(config) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    if args.format != "safetensors":
+    if args.format != "safetensors" or args.quantize:
         from pretrain.cli.export_runtime import run_runtime_export
 
         return run_runtime_export(args)
