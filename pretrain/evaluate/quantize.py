@@ -5,7 +5,8 @@
   output channel; activations are quantized on the fly, per tensor, from their own range at each
   call. Needs no data, and suits transformers on CPU (LayerNorm, softmax and GELU stay float).
 - `static`: activation ranges fixed beforehand from calibration clips (QDQ nodes around the same
-  ops). Needs real clips; measured against dynamic by `tubelet bench infer --static-calibration`.
+  ops). Needs real clips; kept for the measurement against dynamic (README, "int8"), not offered
+  by the CLI.
 
 Attention's activation-by-activation products (q k^T, attn v) stay float in both.
 """

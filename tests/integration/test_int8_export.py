@@ -20,6 +20,7 @@ from pretrain.cli import main
 from pretrain.data.augment.transforms import normalize_video
 from pretrain.data.generated.salient_object import salient_object_clip
 from pretrain.data.generated.synthetic import write_video
+from pretrain.errors import CheckpointError
 from pretrain.evaluate.onnx_model import OnnxClassifier, load_onnx_classifier
 from pretrain.weights import from_pretrained
 
@@ -118,6 +119,10 @@ def test_the_onnx_model_has_the_classifier_call_shape(int8_export):
     assert model.class_names == CLASSES and model.num_classes == len(CLASSES)
     for batch in (1, 5):
         assert model(torch.zeros(batch, 3, FRAMES, SIZE, SIZE)).shape == (batch, len(CLASSES))
+    with pytest.raises(
+        CheckpointError, match="load an ONNX one with pretrain.evaluate.onnx_model.load_onnx_classifier"
+    ):
+        from_pretrained(int8_export[0])  # weights loaders build torch modules; they point the way
 
 
 def test_a_missing_extra_names_it(salient_classifier, tmp_path, capsys, monkeypatch):  # noqa: F811
