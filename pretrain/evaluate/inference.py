@@ -18,9 +18,9 @@ from torch import nn
 
 from pretrain.errors import CheckpointError, DataError
 from pretrain.evaluate.onnx_model import OnnxClassifier, is_onnx_export, load_onnx_classifier
+from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier
 from pretrain.models.videomae import VideoMAE
-from pretrain.models.vit import ArchSpec
 
 DEFAULT_STRIDE = 4
 """Frame stride of a clip when the checkpoint carries no run config."""

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from pretrain.errors import CheckpointError, UserError
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
 
 RUNTIME_JSON = "runtime.json"
 ONNX_EXTRA = "pip install 'tubelet[onnx]'"

@@ -19,7 +19,7 @@ from salient_model import CLASSES, FRAMES, SIZE, salient_classifier  # noqa: F40
 from pretrain.cli import main
 from pretrain.data.augment.transforms import normalize_video
 from pretrain.data.generated.salient_object import salient_object_clip
-from pretrain.data.generated.synthetic import write_video
+from pretrain.data.video.write import write_video
 from pretrain.errors import CheckpointError
 from pretrain.evaluate.onnx_model import OnnxClassifier, load_onnx_classifier
 from pretrain.weights import from_pretrained
