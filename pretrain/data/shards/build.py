@@ -19,7 +19,7 @@ from typing import Protocol
 
 from pretrain import __version__
 from pretrain.data.shards.cards import check_expected_counts
-from pretrain.data.shards.encode import X264_PRESETS, ReencodeOptions
+from pretrain.data.shards.encode import TRAIN_STRIDE, X264_PRESETS, ReencodeOptions, training_encoding
 from pretrain.data.shards.errors import ShardsError, StrictModeError
 from pretrain.data.shards.held_out import METHOD as HELD_OUT_METHOD
 from pretrain.data.shards.held_out import with_held_out_split
@@ -69,6 +69,13 @@ class BuildOptions:
     """Keyframe interval (seconds) when re-encoding."""
     reencode: bool = False
     """Re-encode to H.264 MP4 even without resize/fps (implied by either)."""
+    train_encoding: bool = False
+    """Re-encode for pretraining, cheap to decode: every --train-stride-th frame, short side 256
+    (or --resize-short), a keyframe every 8 stored frames, no B-frames, x264 tune fastdecode
+    (no CABAC, no deblocking). data.stride keeps counting
+    source frames and must be a multiple of the stored stride (README, "The training encoding")."""
+    train_stride: int | None = None
+    """With --train-encoding: keep every N-th source frame (default 4, the recipes' data.stride)."""
     probe: str = "full"
     """full: decode every frame before writing; fast: demux + first frame."""
     strict: bool = False
@@ -111,6 +118,19 @@ class BuildOptions:
                 f"resize_short={self.resize_short} must be >= 2",
             ),
             (self.fps is None or self.fps > 0, f"fps={self.fps} must be > 0"),
+            (
+                self.train_stride is None or self.train_stride >= 1,
+                f"train_stride={self.train_stride} must be >= 1",
+            ),
+            (
+                self.train_encoding or self.train_stride is None,
+                f"train_stride={self.train_stride} needs --train-encoding",
+            ),
+            (
+                not (self.train_encoding and self.fps),
+                f"fps={self.fps} and --train-encoding: the training encoding sets the rate "
+                "(source fps / --train-stride); drop one",
+            ),
             (0 <= self.crf <= 51, f"crf={self.crf} must be in 0..51"),
             (self.gop_seconds > 0, f"gop_seconds={self.gop_seconds} must be > 0"),
             (0 <= self.test_fraction < 1, f"test_fraction={self.test_fraction} must be in [0, 1)"),
@@ -137,6 +157,10 @@ class BuildOptions:
         )
 
     def reencode_options(self) -> ReencodeOptions | None:
+        if self.train_encoding:
+            return training_encoding(
+                self.train_stride or TRAIN_STRIDE, self.resize_short, self.crf, self.preset
+            )
         if not (self.reencode or self.resize_short or self.fps):
             return None
         return ReencodeOptions(self.resize_short, self.fps, self.crf, self.preset, self.gop_seconds)
@@ -145,7 +169,7 @@ class BuildOptions:
         """Options that change shard bytes (parallelism and strictness do not)."""
         reencode = self.reencode_options()
         fields = {
-            "reencode": asdict(reencode) if reencode else None,
+            "reencode": reencode.fingerprint_fields() if reencode else None,
             "probe": self.probe,
             "shard_size_mb": self.shard_size_mb,
             "seed": self.seed,
@@ -157,6 +181,8 @@ class BuildOptions:
             fields["segments"] = asdict(segments)
         if self.annotations:
             fields["annotations"] = list(self.annotations)
+        if self.train_encoding:  # what loaders read (`Manifest.stored_stride`)
+            fields["stored"] = {"stride": reencode.stride, "short_side": reencode.resize_short}
         return fields
 
 

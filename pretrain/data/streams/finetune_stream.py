@@ -58,7 +58,7 @@ def build_finetune_train_loader(config: RunConfig, rank: int, world_size: int) -
     epoch_clips = data.epoch_size or sum(count for _, count in members) * data.num_sample
     maker = functools.partial(
         finetune_clips,
-        settings=clip_settings(config),
+        settings=clip_settings(config, manifest),
         augment=train_augment(config),
         num_sample=data.num_sample,
     )
