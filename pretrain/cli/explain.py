@@ -11,7 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "explain",
         help="where in space and time a model looks: saliency.json, .png and .mp4",
         description="Explain a classifier's decision on one video (gradient-weighted attention relevance, "
-        "Grad-CAM on the last block's tokens or attention rollout), or show a pretraining checkpoint's per-token reconstruction error. "
+        "Grad-CAM on the last block's tokens, attention rollout, or occlusion for an ONNX/int8 export), or "
+        "show a pretraining checkpoint's per-token reconstruction error. "
         "Example: tubelet explain runs/ucf/export clip.avi --method gradient --out explain/",
     )
     parser.add_argument(
@@ -21,11 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--class", dest="class_name", help="class to explain (default: the top class)")
     parser.add_argument(
         "--method",
-        choices=("relevance", "gradient", "rollout"),
-        default="relevance",
-        help="gradient-weighted attention relevance (Chefer et al. 2021, the default: class-specific, "
-        "faithful on every backbone in `tubelet bench explain`), Grad-CAM on the last block's tokens, "
-        "or attention rollout (class-agnostic); ignored for pretraining checkpoints",
+        choices=("relevance", "gradient", "rollout", "occlusion"),
+        default=None,
+        help="gradient-weighted attention relevance (Chefer et al. 2021; class-specific, faithful on every "
+        "backbone in `tubelet bench explain`; the default), Grad-CAM on the last block's tokens, attention "
+        "rollout (class-agnostic), or occlusion (gradient-free: the only one for an ONNX/int8 export, and "
+        "its default); ignored for pretraining checkpoints",
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.set_defaults(handler=_explain)

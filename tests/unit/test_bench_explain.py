@@ -14,6 +14,7 @@ def test_smallest_setting_scores_every_method(capsys):
         ("vivit", "relevance"),
         ("vivit", "gradient"),
         ("vivit", "rollout"),
+        ("vivit", "occlusion"),
     ]
     for figure in report["figures"]:  # one clip, the same random orders for every method
         assert figure["box_mass_ratio"] >= 0 and 0 <= figure["deletion_auc"] <= 1
