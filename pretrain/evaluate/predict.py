@@ -18,6 +18,7 @@ import torch
 
 from pretrain.data.augment.clips import ClipSettings, eval_views
 from pretrain.data.augment.transforms import normalize_video
+from pretrain.data.shards.sources import regular_file_problem
 from pretrain.data.video.decode import DecodeError
 from pretrain.weights.pretrained import Finetuned, load_finetuned
 
@@ -65,9 +66,11 @@ def predict_file(
     finetuned: Finetuned, path: Path, settings: ClipSettings, num_clips: int, num_crops: int, topk: int
 ) -> tuple[Prediction, int]:
     """One file → its prediction and the number of views scored (0 when it could not be read)."""
+    problem = regular_file_problem(path)  # a FIFO would block forever, /dev/zero fill memory
+    if problem:
+        return Prediction(str(path), error=problem), 0
     try:
-        data = path.read_bytes()
-        sample = {"key": path.name, "meta": {}, "video": data}
+        sample = {"key": path.name, "meta": {}, "video": path}  # read as decoding needs, never whole
         video = eval_views(sample, settings, num_clips, num_crops)[0]["video"]
     except (DecodeError, OSError, ValueError, IndexError) as error:
         return Prediction(str(path), error=f"not a video this tool can read ({error})"), 0

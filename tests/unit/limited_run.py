@@ -1,0 +1,35 @@
+"""Run `tubelet ...` in a child process under a hard memory cap and a time limit, so a test can
+assert that a hostile input is refused (or skipped) in bounded memory instead of hoping."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+GIB = 1 << 30
+REPO = Path(__file__).resolve().parents[2]
+MAIN = "import sys; from pretrain.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def run_tubelet(
+    args: list[str], memory_bytes: int = 3 * GIB, timeout: float = 120, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """`tubelet ARGS` with RLIMIT_AS = memory_bytes (address space: torch alone maps
+    about 0.8 GiB); raises subprocess.TimeoutExpired when it runs past `timeout` seconds."""
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", MAIN, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=cap,
+        env=env,
+        cwd=cwd,
+    )

@@ -1,0 +1,76 @@
+"""Special files and huge files as videos: only regular files are read, and never whole
+(issue 24 §2, §3). Memory is capped with RLIMIT_AS in a child process; FIFOs get a timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from limited_run import GIB, run_tubelet
+
+from pretrain.data.generated.corpora import write_folder_tree
+from pretrain.errors import DataError
+from pretrain.evaluate.inference import read_clip
+from pretrain.models import VideoClassifier
+from pretrain.models.vit import ArchSpec
+from pretrain.weights import save_export
+
+SPEC = ArchSpec.from_size("tiny", img_size=32, num_frames=4)
+SPECIAL = {"zero.mp4": "a character device", "random.mp4": "a character device", "fifo.mp4": "a FIFO"}
+
+
+@pytest.fixture(scope="module")
+def hostile_tree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("hostile") / "videos"
+    write_folder_tree(root, classes=None, videos_per_class=2, suffixes=(".mp4",))
+    os.symlink("/dev/zero", root / "zero.mp4")
+    os.symlink("/dev/urandom", root / "random.mp4")
+    os.mkfifo(root / "fifo.mp4")
+    with open(root / "huge.mp4", "wb") as handle:  # 3 GiB of sparse zeros: no disk, no real video
+        handle.truncate(3 * GIB)
+    return root
+
+
+@pytest.mark.parametrize("extra", [[], ["--segment-seconds", "1"]], ids=["whole", "segments"])
+def test_special_files_are_skipped_and_listed_and_a_huge_file_is_not_read_whole(
+    hostile_tree, tmp_path, extra
+):
+    out = tmp_path / "out"
+    result = run_tubelet(
+        ["shards", "build", "folder", str(hostile_tree), str(out), *extra], memory_bytes=2 * GIB, timeout=90
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    reasons = {row["path"]: row["reason"] for row in rows}
+    for name, kind in SPECIAL.items():
+        assert reasons[name] == f"not a regular file ({kind})"
+    assert "huge.mp4" in reasons  # probed from disk and rejected under a 2 GiB address-space cap
+    assert not list(out.rglob("*.partial*"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["totals"]["samples"] >= 2
+
+
+def test_predict_lists_special_and_huge_files_and_scores_the_good_one(hostile_tree, tmp_path):
+    save_export(VideoClassifier(SPEC, 2), None, tmp_path / "export", class_names=["a", "b"])
+    good = sorted(hostile_tree.glob("clip*.mp4"))[0]
+    videos = [str(hostile_tree / name) for name in (*SPECIAL, "huge.mp4")] + [str(good)]
+    result = run_tubelet(
+        ["predict", str(tmp_path / "export"), *videos, "--clips", "1", "--crops", "1"],
+        memory_bytes=2 * GIB,
+        timeout=90,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    lines = dict(
+        line.split(": ", 1) for line in result.stdout.splitlines() if line.startswith(str(hostile_tree))
+    )
+    for name, kind in SPECIAL.items():
+        assert lines[str(hostile_tree / name)] == f"skipped: not a regular file ({kind})"
+    assert lines[str(hostile_tree / "huge.mp4")].startswith("skipped: not a video this tool can read")
+    assert lines[str(good)].startswith(("a ", "b "))  # top classes with their probabilities
+
+
+def test_explain_refuses_a_fifo_in_one_line(hostile_tree):
+    with pytest.raises(DataError, match=r"fifo.mp4: not a regular file \(a FIFO\)$"):
+        read_clip(hostile_tree / "fifo.mp4", SPEC, stride=1)
