@@ -31,6 +31,7 @@ from torch import nn
 
 from pretrain.config import ModelConfig, RunConfig
 from pretrain.data.augment.transforms import normalize_video
+from pretrain.data.shards.output_lock import output_lock
 from pretrain.errors import CheckpointError
 from pretrain.models.vit import patchify
 
@@ -303,40 +304,41 @@ def extract_features(
     """Features of every selected sample of `job.shards` into `job.out` (resumable), one input
     shard per task: over `devices` (default: every local GPU, else the CPU) or through `runner`."""
     out = Path(job.out)
-    (out / PARTS).mkdir(parents=True, exist_ok=True)
-    for leftover in out.rglob("*.partial"):
-        leftover.unlink()
-    units = plan_units(job)
-    done = {unit.shard: part for unit in units if (part := unit_done(out, unit)) is not None}
-    todo = [unit for unit in units if unit.shard not in done]
-    log.info(
-        "features of %d shard(s) (%d already done) on %s",
-        len(units),
-        len(done),
-        "tasks" if runner else ", ".join(devices or local_devices()),
-    )
-    for part in _run_units(todo, job, devices or local_devices(), runner):
-        done[part["shard"]] = part
-    parts = [done[unit.shard] for unit in units]
-    rows = [row for part in parts for row in part["rows"]]
-    _atomic(
-        out / INDEX_NAME,
-        lambda path: path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)),
-    )
-    dim, views = (parts[0]["dim"], parts[0]["views"]) if parts else (0, 0)
-    summary = {
-        "ckpt": job.ckpt,
-        "shards": job.shards,
-        "split": job.split,
-        "samples": len(rows),
-        "dim": dim,
-        "views": views,
-        "tokens": job.tokens,
-        "files": [unit.file for unit in units],
-        "tensors": ["features (M, D)", "view_features (M, V, D)"]
-        + (["tokens (M, V, N, D)"] if job.tokens else []),
-    }
-    _atomic(out / SUMMARY_NAME, lambda path: path.write_text(json.dumps(summary, indent=1) + "\n"))
+    with output_lock(out):  # a second run into the same folder would mix two models' features
+        (out / PARTS).mkdir(parents=True, exist_ok=True)
+        for leftover in out.rglob("*.partial"):
+            leftover.unlink()
+        units = plan_units(job)
+        done = {unit.shard: part for unit in units if (part := unit_done(out, unit)) is not None}
+        todo = [unit for unit in units if unit.shard not in done]
+        log.info(
+            "features of %d shard(s) (%d already done) on %s",
+            len(units),
+            len(done),
+            "tasks" if runner else ", ".join(devices or local_devices()),
+        )
+        for part in _run_units(todo, job, devices or local_devices(), runner):
+            done[part["shard"]] = part
+        parts = [done[unit.shard] for unit in units]
+        rows = [row for part in parts for row in part["rows"]]
+        _atomic(
+            out / INDEX_NAME,
+            lambda path: path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)),
+        )
+        dim, views = (parts[0]["dim"], parts[0]["views"]) if parts else (0, 0)
+        summary = {
+            "ckpt": job.ckpt,
+            "shards": job.shards,
+            "split": job.split,
+            "samples": len(rows),
+            "dim": dim,
+            "views": views,
+            "tokens": job.tokens,
+            "files": [unit.file for unit in units],
+            "tensors": ["features (M, D)", "view_features (M, V, D)"]
+            + (["tokens (M, V, N, D)"] if job.tokens else []),
+        }
+        _atomic(out / SUMMARY_NAME, lambda path: path.write_text(json.dumps(summary, indent=1) + "\n"))
     return FeatureSummary(out, len(rows), len(units), len(units) - len(todo), dim, views)
 
 

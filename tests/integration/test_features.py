@@ -5,6 +5,7 @@ features matches `finetune.mode=linear_probe`."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from safetensors.torch import load_file
 
 from pretrain.cli import main
 from pretrain.config import config_to_dict, load_config
+from pretrain.data.shards.output_lock import output_lock
 from pretrain.data.streams.eval_stream import build_eval_loader
 from pretrain.evaluate.features import FeatureJob, extract_features, load_features
 from pretrain.evaluate.views import score_batch
@@ -95,6 +97,27 @@ def test_features_command_resumes_without_repeating_a_shard(classifier, tmp_path
     assert [name for name in after if after[name] != before.get(name)] == [parts[0].name]  # only it redone
     index = [json.loads(line) for line in (tmp_path / "index.jsonl").read_text().splitlines()]
     assert len(index) == len({r["key"] for r in index}) == 6
+
+
+def test_a_second_features_run_into_the_same_out_is_refused_naming_the_first(classifier, tmp_path, capsys):
+    root, shards, _, _ = classifier
+    command = [
+        "features",
+        str(root / "export"),
+        str(shards),
+        "--out",
+        str(tmp_path),
+        "--recipe",
+        "finetune/tiny",
+    ]
+    with output_lock(tmp_path):  # the first run, still writing (flock: per open file, even in one process)
+        assert main(command) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        f"tubelet: error: {tmp_path} is being written by another run (pid {os.getpid()} on "
+    )
+    assert err.endswith("wait for it to finish or choose another output folder")
+    assert not (tmp_path / "features.json").exists() and not list(tmp_path.glob("features-*"))
 
 
 def _tinted_frames(class_index: int, seed: int):

@@ -3,10 +3,12 @@ assert that a hostile input is refused (or skipped) in bounded memory instead of
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 GIB = 1 << 30
@@ -33,3 +35,25 @@ def run_tubelet(
         env=env,
         cwd=cwd,
     )
+
+
+@contextlib.contextmanager
+def another_writer(folder: Path) -> Iterator[subprocess.Popen]:
+    """A second process holding `folder`'s output lock (as a concurrent `tubelet` run would)."""
+    code = (
+        "import sys, time; sys.argv = ['tubelet', 'shards', 'build', 'folder', 'in', 'out']\n"
+        "from pretrain.data.shards.output_lock import output_lock\n"
+        f"with output_lock({str(folder)!r}):\n    print('held', flush=True); time.sleep(120)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -19,12 +20,13 @@ from typing import Protocol
 
 from pretrain import __version__
 from pretrain.data.shards.cards import check_expected_counts
-from pretrain.data.shards.encode import X264_PRESETS, ReencodeOptions
+from pretrain.data.shards.encode import X264_PRESETS, ReencodeOptions, fps_problem
 from pretrain.data.shards.errors import ShardsError, StrictModeError
 from pretrain.data.shards.held_out import METHOD as HELD_OUT_METHOD
 from pretrain.data.shards.held_out import with_held_out_split
 from pretrain.data.shards.local_pool import run_in_processes
 from pretrain.data.shards.manifest import ERRORS_NAME, MANIFEST_NAME, assemble_manifest
+from pretrain.data.shards.output_lock import output_lock
 from pretrain.data.shards.probe import PROBE_MODES
 from pretrain.data.shards.segments import SegmentOptions, segment_listing
 from pretrain.data.shards.sources import Listing, VideoEntry, list_source
@@ -109,7 +111,7 @@ class BuildOptions:
                 self.resize_short is None or self.resize_short >= 2,
                 f"resize_short={self.resize_short} must be >= 2",
             ),
-            (self.fps is None or self.fps > 0, f"fps={self.fps} must be > 0"),
+            (self.fps is None or not fps_problem(self.fps), f"fps={self.fps}: {fps_problem(self.fps or 0)}"),
             (0 <= self.crf <= 51, f"crf={self.crf} must be in 0..51"),
             (self.gop_seconds > 0, f"gop_seconds={self.gop_seconds} must be > 0"),
             (0 <= self.test_fraction < 1, f"test_fraction={self.test_fraction} must be in [0, 1)"),
@@ -117,6 +119,12 @@ class BuildOptions:
             (self.preset in X264_PRESETS, f"preset={self.preset!r}: choose one of {', '.join(X264_PRESETS)}"),
             (self.tail in TAILS, f"tail={self.tail!r}: choose one of {', '.join(TAILS)}"),
         ]
+        infinite = [
+            f"{k}={v}" for k, v in vars(self).items() if isinstance(v, float) and not math.isfinite(v)
+        ]
+        checks.insert(
+            0, (not infinite, f"{', '.join(infinite)}: must be a finite number")
+        )  # nan passes `< 0`
         for ok, message in checks:
             if not ok:
                 raise ShardsError(message)
@@ -368,26 +376,29 @@ def build_shards(
         raise ShardsError(f"{input_dir}: no usable {source} videos found")
     check_expected_counts(listing)
     store = ShardStore(str(output))
-    planning_rows: list[dict] = []
-    if options.segment_options() is not None:  # long videos: every segment becomes an entry of its own
-        listing, planning_rows = segment_listing(listing, options.segment_options(), options.workers, store)
-    plans = plan_shards(listing.entries, options, listing.dataset)
-    build_fingerprint = hashlib.sha256(
-        json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()
-    ).hexdigest()
-    _prepare_output(store, build_fingerprint)
-    config = ShardTaskConfig(
-        store.url, listing.dataset, options.probe, options.reencode_options(), options.strict
-    )
-    results, resumed = _build_missing(store, plans, options, config, progress, runner)
-    build = {
-        "source": source,
-        "input": str(input_dir),
-        "fingerprint": build_fingerprint,
-        "tool_version": __version__,
-        **options.content_fields(),
-    }
-    errors = _write_results(store, listing, results, build, planning_rows)
+    with output_lock(store.root if store.is_local else None):  # one build writes a folder at a time
+        planning_rows: list[dict] = []
+        if options.segment_options() is not None:  # long videos: every segment becomes an entry of its own
+            listing, planning_rows = segment_listing(
+                listing, options.segment_options(), options.workers, store
+            )
+        plans = plan_shards(listing.entries, options, listing.dataset)
+        build_fingerprint = hashlib.sha256(
+            json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()
+        ).hexdigest()
+        _prepare_output(store, build_fingerprint)
+        config = ShardTaskConfig(
+            store.url, listing.dataset, options.probe, options.reencode_options(), options.strict
+        )
+        results, resumed = _build_missing(store, plans, options, config, progress, runner)
+        build = {
+            "source": source,
+            "input": str(input_dir),
+            "fingerprint": build_fingerprint,
+            "tool_version": __version__,
+            **options.content_fields(),
+        }
+        errors = _write_results(store, listing, results, build, planning_rows)
     return BuildSummary(
         output=store.url,
         dataset=listing.dataset,

@@ -26,6 +26,16 @@ X264_PRESETS = (
 )
 
 
+FPS_RANGE = (0.1, 1000.0)
+"""Frame rates a re-encode reads and writes: H.264 time bases outside it are meaningless (an
+average rate of 10/25001 fps would round to 0 and divide by it)."""
+
+
+def fps_problem(fps: float) -> str | None:
+    low, high = FPS_RANGE
+    return None if low <= fps <= high else f"frame rate {fps:g} fps is outside {low:g}-{high:g}"
+
+
 @dataclass(frozen=True)
 class ReencodeOptions:
     resize_short: int | None = None
@@ -70,6 +80,8 @@ def encode_frames(
                 in_fps = stream_rate(in_stream)
                 if in_fps <= 0:
                     raise ProbeError("no frame rate in the container")
+                if fps_problem(in_fps):  # the video is skipped and listed, the build goes on
+                    raise ProbeError(fps_problem(in_fps))
                 out_fps = options.fps or in_fps
                 ratio = in_fps / out_fps
                 out_stream = _add_h264(output, frame, out_fps, options)
