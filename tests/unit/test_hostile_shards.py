@@ -10,10 +10,14 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import webdataset as wds
 from limited_run import another_writer
 
 from pretrain.cli import main
 from pretrain.data.generated.corpora import write_folder_tree
+from pretrain.data.generated.long_video import write_scene_video
+from pretrain.data.shards import read_manifest
+from pretrain.data.shards.annotations import read_annotations
 
 SECONDS_PER_FRAME = 2500.1  # an average rate of 10/25001 fps
 
@@ -89,3 +93,56 @@ def test_a_second_build_into_the_same_folder_is_one_line_naming_the_first(
     )
     assert not (out / "manifest.json").exists()
     assert main(["shards", "build", "folder", str(folder_with_slideshow), str(out)]) == 0  # lock gone with it
+
+
+def test_nan_inf_and_non_utf8_rows_are_problems_and_spans_are_clipped_to_the_video(tmp_path):
+    write_scene_video(tmp_path / "videos" / "film.mp4", [40, 40], fps=8)  # 10 s
+    listing = tmp_path / "spans.csv"
+    listing.write_bytes(
+        b"video,start,end,label\n"
+        b"film,0,5,walk\n"
+        b"film,nan,5,run\n"
+        b"film,2,inf,run\n"
+        b"film,5,30,run\n"
+        b"film,5,1e300,run\n"
+        b"film,20,30,run\n"
+        b"film,1,2,\xff\xfe\n"
+    )
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "shards",
+                "build",
+                "annotations",
+                str(tmp_path / "videos"),
+                str(out),
+                "--annotations",
+                str(listing),
+            ]
+        )
+        == 0
+    )
+    samples = wds.WebDataset(read_manifest(str(out)).shard_urls(), shardshuffle=False, empty_check=False)
+    spans = sorted(
+        (meta["start"], meta["end"]) for meta in (json.loads(sample["json"]) for sample in samples)
+    )
+    assert spans == [(0.0, 5.0), (5.0, 10.0)]  # 5-30 clipped to the real end
+    rows = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert [row["reason"] for row in rows] == [
+        "start/end 'nan', '5' are not finite numbers",
+        "start/end '2', 'inf' are not finite numbers",
+        "row is not valid UTF-8",
+        "film.mp4 5.0-10.0 s is listed twice",  # 5-1e300, once clipped
+        "film.mp4 20.0-30.0 s starts after the video's end (10 s)",
+    ]
+
+
+def test_a_kinetics_row_with_nan_times_is_a_problem(tmp_path):
+    listing = tmp_path / "train.csv"
+    listing.write_text(
+        "label,youtube_id,time_start,time_end,split\nzumba,abc,nan,10,train\nzumba,abc,0,10,train\n"
+    )
+    rows, problems = read_annotations(listing, kinetics=True)
+    assert [(r.start, r.end) for r in rows] == [(0.0, 10.0)]
+    assert [p.describe() for p in problems] == [f"{listing}:2: start/end 'nan', '10' are not finite numbers"]
