@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from pretrain.errors import ConfigError  # re-exported: `pretrain.config.ConfigError`
-from pretrain.models.pixels import token_grid
 from pretrain.models.sizes import BACKBONES, SIZES
+from pretrain.pixels import token_grid
 
 STAGES = ("pretrain", "finetune")
 MASK_KINDS = ("tube", "random")

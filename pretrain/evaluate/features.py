@@ -33,7 +33,7 @@ from pretrain.config import ModelConfig, RunConfig
 from pretrain.data.augment.transforms import normalize_video
 from pretrain.data.shards.output_lock import output_lock
 from pretrain.errors import CheckpointError
-from pretrain.models.vit import patchify
+from pretrain.models.patches import patchify
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pretrain.data.generated.corpora import write_folder_tree
 from pretrain.errors import DataError
 from pretrain.evaluate.inference import read_clip
 from pretrain.models import VideoClassifier
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
 from pretrain.weights import save_export
 
 SPEC = ArchSpec.from_size("tiny", img_size=32, num_frames=4)

@@ -13,7 +13,7 @@ import pytest
 
 from pretrain.cli import main
 from pretrain.models import VideoClassifier
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
 from pretrain.weights import save_export
 
 SPEC = ArchSpec.from_size("tiny", img_size=32, num_frames=4)

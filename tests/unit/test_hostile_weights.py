@@ -10,7 +10,7 @@ from limited_run import GIB, run_tubelet
 
 from pretrain.errors import CheckpointError
 from pretrain.models import VideoClassifier
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
 from pretrain.weights import describe, from_pretrained, save_export, save_hf
 
 SPEC = ArchSpec.from_size("tiny", img_size=32, num_frames=4)
