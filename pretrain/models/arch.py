@@ -11,10 +11,13 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from pretrain.errors import ConfigError
 from pretrain.models.sizes import BACKBONES, SIZES
 from pretrain.pixels import CHANNELS, IMAGENET_MEAN, IMAGENET_STD, token_grid
 
 MLP_ACTIVATIONS = {"gelu": "none", "gelu_tanh": "tanh"}  # name -> nn.GELU(approximate=...)
+COUNTS = ("depth", "decoder_depth", "temporal_depth")
+"""Block counts: whole numbers >= 0 (the other int fields are sizes, >= 1)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,11 @@ class ArchSpec:
     """Per-channel std the input video is normalized with ([-1, 1] inputs: 0.5, 0.5, 0.5)."""
 
     def __post_init__(self) -> None:
+        problems = _field_problems(
+            self
+        )  # a config.json or a flag may hold anything: one line, no crash later
+        if problems:
+            raise ConfigError(f"model architecture: {'; '.join(problems)}")
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}; expected one of {list(BACKBONES)}")
         if self.mlp_act not in MLP_ACTIVATIONS:
@@ -133,3 +141,40 @@ class ArchSpec:
     def patch_dim(self) -> int:
         """Pixels per token: tubelet * patch * patch * channels."""
         return self.tubelet_size * self.patch_size * self.patch_size * CHANNELS
+
+
+def _field_problems(spec: ArchSpec) -> list[str]:
+    """Wrong types, sizes < 1, geometry that does not divide, non-finite or zero statistics."""
+    problems = []
+    for field in fields(spec):
+        value, kind = getattr(spec, field.name), field.type
+        if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            problems.append(f"{field.name}={value!r} must be a whole number")
+        elif kind == "int" and value < (0 if field.name in COUNTS else 1):
+            problems.append(f"{field.name}={value} must be >= {0 if field.name in COUNTS else 1}")
+        elif kind in ("bool", "str") and type(value).__name__ != kind:
+            problems.append(f"{field.name}={value!r} must be a {kind}")
+        elif kind == "float" and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            problems.append(f"{field.name}={value!r} must be a finite number > 0")
+    if problems:
+        return problems
+    for size, parts, names in (
+        (spec.img_size, spec.patch_size, "img_size/patch_size"),
+        (spec.num_frames, spec.tubelet_size, "num_frames/tubelet_size"),
+        (spec.dim, spec.heads, "dim/heads"),
+        (spec.decoder_dim, spec.decoder_heads, "decoder_dim/decoder_heads"),
+    ):
+        if size % parts:
+            problems.append(f"{names}={size}/{parts} must divide evenly")
+    for name in ("pixel_mean", "pixel_std"):
+        stats = getattr(spec, name)
+        ok = isinstance(stats, (list, tuple)) and len(stats) == CHANNELS
+        ok = ok and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in stats
+        )
+        if not ok or (name == "pixel_std" and min(stats) <= 0):
+            problems.append(
+                f"{name}={stats!r} must be {CHANNELS} finite numbers"
+                + (" > 0" if name == "pixel_std" else "")
+            )
+    return problems

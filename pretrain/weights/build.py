@@ -17,7 +17,7 @@ from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier, make_linear_probe
 from pretrain.models.encoders import build_encoder
 from pretrain.models.videomae import VideoMAE
-from pretrain.weights.declared import check_block_counts, check_shapes
+from pretrain.weights.declared import check_block_counts, check_class_names, check_shapes
 from pretrain.weights.formats import FAMILY, Tensors, Weights
 
 Builder = Callable[[Tensors, dict[str, Any]], tuple[nn.Module, Tensors]]
@@ -61,6 +61,7 @@ def build_model(state: Tensors, model_config: dict[str, Any], source: str = "") 
             f"{where}model family {family!r} is not known here (known: {', '.join(sorted(FAMILIES))})"
         )
     check_block_counts(state, model_config, where)
+    check_class_names(state, model_config, where)
     try:
         check_shapes(state, model_config, builder, where)
         model, state = builder(state, model_config)

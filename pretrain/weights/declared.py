@@ -79,3 +79,18 @@ def check_shapes(
             f"{where}the config does not describe these weights ({model_config.get('kind')} model): "
             + "; ".join(problems)
         )
+
+
+def check_class_names(state: Tensors, model_config: dict[str, Any], where: str) -> None:
+    """A classifier's names (HF `id2label`, an export's `class_names`) must name every head row:
+    fewer names would fail at the first prediction of a class that has none."""
+    names = model_config.get("class_names")
+    heads = [state[key] for key in ("head.weight", "head.1.weight") if key in state]
+    if model_config.get("kind") != "classifier" or not names or not heads:
+        return
+    rows = int(heads[0].shape[0])
+    if len(names) != rows:
+        raise CheckpointError(
+            f"{where}the head has {rows} classes but the config names {len(names)} "
+            f"(id2label / class_names must name every class)"
+        )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
 from limited_run import GIB, run_tubelet
 
+from pretrain.cli import main
 from pretrain.errors import CheckpointError
 from pretrain.models import VideoClassifier
 from pretrain.models.arch import ArchSpec
@@ -54,3 +56,50 @@ def test_a_wider_declared_model_is_compared_tensor_by_tensor_before_building(tmp
         match=r"shape \['encoder.blocks.0.attn.proj.bias: config \(4096,\) vs weights \(64,\)",
     ):
         from_pretrained(export)
+
+
+def test_an_id2label_shorter_than_the_head_is_refused_at_load(tmp_path):
+    state, config = describe(VideoClassifier(SPEC, 3))
+    save_hf(state, {**config, "class_names": ["a", "b", "c"]}, tmp_path / "hf")
+    config_file = tmp_path / "hf" / "config.json"
+    hf = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**hf, "id2label": {"0": "a", "1": "b"}}))
+    with pytest.raises(CheckpointError, match=r"the head has 3 classes but the config names 2 \(id2label"):
+        from_pretrained(tmp_path / "hf")
+    export = _export(tmp_path)
+    config_file = export / "config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "class_names": ["a"]}))
+    with pytest.raises(CheckpointError, match="the head has 3 classes but the config names 1"):
+        from_pretrained(export)
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--img-size", "0"], "img_size=0 must be >= 1"),
+        (["--img-size", "-16"], "img_size=-16 must be >= 1"),
+        (["--img-size", "8"], "img_size/patch_size=8/16 must divide evenly"),
+        (["--num-frames", "0"], "num_frames=0 must be >= 1"),
+        (["--num-frames", "3"], "num_frames/tubelet_size=3/2 must divide evenly"),
+    ],
+)
+def test_convert_checks_img_size_and_num_frames_like_the_schema(tmp_path, capsys, flags, message):
+    export = _export(tmp_path)
+    assert main(["convert", str(export), str(tmp_path / "out"), *flags]) == 2
+    assert capsys.readouterr().err.strip() == f"tubelet: config error: model architecture: {message}"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "arch,message",
+    [
+        ({"heads": 0}, "heads=0 must be >= 1"),
+        ({"patch_size": 0}, "patch_size=0 must be >= 1"),
+        ({"tubelet_size": 0}, "tubelet_size=0 must be >= 1"),
+        ({"dim": "64"}, "dim='64' must be a whole number"),
+        ({"pixel_std": [0, 0, 0]}, "pixel_std=(0, 0, 0) must be 3 finite numbers > 0"),
+    ],
+)
+def test_an_export_config_with_impossible_numbers_is_one_line(tmp_path, arch, message):
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        from_pretrained(_export(tmp_path, **arch))
