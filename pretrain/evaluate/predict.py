@@ -20,6 +20,7 @@ from pretrain.data.augment.clips import ClipSettings, eval_views
 from pretrain.data.augment.transforms import normalize_video
 from pretrain.data.shards.sources import regular_file_problem
 from pretrain.data.video.decode import DecodeError
+from pretrain.errors import UserError
 from pretrain.weights.pretrained import Finetuned, load_finetuned
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ class PredictReport:
     @property
     def failed(self) -> list[Prediction]:
         return [p for p in self.predictions if p.error]
+
+
+MAX_VIEWS = {"--clips": 32, "--crops": 10}
+"""Views per video: 32 windows x 3 crops of ViT-B 16 x 224^2 clips already hold 1.8 GB of floats (--clips 100000: 9 GiB)."""
 
 
 def view_settings(
@@ -92,6 +97,9 @@ def predict(
     clips: int | None = None,
     crops: int | None = None,
 ) -> PredictReport:
+    for flag, value in (("--clips", clips), ("--crops", crops)):  # checked before the model loads
+        if value is not None and not 1 <= value <= MAX_VIEWS[flag]:
+            raise UserError(f"{flag} {value} must be in 1..{MAX_VIEWS[flag]} (views per video)")
     finetuned = load_finetuned(checkpoint)
     settings, num_clips, num_crops = view_settings(finetuned, clips, crops)
     predictions, total_views = [], 0

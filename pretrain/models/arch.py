@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from types import SimpleNamespace
 from typing import Any
 
 from pretrain.errors import ConfigError
@@ -61,17 +62,10 @@ class ArchSpec:
     """Per-channel std the input video is normalized with ([-1, 1] inputs: 0.5, 0.5, 0.5)."""
 
     def __post_init__(self) -> None:
-        problems = _field_problems(
-            self
-        )  # a config.json or a flag may hold anything: one line, no crash later
+        # a config.json or a flag may hold anything: one line now, no crash later
+        problems = arch_problems(asdict(self))
         if problems:
             raise ConfigError(f"model architecture: {'; '.join(problems)}")
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.backbone!r}; expected one of {list(BACKBONES)}")
-        if self.mlp_act not in MLP_ACTIVATIONS:
-            raise ValueError(f"unknown mlp_act {self.mlp_act!r}; expected one of {sorted(MLP_ACTIVATIONS)}")
-        if self.backbone == "vivit" and self.temporal_depth < 1:
-            raise ValueError(f"backbone vivit needs temporal_depth >= 1, got {self.temporal_depth}")
         object.__setattr__(self, "pixel_mean", tuple(float(v) for v in self.pixel_mean))
         object.__setattr__(self, "pixel_std", tuple(float(v) for v in self.pixel_std))
 
@@ -143,10 +137,14 @@ class ArchSpec:
         return self.tubelet_size * self.patch_size * self.patch_size * CHANNELS
 
 
-def _field_problems(spec: ArchSpec) -> list[str]:
-    """Wrong types, sizes < 1, geometry that does not divide, non-finite or zero statistics."""
+def arch_problems(values: dict[str, Any]) -> list[str]:
+    """What is wrong with these `ArchSpec` fields (the defaults fill the others): wrong types, sizes
+    < 1, geometry that does not divide, non-finite or zero statistics. Readers of weights call it to
+    refuse a file's architecture as that file's fault (CheckpointError) before building anything."""
     problems = []
-    for field in fields(spec):
+    defaults = {field.name: field.default for field in fields(ArchSpec)}
+    spec = SimpleNamespace(**{**defaults, **{k: v for k, v in values.items() if k in defaults}})
+    for field in fields(ArchSpec):
         value, kind = getattr(spec, field.name), field.type
         if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
             problems.append(f"{field.name}={value!r} must be a whole number")
@@ -158,6 +156,12 @@ def _field_problems(spec: ArchSpec) -> list[str]:
             problems.append(f"{field.name}={value!r} must be a finite number > 0")
     if problems:
         return problems
+    if spec.backbone not in BACKBONES:
+        problems.append(f"unknown backbone {spec.backbone!r}; expected one of {list(BACKBONES)}")
+    if spec.mlp_act not in MLP_ACTIVATIONS:
+        problems.append(f"unknown mlp_act {spec.mlp_act!r}; expected one of {sorted(MLP_ACTIVATIONS)}")
+    if spec.backbone == "vivit" and spec.temporal_depth < 1:
+        problems.append(f"backbone vivit needs temporal_depth >= 1, got {spec.temporal_depth}")
     for size, parts, names in (
         (spec.img_size, spec.patch_size, "img_size/patch_size"),
         (spec.num_frames, spec.tubelet_size, "num_frames/tubelet_size"),

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from pretrain.errors import CheckpointError
+from pretrain.models.arch import ArchSpec, arch_problems
 
 Tensors = dict[str, torch.Tensor]
 BLOCK_INDEX = re.compile(r"^(.*?blocks)\.(\d+)\.")
@@ -94,3 +95,12 @@ def check_class_names(state: Tensors, model_config: dict[str, Any], where: str) 
             f"{where}the head has {rows} classes but the config names {len(names)} "
             f"(id2label / class_names must name every class)"
         )
+
+
+def checked_arch(where: str, **values: Any) -> ArchSpec:
+    """The architecture a weights file declares; whatever is impossible about it is that file's
+    fault: one CheckpointError naming `where`, before anything is built."""
+    problems = arch_problems(values)
+    if problems:
+        raise CheckpointError(f"{where}: model architecture: {'; '.join(problems)}")
+    return ArchSpec.from_dict(values)

@@ -35,6 +35,8 @@ def read_json(path: Path) -> dict[str, Any]:
         value = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise CheckpointError(f"{path}: unreadable JSON ({error})") from None
+    except RecursionError:  # 100,000 nested brackets: a hostile file, not a config
+        raise CheckpointError(f"{path}: unreadable JSON (nested too deeply)") from None
     if not isinstance(value, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     return value

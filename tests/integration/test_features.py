@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -118,6 +119,36 @@ def test_a_second_features_run_into_the_same_out_is_refused_naming_the_first(cla
     )
     assert err.endswith("wait for it to finish or choose another output folder")
     assert not (tmp_path / "features.json").exists() and not list(tmp_path.glob("features-*"))
+
+
+def test_damaged_shards_are_each_reported_with_their_lost_samples_and_exit_1(classifier, tmp_path, capsys):
+    root, shards, _, _ = classifier
+    copy = tmp_path / "shards"
+    shutil.copytree(shards, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    counts = {shard["name"]: shard["count"] for shard in manifest["shards"]}
+    truncated, corrupt, missing = sorted(counts)[:3]
+    with open(copy / truncated, "r+b") as handle:
+        handle.truncate(os.path.getsize(copy / truncated) // 2)
+    with open(copy / corrupt, "r+b") as handle:
+        size = os.path.getsize(copy / corrupt)
+        handle.seek(512)
+        handle.write(b"\xab" * (size - 1024))
+    (copy / missing).unlink()
+    out = tmp_path / "out"
+    command = ["features", str(root / "export"), str(copy), "--out", str(out), "--recipe", "finetune/tiny"]
+    with OneThread():
+        assert main(command) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    lost = counts[truncated] + counts[corrupt] + counts[missing]
+    assert err.startswith(
+        f"tubelet: error: {lost} sample(s) lost in 3 damaged shard(s) (listed in {out}/features.json): "
+    )
+    for name in (truncated, corrupt, missing):
+        assert f"{name}: {counts[name]} skipped, " in err
+    summary = json.loads((out / "features.json").read_text())
+    assert summary["skipped_samples"] == lost and summary["samples"] == sum(counts.values()) - lost
+    assert sorted(entry["shard"] for entry in summary["damaged_shards"]) == [truncated, corrupt, missing]
 
 
 def _tinted_frames(class_index: int, seed: int):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import time
+from pathlib import Path
 
 import pytest
 from limited_run import GIB, run_tubelet
@@ -103,3 +105,61 @@ def test_convert_checks_img_size_and_num_frames_like_the_schema(tmp_path, capsys
 def test_an_export_config_with_impossible_numbers_is_one_line(tmp_path, arch, message):
     with pytest.raises(CheckpointError, match=re.escape(message)):
         from_pretrained(_export(tmp_path, **arch))
+
+
+class _Planted:
+    """A pickle that would create a file when unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _hf_backbone_folder(tmp_path: Path, model_type: object = "timesformer") -> Path:
+    folder = tmp_path / "hf_backbone"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": model_type}))
+    return folder
+
+
+def test_a_planted_pickle_in_an_hf_timesformer_folder_is_one_line_and_never_runs(tmp_path):
+    folder = _hf_backbone_folder(tmp_path)
+    marker = tmp_path / "ran"
+    with open(folder / "pytorch_model.bin", "wb") as handle:
+        pickle.dump({"w": _Planted(marker)}, handle)
+    with pytest.raises(CheckpointError, match="pytorch_model.bin") as caught:
+        from_pretrained(folder)
+    assert "\n" not in str(caught.value) and not marker.exists()
+
+
+def test_damaged_safetensors_deep_json_and_a_list_model_type_are_one_line(tmp_path):
+    folder = _hf_backbone_folder(tmp_path, "vivit")
+    (folder / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
+    with pytest.raises(CheckpointError, match="model.safetensors: not a readable safetensors file"):
+        from_pretrained(folder)
+    (folder / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CheckpointError, match=r"config.json: unreadable JSON \(nested too deeply\)"):
+        from_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps({"model_type": ["vivit"]}))
+    with pytest.raises(CheckpointError, match="is not a weights format Tubelet reads"):
+        from_pretrained(folder)
+
+
+def test_meta_json_naming_files_outside_and_a_linked_config_yaml_are_refused_unread(tmp_path):
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-1"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "meta.json").write_text(json.dumps({"step": 1, "files": {"../../../../etc/passwd": 1}}))
+    with pytest.raises(CheckpointError) as caught:
+        from_pretrained(checkpoint)
+    assert str(caught.value).endswith(
+        "meta.json names '../../../../etc/passwd', not a file inside the checkpoint folder"
+    )
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password: hunter2\n")
+    (checkpoint / "meta.json").write_text(json.dumps({"step": 1, "files": {}}))
+    (checkpoint / "config.yaml").symlink_to(secret)
+    with pytest.raises(CheckpointError, match="config.yaml is not a plain file inside") as caught:
+        from_pretrained(checkpoint)
+    assert "hunter2" not in str(caught.value)

@@ -1,4 +1,4 @@
-"""Shard tasks on local worker processes.
+"""Work units (shards to build, shards to embed) on local worker processes.
 
 Forked where the platform allows: spawned workers re-import the caller's `__main__`, which breaks
 builds started from `python -c`, stdin or an unguarded script. The parent holds no locks a worker
@@ -37,12 +37,18 @@ def _die_with_parent() -> None:
 
 
 def run_in_processes(
-    task: Callable[[Plan, object], Result], plans: Sequence[Plan], config: object, workers: int
+    task: Callable[[Plan, object], Result],
+    plans: Sequence[Plan],
+    config: object,
+    workers: int,
+    spawn: bool = False,
 ) -> Iterator[Result]:
-    """Yield results as tasks finish; the first failure cancels what has not started and re-raises."""
+    """Yield results as tasks finish; the first failure cancels what has not started and re-raises.
+    The one local pool of work units (shard building, feature extraction); `spawn` for workers that
+    use CUDA, which cannot run in a forked child."""
     if not plans:
         return
-    context = pool_context()
+    context = multiprocessing.get_context("spawn") if spawn else pool_context()
     with ProcessPoolExecutor(
         max_workers=min(workers, len(plans)), mp_context=context, initializer=_die_with_parent
     ) as pool:
