@@ -13,7 +13,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from pretrain.errors import ConfigError
-from pretrain.models.sizes import BACKBONES, SIZES
+from pretrain.models.backbones import BACKBONES, DEFAULT_BACKBONE, get_backbone
+from pretrain.models.sizes import SIZES
 from pretrain.pixels import CHANNELS, IMAGENET_MEAN, IMAGENET_STD, token_grid
 
 MLP_ACTIVATIONS = {"gelu": "none", "gelu_tanh": "tanh"}  # name -> nn.GELU(approximate=...)
@@ -44,9 +45,9 @@ class ArchSpec:
     """LayerNorm eps of the decoder's final norm and the classifier's fc_norm (HF fixes 1e-5)."""
     encoder_norm: bool = True
     """Final LayerNorm on the pretraining encoder's output (HF: `not use_mean_pooling`)."""
-    backbone: str = "vit"
+    backbone: str = DEFAULT_BACKBONE
     """Encoder family: vit (joint space-time attention), timesformer (divided), vivit (factorised
-    encoder, ViViT Model 2); see `pretrain.models.encoders`."""
+    encoder, ViViT Model 2); see `pretrain.models.backbones`."""
     temporal_depth: int = 0
     """vivit: blocks of the temporal transformer over the time slices' summaries."""
     class_token: bool = False
@@ -77,16 +78,16 @@ class ArchSpec:
         num_frames: int = 16,
         tubelet_size: int = 2,
         patch_size: int | None = None,
-        backbone: str = "vit",
+        backbone: str = DEFAULT_BACKBONE,
         temporal_depth: int | None = None,
         **overrides: Any,
     ) -> ArchSpec:
         if size not in SIZES:
             raise ValueError(f"unknown model size {size!r}; expected one of {sorted(SIZES)}")
-        s = SIZES[size]
-        if backbone == "vivit":
+        s, described = SIZES[size], get_backbone(backbone)
+        if described.temporal_transformer:
             overrides["temporal_depth"] = temporal_depth or s.temporal_depth
-        overrides.setdefault("key_bias", backbone != "vit")  # TimeSformer / ViViT: plain qkv bias
+        overrides.setdefault("key_bias", described.key_bias)  # TimeSformer / ViViT: plain qkv bias
         return cls(
             backbone=backbone,
             img_size=img_size,
@@ -127,9 +128,14 @@ class ArchSpec:
         return math.prod(self.grid[1:])
 
     @property
+    def gelu_approximate(self) -> str:
+        """The MLP's `nn.GELU(approximate=...)` for `mlp_act`."""
+        return MLP_ACTIVATIONS[self.mlp_act]
+
+    @property
     def has_class_token(self) -> bool:
         """A class token (and learned positions): pooled by the classifier instead of the mean."""
-        return self.backbone != "vit" or self.class_token
+        return get_backbone(self.backbone).class_token or self.class_token
 
     @property
     def patch_dim(self) -> int:
@@ -156,12 +162,12 @@ def arch_problems(values: dict[str, Any]) -> list[str]:
             problems.append(f"{field.name}={value!r} must be a finite number > 0")
     if problems:
         return problems
-    if spec.backbone not in BACKBONES:
-        problems.append(f"unknown backbone {spec.backbone!r}; expected one of {list(BACKBONES)}")
     if spec.mlp_act not in MLP_ACTIVATIONS:
         problems.append(f"unknown mlp_act {spec.mlp_act!r}; expected one of {sorted(MLP_ACTIVATIONS)}")
-    if spec.backbone == "vivit" and spec.temporal_depth < 1:
-        problems.append(f"backbone vivit needs temporal_depth >= 1, got {spec.temporal_depth}")
+    if spec.backbone not in BACKBONES:
+        problems.append(f"unknown backbone {spec.backbone!r}; expected one of {list(BACKBONES)}")
+    elif get_backbone(spec.backbone).temporal_transformer and spec.temporal_depth < 1:
+        problems.append(f"backbone {spec.backbone} needs temporal_depth >= 1, got {spec.temporal_depth}")
     for size, parts, names in (
         (spec.img_size, spec.patch_size, "img_size/patch_size"),
         (spec.num_frames, spec.tubelet_size, "num_frames/tubelet_size"),

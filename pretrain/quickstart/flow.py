@@ -17,8 +17,8 @@ from pathlib import Path
 
 from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.motion_dataset import MOTIONS, motion_frames, write_motion_dataset
-from pretrain.data.generated.synthetic import write_video
 from pretrain.data.shards import BuildOptions, build_shards, read_manifest
+from pretrain.data.video.write import write_video
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,6 @@ def run_quickstart(
     out: Path, plan: QuickstartPlan = QuickstartPlan(), on_stage: Callable[[str], None] | None = None
 ) -> QuickstartResult:
     from pretrain.quickstart.report import write_report
-    from pretrain.weights import export_checkpoint
 
     started = time.perf_counter()
     progress = OverallProgress(total=1 + 2 * len(plan.seeds))
@@ -186,7 +185,26 @@ def run_quickstart(
     announce("writing synthetic videos and building shards")
     labeled, unlabeled = prepare_data(out, plan)
     announce(f"pretraining the tiny VideoMAE ({plan.backbone}) on the unlabeled corpus")
-    backbone = [f"model.backbone={plan.backbone}"]
+    pretrain, export_dir = pretrain_and_export(out, plan, unlabeled, progress)
+    finetunes = finetune_all(out, plan, labeled, export_dir, announce, progress)
+    result = QuickstartResult(
+        out,
+        pretrain,
+        finetunes,
+        time.perf_counter() - started,
+        backbone=plan.backbone,
+        num_classes=len(read_manifest(str(labeled)).classes),
+    )
+    result.files = write_report(result)
+    return result
+
+
+def pretrain_and_export(
+    out: Path, plan: QuickstartPlan, unlabeled: Path, progress: OverallProgress
+) -> tuple[StageRecord, Path]:
+    """Pretrain `tiny` on the unlabeled shards, then export its last checkpoint to `out/export`."""
+    from pretrain.weights import export_checkpoint
+
     recipe = load_config("pretrain/tiny")
     recon_every = max(1, plan.pretrain_steps(recipe.data.batch_size) // 3)  # a few grids per run
     pretrain = timed_stage(
@@ -201,7 +219,7 @@ def run_quickstart(
                 f"optim.epochs={plan.pretrain_epochs}",
                 f"optim.warmup_epochs={max(1, plan.pretrain_epochs // 6)}",
                 f"logging.recon_every_steps={recon_every}",
-                *backbone,
+                f"model.backbone={plan.backbone}",
             ],
         ),
         progress,
@@ -209,6 +227,18 @@ def run_quickstart(
     export_dir = out / "export"
     shutil.rmtree(export_dir, ignore_errors=True)
     export_checkpoint(pretrain.last_checkpoint, export_dir)
+    return pretrain, export_dir
+
+
+def finetune_all(
+    out: Path,
+    plan: QuickstartPlan,
+    labeled: Path,
+    export_dir: Path,
+    announce: Callable[[str], None],
+    progress: OverallProgress,
+) -> list[tuple[str, int, StageRecord]]:
+    """Fine-tune from the export and from scratch, once per seed: (init kind, seed, record)."""
     finetunes = []
     for seed in plan.seeds:
         for kind, init in (("pretrained", str(export_dir)), ("scratch", "none")):
@@ -223,20 +253,11 @@ def run_quickstart(
                     f"trainer.seed={seed}",
                     f"optim.epochs={plan.finetune_epochs}",
                     f"optim.warmup_epochs={max(1, plan.finetune_epochs // 10)}",
-                    *backbone,
+                    f"model.backbone={plan.backbone}",
                 ],
             )
             record = timed_stage(f"finetune {kind} seed {seed}", config, progress)
             if plan.shuffle_control:
                 record.metrics["test/top1_shuffled"] = shuffled_top1(config, record, out)
             finetunes.append((kind, seed, record))
-    result = QuickstartResult(
-        out,
-        pretrain,
-        finetunes,
-        time.perf_counter() - started,
-        backbone=plan.backbone,
-        num_classes=len(read_manifest(str(labeled)).classes),
-    )
-    result.files = write_report(result)
-    return result
+    return finetunes
