@@ -81,7 +81,7 @@ def read_clip(path: str | Path, spec: ArchSpec, stride: int) -> Clip:
     """The centre clip of a video file (one temporal view, centre crop), as `tubelet predict` sees it."""
     from pretrain.data.augment.clips import ClipSettings, eval_views
     from pretrain.data.augment.sampling import uniform_clips
-    from pretrain.data.shards.sources import regular_file_problem
+    from pretrain.data.shards.listing import regular_file_problem
     from pretrain.data.video.decode import DecodeError, probe
 
     path = Path(path)

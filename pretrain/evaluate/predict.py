@@ -18,7 +18,7 @@ import torch
 
 from pretrain.data.augment.clips import ClipSettings, eval_views
 from pretrain.data.augment.transforms import normalize_video
-from pretrain.data.shards.sources import regular_file_problem
+from pretrain.data.shards.listing import regular_file_problem
 from pretrain.data.video.decode import DecodeError
 from pretrain.errors import UserError
 from pretrain.weights.pretrained import Finetuned, load_finetuned
