@@ -9,19 +9,16 @@ package's format registry takes (`pretrain.weights.formats.Weights`), so registe
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
 from pretrain.errors import CheckpointError
 from pretrain.models.arch import ArchSpec
 from pretrain.models.backbones import get_backbone
 from pretrain.weights import timesformer_hf, timesformer_original, vivit_hf
-from pretrain.weights.export import read_json, read_safetensors
+from pretrain.weights.export import read_json, read_safetensors, write_atomic
 from pretrain.weights.safe_load import safe_torch_load
 
 Tensors = dict[str, torch.Tensor]
@@ -83,7 +80,7 @@ def save_hf_backbone(
     state: Tensors, model_config: dict[str, Any], out_dir: str | Path, class_names: list[str] | None = None
 ) -> Path:
     """Our TimeSformer (backbone timesformer) or HF-ViViT-layout vit (class token) as a folder
-    transformers' `from_pretrained` loads; written under temporary names, then renamed."""
+    transformers' `from_pretrained` loads; written as a whole beside it, then renamed into place."""
     spec, kind = ArchSpec.from_dict(model_config), model_config["kind"]
     if kind not in ("encoder", "classifier"):
         raise CheckpointError(
@@ -95,13 +92,7 @@ def save_hf_backbone(
         names = [f"LABEL_{i}" for i in range(int(state["head.weight"].shape[0]))]
     config = converter.hf_config(spec, kind, names)
     folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp_weights, tmp_config = folder / f".{HF_WEIGHTS}.tmp", folder / f".{HF_CONFIG}.tmp"
-    tensors = {k: v.contiguous() for k, v in converter.state_dict_to_hf(state, kind).items()}
-    save_file(tensors, str(tmp_weights), metadata={"format": "pt"})
-    tmp_config.write_text(json.dumps(config, indent=2, sort_keys=True))
-    os.replace(tmp_weights, folder / HF_WEIGHTS)
-    os.replace(tmp_config, folder / HF_CONFIG)
+    write_atomic(folder, converter.state_dict_to_hf(state, kind), config, HF_WEIGHTS)  # the folder as a whole
     return folder
 
 

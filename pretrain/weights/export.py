@@ -8,7 +8,9 @@ resolved config (`run_config`) when there was one. Only safetensors: nothing to 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from pretrain.models.classifier import VideoClassifier
 from pretrain.models.videomae import VideoMAE
 from pretrain.weights.formats import Tensors, Weights, WeightsFormat, model_config
 
+log = logging.getLogger(__name__)
 FORMAT_NAME = "tubelet"
 FORMAT_VERSION = 1
 EXPORT_WEIGHTS = "model.safetensors"
@@ -91,21 +94,44 @@ def write_atomic(
     weights_name: str,
     extra_files: dict[str, str] | None = None,
 ) -> None:
-    """Write weights and config under temporary names, then rename, so a crash leaves no half file.
-    Files get the umask's normal mode (safetensors writes 0600)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write the whole folder beside it under a temporary name, then put it in place by rename: a
+    crash leaves the old folder or the new one, never new weights beside an old config. Files get
+    the umask's normal mode (safetensors writes 0600)."""
+    folder = Path(folder)
     texts = {EXPORT_CONFIG: json.dumps(config, indent=2, sort_keys=True), **(extra_files or {})}
-    tmp_weights = folder / f".{weights_name}.tmp"
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_weights), metadata={"format": "pt"})
-    pending = [(tmp_weights, folder / weights_name)]
-    for name, text in texts.items():
-        tmp = folder / f".{name}.tmp"
-        tmp.write_text(text)
-        pending.append((tmp, folder / name))
-    mode = _default_file_mode()
-    for tmp, final in pending:
-        os.chmod(tmp, mode)
-        os.replace(tmp, final)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        save_file(
+            {k: v.contiguous() for k, v in state.items()}, str(tmp / weights_name), metadata={"format": "pt"}
+        )
+        for name, text in texts.items():
+            (tmp / name).write_text(text)
+        for file in tmp.iterdir():
+            os.chmod(file, _default_file_mode())
+        _swap_in(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(tmp: Path, folder: Path) -> None:
+    """`tmp` becomes `folder`; an existing weights folder there is replaced whole (and said so), a
+    folder holding anything else is refused (it is not ours to delete)."""
+    if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
+        os.replace(tmp, folder)  # an empty directory is replaced by rename too
+        return
+    if not (folder / EXPORT_CONFIG).is_file():
+        raise CheckpointError(
+            f"{folder} exists and holds files but no {EXPORT_CONFIG}: not a weights folder to replace; "
+            "choose a new or empty folder"
+        )
+    log.warning("replacing the existing export at %s", folder)
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    os.rename(folder, old)
+    os.rename(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _default_file_mode() -> int:

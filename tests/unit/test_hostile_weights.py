@@ -163,3 +163,34 @@ def test_meta_json_naming_files_outside_and_a_linked_config_yaml_are_refused_unr
     with pytest.raises(CheckpointError, match="config.yaml is not a plain file inside") as caught:
         from_pretrained(checkpoint)
     assert "hunter2" not in str(caught.value)
+
+
+def test_an_export_is_replaced_as_a_whole_and_says_so(tmp_path, caplog, monkeypatch):
+    first = _export(tmp_path)
+    before = {name: (first / name).read_bytes() for name in ("model.safetensors", "config.json")}
+    model = VideoClassifier(SPEC, 3)
+    with caplog.at_level("WARNING", logger="pretrain.weights.export"):
+        save_export(model, None, first, class_names=["x", "y", "z"])
+    assert f"replacing the existing export at {first}" in caplog.text
+    assert from_pretrained(first).class_names == ["x", "y", "z"]
+    assert (first / "model.safetensors").stat().st_mode & 0o777 == (
+        first / "config.json"
+    ).stat().st_mode & 0o777
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as if killed while the new weights were being written
+
+    monkeypatch.setattr("pretrain.weights.export.save_file", killed)
+    current = {name: (first / name).read_bytes() for name in before}
+    with pytest.raises(KeyboardInterrupt):
+        save_export(model, None, first, class_names=["p", "q", "r"])
+    assert {name: (first / name).read_bytes() for name in before} == current  # old weights with old config
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no partial folder left
+
+
+def test_an_export_never_replaces_a_folder_of_other_files(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    with pytest.raises(CheckpointError, match="exists and holds files but no config.json"):
+        save_export(VideoClassifier(SPEC, 3), None, tmp_path / "out")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["notes.txt"]
