@@ -7,10 +7,12 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from limited_run import GIB, run_tubelet
 
 from pretrain.data.generated.corpora import write_folder_tree
+from pretrain.data.video.write import write_video
 from pretrain.errors import DataError
 from pretrain.evaluate.inference import read_clip
 from pretrain.models import VideoClassifier
@@ -74,3 +76,14 @@ def test_predict_lists_special_and_huge_files_and_scores_the_good_one(hostile_tr
 def test_explain_refuses_a_fifo_in_one_line(hostile_tree):
     with pytest.raises(DataError, match=r"fifo.mp4: not a regular file \(a FIFO\)$"):
         read_clip(hostile_tree / "fifo.mp4", SPEC, stride=1)
+
+
+def test_explain_reads_a_truncated_video_whose_header_over_counts(tmp_path):
+    frames = [np.random.default_rng(i).integers(0, 255, (64, 64, 3), dtype=np.uint8) for i in range(64)]
+    video = write_video(tmp_path / "cut.avi", frames, fps=25)
+    with open(video, "r+b") as handle:  # the header still says 64 frames; about 25 remain
+        handle.truncate(os.path.getsize(video) // 2)
+    clip = read_clip(
+        video, SPEC, stride=4
+    )  # its centre clip lies past the real end: the last frame stands in
+    assert tuple(clip.video.shape) == (3, 4, 32, 32)

@@ -82,10 +82,24 @@ def decode_window(data: VideoBytes, indices: Sequence[int], threads: int = 1) ->
     if not wanted or wanted[0] < 0:
         raise ValueError(f"frame indices must be non-negative and non-empty, got {list(indices)[:8]}")
     decoded = dict(iter_wanted_frames(data, wanted, threads))
-    if not decoded:
-        raise DecodeError("no frame could be decoded")
+    if not decoded:  # every wanted frame lies past the real end (a truncated file's header over-counts)
+        decoded = _last_frame(data, wanted[0])
     _fill_missing(decoded, wanted)
     return DecodedFrames([decoded[int(i)] for i in indices])
+
+
+def _last_frame(data: VideoBytes, index: int) -> dict[int, av.VideoFrame]:
+    """The video's real last frame, standing in at `index` (decodes the whole stream: rare)."""
+    last = None
+    try:
+        with _open(data) as container:
+            for last in container.decode(container.streams.video[0]):  # noqa: B007  (the last one is kept)
+                pass
+    except av.error.FFmpegError:
+        pass  # a damaged tail: the last frame decoded before it
+    if last is None:
+        raise DecodeError("no frame could be decoded")
+    return {index: last}
 
 
 def count_decoded_frames(data: VideoBytes, indices: Sequence[int], threads: int = 1) -> int:
