@@ -228,7 +228,7 @@ def extract_unit(unit: FeatureUnit, job: FeatureJob, device: str = "cpu") -> dic
     shard does not yield (damage) are counted in the part with the reason."""
     import dataclasses
 
-    from safetensors.torch import save_file
+    from pretrain.weights.export import save_tensors
 
     model, model_config = _model_on(job, device)
     config = dataclasses.replace(
@@ -249,7 +249,7 @@ def extract_unit(unit: FeatureUnit, job: FeatureJob, device: str = "cpu") -> dic
     if tokens:
         tensors["tokens"] = torch.cat(tokens).contiguous()
     out = Path(job.out)
-    _atomic(out / unit.file, lambda path: save_file(tensors, str(path)))
+    _atomic(out / unit.file, lambda path: save_tensors(tensors, path))  # 0644, disk full is one line
     meta = _sample_rows(job, unit.shard)
     rows = [{"key": key, **meta.get(key, {}), "file": unit.file, "row": row} for row, key in enumerate(keys)]
     part = {

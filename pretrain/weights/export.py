@@ -104,13 +104,11 @@ def write_atomic(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        save_file(
-            {k: v.contiguous() for k, v in state.items()}, str(tmp / weights_name), metadata={"format": "pt"}
-        )
+        save_tensors(state, tmp / weights_name)
         for name, text in texts.items():
             (tmp / name).write_text(text)
         for file in tmp.iterdir():
-            os.chmod(file, _default_file_mode())
+            os.chmod(file, default_file_mode())
         _swap_in(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -134,7 +132,18 @@ def _swap_in(tmp: Path, folder: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _default_file_mode() -> int:
+def save_tensors(tensors: Tensors, path: Path) -> None:
+    """A safetensors file with the umask's mode; a full disk is an OSError naming the file (one line
+    from the CLI), not safetensors' own error."""
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata={"format": "pt"})
+    except SafetensorError as error:
+        raise OSError(f"{path}: cannot write ({error})") from None
+    os.chmod(path, default_file_mode())
+
+
+def default_file_mode() -> int:
+    """0666 less the umask: what `open` gives a new file (safetensors writes 0600)."""
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask

@@ -149,6 +149,8 @@ def test_damaged_shards_are_each_reported_with_their_lost_samples_and_exit_1(cla
     summary = json.loads((out / "features.json").read_text())
     assert summary["skipped_samples"] == lost and summary["samples"] == sum(counts.values()) - lost
     assert sorted(entry["shard"] for entry in summary["damaged_shards"]) == [truncated, corrupt, missing]
+    modes = {path.stat().st_mode & 0o777 for path in out.glob("features-*.safetensors")}
+    assert modes == {(out / "index.jsonl").stat().st_mode & 0o777}  # not safetensors' 0600
 
 
 def _tinted_frames(class_index: int, seed: int):

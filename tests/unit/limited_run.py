@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,13 +18,21 @@ MAIN = "import sys; from pretrain.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def run_tubelet(
-    args: list[str], memory_bytes: int = 3 * GIB, timeout: float = 120, cwd: Path | None = None
+    args: list[str],
+    memory_bytes: int = 3 * GIB,
+    timeout: float = 120,
+    cwd: Path | None = None,
+    file_bytes: int | None = None,
 ) -> subprocess.CompletedProcess:
     """`tubelet ARGS` with RLIMIT_AS = memory_bytes (address space: torch alone maps
-    about 0.8 GiB); raises subprocess.TimeoutExpired when it runs past `timeout` seconds."""
+    about 0.8 GiB); raises subprocess.TimeoutExpired when it runs past `timeout` seconds.
+    `file_bytes`: no file may grow past it (a full disk: writes fail with EFBIG)."""
 
     def cap() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        if file_bytes is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.run(

@@ -194,3 +194,14 @@ def test_an_export_never_replaces_a_folder_of_other_files(tmp_path):
     with pytest.raises(CheckpointError, match="exists and holds files but no config.json"):
         save_export(VideoClassifier(SPEC, 3), None, tmp_path / "out")
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["notes.txt"]
+
+
+def test_a_full_disk_while_converting_is_one_line_and_leaves_nothing(tmp_path):
+    export = _export(tmp_path)
+    result = run_tubelet(["convert", str(export), str(tmp_path / "out")], file_bytes=20_000, timeout=120)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("tubelet: error: ") and last.endswith(
+        "cannot write (Error while serializing: I/O error: File too large (os error 27))"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
