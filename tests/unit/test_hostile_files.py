@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +88,23 @@ def test_explain_reads_a_truncated_video_whose_header_over_counts(tmp_path):
         video, SPEC, stride=4
     )  # its centre clip lies past the real end: the last frame stands in
     assert tuple(clip.video.shape) == (3, 4, 32, 32)
+
+
+def test_shards_verify_reads_a_256_mib_sample_in_bounded_memory(tmp_path):
+    write_folder_tree(tmp_path / "videos", classes=None, videos_per_class=2, suffixes=(".mp4",))
+    out = tmp_path / "out"
+    assert run_tubelet(["shards", "build", "folder", str(tmp_path / "videos"), str(out)]).returncode == 0
+    shard = next(out.glob("shard-*.tar"))
+    big, meta = tmp_path / "big.mp4", tmp_path / "big.json"
+    with open(big, "wb") as handle:
+        handle.truncate(256 << 20)  # sparse on the source side; the tar member holds real zeros
+    meta.write_text(json.dumps({"path": "big", "ext": "mp4", "num_frames": 1}))
+    with tarfile.open(shard, "a") as tar:
+        tar.add(meta, arcname="big.json")
+        tar.add(big, arcname="big.mp4")
+    big.unlink()
+    result = run_tubelet(["shards", "verify", str(out)], memory_bytes=400 << 20, timeout=180)
+    report = result.stdout + result.stderr
+    assert result.returncode == 1, report[-2000:]
+    assert f"{shard.name}: 3 samples, manifest says 2" in report
+    assert f"{shard.name}: sample big: does not decode" in report
