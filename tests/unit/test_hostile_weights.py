@@ -15,7 +15,7 @@ from pretrain.cli import main
 from pretrain.errors import CheckpointError
 from pretrain.models import VideoClassifier
 from pretrain.models.arch import ArchSpec
-from pretrain.weights import describe, from_pretrained, save_export, save_hf
+from pretrain.weights import convert_weights, describe, from_pretrained, save_export, save_hf
 
 SPEC = ArchSpec.from_size("tiny", img_size=32, num_frames=4)
 
@@ -205,3 +205,14 @@ def test_a_full_disk_while_converting_is_one_line_and_leaves_nothing(tmp_path):
         "cannot write (Error while serializing: I/O error: File too large (os error 27))"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+@pytest.mark.parametrize("target", ["hf", "tubelet"])
+def test_hf_auto_map_entries_never_reach_an_export(tmp_path, target):
+    state, config = describe(VideoClassifier(SPEC, 3))
+    save_hf(state, config, tmp_path / "hf")
+    config_file = tmp_path / "hf" / "config.json"
+    hf = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**hf, "auto_map": {"AutoModel": "evil.Model"}}))
+    convert_weights(tmp_path / "hf", tmp_path / "out", to=target)
+    assert "auto_map" not in (tmp_path / "out" / "config.json").read_text()
