@@ -25,6 +25,7 @@ import os
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -270,6 +271,10 @@ def extract_unit_task(unit: FeatureUnit, job: FeatureJob) -> dict:
     return extract_unit(unit, job, "cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _on_device(device: str, unit: FeatureUnit, job: FeatureJob) -> dict:
+    return extract_unit(unit, job, device)
+
+
 def _device_worker(share: tuple[str, list[FeatureUnit]], job: FeatureJob) -> list[dict]:
     """One device's share of the units, in a worker process."""
     device, units = share
@@ -290,19 +295,16 @@ TaskRunner = Callable[[Callable, list, FeatureJob], Iterator[dict]]
 def _run_units(
     todo: list[FeatureUnit], job: FeatureJob, devices: list[str], runner: TaskRunner | None
 ) -> list[dict]:
-    if not todo:
-        return []
-    if runner is not None:
-        return list(runner(extract_unit_task, todo, job))
-    if len(devices) == 1:
-        return [extract_unit(unit, job, devices[0]) for unit in todo]
-    from pretrain.data.shards.local_pool import run_in_processes
+    from pretrain.data.shards.local_pool import run_units
 
+    if runner is not None or len(devices) == 1:  # one task per unit (a Ray task, or here in turn)
+        task = extract_unit_task if runner is not None else partial(_on_device, devices[0])
+        return list(run_units(task, todo, job, remote=runner))
     shares = [
         (device, todo[i :: len(devices)]) for i, device in enumerate(devices) if todo[i :: len(devices)]
     ]
-    cuda = any(device.startswith("cuda") for device in devices)
-    finished = run_in_processes(_device_worker, shares, job, len(shares), spawn=cuda)
+    cuda = any(device.startswith("cuda") for device in devices)  # CUDA cannot run in a forked child
+    finished = run_units(_device_worker, shares, job, workers=len(shares), spawn=cuda)
     return [part for parts in finished for part in parts]
 
 

@@ -25,7 +25,7 @@ from pretrain.data.shards.errors import ShardsError, StrictModeError
 from pretrain.data.shards.held_out import METHOD as HELD_OUT_METHOD
 from pretrain.data.shards.held_out import with_held_out_split
 from pretrain.data.shards.listing import Listing, VideoEntry
-from pretrain.data.shards.local_pool import run_in_processes
+from pretrain.data.shards.local_pool import run_units
 from pretrain.data.shards.manifest import ERRORS_NAME, MANIFEST_NAME, assemble_manifest
 from pretrain.data.shards.output_lock import output_lock
 from pretrain.data.shards.segments import SegmentOptions, segment_listing
@@ -262,14 +262,13 @@ def _runner(
                 f"{store.url}: an in-memory filesystem is invisible to the workers of a "
                 "distributed build (--ray); write to a directory or object store they all reach"
             )
-        return lambda plans, config: remote(write_shard, plans, config)
+        return lambda plans, config: run_units(write_shard, plans, config, remote=remote)
     if options.workers > 1 and store.is_process_local:
         log.warning(
             "%s is in-memory (one process): writing with 1 worker instead of %d", store.url, options.workers
         )
-    elif options.workers > 1:
-        return lambda plans, config: run_in_processes(write_shard, plans, config, options.workers)
-    return lambda plans, config: (write_shard(plan, config) for plan in plans)
+        return lambda plans, config: run_units(write_shard, plans, config)
+    return lambda plans, config: run_units(write_shard, plans, config, options.workers)
 
 
 def _prepare_output(store: ShardStore, build_fingerprint: str) -> None:

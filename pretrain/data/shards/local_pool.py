@@ -59,3 +59,26 @@ def run_in_processes(
         finally:
             for future in futures:
                 future.cancel()
+
+
+RemoteRunner = Callable[[Callable, Sequence, object], Iterator]
+"""Runs `task(unit, config)` for every unit elsewhere (Ray tasks, from pretrain.distributed)."""
+
+
+def run_units(
+    task: Callable[[Plan, object], Result],
+    units: Sequence[Plan],
+    config: object,
+    workers: int = 1,
+    remote: RemoteRunner | None = None,
+    spawn: bool = False,
+) -> Iterator[Result]:
+    """The one runner of work units (shards to build, shards to embed): through `remote`, in
+    `workers` local processes (killed with their parent, cancelled on the first failure), or in
+    this process. Results come as units finish; callers skip the units an earlier run finished
+    (their part records) and pass only the rest, which is what makes both resumable."""
+    if remote is not None:
+        return remote(task, units, config)
+    if workers > 1 and len(units) > 1:
+        return run_in_processes(task, units, config, workers, spawn)
+    return (task(unit, config) for unit in units)
