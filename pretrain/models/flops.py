@@ -9,7 +9,12 @@ step counts 3x the forward (backward = 2x forward), the usual convention for MFU
 from __future__ import annotations
 
 from pretrain.models.arch import ArchSpec
-from pretrain.models.backbone_flops import encoder_forward_flops
+from pretrain.models.backbones import get_backbone
+
+
+def encoder_forward_flops(spec: ArchSpec, tokens: int) -> int:
+    """One clip's encoder forward on `tokens` patch tokens (patch embedding included)."""
+    return get_backbone(spec.backbone).flops(spec, tokens)
 
 
 def block_flops(tokens: int, dim: int, mlp_dim: int, queries: int | None = None) -> int:

@@ -101,6 +101,10 @@ def batches_per_rank_per_epoch(config: RunConfig, world_size: int) -> int:
     from pretrain.data.streams.selection import check_splits
 
     manifest = read_manifest(config.data.require_shards())
+    if config.data.decode_device == "cuda":
+        from pretrain.data.video.gpu_decode import require_gpu_decoding
+
+        require_gpu_decoding()
     warning = check_splits(config, manifest, evaluating=config.stage == "finetune")  # before training
     if warning:
         log.warning("%s", warning)

@@ -95,6 +95,7 @@ MISTAKES = [
         1,
         "error: --core-rates '1=zero' must look like 1=4.1,4=11.8",
     ),
+    (["bench", "encoding", "{tmp}/none"], 1, "error: {tmp}/none: not a folder of videos"),
     (
         ["bench", "infer", "--batch", "0"],
         1,

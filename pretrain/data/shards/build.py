@@ -20,7 +20,7 @@ from typing import Protocol
 
 from pretrain import __version__
 from pretrain.data.shards.cards import check_expected_counts
-from pretrain.data.shards.encode import ReencodeOptions
+from pretrain.data.shards.encode import TRAIN_STRIDE, EncodeOptions, ReencodeOptions, training_encoding
 from pretrain.data.shards.errors import ShardsError, StrictModeError
 from pretrain.data.shards.held_out import METHOD as HELD_OUT_METHOD
 from pretrain.data.shards.held_out import with_held_out_split
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class BuildOptions(ReencodeOptions):
+class BuildOptions(EncodeOptions):
     """How `build_shards` builds: the one owner of every build option and its default.
 
     `tubelet shards build` derives one flag per field (`--shard-size-mb` for `shard_size_mb`; a
@@ -53,7 +53,7 @@ class BuildOptions(ReencodeOptions):
     below the field (cli/shards.py). A new option is a new field here with a docstring; check its
     value in `__post_init__`, and add it to `content_fields` if it changes the shards' bytes. The
     re-encoding options (`resize_short`, `fps`, `crf`, `preset`, `gop_seconds`) and their checks
-    are `ReencodeOptions`' fields, inherited.
+    are `EncodeOptions`' fields, inherited.
     """
 
     shard_size_mb: float = 256.0
@@ -62,6 +62,13 @@ class BuildOptions(ReencodeOptions):
     """Local worker processes (with --ray / a `runner`: the shard tasks in flight at once)."""
     reencode: bool = False
     """Re-encode to H.264 MP4 even without resize/fps (implied by either)."""
+    train_encoding: bool = False
+    """Re-encode for pretraining, cheap to decode: every --train-stride-th frame, short side 256
+    (or --resize-short), a keyframe every 8 stored frames, no B-frames, x264 tune fastdecode
+    (no CABAC, no deblocking). data.stride keeps counting
+    source frames and must be a multiple of the stored stride (README, "The training encoding")."""
+    train_stride: int | None = None
+    """With --train-encoding: keep every N-th source frame (default 4, the recipes' data.stride)."""
     probe: str = "full"
     """full: decode every frame before writing; fast: demux + first frame."""
     strict: bool = False
@@ -100,6 +107,19 @@ class BuildOptions(ReencodeOptions):
         checks = [
             (self.shard_size_mb > 0, f"shard_size_mb={self.shard_size_mb} must be > 0"),
             (self.workers >= 1, f"workers={self.workers} must be >= 1"),
+            (
+                self.train_stride is None or self.train_stride >= 1,
+                f"train_stride={self.train_stride} must be >= 1",
+            ),
+            (
+                self.train_encoding or self.train_stride is None,
+                f"train_stride={self.train_stride} needs --train-encoding",
+            ),
+            (
+                not (self.train_encoding and self.fps),
+                f"fps={self.fps} and --train-encoding: the training encoding sets the rate "
+                "(source fps / --train-stride); drop one",
+            ),
             (0 <= self.test_fraction < 1, f"test_fraction={self.test_fraction} must be in [0, 1)"),
             (self.probe in PROBE_MODES, f"probe={self.probe!r}: choose one of {PROBE_MODES}"),
             (self.tail in TAILS, f"tail={self.tail!r}: choose one of {', '.join(TAILS)}"),
@@ -123,17 +143,21 @@ class BuildOptions(ReencodeOptions):
         )
 
     def reencode_options(self) -> ReencodeOptions | None:
+        if self.train_encoding:
+            return training_encoding(
+                self.train_stride or TRAIN_STRIDE, self.resize_short, self.crf, self.preset
+            )
         if not (self.reencode or self.resize_short or self.fps):
             return None
         return ReencodeOptions(
-            **{option.name: getattr(self, option.name) for option in dataclass_fields(ReencodeOptions)}
+            **{option.name: getattr(self, option.name) for option in dataclass_fields(EncodeOptions)}
         )
 
     def content_fields(self) -> dict:
         """Options that change shard bytes (parallelism and strictness do not)."""
         reencode = self.reencode_options()
         fields = {
-            "reencode": asdict(reencode) if reencode else None,
+            "reencode": reencode.fingerprint_fields() if reencode else None,
             "probe": self.probe,
             "shard_size_mb": self.shard_size_mb,
             "seed": self.seed,
@@ -145,6 +169,8 @@ class BuildOptions(ReencodeOptions):
             fields["segments"] = asdict(segments)
         if self.annotations:
             fields["annotations"] = list(self.annotations)
+        if self.train_encoding:  # what loaders read (`Manifest.stored_stride`)
+            fields["stored"] = {"stride": reencode.stride, "short_side": reencode.resize_short}
         return fields
 
 

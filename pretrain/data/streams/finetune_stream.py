@@ -56,7 +56,7 @@ def build_finetune_train_loader(config: RunConfig, rank: int, world_size: int) -
     epoch = training_epoch(config, manifest, world_size)
     maker = functools.partial(
         finetune_clips,
-        settings=clip_settings(config),
+        settings=clip_settings(config, manifest),
         augment=train_augment(config),
         num_sample=data.num_sample,
     )

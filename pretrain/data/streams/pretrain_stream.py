@@ -15,20 +15,24 @@ import functools
 
 from pretrain.config import RunConfig
 from pretrain.data.augment.clips import ClipSettings, MaskSettings, pretrain_clips
-from pretrain.data.shards import read_manifest
+from pretrain.data.shards import Manifest, read_manifest
 from pretrain.data.streams.batching import ClipMaker
 from pretrain.data.streams.epoch import training_epoch
 from pretrain.data.streams.loader import StreamLoader, pin_batches
+from pretrain.data.streams.selection import stored_frame_step
 from pretrain.data.streams.train_stream import TrainStream
+from pretrain.data.video.gpu_decode import require_gpu_decoding
 
 
-def clip_settings(config: RunConfig) -> ClipSettings:
-    """Frames, stride, size and decode threads from the run config."""
+def clip_settings(config: RunConfig, manifest: Manifest | None = None) -> ClipSettings:
+    """Frames, stride, size and decode threads from the run config; the stride in the stored
+    frames of `manifest`'s shards (whole-rate shards, or none given: `data.stride`)."""
     return ClipSettings(
         num_frames=config.model.num_frames,
-        stride=config.data.stride,
+        stride=stored_frame_step(config.data.stride, manifest) if manifest else config.data.stride,
         size=config.model.img_size,
         decode_threads=config.data.decode_threads,
+        decode_device=config.data.decode_device,
     )
 
 
@@ -47,11 +51,13 @@ def build_pretrain_loader(
     """The pretraining stream of `rank` out of `world_size` (`maker` replaces the per-video work,
     e.g. decode-only for the benchmark's floor)."""
     data = config.data
+    if data.decode_device == "cuda":
+        require_gpu_decoding()
     manifest = read_manifest(data.shards)
     epoch = training_epoch(config, manifest, world_size)
     maker = maker or functools.partial(
         pretrain_clips,
-        settings=clip_settings(config),
+        settings=clip_settings(config, manifest),
         masks=mask_settings(config),
         num_sample=data.num_sample,
     )

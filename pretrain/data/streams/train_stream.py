@@ -23,6 +23,7 @@ import itertools
 import random
 from collections.abc import Iterator, Sequence
 
+from pretrain.data.stage_clock import CLOCK
 from pretrain.data.streams import pipeline_stages
 from pretrain.data.streams.batching import BatchHook, ClipMaker, StartPoint, batch_clips, make_clips
 from pretrain.data.streams.loader import BatchStream, Slot
@@ -73,6 +74,7 @@ class TrainStream(BatchStream):
         samples = pipeline_stages.select(samples, self.selection.accepts, counters)
         shuffle_rng = random.Random(int(pipeline_stages.seeded_rng(*key, SHUFFLE_SEED).integers(2**62)))
         samples = pipeline_stages.shuffle(samples, self.shuffle_buffer, shuffle_rng)
+        samples = CLOCK.timed("read", samples)  # tar parsing, json, selection, shuffle
         clips = make_clips(samples, self.maker, (*key, CLIP_SEED), start, counters, self.num_videos)
         batches = batch_clips(
             clips,
