@@ -21,6 +21,7 @@ from pretrain.data.augment.transforms import normalize_video
 from pretrain.data.shards.listing import regular_file_problem
 from pretrain.data.video.decode import DecodeError
 from pretrain.errors import UserError
+from pretrain.evaluate.onnx_model import is_onnx_export, load_onnx_classifier
 from pretrain.weights.pretrained import Finetuned, load_finetuned
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,14 @@ def predict_file(
     return Prediction(str(path), [(names[int(i)], float(v)) for v, i in zip(values, indices)]), views.shape[0]
 
 
+def load_classifier(checkpoint: str | Path) -> Finetuned:
+    """A fine-tuned classifier from any source `load_finetuned` reads, or an ONNX export (int8 too)."""
+    if is_onnx_export(checkpoint):
+        model = load_onnx_classifier(checkpoint)
+        return Finetuned(model, model.run_config, model.class_names)
+    return load_finetuned(checkpoint)
+
+
 def predict(
     checkpoint: str | Path,
     videos: Sequence[str | Path],
@@ -100,7 +109,7 @@ def predict(
     for flag, value in (("--clips", clips), ("--crops", crops)):  # checked before the model loads
         if value is not None and not 1 <= value <= MAX_VIEWS[flag]:
             raise UserError(f"{flag} {value} must be in 1..{MAX_VIEWS[flag]} (views per video)")
-    finetuned = load_finetuned(checkpoint)
+    finetuned = load_classifier(checkpoint)
     settings, num_clips, num_crops = view_settings(finetuned, clips, crops)
     predictions, total_views = [], 0
     start = time.perf_counter()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from pretrain.atomic import folder_replaced_atomically
 from pretrain.config import config_from_dict
 from pretrain.errors import CheckpointError, ConfigError
 from pretrain.models.arch import ArchSpec
@@ -99,37 +99,23 @@ def write_atomic(
     the umask's normal mode (safetensors writes 0600)."""
     folder = Path(folder)
     texts = {EXPORT_CONFIG: json.dumps(config, indent=2, sort_keys=True), **(extra_files or {})}
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with folder_replaced_atomically(folder, _replaceable_export) as tmp:
         save_tensors(state, tmp / weights_name)
         for name, text in texts.items():
             (tmp / name).write_text(text)
         for file in tmp.iterdir():
             os.chmod(file, default_file_mode())
-        _swap_in(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _swap_in(tmp: Path, folder: Path) -> None:
-    """`tmp` becomes `folder`; an existing weights folder there is replaced whole (and said so), a
-    folder holding anything else is refused (it is not ours to delete)."""
-    if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
-        os.replace(tmp, folder)  # an empty directory is replaced by rename too
-        return
+def _replaceable_export(folder: Path) -> None:
+    """An existing weights folder is replaced whole, and said so; a folder holding anything else is
+    refused (it is not ours to delete)."""
     if not (folder / EXPORT_CONFIG).is_file():
         raise CheckpointError(
             f"{folder} exists and holds files but no {EXPORT_CONFIG}: not a weights folder to replace; "
             "choose a new or empty folder"
         )
     log.warning("replacing the existing export at %s", folder)
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    os.rename(folder, old)
-    os.rename(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def save_tensors(tensors: Tensors, path: Path) -> None:
