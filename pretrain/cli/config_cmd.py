@@ -40,7 +40,7 @@ def _show(args: argparse.Namespace) -> int:
         from pretrain.data.streams.selection import check_splits
 
         warning = check_splits(
-            config, read_manifest(config.data.shards), evaluating=config.stage == "finetune"
+            config, read_manifest(config.data.shards), evaluating=config.trains_classifier
         )
         if warning:
             print(f"# {warning}")

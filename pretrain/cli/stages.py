@@ -1,4 +1,5 @@
-"""`tubelet pretrain RECIPE key=value ...` and `tubelet export CKPT OUT`."""
+"""`tubelet pretrain RECIPE key=value ...`, `tubelet distill RECIPE distill.teacher=PATH ...` and
+`tubelet export CKPT OUT`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pretrain.add_argument("recipe", help="shipped recipe name (e.g. tiny, k400_vit_b) or a YAML path")
     pretrain.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     pretrain.set_defaults(handler=_pretrain)
+
+    distill = subparsers.add_parser(
+        "distill",
+        help="train a small student from a frozen teacher (logits: VideoMAE V2; features: MVD)",
+        description="Example: tubelet distill tiny data.shards=motion/ distill.teacher=runs/teacher/ "
+        "finetune.init=export/ (distill.kind=features for MVD's masked feature distillation)",
+    )
+    distill.add_argument("recipe", help="shipped recipe (e.g. tiny, vit_s_from_b_k400) or a YAML path")
+    distill.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    distill.set_defaults(handler=_distill)
 
     export = subparsers.add_parser(
         "export",
@@ -40,6 +51,13 @@ def _pretrain(args: argparse.Namespace) -> int:
     from pretrain.config import load_config
 
     config = load_config(args.recipe, args.overrides, stage="pretrain")  # ConfigError → exit 2
+    return run_and_report(config)
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from pretrain.config import load_config
+
+    config = load_config(args.recipe, args.overrides, stage="distill")  # ConfigError → exit 2
     return run_and_report(config)
 
 

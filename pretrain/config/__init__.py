@@ -13,6 +13,7 @@ from pretrain.config.loading import (
     load_config,
     resolve_recipe,
 )
+from pretrain.config.distill_schema import DistillConfig
 from pretrain.config.schema import (
     STAGES,
     ClusterConfig,
@@ -39,6 +40,7 @@ __all__ = [
     "ClusterConfig",
     "ConfigError",
     "DataConfig",
+    "DistillConfig",
     "FinetuneConfig",
     "LoggingConfig",
     "MaskConfig",

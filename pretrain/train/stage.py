@@ -101,7 +101,7 @@ def batches_per_rank_per_epoch(config: RunConfig, world_size: int) -> int:
     from pretrain.data.streams.train_stream import batches_per_rank
 
     manifest = read_manifest(config.data.require_shards())
-    warning = check_splits(config, manifest, evaluating=config.stage == "finetune")  # before training
+    warning = check_splits(config, manifest, evaluating=config.trains_classifier)  # before training
     if warning:
         log.warning("%s", warning)
     members = members_per_shard(
