@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import types
 import typing
 
 if typing.TYPE_CHECKING:
@@ -138,7 +139,11 @@ def _value_type(hint: object) -> type:
     if typing.get_origin(hint) is tuple and typing.get_args(hint) == (str, ...):
         return tuple
     arguments = [a for a in typing.get_args(hint) if a is not type(None)]
-    kind = arguments[0] if typing.get_origin(hint) is typing.Union and len(arguments) == 1 else hint
+    kind = (
+        arguments[0]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(arguments) == 1
+        else hint
+    )
     if kind not in (bool, int, float, str):
         raise TypeError(
             f"BuildOptions field of type {hint}: teach cli/shards.py add_option_flags to parse it"

@@ -60,6 +60,8 @@ def _type_name(annotation: Any) -> str:
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
     if text.startswith("Optional[") and text.endswith("]"):
         return f"{text[len('Optional[') : -1]}?"  # nullable
+    if text.endswith(" | None"):
+        return f"{text[: -len(' | None')]}?"  # nullable, PEP 604 spelling
     return text
 
 
