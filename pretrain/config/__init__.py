@@ -4,6 +4,7 @@ A run is `tubelet <stage> RECIPE key=value ...`; `load_config` returns a validat
 raises `ConfigError` naming the key.
 """
 
+from pretrain.config.distill_schema import DistillConfig
 from pretrain.config.loading import (
     RECIPES_DIR,
     config_from_dict,
@@ -13,7 +14,6 @@ from pretrain.config.loading import (
     load_config,
     resolve_recipe,
 )
-from pretrain.config.distill_schema import DistillConfig
 from pretrain.config.schema import (
     STAGES,
     ClusterConfig,

@@ -47,7 +47,9 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in DISTILL_KINDS:
-            raise ConfigError(f"distill.kind={self.kind!r} is not allowed; choose one of {list(DISTILL_KINDS)}")
+            raise ConfigError(
+                f"distill.kind={self.kind!r} is not allowed; choose one of {list(DISTILL_KINDS)}"
+            )
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ConfigError(f"distill.temperature={self.temperature} must be a finite number > 0")
         if not 0.0 <= self.weight <= 1.0:

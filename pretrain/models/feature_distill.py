@@ -34,7 +34,9 @@ class FeatureDecoder(Decoder):
 
 
 class FeatureStudent(VideoMAE):
-    def __init__(self, spec: ArchSpec, target_dim: int, drop_path: float = 0.0, grad_checkpointing: bool = False):
+    def __init__(
+        self, spec: ArchSpec, target_dim: int, drop_path: float = 0.0, grad_checkpointing: bool = False
+    ):
         super().__init__(spec, drop_path, norm_pix_loss=False, grad_checkpointing=grad_checkpointing)
         self.target_dim = target_dim
         self.decoder = FeatureDecoder(spec, target_dim)
@@ -50,7 +52,9 @@ class FeatureStudent(VideoMAE):
         self._check_inputs(video, mask, decoder_mask)
         expected = (video.shape[0], self.spec.num_tokens, self.target_dim)
         if tuple(teacher_features.shape) != expected:
-            raise ValueError(f"teacher_features must be (B, N, D) = {expected}; got {tuple(teacher_features.shape)}")
+            raise ValueError(
+                f"teacher_features must be (B, N, D) = {expected}; got {tuple(teacher_features.shape)}"
+            )
         patches = patchify(video, self.spec.tubelet_size, self.spec.patch_size)  # (B, N, C*tpp)
         plan = plan_tokens(mask, decoder_mask)
         latent = self.encode(patches, plan.visible)  # (B, N_visible, D)

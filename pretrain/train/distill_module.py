@@ -57,7 +57,9 @@ class LogitDistillModule(FinetuneModule):
 class FeatureDistillModule(PretrainModule):
     """The pretraining module with the teacher's features (B, N, D) of each clip as targets."""
 
-    def __init__(self, config: RunConfig, model: FeatureStudent, steps_per_epoch: int, teacher: FrozenTeacher):
+    def __init__(
+        self, config: RunConfig, model: FeatureStudent, steps_per_epoch: int, teacher: FrozenTeacher
+    ):
         super().__init__(config, model, steps_per_epoch)
         self.teacher = teacher  # not an nn.Module: never in the state dict
 

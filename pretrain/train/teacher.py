@@ -61,6 +61,8 @@ class FrozenTeacher:
 def load_teacher(config: RunConfig, num_classes: int | None = None) -> FrozenTeacher:
     """`distill.teacher` read by `from_pretrained`, checked against the student before any work."""
     source = config.distill.teacher
+    if not source:
+        raise ConfigError("distill.teacher=PATH is required")
     if not Path(source).expanduser().exists():
         raise ConfigError(f"distill.teacher={source!r}: no such file or folder")
     teacher = FrozenTeacher(from_pretrained(Path(source).expanduser()), source)
