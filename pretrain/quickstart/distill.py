@@ -1,0 +1,242 @@
+"""`tubelet quickstart --distill`: a small student from a bigger teacher, on the quickstart's data.
+
+motion dataset + unlabeled corpus (the quickstart's) → pretrain the tiny VideoMAE (the quickstart's
+stage) → fine-tune a size-`teacher_size` teacher on the labels → per seed, the tiny student from the
+pretrained export twice, with the teacher (`tubelet distill`, `distill.kind=logits`) and without
+(`tubelet finetune`), the same budget → multi-view test → batch-1 CPU latency of teacher and
+student timed side by side → `distill.md` / `distill.json`: one table, teacher and students.
+
+A rerun in the same folder reuses every stage that already finished (its run folder holds the
+checkpoint of its last step), so adding seeds costs only the new runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from pretrain.errors import UserError
+from pretrain.quickstart.flow import QuickstartPlan, StageRecord, prepare_data, stage_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistillPlan:
+    """Sizes of the distillation comparison (the CPU-sized defaults answer in tens of minutes)."""
+
+    teacher_size: str = "s"
+    """Named size of the teacher (the student is `tiny`)."""
+    teacher_epochs: int = 20
+    """Teacher fine-tuning epochs (from scratch: nothing of its size is pretrained here)."""
+    teacher_base_lr: float = 0.032
+    """Teacher base lr per 256 clips (peak 1e-3 at batch 8: a ViT-S from scratch wants less than tiny)."""
+    student_epochs: int = 12
+    """Epochs of each student run, with and without the teacher (the quickstart's budget)."""
+    seeds: tuple[int, ...] = (0,)
+    """Student seeds."""
+    num_sample: int = 1
+    """Clips per video visit in every labeled run."""
+    latency_reps: int = 20
+    """Timed batch-1 forwards per model (alternating teacher and student)."""
+
+
+@dataclass
+class DistillResult:
+    out: Path
+    teacher: dict
+    students: list[dict] = field(default_factory=list)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    int8_note: str = ""
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def finished(run_dir: Path) -> StageRecord | None:
+    """A run that already finished here (its metrics are kept in distill_stage.json)."""
+    record = run_dir / "distill_stage.json"
+    if not record.is_file():
+        return None
+    saved = json.loads(record.read_text())
+    return StageRecord(
+        saved["name"],
+        run_dir,
+        saved["seconds"],
+        saved["metrics"],
+        Path(saved["last_checkpoint"]),
+        saved["global_step"],
+    )
+
+
+def run_or_reuse(name: str, recipe: str, out: Path, run_name: str, overrides: list[str]) -> StageRecord:
+    found = finished(out / "runs" / run_name)
+    if found is not None:
+        log.info("quickstart --distill: %s already ran (%s), reused", name, found.run_dir)
+        return found
+    from pretrain.train.entry import run_stage
+
+    log.info("quickstart --distill: %s ...", name)
+    started = time.perf_counter()
+    result = run_stage(stage_config(recipe, out, run_name, overrides))
+    if result.stopped_by_signal:
+        raise UserError(
+            f"quickstart --distill: {name} was stopped at step {result.global_step}; rerun to go on"
+        )
+    metrics, seconds = dict(result.metrics), time.perf_counter() - started
+    record = StageRecord(name, result.run_dir, seconds, metrics, result.last_checkpoint, result.global_step)
+    (record.run_dir / "distill_stage.json").write_text(
+        json.dumps(
+            {**asdict(record), "run_dir": str(record.run_dir), "last_checkpoint": str(record.last_checkpoint)}
+        )
+    )
+    return record
+
+
+def run_distill_quickstart(
+    out: Path,
+    quick: QuickstartPlan | None = None,
+    plan: DistillPlan | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> DistillResult:
+    from pretrain.weights import export_checkpoint
+
+    quick, plan = quick or QuickstartPlan(), plan or DistillPlan()
+    announce = on_stage or (lambda message: log.info("quickstart --distill: %s", message))
+    out.mkdir(parents=True, exist_ok=True)
+    announce("writing synthetic videos and building shards")
+    labeled, unlabeled = prepare_data(out, quick)
+    announce("pretraining the tiny VideoMAE on the unlabeled corpus (the student's starting point)")
+    pretrain = run_or_reuse(
+        "pretrain",
+        "pretrain/tiny",
+        out,
+        "pretrain",
+        [
+            f"data.shards={unlabeled}",
+            "data.split=all",
+            f"optim.epochs={quick.pretrain_epochs}",
+            f"optim.warmup_epochs={max(1, quick.pretrain_epochs // 6)}",
+            "logging.recon_every_steps=0",
+        ],
+    )
+    export = out / "export-distill"
+    if not (export / "config.json").is_file():
+        export_checkpoint(pretrain.last_checkpoint, export)
+    labeled_runs = [f"data.shards={labeled}", f"data.num_sample={plan.num_sample}"]
+    announce(f"fine-tuning the size-{plan.teacher_size} teacher on the labels")
+    teacher = run_or_reuse(
+        f"teacher {plan.teacher_size}",
+        "finetune/tiny",
+        out,
+        f"teacher-{plan.teacher_size}",
+        [
+            *labeled_runs,
+            f"model.size={plan.teacher_size}",
+            "finetune.init=none",
+            f"optim.base_lr={plan.teacher_base_lr}",
+            "optim.layer_decay=1.0",
+            f"optim.epochs={plan.teacher_epochs}",
+            f"optim.warmup_epochs={max(1, plan.teacher_epochs // 10)}",
+        ],
+    )
+    students = []
+    student_runs = [
+        *labeled_runs,
+        f"finetune.init={export}",
+        f"optim.epochs={plan.student_epochs}",
+        f"optim.warmup_epochs={max(1, plan.student_epochs // 10)}",
+    ]
+    for seed in plan.seeds:
+        for kind, recipe, extra in (
+            ("distilled", "distill/tiny", [f"distill.teacher={teacher.last_checkpoint}"]),
+            ("fine-tuned", "finetune/tiny", []),
+        ):
+            announce(f"tiny student {kind}, seed {seed}")
+            name = f"student-{kind}-seed{seed}"
+            record = run_or_reuse(name, recipe, out, name, [*student_runs, *extra, f"trainer.seed={seed}"])
+            students.append({"kind": kind, "seed": seed, **_summary(record)})
+    announce("timing batch-1 CPU latency, teacher and student side by side")
+    result = DistillResult(out, _summary(teacher), students)
+    result.latency_ms = batch1_latency_ms(
+        {"teacher": teacher.last_checkpoint, "student": Path(students[0]["checkpoint"])}, plan.latency_reps
+    )
+    result.int8_note = "int8 student: not measured (no int8 export in this build)"
+    result.files = write_distill_report(result, plan)
+    return result
+
+
+def _summary(record: StageRecord) -> dict:
+    return {
+        "top1": record.metrics.get("test/top1"),
+        "seconds": record.seconds,
+        "steps": record.global_step,
+        "checkpoint": str(record.last_checkpoint),
+    }
+
+
+def batch1_latency_ms(checkpoints: dict[str, Path], reps: int) -> dict[str, float]:
+    """Median batch-1 forward latency of each classifier on one CPU clip, the models timed in
+    alternation (so load from other processes hits all alike), after warm-up."""
+    from pretrain.bench.infer import InferSettings, _forward, _time_alternating
+    from pretrain.weights.pretrained import load_finetuned
+
+    models = {name: load_finetuned(path).model for name, path in checkpoints.items()}
+    spec = next(iter(models.values())).spec
+    video = torch.randn(
+        1, 3, spec.num_frames, spec.img_size, spec.img_size, generator=torch.Generator().manual_seed(0)
+    )
+    variants = {name: _forward(model, False, nullcontext) for name, model in models.items()}
+    settings = InferSettings(reps=reps, warmup=3)
+    medians = _time_alternating(variants, {1: video}, settings, torch.device("cpu"))
+    return {name: 1000 * per_batch[1] for name, per_batch in medians.items()}
+
+
+def write_distill_report(result: DistillResult, plan: DistillPlan) -> dict[str, Path]:
+    """`distill.md` (the table) and `distill.json` (every number) in the output folder."""
+    latency = result.latency_ms
+    rows = [
+        ("teacher", f"{plan.teacher_size}, from scratch", [result.teacher["top1"]], latency.get("teacher")),
+        *(
+            (
+                f"student {kind}",
+                "tiny, from the MAE export",
+                [s["top1"] for s in result.students if s["kind"] == kind],
+                latency.get("student"),
+            )
+            for kind in ("distilled", "fine-tuned")
+        ),
+    ]
+    lines = [
+        f"Distillation on the motion dataset (multi-view test top-1, seeds {list(plan.seeds)}; "
+        "batch-1 CPU latency, median, teacher and student timed alternately)",
+        "",
+        "| model | size, init | test top-1 (per seed) | mean | batch-1 latency | vs teacher |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, what, top1s, ms in rows:
+        per_seed = ", ".join(f"{100 * t:.1f}%" for t in top1s)
+        mean = f"{100 * statistics.mean(top1s):.1f}%"
+        speed = f"{latency['teacher'] / ms:.1f}x faster" if name != "teacher" and ms else "1.0x"
+        lines.append(f"| {name} | {what} | {per_seed} | {mean} | {ms:.2f} ms | {speed} |")
+    lines += ["", result.int8_note, ""]
+    md, js = result.out / "distill.md", result.out / "distill.json"
+    md.write_text("\n".join(lines))
+    js.write_text(
+        json.dumps(
+            {
+                "plan": asdict(plan),
+                "teacher": result.teacher,
+                "students": result.students,
+                "latency_ms": latency,
+            },
+            indent=2,
+        )
+    )
+    return {"distill_md": md, "distill_json": js}
