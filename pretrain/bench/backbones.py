@@ -28,10 +28,10 @@ from pretrain.bench.model import (
     _time_alternating,
 )
 from pretrain.masking import batch_masks
+from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier
 from pretrain.models.flops import classifier_forward_flops, training_flops, videomae_forward_flops
 from pretrain.models.videomae import VideoMAE
-from pretrain.models.vit import ArchSpec
 from pretrain.weights import timesformer_hf, vivit_hf
 
 NUM_CLASSES = 10

@@ -42,7 +42,7 @@ def analytic_gpu_clips_per_s(
 ) -> tuple[float, int]:
     """Clips/s of one GPU at `mfu` of `peak_tflops` for VideoMAE-`size`; and the FLOPs per clip."""
     from pretrain.masking import num_hidden_tokens
-    from pretrain.models.vit import ArchSpec
+    from pretrain.models.arch import ArchSpec
 
     spec = ArchSpec.from_size(size, img_size, num_frames)
     hidden = num_hidden_tokens(spec.grid, mask_ratio)

@@ -13,8 +13,8 @@ from typing import Any
 
 from pretrain.config.distill_schema import DistillConfig
 from pretrain.errors import ConfigError  # re-exported: `pretrain.config.ConfigError`
-from pretrain.models.pixels import token_grid
 from pretrain.models.sizes import BACKBONES, SIZES
+from pretrain.pixels import token_grid
 
 STAGES = ("pretrain", "finetune", "distill")
 MASK_KINDS = ("tube", "random")

@@ -8,7 +8,7 @@ when masked: T' slices x n positions under a tube mask).
 
 from __future__ import annotations
 
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
 
 
 def linear_flops(tokens: int, fan_in: int, fan_out: int) -> int:

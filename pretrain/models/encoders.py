@@ -10,20 +10,18 @@ All share `Encoder`'s interface: `forward(patches, index) -> (B, num_prefix_toke
 
 from __future__ import annotations
 
+from pretrain.models.arch import ArchSpec
+from pretrain.models.blocks import Encoder
 from pretrain.models.timesformer import TimeSformerEncoder
-from pretrain.models.vit import ArchSpec, Encoder
-from pretrain.models.vivit import ClassTokenEncoder, FactorisedEncoder
-
-
-def encoder_class(spec: ArchSpec) -> type[Encoder]:
-    if spec.backbone == "timesformer":
-        return TimeSformerEncoder
-    if spec.backbone == "vivit":
-        return FactorisedEncoder
-    return ClassTokenEncoder if spec.class_token else Encoder
+from pretrain.models.vit import joint_encoder
+from pretrain.models.vivit import FactorisedEncoder
 
 
 def build_encoder(
     spec: ArchSpec, drop_path: float = 0.0, final_norm: bool = True, grad_checkpointing: bool = False
 ) -> Encoder:
-    return encoder_class(spec)(spec, drop_path, final_norm, grad_checkpointing)
+    if spec.backbone == "timesformer":
+        return TimeSformerEncoder(spec, drop_path, final_norm, grad_checkpointing)
+    if spec.backbone == "vivit":
+        return FactorisedEncoder(spec, drop_path, final_norm, grad_checkpointing)
+    return joint_encoder(spec, drop_path, final_norm, grad_checkpointing)

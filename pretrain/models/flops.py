@@ -7,8 +7,8 @@ step counts 3x the forward (backward = 2x forward), the usual convention for MFU
 
 from __future__ import annotations
 
+from pretrain.models.arch import ArchSpec
 from pretrain.models.backbone_flops import encoder_forward_flops
-from pretrain.models.vit import ArchSpec
 
 # Dense peak TFLOP/s (no sparsity) by device-name fragment, per compute dtype.
 PEAK_TFLOPS: dict[str, dict[str, float]] = {

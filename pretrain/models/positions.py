@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
 
 Tensors = dict[str, torch.Tensor]
 

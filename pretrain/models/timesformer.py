@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pretrain.models.vit import Attention, Block, Encoder, tube_positions
+from pretrain.models.blocks import Attention, Block, Encoder
+from pretrain.models.patches import tube_positions
 
 
 class DividedBlock(Block):

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
 from pretrain.weights import timesformer_hf, timesformer_original, vivit_hf
 
 Tensors = dict[str, torch.Tensor]

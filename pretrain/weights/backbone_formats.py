@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pretrain.errors import CheckpointError
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
 from pretrain.weights.backbone_folders import (
     hf_model_type,
     is_original_timesformer_file,

@@ -10,7 +10,7 @@ HF's patch embedding is a Conv2d per frame: ours is a Conv3d of tubelet 1, the s
 Token order differs, (H', W', T) in HF and the original, (T', H', W') in ours; no tensor depends
 on it (positions and time tables are separate), only outputs do. HF groups tokens into frames by
 `config.num_frames` and silently mis-groups a clip of another length; ours refuses it, naming
-both frame counts (`pretrain.models.vit.check_video`).
+both frame counts (`pretrain.models.patches.check_video`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from pretrain.models.vit import CHANNELS, ArchSpec
+from pretrain.models.arch import ArchSpec
+from pretrain.pixels import CHANNELS
 
 Tensors = dict[str, torch.Tensor]
 KIND_BY_ARCHITECTURE = {"TimesformerModel": "encoder", "TimesformerForVideoClassification": "classifier"}

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from pretrain.errors import CheckpointError
+from pretrain.models.arch import ArchSpec
 from pretrain.models.sizes import SIZES
-from pretrain.models.vit import ArchSpec
 from pretrain.weights.export import read_safetensors
 from pretrain.weights.formats import Tensors, Weights, WeightsFormat, model_config
 from pretrain.weights.safe_load import safe_torch_load

@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from pretrain.models.vit import CHANNELS, ArchSpec
+from pretrain.models.arch import ArchSpec
+from pretrain.pixels import CHANNELS
 
 Tensors = dict[str, torch.Tensor]
 KIND_BY_ARCHITECTURE = {"VivitModel": "encoder", "VivitForVideoClassification": "classifier"}

@@ -25,10 +25,11 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "pretrain"
 # distributed, bench, quickstart, smoke, and any new one) may import anything but cli, without cycles.
 LOW_PARTS: dict[str, set[str]] = {
     "errors": set(),
-    "models": {"errors"},
+    "pixels": set(),  # the pixel contract (mean/std, token grid): data and models read it directly
+    "models": {"errors", "pixels"},
     "masking": {"errors"},
-    "config": {"errors", "models"},
-    "data": {"errors", "masking", "config"},
+    "config": {"errors", "pixels", "models"},
+    "data": {"errors", "pixels", "masking", "config"},
     "runtime": {"errors", "models", "config"},  # placement and library quieting, below train and evaluate
 }
 

@@ -9,9 +9,9 @@ import torch
 
 from pretrain.errors import CheckpointError
 from pretrain.models import VideoClassifier, VideoMAE
+from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import make_linear_probe
-from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
-from pretrain.models.vit import ArchSpec
+from pretrain.pixels import IMAGENET_MEAN, IMAGENET_STD
 from pretrain.weights import (
     FORMATS,
     Weights,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pretrain.config import IMAGENET_MEAN, IMAGENET_STD
+from pretrain.pixels import IMAGENET_MEAN, IMAGENET_STD
 
 MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
 
