@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pretrain.models.arch import ArchSpec
+from pretrain.models.patches import gather_tokens, patchify
 from pretrain.models.videomae import Decoder, VideoMAE, VideoMAEOutput, plan_tokens
-from pretrain.models.vit import ArchSpec, gather_tokens, patchify
 
 
 class FeatureDecoder(Decoder):

@@ -18,8 +18,9 @@ from torch import nn
 
 from pretrain.config import ConfigError, RunConfig
 from pretrain.models import arch_spec
+from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier
-from pretrain.models.vit import ArchSpec, patchify
+from pretrain.models.patches import patchify
 from pretrain.weights import from_pretrained
 
 log = logging.getLogger(__name__)

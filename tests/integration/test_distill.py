@@ -17,8 +17,9 @@ from pretrain.cli import main
 from pretrain.config import ConfigError, load_config
 from pretrain.masking import tube_mask
 from pretrain.models import arch_spec, build_classifier
+from pretrain.models.arch import ArchSpec
+from pretrain.models.patches import patchify
 from pretrain.models.videomae import VideoMAE
-from pretrain.models.vit import ArchSpec, patchify
 from pretrain.train import distill_stage as distill_stage_module
 from pretrain.train.distill_module import FeatureDistillModule, LogitDistillModule
 from pretrain.train.entry import run_stage
