@@ -105,14 +105,35 @@ def run_distill_quickstart(
     plan: DistillPlan | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> DistillResult:
-    from pretrain.weights import export_checkpoint
-
     quick, plan = quick or QuickstartPlan(), plan or DistillPlan()
     announce = on_stage or (lambda message: log.info("quickstart --distill: %s", message))
     out.mkdir(parents=True, exist_ok=True)
     announce("writing synthetic videos and building shards")
     labeled, unlabeled = prepare_data(out, quick)
     announce("pretraining the tiny VideoMAE on the unlabeled corpus (the student's starting point)")
+    export = pretrained_export(out, quick, unlabeled)
+    announce(f"fine-tuning the size-{plan.teacher_size} teacher on the labels")
+    teacher = train_teacher(out, labeled, plan)
+    students = []
+    for seed in plan.seeds:
+        for kind in ("distilled", "fine-tuned"):
+            announce(f"tiny student {kind}, seed {seed}")
+            record = train_student(out, labeled, export, plan, kind, seed, teacher.last_checkpoint)
+            students.append({"kind": kind, "seed": seed, **_summary(record)})
+    announce("timing batch-1 CPU latency, teacher and student side by side")
+    result = DistillResult(out, _summary(teacher), students)
+    result.latency_ms = batch1_latency_ms(
+        {"teacher": teacher.last_checkpoint, "student": Path(students[0]["checkpoint"])}, plan.latency_reps
+    )
+    result.int8_note = "int8 student: not measured (no int8 export in this build)"
+    result.files = write_distill_report(result, plan)
+    return result
+
+
+def pretrained_export(out: Path, quick: QuickstartPlan, unlabeled: Path) -> Path:
+    """The quickstart's tiny VideoMAE pretraining, exported: where every student starts."""
+    from pretrain.weights import export_checkpoint
+
     pretrain = run_or_reuse(
         "pretrain",
         "pretrain/tiny",
@@ -129,15 +150,19 @@ def run_distill_quickstart(
     export = out / "export-distill"
     if not (export / "config.json").is_file():
         export_checkpoint(pretrain.last_checkpoint, export)
-    labeled_runs = [f"data.shards={labeled}", f"data.num_sample={plan.num_sample}"]
-    announce(f"fine-tuning the size-{plan.teacher_size} teacher on the labels")
-    teacher = run_or_reuse(
+    return export
+
+
+def train_teacher(out: Path, labeled: Path, plan: DistillPlan) -> StageRecord:
+    """The teacher, fine-tuned from scratch (nothing of its size is pretrained here)."""
+    return run_or_reuse(
         f"teacher {plan.teacher_size}",
         "finetune/tiny",
         out,
         f"teacher-{plan.teacher_size}",
         [
-            *labeled_runs,
+            f"data.shards={labeled}",
+            f"data.num_sample={plan.num_sample}",
             f"model.size={plan.teacher_size}",
             "finetune.init=none",
             f"optim.base_lr={plan.teacher_base_lr}",
@@ -146,30 +171,26 @@ def run_distill_quickstart(
             f"optim.warmup_epochs={max(1, plan.teacher_epochs // 10)}",
         ],
     )
-    students = []
-    student_runs = [
-        *labeled_runs,
+
+
+def train_student(
+    out: Path, labeled: Path, export: Path, plan: DistillPlan, kind: str, seed: int, teacher: Path | None
+) -> StageRecord:
+    """The tiny student from the pretrained export: `distilled` (with the teacher) or `fine-tuned`."""
+    recipe, extra = (
+        ("distill/tiny", [f"distill.teacher={teacher}"]) if kind == "distilled" else ("finetune/tiny", [])
+    )
+    name = f"student-{kind}-seed{seed}"
+    overrides = [
+        f"data.shards={labeled}",
+        f"data.num_sample={plan.num_sample}",
         f"finetune.init={export}",
         f"optim.epochs={plan.student_epochs}",
         f"optim.warmup_epochs={max(1, plan.student_epochs // 10)}",
+        f"trainer.seed={seed}",
+        *extra,
     ]
-    for seed in plan.seeds:
-        for kind, recipe, extra in (
-            ("distilled", "distill/tiny", [f"distill.teacher={teacher.last_checkpoint}"]),
-            ("fine-tuned", "finetune/tiny", []),
-        ):
-            announce(f"tiny student {kind}, seed {seed}")
-            name = f"student-{kind}-seed{seed}"
-            record = run_or_reuse(name, recipe, out, name, [*student_runs, *extra, f"trainer.seed={seed}"])
-            students.append({"kind": kind, "seed": seed, **_summary(record)})
-    announce("timing batch-1 CPU latency, teacher and student side by side")
-    result = DistillResult(out, _summary(teacher), students)
-    result.latency_ms = batch1_latency_ms(
-        {"teacher": teacher.last_checkpoint, "student": Path(students[0]["checkpoint"])}, plan.latency_reps
-    )
-    result.int8_note = "int8 student: not measured (no int8 export in this build)"
-    result.files = write_distill_report(result, plan)
-    return result
+    return run_or_reuse(name, recipe, out, name, overrides)
 
 
 def _summary(record: StageRecord) -> dict:

@@ -262,3 +262,35 @@ def test_feature_distillation_refuses_another_token_grid(shards, tmp_path):
     with pytest.raises(ConfigError) as refused:
         distill_stage_module.distill_stage(config)
     assert str(refused.value).endswith("patch size: teacher 8 vs student 16 (model.patch_size)")
+
+
+def test_quickstart_distill_table_has_teacher_and_students_with_latency_ratios(teacher, tmp_path):
+    from pretrain.quickstart.distill import (
+        DistillPlan,
+        DistillResult,
+        batch1_latency_ms,
+        write_distill_report,
+    )
+
+    latency = batch1_latency_ms({"teacher": teacher, "student": teacher}, reps=2)
+    assert sorted(latency) == ["student", "teacher"] and all(ms > 0 for ms in latency.values())
+    students = [
+        {"kind": kind, "seed": seed, "top1": top1}
+        for kind, seed, top1 in (
+            ("distilled", 0, 1.0),
+            ("fine-tuned", 0, 0.75),
+            ("distilled", 1, 0.5),
+            ("fine-tuned", 1, 0.25),
+        )
+    ]
+    result = DistillResult(
+        tmp_path, {"top1": 0.9}, students, {"teacher": 8.0, "student": 2.0}, "int8: not here"
+    )
+    files = write_distill_report(result, DistillPlan(seeds=(0, 1)))
+    table = [line for line in files["distill_md"].read_text().splitlines() if line.startswith("| ")]
+    assert table[1:] == [
+        "| teacher | s, from scratch | 90.0% | 90.0% | 8.00 ms | 1.0x |",
+        "| student distilled | tiny, from the MAE export | 100.0%, 50.0% | 75.0% | 2.00 ms | 4.0x faster |",
+        "| student fine-tuned | tiny, from the MAE export | 75.0%, 25.0% | 50.0% | 2.00 ms | 4.0x faster |",
+    ]
+    assert json.loads(files["distill_json"].read_text())["latency_ms"] == {"teacher": 8.0, "student": 2.0}
