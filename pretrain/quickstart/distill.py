@@ -47,6 +47,16 @@ class DistillPlan:
     """Clips per video visit in every labeled run."""
     latency_reps: int = 20
     """Timed batch-1 forwards per model (alternating teacher and student)."""
+    img_size: int = 64
+    """Input size of teacher and students (the tiny recipes' 64; the export's position table is
+    recomputed for another size)."""
+    num_frames: int = 8
+    """Frames per clip of teacher and students (the tiny recipes' 8)."""
+
+    @property
+    def clip(self) -> list[str]:
+        """The input overrides every labeled run shares (teacher and student must match)."""
+        return [f"model.img_size={self.img_size}", f"model.num_frames={self.num_frames}"]
 
 
 @dataclass
@@ -163,6 +173,7 @@ def train_teacher(out: Path, labeled: Path, plan: DistillPlan) -> StageRecord:
         [
             f"data.shards={labeled}",
             f"data.num_sample={plan.num_sample}",
+            *plan.clip,
             f"model.size={plan.teacher_size}",
             "finetune.init=none",
             f"optim.base_lr={plan.teacher_base_lr}",
@@ -184,6 +195,7 @@ def train_student(
     overrides = [
         f"data.shards={labeled}",
         f"data.num_sample={plan.num_sample}",
+        *plan.clip,
         f"finetune.init={export}",
         f"optim.epochs={plan.student_epochs}",
         f"optim.warmup_epochs={max(1, plan.student_epochs // 10)}",

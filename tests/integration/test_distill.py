@@ -294,3 +294,29 @@ def test_quickstart_distill_table_has_teacher_and_students_with_latency_ratios(t
         "| student fine-tuned | tiny, from the MAE export | 75.0%, 25.0% | 50.0% | 2.00 ms | 4.0x faster |",
     ]
     assert json.loads(files["distill_json"].read_text())["latency_ms"] == {"teacher": 8.0, "student": 2.0}
+
+
+@pytest.mark.slow
+def test_feature_distillation_under_zero3_keeps_the_teacher_whole_and_out(shards, tmp_path):
+    teacher = wide_pretrained_teacher(tmp_path / "wide")
+    with InProcessRun():
+        result = run_stage(
+            _student_config(
+                shards,
+                tmp_path,
+                "mvd-zero3",
+                "distill.kind=features",
+                f"distill.teacher={teacher}",
+                "strategy.name=deepspeed",
+                "strategy.zero_stage=3",
+                "trainer.max_steps=2",
+                "trainer.checkpoint_every_steps=2",
+            )
+        )
+    assert (result.last_checkpoint / "state").is_dir() and result.global_step == 2  # ZeRO shards
+    weights = read_weights(result.last_checkpoint)  # consolidated: the student's encoder only
+    student = VideoMAE(arch_spec(load_config("distill/tiny", stage="distill").model)).encoder
+    assert weights.kind == "encoder"
+    assert {k: tuple(v.shape) for k, v in weights.state.items()} == {
+        f"encoder.{k}": tuple(v.shape) for k, v in student.state_dict().items()
+    }
