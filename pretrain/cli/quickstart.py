@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from pretrain.models.backbones import BACKBONES, DEFAULT_BACKBONE
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -18,9 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", default=None, help="fine-tuning seeds, comma-separated (default 0,1,2)")
     parser.add_argument(
         "--backbone",
-        choices=("vit", "timesformer", "vivit"),
-        default="vit",
+        choices=tuple(BACKBONES),
+        default=DEFAULT_BACKBONE,
         help="encoder of every stage (default vit, VideoMAE's joint attention)",
+    )
+    parser.add_argument(
+        "--train-encoding",
+        action="store_true",
+        help="pretrain on unlabeled shards built with --train-encoding (labeled shards stay whole-rate)",
     )
     parser.add_argument(
         "--distill",
@@ -52,7 +59,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     plan = QuickstartPlan.small() if args.small else QuickstartPlan()
     if args.seeds:
         plan = dataclasses.replace(plan, seeds=parse_seeds(args.seeds))
-    plan = dataclasses.replace(plan, backbone=args.backbone)
+    plan = dataclasses.replace(plan, backbone=args.backbone, train_encoding=args.train_encoding)
     result = run_quickstart(
         Path(args.out), plan, on_stage=lambda message: print(f"==> {message}", flush=True)
     )

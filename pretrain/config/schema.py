@@ -13,7 +13,8 @@ from typing import Any
 
 from pretrain.config.distill_schema import DistillConfig
 from pretrain.errors import ConfigError  # re-exported: `pretrain.config.ConfigError`
-from pretrain.models.sizes import BACKBONES, SIZES
+from pretrain.models.backbones import BACKBONES, DEFAULT_BACKBONE
+from pretrain.models.sizes import SIZES
 from pretrain.pixels import token_grid
 
 STAGES = ("pretrain", "finetune", "distill")
@@ -60,7 +61,7 @@ class ModelConfig:
     """Normalize each target cube per channel before the MSE (VideoMAE default)."""
     grad_checkpointing: bool = False
     """Recompute block activations in backward to save memory."""
-    backbone: str = "vit"
+    backbone: str = DEFAULT_BACKBONE
     """Encoder: vit (joint space-time attention, VideoMAE), timesformer (divided space-time
     attention), vivit (ViViT's factorised encoder). timesformer and vivit need tube masks."""
     temporal_depth: int | None = None
@@ -73,7 +74,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _choice("model.size", self.size, tuple(SIZES))
-        _choice("model.backbone", self.backbone, BACKBONES)
+        _choice("model.backbone", self.backbone, tuple(BACKBONES))
         if self.temporal_depth is not None:
             _positive("model.temporal_depth", self.temporal_depth)
         for key, stats in (("model.pixel_mean", self.pixel_mean), ("model.pixel_std", self.pixel_std)):
@@ -155,6 +156,11 @@ class DataConfig:
     """Samples held in the shuffle buffer."""
     decode_threads: int = 1
     """FFmpeg threads per decode."""
+    decode_device: str = "cpu"
+    """cpu, or cuda: pretraining clips are decoded by the GPU's NVDEC in the training process (loader
+    workers only read shards and draw clips; crops and YUV conversion on the device); needs a CUDA
+    GPU and PyNvVideoCodec (pip install 'tubelet[gpu-decode]'). Fine-tuning and evaluation decode on
+    the CPU."""
     epoch_size: int | None = None
     """Clips per epoch; null takes the manifest's sample count × num_sample."""
     normalize_on_device: bool = True
@@ -175,6 +181,11 @@ class DataConfig:
         for key in (*positive, "test_crops"):
             _positive(f"data.{key}", getattr(self, key))
         _check(self.num_workers >= 0, f"data.num_workers={self.num_workers} must be >= 0")
+        _choice("data.decode_device", self.decode_device, ("cpu", "cuda"))
+        _check(
+            self.decode_device == "cpu" or self.normalize_on_device,
+            "data.decode_device=cuda needs data.normalize_on_device=true (clips exist only on the device)",
+        )
         if self.epoch_size is not None:
             _positive("data.epoch_size", self.epoch_size)
 
@@ -448,7 +459,7 @@ class RunConfig:
             "model.pixel_mean/pixel_std are applied on the device: they need data.normalize_on_device=true",
         )
         _check(
-            self.model.backbone == "vit" or self.mask.kind == "tube",
+            not BACKBONES[self.model.backbone].tube_mask or self.mask.kind == "tube",
             f"mask.kind={self.mask.kind!r} cannot train model.backbone={self.model.backbone}: divided and "
             "factorised attention run on the visible tokens as a (time slices x positions) grid, which "
             "only mask.kind=tube gives",

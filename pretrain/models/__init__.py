@@ -44,7 +44,6 @@ __all__ = [
     "build_pretraining_model",
     "build_classifier",
     "build_finetune_model",
-    "from_pretrained",
 ]
 
 

@@ -11,7 +11,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from pretrain.models.sizes import BACKBONES, SIZES
+from pretrain.models.backbones import DEFAULT_BACKBONE, get_backbone
+from pretrain.models.sizes import SIZES
 from pretrain.pixels import CHANNELS, IMAGENET_MEAN, IMAGENET_STD, token_grid
 
 MLP_ACTIVATIONS = {"gelu": "none", "gelu_tanh": "tanh"}  # name -> nn.GELU(approximate=...)
@@ -40,9 +41,9 @@ class ArchSpec:
     """LayerNorm eps of the decoder's final norm and the classifier's fc_norm (HF fixes 1e-5)."""
     encoder_norm: bool = True
     """Final LayerNorm on the pretraining encoder's output (HF: `not use_mean_pooling`)."""
-    backbone: str = "vit"
+    backbone: str = DEFAULT_BACKBONE
     """Encoder family: vit (joint space-time attention), timesformer (divided), vivit (factorised
-    encoder, ViViT Model 2); see `pretrain.models.encoders`."""
+    encoder, ViViT Model 2); see `pretrain.models.backbones`."""
     temporal_depth: int = 0
     """vivit: blocks of the temporal transformer over the time slices' summaries."""
     class_token: bool = False
@@ -58,12 +59,11 @@ class ArchSpec:
     """Per-channel std the input video is normalized with ([-1, 1] inputs: 0.5, 0.5, 0.5)."""
 
     def __post_init__(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.backbone!r}; expected one of {list(BACKBONES)}")
+        backbone = get_backbone(self.backbone)  # a ValueError naming the known ones
         if self.mlp_act not in MLP_ACTIVATIONS:
             raise ValueError(f"unknown mlp_act {self.mlp_act!r}; expected one of {sorted(MLP_ACTIVATIONS)}")
-        if self.backbone == "vivit" and self.temporal_depth < 1:
-            raise ValueError(f"backbone vivit needs temporal_depth >= 1, got {self.temporal_depth}")
+        if backbone.temporal_transformer and self.temporal_depth < 1:
+            raise ValueError(f"backbone {self.backbone} needs temporal_depth >= 1, got {self.temporal_depth}")
         object.__setattr__(self, "pixel_mean", tuple(float(v) for v in self.pixel_mean))
         object.__setattr__(self, "pixel_std", tuple(float(v) for v in self.pixel_std))
 
@@ -75,16 +75,16 @@ class ArchSpec:
         num_frames: int = 16,
         tubelet_size: int = 2,
         patch_size: int | None = None,
-        backbone: str = "vit",
+        backbone: str = DEFAULT_BACKBONE,
         temporal_depth: int | None = None,
         **overrides: Any,
     ) -> ArchSpec:
         if size not in SIZES:
             raise ValueError(f"unknown model size {size!r}; expected one of {sorted(SIZES)}")
-        s = SIZES[size]
-        if backbone == "vivit":
+        s, described = SIZES[size], get_backbone(backbone)
+        if described.temporal_transformer:
             overrides["temporal_depth"] = temporal_depth or s.temporal_depth
-        overrides.setdefault("key_bias", backbone != "vit")  # TimeSformer / ViViT: plain qkv bias
+        overrides.setdefault("key_bias", described.key_bias)  # TimeSformer / ViViT: plain qkv bias
         return cls(
             backbone=backbone,
             img_size=img_size,
@@ -125,9 +125,14 @@ class ArchSpec:
         return math.prod(self.grid[1:])
 
     @property
+    def gelu_approximate(self) -> str:
+        """The MLP's `nn.GELU(approximate=...)` for `mlp_act`."""
+        return MLP_ACTIVATIONS[self.mlp_act]
+
+    @property
     def has_class_token(self) -> bool:
         """A class token (and learned positions): pooled by the classifier instead of the mean."""
-        return self.backbone != "vit" or self.class_token
+        return get_backbone(self.backbone).class_token or self.class_token
 
     @property
     def patch_dim(self) -> int:

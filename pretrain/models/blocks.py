@@ -6,15 +6,17 @@ Parameter names follow the original VideoMAE code (`patch_embed.proj`, `blocks.i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from pretrain.models.arch import MLP_ACTIVATIONS, ArchSpec
 from pretrain.pixels import CHANNELS
+
+if TYPE_CHECKING:  # specs are only read here: the encoder modules stay below arch (no import cycle)
+    from pretrain.models.arch import ArchSpec
 
 
 def sinusoid_position_table(num_positions: int, dim: int) -> torch.Tensor:
@@ -81,10 +83,10 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int, act: str = "gelu"):
+    def __init__(self, dim: int, hidden: int, gelu_approximate: str = "none"):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU(approximate=MLP_ACTIVATIONS[act])
+        self.act = nn.GELU(approximate=gelu_approximate)
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,13 +120,13 @@ class Block(nn.Module):
         drop_path: float = 0.0,
         norm_eps: float = 1e-6,
         key_bias: bool = False,
-        act: str = "gelu",
+        gelu_approximate: str = "none",
     ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, heads, qkv_bias, key_bias)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, mlp_dim, act)
+        self.mlp = Mlp(dim, mlp_dim, gelu_approximate)
         self.drop_path = DropPath(drop_path)
 
     @classmethod
@@ -138,7 +140,7 @@ class Block(nn.Module):
             drop_path,
             spec.norm_eps,
             spec.key_bias,
-            spec.mlp_act,
+            spec.gelu_approximate,
             **extra,
         )
 

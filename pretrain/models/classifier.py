@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from pretrain.models.arch import ArchSpec
-from pretrain.models.encoders import build_encoder
+from pretrain.models.backbones import build_encoder
 from pretrain.models.flops import classifier_forward_flops
 from pretrain.models.patches import check_video, patchify
 

@@ -9,10 +9,14 @@ Predictions use VideoMAE's / Hugging Face's `(tubelet, patch, patch, channel)` o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from pretrain.models.arch import ArchSpec
 from pretrain.pixels import CHANNELS
+
+if TYPE_CHECKING:
+    from pretrain.models.arch import ArchSpec
 
 
 def check_video(video: torch.Tensor, spec: ArchSpec) -> None:

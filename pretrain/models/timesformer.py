@@ -36,10 +36,10 @@ class DividedBlock(Block):
         drop_path: float = 0.0,
         norm_eps: float = 1e-6,
         key_bias: bool = True,
-        act: str = "gelu",
+        gelu_approximate: str = "none",
         num_slices: int = 1,
     ):
-        super().__init__(dim, heads, mlp_dim, qkv_bias, drop_path, norm_eps, key_bias, act)
+        super().__init__(dim, heads, mlp_dim, qkv_bias, drop_path, norm_eps, key_bias, gelu_approximate)
         self.num_slices = num_slices
         self.temporal_norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.temporal_attn = Attention(dim, heads, qkv_bias, key_bias)

@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import build_encoder
 from pretrain.models.blocks import Block, run_blocks, sinusoid_position_table
-from pretrain.models.encoders import build_encoder
 from pretrain.models.flops import videomae_forward_flops
 from pretrain.models.patches import channels_last, check_video, gather_tokens, patchify, unpatchify
 from pretrain.pixels import CHANNELS

@@ -10,11 +10,15 @@ other one, a peer of `timesformer.py` (divided) and `vivit.py` (factorised).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from pretrain.models.arch import ArchSpec
 from pretrain.models.blocks import Encoder, sinusoid_position_table
+
+if TYPE_CHECKING:
+    from pretrain.models.arch import ArchSpec
 
 
 class JointEncoder(Encoder):

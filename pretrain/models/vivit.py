@@ -18,12 +18,16 @@ than concatenating) keeps the width D, so the VideoMAE decoder stays as it is.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from pretrain.models.arch import ArchSpec
 from pretrain.models.blocks import Block, Encoder, run_blocks
 from pretrain.models.patches import tube_positions
+
+if TYPE_CHECKING:
+    from pretrain.models.arch import ArchSpec
 
 
 class FactorisedEncoder(Encoder):

@@ -17,11 +17,8 @@ import logging
 import statistics
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import torch
 
 from pretrain.errors import UserError
 from pretrain.quickstart.flow import QuickstartPlan, StageRecord, prepare_data, stage_config
@@ -46,7 +43,7 @@ class DistillPlan:
     num_sample: int = 1
     """Clips per video visit in every labeled run."""
     latency_reps: int = 20
-    """Timed batch-1 forwards per model (alternating teacher and student)."""
+    """Timed batch-1 forwards per row (rows alternating: teacher, student, its ONNX fp32 and int8)."""
     img_size: int = 64
     """Input size of teacher and students (the tiny recipes' 64; the export's position table is
     recomputed for another size)."""
@@ -64,8 +61,8 @@ class DistillResult:
     out: Path
     teacher: dict
     students: list[dict] = field(default_factory=list)
-    latency_ms: dict[str, float] = field(default_factory=dict)
-    int8_note: str = ""
+    light: dict = field(default_factory=dict)
+    """`light_bench`'s result: latency, centre-clip top-1 and agreement per runtime row."""
     files: dict[str, Path] = field(default_factory=dict)
 
 
@@ -132,10 +129,10 @@ def run_distill_quickstart(
             students.append({"kind": kind, "seed": seed, **_summary(record)})
     announce("timing batch-1 CPU latency, teacher and student side by side")
     result = DistillResult(out, _summary(teacher), students)
-    result.latency_ms = batch1_latency_ms(
-        {"teacher": teacher.last_checkpoint, "student": Path(students[0]["checkpoint"])}, plan.latency_reps
+    held_out = split_test_videos(out / "data" / "motion")
+    result.light = light_bench(
+        teacher.last_checkpoint, Path(students[0]["checkpoint"]), held_out, plan.latency_reps
     )
-    result.int8_note = "int8 student: not measured (no int8 export in this build)"
     result.files = write_distill_report(result, plan)
     return result
 
@@ -214,62 +211,62 @@ def _summary(record: StageRecord) -> dict:
     }
 
 
-def batch1_latency_ms(checkpoints: dict[str, Path], reps: int) -> dict[str, float]:
-    """Median batch-1 forward latency of each classifier on one CPU clip, the models timed in
-    alternation (so load from other processes hits all alike), after warm-up."""
-    from pretrain.bench.infer import InferSettings, _forward, _time_alternating
-    from pretrain.weights.pretrained import load_finetuned
+def light_bench(teacher: Path, student: Path, held_out: list[Path], reps: int) -> dict:
+    """`tubelet bench infer --teacher --student --held-out`'s rows: teacher fp32, student fp32 and
+    the student's ONNX exports fp32 / int8 under onnxruntime, timed alternately on the CPU (batch-1
+    latency), top-1 on the centre clip of each held-out video, agreement with the fp32 reference."""
+    from pretrain.bench.infer_light import LightSettings, run_light_bench
 
-    models = {name: load_finetuned(path).model for name, path in checkpoints.items()}
-    spec = next(iter(models.values())).spec
-    video = torch.randn(
-        1, 3, spec.num_frames, spec.img_size, spec.img_size, generator=torch.Generator().manual_seed(0)
-    )
-    variants = {name: _forward(model, False, nullcontext) for name, model in models.items()}
-    settings = InferSettings(reps=reps, warmup=3)
-    medians = _time_alternating(variants, {1: video}, settings, torch.device("cpu"))
-    return {name: 1000 * per_batch[1] for name, per_batch in medians.items()}
+    settings = LightSettings(str(teacher), str(student), tuple(map(str, held_out)), reps=reps, warmup=2)
+    return run_light_bench(settings)
+
+
+def split_test_videos(labeled_root: Path, split: int = 1) -> list[Path]:
+    """The official test list of a UCF101-layout folder (the quickstart's motion dataset)."""
+    listed = (labeled_root / "ucfTrainTestlist" / f"testlist0{split}.txt").read_text().split()
+    return [labeled_root / "UCF-101" / line for line in listed if line.endswith(".avi")]
+
+
+def _table_rows(result: DistillResult) -> list[tuple[str, str, list[float], str, str]]:
+    """(model, runtime, multi-view top-1 per seed, centre-clip top-1, latency row) per table row."""
+    rows = [("teacher", "pytorch fp32", [result.teacher["top1"]], "teacher fp32")]
+    for kind in ("distilled", "fine-tuned"):
+        top1s = [s["top1"] for s in result.students if s["kind"] == kind]
+        rows.append((f"student {kind}", "pytorch fp32", top1s, "student fp32" if kind == "distilled" else ""))
+    rows += [
+        ("student distilled", "onnxruntime fp32", [], "student fp32 onnxruntime"),
+        ("student distilled", "onnxruntime int8", [], "student int8 onnxruntime"),
+    ]
+    return rows
 
 
 def write_distill_report(result: DistillResult, plan: DistillPlan) -> dict[str, Path]:
     """`distill.md` (the table) and `distill.json` (every number) in the output folder."""
-    latency = result.latency_ms
-    rows = [
-        ("teacher", f"{plan.teacher_size}, from scratch", [result.teacher["top1"]], latency.get("teacher")),
-        *(
-            (
-                f"student {kind}",
-                "tiny, from the MAE export",
-                [s["top1"] for s in result.students if s["kind"] == kind],
-                latency.get("student"),
-            )
-            for kind in ("distilled", "fine-tuned")
-        ),
-    ]
+    light = result.light.get("rows", {})
+    teacher_ms = light.get("teacher fp32", {}).get("latency_ms")
     lines = [
-        f"Distillation on the motion dataset (multi-view test top-1, seeds {list(plan.seeds)}; "
-        "batch-1 CPU latency, median, teacher and student timed alternately)",
+        f"Distillation on the motion dataset: test top-1 multi-view (seeds {list(plan.seeds)}) and on the "
+        "centre clip; batch-1 CPU latency (median, rows timed alternately in one process)",
         "",
-        "| model | size, init | test top-1 (per seed) | mean | batch-1 latency | vs teacher |",
-        "|---|---|---|---|---|---|",
+        "| model | runtime | test top-1 (per seed) | mean | centre-clip top-1 | agrees with | batch-1 latency | vs teacher |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for name, what, top1s, ms in rows:
-        per_seed = ", ".join(f"{100 * t:.1f}%" for t in top1s)
-        mean = f"{100 * statistics.mean(top1s):.1f}%"
-        speed = f"{latency['teacher'] / ms:.1f}x faster" if name != "teacher" and ms else "1.0x"
-        lines.append(f"| {name} | {what} | {per_seed} | {mean} | {ms:.2f} ms | {speed} |")
-    lines += ["", result.int8_note, ""]
+    for name, runtime, top1s, timed in _table_rows(result):
+        row = light.get(timed, {})
+        per_seed = ", ".join(f"{100 * t:.1f}%" for t in top1s) or "-"
+        mean = f"{100 * statistics.mean(top1s):.1f}%" if top1s else "-"
+        centre = f"{100 * row['top1']:.1f}%" if row.get("top1") is not None else "-"
+        agrees = f"{row['agrees_with']} {100 * row['agreement']:.0f}%" if row.get("agrees_with") else "-"
+        ms = f"{row['latency_ms']:.2f} ms" if row else "(same model as above)"
+        ratio = f"{teacher_ms / row['latency_ms']:.1f}x" if row and teacher_ms else "-"
+        lines.append(f"| {name} | {runtime} | {per_seed} | {mean} | {centre} | {agrees} | {ms} | {ratio} |")
     md, js = result.out / "distill.md", result.out / "distill.json"
-    md.write_text("\n".join(lines))
-    js.write_text(
-        json.dumps(
-            {
-                "plan": asdict(plan),
-                "teacher": result.teacher,
-                "students": result.students,
-                "latency_ms": latency,
-            },
-            indent=2,
-        )
-    )
+    md.write_text("\n".join([*lines, ""]))
+    summary = {
+        "plan": asdict(plan),
+        "teacher": result.teacher,
+        "students": result.students,
+        "light": result.light,
+    }
+    js.write_text(json.dumps(summary, indent=2))
     return {"distill_md": md, "distill_json": js}

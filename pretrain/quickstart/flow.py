@@ -17,8 +17,8 @@ from pathlib import Path
 
 from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.motion_dataset import MOTIONS, motion_frames, write_motion_dataset
-from pretrain.data.generated.synthetic import write_video
 from pretrain.data.shards import BuildOptions, build_shards, read_manifest
+from pretrain.data.video.write import write_video
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ class QuickstartPlan:
     """`model.backbone` of every stage: vit, timesformer or vivit."""
     shuffle_control: bool = True
     """Also test every fine-tuned model on clips with their frames shuffled (motion must matter)."""
+    train_encoding: bool = False
+    """Pretrain on unlabeled shards built with `--train-encoding` (stored stride = the tiny recipe's
+    data.stride); the labeled shards stay whole-rate."""
 
     @classmethod
     def small(cls) -> QuickstartPlan:
@@ -100,13 +103,20 @@ def prepare_data(out: Path, plan: QuickstartPlan) -> tuple[Path, Path]:
     unlabeled_root = write_unlabeled_corpus(
         out / "data" / "unlabeled", plan.unlabeled_videos, plan.num_frames
     )
-    labeled_shards, unlabeled_shards = out / "shards" / "motion", out / "shards" / "unlabeled"
+    labeled_shards = out / "shards" / "motion"
+    unlabeled_shards = out / "shards" / ("unlabeled-train-encoding" if plan.train_encoding else "unlabeled")
     # Its own name: the UCF101 layout, but not UCF101 (no dataset-card count warnings).
     build_shards(
         "ucf101", str(labeled_root), str(labeled_shards), BuildOptions(shard_size_mb=4, name="motion")
     )
+    encoding = {}
+    if plan.train_encoding:
+        encoding = {"train_encoding": True, "train_stride": load_config("pretrain/tiny").data.stride}
     build_shards(
-        "folder", str(unlabeled_root), str(unlabeled_shards), BuildOptions(shard_size_mb=4, name="unlabeled")
+        "folder",
+        str(unlabeled_root),
+        str(unlabeled_shards),
+        BuildOptions(shard_size_mb=4, name="unlabeled", **encoding),
     )
     return labeled_shards, unlabeled_shards
 
@@ -177,7 +187,6 @@ def run_quickstart(
     out: Path, plan: QuickstartPlan = QuickstartPlan(), on_stage: Callable[[str], None] | None = None
 ) -> QuickstartResult:
     from pretrain.quickstart.report import write_report
-    from pretrain.weights import export_checkpoint
 
     started = time.perf_counter()
     progress = OverallProgress(total=1 + 2 * len(plan.seeds))
@@ -186,7 +195,26 @@ def run_quickstart(
     announce("writing synthetic videos and building shards")
     labeled, unlabeled = prepare_data(out, plan)
     announce(f"pretraining the tiny VideoMAE ({plan.backbone}) on the unlabeled corpus")
-    backbone = [f"model.backbone={plan.backbone}"]
+    pretrain, export_dir = pretrain_and_export(out, plan, unlabeled, progress)
+    finetunes = finetune_all(out, plan, labeled, export_dir, announce, progress)
+    result = QuickstartResult(
+        out,
+        pretrain,
+        finetunes,
+        time.perf_counter() - started,
+        backbone=plan.backbone,
+        num_classes=len(read_manifest(str(labeled)).classes),
+    )
+    result.files = write_report(result)
+    return result
+
+
+def pretrain_and_export(
+    out: Path, plan: QuickstartPlan, unlabeled: Path, progress: OverallProgress
+) -> tuple[StageRecord, Path]:
+    """Pretrain `tiny` on the unlabeled shards, then export its last checkpoint to `out/export`."""
+    from pretrain.weights import export_checkpoint
+
     recipe = load_config("pretrain/tiny")
     recon_every = max(1, plan.pretrain_steps(recipe.data.batch_size) // 3)  # a few grids per run
     pretrain = timed_stage(
@@ -201,7 +229,7 @@ def run_quickstart(
                 f"optim.epochs={plan.pretrain_epochs}",
                 f"optim.warmup_epochs={max(1, plan.pretrain_epochs // 6)}",
                 f"logging.recon_every_steps={recon_every}",
-                *backbone,
+                f"model.backbone={plan.backbone}",
             ],
         ),
         progress,
@@ -209,6 +237,18 @@ def run_quickstart(
     export_dir = out / "export"
     shutil.rmtree(export_dir, ignore_errors=True)
     export_checkpoint(pretrain.last_checkpoint, export_dir)
+    return pretrain, export_dir
+
+
+def finetune_all(
+    out: Path,
+    plan: QuickstartPlan,
+    labeled: Path,
+    export_dir: Path,
+    announce: Callable[[str], None],
+    progress: OverallProgress,
+) -> list[tuple[str, int, StageRecord]]:
+    """Fine-tune from the export and from scratch, once per seed: (init kind, seed, record)."""
     finetunes = []
     for seed in plan.seeds:
         for kind, init in (("pretrained", str(export_dir)), ("scratch", "none")):
@@ -223,20 +263,11 @@ def run_quickstart(
                     f"trainer.seed={seed}",
                     f"optim.epochs={plan.finetune_epochs}",
                     f"optim.warmup_epochs={max(1, plan.finetune_epochs // 10)}",
-                    *backbone,
+                    f"model.backbone={plan.backbone}",
                 ],
             )
             record = timed_stage(f"finetune {kind} seed {seed}", config, progress)
             if plan.shuffle_control:
                 record.metrics["test/top1_shuffled"] = shuffled_top1(config, record, out)
             finetunes.append((kind, seed, record))
-    result = QuickstartResult(
-        out,
-        pretrain,
-        finetunes,
-        time.perf_counter() - started,
-        backbone=plan.backbone,
-        num_classes=len(read_manifest(str(labeled)).classes),
-    )
-    result.files = write_report(result)
-    return result
+    return finetunes

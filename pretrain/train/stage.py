@@ -27,17 +27,17 @@ from torch import nn
 
 from pretrain.config import RunConfig
 from pretrain.models.flops import training_flops
+from pretrain.runtime.device_peaks import device_peak_tflops
 from pretrain.runtime.placement import Placement, resolve_placement
 from pretrain.runtime.quiet import quiet_library_noise
 from pretrain.train.callbacks import ThroughputMonitor
 from pretrain.train.checkpoint_callback import CheckpointCallback
-from pretrain.train.flops import device_peak_tflops
 from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging
 from pretrain.train.nan_guard import TrainingDiverged
 from pretrain.train.optim import schedule_for
+from pretrain.train.resumable_stream import StreamData
 from pretrain.train.run_dir import resolve_run_dir, resume_command, save_run_info
 from pretrain.train.strategy import build_strategy, is_deepspeed, validate_world_size
-from pretrain.train.stream import StreamData
 from pretrain.train.trainer import build_trainer
 from pretrain.weights import layout as ckpt
 
@@ -97,18 +97,18 @@ class Stage:
 def batches_per_rank_per_epoch(config: RunConfig, world_size: int) -> int:
     """From the manifest, before any process starts: fails early on a missing or empty shard set."""
     from pretrain.data.shards import read_manifest
-    from pretrain.data.streams.selection import check_splits, members_per_shard, resolve_selection
-    from pretrain.data.streams.train_stream import batches_per_rank
+    from pretrain.data.streams.epoch import training_epoch
+    from pretrain.data.streams.selection import check_splits
 
     manifest = read_manifest(config.data.require_shards())
+    if config.data.decode_device == "cuda":
+        from pretrain.data.video.gpu_decode import require_gpu_decoding
+
+        require_gpu_decoding()
     warning = check_splits(config, manifest, evaluating=config.trains_classifier)  # before training
     if warning:
         log.warning("%s", warning)
-    members = members_per_shard(
-        manifest, resolve_selection(config.data.split, manifest, config.finetune.split)
-    )
-    clips = config.data.epoch_size or sum(count for _, count in members) * config.data.num_sample
-    return batches_per_rank(clips, world_size, config.data.batch_size)
+    return training_epoch(config, manifest, world_size).batches_per_rank
 
 
 def resume_checkpoint(
@@ -162,21 +162,7 @@ def run(stage: Stage, config: RunConfig, launch: ExternalLaunch | None = None) -
         *(launch.callbacks if launch else []),
     ]
     if rank_zero_only.rank == 0:
-        save_run_info(
-            config,
-            run_dir,
-            {
-                "steps_per_epoch": steps_per_epoch,
-                "total_steps": schedule.total_steps,
-                **stage.run_info,
-                **(
-                    {"init": init_report if init_report is not None else {"source": "resumed"}}
-                    if stage.initialise
-                    else {}
-                ),
-                "resumed_from": str(resume.path) if resume else None,
-            },
-        )
+        _save_run_info(config, run_dir, stage, steps_per_epoch, schedule.total_steps, init_report, resume)
     loggers = build_loggers(config, run_dir)
     try:
         with quiet_library_noise():
@@ -199,6 +185,49 @@ def run(stage: Stage, config: RunConfig, launch: ExternalLaunch | None = None) -
                 metrics.update(_log_after_fit(stage.after_fit(last, run_dir), loggers, trainer.global_step))
     finally:
         finish_loggers(loggers)
+    return _result(trainer, module, checkpointer, metrics, config, run_dir, resume, stopped_early)
+
+
+def _save_run_info(
+    config: RunConfig,
+    run_dir: Path,
+    stage: Stage,
+    steps_per_epoch: int,
+    total_steps: int,
+    init_report: dict | None,
+    resume: ckpt.Checkpoint | None,
+) -> None:
+    """run.json: the schedule, the stage's own facts, where the starting weights came from."""
+    init = (
+        {"init": init_report if init_report is not None else {"source": "resumed"}}
+        if stage.initialise
+        else {}
+    )
+    save_run_info(
+        config,
+        run_dir,
+        {
+            "steps_per_epoch": steps_per_epoch,
+            "total_steps": total_steps,
+            **stage.run_info,
+            **init,
+            "resumed_from": str(resume.path) if resume else None,
+        },
+    )
+
+
+def _result(
+    trainer: pl.Trainer,
+    module: pl.LightningModule,
+    checkpointer: CheckpointCallback,
+    metrics: dict[str, float],
+    config: RunConfig,
+    run_dir: Path,
+    resume: ckpt.Checkpoint | None,
+    stopped_early: bool,
+) -> StageResult:
+    """Say how to resume a run that stopped early, fail a diverged one, else report what it made."""
+    last = checkpointer.saved[-1] if checkpointer.saved else None
     if stopped_early and rank_zero_only.rank == 0:
         log.warning(
             "run stopped at step %d; resume it with:\n  %s",

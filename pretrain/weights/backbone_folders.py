@@ -10,20 +10,26 @@ package's format registry takes (`pretrain.weights.formats.Weights`), so registe
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from pretrain.atomic import replaced_atomically
 from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import get_backbone
 from pretrain.weights import timesformer_hf, timesformer_original, vivit_hf
 
 Tensors = dict[str, torch.Tensor]
-CONVERTERS = {"timesformer": timesformer_hf, "vivit": vivit_hf}
+CONVERTERS = {converter.MODEL_TYPE: converter for converter in (timesformer_hf, vivit_hf)}
 HF_WEIGHTS, HF_CONFIG = "model.safetensors", "config.json"
 ORIGINAL_SUFFIXES = (".pyth", ".pth", ".pt")
+
+
+def converts_to_hf_backbone(spec: ArchSpec) -> bool:
+    """Whether `spec` is written as a HF TimeSformer / ViViT folder (its backbone's HF model_type)."""
+    return get_backbone(spec.backbone).hf_model_type(spec) in CONVERTERS
 
 
 def hf_model_type(path: Path) -> str | None:
@@ -79,19 +85,17 @@ def save_hf_backbone(
         raise ValueError(
             f"HF TimeSformer / ViViT folders hold an encoder or a classifier, not a {kind} model"
         )
-    converter = timesformer_hf if spec.backbone == "timesformer" else vivit_hf
+    converter = CONVERTERS[str(get_backbone(spec.backbone).hf_model_type(spec))]
     names = class_names or model_config.get("class_names")
     if kind == "classifier" and not names:
         names = [f"LABEL_{i}" for i in range(int(state["head.weight"].shape[0]))]
     config = converter.hf_config(spec, kind, names)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp_weights, tmp_config = folder / f".{HF_WEIGHTS}.tmp", folder / f".{HF_CONFIG}.tmp"
     tensors = {k: v.contiguous() for k, v in converter.state_dict_to_hf(state, kind).items()}
-    save_file(tensors, str(tmp_weights), metadata={"format": "pt"})
-    tmp_config.write_text(json.dumps(config, indent=2, sort_keys=True))
-    os.replace(tmp_weights, folder / HF_WEIGHTS)
-    os.replace(tmp_config, folder / HF_CONFIG)
+    with replaced_atomically(folder / HF_WEIGHTS, folder / HF_CONFIG) as (tmp_weights, tmp_config):
+        save_file(tensors, str(tmp_weights), metadata={"format": "pt"})
+        tmp_config.write_text(json.dumps(config, indent=2, sort_keys=True))
     return folder
 
 

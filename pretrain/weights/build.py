@@ -14,8 +14,8 @@ from torch import nn
 
 from pretrain.errors import CheckpointError
 from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import build_encoder
 from pretrain.models.classifier import VideoClassifier, make_linear_probe
-from pretrain.models.encoders import build_encoder
 from pretrain.models.videomae import VideoMAE
 from pretrain.weights.formats import FAMILY, Tensors, Weights
 

@@ -20,7 +20,10 @@ from typing import Any
 import torch
 
 from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import get_backbone
 from pretrain.pixels import CHANNELS
+
+MODEL_TYPE = "timesformer"  # transformers' `model_type` of these folders
 
 Tensors = dict[str, torch.Tensor]
 KIND_BY_ARCHITECTURE = {"TimesformerModel": "encoder", "TimesformerForVideoClassification": "classifier"}
@@ -144,7 +147,7 @@ def spec_from_hf_config(config: dict[str, Any]) -> ArchSpec:
 
 def hf_config(spec: ArchSpec, kind: str, class_names: list[str] | None = None) -> dict[str, Any]:
     """HF `config.json` contents (model_type timesformer) for our TimeSformer of this spec and kind."""
-    if spec.backbone != "timesformer" or spec.tubelet_size != 1:
+    if get_backbone(spec.backbone).hf_model_type(spec) != MODEL_TYPE or spec.tubelet_size != 1:
         raise ValueError(
             f"HF TimeSformer needs backbone timesformer with tubelet_size 1; got "
             f"{spec.backbone} with tubelet_size {spec.tubelet_size}"
@@ -156,7 +159,7 @@ def hf_config(spec: ArchSpec, kind: str, class_names: list[str] | None = None) -
         )
     config: dict[str, Any] = {
         "architectures": [ARCHITECTURE_BY_KIND[kind]],
-        "model_type": "timesformer",
+        "model_type": MODEL_TYPE,
         "image_size": spec.img_size,
         "patch_size": spec.patch_size,
         "num_channels": CHANNELS,

@@ -264,16 +264,9 @@ def test_feature_distillation_refuses_another_token_grid(shards, tmp_path):
     assert str(refused.value).endswith("patch size: teacher 8 vs student 16 (model.patch_size)")
 
 
-def test_quickstart_distill_table_has_teacher_and_students_with_latency_ratios(teacher, tmp_path):
-    from pretrain.quickstart.distill import (
-        DistillPlan,
-        DistillResult,
-        batch1_latency_ms,
-        write_distill_report,
-    )
+def test_quickstart_distill_table_has_teacher_students_and_int8_with_latency_ratios(tmp_path):
+    from pretrain.quickstart.distill import DistillPlan, DistillResult, write_distill_report
 
-    latency = batch1_latency_ms({"teacher": teacher, "student": teacher}, reps=2)
-    assert sorted(latency) == ["student", "teacher"] and all(ms > 0 for ms in latency.values())
     students = [
         {"kind": kind, "seed": seed, "top1": top1}
         for kind, seed, top1 in (
@@ -283,17 +276,31 @@ def test_quickstart_distill_table_has_teacher_and_students_with_latency_ratios(t
             ("fine-tuned", 1, 0.25),
         )
     ]
-    result = DistillResult(
-        tmp_path, {"top1": 0.9}, students, {"teacher": 8.0, "student": 2.0}, "int8: not here"
-    )
+    row = lambda ms, top1, ref=None, agree=None: {  # noqa: E731
+        "latency_ms": ms,
+        "top1": top1,
+        "agrees_with": ref,
+        "agreement": agree,
+    }
+    light = {
+        "rows": {
+            "teacher fp32": row(8.0, 0.9),
+            "student fp32": row(2.0, 0.8, "teacher fp32", 0.75),
+            "student fp32 onnxruntime": row(1.0, 0.8, "student fp32", 1.0),
+            "student int8 onnxruntime": row(0.5, 0.7, "student fp32", 0.9),
+        }
+    }
+    result = DistillResult(tmp_path, {"top1": 0.9}, students, light)
     files = write_distill_report(result, DistillPlan(seeds=(0, 1)))
     table = [line for line in files["distill_md"].read_text().splitlines() if line.startswith("| ")]
     assert table[1:] == [
-        "| teacher | s, from scratch | 90.0% | 90.0% | 8.00 ms | 1.0x |",
-        "| student distilled | tiny, from the MAE export | 100.0%, 50.0% | 75.0% | 2.00 ms | 4.0x faster |",
-        "| student fine-tuned | tiny, from the MAE export | 75.0%, 25.0% | 50.0% | 2.00 ms | 4.0x faster |",
+        "| teacher | pytorch fp32 | 90.0% | 90.0% | 90.0% | - | 8.00 ms | 1.0x |",
+        "| student distilled | pytorch fp32 | 100.0%, 50.0% | 75.0% | 80.0% | teacher fp32 75% | 2.00 ms | 4.0x |",
+        "| student fine-tuned | pytorch fp32 | 75.0%, 25.0% | 50.0% | - | - | (same model as above) | - |",
+        "| student distilled | onnxruntime fp32 | - | - | 80.0% | student fp32 100% | 1.00 ms | 8.0x |",
+        "| student distilled | onnxruntime int8 | - | - | 70.0% | student fp32 90% | 0.50 ms | 16.0x |",
     ]
-    assert json.loads(files["distill_json"].read_text())["latency_ms"] == {"teacher": 8.0, "student": 2.0}
+    assert json.loads(files["distill_json"].read_text())["light"] == light
 
 
 @pytest.mark.slow

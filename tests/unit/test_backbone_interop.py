@@ -12,8 +12,8 @@ from transformers import (
     VivitModel,
 )
 
+from pretrain.models.backbones import build_encoder
 from pretrain.models.classifier import VideoClassifier
-from pretrain.models.encoders import build_encoder
 from pretrain.weights import timesformer_hf, timesformer_original, vivit_hf
 
 ATOL = 1e-5

@@ -87,7 +87,7 @@ def test_a_hf_export_runs_in_transformers_pipeline_with_our_normalization(tmp_pa
     transformers = pytest.importorskip("transformers")
     import numpy as np
 
-    from pretrain.data.generated.synthetic import write_video
+    from pretrain.data.video.write import write_video
     from pretrain.weights import convert_weights
 
     model = _classifier()
