@@ -28,16 +28,20 @@ def _field_docs(node: ast.ClassDef) -> dict[str, str]:
     docs: dict[str, str] = {}
     body = node.body
     for current, following in zip(body, body[1:]):
-        is_field = isinstance(current, ast.AnnAssign) and isinstance(current.target, ast.Name)
-        is_doc = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
-        if is_field and is_doc and isinstance(following.value.value, str):
-            docs[current.target.id] = " ".join(following.value.value.split())
+        if not (isinstance(current, ast.AnnAssign) and isinstance(current.target, ast.Name)):
+            continue
+        if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+            doc = following.value.value
+            if isinstance(doc, str):
+                docs[current.target.id] = " ".join(doc.split())
     return docs
 
 
 def field_docstrings(cls: type) -> dict[str, str]:
     """Field name -> the docstring written below it, for any dataclass (read from its source)."""
     node = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    if not isinstance(node, ast.ClassDef):
+        raise TypeError(f"{cls!r} is not a class")
     return _field_docs(node)
 
 
