@@ -5,8 +5,8 @@ the stage clock on (`pretrain.data.stage_clock`): shard read and tar parsing, de
 conversion, crop and resize, masks, collate. The clock reads wall time; each stage's share is
 scaled to the CPU time the process spent over the same clips, and what no stage claims (sampling,
 crop boxes, the loader's own iteration) is `other`. Shared memory is measured apart: a loader
-worker allocates each batch in shared memory and writes it once (`batching.new_shared_tensor`);
-in-process batches live in ordinary memory.
+worker allocates each batch in shared memory (`batching.new_shared_tensor`), whose fresh pages fault
+when first written; in-process batches reuse ordinary memory. The row is that difference.
 """
 
 from __future__ import annotations
@@ -71,11 +71,19 @@ def profile_stages(shards: str, num_sample: int, clips: int = 48) -> StageProfil
 
 
 def shared_memory_ms_per_clip(batch_shape: torch.Size, repeats: int = 5) -> float:
-    """CPU ms per clip to allocate a batch of `batch_shape` uint8 in shared memory and write it."""
+    """CPU ms per clip that a worker's batch in shared memory adds: allocating a batch of
+    `batch_shape` uint8 there and writing it once (fresh pages fault on the first write), less
+    writing the same bytes into reused memory (what the in-process run's renders already paid)."""
+    shape, reused = tuple(batch_shape), torch.empty(tuple(batch_shape), dtype=torch.uint8)
     start = time.process_time()
     for _ in range(repeats):
-        new_shared_tensor(tuple(batch_shape), torch.uint8).fill_(1)
-    return (time.process_time() - start) * 1e3 / (repeats * batch_shape[0])
+        new_shared_tensor(shape, torch.uint8).fill_(1)
+    shared = time.process_time() - start
+    start = time.process_time()
+    for _ in range(repeats):
+        reused.fill_(1)
+    written = time.process_time() - start
+    return max(shared - written, 0.0) * 1e3 / (repeats * batch_shape[0])
 
 
 def format_profiles(profiles: list[StageProfile], shards: str) -> str:

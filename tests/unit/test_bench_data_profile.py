@@ -34,8 +34,9 @@ def test_profile_attributes_the_cpu_time_to_the_stages(train_encoded_shards):
     profile = profile_stages(str(train_encoded_shards), num_sample=2, clips=16)
     stages = profile.ms_per_clip
     assert set(stages) == set(ROWS)
-    for stage in ("read", "demux", "decode", "crop_resize", "masks", "collate", "shared_memory"):
+    for stage in ("read", "demux", "decode", "crop_resize", "masks", "collate"):
         assert stages[stage] > 0, stage
+    assert stages["shared_memory"] >= 0  # a difference of two timings: may round to 0
     assert stages["convert"] == 0  # batches ship YUV 4:2:0: no colour conversion on the loader
     claimed = sum(value for stage, value in stages.items() if stage != "shared_memory")
     assert claimed == pytest.approx(profile.cpu_ms_per_clip, rel=0.01, abs=0.01)

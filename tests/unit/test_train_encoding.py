@@ -107,3 +107,12 @@ def _first_sample(manifest) -> dict:
     return next(
         stages.select(stages.read_shard(url, stages.Counters()), lambda meta: True, stages.Counters())
     )
+
+
+def test_quickstart_pretrains_on_training_encoded_shards(tmp_path):
+    from pretrain.quickstart.flow import QuickstartPlan, prepare_data
+
+    plan = QuickstartPlan(unlabeled_videos=2, num_frames=24, train_encoding=True)
+    labeled, unlabeled = prepare_data(tmp_path, plan)
+    assert read_manifest(str(unlabeled)).stored_stride == 2  # the tiny recipe's data.stride
+    assert read_manifest(str(labeled)).stored_stride == 1  # fine-tuning shards stay whole-rate
