@@ -3,7 +3,8 @@ one loader that turns a checkpoint into an eval-ready model, and one clip reader
 
 Imports torch, the models, the weights package and the decoder only (no Lightning, DeepSpeed, Ray
 or W&B): every source (export, stage checkpoint, Hugging Face folder, original `.pth`) loads
-through `pretrain.weights.from_pretrained`, with its class names and run config.
+through `pretrain.weights.from_pretrained`, with its class names and run config; an ONNX export
+(fp32 or int8) loads as an onnxruntime-backed `OnnxClassifier` with the same call.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from pretrain.errors import CheckpointError, DataError
+from pretrain.evaluate.onnx_model import OnnxClassifier, is_onnx_export, load_onnx_classifier
 from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier
 from pretrain.models.videomae import VideoMAE
@@ -42,10 +44,10 @@ def load_inference_model(path: str | Path) -> InferenceModel:
 
     if not Path(path).exists():
         raise CheckpointError(f"checkpoint not found: {path}")
-    model = from_pretrained(path)
+    model = load_onnx_classifier(path) if is_onnx_export(path) else from_pretrained(path)
     if isinstance(model, VideoMAE):
         kind = "pretraining"
-    elif isinstance(model, VideoClassifier):
+    elif isinstance(model, VideoClassifier | OnnxClassifier):
         kind = "classifier"
     else:
         raise CheckpointError(
@@ -81,16 +83,18 @@ def read_clip(path: str | Path, spec: ArchSpec, stride: int) -> Clip:
     """The centre clip of a video file (one temporal view, centre crop), as `tubelet predict` sees it."""
     from pretrain.data.augment.clips import ClipSettings, eval_views
     from pretrain.data.augment.sampling import uniform_clips
+    from pretrain.data.shards.listing import regular_file_problem
     from pretrain.data.video.decode import DecodeError, probe
 
     path = Path(path)
+    problem = regular_file_problem(path)  # a FIFO would block forever, /dev/zero fill memory
+    if problem:
+        raise DataError(f"{path}: {problem}")
     try:
-        data = path.read_bytes()
-        info = probe(data)
+        info = probe(path)  # the file is read as decoding needs it, never whole
         settings = ClipSettings(num_frames=spec.num_frames, stride=stride, size=spec.img_size)
-        video = eval_views({"key": path.name, "meta": {}, "video": data}, settings, 1, 1, multi_view=False)[
-            0
-        ]["video"]
+        sample = {"key": path.name, "meta": {}, "video": path}
+        video = eval_views(sample, settings, 1, 1, multi_view=False)[0]["video"]
     except (DecodeError, OSError, ValueError, IndexError) as error:
         raise DataError(f"{path}: not a video this tool can read ({error})") from None
     indices = uniform_clips(info.num_frames, spec.num_frames, stride, 1)[0]  # (T,)
