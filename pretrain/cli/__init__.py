@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         result = args.handler(args)
+        sys.stdout.flush()  # a reader that went away (`| head -1`) is found here, not at exit
+    except BrokenPipeError:
+        return _reader_gone()
     except ConfigError as error:
         return _report(error, "config error", 2)
     except (TubeletError, OSError) as error:
@@ -70,6 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("tubelet: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _reader_gone() -> int:
+    """A closed stdout is a normal end, as for every Unix tool: exit 0, no message (and no second
+    error when the interpreter flushes stdout at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0
 
 
 def _report(error: Exception, kind: str, code: int) -> int:

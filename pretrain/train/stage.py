@@ -97,22 +97,18 @@ class Stage:
 def batches_per_rank_per_epoch(config: RunConfig, world_size: int) -> int:
     """From the manifest, before any process starts: fails early on a missing or empty shard set."""
     from pretrain.data.shards import read_manifest
-    from pretrain.data.streams.selection import check_splits, members_per_shard, resolve_selection
-    from pretrain.data.streams.train_stream import batches_per_rank
+    from pretrain.data.streams.epoch import training_epoch
+    from pretrain.data.streams.selection import check_splits
 
     manifest = read_manifest(config.data.require_shards())
     if config.data.decode_device == "cuda":
         from pretrain.data.video.gpu_decode import require_gpu_decoding
 
         require_gpu_decoding()
-    warning = check_splits(config, manifest, evaluating=config.stage == "finetune")  # before training
+    warning = check_splits(config, manifest, evaluating=config.trains_classifier)  # before training
     if warning:
         log.warning("%s", warning)
-    members = members_per_shard(
-        manifest, resolve_selection(config.data.split, manifest, config.finetune.split)
-    )
-    clips = config.data.epoch_size or sum(count for _, count in members) * config.data.num_sample
-    return batches_per_rank(clips, world_size, config.data.batch_size)
+    return training_epoch(config, manifest, world_size).batches_per_rank
 
 
 def resume_checkpoint(
