@@ -113,6 +113,11 @@ MISTAKES = [
         "error: --readme {tmp}/none.md: no such file (run from the repository root or pass --readme)",
     ),
     (
+        ["bench", "explain", "--backbones", "vit,mamba"],
+        1,
+        "error: --backbones 'vit,mamba': choose from vit, timesformer, vivit",
+    ),
+    (
         ["bench", "infer", "--batch", "0"],
         1,
         "error: --batch, --reps, --img-size and --num-frames must be >= 1, --warmup >= 0",
