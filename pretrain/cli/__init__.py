@@ -13,13 +13,17 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 
 from pretrain import __version__
 from pretrain.errors import ConfigError, TubeletError, UserError  # noqa: F401  (UserError: re-exported)
+from pretrain.runtime.quiet import configure_console
 
 log = logging.getLogger(__name__)
+
+OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")  # key=value, never a flag or a path
 
 # Modules under pretrain/cli/ that each define `register(subparsers)`.
 COMMAND_MODULES = (
@@ -53,11 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    args = parse_arguments(parser, argv)
+    configure_console(args.verbose)
     try:
         result = args.handler(args)
     except ConfigError as error:
@@ -68,6 +69,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("tubelet: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Like `parse_args`, but `key=value` overrides may also follow the flags
+    (`tubelet features CKPT SRC --out X data.test_clips=1`): argparse hands the trailing ones back
+    as unrecognized, and they join the command's `overrides` in the order given."""
+    args, extra = parser.parse_known_args(argv)
+    overrides = [item for item in extra if OVERRIDE.match(item)]
+    if overrides and isinstance(getattr(args, "overrides", None), list):
+        args.overrides = [*args.overrides, *overrides]
+        extra = [item for item in extra if not OVERRIDE.match(item)]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _report(error: Exception, kind: str, code: int) -> int:

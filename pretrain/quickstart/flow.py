@@ -19,6 +19,7 @@ from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.motion_dataset import MOTIONS, motion_frames, write_motion_dataset
 from pretrain.data.generated.synthetic import write_video
 from pretrain.data.shards import BuildOptions, build_shards, read_manifest
+from pretrain.runtime.eta import StageEta, StageWork
 
 log = logging.getLogger(__name__)
 
@@ -123,26 +124,10 @@ def stage_config(recipe: str, out: Path, run_name: str, overrides: list[str]) ->
     return load_config(recipe, common + overrides)
 
 
-@dataclass
-class OverallProgress:
-    """The quickstart's training stages so far: a line per stage with elapsed time and ETA."""
-
-    total: int
-    started: float = field(default_factory=time.perf_counter)
-    done: int = 0
-
-    def line(self, name: str) -> str:
-        from pretrain.train.progress import format_duration
-
-        elapsed = time.perf_counter() - self.started
-        eta = format_duration(elapsed / self.done * (self.total - self.done)) if self.done else "?"
-        return f"stage {self.done + 1}/{self.total} ({name}) · elapsed {format_duration(elapsed)} · ETA {eta}"
-
-
-def timed_stage(name: str, config: RunConfig, progress: OverallProgress | None = None) -> StageRecord:
+def timed_stage(name: str, config: RunConfig, eta: StageEta | None = None) -> StageRecord:
     from pretrain.train.entry import run_stage
 
-    log.info("quickstart: %s ...", progress.line(name) if progress else name)
+    log.info("quickstart: %s ...", eta.line() if eta else name)
     started = time.perf_counter()
     result = run_stage(config)
     record = StageRecord(
@@ -154,9 +139,23 @@ def timed_stage(name: str, config: RunConfig, progress: OverallProgress | None =
         result.global_step,
     )
     log.info("quickstart: %s done in %.0f s", name, record.seconds)
-    if progress:
-        progress.done += 1
     return record
+
+
+def stage_eta(pretrain: RunConfig, finetunes: list[tuple[str, int, RunConfig]], started: float) -> StageEta:
+    """The quickstart's stages priced by their own steps: a fine-tune is not a pretraining."""
+    from pretrain.train.stage import planned_steps
+
+    return StageEta(
+        [
+            StageWork("pretrain", "pretrain", planned_steps(pretrain)),
+            *(
+                StageWork(f"finetune {kind} seed {seed}", "finetune", planned_steps(config))
+                for kind, seed, config in finetunes
+            ),
+        ],
+        started=started,
+    )
 
 
 def shuffled_top1(config: RunConfig, record: StageRecord, out: Path) -> float:
@@ -173,6 +172,42 @@ def shuffled_top1(config: RunConfig, record: StageRecord, out: Path) -> float:
     return results.per_split[1].top1
 
 
+def pretraining_config(out: Path, plan: QuickstartPlan, unlabeled: Path) -> RunConfig:
+    recipe = load_config("pretrain/tiny")
+    recon_every = max(1, plan.pretrain_steps(recipe.data.batch_size) // 3)  # a few grids per run
+    return stage_config(
+        "pretrain/tiny",
+        out,
+        "pretrain",
+        [
+            f"data.shards={unlabeled}",
+            "data.split=all",
+            f"optim.epochs={plan.pretrain_epochs}",
+            f"optim.warmup_epochs={max(1, plan.pretrain_epochs // 6)}",
+            f"logging.recon_every_steps={recon_every}",
+            f"model.backbone={plan.backbone}",
+        ],
+    )
+
+
+def finetune_config(
+    out: Path, plan: QuickstartPlan, labeled: Path, kind: str, init: str, seed: int
+) -> RunConfig:
+    return stage_config(
+        "finetune/tiny",
+        out,
+        f"finetune-{kind}-seed{seed}",
+        [
+            f"data.shards={labeled}",
+            f"finetune.init={init}",
+            f"trainer.seed={seed}",
+            f"optim.epochs={plan.finetune_epochs}",
+            f"optim.warmup_epochs={max(1, plan.finetune_epochs // 10)}",
+            f"model.backbone={plan.backbone}",
+        ],
+    )
+
+
 def run_quickstart(
     out: Path, plan: QuickstartPlan = QuickstartPlan(), on_stage: Callable[[str], None] | None = None
 ) -> QuickstartResult:
@@ -180,56 +215,31 @@ def run_quickstart(
     from pretrain.weights import export_checkpoint
 
     started = time.perf_counter()
-    progress = OverallProgress(total=1 + 2 * len(plan.seeds))
     announce = on_stage or (lambda message: log.info("quickstart: %s", message))
     out.mkdir(parents=True, exist_ok=True)
     announce("writing synthetic videos and building shards")
     labeled, unlabeled = prepare_data(out, plan)
-    announce(f"pretraining the tiny VideoMAE ({plan.backbone}) on the unlabeled corpus")
-    backbone = [f"model.backbone={plan.backbone}"]
-    recipe = load_config("pretrain/tiny")
-    recon_every = max(1, plan.pretrain_steps(recipe.data.batch_size) // 3)  # a few grids per run
-    pretrain = timed_stage(
-        "pretrain",
-        stage_config(
-            "pretrain/tiny",
-            out,
-            "pretrain",
-            [
-                f"data.shards={unlabeled}",
-                "data.split=all",
-                f"optim.epochs={plan.pretrain_epochs}",
-                f"optim.warmup_epochs={max(1, plan.pretrain_epochs // 6)}",
-                f"logging.recon_every_steps={recon_every}",
-                *backbone,
-            ],
-        ),
-        progress,
-    )
+    pretrain_config = pretraining_config(out, plan, unlabeled)
     export_dir = out / "export"
+    finetune_configs = [
+        (kind, seed, finetune_config(out, plan, labeled, kind, init, seed))
+        for seed in plan.seeds
+        for kind, init in (("pretrained", str(export_dir)), ("scratch", "none"))
+    ]
+    eta = stage_eta(pretrain_config, finetune_configs, started)
+    announce(f"pretraining the tiny VideoMAE ({plan.backbone}) on the unlabeled corpus")
+    pretrain = timed_stage("pretrain", pretrain_config, eta)
+    eta.finish(pretrain.global_step)
     shutil.rmtree(export_dir, ignore_errors=True)
     export_checkpoint(pretrain.last_checkpoint, export_dir)
     finetunes = []
-    for seed in plan.seeds:
-        for kind, init in (("pretrained", str(export_dir)), ("scratch", "none")):
-            announce(f"fine-tuning from {kind}, seed {seed}")
-            config = stage_config(
-                "finetune/tiny",
-                out,
-                f"finetune-{kind}-seed{seed}",
-                [
-                    f"data.shards={labeled}",
-                    f"finetune.init={init}",
-                    f"trainer.seed={seed}",
-                    f"optim.epochs={plan.finetune_epochs}",
-                    f"optim.warmup_epochs={max(1, plan.finetune_epochs // 10)}",
-                    *backbone,
-                ],
-            )
-            record = timed_stage(f"finetune {kind} seed {seed}", config, progress)
-            if plan.shuffle_control:
-                record.metrics["test/top1_shuffled"] = shuffled_top1(config, record, out)
-            finetunes.append((kind, seed, record))
+    for kind, seed, config in finetune_configs:
+        announce(f"fine-tuning from {kind}, seed {seed}")
+        record = timed_stage(f"finetune {kind} seed {seed}", config, eta)
+        if plan.shuffle_control:
+            record.metrics["test/top1_shuffled"] = shuffled_top1(config, record, out)
+        eta.finish(record.global_step)
+        finetunes.append((kind, seed, record))
     result = QuickstartResult(
         out,
         pretrain,
