@@ -33,6 +33,7 @@ from pretrain.config import ModelConfig, RunConfig
 from pretrain.data.augment.transforms import normalize_video
 from pretrain.errors import CheckpointError
 from pretrain.models.vit import patchify
+from pretrain.runtime.eta import WorkProgress
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +195,11 @@ def _sample_rows(job: FeatureJob, shard: str) -> dict[str, dict]:
     return rows
 
 
-def extract_unit(unit: FeatureUnit, job: FeatureJob, device: str = "cpu") -> dict:
-    """Features of one input shard -> its safetensors file and part index (returned)."""
+def extract_unit(
+    unit: FeatureUnit, job: FeatureJob, device: str = "cpu", progress: Callable[[int], None] | None = None
+) -> dict:
+    """Features of one input shard -> its safetensors file and part index (returned); `progress`
+    hears of every batch's samples."""
     import dataclasses
 
     from safetensors.torch import save_file
@@ -219,6 +223,8 @@ def extract_unit(unit: FeatureUnit, job: FeatureJob, device: str = "cpu") -> dic
         if hidden is not None:
             tokens.append(hidden.cpu().unflatten(0, video.shape[:2]))  # (B, V, n, D)
         keys.extend(batch["key"])
+        if progress is not None:
+            progress(len(batch["key"]))
     view_features = torch.cat(views)  # (M, V, D)
     tensors = {
         "features": view_features.mean(dim=1).contiguous(),
@@ -262,16 +268,26 @@ TaskRunner = Callable[[Callable, list, FeatureJob], Iterator[dict]]
 
 
 def _run_units(
-    todo: list[FeatureUnit], job: FeatureJob, devices: list[str], runner: TaskRunner | None
-) -> list[dict]:
+    todo: list[FeatureUnit],
+    job: FeatureJob,
+    devices: list[str],
+    runner: TaskRunner | None,
+    progress: WorkProgress,
+) -> Iterator[dict]:
+    """Each unit's part as it finishes; `progress` advances per batch here, per unit elsewhere."""
     if not todo:
-        return []
-    if runner is not None:
-        return list(runner(extract_unit_task, todo, job))
-    if len(devices) == 1:
-        return [extract_unit(unit, job, devices[0]) for unit in todo]
+        return
+    if len(devices) == 1 and runner is None:
+        yield from (extract_unit(unit, job, devices[0], progress.advance) for unit in todo)
+        return
+    for part in runner(extract_unit_task, todo, job) if runner else _pooled_units(todo, job, devices):
+        progress.advance(len(part["rows"]))
+        yield part
+
+
+def _pooled_units(todo: list[FeatureUnit], job: FeatureJob, devices: list[str]) -> Iterator[dict]:
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from pretrain.data.shards.local_pool import pool_context
 
@@ -284,7 +300,8 @@ def _run_units(
     ]
     with ProcessPoolExecutor(len(shares), mp_context=context) as pool:
         futures = [pool.submit(_device_worker, device, units, job) for device, units in shares]
-        return [part for future in futures for part in future.result()]
+        for future in as_completed(futures):
+            yield from future.result()
 
 
 @dataclass
@@ -315,7 +332,8 @@ def extract_features(
         len(done),
         "tasks" if runner else ", ".join(devices or local_devices()),
     )
-    for part in _run_units(todo, job, devices or local_devices(), runner):
+    progress = WorkProgress("features: samples", sum(unit.count for unit in todo), log)
+    for part in _run_units(todo, job, devices or local_devices(), runner, progress):
         done[part["shard"]] = part
     parts = [done[unit.shard] for unit in units]
     rows = [row for part in parts for row in part["rows"]]

@@ -11,6 +11,8 @@ the number of stages left instead assumes every stage costs the first one.
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -88,3 +90,44 @@ class StageEta:
             f"elapsed {format_duration(self.clock() - self.started)} · "
             f"ETA {format_duration(remaining) if remaining is not None else '?'}"
         )
+
+
+@dataclass
+class WorkProgress:
+    """Progress over `total` units of one kind (samples): the ETA is the units left times the
+    measured seconds per unit. On a terminal one line rewritten in place; without one (log files,
+    CI) a log line at every tenth of the work, so a log holds at most about ten of them."""
+
+    what: str
+    """`features: 12/40 samples`: the command and its unit."""
+    total: int
+    logger: logging.Logger
+    interactive: bool = field(default_factory=lambda: sys.stderr.isatty())
+    clock: Callable[[], float] = time.perf_counter
+    done: int = 0
+    _started: float = field(init=False)
+    _logged_tenth: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self._started = self.clock()
+
+    def line(self) -> str:
+        """`features: 12/40 samples (30%) · elapsed 0:00:10 · ETA 0:00:23`."""
+        elapsed = self.clock() - self._started
+        eta = elapsed / self.done * (self.total - self.done) if self.done else None
+        command, _, unit = self.what.partition(": ")
+        return (
+            f"{command}: {self.done}/{self.total} {unit} ({100 * self.done / max(1, self.total):.0f}%) · "
+            f"elapsed {format_duration(elapsed)} · ETA {format_duration(eta) if eta is not None else '?'}"
+        )
+
+    def advance(self, units: int) -> None:
+        self.done += units
+        if self.interactive:
+            end = "\n" if self.done >= self.total else ""
+            print(f"\r{self.line()}", end=end, file=sys.stderr, flush=True)
+            return
+        tenth = 10 * self.done // max(1, self.total)
+        if tenth > self._logged_tenth or self.done >= self.total:
+            self._logged_tenth = tenth
+            self.logger.info("%s", self.line())
