@@ -23,6 +23,7 @@ from pretrain.runtime.quiet import configure_console
 
 log = logging.getLogger(__name__)
 
+VERBOSE_HELP = "everything on the console: libraries' messages, W&B's lines, debug records, tracebacks"
 OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")  # key=value, never a flag or a path
 
 # Modules under pretrain/cli/ that each define `register(subparsers)`.
@@ -47,12 +48,25 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tubelet",
         description="Pretrain video foundation models (VideoMAE) from raw video to benchmark results.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (and tracebacks)")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     parser.add_argument("--version", action="version", version=f"tubelet {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"pretrain.cli.{name}").register(subparsers)
+    _verbose_on_every_command(parser)
     return parser
+
+
+def _verbose_on_every_command(parser: argparse.ArgumentParser) -> None:
+    """`tubelet quickstart -v` as well as `tubelet -v quickstart` (SUPPRESS: absent, it leaves the
+    top level's value alone)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.add_argument(
+                    "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+                )
+                _verbose_on_every_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

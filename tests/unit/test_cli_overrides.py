@@ -33,3 +33,10 @@ def test_a_command_without_overrides_refuses_them(parser, capsys):
     with pytest.raises(SystemExit):
         parse_arguments(parser, ["config", "list", "data.test_clips=1"])
     assert capsys.readouterr().err.endswith("unrecognized arguments: data.test_clips=1\n")
+
+
+def test_verbose_before_or_after_the_command(parser):
+    assert parse_arguments(parser, ["-v", "quickstart"]).verbose
+    assert parse_arguments(parser, ["quickstart", "--small", "--verbose"]).verbose
+    assert parse_arguments(parser, ["shards", "inspect", "x", "-v"]).verbose
+    assert not parse_arguments(parser, ["quickstart"]).verbose
