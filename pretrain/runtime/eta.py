@@ -4,8 +4,9 @@ unit of work of its kind.
 A command made of stages of different kinds (the quickstart: one pretraining of 192 steps, then
 fine-tunes of 72 steps each; the smoke run; `tubelet features` over shards) knows each stage's work
 up front (steps, samples). Once a stage of a kind has finished, its seconds per unit price every
-remaining stage of that kind; a kind not yet measured is priced at the mean rate of all finished
-work (a rough figure, refined when the first stage of that kind ends). Multiplying elapsed time by
+remaining stage of that kind; a kind not yet measured is priced at the mean rate of the finished
+work in the same unit (steps, videos: a rough figure, refined when the first stage of that kind
+ends). Multiplying elapsed time by
 the number of stages left instead assumes every stage costs the first one.
 """
 
@@ -32,6 +33,8 @@ class StageWork:
     name: str
     kind: str
     units: float
+    unit: str = "steps"
+    """What a unit is (steps, videos): only work in the same unit prices an unmeasured kind."""
 
 
 @dataclass
@@ -54,16 +57,18 @@ class StageEta:
         """The current stage ended (after `units` of work if it differed from the plan); its seconds."""
         stage = self.stages[len(self.finished)]
         if units is not None:
-            stage = StageWork(stage.name, stage.kind, units)
+            stage = StageWork(stage.name, stage.kind, units, stage.unit)
         now = self.clock()
         seconds, self._stage_started = now - self._stage_started, now
         self.finished.append((stage, seconds))
         return seconds
 
     def seconds_per_unit(self, kind: str) -> float | None:
-        """Measured on the finished stages of `kind`; else the mean over all finished work; None
-        before any stage has finished."""
-        for selected in ([(s, t) for s, t in self.finished if s.kind == kind], self.finished):
+        """Measured on the finished stages of `kind`; else the mean over the finished work in the
+        same unit; None before any such stage has finished."""
+        unit = next((stage.unit for stage in self.stages if stage.kind == kind), None)
+        same_kind = [(s, t) for s, t in self.finished if s.kind == kind]
+        for selected in (same_kind, [(s, t) for s, t in self.finished if s.unit == unit]):
             units = sum(stage.units for stage, _ in selected)
             if units > 0:
                 return sum(seconds for _, seconds in selected) / units
@@ -74,7 +79,7 @@ class StageEta:
         before any price is known."""
         total = 0.0
         for position, stage in enumerate(self.stages[len(self.finished) :]):
-            rate = self.seconds_per_unit(stage.kind)
+            rate = self.seconds_per_unit(stage.kind) if stage.units else 0.0
             if rate is None:
                 return None
             running = self.clock() - self._stage_started if position == 0 else 0.0

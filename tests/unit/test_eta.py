@@ -59,3 +59,20 @@ def test_a_stage_that_did_other_work_than_planned_is_priced_by_what_it_did():
     clock.now += 20
     eta.finish(units=10)  # stopped early after 10 units: 2 s per unit
     assert eta.remaining_seconds() == 20
+
+
+def test_work_in_another_unit_never_prices_a_stage():
+    clock = Clock()
+    stages = [
+        StageWork("data", "data", 16, "videos"),
+        StageWork("pretrain", "pretrain", 10),
+        StageWork("kernels", "kernels", 0),  # no work: costs nothing
+        StageWork("predict", "predict", 4, "videos"),
+    ]
+    eta = StageEta(stages, clock)
+    clock.now += 8
+    eta.finish()  # 0.5 s per video
+    assert eta.remaining_seconds() is None  # steps: not measured yet
+    clock.now += 30
+    eta.finish()  # 3 s per step
+    assert eta.remaining_seconds() == 0 + 0.5 * 4
