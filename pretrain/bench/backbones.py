@@ -28,10 +28,11 @@ from pretrain.bench.model import (
     _time_alternating,
 )
 from pretrain.masking import batch_masks
+from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import BACKBONES
 from pretrain.models.classifier import VideoClassifier
 from pretrain.models.flops import classifier_forward_flops, training_flops, videomae_forward_flops
 from pretrain.models.videomae import VideoMAE
-from pretrain.models.vit import ArchSpec
 from pretrain.weights import timesformer_hf, vivit_hf
 
 NUM_CLASSES = 10
@@ -124,7 +125,7 @@ def run_pretraining_table(settings: BenchSettings) -> dict[str, Any]:
     device = torch.device(settings.device)
     torch.manual_seed(settings.seed)
     models, losses, flops = {}, {}, {}
-    for backbone in ("vit", "timesformer", "vivit"):
+    for backbone in BACKBONES:
         spec = _spec(settings, backbone)
         generator = torch.Generator().manual_seed(settings.seed)
         video = torch.randn(

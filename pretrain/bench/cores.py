@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pretrain.models.flops import training_flops, videomae_forward_flops
+from pretrain.runtime.device_peaks import PEAK_TFLOPS
 
-H100_BF16_PEAK = 989.4  # dense TFLOP/s, H100 SXM / H200 (pretrain.models.flops.PEAK_TFLOPS)
+H100_BF16_PEAK = PEAK_TFLOPS["H100"]["bf16"]  # dense TFLOP/s, H100 SXM (H200: the same)
 DEFAULT_MFU = 0.4  # a stated assumption, not a measurement: AVION-class code reaches ~16% on A5000s
 
 
@@ -42,7 +43,7 @@ def analytic_gpu_clips_per_s(
 ) -> tuple[float, int]:
     """Clips/s of one GPU at `mfu` of `peak_tflops` for VideoMAE-`size`; and the FLOPs per clip."""
     from pretrain.masking import num_hidden_tokens
-    from pretrain.models.vit import ArchSpec
+    from pretrain.models.arch import ArchSpec
 
     spec = ArchSpec.from_size(size, img_size, num_frames)
     hidden = num_hidden_tokens(spec.grid, mask_ratio)
@@ -82,8 +83,9 @@ def core_clips_per_s(shards: str, num_samples: tuple[int, ...] = (1, 4), clips: 
 def recommended_shards(workdir: Path, videos: int = 6, frames: int = 125) -> Path:
     """A textured H.264 640x360 corpus built with the recommended options (short side 320, re-encoded)."""
     from pretrain.bench.data_corpus import CORPORA
-    from pretrain.data.generated.synthetic import textured_pan_frames, write_video
+    from pretrain.data.generated.synthetic import textured_pan_frames
     from pretrain.data.shards import BuildOptions, build_shards
+    from pretrain.data.video.write import write_video
 
     shards = workdir / "shards-320-reencode"
     if (shards / "manifest.json").exists():

@@ -36,11 +36,12 @@ from torch.utils.data import DataLoader, Dataset
 from pretrain.config import RunConfig, load_config
 from pretrain.data.augment import sampling, transforms
 from pretrain.data.augment.clips import ClipSettings, MaskSettings, eval_views, video_shape
-from pretrain.data.streams import stages
+from pretrain.data.streams import pipeline_stages
 from pretrain.data.streams.allocator import keep_large_buffers
 from pretrain.data.streams.batching import collate
 from pretrain.data.streams.pretrain_stream import build_pretrain_loader, clip_settings, mask_settings
 from pretrain.data.streams.selection import Selection
+from pretrain.data.video import crop
 from pretrain.data.video.decode import count_decoded_frames, decode_frames, decode_window
 from pretrain.masking import tube_mask
 
@@ -214,17 +215,17 @@ class DecordClips(Dataset):
     def __getitem__(self, index: int) -> list[dict]:
         import decord
 
-        rng = stages.seeded_rng(index)
+        rng = pipeline_stages.seeded_rng(index)
         path = self.files[index % len(self.files)]
         reader = decord.VideoReader(str(path), num_threads=self.settings.decode_threads, ctx=decord.cpu(0))
         indices = sampling.random_clip(len(reader), self.settings.num_frames, self.settings.stride, rng)
-        frames = transforms.frames_to_tensor(reader.get_batch(list(indices)).asnumpy())  # (T, 3, H, W)
+        frames = crop.frames_to_tensor(reader.get_batch(list(indices)).asnumpy())  # (T, 3, H, W)
         height, width = frames.shape[-2:]
         clips = []
         for _ in range(self.num_sample):
             box = transforms.multi_scale_crop_box(height, width, self.settings.size, rng)
-            clip = transforms.crop_resize(frames, box, self.settings.size)
-            clip = transforms.hflip(clip) if rng.random() < 0.5 else clip
+            clip = crop.crop_resize(frames, box, self.settings.size)
+            clip = crop.hflip(clip) if rng.random() < 0.5 else clip
             generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
             clips.append(
                 {
@@ -258,11 +259,11 @@ def read_samples(shards: str, limit: int) -> list[dict]:
     from pretrain.data.shards import read_manifest
 
     manifest = read_manifest(shards)
-    counters = stages.Counters()
+    counters = pipeline_stages.Counters()
     samples = []
     for shard in manifest.shards:
-        raw = stages.read_shard(f"{manifest.location}/{shard.name}", counters)
-        samples.extend(stages.select(raw, Selection(None).accepts, counters))
+        raw = pipeline_stages.read_shard(f"{manifest.location}/{shard.name}", counters)
+        samples.extend(pipeline_stages.select(raw, Selection(None).accepts, counters))
         if len(samples) >= limit:
             break
     return samples[:limit]
@@ -293,11 +294,11 @@ def decode_per_view(samples: list[dict], settings: ClipSettings, num_clips: int,
         for window in sampling.uniform_clips(
             video_shape(sample)[0], settings.num_frames, settings.stride, num_clips
         ):
-            for crop in range(num_crops):
+            for crop_index in range(num_crops):
                 frames = decode_window(sample["video"], window)
                 frames.set_working_size(transforms.short_side_size(*frames.native, settings.size))
                 box = transforms.spatial_view_boxes(frames.height, frames.width, settings.size, num_crops)[
-                    crop
+                    crop_index
                 ]
                 frames.render(box, (settings.size, settings.size)).permute(3, 0, 1, 2)  # (C, T, S, S)
     return len(samples) / (time.process_time() - start)
@@ -313,7 +314,7 @@ def videomae_per_view(files: list[Path], settings: ClipSettings, num_clips: int,
     for path in files:
         for view in range(num_clips * num_crops):
             reader = decord.VideoReader(str(path), num_threads=settings.decode_threads, ctx=decord.cpu(0))
-            frames = transforms.frames_to_tensor(
+            frames = crop.frames_to_tensor(
                 reader.get_batch(list(range(0, len(reader), settings.stride))).asnumpy()
             )
             width, height = transforms.short_side_size(frames.shape[-1], frames.shape[-2], settings.size)
@@ -324,7 +325,7 @@ def videomae_per_view(files: list[Path], settings: ClipSettings, num_clips: int,
             tick = max(len(frames) - settings.num_frames, 0) / max(num_clips - 1, 1)
             first = int(chunk * tick)
             box = transforms.spatial_view_boxes(height, width, settings.size, num_crops)[split]
-            clip = transforms.crop_resize(frames[first : first + settings.num_frames], box, settings.size)
+            clip = crop.crop_resize(frames[first : first + settings.num_frames], box, settings.size)
             transforms.to_model_layout(clip)  # (C, T, S, S)
     return len(files) / (time.process_time() - start)
 

@@ -13,8 +13,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from pretrain.data.generated.synthetic import textured_pan_frames, write_video
+from pretrain.data.generated.synthetic import textured_pan_frames
 from pretrain.data.shards import BuildOptions, build_shards
+from pretrain.data.video.write import write_video
 
 log = logging.getLogger(__name__)
 

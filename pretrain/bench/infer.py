@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from pretrain.errors import UserError
+from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier
-from pretrain.models.vit import ArchSpec
 from pretrain.weights import describe, save_hf
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import numpy as np
 
 from pretrain.data.generated.long_video import SceneVideo, write_scene_video
 from pretrain.data.shards import BuildOptions, build_shards
-from pretrain.data.shards.scenes import detect_cuts
+from pretrain.data.video.scenes import detect_cuts
 
 log = logging.getLogger(__name__)
 

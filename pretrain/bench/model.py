@@ -22,9 +22,10 @@ import torch
 
 from pretrain.errors import UserError
 from pretrain.masking import batch_masks
-from pretrain.models.flops import peak_tflops, training_flops, videomae_forward_flops
+from pretrain.models.arch import ArchSpec
+from pretrain.models.flops import training_flops, videomae_forward_flops
 from pretrain.models.videomae import VideoMAE
-from pretrain.models.vit import ArchSpec
+from pretrain.runtime.device_peaks import peak_tflops
 from pretrain.weights import describe, save_hf
 
 log = logging.getLogger(__name__)

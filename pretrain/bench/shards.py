@@ -13,8 +13,8 @@ from pathlib import Path
 from pretrain.data.generated.corpora import write_ucf101_tree
 from pretrain.data.generated.synthetic import textured_pan_frames
 from pretrain.data.shards import BuildOptions, build_shards
+from pretrain.data.shards.listing import is_video_name
 from pretrain.data.shards.local_pool import pool_context
-from pretrain.data.shards.sources import is_video_name
 
 log = logging.getLogger(__name__)
 

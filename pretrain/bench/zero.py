@@ -123,27 +123,13 @@ def _bench_rank(rank: int, settings: ZeroBenchSettings, stage: int, port: int, o
     )
     import deepspeed
 
-    from pretrain.config import load_config
-    from pretrain.masking import batch_masks
     from pretrain.models import build_pretraining_model
     from pretrain.runtime.placement import resolve_placement
     from pretrain.train.optim import build_adamw, param_groups
     from pretrain.train.strategy import deepspeed_config
 
     deepspeed.init_distributed("gloo", auto_mpi_discovery=False)
-    config = load_config(
-        None,
-        [
-            f"model.size={settings.size}",
-            f"model.img_size={settings.img_size}",
-            f"model.num_frames={settings.num_frames}",
-            "strategy.name=deepspeed",
-            f"strategy.zero_stage={stage}",
-            f"data.batch_size={settings.batch_size}",
-            "trainer.accelerator=cpu",
-            f"trainer.devices={settings.world_size}",
-        ],
-    )
+    config = _rank_config(settings, stage)
     baseline = _rss_mb()
     torch.manual_seed(0)
     model = LossOnly(build_pretraining_model(config.model), zero3=stage == 3, mask_ratio=MASK_RATIO)
@@ -152,23 +138,7 @@ def _bench_rank(rank: int, settings: ZeroBenchSettings, stage: int, port: int, o
     engine, *_ = deepspeed.initialize(
         model=model, optimizer=optimizer, config=ds_config, model_parameters=model.parameters()
     )
-    generator = torch.Generator().manual_seed(rank)
-    grads = loss = 0.0
-    for _ in range(settings.steps):
-        video = torch.randn(
-            settings.batch_size,
-            3,
-            settings.num_frames,
-            settings.img_size,
-            settings.img_size,
-            generator=generator,
-        )  # (B, C, T, H, W)
-        mask, _ = batch_masks(settings.batch_size, config.model.grid, MASK_RATIO, generator=generator)
-        step_loss = engine(video, mask)
-        engine.backward(step_loss)
-        grads = storage_bytes(grad_tensors(engine)) / MB  # held between backward and step
-        engine.step()
-        loss = float(step_loss.detach())
+    grads, loss = _train_steps(engine, settings, config.model.grid, rank)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = RankMemory(
         stage,
@@ -183,6 +153,50 @@ def _bench_rank(rank: int, settings: ZeroBenchSettings, stage: int, port: int, o
     )
     Path(out_dir, f"stage{stage}-rank{rank}.json").write_text(json.dumps(asdict(row)))
     torch.distributed.destroy_process_group()
+
+
+def _rank_config(settings: ZeroBenchSettings, stage: int):
+    from pretrain.config import load_config
+
+    return load_config(
+        None,
+        [
+            f"model.size={settings.size}",
+            f"model.img_size={settings.img_size}",
+            f"model.num_frames={settings.num_frames}",
+            "strategy.name=deepspeed",
+            f"strategy.zero_stage={stage}",
+            f"data.batch_size={settings.batch_size}",
+            "trainer.accelerator=cpu",
+            f"trainer.devices={settings.world_size}",
+        ],
+    )
+
+
+def _train_steps(
+    engine, settings: ZeroBenchSettings, grid: tuple[int, int, int], rank: int
+) -> tuple[float, float]:
+    """`settings.steps` optimizer steps on random clips: (gradient MB held before the last step, last loss)."""
+    from pretrain.masking import batch_masks
+
+    generator = torch.Generator().manual_seed(rank)
+    grads = loss = 0.0
+    for _ in range(settings.steps):
+        video = torch.randn(
+            settings.batch_size,
+            3,
+            settings.num_frames,
+            settings.img_size,
+            settings.img_size,
+            generator=generator,
+        )  # (B, C, T, H, W)
+        mask, _ = batch_masks(settings.batch_size, grid, MASK_RATIO, generator=generator)
+        step_loss = engine(video, mask)
+        engine.backward(step_loss)
+        grads = storage_bytes(grad_tensors(engine)) / MB  # held between backward and step
+        engine.step()
+        loss = float(step_loss.detach())
+    return grads, loss
 
 
 def _free_port() -> int:

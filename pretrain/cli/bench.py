@@ -6,7 +6,15 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCH_MODULES = ("bench_model", "bench_shards", "bench_data", "bench_zero", "bench_cores", "bench_infer")
+BENCH_MODULES = (
+    "bench_model",
+    "bench_shards",
+    "bench_data",
+    "bench_zero",
+    "bench_cores",
+    "bench_infer",
+    "bench_readme",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

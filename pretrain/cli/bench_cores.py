@@ -7,6 +7,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from pretrain.runtime.device_peaks import PEAK_TFLOPS
+
 
 def register(benches: argparse._SubParsersAction) -> None:
     parser = benches.add_parser(
@@ -25,7 +27,10 @@ def register(benches: argparse._SubParsersAction) -> None:
         "--mfu", type=float, default=0.4, help="assumed MFU for the analytic GPU rate (default 0.4)"
     )
     parser.add_argument(
-        "--peak-tflops", type=float, default=989.4, help="GPU dense bf16 peak (default H100/H200)"
+        "--peak-tflops",
+        type=float,
+        default=PEAK_TFLOPS["H100"]["bf16"],
+        help="GPU dense bf16 peak (default H100/H200)",
     )
     parser.add_argument(
         "--from-bench", help="a `tubelet bench model --json` result: use its measured step time"

@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from pretrain.models.backbones import BACKBONES, DEFAULT_BACKBONE
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -18,8 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", default=None, help="fine-tuning seeds, comma-separated (default 0,1,2)")
     parser.add_argument(
         "--backbone",
-        choices=("vit", "timesformer", "vivit"),
-        default="vit",
+        choices=tuple(BACKBONES),
+        default=DEFAULT_BACKBONE,
         help="encoder of every stage (default vit, VideoMAE's joint attention)",
     )
     parser.set_defaults(handler=_quickstart)

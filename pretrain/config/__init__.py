@@ -28,12 +28,7 @@ from pretrain.config.schema import (
     TrainerConfig,
 )
 
-# The pixel contract, for the data pipeline (data reads models' facts through config, per the map).
-from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
-
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "RECIPES_DIR",
     "STAGES",
     "ClusterConfig",

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from pretrain.errors import ConfigError  # re-exported: `pretrain.config.ConfigError`
-from pretrain.models.pixels import token_grid
-from pretrain.models.sizes import BACKBONES, SIZES
+from pretrain.models.backbones import BACKBONES, DEFAULT_BACKBONE
+from pretrain.models.sizes import SIZES
+from pretrain.pixels import token_grid
 
 STAGES = ("pretrain", "finetune")
 MASK_KINDS = ("tube", "random")
@@ -59,7 +60,7 @@ class ModelConfig:
     """Normalize each target cube per channel before the MSE (VideoMAE default)."""
     grad_checkpointing: bool = False
     """Recompute block activations in backward to save memory."""
-    backbone: str = "vit"
+    backbone: str = DEFAULT_BACKBONE
     """Encoder: vit (joint space-time attention, VideoMAE), timesformer (divided space-time
     attention), vivit (ViViT's factorised encoder). timesformer and vivit need tube masks."""
     temporal_depth: int | None = None
@@ -72,7 +73,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _choice("model.size", self.size, tuple(SIZES))
-        _choice("model.backbone", self.backbone, BACKBONES)
+        _choice("model.backbone", self.backbone, tuple(BACKBONES))
         if self.temporal_depth is not None:
             _positive("model.temporal_depth", self.temporal_depth)
         for key, stats in (("model.pixel_mean", self.pixel_mean), ("model.pixel_std", self.pixel_std)):
@@ -453,7 +454,7 @@ class RunConfig:
             "model.pixel_mean/pixel_std are applied on the device: they need data.normalize_on_device=true",
         )
         _check(
-            self.model.backbone == "vit" or self.mask.kind == "tube",
+            not BACKBONES[self.model.backbone].tube_mask or self.mask.kind == "tube",
             f"mask.kind={self.mask.kind!r} cannot train model.backbone={self.model.backbone}: divided and "
             "factorised attention run on the visible tokens as a (time slices x positions) grid, which "
             "only mask.kind=tube gives",

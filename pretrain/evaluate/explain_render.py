@@ -95,6 +95,6 @@ def write_overlay_png(video: torch.Tensor, scale: HeatScale, title: str, path: P
 
 def write_overlay_video(video: torch.Tensor, scale: HeatScale, path: Path, fps: float) -> Path:
     """The overlay frames as an H.264 MP4."""
-    from pretrain.data.generated.synthetic import write_video
+    from pretrain.data.video.write import write_video
 
     return write_video(path, overlay_frames(video, scale), fps=max(1, round(fps)))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
 
 DELETION_STEPS = 10
 

@@ -32,7 +32,7 @@ from torch import nn
 from pretrain.config import ModelConfig, RunConfig
 from pretrain.data.augment.transforms import normalize_video
 from pretrain.errors import CheckpointError
-from pretrain.models.vit import patchify
+from pretrain.models.patches import patchify
 from pretrain.runtime.eta import WorkProgress
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from pretrain.errors import CheckpointError, DataError
+from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier
 from pretrain.models.videomae import VideoMAE
-from pretrain.models.vit import ArchSpec
 
 DEFAULT_STRIDE = 4
 """Frame stride of a clip when the checkpoint carries no run config."""

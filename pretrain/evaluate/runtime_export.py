@@ -21,7 +21,7 @@ import torch
 
 from pretrain.errors import CheckpointError, UserError
 from pretrain.evaluate.inference import InferenceModel, load_inference_model
-from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
+from pretrain.pixels import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
 

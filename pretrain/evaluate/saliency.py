@@ -94,7 +94,7 @@ def patch_tokens(x: torch.Tensor, prefix: int) -> torch.Tensor:
 def reconstruction_error(model: nn.Module, video: torch.Tensor, seed: int = 0) -> tuple[float, torch.Tensor]:
     """A VideoMAE model's per-token error on video (1, C, T, H, W): (mean error, error per token
     (T', H', W'), in the loss's units). Pass k hides every spatial position outside group k (a tube mask)."""
-    from pretrain.models.vit import patchify
+    from pretrain.models.patches import patchify
 
     spec = model.spec
     grid_t, grid_h, grid_w = spec.grid

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pretrain.config import ModelConfig, RunConfig
+    from pretrain.models.arch import ArchSpec
     from pretrain.models.classifier import VideoClassifier
     from pretrain.models.videomae import VideoMAE
-    from pretrain.models.vit import ArchSpec
 
 _LAZY = {
-    "ArchSpec": "pretrain.models.vit",
+    "ArchSpec": "pretrain.models.arch",
     "VideoClassifier": "pretrain.models.classifier",
     "VideoMAE": "pretrain.models.videomae",
     "VideoMAEOutput": "pretrain.models.videomae",
@@ -44,13 +44,12 @@ __all__ = [
     "build_pretraining_model",
     "build_classifier",
     "build_finetune_model",
-    "from_pretrained",
 ]
 
 
 def arch_spec(model_cfg: ModelConfig) -> ArchSpec:
     """Shapes of the model a `ModelConfig` describes."""
-    from pretrain.models.vit import ArchSpec
+    from pretrain.models.arch import ArchSpec
 
     return ArchSpec.from_size(
         model_cfg.size,

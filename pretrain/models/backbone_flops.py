@@ -1,4 +1,4 @@
-"""Analytic forward FLOPs of each backbone's encoder (`ArchSpec.backbone`), for MFU and the benches.
+"""Analytic forward FLOPs of each backbone's encoder (`Backbone.flops` in `pretrain.models.backbones`).
 
 Conventions as in `pretrain.models.flops`: a (m, k) x (k, n) matmul counts 2mkn; attention counts
 QK^T and AV (4 * queries * keys * width); norms, softmax and activations are left out. Checked
@@ -8,7 +8,10 @@ when masked: T' slices x n positions under a tube mask).
 
 from __future__ import annotations
 
-from pretrain.models.vit import ArchSpec
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pretrain.models.arch import ArchSpec
 
 
 def linear_flops(tokens: int, fan_in: int, fan_out: int) -> int:
@@ -41,13 +44,22 @@ def divided_block_flops(slices: int, positions: int, dim: int, mlp_dim: int) -> 
     return temporal + spatial + 2 * linear_flops(tokens + 1, dim, mlp_dim)
 
 
-def encoder_forward_flops(spec: ArchSpec, tokens: int) -> int:
-    """One clip's encoder forward on `tokens` patch tokens (patch embedding included)."""
-    flops = linear_flops(tokens, spec.patch_dim, spec.dim)
+def joint_encoder_flops(spec: ArchSpec, tokens: int) -> int:
+    """vit: joint attention over the tokens (and the class token, when there is one)."""
+    blocks = spec.depth * joint_block_flops(tokens + int(spec.class_token), spec.dim, spec.mlp_dim)
+    return linear_flops(tokens, spec.patch_dim, spec.dim) + blocks
+
+
+def divided_encoder_flops(spec: ArchSpec, tokens: int) -> int:
+    """timesformer: divided blocks over T' slices of tokens // T' positions."""
     slices = spec.grid[0]
-    if spec.backbone == "timesformer":
-        return flops + spec.depth * divided_block_flops(slices, tokens // slices, spec.dim, spec.mlp_dim)
-    if spec.backbone == "vivit":
-        spatial = slices * spec.depth * joint_block_flops(tokens // slices + 1, spec.dim, spec.mlp_dim)
-        return flops + spatial + spec.temporal_depth * joint_block_flops(slices + 1, spec.dim, spec.mlp_dim)
-    return flops + spec.depth * joint_block_flops(tokens + int(spec.class_token), spec.dim, spec.mlp_dim)
+    blocks = spec.depth * divided_block_flops(slices, tokens // slices, spec.dim, spec.mlp_dim)
+    return linear_flops(tokens, spec.patch_dim, spec.dim) + blocks
+
+
+def factorised_encoder_flops(spec: ArchSpec, tokens: int) -> int:
+    """vivit: the spatial transformer per slice (with its class token), then the temporal one."""
+    slices = spec.grid[0]
+    spatial = slices * spec.depth * joint_block_flops(tokens // slices + 1, spec.dim, spec.mlp_dim)
+    temporal = spec.temporal_depth * joint_block_flops(slices + 1, spec.dim, spec.mlp_dim)
+    return linear_flops(tokens, spec.patch_dim, spec.dim) + spatial + temporal

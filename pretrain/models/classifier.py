@@ -12,9 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from pretrain.models.encoders import build_encoder
+from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import build_encoder
 from pretrain.models.flops import classifier_forward_flops
-from pretrain.models.vit import ArchSpec, check_video, patchify
+from pretrain.models.patches import check_video, patchify
 
 # Parameters that never get weight decay besides 1-D ones (norms, biases, q_bias/v_bias).
 NO_DECAY_NAMES = ("pos_embed", "cls_token", "mask_token", "time_embed", "temporal_cls_token")

@@ -1,4 +1,5 @@
-"""Analytic FLOP counts of VideoMAE and accelerator peaks, for throughput and MFU figures.
+"""Analytic FLOP counts of VideoMAE, for throughput and MFU figures (the accelerator peaks they are
+set against live in `pretrain.runtime.device_peaks`).
 
 A matmul of (m, k) by (k, n) counts 2*m*k*n FLOPs; attention counts QK^T and AV (4*n^2*d per
 block); norms, activations and softmax are left out (they are memory-bound and small). A training
@@ -7,19 +8,13 @@ step counts 3x the forward (backward = 2x forward), the usual convention for MFU
 
 from __future__ import annotations
 
-from pretrain.models.backbone_flops import encoder_forward_flops
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import get_backbone
 
-# Dense peak TFLOP/s (no sparsity) by device-name fragment, per compute dtype.
-PEAK_TFLOPS: dict[str, dict[str, float]] = {
-    "H100 PCIe": {"bf16": 756.0, "tf32": 378.0, "fp32": 51.2},
-    "H100": {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9},  # SXM
-    "H200": {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9},
-    "A100": {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5},
-    "L4": {"bf16": 121.0, "tf32": 60.0, "fp32": 30.3},
-    "A10": {"bf16": 125.0, "tf32": 62.5, "fp32": 31.2},
-    "V100": {"fp16": 125.0, "fp32": 15.7},
-}
+
+def encoder_forward_flops(spec: ArchSpec, tokens: int) -> int:
+    """One clip's encoder forward on `tokens` patch tokens (patch embedding included)."""
+    return get_backbone(spec.backbone).flops(spec, tokens)
 
 
 def block_flops(tokens: int, dim: int, mlp_dim: int, queries: int | None = None) -> int:
@@ -60,11 +55,3 @@ TRAINING_FACTOR = 3  # forward + backward (backward ≈ 2 forwards): the one pla
 def training_flops(forward_flops: int) -> int:
     """FLOPs of a training step on what costs `forward_flops` forward."""
     return TRAINING_FACTOR * forward_flops
-
-
-def peak_tflops(device_name: str, dtype: str) -> float | None:
-    """Dense peak of the named accelerator for `dtype` (bf16, fp16, tf32, fp32), or None if unknown."""
-    for fragment, peaks in PEAK_TFLOPS.items():
-        if fragment in device_name:
-            return peaks.get(dtype) or (peaks.get("bf16") if dtype == "fp16" else None)
-    return None

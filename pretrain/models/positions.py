@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import get_backbone
 
 Tensors = dict[str, torch.Tensor]
 
@@ -32,23 +33,14 @@ def _with_prefix(
     return torch.cat([table[:, :prefix], _resize_grid(table[:, prefix:], source, target)], dim=1)
 
 
-def learned_table_grids(spec: ArchSpec) -> dict[str, tuple[int, tuple[int, ...]]]:
-    """Encoder table name -> (class-token rows, grid the other rows lie on)."""
-    slices, height, width = spec.grid
-    if spec.backbone == "timesformer":
-        return {"pos_embed": (1, (height, width)), "time_embed": (0, (slices,))}
-    if spec.backbone == "vivit":
-        return {"pos_embed": (1, (height, width)), "time_embed": (1, (slices,))}
-    return {"pos_embed": (1, (slices, height, width))} if spec.class_token else {}
-
-
 def resize_learned_tables(
     state: Tensors, source: ArchSpec, target: ArchSpec, prefix: str = "encoder."
 ) -> list[str]:
     """Resize (in place) the learned tables in `state` from `source`'s token grid to `target`'s;
     returns the names resized (empty when the grids agree)."""
     resized = []
-    wanted, given = learned_table_grids(target), learned_table_grids(source)
+    wanted = get_backbone(target.backbone).learned_tables(target)
+    given = get_backbone(source.backbone).learned_tables(source)
     for name, (rows, grid) in wanted.items():
         key = prefix + name
         if key not in state or name not in given or given[name][1] == grid:

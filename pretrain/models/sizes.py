@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Encoder families (`model.backbone`): joint, divided (TimeSformer), factorised (ViViT Model 2).
-BACKBONES = ("vit", "timesformer", "vivit")
-
 
 @dataclass(frozen=True)
 class ModelSize:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pretrain.models.vit import Attention, Block, Encoder, tube_positions
+from pretrain.models.blocks import Attention, Block, Encoder
+from pretrain.models.patches import tube_positions
 
 
 class DividedBlock(Block):
@@ -35,10 +36,10 @@ class DividedBlock(Block):
         drop_path: float = 0.0,
         norm_eps: float = 1e-6,
         key_bias: bool = True,
-        act: str = "gelu",
+        gelu_approximate: str = "none",
         num_slices: int = 1,
     ):
-        super().__init__(dim, heads, mlp_dim, qkv_bias, drop_path, norm_eps, key_bias, act)
+        super().__init__(dim, heads, mlp_dim, qkv_bias, drop_path, norm_eps, key_bias, gelu_approximate)
         self.num_slices = num_slices
         self.temporal_norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.temporal_attn = Attention(dim, heads, qkv_bias, key_bias)

@@ -36,21 +36,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pretrain.models.encoders import build_encoder
+from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import build_encoder
+from pretrain.models.blocks import Block, run_blocks, sinusoid_position_table
 from pretrain.models.flops import videomae_forward_flops
-from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported: the defaults)
-from pretrain.models.vit import (
-    CHANNELS,
-    ArchSpec,
-    Block,
-    channels_last,
-    check_video,
-    gather_tokens,
-    patchify,
-    run_blocks,
-    sinusoid_position_table,
-    unpatchify,
-)
+from pretrain.models.patches import channels_last, check_video, gather_tokens, patchify, unpatchify
+from pretrain.pixels import CHANNELS
 
 NORM_PIX_EPS = 1e-6
 

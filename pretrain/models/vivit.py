@@ -1,5 +1,5 @@
-"""ViViT (Arnab et al., 2021) encoders: the factorised encoder (Model 2) and the joint-attention
-Model 1 with a class token and learned positions (the layout of Hugging Face `VivitModel`).
+"""ViViT (Arnab et al., 2021): the factorised encoder (Model 2). Model 1 (joint attention with a
+class token and learned positions, Hugging Face `VivitModel`) is `vit.ClassTokenEncoder`.
 
 Factorised encoder: a spatial transformer (`blocks`, `spec.depth`) runs within each time slice,
 with a class token per slice; the slices' class outputs (their summaries) go through a temporal
@@ -18,10 +18,16 @@ than concatenating) keeps the width D, so the VideoMAE decoder stays as it is.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from pretrain.models.vit import ArchSpec, Block, Encoder, run_blocks, tube_positions
+from pretrain.models.blocks import Block, Encoder, run_blocks
+from pretrain.models.patches import tube_positions
+
+if TYPE_CHECKING:
+    from pretrain.models.arch import ArchSpec
 
 
 class FactorisedEncoder(Encoder):
@@ -88,25 +94,3 @@ class FactorisedEncoder(Encoder):
         )  # (B, 1 + T', D)
         tokens = x[:, 1:].view(b, t, -1, d) + z[:, 1:, None]  # (B, T', n, D): temporal context added
         return self.norm(torch.cat([z[:, :1], tokens.flatten(1, 2)], dim=1))
-
-
-class ClassTokenEncoder(Encoder):
-    """Joint attention (a `vit`) with a class token and learned `pos_embed` (1 + N): ViViT Model 1
-    as Hugging Face `VivitModel` has it; output (B, 1 + n, D)."""
-
-    num_prefix_tokens = 1
-
-    def embed_positions(self) -> None:
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, self.spec.dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.spec.num_tokens, self.spec.dim))
-
-    def init_embeddings(self) -> None:
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-
-    def forward(self, patches: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        b = patches.shape[0]
-        pos = self.pos_embed[0, 1:] if index is None else self.pos_embed[0, 1 + index]  # (N, D) or (B, n, D)
-        x = self.patch_embed(patches) + pos.to(patches.dtype)  # (B, n, D)
-        cls = (self.cls_token + self.pos_embed[:, :1]).to(x.dtype).expand(b, -1, -1)
-        return self.norm(self.run(torch.cat([cls, x], dim=1)))  # (B, 1 + n, D)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.motion_dataset import MOTIONS, motion_frames, write_motion_dataset
-from pretrain.data.generated.synthetic import write_video
 from pretrain.data.shards import BuildOptions, build_shards, read_manifest
+from pretrain.data.video.write import write_video
 from pretrain.runtime.eta import StageEta, StageWork
 
 log = logging.getLogger(__name__)
@@ -212,15 +212,13 @@ def run_quickstart(
     out: Path, plan: QuickstartPlan = QuickstartPlan(), on_stage: Callable[[str], None] | None = None
 ) -> QuickstartResult:
     from pretrain.quickstart.report import write_report
-    from pretrain.weights import export_checkpoint
 
     started = time.perf_counter()
     announce = on_stage or (lambda message: log.info("quickstart: %s", message))
     out.mkdir(parents=True, exist_ok=True)
     announce("writing synthetic videos and building shards")
     labeled, unlabeled = prepare_data(out, plan)
-    pretrain_config = pretraining_config(out, plan, unlabeled)
-    export_dir = out / "export"
+    pretrain_config, export_dir = pretraining_config(out, plan, unlabeled), out / "export"
     finetune_configs = [
         (kind, seed, finetune_config(out, plan, labeled, kind, init, seed))
         for seed in plan.seeds
@@ -228,18 +226,8 @@ def run_quickstart(
     ]
     eta = stage_eta(pretrain_config, finetune_configs, started)
     announce(f"pretraining the tiny VideoMAE ({plan.backbone}) on the unlabeled corpus")
-    pretrain = timed_stage("pretrain", pretrain_config, eta)
-    eta.finish(pretrain.global_step)
-    shutil.rmtree(export_dir, ignore_errors=True)
-    export_checkpoint(pretrain.last_checkpoint, export_dir)
-    finetunes = []
-    for kind, seed, config in finetune_configs:
-        announce(f"fine-tuning from {kind}, seed {seed}")
-        record = timed_stage(f"finetune {kind} seed {seed}", config, eta)
-        if plan.shuffle_control:
-            record.metrics["test/top1_shuffled"] = shuffled_top1(config, record, out)
-        eta.finish(record.global_step)
-        finetunes.append((kind, seed, record))
+    pretrain = pretrain_and_export(pretrain_config, export_dir, eta)
+    finetunes = finetune_all(out, plan, finetune_configs, announce, eta)
     result = QuickstartResult(
         out,
         pretrain,
@@ -250,3 +238,33 @@ def run_quickstart(
     )
     result.files = write_report(result)
     return result
+
+
+def pretrain_and_export(config: RunConfig, export_dir: Path, eta: StageEta) -> StageRecord:
+    """Pretrain `tiny` on the unlabeled shards, then export its last checkpoint to `export_dir`."""
+    from pretrain.weights import export_checkpoint
+
+    pretrain = timed_stage("pretrain", config, eta)
+    eta.finish(pretrain.global_step)
+    shutil.rmtree(export_dir, ignore_errors=True)
+    export_checkpoint(pretrain.last_checkpoint, export_dir)
+    return pretrain
+
+
+def finetune_all(
+    out: Path,
+    plan: QuickstartPlan,
+    configs: list[tuple[str, int, RunConfig]],
+    announce: Callable[[str], None],
+    eta: StageEta,
+) -> list[tuple[str, int, StageRecord]]:
+    """Fine-tune from the export and from scratch, once per seed: (init kind, seed, record)."""
+    finetunes = []
+    for kind, seed, config in configs:
+        announce(f"fine-tuning from {kind}, seed {seed}")
+        record = timed_stage(f"finetune {kind} seed {seed}", config, eta)
+        if plan.shuffle_control:
+            record.metrics["test/top1_shuffled"] = shuffled_top1(config, record, out)
+        eta.finish(record.global_step)
+        finetunes.append((kind, seed, record))
+    return finetunes

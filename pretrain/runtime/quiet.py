@@ -1,7 +1,7 @@
 """Library messages that do not concern a Tubelet user, silenced where they are wrong for us.
 
 - Lightning's "your dataloader is not resumable" on a mid-epoch resume: our stream resumes
-  itself (its position travels in the checkpoint callback's state, `pretrain.train.stream`).
+  itself (its position travels in the checkpoint callback's state, `pretrain.train.resumable_stream`).
 - "The number of training batches (N) is smaller than the logging interval": runs are bounded
   by steps over an endless stream, and Lightning logs every `log_every_n_steps` optimizer steps
   across epochs, so short epochs still log.

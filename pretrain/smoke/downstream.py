@@ -11,7 +11,13 @@ from pathlib import Path
 from pretrain.smoke.data import NUM_CLASSES, SmokeData
 from pretrain.smoke.plan import SmokePlan
 from pretrain.smoke.report import SmokeReport
-from pretrain.smoke.stages import all_finite, loss_series, run_stage_clean, stage_config, throughput_figures
+from pretrain.smoke.stage_runs import (
+    all_finite,
+    loss_series,
+    run_stage_clean,
+    stage_config,
+    throughput_figures,
+)
 
 # Mean-softmax probabilities of predict (fp32) against evaluate (the run's precision).
 PROB_TOLERANCE = {"cpu": 1e-4, "cuda": 5e-2}

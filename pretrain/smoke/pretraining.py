@@ -13,7 +13,7 @@ from pretrain.config import load_config
 from pretrain.smoke.data import SmokeData
 from pretrain.smoke.plan import SmokePlan
 from pretrain.smoke.report import SmokeReport
-from pretrain.smoke.stages import (
+from pretrain.smoke.stage_runs import (
     ZERO2,
     all_finite,
     checkpoint_at,

@@ -192,7 +192,7 @@ class ReconstructionLogger(Callback):
 
     def _write_mp4(self, panels: np.ndarray, step: int) -> Path | None:
         """H.264 through PyAV (W&B would need moviepy to encode raw arrays itself)."""
-        from pretrain.data.generated.synthetic import write_video
+        from pretrain.data.video.write import write_video
 
         path = self.out_dir / f"step-{step:08d}.mp4"
         frames = panels.transpose(0, 2, 3, 1)  # (T, H, 3W, C)

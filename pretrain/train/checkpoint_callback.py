@@ -21,7 +21,7 @@ from pytorch_lightning.callbacks import Callback
 
 from pretrain.config import RunConfig
 from pretrain.train.nan_guard import NonFiniteGuard
-from pretrain.train.stream import ResumableStream
+from pretrain.train.resumable_stream import ResumableStream
 from pretrain.weights import commit as ckpt
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from pretrain.data.shards import read_manifest
 from pretrain.models import build_finetune_model
 from pretrain.train.finetune_init import initialise
 from pretrain.train.finetune_module import FinetuneModule
+from pretrain.train.resumable_stream import StreamData
 from pretrain.train.stage import Stage
-from pretrain.train.stream import StreamData
 
 log = logging.getLogger(__name__)
 

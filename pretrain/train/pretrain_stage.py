@@ -10,8 +10,8 @@ from pretrain.models import build_pretraining_model
 from pretrain.models.videomae import VideoMAE
 from pretrain.train.callbacks import ReconstructionLogger
 from pretrain.train.module import PretrainModule
+from pretrain.train.resumable_stream import StreamData
 from pretrain.train.stage import Stage
-from pretrain.train.stream import StreamData
 
 
 class PretrainData(StreamData):

@@ -28,17 +28,17 @@ from torch import nn
 from pretrain.config import RunConfig
 from pretrain.data.shards import Manifest
 from pretrain.models.flops import training_flops
+from pretrain.runtime.device_peaks import device_peak_tflops
 from pretrain.runtime.placement import Placement, resolve_placement
 from pretrain.runtime.quiet import quiet_library_noise
 from pretrain.train.callbacks import ThroughputMonitor
 from pretrain.train.checkpoint_callback import CheckpointCallback
-from pretrain.train.flops import device_peak_tflops
 from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging, run_log_file
 from pretrain.train.nan_guard import TrainingDiverged
 from pretrain.train.optim import schedule_for
+from pretrain.train.resumable_stream import StreamData
 from pretrain.train.run_dir import resolve_run_dir, resume_command, save_run_info
 from pretrain.train.strategy import build_strategy, is_deepspeed, validate_world_size
-from pretrain.train.stream import StreamData
 from pretrain.train.trainer import build_trainer
 from pretrain.weights import layout as ckpt
 
@@ -182,22 +182,8 @@ def run(stage: Stage, config: RunConfig, launch: ExternalLaunch | None = None) -
         *(launch.callbacks if launch else []),
     ]
     if rank_zero_only.rank == 0:
-        save_run_info(
-            config,
-            run_dir,
-            {
-                "steps_per_epoch": steps_per_epoch,
-                "total_steps": schedule.total_steps,
-                **stage.run_info,
-                **(
-                    {"init": init_report if init_report is not None else {"source": "resumed"}}
-                    if stage.initialise
-                    else {}
-                ),
-                "resumed_from": str(resume.path) if resume else None,
-            },
-        )
-    with run_log_file(run_dir):
+        _save_run_info(config, run_dir, stage, steps_per_epoch, schedule.total_steps, init_report, resume)
+    with run_log_file(run_dir):  # the libraries' messages, which the console leaves out
         loggers = build_loggers(config, run_dir)
         try:
             with quiet_library_noise():
@@ -222,6 +208,49 @@ def run(stage: Stage, config: RunConfig, launch: ExternalLaunch | None = None) -
                     )
         finally:
             finish_loggers(loggers)
+    return _result(trainer, module, checkpointer, metrics, config, run_dir, resume, stopped_early)
+
+
+def _save_run_info(
+    config: RunConfig,
+    run_dir: Path,
+    stage: Stage,
+    steps_per_epoch: int,
+    total_steps: int,
+    init_report: dict | None,
+    resume: ckpt.Checkpoint | None,
+) -> None:
+    """run.json: the schedule, the stage's own facts, where the starting weights came from."""
+    init = (
+        {"init": init_report if init_report is not None else {"source": "resumed"}}
+        if stage.initialise
+        else {}
+    )
+    save_run_info(
+        config,
+        run_dir,
+        {
+            "steps_per_epoch": steps_per_epoch,
+            "total_steps": total_steps,
+            **stage.run_info,
+            **init,
+            "resumed_from": str(resume.path) if resume else None,
+        },
+    )
+
+
+def _result(
+    trainer: pl.Trainer,
+    module: pl.LightningModule,
+    checkpointer: CheckpointCallback,
+    metrics: dict[str, float],
+    config: RunConfig,
+    run_dir: Path,
+    resume: ckpt.Checkpoint | None,
+    stopped_early: bool,
+) -> StageResult:
+    """Say how to resume a run that stopped early, fail a diverged one, else report what it made."""
+    last = checkpointer.saved[-1] if checkpointer.saved else None
     if stopped_early and rank_zero_only.rank == 0:
         log.warning(
             "run stopped at step %d; resume it with:\n  %s",

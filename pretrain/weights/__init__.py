@@ -32,7 +32,7 @@ from pretrain.weights.formats import (
     register_format,
 )
 from pretrain.weights.pretrained import Finetuned, from_pretrained, load_encoder, load_finetuned
-from pretrain.weights.stage import LIGHTNING_FORMAT, STAGE_FORMAT
+from pretrain.weights.stage_checkpoint import LIGHTNING_FORMAT, STAGE_FORMAT
 from pretrain.weights.videomae_hf import HF_VIDEOMAE_FORMAT, save_hf
 from pretrain.weights.videomae_pth import VIDEOMAE_FILE_FORMAT
 

@@ -17,13 +17,19 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import get_backbone
 from pretrain.weights import timesformer_hf, timesformer_original, vivit_hf
 
 Tensors = dict[str, torch.Tensor]
-CONVERTERS = {"timesformer": timesformer_hf, "vivit": vivit_hf}
+CONVERTERS = {converter.MODEL_TYPE: converter for converter in (timesformer_hf, vivit_hf)}
 HF_WEIGHTS, HF_CONFIG = "model.safetensors", "config.json"
 ORIGINAL_SUFFIXES = (".pyth", ".pth", ".pt")
+
+
+def converts_to_hf_backbone(spec: ArchSpec) -> bool:
+    """Whether `spec` is written as a HF TimeSformer / ViViT folder (its backbone's HF model_type)."""
+    return get_backbone(spec.backbone).hf_model_type(spec) in CONVERTERS
 
 
 def hf_model_type(path: Path) -> str | None:
@@ -79,7 +85,7 @@ def save_hf_backbone(
         raise ValueError(
             f"HF TimeSformer / ViViT folders hold an encoder or a classifier, not a {kind} model"
         )
-    converter = timesformer_hf if spec.backbone == "timesformer" else vivit_hf
+    converter = CONVERTERS[str(get_backbone(spec.backbone).hf_model_type(spec))]
     names = class_names or model_config.get("class_names")
     if kind == "classifier" and not names:
         names = [f"LABEL_{i}" for i in range(int(state["head.weight"].shape[0]))]

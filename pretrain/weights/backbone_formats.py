@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from pretrain.errors import CheckpointError
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import get_backbone
 from pretrain.weights.backbone_folders import (
+    converts_to_hf_backbone,
     hf_model_type,
     is_original_timesformer_file,
     read_hf_backbone,
@@ -26,25 +28,21 @@ def _checked(read: Any, path: Path) -> Weights:
     return Weights(state, {**model_config, "family": "videomae"})
 
 
-def uses_backbone_layout(model_config: dict[str, Any]) -> bool:
-    """TimeSformer, or a vit with a class token (HF ViViT's layout): written as those HF folders."""
-    spec = ArchSpec.from_dict(model_config)
-    return spec.backbone == "timesformer" or (spec.backbone == "vit" and spec.class_token)
-
-
 def save_hf_any(
     state: Tensors, model_config: dict[str, Any], out_dir: str | Path, save_videomae: Any
 ) -> Path:
     """`tubelet convert --to hf`: TimeSformer / ViViT layouts as their HF folders, else VideoMAE's."""
-    if uses_backbone_layout(model_config):
+    spec = ArchSpec.from_dict(model_config)
+    if converts_to_hf_backbone(spec):
         try:
             return save_hf_backbone(state, model_config, out_dir)
         except ValueError as error:
             raise CheckpointError(f"cannot write a Hugging Face folder: {error}") from None
-    if ArchSpec.from_dict(model_config).backbone == "vivit":
+    backbone = get_backbone(spec.backbone)
+    if backbone.hf_model_type(spec) is None:
         raise CheckpointError(
-            "transformers has no ViViT factorised encoder (its ViViT is Model 1, joint "
-            "attention): a vivit backbone converts to a Tubelet export only"
+            f"transformers has no {backbone.summary}: a {spec.backbone} backbone converts to a Tubelet "
+            "export only"
         )
     return save_videomae(state, model_config, out_dir)
 

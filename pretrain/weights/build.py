@@ -13,10 +13,10 @@ from typing import Any
 from torch import nn
 
 from pretrain.errors import CheckpointError
+from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import build_encoder
 from pretrain.models.classifier import VideoClassifier, make_linear_probe
-from pretrain.models.encoders import build_encoder
 from pretrain.models.videomae import VideoMAE
-from pretrain.models.vit import ArchSpec
 from pretrain.weights.formats import FAMILY, Tensors, Weights
 
 Builder = Callable[[Tensors, dict[str, Any]], tuple[nn.Module, Tensors]]

@@ -14,7 +14,7 @@ from pretrain.weights.backbone_formats import save_hf_any
 from pretrain.weights.build import build_model
 from pretrain.weights.export import FORMAT_NAME, write_export
 from pretrain.weights.formats import read_weights
-from pretrain.weights.stage import read_stage_checkpoint
+from pretrain.weights.stage_checkpoint import read_stage_checkpoint
 from pretrain.weights.videomae_hf import save_hf
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,10 @@ from torch import nn
 
 from pretrain.config import config_from_dict
 from pretrain.errors import CheckpointError, ConfigError
+from pretrain.models.arch import ArchSpec
+from pretrain.models.blocks import Encoder
 from pretrain.models.classifier import VideoClassifier
 from pretrain.models.videomae import VideoMAE
-from pretrain.models.vit import ArchSpec, Encoder
 from pretrain.weights.formats import Tensors, Weights, WeightsFormat, model_config
 
 FORMAT_NAME = "tubelet"

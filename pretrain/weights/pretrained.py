@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from pretrain.errors import CheckpointError
+from pretrain.models.arch import ArchSpec
 from pretrain.models.positions import resize_learned_tables
-from pretrain.models.vit import ArchSpec
 from pretrain.weights.build import build_weights
 from pretrain.weights.formats import read_weights
 
 if TYPE_CHECKING:
     from pretrain.config import RunConfig
+    from pretrain.models.blocks import Encoder
     from pretrain.models.classifier import VideoClassifier
-    from pretrain.models.vit import Encoder
 
 log = logging.getLogger(__name__)
 

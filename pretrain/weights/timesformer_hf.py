@@ -10,7 +10,7 @@ HF's patch embedding is a Conv2d per frame: ours is a Conv3d of tubelet 1, the s
 Token order differs, (H', W', T) in HF and the original, (T', H', W') in ours; no tensor depends
 on it (positions and time tables are separate), only outputs do. HF groups tokens into frames by
 `config.num_frames` and silently mis-groups a clip of another length; ours refuses it, naming
-both frame counts (`pretrain.models.vit.check_video`).
+both frame counts (`pretrain.models.patches.check_video`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,11 @@ from typing import Any
 
 import torch
 
-from pretrain.models.vit import CHANNELS, ArchSpec
+from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import get_backbone
+from pretrain.pixels import CHANNELS
+
+MODEL_TYPE = "timesformer"  # transformers' `model_type` of these folders
 
 Tensors = dict[str, torch.Tensor]
 KIND_BY_ARCHITECTURE = {"TimesformerModel": "encoder", "TimesformerForVideoClassification": "classifier"}
@@ -143,7 +147,7 @@ def spec_from_hf_config(config: dict[str, Any]) -> ArchSpec:
 
 def hf_config(spec: ArchSpec, kind: str, class_names: list[str] | None = None) -> dict[str, Any]:
     """HF `config.json` contents (model_type timesformer) for our TimeSformer of this spec and kind."""
-    if spec.backbone != "timesformer" or spec.tubelet_size != 1:
+    if get_backbone(spec.backbone).hf_model_type(spec) != MODEL_TYPE or spec.tubelet_size != 1:
         raise ValueError(
             f"HF TimeSformer needs backbone timesformer with tubelet_size 1; got "
             f"{spec.backbone} with tubelet_size {spec.tubelet_size}"
@@ -155,7 +159,7 @@ def hf_config(spec: ArchSpec, kind: str, class_names: list[str] | None = None) -
         )
     config: dict[str, Any] = {
         "architectures": [ARCHITECTURE_BY_KIND[kind]],
-        "model_type": "timesformer",
+        "model_type": MODEL_TYPE,
         "image_size": spec.img_size,
         "patch_size": spec.patch_size,
         "num_channels": CHANNELS,

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
 
 Tensors = dict[str, torch.Tensor]
 ENCODER_PARTS = ("patch_embed", "cls_token", "pos_embed", "time_embed", "blocks")

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from pretrain.errors import CheckpointError
-from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
-from pretrain.models.vit import ArchSpec
+from pretrain.models.arch import ArchSpec
+from pretrain.pixels import IMAGENET_MEAN, IMAGENET_STD
 from pretrain.weights.export import EXPORT_CONFIG, read_json, read_safetensors, write_atomic
 from pretrain.weights.formats import Tensors, Weights, WeightsFormat, model_config
 from pretrain.weights.safe_load import safe_torch_load

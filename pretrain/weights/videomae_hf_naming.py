@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from pretrain.errors import CheckpointError
-from pretrain.models.vit import CHANNELS, ArchSpec
+from pretrain.models.arch import ArchSpec
+from pretrain.pixels import CHANNELS
 
 HF_HEAD_NORM_EPS = 1e-5  # HF builds decoder.norm and fc_norm with LayerNorm's default eps
 KIND_BY_ARCHITECTURE = {

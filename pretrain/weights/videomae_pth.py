@@ -14,8 +14,9 @@ from typing import Any
 import torch
 
 from pretrain.errors import CheckpointError
+from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import BACKBONES, DEFAULT_BACKBONE
 from pretrain.models.sizes import SIZES
-from pretrain.models.vit import ArchSpec
 from pretrain.weights.export import read_safetensors
 from pretrain.weights.formats import Tensors, Weights, WeightsFormat, model_config
 from pretrain.weights.safe_load import safe_torch_load
@@ -75,21 +76,27 @@ def infer_backbone(state: Tensors, tubelet: int, patch: int) -> dict[str, Any]:
     """Backbone, its learned tables' grid (frames, image size) and biases, read from the tensors."""
     if "encoder.cls_token" not in state:
         return {}
-    temporal = {k.split(".")[2] for k in state if k.startswith("encoder.temporal_blocks.")}
-    backbone = (
-        "timesformer" if "encoder.blocks.0.temporal_fc.weight" in state else "vivit" if temporal else "vit"
+    backbone = next(
+        (
+            b
+            for b in BACKBONES.values()
+            if b.marker and any(k.startswith(f"encoder.{b.marker}") for k in state)
+        ),
+        BACKBONES[DEFAULT_BACKBONE],
     )
     values: dict[str, Any] = {
-        "backbone": backbone,
+        "backbone": backbone.name,
         "key_bias": "encoder.blocks.0.attn.qkv.bias" in state,
-        "class_token": backbone == "vit",
+        "class_token": not backbone.class_token,  # a class token in a joint encoder: the vit's option
     }
-    if backbone != "vit":
+    if backbone.class_token:  # learned space and time tables: their rows give the grid
         side = round((state["encoder.pos_embed"].shape[1] - 1) ** 0.5)
-        slices = state["encoder.time_embed"].shape[1] - (backbone == "vivit")
+        slices = state["encoder.time_embed"].shape[1] - backbone.temporal_transformer  # its class row
         values.update(img_size=side * patch, num_frames=slices * tubelet)
-    if backbone == "vivit":
-        values["temporal_depth"] = len(temporal)
+    if backbone.temporal_transformer:
+        values["temporal_depth"] = len(
+            {k.split(".")[2] for k in state if k.startswith("encoder.temporal_blocks.")}
+        )
     return values
 
 

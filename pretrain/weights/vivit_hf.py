@@ -16,7 +16,11 @@ from typing import Any
 
 import torch
 
-from pretrain.models.vit import CHANNELS, ArchSpec
+from pretrain.models.arch import ArchSpec
+from pretrain.models.backbones import get_backbone
+from pretrain.pixels import CHANNELS
+
+MODEL_TYPE = "vivit"  # transformers' `model_type` of these folders
 
 Tensors = dict[str, torch.Tensor]
 KIND_BY_ARCHITECTURE = {"VivitModel": "encoder", "VivitForVideoClassification": "classifier"}
@@ -148,7 +152,7 @@ def spec_from_hf_config(config: dict[str, Any]) -> ArchSpec:
 
 def hf_config(spec: ArchSpec, kind: str, class_names: list[str] | None = None) -> dict[str, Any]:
     """HF `config.json` contents (model_type vivit) for our `vit` with a class token."""
-    if spec.backbone != "vit" or not spec.class_token or not spec.key_bias:
+    if get_backbone(spec.backbone).hf_model_type(spec) != MODEL_TYPE or not spec.key_bias:
         raise ValueError(
             "HF ViViT is joint attention with a class token and qkv biases: only a vit with "
             f"class_token and key_bias converts (got backbone {spec.backbone}, "
@@ -156,7 +160,7 @@ def hf_config(spec: ArchSpec, kind: str, class_names: list[str] | None = None) -
         )
     config: dict[str, Any] = {
         "architectures": [ARCHITECTURE_BY_KIND[kind]],
-        "model_type": "vivit",
+        "model_type": MODEL_TYPE,
         "image_size": spec.img_size,
         "num_frames": spec.num_frames,
         "tubelet_size": [spec.tubelet_size, spec.patch_size, spec.patch_size],

@@ -12,9 +12,9 @@ import torch
 
 from pretrain.data.augment.transforms import normalize_video
 from pretrain.data.generated.salient_object import OBJECT_COLOURS, SalientClip, salient_object_clip
-from pretrain.data.generated.synthetic import write_video
+from pretrain.data.video.write import write_video
+from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier
-from pretrain.models.vit import ArchSpec
 from pretrain.weights import save_export
 
 FRAMES, SIZE = 8, 32

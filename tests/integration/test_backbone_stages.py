@@ -12,7 +12,7 @@ from finetune_runs import InProcessRun, OneThread, motion_shards, short_finetune
 
 from pretrain.config import load_config
 from pretrain.data.generated.motion_dataset import MOTIONS, motion_frames
-from pretrain.data.generated.synthetic import write_video
+from pretrain.data.video.write import write_video
 from pretrain.evaluate.predict import predict
 from pretrain.models import build_finetune_model
 from pretrain.train.entry import run_stage

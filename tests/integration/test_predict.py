@@ -10,7 +10,7 @@ from finetune_runs import OneThread, motion_shards, short_finetune
 
 from pretrain.cli import main
 from pretrain.data.generated.motion_dataset import MOTIONS, motion_frames
-from pretrain.data.generated.synthetic import write_video
+from pretrain.data.video.write import write_video
 from pretrain.evaluate.predict import predict
 
 CLASSES = ("MoveUpSlow", "MoveDownFast", "MoveDownSlow")

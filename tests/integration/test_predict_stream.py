@@ -15,10 +15,10 @@ from salient_model import CLASSES, FRAMES, SIZE, salient_classifier  # noqa: F40
 
 from pretrain.cli import main
 from pretrain.data.generated.salient_object import salient_object_clip
-from pretrain.data.generated.synthetic import write_video
-from pretrain.evaluate import stream
+from pretrain.data.video.write import write_video
+from pretrain.evaluate import predict_stream
+from pretrain.evaluate.frame_source import FrameSource
 from pretrain.evaluate.inference import load_inference_model
-from pretrain.evaluate.stream_source import FrameSource
 
 FPS, SEGMENT = 8, 24  # 3 s per object colour; a window (8 frames at stride 1) is 1 s
 LABELS = (0, 1, 2, 0, 2, 1)
@@ -66,9 +66,9 @@ def test_windows_over_a_long_video_name_the_right_classes(salient_classifier, lo
 def test_every_frame_is_decoded_once_and_shared_by_overlapping_windows(salient_classifier, long_videos):
     loaded = load_inference_model(salient_classifier[0])
     source = FrameSource(str(long_videos[0]), SIZE)
-    stats = stream.StreamStats()
+    stats = predict_stream.StreamStats()
     with OneThread():
-        windows = list(stream.stream_predictions(loaded, source, stats, window_s=2.0, stride_s=0.25))
+        windows = list(predict_stream.stream_predictions(loaded, source, stats, window_s=2.0, stride_s=0.25))
     assert source.frames_decoded == len(LABELS) * SEGMENT  # 144, although 64 windows x 8 frames were scored
     assert len(windows) == 64 and stats.end_reason == "end of input"
 
@@ -93,10 +93,10 @@ def test_a_file_still_being_written_is_followed(salient_classifier, long_videos,
     writer = threading.Thread(target=write_slowly)
     writer.start()
     loaded = load_inference_model(salient_classifier[0])
-    stats, first = stream.StreamStats(), None
+    stats, first = predict_stream.StreamStats(), None
     with OneThread():
         source = FrameSource(str(growing), SIZE, follow_s=1.0)
-        for _ in stream.stream_predictions(loaded, source, stats):
+        for _ in predict_stream.stream_predictions(loaded, source, stats):
             first = first or time.perf_counter()
     writer.join()
     assert len(stats.latencies_ms) == 34 and source.frames_decoded == 144
@@ -127,7 +127,7 @@ def test_garbage_and_unfinished_mp4_are_one_line_errors(salient_classifier, long
 
 
 def test_ctrl_c_still_prints_the_summary(salient_classifier, long_videos, capsys, monkeypatch):
-    real_score, calls = stream.score_clip, []
+    real_score, calls = predict_stream.score_clip, []
 
     def interrupted_after_three(*args, **kwargs):
         calls.append(1)
@@ -135,7 +135,7 @@ def test_ctrl_c_still_prints_the_summary(salient_classifier, long_videos, capsys
             raise KeyboardInterrupt
         return real_score(*args, **kwargs)
 
-    monkeypatch.setattr(stream, "score_clip", interrupted_after_three)
+    monkeypatch.setattr(predict_stream, "score_clip", interrupted_after_three)
     code, windows, summary, err = run_json(
         ["predict", str(salient_classifier[0]), str(long_videos[0]), "--stream"], capsys
     )

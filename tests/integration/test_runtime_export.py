@@ -11,9 +11,9 @@ import torch
 
 from pretrain.cli import main
 from pretrain.evaluate.inference import load_inference_model
+from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier
 from pretrain.models.videomae import VideoMAE
-from pretrain.models.vit import ArchSpec
 from pretrain.weights import save_export
 
 SPEC = ArchSpec.from_size("tiny", img_size=32, num_frames=8, tubelet_size=2, patch_size=8)

@@ -13,6 +13,7 @@ from stream_shards import build_ucf_shards, expected_keys, stream_config
 from pretrain.data.augment import sampling, transforms
 from pretrain.data.augment.clips import ClipSettings, eval_views
 from pretrain.data.streams.eval_stream import build_eval_loader
+from pretrain.data.video import crop
 from pretrain.data.video.decode import decode_frames, decode_window
 
 
@@ -86,9 +87,7 @@ def test_multi_view_equals_decoding_each_view(shards):
             assert torch.equal(together[clip_index * 2 + crop_index], alone)
         # The YUV renderer agrees with swscale's RGB conversion up to rounding (both BT.601),
         # apart from a few pixels at sharp colour edges where chroma is interpolated differently.
-        swscale = transforms.frames_to_tensor(decode_frames(video, window)).permute(
-            1, 0, 2, 3
-        )  # (C, T, H, W)
+        swscale = crop.frames_to_tensor(decode_frames(video, window)).permute(1, 0, 2, 3)  # (C, T, H, W)
         difference = (together[clip_index * 2].int() - swscale[..., :64].int()).abs()  # crop 0: left edge
         assert difference.float().mean() < 1.5
         assert (difference <= 3).float().mean() > 0.99

@@ -11,8 +11,8 @@ import torch
 from stream_shards import build_ucf_shards, expected_keys, first_key, rewrite_member, stream_config
 
 from pretrain.data.streams.eval_stream import build_eval_loader
+from pretrain.data.streams.pipeline_stages import DataError
 from pretrain.data.streams.pretrain_stream import build_pretrain_loader
-from pretrain.data.streams.stages import DataError
 
 
 @pytest.fixture(scope="module")

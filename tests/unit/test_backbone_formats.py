@@ -10,7 +10,7 @@ transformers = pytest.importorskip("transformers")
 from pretrain.config import load_config  # noqa: E402
 from pretrain.errors import CheckpointError  # noqa: E402
 from pretrain.models import VideoClassifier, build_finetune_model  # noqa: E402
-from pretrain.models.vit import ArchSpec  # noqa: E402
+from pretrain.models.arch import ArchSpec  # noqa: E402
 from pretrain.train.finetune_init import initialise  # noqa: E402
 from pretrain.weights import (  # noqa: E402
     convert_weights,

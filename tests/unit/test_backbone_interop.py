@@ -12,8 +12,8 @@ from transformers import (
     VivitModel,
 )
 
+from pretrain.models.backbones import build_encoder
 from pretrain.models.classifier import VideoClassifier
-from pretrain.models.encoders import build_encoder
 from pretrain.weights import timesformer_hf, timesformer_original, vivit_hf
 
 ATOL = 1e-5
@@ -137,7 +137,7 @@ def test_timesformer_encoder_tokens_match_hf_in_our_order(values):
     state = timesformer_hf.state_dict_from_hf(hf.state_dict())
     ours = ours_from(state, timesformer_hf.spec_from_hf_config(config.to_dict()), "encoder")
     video = clip(values)
-    from pretrain.models.vit import patchify
+    from pretrain.models.patches import patchify
 
     with torch.no_grad():
         theirs = hf(video).last_hidden_state  # (B, 1 + H'W' * T, D), order (h, w, t)
@@ -217,7 +217,7 @@ def test_vivit_encoder_matches_hf_and_keeps_the_pooler(values):
     assert "pooler.dense.weight" in state
     ours = ours_from(state, vivit_hf.spec_from_hf_config(config.to_dict()), "encoder")
     video = clip(values)
-    from pretrain.models.vit import patchify
+    from pretrain.models.patches import patchify
 
     tubelet, patch = values["tubelet_size"][:2]
     with torch.no_grad():
@@ -285,7 +285,7 @@ def test_hf_folders_load_both_ways(tmp_path):
 
 
 def ours_spec(model_config):
-    from pretrain.models.vit import ArchSpec
+    from pretrain.models.arch import ArchSpec
 
     return ArchSpec.from_dict(model_config)
 

@@ -6,8 +6,8 @@ import torch
 
 from pretrain.masking import batch_masks
 from pretrain.models import ArchSpec, VideoClassifier, VideoMAE
+from pretrain.models.patches import patchify
 from pretrain.models.sizes import SIZES
-from pretrain.models.vit import patchify
 
 BACKBONES = ("vit", "timesformer", "vivit")
 

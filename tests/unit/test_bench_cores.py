@@ -14,8 +14,8 @@ from pretrain.bench.cores import (
 from pretrain.bench.model_compile import compiled_figures
 from pretrain.cli import build_parser, main
 from pretrain.masking import num_hidden_tokens
+from pretrain.models.arch import ArchSpec
 from pretrain.models.flops import training_flops, videomae_forward_flops
-from pretrain.models.vit import ArchSpec
 
 
 def test_analytic_gpu_rate_is_mfu_times_peak_over_training_flops():

@@ -13,7 +13,8 @@ from pretrain.cli import main
 from pretrain.masking import batch_masks
 from pretrain.models import ArchSpec, VideoMAE
 from pretrain.models.classifier import VideoClassifier
-from pretrain.models.flops import peak_tflops, training_flops, videomae_forward_flops
+from pretrain.models.flops import training_flops, videomae_forward_flops
+from pretrain.runtime.device_peaks import peak_tflops
 
 pytest.importorskip("transformers")
 TINY = [

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from pretrain.data.augment import sampling
-from pretrain.data.generated.synthetic import textured_pan_frames, write_video
+from pretrain.data.generated.synthetic import textured_pan_frames
 from pretrain.data.video import decode
 from pretrain.data.video.decode import DecodeError, count_decoded_frames, decode_frames, probe
+from pretrain.data.video.write import write_video
 
 NUM_FRAMES = 60
 

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from pretrain.data.augment import transforms
-from pretrain.data.generated.synthetic import write_video
 from pretrain.data.streams.batching import stack_videos
+from pretrain.data.video import crop
 from pretrain.data.video.decode import decode_frames, decode_window
 from pretrain.data.video.frames import MAX_LINEAR_SHRINK, PendingView, view_of
+from pretrain.data.video.write import write_video
 
 HEIGHT, WIDTH = 96, 128
 
@@ -56,8 +57,8 @@ def yuv444_bytes(tmp_path_factory) -> bytes:
 
 def rgb_route(data: bytes, indices: list[int], box, size: int) -> torch.Tensor:
     """swscale RGB frames, torch antialiased crop-resize: uint8 (T, S, S, 3)."""
-    frames = transforms.frames_to_tensor(decode_frames(data, indices))  # (T, 3, H, W)
-    return transforms.crop_resize(frames, box, size).permute(0, 2, 3, 1)
+    frames = crop.frames_to_tensor(decode_frames(data, indices))  # (T, 3, H, W)
+    return crop.crop_resize(frames, box, size).permute(0, 2, 3, 1)
 
 
 INDICES = [0, 3, 6, 9]
@@ -109,7 +110,7 @@ def test_odd_output_sizes_keep_the_geometry(avi_bytes):
     view = frames.render(whole, (56, 75))
     assert view.shape == (4, 56, 75, 3)
     reference = torch.nn.functional.interpolate(
-        transforms.frames_to_tensor(decode_frames(avi_bytes, INDICES)),
+        crop.frames_to_tensor(decode_frames(avi_bytes, INDICES)),
         size=(56, 75),
         mode="bilinear",
         antialias=True,

@@ -1,10 +1,13 @@
-"""The import map of DESIGN.md, checked by parsing every module under pretrain/ (no imports run).
+"""The import map of the README ("How the code is organised"), checked by parsing every module under
+pretrain/ (no imports run). The rules live in `import_map.py` beside this file; the README's table is
+rendered from them and checked here too.
 
 An import is any `import`/`from ... import` anywhere in a module (inside functions too) and any
 string constant naming a `pretrain` module (`importlib.import_module` targets, lazy-name tables).
 The "part" of `pretrain.X.Y` is `X` (`pretrain/errors.py` is the part `errors`). Rules:
-- no import cycle between parts;
-- the low parts import only what the map allows (`LOW_PARTS`); `errors` imports nothing;
+- every part imports only the parts its row allows (`import_map.PARTS`), which lie below it;
+- no import cycle between parts, between modules, or between the folders of a part
+  (`pretrain/data/video` <-> `pretrain/data/augment`);
 - `ray` is imported only under pretrain/distributed/;
 - nothing imports the CLI.
 Each violation is printed with file:line so the fix is one jump away.
@@ -13,27 +16,16 @@ Each violation is printed with file:line so the fix is one jump away.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from import_map import PARTS, RAY_ONLY_IN, RULES, readme_block, render_table
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "pretrain"
-
-# What each low part may import (besides itself). The upper parts (weights, train, evaluate,
-# distributed, bench, quickstart, smoke, and any new one) may import anything but cli, without cycles.
-LOW_PARTS: dict[str, set[str]] = {
-    "errors": set(),
-    "models": {"errors"},
-    "masking": {"errors"},
-    "config": {"errors", "models"},
-    "data": {"errors", "masking", "config"},
-    "runtime": {"errors", "models", "config"},  # placement and library quieting, below train and evaluate
-}
-
-# No edge against the map is allowed (the public `from_pretrained` lives in `pretrain.weights`).
-ALLOWED_EDGES: set[tuple[str, str]] = set()
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = REPO / "pretrain"
 
 # Known violations being removed by another change right now; each entry is (file, imported part).
 # Empty this set when that change lands: the test then holds the code to the map.
@@ -87,9 +79,13 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _is_module(name: str) -> bool:
-    """Whether `pretrain.<name>` is a module or package (not an attribute like __version__)."""
-    return (PACKAGE_ROOT / name).is_dir() or (PACKAGE_ROOT / f"{name}.py").is_file()
+def is_module(dotted: str) -> bool:
+    """Whether `pretrain.x.y` names a module or package of ours (not an attribute like __version__)."""
+    pieces = dotted.split(".")
+    if pieces[0] != "pretrain":
+        return False
+    path = PACKAGE_ROOT.joinpath(*pieces[1:])
+    return path.is_dir() or path.with_suffix(".py").is_file()
 
 
 def imports_of(path: Path) -> list[Import]:
@@ -107,8 +103,7 @@ def imports_of(path: Path) -> list[Import]:
                 base = ".".join(anchor + ([base] if base else []))
             # `from pretrain import cli` imports the module pretrain.cli
             names = [
-                f"{base}.{alias.name}" if base == "pretrain" and _is_module(alias.name) else base
-                for alias in node.names
+                f"{base}.{alias.name}" if is_module(f"{base}.{alias.name}") else base for alias in node.names
             ]
             found += [Import(file, node.lineno, name) for name in dict.fromkeys(names)]
         elif (
@@ -118,7 +113,9 @@ def imports_of(path: Path) -> list[Import]:
     return found
 
 
+@functools.cache
 def all_imports() -> list[Import]:
+    """Every import of the package, parsed once per test session."""
     return [imp for path in sorted(PACKAGE_ROOT.rglob("*.py")) for imp in imports_of(path)]
 
 
@@ -134,7 +131,84 @@ def part_edges(imports: list[Import]) -> dict[tuple[str, str], list[Import]]:
 
 
 def exempt(imp: Import, target: str) -> bool:
-    return (imp.file, target) in ALLOWED_EDGES | BEING_REMOVED
+    return (imp.file, target) in BEING_REMOVED
+
+
+def resolved(module: str) -> str | None:
+    """The longest prefix of `module` that is one of our modules (None outside the package)."""
+    pieces = module.split(".")
+    while len(pieces) > 1 and not is_module(".".join(pieces)):
+        pieces.pop()
+    return ".".join(pieces) if len(pieces) > 1 and is_module(".".join(pieces)) else None
+
+
+def module_edges(imports: list[Import]) -> dict[tuple[str, str], list[Import]]:
+    """(importing module, imported module) -> the imports making that edge. Importing a package's
+    own parent package is left out (Python runs it first anyway, it is not a dependency)."""
+    edges: dict[tuple[str, str], list[Import]] = {}
+    for imp in imports:
+        source, target = module_name(REPO / imp.file), resolved(imp.module)
+        if target and target != source and not source.startswith(target + "."):
+            edges.setdefault((source, target), []).append(imp)
+    return edges
+
+
+def folder_of(module: str) -> str:
+    """`pretrain.data.video.crop` -> `pretrain.data.video`; a package is its own folder."""
+    return module if (PACKAGE_ROOT.parent / module.replace(".", "/")).is_dir() else module.rpartition(".")[0]
+
+
+def folder_edges(edges: dict[tuple[str, str], list[Import]]) -> dict[tuple[str, str], list[Import]]:
+    """Module edges between folders, neither inside the other (`data.video` -> `data.augment`)."""
+    found: dict[tuple[str, str], list[Import]] = {}
+    for (source, target), imports in edges.items():
+        a, b = folder_of(source), folder_of(target)
+        if a != b and not a.startswith(b + ".") and not b.startswith(a + "."):
+            found.setdefault((a, b), []).extend(imports)
+    return found
+
+
+def tangles(edges: set[tuple[str, str]]) -> list[list[str]]:
+    """The strongly connected components of more than one node: the nodes of every import cycle,
+    grouped (Tarjan's algorithm; linear, unlike listing every elementary cycle of a large graph)."""
+    graph: dict[str, list[str]] = {}
+    for source, target in sorted(edges):
+        graph.setdefault(source, []).append(target)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    components: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for following in graph.get(node, ()):
+            if following not in index:
+                visit(following)
+                low[node] = min(low[node], low[following])
+            elif following in stack:
+                low[node] = min(low[node], index[following])
+        if low[node] == index[node]:
+            component = []
+            while not component or component[-1] != node:
+                component.append(stack.pop())
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(components)
+
+
+def describe_tangles(edges: dict[tuple[str, str], list[Import]]) -> list[str]:
+    """A line per tangle: its nodes, then each edge inside it with the first import making it."""
+    lines = []
+    for component in tangles(set(edges)):
+        inside = [(a, b) for a, b in sorted(edges) if a in component and b in component]
+        where = "; ".join(f"{a} -> {b} at {edges[(a, b)][0].where}" for a, b in inside)
+        lines.append(" <-> ".join(component) + f" ({where})")
+    return lines
 
 
 def find_cycles(edges: set[tuple[str, str]]) -> list[list[str]]:
@@ -174,10 +248,13 @@ def test_no_cycle_between_parts():
     assert not problems, format_violations(problems)
 
 
-def test_low_parts_import_only_what_the_map_allows():
+def test_every_part_imports_only_what_its_row_allows():
     problems = []
     for (source, target), found in sorted(part_edges(all_imports()).items()):
-        if source in LOW_PARTS and target not in LOW_PARTS[source]:
+        rule = RULES.get(source)
+        if rule is None:
+            problems.append(f"{found[0].where}: the part {source} has no row in tests/unit/import_map.py")
+        elif target not in rule.may_import:
             problems += [
                 f"{imp.where}: {source} imports {imp.module} ({target})"
                 for imp in found
@@ -186,11 +263,40 @@ def test_low_parts_import_only_what_the_map_allows():
     assert not problems, format_violations(problems)
 
 
+def test_the_map_names_every_part_and_only_lower_parts():
+    """The rules allow no cycle by construction: each part may import only parts listed below it."""
+    parts = {
+        path.stem
+        for path in PACKAGE_ROOT.iterdir()
+        if path.suffix == ".py" or (path / "__init__.py").is_file()
+    }
+    assert {part.name for part in PARTS} == parts - {"__init__", "__main__"}
+    for position, part in enumerate(PARTS):
+        assert part.may_import <= {lower.name for lower in PARTS[:position]}, part.name
+
+
+def test_no_cycle_between_modules():
+    problems = describe_tangles(module_edges(all_imports()))
+    assert not problems, format_violations(problems)
+
+
+def test_no_cycle_between_folders():
+    problems = describe_tangles(folder_edges(module_edges(all_imports())))
+    assert not problems, format_violations(problems)
+
+
+def test_readme_table_is_generated_from_the_map():
+    readme = (REPO / "README.md").read_text()
+    assert readme_block(readme) == render_table(), (
+        "regenerate: python tests/unit/import_map.py --write README.md"
+    )
+
+
 def test_ray_is_imported_only_under_distributed():
     problems = [
         f"{imp.where}: imports {imp.module}"
         for imp in all_imports()
-        if imp.module.split(".")[0] == "ray" and not imp.file.startswith("pretrain/distributed/")
+        if imp.module.split(".")[0] == "ray" and not imp.file.startswith(f"pretrain/{RAY_ONLY_IN}/")
     ]
     assert not problems, format_violations(problems)
 
@@ -245,3 +351,20 @@ def test_cycles_are_found():
             ("train", "evaluate"),
         }
     ) == [["data", "distributed", "train"], ["evaluate", "train"]]
+
+
+def test_tangles_group_the_modules_of_each_cycle():
+    edges = {("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("d", "e"), ("e", "d"), ("f", "a")}
+    assert tangles(edges) == [["a", "b", "c"], ["d", "e"]]
+    assert tangles({("a", "b"), ("b", "c")}) == []
+
+
+def test_folder_edges_leave_out_a_folder_and_its_subfolders():
+    def edge(a: str, b: str) -> dict:
+        return {(a, b): [Import("pretrain/x.py", 1, b)]}
+
+    assert set(folder_edges(edge("pretrain.data.video.frames", "pretrain.data.augment.transforms"))) == {
+        ("pretrain.data.video", "pretrain.data.augment")
+    }
+    assert folder_edges(edge("pretrain.data.shards.build", "pretrain.data.shards.listing")) == {}
+    assert folder_edges(edge("pretrain.data.streams.loader", "pretrain.data")) == {}

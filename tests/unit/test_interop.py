@@ -110,7 +110,7 @@ def assert_same_pretraining(hf: VideoMAEForPreTraining, ours: VideoMAE) -> None:
 
 
 def test_position_table_matches_videomae_exactly():
-    from pretrain.models.vit import sinusoid_position_table
+    from pretrain.models.blocks import sinusoid_position_table
 
     assert torch.equal(sinusoid_position_table(1568, 48), get_sinusoid_encoding_table(1568, 48)[0])
 
@@ -191,7 +191,7 @@ def test_hf_base_model_loads_as_encoder(tmp_path):
     state, config = load_weights(tmp_path / "hf")
     encoder = build_model(state, config)
     video, _ = inputs()
-    from pretrain.models.vit import patchify
+    from pretrain.models.patches import patchify
 
     with torch.no_grad():
         expected = hf(video.permute(0, 2, 1, 3, 4)).last_hidden_state

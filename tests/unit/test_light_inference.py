@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 from pretrain.data.generated.salient_object import salient_object_clip
-from pretrain.data.generated.synthetic import write_video
+from pretrain.data.video.write import write_video
+from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier
-from pretrain.models.vit import ArchSpec
 from pretrain.weights import save_export
 
 HEAVY = ("pytorch_lightning", "lightning", "deepspeed", "ray", "wandb", "transformers")

@@ -5,8 +5,9 @@ import torch
 
 from pretrain.masking import batch_masks
 from pretrain.models import ArchSpec, VideoMAE, build_pretraining_model, masked_video
+from pretrain.models.blocks import sinusoid_position_table
+from pretrain.models.patches import channels_first, channels_last, patchify, unpatchify
 from pretrain.models.videomae import VideoMAEOutput, plan_tokens
-from pretrain.models.vit import channels_first, channels_last, patchify, sinusoid_position_table, unpatchify
 
 SPEC = ArchSpec.from_size("tiny", img_size=32, num_frames=4)  # grid (2, 2, 2) = 8 tokens
 MEAN = torch.tensor([0.485, 0.456, 0.406])

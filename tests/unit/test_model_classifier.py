@@ -14,7 +14,7 @@ def test_logits_are_mean_pooled_head():
     video = torch.randn(2, 3, 4, 32, 32)
     logits = model(video)
     assert logits.shape == (2, 5)
-    from pretrain.models.vit import patchify
+    from pretrain.models.patches import patchify
 
     tokens = model.encoder(patchify(video, 2, 16))  # (B, N, D)
     expected = model.head(model.fc_norm(tokens.mean(1)))

@@ -15,7 +15,7 @@ import torch
 from pretrain.cli import main
 from pretrain.config import config_to_dict, load_config
 from pretrain.data.generated.motion_dataset import motion_frames
-from pretrain.data.generated.synthetic import write_video
+from pretrain.data.video.write import write_video
 from pretrain.models import build_finetune_model
 from pretrain.weights import save_export
 

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from pretrain.evaluate import rollout
 from pretrain.evaluate.saliency import attention_rollout, gradient_saliency
+from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier
-from pretrain.models.vit import ArchSpec
 
 BACKBONES = ("vit", "timesformer", "vivit")
 

@@ -16,7 +16,7 @@ from pretrain.data.generated.corpora import write_folder_tree
 from pretrain.data.shards import BuildOptions, ShardsError, build_shards, read_manifest
 from pretrain.data.shards.held_out import with_held_out_split
 from pretrain.data.shards.inspection import iter_sample_json
-from pretrain.data.shards.sources import Listing
+from pretrain.data.shards.listing import Listing
 from pretrain.data.streams.selection import check_splits
 from pretrain.evaluate.metrics import SplitMetrics
 from pretrain.evaluate.reports import write_results

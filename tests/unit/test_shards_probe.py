@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from pretrain.data.generated.corpora import write_corrupt_video
-from pretrain.data.generated.synthetic import moving_square_frames, write_video
+from pretrain.data.generated.synthetic import moving_square_frames
 from pretrain.data.shards.encode import ReencodeOptions, _repeats, output_size, reencode
-from pretrain.data.shards.probe import ProbeError, probe_video
+from pretrain.data.video.probe import ProbeError, probe_video
+from pretrain.data.video.write import write_video
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import webdataset as wds
 from pretrain.cli import main
 from pretrain.data.generated.long_video import write_scene_video
 from pretrain.data.shards import BuildOptions, build_shards, read_manifest, verify_shards
-from pretrain.data.shards.scenes import detect_cuts
 from pretrain.data.shards.spans import sample_key
+from pretrain.data.video.scenes import detect_cuts
 
 FPS, GOP = 8, 16  # a keyframe every 2 s
 # 3 min 2.5 s: 1460 frames in 25 shots (a 20-frame, 2.5 s tail after 18 segments of 10 s).

@@ -13,7 +13,8 @@ from pretrain.data.shards.cards import check_expected_counts, count_differences,
 from pretrain.data.shards.errors import LayoutError
 from pretrain.data.shards.hmdb51 import list_hmdb51
 from pretrain.data.shards.keys import key_for_path, path_for_key
-from pretrain.data.shards.sources import list_folder, list_source
+from pretrain.data.shards.listing import list_folder
+from pretrain.data.shards.sources import list_source
 from pretrain.data.shards.ucf101 import list_ucf101
 
 

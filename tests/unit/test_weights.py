@@ -9,9 +9,9 @@ import torch
 
 from pretrain.errors import CheckpointError
 from pretrain.models import VideoClassifier, VideoMAE
+from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import make_linear_probe
-from pretrain.models.pixels import IMAGENET_MEAN, IMAGENET_STD
-from pretrain.models.vit import ArchSpec
+from pretrain.pixels import IMAGENET_MEAN, IMAGENET_STD
 from pretrain.weights import (
     FORMATS,
     Weights,
@@ -87,7 +87,7 @@ def test_a_hf_export_runs_in_transformers_pipeline_with_our_normalization(tmp_pa
     transformers = pytest.importorskip("transformers")
     import numpy as np
 
-    from pretrain.data.generated.synthetic import write_video
+    from pretrain.data.video.write import write_video
     from pretrain.weights import convert_weights
 
     model = _classifier()

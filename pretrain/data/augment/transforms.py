@@ -4,7 +4,8 @@ Clips move through here as uint8 tensors `(T, C, H, W)` (channels-last memory, w
 torch's uint8 antialiased resize is fastest on) and leave as `(C, T, H, W)`, either normalized
 float or uint8 for normalizing on the device (`normalize_video`). Crop boxes are
 `(top, left, height, width)` and are chosen from the frame size alone. Frames are converted to
-RGB at their native size unless that is much larger than needed (`conversion_size`).
+RGB at their native size unless that is much larger than needed (`conversion_size`). Cropping,
+resizing and mirroring themselves are `pretrain.data.video.crop` (the frame renderer uses them too).
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from pretrain.config import IMAGENET_MEAN, IMAGENET_STD
+from pretrain.data.video.crop import Box
+from pretrain.pixels import IMAGENET_MEAN, IMAGENET_STD
 
 MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
-
-Box = tuple[int, int, int, int]  # (top, left, height, width)
 
 
 # Scaling inside swscale costs about as much as converting and resizing in torch afterwards
@@ -126,27 +125,6 @@ def spatial_view_boxes(height: int, width: int, size: int, num_crops: int) -> li
     if free_h >= free_w:
         return [(round(f * free_h), free_w // 2, crop_h, crop_w) for f in fractions]
     return [(free_h // 2, round(f * free_w), crop_h, crop_w) for f in fractions]
-
-
-def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """Decoded uint8 `(T, H, W, 3)` → `(T, 3, H, W)` view in channels-last memory (no copy)."""
-    return torch.from_numpy(frames).permute(0, 3, 1, 2)
-
-
-def crop_resize(clip: torch.Tensor, box: Box, size: int | tuple[int, int]) -> torch.Tensor:
-    """Crop `box` from every frame of uint8 `(T, C, H, W)` and resize to `size` (a side, or
-    (height, width)); bilinear, antialiased when shrinking. Returns uint8 `(T, C, height, width)`."""
-    top, left, height, width = box
-    cropped = clip[:, :, top : top + height, left : left + width]
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    if (height, width) == size:
-        return cropped
-    return F.interpolate(cropped, size=size, mode="bilinear", antialias=True, align_corners=False)
-
-
-def hflip(clip: torch.Tensor) -> torch.Tensor:
-    """Mirror every frame of `(T, C, H, W)` left-right."""
-    return clip.flip(-1)
 
 
 def to_model_layout(clip: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pretrain.data.generated.synthetic import moving_square_frames, write_video
+from pretrain.data.generated.synthetic import moving_square_frames
+from pretrain.data.video.write import write_video
 
 FrameMaker = Callable[[int, int], np.ndarray]
 """(class index, video seed) -> uint8 frames `(T, H, W, 3)`."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pretrain.data.generated.synthetic import write_video
+from pretrain.data.video.write import write_video
 
 
 @dataclass(frozen=True)

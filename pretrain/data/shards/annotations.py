@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pretrain.data.shards.errors import LayoutError
-from pretrain.data.shards.sources import (
+from pretrain.data.shards.listing import (
     Listing,
     SplitProblem,
     VideoEntry,

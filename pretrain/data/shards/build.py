@@ -23,11 +23,11 @@ from pretrain.data.shards.encode import X264_PRESETS, ReencodeOptions
 from pretrain.data.shards.errors import ShardsError, StrictModeError
 from pretrain.data.shards.held_out import METHOD as HELD_OUT_METHOD
 from pretrain.data.shards.held_out import with_held_out_split
+from pretrain.data.shards.listing import Listing, VideoEntry
 from pretrain.data.shards.local_pool import run_in_processes
 from pretrain.data.shards.manifest import ERRORS_NAME, MANIFEST_NAME, assemble_manifest
-from pretrain.data.shards.probe import PROBE_MODES
 from pretrain.data.shards.segments import SegmentOptions, segment_listing
-from pretrain.data.shards.sources import Listing, VideoEntry, list_source
+from pretrain.data.shards.sources import list_source
 from pretrain.data.shards.spans import TAILS
 from pretrain.data.shards.store import ShardStore
 from pretrain.data.shards.writer import (
@@ -38,6 +38,7 @@ from pretrain.data.shards.writer import (
     load_finished,
     write_shard,
 )
+from pretrain.data.video.probe import PROBE_MODES
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from pretrain.data.shards.sources import Listing
+from pretrain.data.shards.listing import Listing
 
 log = logging.getLogger(__name__)
 

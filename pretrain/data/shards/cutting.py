@@ -13,8 +13,8 @@ from pathlib import Path
 import av
 
 from pretrain.data.shards.encode import ReencodeOptions, encode_frames
-from pretrain.data.shards.probe import ProbeError, VideoInfo, probe_video, stream_rate
 from pretrain.data.shards.spans import Span
+from pretrain.data.video.probe import ProbeError, VideoInfo, probe_video, stream_rate
 
 # Container of a stream-copied segment, by the source's suffix (others go into Matroska).
 COPY_FORMATS = {"mp4": "mp4", "m4v": "mp4", "mov": "mov", "avi": "avi", "mkv": "matroska", "webm": "webm"}

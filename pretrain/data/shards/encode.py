@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import av
 
-from pretrain.data.shards.probe import ProbeError, VideoInfo, VideoSource, decoded_frames, stream_rate
+from pretrain.data.video.probe import ProbeError, VideoInfo, VideoSource, decoded_frames, stream_rate
 
 X264_PRESETS = (
     "ultrafast",

@@ -14,7 +14,7 @@ import hashlib
 from collections import defaultdict
 
 from pretrain.data.shards.errors import ShardsError
-from pretrain.data.shards.sources import Listing, VideoEntry
+from pretrain.data.shards.listing import Listing, VideoEntry
 
 HELD_OUT_SPLIT = "1"
 METHOD = "sha256(path) rank per class"

@@ -40,9 +40,9 @@ import av
 
 from pretrain.data.shards.errors import ShardsError
 from pretrain.data.shards.keys import key_for_path
-from pretrain.data.shards.probe import ProbeError, stream_rate
-from pretrain.data.shards.sources import Listing, VideoEntry
+from pretrain.data.shards.listing import Listing, VideoEntry
 from pretrain.data.shards.spans import TAILS, Span
+from pretrain.data.video.probe import ProbeError, stream_rate
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class SegmentOptions:
     tail: str = "merge"
     """"merge": a short piece joins its neighbour; "drop": it is left out."""
     scenes: bool = False
-    """Cut at shot changes (see `pretrain.data.shards.scenes`)."""
+    """Cut at shot changes (see `pretrain.data.video.scenes`)."""
     exact: bool = False
     """Re-encode, cutting at the exact frame; False copies packets between keyframes."""
     scene_threshold: float = 8.0
@@ -207,7 +207,7 @@ def segment_video(entry: VideoEntry, options: SegmentOptions) -> SegmentedVideo:
     try:
         timeline = scan_timeline(entry.file)
         if options.scenes:
-            from pretrain.data.shards.scenes import detect_cuts
+            from pretrain.data.video.scenes import detect_cuts
 
             timeline = replace(
                 timeline, cuts=tuple(detect_cuts(entry.file, options.scene_threshold, timeline.num_frames))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pretrain.data.shards.errors import LayoutError
-from pretrain.data.shards.sources import (
+from pretrain.data.shards.listing import (
     SPLIT_IDS,
     Listing,
     SkippedInput,

@@ -13,9 +13,9 @@ import fsspec
 
 from pretrain.data.shards.local_pool import run_in_processes
 from pretrain.data.shards.manifest import ShardRecord, read_manifest
-from pretrain.data.shards.probe import ProbeError, probe_video
 from pretrain.data.shards.spans import sample_key
 from pretrain.data.shards.store import HashingFile
+from pretrain.data.video.probe import ProbeError, probe_video
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ import av
 
 from pretrain.data.shards.encode import ReencodeOptions, reencode
 from pretrain.data.shards.errors import StrictModeError
-from pretrain.data.shards.probe import ProbeError, VideoInfo, probe_video
-from pretrain.data.shards.sources import VideoEntry
+from pretrain.data.shards.listing import VideoEntry
 from pretrain.data.shards.spans import span_fields
 from pretrain.data.shards.store import HashingFile, ShardStore
+from pretrain.data.video.probe import ProbeError, VideoInfo, probe_video
 
 log = logging.getLogger(__name__)
 

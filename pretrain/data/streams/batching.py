@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from pretrain.data.augment.transforms import normalize_video
-from pretrain.data.streams.stages import Counters, DataError, Sample, seeded_rng
+from pretrain.data.streams.pipeline_stages import Counters, DataError, Sample, seeded_rng
 from pretrain.data.video.decode import DecodeError
 from pretrain.data.video.frames import PendingView
 

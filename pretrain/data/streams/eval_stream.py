@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pretrain.config import RunConfig
 from pretrain.data.augment.clips import eval_views
 from pretrain.data.shards import read_manifest
-from pretrain.data.streams import stages
+from pretrain.data.streams import pipeline_stages
 from pretrain.data.streams.batching import ClipMaker, StartPoint, batch_clips, make_clips
 from pretrain.data.streams.loader import BatchStream, Slot, StreamLoader, pin_batches
 from pretrain.data.streams.pretrain_stream import clip_settings
@@ -27,10 +27,10 @@ from pretrain.data.streams.selection import EVAL_KEY, Selection, members_per_sha
 
 
 def read_slice(
-    url: str, first: int, stop: int, selection: Selection, counters: stages.Counters
+    url: str, first: int, stop: int, selection: Selection, counters: pipeline_stages.Counters
 ) -> Iterator[dict]:
     """Selected samples number `first` to `stop - 1` of one shard (reads no further)."""
-    selected = stages.select(stages.read_shard(url, counters), selection.accepts, counters)
+    selected = pipeline_stages.select(pipeline_stages.read_shard(url, counters), selection.accepts, counters)
     for index, sample in enumerate(selected):
         if index >= stop:
             return
@@ -61,7 +61,7 @@ class EvalStream(BatchStream):
 
     def slices(self, worker: int) -> list[tuple[str, int, int]]:
         slot = self.rank * self.num_workers + worker
-        return stages.eval_slices(self.members, slot, self.world_size * self.num_workers)
+        return pipeline_stages.eval_slices(self.members, slot, self.world_size * self.num_workers)
 
     def num_samples(self, worker: int) -> int:
         return sum(stop - first for _, first, stop in self.slices(worker))
@@ -75,7 +75,7 @@ class EvalStream(BatchStream):
         return sum(self.num_samples(w) for w in range(self.num_workers))
 
     def batches(self, slot: Slot, start: StartPoint) -> Iterator[dict]:
-        counters = stages.Counters()
+        counters = pipeline_stages.Counters()
         samples = (
             sample
             for url, first, stop in self.slices(slot.worker)
@@ -113,7 +113,7 @@ def build_eval_loader(
     if shard is not None:
         members = [(url, count) for url, count in members if url.rsplit("/", 1)[-1] == shard]
     if not members:
-        raise stages.DataError(f"{manifest.location}: no samples in {selection.describe()}")
+        raise pipeline_stages.DataError(f"{manifest.location}: no samples in {selection.describe()}")
     clips, crops = (data.test_clips, data.test_crops) if multi_view else (1, 1)
     maker = functools.partial(
         _views, settings=clip_settings(config), num_clips=clips, num_crops=crops, multi_view=multi_view

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pretrain.data.streams.allocator import keep_large_buffers
 from pretrain.data.streams.batching import StartPoint, StreamMark
-from pretrain.data.streams.stages import DataError
+from pretrain.data.streams.pipeline_stages import DataError
 
 log = logging.getLogger(__name__)
 

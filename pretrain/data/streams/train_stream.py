@@ -24,7 +24,7 @@ import math
 import random
 from collections.abc import Iterator, Sequence
 
-from pretrain.data.streams import stages
+from pretrain.data.streams import pipeline_stages
 from pretrain.data.streams.batching import BatchHook, ClipMaker, StartPoint, batch_clips, make_clips
 from pretrain.data.streams.loader import BatchStream, Slot
 from pretrain.data.streams.selection import Selection
@@ -58,7 +58,7 @@ class TrainStream(BatchStream):
     ) -> None:
         super().__init__(rank, world_size, num_workers, seed)
         if not members:
-            raise stages.DataError(f"no shard holds samples of {selection.describe()}")
+            raise pipeline_stages.DataError(f"no shard holds samples of {selection.describe()}")
         self.urls = [url for url, _ in members]
         self.num_videos = sum(count for _, count in members)
         self.selection, self.maker, self.hook, self.normalize = selection, maker, hook, normalize
@@ -71,14 +71,14 @@ class TrainStream(BatchStream):
 
     def batches(self, slot: Slot, start: StartPoint) -> Iterator[dict]:
         key = (slot.seed, slot.epoch, slot.rank, slot.worker)
-        counters = stages.Counters(start.skipped_samples, start.skipped_shards)
-        urls = stages.shard_cycle(self.urls, slot.seed, slot.epoch)
-        urls = stages.split_by_rank(urls, slot.rank, slot.world_size)
-        urls = stages.split_by_worker(urls, slot.worker, slot.num_workers)
-        samples = stages.read_shards(urls, counters, len(self.urls))
-        samples = stages.select(samples, self.selection.accepts, counters)
-        shuffle_rng = random.Random(int(stages.seeded_rng(*key, SHUFFLE_SEED).integers(2**62)))
-        samples = stages.shuffle(samples, self.shuffle_buffer, shuffle_rng)
+        counters = pipeline_stages.Counters(start.skipped_samples, start.skipped_shards)
+        urls = pipeline_stages.shard_cycle(self.urls, slot.seed, slot.epoch)
+        urls = pipeline_stages.split_by_rank(urls, slot.rank, slot.world_size)
+        urls = pipeline_stages.split_by_worker(urls, slot.worker, slot.num_workers)
+        samples = pipeline_stages.read_shards(urls, counters, len(self.urls))
+        samples = pipeline_stages.select(samples, self.selection.accepts, counters)
+        shuffle_rng = random.Random(int(pipeline_stages.seeded_rng(*key, SHUFFLE_SEED).integers(2**62)))
+        samples = pipeline_stages.shuffle(samples, self.shuffle_buffer, shuffle_rng)
         clips = make_clips(samples, self.maker, (*key, CLIP_SEED), start, counters, self.num_videos)
         batches = batch_clips(
             clips,

@@ -10,7 +10,7 @@ used instead, as VideoMAE's PIL resize does) and for pixel formats other than 4:
 
 Boxes are `(top, left, height, width)` in *working* pixels: the frame size the clip's crop boxes
 are chosen on (the native size, or smaller when the caller shrinks large videos first, see
-`transforms.conversion_size`). Views come out as uint8 `(T, H, W, 3)`; callers take
+`pretrain.data.augment.transforms.conversion_size`). Views come out as uint8 `(T, H, W, 3)`; callers take
 `.permute(3, 0, 1, 2)` for the `(C, T, H, W)` layout without copying.
 """
 
@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
 
-from pretrain.data.augment import transforms
+from pretrain.data.video import crop
+from pretrain.data.video.crop import Box
 
 # A data-loader process works on one core; OpenCV's own thread pool would only add overhead.
 cv2.setNumThreads(1)
@@ -30,8 +31,6 @@ cv2.setNumThreads(1)
 YUV420_FORMATS = ("yuv420p", "yuvj420p")
 MAX_LINEAR_SHRINK = 1.25
 """Views shrinking the source more than this go through torch's antialiased resize."""
-
-Box = tuple[int, int, int, int]
 
 
 class DecodedFrames:
@@ -116,7 +115,7 @@ class DecodedFrames:
     def render_yuv420(self, box: Box, size: tuple[int, int], flip: bool, out: torch.Tensor) -> torch.Tensor:
         """The view as YUV 4:2:0 frames, into uint8 `out` `(T, H * 3 / 2, W)`: each frame's
         rows are Y (H rows), then U and V (H / 4 rows each, planes of H/2 x W/2), the layout
-        `transforms.yuv420_to_rgb` reads. Only for views `renders_from_yuv`, even sides."""
+        `pretrain.data.augment.transforms.yuv420_to_rgb` reads. Only for views `renders_from_yuv`, even sides."""
         height, width = size
         frames = out.numpy()
         chroma = height * width // 4
@@ -171,16 +170,16 @@ class DecodedFrames:
         self, box: Box, size: tuple[int, int], flip: bool, rows: list[int] | None
     ) -> torch.Tensor:
         frames = self.rgb() if rows is None else self.rgb()[rows]  # (T, 3, H, W), channels-last memory
-        clip = transforms.crop_resize(frames, box, size)  # (T, 3, H, W)
+        clip = crop.crop_resize(frames, box, size)  # (T, 3, H, W)
         if flip:
-            clip = transforms.hflip(clip)
+            clip = crop.hflip(clip)
         return clip.permute(0, 2, 3, 1).contiguous()  # (T, H, W, 3); no copy when already channels-last
 
     def rgb(self) -> torch.Tensor:
         """All frames in RGB at the working size, uint8 `(T, 3, H, W)` in channels-last memory
         (converted once, resized inside swscale when the working size differs)."""
         if self._rgb is None:
-            self._rgb = transforms.frames_to_tensor(frames_to_rgb(self.frames, (self.width, self.height)))
+            self._rgb = crop.frames_to_tensor(frames_to_rgb(self.frames, (self.width, self.height)))
         return self._rgb
 
 

@@ -93,8 +93,8 @@ def every(source: VideoSource, seconds: float, name: str = "") -> list[Keyframe]
 
 
 def shots(source: str | Path, threshold: float | None = None, name: str = "") -> list[Keyframe]:
-    """The first frame of every shot (hard cuts, see `pretrain.data.shards.scenes`)."""
-    from pretrain.data.shards.scenes import DEFAULT_THRESHOLD, detect_cuts
+    """The first frame of every shot (hard cuts, see `pretrain.data.video.scenes`)."""
+    from pretrain.data.video.scenes import DEFAULT_THRESHOLD, detect_cuts
 
     cuts = detect_cuts(str(source), threshold if threshold is not None else DEFAULT_THRESHOLD)
     return frames_at(source, [0, *cuts], name)

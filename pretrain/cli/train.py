@@ -1,4 +1,4 @@
-"""`tubelet pretrain RECIPE key=value ...` and `tubelet export CKPT OUT`."""
+"""`tubelet pretrain RECIPE key=value ...` and `tubelet finetune RECIPE key=value ...`: run a training stage."""
 
 from __future__ import annotations
 
@@ -18,28 +18,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pretrain.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     pretrain.set_defaults(handler=_pretrain)
 
-    export = subparsers.add_parser(
-        "export",
-        help="consolidate a training checkpoint (any strategy, ZeRO-3 shards too) into "
-        "model.safetensors + config.json",
+    finetune = subparsers.add_parser(
+        "finetune",
+        help="fine-tune (or linear-probe) a classifier on labeled shards, then test it",
+        description="Fine-tune from any weights. Example: tubelet finetune ucf101_vit_b data.shards=ucf101/ "
+        "finetune.init=export/ finetune.split=1 (finetune.mode=linear_probe for a linear probe)",
     )
-    export.add_argument(
-        "checkpoint", help="checkpoint folder (RUN/checkpoints/step-N or last) or a run folder"
-    )
-    export.add_argument("out", help="output folder")
-    export.add_argument(
-        "--format",
-        choices=("safetensors", "onnx", "torchscript"),
-        default="safetensors",
-        help="onnx / torchscript: a classifier for other runtimes (dynamic batch, parity-checked)",
-    )
-    export.set_defaults(handler=_export)
+    finetune.add_argument("recipe", help="shipped recipe (e.g. tiny, ucf101_vit_b) or a YAML path")
+    finetune.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    finetune.set_defaults(handler=_finetune)
 
 
 def _pretrain(args: argparse.Namespace) -> int:
     from pretrain.config import load_config
 
     config = load_config(args.recipe, args.overrides, stage="pretrain")  # ConfigError → exit 2
+    return run_and_report(config)
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from pretrain.config import load_config
+
+    config = load_config(args.recipe, args.overrides, stage="finetune")  # ConfigError → exit 2
     return run_and_report(config)
 
 
@@ -81,16 +81,4 @@ def _run_on_ray(config) -> int:
             }
         )
     )
-    return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-    if args.format != "safetensors":
-        from pretrain.cli.export_runtime import run_runtime_export
-
-        return run_runtime_export(args)
-    from pretrain.weights import export_checkpoint  # CheckpointError -> one line, exit 1 (cli.main)
-
-    out = export_checkpoint(args.checkpoint, args.out)
-    print(f"exported {args.checkpoint} -> {out}")
     return 0

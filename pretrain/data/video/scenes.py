@@ -27,7 +27,7 @@ from collections.abc import Iterator
 import av
 import numpy as np
 
-from pretrain.data.shards.probe import ProbeError
+from pretrain.data.video.probe import ProbeError
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,5 @@
-"""`tubelet predict CKPT SOURCE --stream`: one line per window, then a summary (also on Ctrl-C).
-
-The options are declared with the rest of `predict` (`cli/finetune.py`); this module runs them."""
+"""`tubelet predict CKPT VIDEO...`: top-k classes of whole videos; with `--stream`, of sliding windows
+over one long, live or growing source (one line per window, then a summary, also on Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -9,6 +8,45 @@ import json
 import sys
 
 from pretrain.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    predict = subparsers.add_parser("predict", help="top-k classes of video files with a fine-tuned model")
+    predict.add_argument(
+        "checkpoint", help="fine-tuning checkpoint (folder, last, run folder) or classifier export"
+    )
+    predict.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (any container PyAV reads)")
+    predict.add_argument("--topk", type=int, default=5, help="classes shown per video (default 5)")
+    predict.add_argument("--clips", type=int, help="temporal views (default: the run's data.test_clips)")
+    predict.add_argument("--crops", type=int, help="spatial views (default: the run's data.test_crops)")
+    add_stream_options(predict)
+    predict.set_defaults(handler=_predict)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    for flag, value in (("--topk", args.topk), ("--clips", args.clips), ("--crops", args.crops)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} {value} must be >= 1")
+    if args.stream:  # the light path: no training part imported
+        return _run_stream(args)
+    from pretrain.evaluate.predict import predict
+
+    report = predict(args.checkpoint, args.videos, topk=args.topk, clips=args.clips, crops=args.crops)
+    for prediction in report.predictions:
+        print(_format_prediction(prediction.path, prediction.topk, prediction.error))
+    answered = len(report.predictions) - len(report.failed)
+    print(
+        f"{report.views} views of {answered} video(s) in {report.seconds:.2f} s: "
+        f"{report.clips_per_s:.1f} views/s"
+    )
+    return 1 if report.failed else 0
+
+
+def _format_prediction(path: str, topk: list[tuple[str, float]], error: str | None) -> str:
+    if error:
+        return f"{path}: skipped: {error}"
+    ranked = "  ".join(f"{name} {100 * prob:.1f}%" for name, prob in topk)
+    return f"{path}: {ranked}"
 
 
 def add_stream_options(predict: argparse.ArgumentParser) -> None:
@@ -30,10 +68,10 @@ def add_stream_options(predict: argparse.ArgumentParser) -> None:
     group.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
-def run_stream(args: argparse.Namespace) -> int:
+def _run_stream(args: argparse.Namespace) -> int:
+    from pretrain.evaluate.frame_source import FrameSource
     from pretrain.evaluate.inference import load_inference_model
-    from pretrain.evaluate.stream import StreamStats, stream_predictions
-    from pretrain.evaluate.stream_source import FrameSource
+    from pretrain.evaluate.predict_stream import StreamStats, stream_predictions
 
     if len(args.videos) != 1:
         raise UserError(f"--stream takes one source, got {len(args.videos)}")

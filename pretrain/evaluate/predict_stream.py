@@ -1,6 +1,6 @@
 """`tubelet predict CKPT SOURCE --stream`: a classifier sliding over a long or live video.
 
-Frames are decoded once, in order (`stream_source.FrameSource`), and kept in a buffer that spans one
+Frames are decoded once, in order (`frame_source.FrameSource`), and kept in a buffer that spans one
 window; overlapping windows sample their clip frames from the same buffer. Window k covers
 `[t0, t0 + window)` with `t0 = start + k * stride` (seconds) and is scored as soon as a frame at or
 past its end arrives: `num_frames` frames evenly spaced in time, the centre crop, one batch-1
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from pretrain.data.augment.transforms import normalize_video
+from pretrain.evaluate.frame_source import FrameSource
 from pretrain.evaluate.inference import InferenceModel
-from pretrain.evaluate.stream_source import FrameSource
 
 
 @dataclass
