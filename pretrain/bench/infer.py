@@ -24,6 +24,7 @@ from torch import nn
 from pretrain.errors import UserError
 from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier
+from pretrain.runtime.eta import WorkProgress
 from pretrain.weights import describe, save_hf
 
 log = logging.getLogger(__name__)
@@ -102,10 +103,12 @@ def _time_alternating(
         for video in videos.values():
             for _ in range(settings.warmup):
                 _timed(run, video, device)
+    progress = WorkProgress("bench infer: timed forwards", settings.reps * len(variants) * len(videos), log)
     for _ in range(settings.reps):
         for name, run in variants.items():
             for batch, video in videos.items():
                 times[name][batch].append(_timed(run, video, device))
+                progress.advance(1)
     return {name: {b: statistics.median(t) for b, t in per.items()} for name, per in times.items()}
 
 
