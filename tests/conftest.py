@@ -31,3 +31,18 @@ def restore_environment():
     for name in set(os.environ) - set(saved):
         del os.environ[name]
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def train_encoded_shards(tmp_path_factory):
+    """Shards of two textured 352x288 H.264 pans (72 frames at 24 fps) built with --train-encoding:
+    18 stored frames each at short side 256."""
+    from pretrain.data.generated.synthetic import textured_pan_frames
+    from pretrain.data.shards import BuildOptions, build_shards
+    from pretrain.data.video.write import write_video
+
+    raw, out = tmp_path_factory.mktemp("train_raw"), tmp_path_factory.mktemp("train_shards")
+    for index in range(2):
+        write_video(raw / f"pan{index}.mp4", textured_pan_frames(72, (288, 352), seed=index), fps=24)
+    build_shards("folder", str(raw), str(out), BuildOptions(train_encoding=True))
+    return out

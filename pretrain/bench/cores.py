@@ -8,7 +8,10 @@ cores per GPU = clips/s one GPU trains / clips/s one core decodes.
 - CPU side: the pretraining pipeline's clips per CPU-second (one loader process = one core, as
   `tubelet bench data` measures with workers 0) on shards of the recommended encoding (`shards
   build --resize-short 320 --reencode`: H.264, 0.5 s keyframes), at data.num_sample 1 and 4.
-  Measured here on a generated corpus (`--measure`), or the figures given on the command line.
+  Measured here on a generated corpus (`--encoding today|train`: today's recommended encoding or
+  `--train-encoding`) or on `--shards`, or the figures given on the command line.
+- GPU decoding (`--gpu-decode`, data.decode_device=cuda): NVDEC's clips/s for the same stream, and
+  the loader's remaining CPU work (read, draw clips, masks) in clips per CPU-second.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class CoresFigure:
     core_clips_per_s: dict[str, float]
     """num_sample -> clips per CPU-second of the pipeline."""
     cores_per_gpu: dict[str, float]
+    gpu_decode: dict[str, float] | None = None
+    """data.decode_device=cuda: NVDEC clips/s and the loader's clips per CPU-second."""
 
 
 def analytic_gpu_clips_per_s(
@@ -80,14 +85,45 @@ def core_clips_per_s(shards: str, num_samples: tuple[int, ...] = (1, 4), clips: 
     }
 
 
-def recommended_shards(workdir: Path, videos: int = 6, frames: int = 125) -> Path:
-    """A textured H.264 640x360 corpus built with the recommended options (short side 320, re-encoded)."""
+def gpu_decode_rates(shards: str, clips: int = 48) -> dict[str, float]:
+    """data.decode_device=cuda on `shards`: clips/s of NVDEC decoding plus the crops on the device
+    (wall, synchronized) and clips per CPU-second of what stays in the loader (one core)."""
+    import torch
+
+    from pretrain.bench.data import _stream, bench_config
+    from pretrain.data.streams.pretrain_stream import build_pretrain_loader
+
+    batches = _stream(build_pretrain_loader(bench_config(shards, 0, 1, decode_device="cuda"), 0, 1))
+    device = torch.device("cuda")
+    next(batches)["video"].decode(device)  # decoder start-up, untimed
+    torch.cuda.synchronize()
+    done, loader_cpu, gpu_wall = 0, 0.0, 0.0
+    while done < clips:
+        started = time.process_time()
+        batch = next(batches)
+        loader_cpu += time.process_time() - started
+        started = time.perf_counter()
+        batch["video"].decode(device)
+        torch.cuda.synchronize()
+        gpu_wall += time.perf_counter() - started
+        done += len(batch["key"])
+    return {
+        "gpu_decode_clips_per_s": round(done / gpu_wall, 2),
+        "loader_clips_per_cpu_s": round(done / loader_cpu, 2),
+    }
+
+
+def recommended_shards(
+    workdir: Path, videos: int = 6, frames: int = 125, train_encoding: bool = False
+) -> Path:
+    """A textured H.264 640x360 corpus built with the recommended options (short side 320, re-encoded),
+    or with `--train-encoding`."""
     from pretrain.bench.data_corpus import CORPORA
     from pretrain.data.generated.synthetic import textured_pan_frames
     from pretrain.data.shards import BuildOptions, build_shards
     from pretrain.data.video.write import write_video
 
-    shards = workdir / "shards-320-reencode"
+    shards = workdir / ("shards-train-encoding" if train_encoding else "shards-320-reencode")
     if (shards / "manifest.json").exists():
         return shards
     spec, raw = CORPORA["h264"], workdir / "raw-h264"
@@ -99,16 +135,25 @@ def recommended_shards(workdir: Path, videos: int = 6, frames: int = 125) -> Pat
             bit_rate=spec.bit_rate,
             gop=spec.gop,
         )
-    build_shards(
-        "folder", str(raw), str(shards), BuildOptions(shard_size_mb=64, resize_short=320, reencode=True)
+    options = (
+        BuildOptions(shard_size_mb=64, train_encoding=True)
+        if train_encoding
+        else BuildOptions(shard_size_mb=64, resize_short=320, reencode=True)
     )
+    build_shards("folder", str(raw), str(shards), options)
     return shards
 
 
-def cores_figure(size: str, backbone: str, gpu: tuple[float, str], per_core: dict[str, float]) -> CoresFigure:
+def cores_figure(
+    size: str,
+    backbone: str,
+    gpu: tuple[float, str],
+    per_core: dict[str, float],
+    gpu_decode: dict[str, float] | None = None,
+) -> CoresFigure:
     clips, source = gpu
     cores = {n: round(clips / rate, 2) for n, rate in per_core.items() if rate > 0}
-    return CoresFigure(size, backbone, round(clips, 2), source, per_core, cores)
+    return CoresFigure(size, backbone, round(clips, 2), source, per_core, cores, gpu_decode)
 
 
 def format_figure(figure: CoresFigure) -> str:
@@ -121,6 +166,14 @@ def format_figure(figure: CoresFigure) -> str:
         lines.append(
             f"  data.num_sample={n}: one core decodes {rate:.2f} clips/s -> {cores:.1f} cores per GPU "
             f"({math.ceil(cores)} loader processes)"
+        )
+    if figure.gpu_decode:
+        decode = figure.gpu_decode
+        lines.append(
+            f"  data.decode_device=cuda: NVDEC + device crops {decode['gpu_decode_clips_per_s']:.1f} clips/s "
+            f"({decode['gpu_decode_clips_per_s'] / figure.gpu_clips_per_s:.2f}x the training rate); the "
+            f"loader's remaining work {decode['loader_clips_per_cpu_s']:.1f} clips per CPU-second -> "
+            f"{figure.gpu_clips_per_s / decode['loader_clips_per_cpu_s']:.1f} cores per GPU"
         )
     return "\n".join(lines)
 

@@ -117,7 +117,9 @@ class DataBenchResult:
         }
 
 
-def bench_config(shards: str, workers: int, num_sample: int, uint8: bool = True) -> RunConfig:
+def bench_config(
+    shards: str, workers: int, num_sample: int, uint8: bool = True, decode_device: str = "cpu"
+) -> RunConfig:
     """VideoMAE-B pretraining data settings over `shards` (one endless epoch)."""
     return load_config(
         None,
@@ -135,6 +137,7 @@ def bench_config(shards: str, workers: int, num_sample: int, uint8: bool = True)
             "model.img_size=224",
             "model.num_frames=16",
             "mask.ratio=0.9",
+            f"data.decode_device={decode_device}",
         ],
     )
 

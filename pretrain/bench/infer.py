@@ -9,6 +9,7 @@ forward runs under autocast. The logits of the two models are compared too (same
 
 from __future__ import annotations
 
+import functools
 import logging
 import statistics
 import tempfile
@@ -83,32 +84,30 @@ def _variants(
     return variants
 
 
-def _timed(run: Callable, video: torch.Tensor, device: torch.device) -> float:
+def _timed(run: Callable[[], Any], device: torch.device) -> float:
     start = time.perf_counter()
-    run(video)
+    run()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - start
 
 
-def _time_alternating(
-    variants: dict[str, Callable],
-    videos: dict[int, torch.Tensor],
-    settings: InferSettings,
-    device: torch.device,
+def time_alternating(
+    runs: dict[str, dict[int, Callable[[], Any]]], reps: int, warmup: int, device: torch.device
 ) -> dict[str, dict[int, float]]:
-    """Median seconds per forward of every variant at every batch size."""
-    times: dict[str, dict[int, list[float]]] = {name: {b: [] for b in videos} for name in variants}
-    for run in variants.values():  # warm-up (and compilation) for every shape first
-        for video in videos.values():
-            for _ in range(settings.warmup):
-                _timed(run, video, device)
-    progress = WorkProgress("bench infer: timed forwards", settings.reps * len(variants) * len(videos), log)
-    for _ in range(settings.reps):
-        for name, run in variants.items():
-            for batch, video in videos.items():
-                times[name][batch].append(_timed(run, video, device))
-                progress.advance(1)
+    """Median seconds of every (variant, batch size) call; after warm-up (and compilation) of each,
+    repetitions alternate between variants so that load from other processes hits all alike."""
+    for per_batch in runs.values():
+        for run in per_batch.values():
+            for _ in range(warmup):
+                _timed(run, device)
+    times: dict[str, dict[int, list[float]]] = {name: {b: [] for b in per} for name, per in runs.items()}
+    progress = WorkProgress("bench infer: timed forwards", reps * sum(map(len, runs.values())), log)
+    for _ in range(reps):
+        for name, per_batch in runs.items():
+            for batch, run in per_batch.items():
+                times[name][batch].append(_timed(run, device))
+                progress.advance(1)  # an ETA from the measured rate
     return {name: {b: statistics.median(t) for b, t in per.items()} for name, per in times.items()}
 
 
@@ -140,7 +139,11 @@ def run_infer_bench(settings: InferSettings) -> dict[str, Any]:
         .abs()
         .max()
     )
-    medians = _time_alternating(_variants(ours, hf, settings, autocast), videos, settings, device)
+    runs = {
+        name: {b: functools.partial(run, video) for b, video in videos.items()}
+        for name, run in _variants(ours, hf, settings, autocast).items()
+    }
+    medians = time_alternating(runs, settings.reps, settings.warmup, device)
     return {
         **settings.__dict__,
         "tokens": spec.num_tokens,

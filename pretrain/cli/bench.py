@@ -13,6 +13,7 @@ BENCH_MODULES = (
     "bench_zero",
     "bench_cores",
     "bench_infer",
+    "bench_encoding",
     "bench_readme",
 )
 

@@ -40,8 +40,17 @@ def register(benches: argparse._SubParsersAction) -> None:
         help="clips per CPU-second per num_sample, e.g. 1=4.1,4=11.8 "
         "(default: measure them here on a generated corpus)",
     )
+    parser.add_argument("--shards", help="shards to measure on (default: generate, see --encoding)")
     parser.add_argument(
-        "--shards", help="shards of the recommended encoding to measure on (default: generate)"
+        "--encoding",
+        choices=("today", "train"),
+        default="today",
+        help="generated shards' encoding: today's --resize-short 320 --reencode, or --train-encoding",
+    )
+    parser.add_argument(
+        "--gpu-decode",
+        action="store_true",
+        help="also measure data.decode_device=cuda (NVDEC clips/s, the loader's remaining CPU work)",
     )
     parser.add_argument("--clips", type=int, default=48, help="clips timed per num_sample (default 48)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -66,18 +75,30 @@ def _run(args: argparse.Namespace) -> int:
         core_clips_per_s,
         cores_figure,
         format_figure,
+        gpu_decode_rates,
         gpu_rate,
         recommended_shards,
     )
 
+    if args.gpu_decode:  # before building or measuring anything
+        from pretrain.data.video.gpu_decode import require_gpu_decoding
+
+        require_gpu_decoding()
     gpu = gpu_rate(args.size, args.mask_ratio, args.mfu, args.peak_tflops, args.from_bench)
-    if args.core_rates:
-        per_core = _parse_rates(args.core_rates)
-    else:
-        with tempfile.TemporaryDirectory(prefix="tubelet-cores-") as workdir:
-            shards = args.shards or str(recommended_shards(Path(workdir)))
-            per_core = core_clips_per_s(shards, clips=args.clips)
+    decode = None
+    with tempfile.TemporaryDirectory(prefix="tubelet-cores-") as workdir:
+        train = args.encoding == "train"
+        shards = args.shards or (
+            None
+            if args.core_rates and not args.gpu_decode
+            else str(recommended_shards(Path(workdir), train_encoding=train))
+        )
+        per_core = (
+            _parse_rates(args.core_rates) if args.core_rates else core_clips_per_s(shards, clips=args.clips)
+        )
+        if args.gpu_decode:
+            decode = gpu_decode_rates(shards, clips=args.clips)
     size = json.loads(Path(args.from_bench).read_text())["size"] if args.from_bench else args.size
-    figure = cores_figure(size, args.backbone, gpu, per_core)
+    figure = cores_figure(size, args.backbone, gpu, per_core, decode)
     print(json.dumps(as_dict(figure)) if args.json else format_figure(figure))
     return 0

@@ -42,6 +42,12 @@ def register(benches: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--frames", type=int, default=180, help="frames per generated video (default 180, 7.2 s)"
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: CPU ms per clip in each loader stage (read, demux, decode, colour conversion, "
+        "crop+resize, masks, collate, shared memory) at data.num_sample 1 and 4",
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.set_defaults(handler=_bench)
 
@@ -57,12 +63,36 @@ def _bench(args: argparse.Namespace) -> int:
         raise UserError(f"{shards}: no manifest.json (build shards first, or pass --generate avi|h264)")
     if args.generate:
         write_bench_corpus(args.generate, shards, args.videos, args.frames)
+    if args.profile:
+        return _profile(str(shards), args.clips, args.json)
     result = bench_data(str(shards), args.workers, args.clips, args.multiview_videos, args.rounds)
     figures = result.as_dict()
     if args.json:
         print(json.dumps(figures, indent=1))
         return 0
     _print_table(figures)
+    return 0
+
+
+def _profile(shards: str, clips: int, as_json: bool) -> int:
+    from dataclasses import asdict
+
+    from pretrain.bench.data_profile import format_profiles, profile_stages
+
+    profiles = [profile_stages(shards, num_sample, clips) for num_sample in (1, 4)]
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "shards": shards,
+                    "load_average": os.getloadavg()[0],
+                    "profiles": [asdict(p) for p in profiles],
+                }
+            )
+        )
+    else:
+        print(format_profiles(profiles, shards))
+        print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; in-process loader (one core)")
     return 0
 
 

@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "explain",
         help="where in space and time a model looks: saliency.json, .png and .mp4",
         description="Explain a classifier's decision on one video (attention rollout or Grad-CAM on the last "
-        "block's tokens), or show a pretraining checkpoint's per-token reconstruction error. "
+        "block's tokens, or occlusion for an ONNX/int8 export), or show a pretraining checkpoint's per-token reconstruction error. "
         "Example: tubelet explain runs/ucf/export clip.avi --method gradient --out explain/",
     )
     parser.add_argument(
@@ -21,9 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--class", dest="class_name", help="class to explain (default: the top class)")
     parser.add_argument(
         "--method",
-        choices=("rollout", "gradient"),
-        default="gradient",
-        help="attention rollout or Grad-CAM (default gradient; ignored for pretraining checkpoints)",
+        choices=("rollout", "gradient", "occlusion"),
+        default=None,
+        help="attention rollout, Grad-CAM, or occlusion (gradient-free: the only one for an ONNX/int8 "
+        "export, and its default); default gradient; ignored for pretraining checkpoints",
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.set_defaults(handler=_explain)

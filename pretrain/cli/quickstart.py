@@ -24,6 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_BACKBONE,
         help="encoder of every stage (default vit, VideoMAE's joint attention)",
     )
+    parser.add_argument(
+        "--train-encoding",
+        action="store_true",
+        help="pretrain on unlabeled shards built with --train-encoding (labeled shards stay whole-rate)",
+    )
     parser.set_defaults(handler=_quickstart)
 
 
@@ -46,7 +51,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     plan = QuickstartPlan.small() if args.small else QuickstartPlan()
     if args.seeds:
         plan = dataclasses.replace(plan, seeds=parse_seeds(args.seeds))
-    plan = dataclasses.replace(plan, backbone=args.backbone)
+    plan = dataclasses.replace(plan, backbone=args.backbone, train_encoding=args.train_encoding)
     result = run_quickstart(
         Path(args.out), plan, on_stage=lambda message: print(f"==> {message}", flush=True)
     )

@@ -6,6 +6,7 @@ Attribute docstrings are not kept at run time, so they are read from config.py's
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import textwrap
 from collections.abc import Iterator
@@ -36,9 +37,12 @@ def _field_docs(node: ast.ClassDef) -> dict[str, str]:
 
 
 def field_docstrings(cls: type) -> dict[str, str]:
-    """Field name -> the docstring written below it, for any dataclass (read from its source)."""
-    node = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
-    return _field_docs(node)
+    """Field name -> the docstring written below it, for any dataclass and the dataclasses it
+    extends (read from their source)."""
+    docs: dict[str, str] = {}
+    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
+        docs.update(_field_docs(ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0]))
+    return docs
 
 
 def schema_fields() -> Iterator[tuple[str, str, Any, str]]:

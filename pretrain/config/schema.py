@@ -155,6 +155,11 @@ class DataConfig:
     """Samples held in the shuffle buffer."""
     decode_threads: int = 1
     """FFmpeg threads per decode."""
+    decode_device: str = "cpu"
+    """cpu, or cuda: pretraining clips are decoded by the GPU's NVDEC in the training process (loader
+    workers only read shards and draw clips; crops and YUV conversion on the device); needs a CUDA
+    GPU and PyNvVideoCodec (pip install 'tubelet[gpu-decode]'). Fine-tuning and evaluation decode on
+    the CPU."""
     epoch_size: int | None = None
     """Clips per epoch; null takes the manifest's sample count × num_sample."""
     normalize_on_device: bool = True
@@ -182,6 +187,11 @@ class DataConfig:
         ):
             _positive(f"data.{key}", getattr(self, key))
         _check(self.num_workers >= 0, f"data.num_workers={self.num_workers} must be >= 0")
+        _choice("data.decode_device", self.decode_device, ("cpu", "cuda"))
+        _check(
+            self.decode_device == "cpu" or self.normalize_on_device,
+            "data.decode_device=cuda needs data.normalize_on_device=true (clips exist only on the device)",
+        )
         if self.epoch_size is not None:
             _positive("data.epoch_size", self.epoch_size)
 

@@ -1,7 +1,8 @@
 """`tubelet explain CKPT VIDEO`: where in space and time a model looks, written as files.
 
-A classifier's decision is explained by attention rollout or by Grad-CAM on the last block's tokens
-(`saliency`); a pretraining checkpoint gets its per-token reconstruction error instead (what the
+A classifier's decision is explained by attention rollout, by Grad-CAM on the last block's tokens, or
+by occlusion (`saliency`); an ONNX export (fp32 or int8) is a black box to torch (no gradients, no
+attention maps), so it is explained by occlusion only, the default for it; a pretraining checkpoint gets its per-token reconstruction error instead (what the
 model cannot predict). Either way the result is a score per token of the grid `(T', H', W')`,
 summing to 1, written as:
 
@@ -23,21 +24,22 @@ from pathlib import Path
 
 import torch
 
-from pretrain.errors import DataError
+from pretrain.errors import DataError, UserError
 from pretrain.evaluate import saliency
 from pretrain.evaluate.explain_render import HeatScale
 from pretrain.evaluate.faithfulness import deletion_areas
 from pretrain.evaluate.inference import Clip, InferenceModel, class_index, load_inference_model, read_clip
+from pretrain.evaluate.onnx_model import OnnxClassifier
 
 log = logging.getLogger(__name__)
 
-METHODS = ("rollout", "gradient")
+METHODS = ("rollout", "gradient", "occlusion")
 
 
 @dataclass
 class Explanation:
     method: str
-    """'rollout', 'gradient' or 'reconstruction'."""
+    """'rollout', 'gradient', 'occlusion' or 'reconstruction'."""
     class_name: str | None
     prob: float | None
     """Probability of `class_name` (classifiers), or None."""
@@ -82,38 +84,51 @@ class Explanation:
 
 
 def explain_clip(
-    loaded: InferenceModel, clip: Clip, method: str = "gradient", class_name: str | None = None
+    loaded: InferenceModel, clip: Clip, method: str | None = None, class_name: str | None = None
 ) -> Explanation:
-    """The explanation of one clip (uint8 `(C, T, S, S)`) by a loaded model."""
+    """The explanation of one clip (uint8 `(C, T, S, S)`) by a loaded model; `method` None is
+    gradient, or occlusion for an ONNX export."""
     from pretrain.data.augment.transforms import normalize_video
 
-    video = normalize_video(clip.video[None])  # (1, C, T, S, S) float
-    tubelet = loaded.spec.tubelet_size
+    spec = loaded.spec
+    video = normalize_video(clip.video[None], mean=spec.pixel_mean, std=spec.pixel_std)  # (1, C, T, S, S)
     if loaded.kind == "pretraining":
         error, errors = saliency.reconstruction_error(loaded.model, video)  # errors (T', H', W')
         extra = {"reconstruction_error": error, "token_errors": errors.tolist()}
-        scores = saliency.normalized(errors.flatten(), loaded.spec.grid)
-        return Explanation("reconstruction", None, None, scores, clip, tubelet, extra)
-    if method not in METHODS:
-        raise DataError(f"unknown method {method!r}; choose one of {list(METHODS)}")
+        scores = saliency.normalized(errors.flatten(), spec.grid)
+        return Explanation("reconstruction", None, None, scores, clip, spec.tubelet_size, extra)
+    method = method or ("occlusion" if isinstance(loaded.model, OnnxClassifier) else "gradient")
+    _check_method(loaded, method)
     with torch.no_grad():
         logits = loaded.model(video)[0].float()  # (K,)
     target = class_index(loaded, class_name, logits)
     if method == "rollout":
         _, scores = saliency.attention_rollout(loaded.model, video)
+    elif method == "occlusion":
+        scores = saliency.occlusion_saliency(loaded.model, video, target)
     else:
         _, scores, _ = saliency.gradient_saliency(loaded.model, video, target)
     salient_auc, random_auc = deletion_areas(loaded.model, video, scores, target)
     prob = float(logits.softmax(-1)[target])
     extra = {"deletion_auc": salient_auc, "random_deletion_auc": random_auc}
-    return Explanation(method, loaded.class_names[target], prob, scores, clip, tubelet, extra)
+    return Explanation(method, loaded.class_names[target], prob, scores, clip, spec.tubelet_size, extra)
+
+
+def _check_method(loaded: InferenceModel, method: str) -> None:
+    if method not in METHODS:
+        raise DataError(f"unknown method {method!r}; choose one of {list(METHODS)}")
+    if method != "occlusion" and isinstance(loaded.model, OnnxClassifier):
+        raise UserError(
+            f"--method {method} needs gradients or attention maps, which an onnxruntime session does not "
+            "give: use --method occlusion with this ONNX export, or explain the checkpoint it was exported from"
+        )
 
 
 def explain(
     checkpoint: str | Path,
     video: str | Path,
     out_dir: str | Path,
-    method: str = "gradient",
+    method: str | None = None,
     class_name: str | None = None,
 ) -> dict[str, Path]:
     """Explain `video` with the model at `checkpoint`; returns the written files by kind."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pretrain.atomic import PARTIAL_SUFFIX, replaced_atomically
 from pretrain.config import ModelConfig, RunConfig
 from pretrain.data.augment.transforms import normalize_video
 from pretrain.errors import CheckpointError
@@ -161,9 +161,8 @@ def unit_done(out: Path, unit: FeatureUnit) -> dict | None:
 
 
 def _atomic(path: Path, write) -> None:
-    partial = path.with_name(path.name + ".partial")
-    write(partial)
-    os.replace(partial, path)
+    with replaced_atomically(path) as (partial,):
+        write(partial)
 
 
 _MODELS: dict[tuple[str, str], tuple[nn.Module, ModelConfig]] = {}
@@ -321,7 +320,7 @@ def extract_features(
     shard per task: over `devices` (default: every local GPU, else the CPU) or through `runner`."""
     out = Path(job.out)
     (out / PARTS).mkdir(parents=True, exist_ok=True)
-    for leftover in out.rglob("*.partial"):
+    for leftover in out.rglob(f"*{PARTIAL_SUFFIX}"):
         leftover.unlink()
     units = plan_units(job)
     done = {unit.shard: part for unit in units if (part := unit_done(out, unit)) is not None}

@@ -3,7 +3,8 @@ one loader that turns a checkpoint into an eval-ready model, and one clip reader
 
 Imports torch, the models, the weights package and the decoder only (no Lightning, DeepSpeed, Ray
 or W&B): every source (export, stage checkpoint, Hugging Face folder, original `.pth`) loads
-through `pretrain.weights.from_pretrained`, with its class names and run config.
+through `pretrain.weights.from_pretrained`, with its class names and run config; an ONNX export
+(fp32 or int8) loads as an onnxruntime-backed `OnnxClassifier` with the same call.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from pretrain.errors import CheckpointError, DataError
+from pretrain.evaluate.onnx_model import OnnxClassifier, is_onnx_export, load_onnx_classifier
 from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier
 from pretrain.models.videomae import VideoMAE
@@ -42,10 +44,10 @@ def load_inference_model(path: str | Path) -> InferenceModel:
 
     if not Path(path).exists():
         raise CheckpointError(f"checkpoint not found: {path}")
-    model = from_pretrained(path)
+    model = load_onnx_classifier(path) if is_onnx_export(path) else from_pretrained(path)
     if isinstance(model, VideoMAE):
         kind = "pretraining"
-    elif isinstance(model, VideoClassifier):
+    elif isinstance(model, VideoClassifier | OnnxClassifier):
         kind = "classifier"
     else:
         raise CheckpointError(

@@ -18,6 +18,7 @@ import torch
 from pretrain.data.augment.clips import ClipSettings, eval_views
 from pretrain.data.augment.transforms import normalize_video
 from pretrain.data.video.decode import DecodeError
+from pretrain.evaluate.onnx_model import is_onnx_export, load_onnx_classifier
 from pretrain.weights.pretrained import Finetuned, load_finetuned
 
 DEFAULT_STRIDE = 4
@@ -81,6 +82,14 @@ def predict_file(
     return Prediction(str(path), [(names[int(i)], float(v)) for v, i in zip(values, indices)]), views.shape[0]
 
 
+def load_classifier(checkpoint: str | Path) -> Finetuned:
+    """A fine-tuned classifier from any source `load_finetuned` reads, or an ONNX export (int8 too)."""
+    if is_onnx_export(checkpoint):
+        model = load_onnx_classifier(checkpoint)
+        return Finetuned(model, model.run_config, model.class_names)
+    return load_finetuned(checkpoint)
+
+
 def predict(
     checkpoint: str | Path,
     videos: Sequence[str | Path],
@@ -88,7 +97,7 @@ def predict(
     clips: int | None = None,
     crops: int | None = None,
 ) -> PredictReport:
-    finetuned = load_finetuned(checkpoint)
+    finetuned = load_classifier(checkpoint)
     settings, num_clips, num_crops = view_settings(finetuned, clips, crops)
     predictions, total_views = [], 0
     start = time.perf_counter()

@@ -108,7 +108,10 @@ class WindowBuffer:
 @torch.inference_mode()
 def score_clip(loaded: InferenceModel, clip: np.ndarray, topk: int) -> list[tuple[str, float]]:
     """uint8 (T, S, S, 3) -> top-k (class name, probability)."""
-    video = normalize_video(torch.from_numpy(clip).permute(3, 0, 1, 2)[None])  # (1, C, T, S, S)
+    spec = loaded.spec  # the normalization the weights expect travels in their spec
+    video = normalize_video(
+        torch.from_numpy(clip).permute(3, 0, 1, 2)[None], mean=spec.pixel_mean, std=spec.pixel_std
+    )  # (1, C, T, S, S)
     probs = loaded.model(video)[0].float().softmax(-1)  # (K,)
     values, indices = probs.topk(min(topk, probs.numel()))
     return [(loaded.class_names[int(i)], float(v)) for v, i in zip(values, indices)]

@@ -4,6 +4,9 @@
   joint, divided (TimeSformer) and factorised (ViViT) attention (`pretrain.evaluate.rollout`).
 - `gradient_saliency`: Grad-CAM on the last block's output tokens: the class logit's gradient,
   averaged over tokens, weights each channel; a token scores ReLU(sum_d w_d x_d).
+- `occlusion_saliency`: gradient-free, for models torch cannot look into (an ONNX / int8 export):
+  blocks of tokens are deleted one at a time (pixels set to the mean) and each block scores the
+  drop of the class probability it causes.
 - `reconstruction_error`: for a pretraining (VideoMAE) model, each token's reconstruction error
   when it is hidden, over complementary tube masks that hide every token the same number of times.
 
@@ -12,12 +15,19 @@ Scores come back as float `(T', H', W')` summing to 1 (reconstruction: the error
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pretrain.evaluate.faithfulness import delete_tokens
 from pretrain.evaluate.rollout import rollout_scores
 
+OCCLUSION_MAX_BLOCKS = 128
+"""Occlusion deletes blocks of tokens, grown until there are at most this many forwards to run
+(16x224 ViT: blocks of 1 time slot x 4 x 4 patches, 128 of them)."""
+OCCLUSION_BATCH = 16
 RECONSTRUCTION_PASSES = 4
 """Complementary tube masks: each hides (passes - 1) / passes of the positions (0.75 with 4)."""
 
@@ -115,3 +125,36 @@ def reconstruction_error(model: nn.Module, video: torch.Tensor, seed: int = 0) -
         counts[target_index] += 1
     per_token = total / counts.clamp_min(1)  # (N,)
     return float(per_token.mean()), per_token.reshape(spec.grid)
+
+
+def occlusion_block(grid: tuple[int, int, int], max_blocks: int = OCCLUSION_MAX_BLOCKS) -> tuple[int, int]:
+    """(time slots, patches per side) of one occluded block: space grows first, then time."""
+    slots, side = 1, 1
+    while block_ids(grid, slots, side).max() >= max_blocks and side < max(grid[1:]):
+        side += 1
+    while block_ids(grid, slots, side).max() >= max_blocks and slots < grid[0]:
+        slots += 1
+    return slots, side
+
+
+def block_ids(grid: tuple[int, int, int], slots: int, side: int) -> torch.Tensor:
+    """The block of every token (N,) in grid order, for blocks of `slots` x `side` x `side` tokens."""
+    t, h, w = torch.meshgrid(*(torch.arange(n) for n in grid), indexing="ij")  # (T', H', W') each
+    rows, cols = math.ceil(grid[1] / side), math.ceil(grid[2] / side)
+    return ((t // slots) * rows * cols + (h // side) * cols + w // side).flatten()
+
+
+@torch.no_grad()
+def occlusion_saliency(model: nn.Module, video: torch.Tensor, target: int) -> torch.Tensor:
+    """video (1, C, T, H, W) normalized -> scores (T', H', W'): each token gets the drop of the
+    `target` probability when its block is deleted (ReLU: a block whose loss helps scores 0)."""
+    spec = model.spec
+    block = block_ids(spec.grid, *occlusion_block(spec.grid))  # (N,)
+    base = float(model(video).float().softmax(-1)[0, target])
+    drops = torch.empty(int(block.max()) + 1)  # (blocks,)
+    for first in range(0, drops.numel(), OCCLUSION_BATCH):
+        ids = torch.arange(first, min(first + OCCLUSION_BATCH, drops.numel()))  # (b,)
+        deleted = block[None] == ids[:, None]  # (b, N)
+        videos = delete_tokens(video.expand(ids.numel(), -1, -1, -1, -1), deleted, spec)
+        drops[ids] = base - model(videos).float().softmax(-1)[:, target]
+    return normalized(drops[block], spec.grid)

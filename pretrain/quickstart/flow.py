@@ -44,6 +44,9 @@ class QuickstartPlan:
     """`model.backbone` of every stage: vit, timesformer or vivit."""
     shuffle_control: bool = True
     """Also test every fine-tuned model on clips with their frames shuffled (motion must matter)."""
+    train_encoding: bool = False
+    """Pretrain on unlabeled shards built with `--train-encoding` (stored stride = the tiny recipe's
+    data.stride); the labeled shards stay whole-rate."""
 
     @classmethod
     def small(cls) -> QuickstartPlan:
@@ -101,13 +104,20 @@ def prepare_data(out: Path, plan: QuickstartPlan) -> tuple[Path, Path]:
     unlabeled_root = write_unlabeled_corpus(
         out / "data" / "unlabeled", plan.unlabeled_videos, plan.num_frames
     )
-    labeled_shards, unlabeled_shards = out / "shards" / "motion", out / "shards" / "unlabeled"
+    labeled_shards = out / "shards" / "motion"
+    unlabeled_shards = out / "shards" / ("unlabeled-train-encoding" if plan.train_encoding else "unlabeled")
     # Its own name: the UCF101 layout, but not UCF101 (no dataset-card count warnings).
     build_shards(
         "ucf101", str(labeled_root), str(labeled_shards), BuildOptions(shard_size_mb=4, name="motion")
     )
+    encoding = {}
+    if plan.train_encoding:
+        encoding = {"train_encoding": True, "train_stride": load_config("pretrain/tiny").data.stride}
     build_shards(
-        "folder", str(unlabeled_root), str(unlabeled_shards), BuildOptions(shard_size_mb=4, name="unlabeled")
+        "folder",
+        str(unlabeled_root),
+        str(unlabeled_shards),
+        BuildOptions(shard_size_mb=4, name="unlabeled", **encoding),
     )
     return labeled_shards, unlabeled_shards
 

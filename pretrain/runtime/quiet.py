@@ -24,6 +24,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 IGNORED_WARNINGS = (
     r".*checkpoint that ended before the epoch ended and your dataloader is not resumable.*",
@@ -98,3 +99,56 @@ def quiet_library_noise() -> Iterator[None]:
     finally:
         for logger in loggers:
             logger.removeFilter(tips)
+
+
+EXPORTER_LOGGERS = ("torch.onnx", "torch._dynamo", "torch.export", "onnx_ir", "onnxscript", "onnxruntime")
+"""Loggers of the ONNX exporter and quantizer: pass lines, initializer dedup, optimizer notes."""
+
+
+class OnlyOurs(logging.Filter):
+    """Lets through records of Tubelet's own loggers (`pretrain.*`) only: onnxruntime's quantizer
+    logs through the root logger itself, so its lines cannot be told apart by logger name."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name.startswith("pretrain")
+
+
+@contextlib.contextmanager
+def library_chatter_to(log_file: Path) -> Iterator[None]:
+    """Within: warnings and the exporter's log lines (`EXPORTER_LOGGERS`, the root logger's foreign
+    records) go to `log_file` instead of the terminal; Tubelet's own log lines still show."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    ours = OnlyOurs()
+    saved = []
+    for name in EXPORTER_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.propagate, logger.handlers[:]))
+        logger.handlers, logger.propagate = [handler], False
+    for console in root.handlers:
+        console.addFilter(ours)
+    root.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = lambda message, category, filename, lineno, *_: handler.emit(
+                logging.LogRecord(
+                    "py.warnings",
+                    logging.WARNING,
+                    filename,
+                    lineno,
+                    f"{category.__name__}: {message}",
+                    None,
+                    None,
+                )
+            )
+            yield
+    finally:
+        root.removeHandler(handler)
+        for console in root.handlers:
+            console.removeFilter(ours)
+        for logger, propagate, handlers in saved:
+            logger.handlers, logger.propagate = handlers, propagate
+        handler.close()

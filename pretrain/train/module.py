@@ -16,6 +16,7 @@ from pytorch_lightning.utilities import grad_norm
 
 from pretrain.config import RunConfig, config_to_dict
 from pretrain.data.augment.transforms import normalize_video, yuv420_to_rgb
+from pretrain.data.video.gpu_decode import EncodedBatch
 from pretrain.models.videomae import VideoMAE, VideoMAEOutput
 from pretrain.train.nan_guard import NonFiniteGuard
 from pretrain.train.optim import build_adamw, param_groups, schedule_for
@@ -29,6 +30,8 @@ def model_video(batch: dict[str, Any], spec: Any = None) -> torch.Tensor:
     shipped with `data.normalize_on_device`, RGB or YUV 4:2:0, are converted here, on the device,
     with the model's `spec.pixel_mean`/`pixel_std`, ImageNet's without a spec)."""
     video = batch["video"]
+    if isinstance(video, EncodedBatch):  # data.decode_device=cuda: decode, crop and resize here
+        video = video.decode(batch["mask"].device)  # (B, T, H*3/2, W) YUV 4:2:0
     if video.dtype != torch.uint8:
         return video  # normalized by the loader
     stats = {} if spec is None else {"mean": spec.pixel_mean, "std": spec.pixel_std}

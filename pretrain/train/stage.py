@@ -26,7 +26,6 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from torch import nn
 
 from pretrain.config import RunConfig
-from pretrain.data.shards import Manifest
 from pretrain.models.flops import training_flops
 from pretrain.runtime.device_peaks import device_peak_tflops
 from pretrain.runtime.placement import Placement, resolve_placement
@@ -98,36 +97,27 @@ class Stage:
 def batches_per_rank_per_epoch(config: RunConfig, world_size: int) -> int:
     """From the manifest, before any process starts: fails early on a missing or empty shard set."""
     from pretrain.data.shards import read_manifest
+    from pretrain.data.streams.epoch import training_epoch
     from pretrain.data.streams.selection import check_splits
-    from pretrain.data.streams.train_stream import batches_per_rank
 
     manifest = read_manifest(config.data.require_shards())
+    if config.data.decode_device == "cuda":
+        from pretrain.data.video.gpu_decode import require_gpu_decoding
+
+        require_gpu_decoding()
     warning = check_splits(config, manifest, evaluating=config.stage == "finetune")  # before training
     if warning:
         log.warning("%s", warning)
-    return batches_per_rank(clips_per_epoch(config, manifest), world_size, config.data.batch_size)
-
-
-def clips_per_epoch(config: RunConfig, manifest: Manifest) -> int:
-    """Clips of one epoch of the selected split (`data.epoch_size` when set)."""
-    from pretrain.data.streams.selection import members_per_shard, resolve_selection
-
-    members = members_per_shard(
-        manifest, resolve_selection(config.data.split, manifest, config.finetune.split)
-    )
-    return config.data.epoch_size or sum(count for _, count in members) * config.data.num_sample
+    return training_epoch(config, manifest, world_size).batches_per_rank
 
 
 def planned_steps(config: RunConfig) -> int:
     """Optimizer steps the run of `config` will take (from its manifest; nothing is started)."""
     from pretrain.data.shards import read_manifest
-    from pretrain.data.streams.train_stream import batches_per_rank
+    from pretrain.data.streams.epoch import training_epoch
 
-    batches = batches_per_rank(
-        clips_per_epoch(config, read_manifest(config.data.require_shards())),
-        config.world_size,
-        config.data.batch_size,
-    )
+    manifest = read_manifest(config.data.require_shards())
+    batches = training_epoch(config, manifest, config.world_size).batches_per_rank
     return schedule_for(config, max(1, batches // config.optim.accumulate_grad_batches)).total_steps
 
 

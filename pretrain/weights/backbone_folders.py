@@ -10,13 +10,13 @@ package's format registry takes (`pretrain.weights.formats.Weights`), so registe
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from pretrain.atomic import replaced_atomically
 from pretrain.models.arch import ArchSpec
 from pretrain.models.backbones import get_backbone
 from pretrain.weights import timesformer_hf, timesformer_original, vivit_hf
@@ -92,12 +92,10 @@ def save_hf_backbone(
     config = converter.hf_config(spec, kind, names)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp_weights, tmp_config = folder / f".{HF_WEIGHTS}.tmp", folder / f".{HF_CONFIG}.tmp"
     tensors = {k: v.contiguous() for k, v in converter.state_dict_to_hf(state, kind).items()}
-    save_file(tensors, str(tmp_weights), metadata={"format": "pt"})
-    tmp_config.write_text(json.dumps(config, indent=2, sort_keys=True))
-    os.replace(tmp_weights, folder / HF_WEIGHTS)
-    os.replace(tmp_config, folder / HF_CONFIG)
+    with replaced_atomically(folder / HF_WEIGHTS, folder / HF_CONFIG) as (tmp_weights, tmp_config):
+        save_file(tensors, str(tmp_weights), metadata={"format": "pt"})
+        tmp_config.write_text(json.dumps(config, indent=2, sort_keys=True))
     return folder
 
 

@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from pretrain.atomic import replaced_atomically
 from pretrain.config import config_from_dict
 from pretrain.errors import CheckpointError, ConfigError
 from pretrain.models.arch import ArchSpec
@@ -93,17 +94,14 @@ def write_atomic(
     Files get the umask's normal mode (safetensors writes 0600)."""
     folder.mkdir(parents=True, exist_ok=True)
     texts = {EXPORT_CONFIG: json.dumps(config, indent=2, sort_keys=True), **(extra_files or {})}
-    tmp_weights = folder / f".{weights_name}.tmp"
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_weights), metadata={"format": "pt"})
-    pending = [(tmp_weights, folder / weights_name)]
-    for name, text in texts.items():
-        tmp = folder / f".{name}.tmp"
-        tmp.write_text(text)
-        pending.append((tmp, folder / name))
     mode = _default_file_mode()
-    for tmp, final in pending:
-        os.chmod(tmp, mode)
-        os.replace(tmp, final)
+    with replaced_atomically(folder / weights_name, *(folder / name for name in texts)) as temps:
+        tmp_weights, *tmp_texts = temps
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_weights), metadata={"format": "pt"})
+        for tmp, text in zip(tmp_texts, texts.values()):
+            tmp.write_text(text)
+        for tmp in temps:
+            os.chmod(tmp, mode)
 
 
 def _default_file_mode() -> int:

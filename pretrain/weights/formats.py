@@ -83,6 +83,11 @@ def find_format(path: str | Path) -> WeightsFormat:
         if fmt.detect(path):
             return fmt
     kinds = "; ".join(f.description or f.name for f in FORMATS)
+    if path.is_dir() and (path / "runtime.json").is_file():
+        raise CheckpointError(
+            f"{path} is a runtime export (ONNX / TorchScript), not weights: load an ONNX one with "
+            "pretrain.evaluate.onnx_model.load_onnx_classifier (tubelet predict and explain take an ONNX one as is)"
+        )
     if path.is_dir() and not (path / "config.json").is_file():
         raise CheckpointError(
             f"{path} is a folder without config.json or meta.json: not a Tubelet export, "

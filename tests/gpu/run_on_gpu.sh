@@ -86,6 +86,12 @@ step gpu-tests "${limits[1]}" env TUBELET_GPU_FIGURES="$out/gpu_figures.json" "$
 step bench-model "${limits[2]}" bash -c 'tubelet bench model "$@" --json > "$0"' "$out/bench_model_b.json" "${bench[@]}"
 step bench-cores "${limits[3]}" bash -c 'tubelet bench cores --from-bench "$0" | tee "$1"' \
   "$out/bench_model_b.json" "$out/bench_cores.txt"
+# The training encoding (shards build --train-encoding) on the same GPU rate; NVDEC's clips/s beside
+# the CPU's when PyNvVideoCodec is carried (fetch_wheels.sh --gpu-decode).
+decode_flag=()
+"$python" -c "import PyNvVideoCodec" 2>/dev/null && [[ $mode == gpu ]] && decode_flag=(--gpu-decode)
+step bench-cores-train "${limits[3]}" bash -c 'tubelet bench cores --from-bench "$0" --encoding train "${@:2}" | tee -a "$1"' \
+  "$out/bench_model_b.json" "$out/bench_cores.txt" "${decode_flag[@]}"
 # Compiling two ViT-Bs takes the longest and matters least: it gets what is left of the 480 s.
 compile_limit=$(( limits[4] > 480 - SECONDS ? limits[4] : 480 - SECONDS ))
 [[ $mode == cpu ]] && compile_limit=${limits[4]}

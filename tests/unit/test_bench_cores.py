@@ -4,6 +4,7 @@ runs themselves are the GPU script's and the README's; compiling takes minutes o
 import json
 
 import pytest
+import torch
 
 from pretrain.bench.cores import (
     analytic_gpu_clips_per_s,
@@ -61,6 +62,18 @@ def test_cli_prints_the_figure_from_given_rates(tmp_path, capsys):
     assert figure["cores_per_gpu"]["1"] == pytest.approx(4 * figure["cores_per_gpu"]["4"], rel=1e-2)
     assert main(["bench", "cores", "--core-rates", "1=zero"]) == 1
     assert "must look like 1=4.1,4=11.8" in capsys.readouterr().err
+    if not torch.cuda.is_available():  # GPU decoding is refused before any corpus is built
+        assert main(["bench", "cores", "--core-rates", "1=10", "--gpu-decode"]) == 2
+        assert "data.decode_device=cuda needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_cores_figure_prints_the_gpu_decode_rates():
+    from pretrain.bench.cores import cores_figure, format_figure
+
+    decode = {"gpu_decode_clips_per_s": 4000.0, "loader_clips_per_cpu_s": 500.0}
+    text = format_figure(cores_figure("b", "vit", (2000.0, "given"), {"1": 100.0}, decode))
+    assert "NVDEC + device crops 4000.0 clips/s (2.00x the training rate)" in text
+    assert "500.0 clips per CPU-second -> 4.0 cores per GPU" in text
 
 
 def test_compiled_ratios():

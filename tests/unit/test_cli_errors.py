@@ -73,6 +73,16 @@ MISTAKES = [
     (["pretrain", "tiny", "data.shards={tmp}"], 1, f"error: {{tmp}}: {NO_MANIFEST}"),
     (["export", "{tmp}/nothing", "{tmp}/out"], 1, "error: checkpoint not found: {tmp}/nothing"),
     (
+        ["export", "{tmp}/nothing", "{tmp}/out", "--format", "torchscript", "--quantize", "int8"],
+        1,
+        "error: --quantize int8 needs --format onnx (onnxruntime quantizes the ONNX graph)",
+    ),
+    (
+        ["bench", "infer", "--teacher", "{tmp}/t"],
+        1,
+        "error: the light table needs --teacher CKPT, --student CKPT and --held-out VIDEO...",
+    ),
+    (
         ["finetune", "tiny", "data.shards={tmp}", "optim.min_lr=0.01"],
         2,
         "config error: optim.min_lr=0.01 is above the peak lr 0.00313 (optim.base_lr=0.1 x global batch 8 / 256); "
@@ -95,6 +105,7 @@ MISTAKES = [
         1,
         "error: --core-rates '1=zero' must look like 1=4.1,4=11.8",
     ),
+    (["bench", "encoding", "{tmp}/none"], 1, "error: {tmp}/none: not a folder of videos"),
     (
         ["bench", "infer", "--batch", "0"],
         1,

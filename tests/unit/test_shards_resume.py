@@ -22,9 +22,14 @@ from pretrain.data.shards import BuildOptions, build_shards, read_manifest
 CLI = "import sys; from pretrain.cli import main; sys.exit(main(sys.argv[1:]))"
 # One video per shard and re-encoding keep the build slow enough to be killed in the middle.
 OPTIONS = ["--shard-size-mb", "0.001", "--reencode", "--crf", "35"]
+TRAIN_OPTIONS = ["--shard-size-mb", "0.001", "--train-encoding", "--crf", "35"]
+REFERENCE = {
+    "reencode": BuildOptions(shard_size_mb=0.001, reencode=True, crf=35),
+    "train": BuildOptions(shard_size_mb=0.001, train_encoding=True, crf=35),
+}
 
 
-def _start_build(corpus: Path, out: Path, workers: int) -> subprocess.Popen:
+def _start_build(corpus: Path, out: Path, workers: int, options: list[str]) -> subprocess.Popen:
     command = [
         sys.executable,
         "-c",
@@ -34,7 +39,7 @@ def _start_build(corpus: Path, out: Path, workers: int) -> subprocess.Popen:
         "ucf101",
         str(corpus),
         str(out),
-        *OPTIONS,
+        *options,
         "--workers",
         str(workers),
     ]
@@ -62,11 +67,12 @@ def _visible_tars_are_complete(out: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [1, 2])
-def test_killed_build_resumes_to_the_same_shards(tmp_path, workers):
+@pytest.mark.parametrize("workers, encoding", [(1, "reencode"), (2, "reencode"), (2, "train")])
+def test_killed_build_resumes_to_the_same_shards(tmp_path, workers, encoding):
     corpus = write_ucf101_tree(tmp_path / "ucf", classes=8)  # 32 videos
     out = tmp_path / "out"
-    process = _start_build(tmp_path / "ucf", out, workers)
+    options = TRAIN_OPTIONS if encoding == "train" else OPTIONS
+    process = _start_build(tmp_path / "ucf", out, workers, options)
     _wait_for_parts(out, 4, process)
     children = psutil.Process(process.pid).children(recursive=True)
     assert len(children) == (0 if workers == 1 else workers)
@@ -80,7 +86,7 @@ def test_killed_build_resumes_to_the_same_shards(tmp_path, workers):
     assert _visible_tars_are_complete(out) >= 4
 
     resumed = subprocess.run(
-        [sys.executable, "-c", CLI, "shards", "build", "ucf101", str(tmp_path / "ucf"), str(out), *OPTIONS],
+        [sys.executable, "-c", CLI, "shards", "build", "ucf101", str(tmp_path / "ucf"), str(out), *options],
         capture_output=True,
         text=True,
         timeout=300,
@@ -95,13 +101,11 @@ def test_killed_build_resumes_to_the_same_shards(tmp_path, workers):
     assert not list(out.rglob("*.partial-*"))
 
     reference = build_shards(
-        "ucf101",
-        str(tmp_path / "ucf"),
-        str(tmp_path / "reference"),
-        BuildOptions(shard_size_mb=0.001, reencode=True, crf=35),
+        "ucf101", str(tmp_path / "ucf"), str(tmp_path / "reference"), REFERENCE[encoding]
     )
     assert reference.videos == 32
     assert read_manifest(str(tmp_path / "reference")).shards == manifest.shards
+    assert manifest.stored_stride == (4 if encoding == "train" else 1)
 
 
 def _jsons(out: Path, manifest) -> list[str]:

@@ -21,8 +21,10 @@ import torch
 
 from pretrain.data.augment import sampling, transforms
 from pretrain.data.augment.randaugment import rand_augment
+from pretrain.data.stage_clock import CLOCK
 from pretrain.data.video.decode import decode_window, probe
 from pretrain.data.video.frames import DecodedFrames, view_of
+from pretrain.data.video.gpu_decode import EncodedClip
 from pretrain.masking import ENCODER_MASKS, running_cell_mask
 
 Clip = dict[str, Any]
@@ -35,6 +37,8 @@ class ClipSettings:
     size: int
     """Output height and width."""
     decode_threads: int = 1
+    decode_device: str = "cpu"
+    """cuda: pretraining clips are drawn here and decoded on the GPU (`gpu_decode.EncodedClip`)."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +72,12 @@ def video_shape(sample: dict) -> tuple[int, int, int]:
 
 
 def _masks(settings: MaskSettings, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    out = {"mask": ENCODER_MASKS[settings.kind](settings.grid, settings.ratio, generator)}  # (N,)
-    if settings.decoder_ratio > 0:
-        out["decoder_mask"] = running_cell_mask(settings.grid, settings.decoder_ratio, generator)  # (N,)
-    return out
+    with CLOCK.stage("masks"):
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        out = {"mask": ENCODER_MASKS[settings.kind](settings.grid, settings.ratio, generator)}  # (N,)
+        if settings.decoder_ratio > 0:
+            out["decoder_mask"] = running_cell_mask(settings.grid, settings.decoder_ratio, generator)  # (N,)
+        return out
 
 
 def _decode(sample: dict, indices: np.ndarray, short_side: int, threads: int) -> DecodedFrames:
@@ -91,17 +96,25 @@ def pretrain_clips(
     num_sample: int = 1,
     flip: bool = True,
 ) -> list[Clip]:
-    """VideoMAE pretraining: random window, multi-scale crop, flip, tube (+ decoder) masks."""
-    num_frames = video_shape(sample)[0]
+    """VideoMAE pretraining: random window, multi-scale crop, flip, tube (+ decoder) masks. With
+    `settings.decode_device` cuda the clips stay encoded (boxes on the native size), for the GPU."""
+    num_frames, width, height = video_shape(sample)
     indices = sampling.random_clip(num_frames, settings.num_frames, settings.stride, rng)
-    # Large videos are converted where the smallest multi-scale crop is exactly the output size.
-    short_side = math.ceil(settings.size / min(transforms.MULTI_SCALES))
-    frames = _decode(sample, indices, short_side, settings.decode_threads)
+    size = (settings.size, settings.size)
+    frames = None
+    if settings.decode_device == "cpu":
+        # Large videos are converted where the smallest multi-scale crop is exactly the output size.
+        short_side = math.ceil(settings.size / min(transforms.MULTI_SCALES))
+        frames = _decode(sample, indices, short_side, settings.decode_threads)
+        height, width = frames.height, frames.width
     clips = []
     for _ in range(num_sample):
-        box = transforms.multi_scale_crop_box(frames.height, frames.width, settings.size, rng)
+        box = transforms.multi_scale_crop_box(height, width, settings.size, rng)
         flipped = flip and rng.random() < 0.5
-        video = view_of(frames, box, (settings.size, settings.size), flipped)  # (C, T, S, S), maybe pending
+        if frames is None:
+            video = EncodedClip(sample["video"], tuple(int(i) for i in indices), box, flipped, size)
+        else:
+            video = view_of(frames, box, size, flipped)  # (C, T, S, S), maybe pending
         clips.append({"video": video, **_masks(masks, rng), **_identity(sample)})
     return clips
 

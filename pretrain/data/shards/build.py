@@ -15,11 +15,12 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Protocol
 
 from pretrain import __version__
 from pretrain.data.shards.cards import check_expected_counts
-from pretrain.data.shards.encode import X264_PRESETS, ReencodeOptions
+from pretrain.data.shards.encode import TRAIN_STRIDE, EncodeOptions, ReencodeOptions, training_encoding
 from pretrain.data.shards.errors import ShardsError, StrictModeError
 from pretrain.data.shards.held_out import METHOD as HELD_OUT_METHOD
 from pretrain.data.shards.held_out import with_held_out_split
@@ -44,31 +45,30 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class BuildOptions:
+class BuildOptions(EncodeOptions):
     """How `build_shards` builds: the one owner of every build option and its default.
 
     `tubelet shards build` derives one flag per field (`--shard-size-mb` for `shard_size_mb`; a
     bool is a switch), its type and default from the annotation, and its help from the docstring
     below the field (cli/shards.py). A new option is a new field here with a docstring; check its
-    value in `__post_init__`, and add it to `content_fields` if it changes the shards' bytes.
+    value in `__post_init__`, and add it to `content_fields` if it changes the shards' bytes. The
+    re-encoding options (`resize_short`, `fps`, `crf`, `preset`, `gop_seconds`) and their checks
+    are `EncodeOptions`' fields, inherited.
     """
 
     shard_size_mb: float = 256.0
     """Target shard size in MB (10^6 bytes) of input bytes; a shard holds at least one video."""
     workers: int = 1
     """Local worker processes (with --ray / a `runner`: the shard tasks in flight at once)."""
-    resize_short: int | None = None
-    """Re-encode with this short side (pixels)."""
-    fps: float | None = None
-    """Re-encode at this frame rate."""
-    crf: int = 23
-    """x264 quality when re-encoding, lower is better."""
-    preset: str = "veryfast"
-    """x264 speed/size preset when re-encoding: ultrafast ... veryslow."""
-    gop_seconds: float = 0.5
-    """Keyframe interval (seconds) when re-encoding."""
     reencode: bool = False
     """Re-encode to H.264 MP4 even without resize/fps (implied by either)."""
+    train_encoding: bool = False
+    """Re-encode for pretraining, cheap to decode: every --train-stride-th frame, short side 256
+    (or --resize-short), a keyframe every 8 stored frames, no B-frames, x264 tune fastdecode
+    (no CABAC, no deblocking). data.stride keeps counting
+    source frames and must be a multiple of the stored stride (README, "The training encoding")."""
+    train_stride: int | None = None
+    """With --train-encoding: keep every N-th source frame (default 4, the recipes' data.stride)."""
     probe: str = "full"
     """full: decode every frame before writing; fast: demux + first frame."""
     strict: bool = False
@@ -103,19 +103,25 @@ class BuildOptions:
     64-pixel-wide grid, 0-255 (a cut must also score 3x its neighbours)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         checks = [
             (self.shard_size_mb > 0, f"shard_size_mb={self.shard_size_mb} must be > 0"),
             (self.workers >= 1, f"workers={self.workers} must be >= 1"),
             (
-                self.resize_short is None or self.resize_short >= 2,
-                f"resize_short={self.resize_short} must be >= 2",
+                self.train_stride is None or self.train_stride >= 1,
+                f"train_stride={self.train_stride} must be >= 1",
             ),
-            (self.fps is None or self.fps > 0, f"fps={self.fps} must be > 0"),
-            (0 <= self.crf <= 51, f"crf={self.crf} must be in 0..51"),
-            (self.gop_seconds > 0, f"gop_seconds={self.gop_seconds} must be > 0"),
+            (
+                self.train_encoding or self.train_stride is None,
+                f"train_stride={self.train_stride} needs --train-encoding",
+            ),
+            (
+                not (self.train_encoding and self.fps),
+                f"fps={self.fps} and --train-encoding: the training encoding sets the rate "
+                "(source fps / --train-stride); drop one",
+            ),
             (0 <= self.test_fraction < 1, f"test_fraction={self.test_fraction} must be in [0, 1)"),
             (self.probe in PROBE_MODES, f"probe={self.probe!r}: choose one of {PROBE_MODES}"),
-            (self.preset in X264_PRESETS, f"preset={self.preset!r}: choose one of {', '.join(X264_PRESETS)}"),
             (self.tail in TAILS, f"tail={self.tail!r}: choose one of {', '.join(TAILS)}"),
         ]
         for ok, message in checks:
@@ -137,15 +143,21 @@ class BuildOptions:
         )
 
     def reencode_options(self) -> ReencodeOptions | None:
+        if self.train_encoding:
+            return training_encoding(
+                self.train_stride or TRAIN_STRIDE, self.resize_short, self.crf, self.preset
+            )
         if not (self.reencode or self.resize_short or self.fps):
             return None
-        return ReencodeOptions(self.resize_short, self.fps, self.crf, self.preset, self.gop_seconds)
+        return ReencodeOptions(
+            **{option.name: getattr(self, option.name) for option in dataclass_fields(EncodeOptions)}
+        )
 
     def content_fields(self) -> dict:
         """Options that change shard bytes (parallelism and strictness do not)."""
         reencode = self.reencode_options()
         fields = {
-            "reencode": asdict(reencode) if reencode else None,
+            "reencode": reencode.fingerprint_fields() if reencode else None,
             "probe": self.probe,
             "shard_size_mb": self.shard_size_mb,
             "seed": self.seed,
@@ -157,6 +169,8 @@ class BuildOptions:
             fields["segments"] = asdict(segments)
         if self.annotations:
             fields["annotations"] = list(self.annotations)
+        if self.train_encoding:  # what loaders read (`Manifest.stored_stride`)
+            fields["stored"] = {"stride": reencode.stride, "short_side": reencode.resize_short}
         return fields
 
 

@@ -122,6 +122,11 @@ class Manifest:
         return len(self.classes)
 
     @property
+    def stored_stride(self) -> int:
+        """Source frames per stored frame: 1, or the --train-stride of a --train-encoding build."""
+        return int(self.build.get("stored", {}).get("stride", 1))
+
+    @property
     def num_samples(self) -> int:
         return sum(shard.count for shard in self.shards)
 

@@ -18,9 +18,11 @@ import torch
 from torch.utils.data import get_worker_info
 
 from pretrain.data.augment.transforms import normalize_video
+from pretrain.data.stage_clock import CLOCK
 from pretrain.data.streams.pipeline_stages import Counters, DataError, Sample, seeded_rng
 from pretrain.data.video.decode import DecodeError
 from pretrain.data.video.frames import PendingView
+from pretrain.data.video.gpu_decode import EncodedBatch, EncodedClip
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +88,19 @@ def collate(clips: list[dict], normalize: bool = True, yuv420: bool = False) -> 
     4:2:0 frames `(B, T, H*3/2, W)` (half of RGB's bytes; `transforms.yuv420_to_rgb` on the
     device). Inside a loader worker the tensors that leave the process are made in shared
     memory, so handing them to the main process copies nothing."""
+    with CLOCK.stage("collate"):  # rendering pending views inside counts as crop_resize / convert
+        return _collate(clips, normalize, yuv420)
+
+
+def _collate(clips: list[dict], normalize: bool, yuv420: bool) -> dict:
     videos = [c["video"] for c in clips]
-    if yuv420 and not normalize and all(isinstance(v, PendingView) and v.yuv420_shippable for v in videos):
+    if isinstance(videos[0], EncodedClip):  # data.decode_device=cuda: decoded by the training process
+        video = EncodedBatch(videos)
+    elif yuv420 and not normalize and all(isinstance(v, PendingView) and v.yuv420_shippable for v in videos):
         video = _render_yuv420(videos)  # (B, T, H*3/2, W)
     else:
         video = stack_videos(videos, shared=not normalize)  # (B, [V,] C, T, H, W) uint8
-    if normalize:
+    if normalize and not isinstance(video, EncodedBatch):
         video = normalize_video(video, out=_new_tensor(video.shape, torch.float32, shared=True))
     batch: dict[str, Any] = {"video": video}
     for name in ("mask", "decoder_mask"):
@@ -141,9 +150,14 @@ def _new_tensor(shape: tuple[int, ...], dtype: torch.dtype, shared: bool) -> tor
     DataLoader's own collate does; otherwise the batch is copied into shared memory when sent)."""
     if not (shared and get_worker_info() is not None):
         return torch.empty(shape, dtype=dtype)
+    return new_shared_tensor(shape, dtype)
+
+
+def new_shared_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An empty tensor in shared memory (what leaves a loader worker without a copy)."""
     numel = math.prod(shape)
-    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel)
-    return torch.empty(0, dtype=dtype).set_(storage.untyped(), 0, shape)
+    storage = torch.UntypedStorage._new_shared(numel * dtype.itemsize)
+    return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
 
 
 def batch_clips(

@@ -116,7 +116,11 @@ def build_eval_loader(
         raise pipeline_stages.DataError(f"{manifest.location}: no samples in {selection.describe()}")
     clips, crops = (data.test_clips, data.test_crops) if multi_view else (1, 1)
     maker = functools.partial(
-        _views, settings=clip_settings(config), num_clips=clips, num_crops=crops, multi_view=multi_view
+        _views,
+        settings=clip_settings(config, manifest),
+        num_clips=clips,
+        num_crops=crops,
+        multi_view=multi_view,
     )
     stream = EvalStream(
         members,

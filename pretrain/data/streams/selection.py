@@ -80,10 +80,26 @@ def overlaps(trained: Selection, evaluated: Selection) -> bool:
     return trained.subset == evaluated.subset
 
 
+def stored_frame_step(stride: int, manifest: Manifest) -> int:
+    """Stored frames between a clip's frames for `data.stride` (in source frames) on these shards:
+    `stride` on whole-rate shards, `stride / stored stride` on --train-encoding shards (which hold
+    every stored-stride-th source frame); ConfigError when the shards cannot serve the stride."""
+    stored = manifest.stored_stride
+    if stride % stored:
+        raise ConfigError(
+            f"data.stride={stride} is not a multiple of the stored stride {stored} of {manifest.location} "
+            f"(built with --train-encoding --train-stride {stored}, every {stored}th source frame kept): "
+            f"use data.stride={stored} or a multiple of it, or shards built without --train-encoding"
+        )
+    return stride // stored
+
+
 def check_splits(config: RunConfig, manifest: Manifest, evaluating: bool) -> str | None:
     """Before any work: `data.split` (and `data.eval_split` when `evaluating`) exist in the manifest
-    and hold samples, and the evaluated videos are held out. Evaluating on training videos is a
-    ConfigError unless `data.eval_on_train`; then the warning to print with the results is returned."""
+    and hold samples, the evaluated videos are held out, and the shards serve `data.stride`.
+    Evaluating on training videos is a ConfigError unless `data.eval_on_train`; then the warning
+    to print with the results is returned."""
+    stored_frame_step(config.data.stride, manifest)
     split_id = config.finetune.split
     trained = resolve_selection(config.data.split, manifest, split_id, TRAIN_KEY)
     checked = [(TRAIN_KEY, config.data.split, trained)]

@@ -20,10 +20,10 @@ a resumed stream identical to an uninterrupted one.
 from __future__ import annotations
 
 import itertools
-import math
 import random
 from collections.abc import Iterator, Sequence
 
+from pretrain.data.stage_clock import CLOCK
 from pretrain.data.streams import pipeline_stages
 from pretrain.data.streams.batching import BatchHook, ClipMaker, StartPoint, batch_clips, make_clips
 from pretrain.data.streams.loader import BatchStream, Slot
@@ -31,11 +31,6 @@ from pretrain.data.streams.selection import Selection
 
 # Sub-streams of a slot's seed, so clip, batch and shuffle randomness never collide.
 CLIP_SEED, BATCH_SEED, SHUFFLE_SEED = 0, 1, 2
-
-
-def batches_per_rank(epoch_clips: int, world_size: int, batch_size: int) -> int:
-    """Full batches each rank yields per epoch (at least one)."""
-    return max(1, math.ceil(epoch_clips / (world_size * batch_size)))
 
 
 class TrainStream(BatchStream):
@@ -79,6 +74,7 @@ class TrainStream(BatchStream):
         samples = pipeline_stages.select(samples, self.selection.accepts, counters)
         shuffle_rng = random.Random(int(pipeline_stages.seeded_rng(*key, SHUFFLE_SEED).integers(2**62)))
         samples = pipeline_stages.shuffle(samples, self.shuffle_buffer, shuffle_rng)
+        samples = CLOCK.timed("read", samples)  # tar parsing, json, selection, shuffle
         clips = make_clips(samples, self.maker, (*key, CLIP_SEED), start, counters, self.num_videos)
         batches = batch_clips(
             clips,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
+from pretrain.data.stage_clock import CLOCK
 from pretrain.data.video.frames import DecodedFrames, frames_to_rgb
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,9 @@ def iter_wanted_frames(
 ) -> Iterator[tuple[int, av.VideoFrame]]:
     """Yield `(index, frame)` for every index in sorted `wanted` that the video has."""
     try:
-        with _open(data) as container:
+        with CLOCK.stage("demux"):
+            container = _open(data)
+        with container:
             stream = container.streams.video[0]
             stream.codec_context.thread_count = threads
             if threads > 1:
@@ -149,14 +152,17 @@ def _decode_run(
     remaining = set(run)
     if first > 0:
         # backward=True lands on the keyframe at or before the target: all references are decoded.
-        container.seek(timing.pts(first), stream=stream, backward=True, any_frame=False)
+        with CLOCK.stage("demux"):
+            container.seek(timing.pts(first), stream=stream, backward=True, any_frame=False)
     context = stream.codec_context
     previous = -1
-    for packet in container.demux(stream):
+    for packet in CLOCK.timed("demux", container.demux(stream)):
         if packet.pts is not None and context.thread_count == 1:
             # Pictures nobody wants and nothing references (B-frames) need not be decoded.
             context.skip_frame = "DEFAULT" if timing.index(packet.pts) in remaining else "NONREF"
-        for frame in packet.decode():
+        with CLOCK.stage("decode"):
+            frames = packet.decode()
+        for frame in frames:
             index = timing.index(frame.pts) if frame.pts is not None else previous + 1
             previous = index
             if index in remaining:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
 
+from pretrain.data.stage_clock import CLOCK
 from pretrain.data.video import crop
 from pretrain.data.video.crop import Box
 
@@ -98,14 +99,18 @@ class DecodedFrames:
         )
         # All frames' planes in one tall I420 image: one colour conversion (and mirror) per view.
         scratch = _I420(len(rows), even_h, even_w)
-        self._resize_planes(
-            self._scaled_box(box, size, (even_h, even_w)),
-            rows,
-            [(scratch.y[r], scratch.u[r], scratch.v[r]) for r in range(len(rows))],
-        )
-        if flip:  # mirror the YUV planes: half the bytes of mirroring the RGB result
-            scratch = scratch.mirrored()
-        cv2.cvtColor(scratch.buffer, cv2.COLOR_YUV2RGB_I420, dst=out.reshape(len(rows) * even_h, even_w, 3))
+        with CLOCK.stage("crop_resize"):
+            self._resize_planes(
+                self._scaled_box(box, size, (even_h, even_w)),
+                rows,
+                [(scratch.y[r], scratch.u[r], scratch.v[r]) for r in range(len(rows))],
+            )
+            if flip:  # mirror the YUV planes: half the bytes of mirroring the RGB result
+                scratch = scratch.mirrored()
+        with CLOCK.stage("convert"):
+            cv2.cvtColor(
+                scratch.buffer, cv2.COLOR_YUV2RGB_I420, dst=out.reshape(len(rows) * even_h, even_w, 3)
+            )
         if into is not None and not odd:
             return into
         first_col = even_w - out_w if flip else 0  # the extra column is on the left once mirrored
@@ -127,13 +132,14 @@ class DecodedFrames:
             )
             for frame in frames
         ]
-        self._resize_planes(
-            self._scaled_box(self._to_native(box), size, size), list(range(len(frames))), targets
-        )
-        if flip:
-            for planes in targets:
-                for plane in planes:
-                    cv2.flip(plane, 1, dst=plane)  # in place
+        with CLOCK.stage("crop_resize"):
+            self._resize_planes(
+                self._scaled_box(self._to_native(box), size, size), list(range(len(frames))), targets
+            )
+            if flip:
+                for planes in targets:
+                    for plane in planes:
+                        cv2.flip(plane, 1, dst=plane)  # in place
         return out
 
     def _scaled_box(
@@ -170,16 +176,19 @@ class DecodedFrames:
         self, box: Box, size: tuple[int, int], flip: bool, rows: list[int] | None
     ) -> torch.Tensor:
         frames = self.rgb() if rows is None else self.rgb()[rows]  # (T, 3, H, W), channels-last memory
-        clip = crop.crop_resize(frames, box, size)  # (T, 3, H, W)
-        if flip:
-            clip = crop.hflip(clip)
-        return clip.permute(0, 2, 3, 1).contiguous()  # (T, H, W, 3); no copy when already channels-last
+        with CLOCK.stage("crop_resize"):
+            clip = crop.crop_resize(frames, box, size)  # (T, 3, H, W)
+            if flip:
+                clip = crop.hflip(clip)
+            return clip.permute(0, 2, 3, 1).contiguous()  # (T, H, W, 3); no copy when already channels-last
 
     def rgb(self) -> torch.Tensor:
         """All frames in RGB at the working size, uint8 `(T, 3, H, W)` in channels-last memory
         (converted once, resized inside swscale when the working size differs)."""
         if self._rgb is None:
-            self._rgb = crop.frames_to_tensor(frames_to_rgb(self.frames, (self.width, self.height)))
+            with CLOCK.stage("convert"):
+                rgb = frames_to_rgb(self.frames, (self.width, self.height))
+                self._rgb = crop.frames_to_tensor(rgb)
         return self._rgb
 
 
