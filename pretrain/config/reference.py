@@ -29,10 +29,12 @@ def _field_docs(node: ast.ClassDef) -> dict[str, str]:
     docs: dict[str, str] = {}
     body = node.body
     for current, following in zip(body, body[1:]):
-        is_field = isinstance(current, ast.AnnAssign) and isinstance(current.target, ast.Name)
-        is_doc = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
-        if is_field and is_doc and isinstance(following.value.value, str):
-            docs[current.target.id] = " ".join(following.value.value.split())
+        if not (isinstance(current, ast.AnnAssign) and isinstance(current.target, ast.Name)):
+            continue
+        if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+            doc = following.value.value
+            if isinstance(doc, str):
+                docs[current.target.id] = " ".join(doc.split())
     return docs
 
 
@@ -41,7 +43,10 @@ def field_docstrings(cls: type) -> dict[str, str]:
     extends (read from their source)."""
     docs: dict[str, str] = {}
     for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
-        docs.update(_field_docs(ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0]))
+        node = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0]
+        if not isinstance(node, ast.ClassDef):
+            raise TypeError(f"{klass!r} is not a class")
+        docs.update(_field_docs(node))
     return docs
 
 

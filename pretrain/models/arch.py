@@ -106,7 +106,10 @@ class ArchSpec:
     def from_dict(cls, values: dict[str, Any]) -> ArchSpec:
         """Build from a dict that may hold other keys too (they are ignored)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names})
+        known: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names
+        }
+        return cls(**known)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -26,7 +26,10 @@ def export_checkpoint(path: str | Path, out_dir: str | Path) -> Path:
     weights = read_stage_checkpoint(Path(path))
     build_model(weights.state, weights.model_config, weights.source)  # strict: every tensor, every shape
     out = write_export(
-        weights.state, weights.model_config, out_dir, run_config=config_to_dict(weights.run_config)
+        weights.state,
+        weights.model_config,
+        out_dir,
+        run_config=config_to_dict(weights.run_config) if weights.run_config else None,
     )
     log.info("exported %s %s -> %s (%d tensors)", weights.kind, path, out, len(weights.state))
     return out

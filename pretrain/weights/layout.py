@@ -151,8 +151,12 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     root = Path(run_dir) / CHECKPOINTS_DIR
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and STEP_DIR.match(p.name)]
-    return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)), reverse=True)
+    found = [
+        (int(match.group(1)), p)
+        for p in root.iterdir()
+        if p.is_dir() and not p.is_symlink() and (match := STEP_DIR.match(p.name))
+    ]
+    return [p for _, p in sorted(found, key=lambda pair: pair[0], reverse=True)]
 
 
 def latest_valid_checkpoint(run_dir: str | Path, verify: bool = True) -> Checkpoint | None:

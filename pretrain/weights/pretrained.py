@@ -13,14 +13,14 @@ from torch import nn
 
 from pretrain.errors import CheckpointError
 from pretrain.models.arch import ArchSpec
+from pretrain.models.blocks import Encoder
+from pretrain.models.classifier import VideoClassifier
 from pretrain.models.positions import resize_learned_tables
 from pretrain.weights.build import build_weights
 from pretrain.weights.formats import read_weights
 
 if TYPE_CHECKING:
     from pretrain.config import RunConfig
-    from pretrain.models.blocks import Encoder
-    from pretrain.models.classifier import VideoClassifier
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,20 @@ def from_pretrained(path: str | Path) -> nn.Module:
     pixels in [0, 1]: `video = (pixels - mean) / std`), `source_format` and `run_config` (or None)."""
     weights = read_weights(path)
     model = build_weights(weights).eval()
-    model.class_names = (
-        list(weights.class_names) if weights.kind == "classifier" and weights.class_names else None
-    )
-    spec = model.spec  # the normalization the weights expect travels in their spec (HF ViViT: [-1, 1])
-    model.input_mean, model.input_std = spec.pixel_mean, spec.pixel_std
-    model.source_format = weights.model_config["source_format"]
-    model.run_config = weights.run_config
+    spec = ArchSpec.from_dict(
+        weights.model_config
+    )  # the normalization the weights expect (HF ViViT: [-1, 1])
+    travelling = {
+        "class_names": list(weights.class_names)
+        if weights.kind == "classifier" and weights.class_names
+        else None,
+        "input_mean": spec.pixel_mean,
+        "input_std": spec.pixel_std,
+        "source_format": weights.model_config["source_format"],
+        "run_config": weights.run_config,
+    }
+    for name, value in travelling.items():  # plain attributes of the module
+        setattr(model, name, value)
     return model
 
 
@@ -65,6 +72,8 @@ def load_finetuned(path: str | Path, config: RunConfig | None = None) -> Finetun
             "fine-tune it first (tubelet finetune ... finetune.init=PATH)"
         )
     model = build_weights(weights).eval()
+    if not isinstance(model, VideoClassifier):
+        raise CheckpointError(f"{path} builds a {type(model).__name__}, not a VideoClassifier")
     names = list(weights.class_names or [f"class_{i}" for i in range(model.num_classes)])
     return Finetuned(model, weights.run_config or config, names)
 
@@ -77,7 +86,9 @@ def load_encoder(path: str | Path, model: nn.Module) -> dict[str, Any]:
     weights is skipped when the model has none (mean pooling uses fc_norm instead). Weights that do
     not fit the model's shapes are a ValueError (the model's config is what differs)."""
     weights = read_weights(path)
-    encoder: Encoder = model.encoder
+    encoder = model.encoder
+    if not isinstance(encoder, Encoder):
+        raise TypeError(f"{type(model).__name__}.encoder is a {type(encoder).__name__}, not an Encoder")
     wanted = encoder.state_dict()
     loaded = {k.removeprefix("encoder."): v for k, v in weights.state.items() if k.startswith("encoder.")}
     skipped = sorted(k for k in loaded if k not in wanted)

@@ -63,7 +63,9 @@ def count_blocks(keys: Any, prefix: str) -> int:
 
 def _pairs(ours: Tensors | None, hf: Tensors | None, kind: str, base: str) -> list[tuple[str, str]]:
     """(our name, HF name) of every tensor; blocks counted on whichever side is given."""
-    keys = ours if ours is not None else {k[len(base) :] for k in hf}
+    if ours is None and hf is None:
+        raise ValueError("name pairs need our state dict or the HF one")
+    keys = ours if ours is not None else {k[len(base) :] for k in hf or {}}
     depth = count_blocks(keys, "encoder.blocks." if ours is not None else "encoder.layer.")
     pairs = [(o, base + h) for o, h in EMBEDDINGS]
     pairs += [(f"{PATCH[0]}.{leaf}", f"{base}{PATCH[1]}.{leaf}") for leaf in ("weight", "bias")]

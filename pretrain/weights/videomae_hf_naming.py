@@ -46,8 +46,10 @@ def _block_from_hf(hf: Tensors, src: str, dst: str, out: Tensors) -> None:
         [hf[f"{att}.query.weight"], hf[f"{att}.key.weight"], hf[f"{att}.value.weight"]]
     )
     for ours, legacy, current in (("q_bias", "q_bias", "query.bias"), ("v_bias", "v_bias", "value.bias")):
-        if f"{att}.{legacy}" in hf or f"{att}.{current}" in hf:
-            out[f"{dst}.attn.{ours}"] = hf.get(f"{att}.{legacy}", hf.get(f"{att}.{current}"))
+        for name in (f"{att}.{legacy}", f"{att}.{current}"):  # older checkpoints use the legacy name
+            if name in hf:
+                out[f"{dst}.attn.{ours}"] = hf[name]
+                break
 
 
 def _block_to_hf(ours: Tensors, src: str, dst: str, out: Tensors) -> None:

@@ -107,6 +107,11 @@ MISTAKES = [
     ),
     (["bench", "encoding", "{tmp}/none"], 1, "error: {tmp}/none: not a folder of videos"),
     (
+        ["bench", "readme", "--readme", "{tmp}/none.md"],
+        1,
+        "error: --readme {tmp}/none.md: no such file (run from the repository root or pass --readme)",
+    ),
+    (
         ["bench", "infer", "--batch", "0"],
         1,
         "error: --batch, --reps, --img-size and --num-frames must be >= 1, --warmup >= 0",
