@@ -61,7 +61,7 @@ def schema_fields() -> Iterator[tuple[str, str, Any, str]]:
             continue
         for leaf in fields(section):
             default = getattr(section, leaf.name)
-            doc = docs[type(section).__name__].get(leaf.name, "")
+            doc = (docs.get(type(section).__name__) or field_docstrings(type(section))).get(leaf.name, "")
             yield f"{top.name}.{leaf.name}", _type_name(leaf.type), default, doc
 
 

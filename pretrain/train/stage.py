@@ -105,7 +105,7 @@ def batches_per_rank_per_epoch(config: RunConfig, world_size: int) -> int:
         from pretrain.data.video.gpu_decode import require_gpu_decoding
 
         require_gpu_decoding()
-    warning = check_splits(config, manifest, evaluating=config.stage == "finetune")  # before training
+    warning = check_splits(config, manifest, evaluating=config.trains_classifier)  # before training
     if warning:
         log.warning("%s", warning)
     return training_epoch(config, manifest, world_size).batches_per_rank

@@ -153,7 +153,7 @@ PARTS: tuple[Part, ...] = (
     ),
     _part(
         "quickstart",
-        "the whole path on synthetic data",
+        "the whole path on synthetic data (`--distill`: with the light bench's table)",
         "errors",
         "atomic",
         "pixels",
@@ -165,6 +165,7 @@ PARTS: tuple[Part, ...] = (
         "runtime",
         "evaluate",
         "train",
+        "bench",
     ),
     _part(
         "smoke",

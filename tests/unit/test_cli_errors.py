@@ -88,6 +88,7 @@ MISTAKES = [
         "config error: optim.min_lr=0.01 is above the peak lr 0.00313 (optim.base_lr=0.1 x global batch 8 / 256); "
         "lower optim.min_lr",
     ),
+    (["distill", "tiny", "data.shards={tmp}"], 2, "config error: distill.teacher=PATH is required"),
     (
         ["evaluate", "tiny", "ckpt=x"],
         2,
