@@ -77,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_console(args.verbose)
     try:
         result = args.handler(args)
+        sys.stdout.flush()  # a reader that went away (`| head -1`) is found here, not at exit
+    except BrokenPipeError:
+        return _reader_gone()
     except ConfigError as error:
         return _report(error, "config error", 2)
     except (TubeletError, OSError) as error:
@@ -99,6 +102,14 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args
+
+
+def _reader_gone() -> int:
+    """A closed stdout is a normal end, as for every Unix tool: exit 0, no message (and no second
+    error when the interpreter flushes stdout at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0
 
 
 def _report(error: Exception, kind: str, code: int) -> int:
