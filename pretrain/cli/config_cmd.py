@@ -39,9 +39,7 @@ def _show(args: argparse.Namespace) -> int:
         from pretrain.data.shards import read_manifest
         from pretrain.data.streams.selection import check_splits
 
-        warning = check_splits(
-            config, read_manifest(config.data.shards), evaluating=config.stage == "finetune"
-        )
+        warning = check_splits(config, read_manifest(config.data.shards), evaluating=config.trains_classifier)
         if warning:
             print(f"# {warning}")
     print(config_to_yaml(config), end="")

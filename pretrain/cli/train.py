@@ -1,4 +1,5 @@
-"""`tubelet pretrain RECIPE key=value ...` and `tubelet finetune RECIPE key=value ...`: run a training stage."""
+"""`tubelet pretrain RECIPE key=value ...`, `tubelet finetune RECIPE key=value ...` and
+`tubelet distill RECIPE distill.teacher=PATH ...`: run a training stage."""
 
 from __future__ import annotations
 
@@ -28,6 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     finetune.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     finetune.set_defaults(handler=_finetune)
 
+    distill = subparsers.add_parser(
+        "distill",
+        help="train a small student from a frozen teacher (logits: VideoMAE V2; features: MVD)",
+        description="Example: tubelet distill tiny data.shards=motion/ distill.teacher=runs/teacher/ "
+        "finetune.init=export/ (distill.kind=features for MVD's masked feature distillation)",
+    )
+    distill.add_argument("recipe", help="shipped recipe (e.g. tiny, vit_s_from_b_k400) or a YAML path")
+    distill.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    distill.set_defaults(handler=_distill)
+
 
 def _pretrain(args: argparse.Namespace) -> int:
     from pretrain.config import load_config
@@ -40,6 +51,13 @@ def _finetune(args: argparse.Namespace) -> int:
     from pretrain.config import load_config
 
     config = load_config(args.recipe, args.overrides, stage="finetune")  # ConfigError → exit 2
+    return run_and_report(config)
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from pretrain.config import load_config
+
+    config = load_config(args.recipe, args.overrides, stage="distill")  # ConfigError → exit 2
     return run_and_report(config)
 
 

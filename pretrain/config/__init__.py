@@ -4,6 +4,7 @@ A run is `tubelet <stage> RECIPE key=value ...`; `load_config` returns a validat
 raises `ConfigError` naming the key.
 """
 
+from pretrain.config.distill_schema import DistillConfig
 from pretrain.config.loading import (
     RECIPES_DIR,
     config_from_dict,
@@ -34,6 +35,7 @@ __all__ = [
     "ClusterConfig",
     "ConfigError",
     "DataConfig",
+    "DistillConfig",
     "FinetuneConfig",
     "LoggingConfig",
     "MaskConfig",

@@ -66,7 +66,7 @@ def load_config(
         except OmegaConfBaseException as error:
             raise ConfigError(_describe_omegaconf_error(error)) from None
     try:
-        return OmegaConf.to_object(merged)  # runs every __post_init__
+        return _run_config(merged)  # runs every __post_init__
     except ConfigError:
         raise
     except OmegaConfBaseException as error:
@@ -77,8 +77,11 @@ def config_to_yaml(config: RunConfig) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(config))
 
 
-def config_to_dict(config: RunConfig) -> dict:
-    return OmegaConf.to_container(OmegaConf.structured(config))
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    values = OmegaConf.to_container(OmegaConf.structured(config))
+    if not isinstance(values, dict):
+        raise TypeError(f"a RunConfig became a {type(values).__name__}")
+    return {str(key): value for key, value in values.items()}
 
 
 def config_from_dict(values: dict) -> RunConfig:
@@ -86,9 +89,17 @@ def config_from_dict(values: dict) -> RunConfig:
     layer = OmegaConf.create(values)
     _reject_unknown_keys(layer, RunConfig)
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), layer))
+        return _run_config(OmegaConf.merge(OmegaConf.structured(RunConfig), layer))
     except OmegaConfBaseException as error:
         raise ConfigError(_describe_omegaconf_error(error)) from None
+
+
+def _run_config(merged: Any) -> RunConfig:
+    """The dataclass object of a merged config (building it runs every `__post_init__`)."""
+    config = OmegaConf.to_object(merged)
+    if not isinstance(config, RunConfig):
+        raise TypeError(f"the merged config became a {type(config).__name__}, not a RunConfig")
+    return config
 
 
 def _load_yaml(path: Path) -> DictConfig:
@@ -142,7 +153,7 @@ def _reject_unknown_keys(layer: DictConfig, schema: type, prefix: str = "") -> N
     valid = {f.name: f.type for f in fields(schema)}
     hints = _field_types(schema)
     for key in layer:
-        dotted = f"{prefix}{key}"
+        dotted = f"{prefix}{key!s}"
         if key not in valid:
             close = difflib.get_close_matches(str(key), list(valid), n=3, cutoff=0.5)
             suggestion = f"; did you mean {', '.join(prefix + c for c in close)}?" if close else ""
@@ -152,7 +163,7 @@ def _reject_unknown_keys(layer: DictConfig, schema: type, prefix: str = "") -> N
             )
         sub_schema = hints[key]
         value = layer[key]
-        if is_dataclass(sub_schema):
+        if isinstance(sub_schema, type) and is_dataclass(sub_schema):
             if not isinstance(value, DictConfig):
                 raise ConfigError(
                     f"config key {dotted!r} is a section; set its fields, e.g. {dotted}.<field>=..."
@@ -160,7 +171,7 @@ def _reject_unknown_keys(layer: DictConfig, schema: type, prefix: str = "") -> N
             _reject_unknown_keys(value, sub_schema, prefix=f"{dotted}.")
 
 
-def _field_types(schema: type) -> dict[str, Any]:
+def _field_types(schema: Any) -> dict[str, Any]:
     return typing.get_type_hints(schema)
 
 

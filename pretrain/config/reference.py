@@ -6,6 +6,7 @@ Attribute docstrings are not kept at run time, so they are read from config.py's
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import textwrap
 from collections.abc import Iterator
@@ -28,17 +29,25 @@ def _field_docs(node: ast.ClassDef) -> dict[str, str]:
     docs: dict[str, str] = {}
     body = node.body
     for current, following in zip(body, body[1:]):
-        is_field = isinstance(current, ast.AnnAssign) and isinstance(current.target, ast.Name)
-        is_doc = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
-        if is_field and is_doc and isinstance(following.value.value, str):
-            docs[current.target.id] = " ".join(following.value.value.split())
+        if not (isinstance(current, ast.AnnAssign) and isinstance(current.target, ast.Name)):
+            continue
+        if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+            doc = following.value.value
+            if isinstance(doc, str):
+                docs[current.target.id] = " ".join(doc.split())
     return docs
 
 
 def field_docstrings(cls: type) -> dict[str, str]:
-    """Field name -> the docstring written below it, for any dataclass (read from its source)."""
-    node = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
-    return _field_docs(node)
+    """Field name -> the docstring written below it, for any dataclass and the dataclasses it
+    extends (read from their source)."""
+    docs: dict[str, str] = {}
+    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
+        node = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0]
+        if not isinstance(node, ast.ClassDef):
+            raise TypeError(f"{klass!r} is not a class")
+        docs.update(_field_docs(node))
+    return docs
 
 
 def schema_fields() -> Iterator[tuple[str, str, Any, str]]:
@@ -52,7 +61,7 @@ def schema_fields() -> Iterator[tuple[str, str, Any, str]]:
             continue
         for leaf in fields(section):
             default = getattr(section, leaf.name)
-            doc = docs[type(section).__name__].get(leaf.name, "")
+            doc = (docs.get(type(section).__name__) or field_docstrings(type(section))).get(leaf.name, "")
             yield f"{top.name}.{leaf.name}", _type_name(leaf.type), default, doc
 
 

@@ -1,7 +1,7 @@
 """The one typed config schema: nested dataclasses, one docstring per field, checks in __post_init__.
 
-Sections: model, mask, data, optim, strategy, trainer, logging, cluster, finetune; `RunConfig`
-holds them and the cross-section rules. Loading and override parsing live in `loading.py`.
+Sections: model, mask, data, optim, strategy, trainer, logging, cluster, finetune, distill
+(`distill_schema.py`); `RunConfig` holds them and the cross-section rules. Loading and override parsing live in `loading.py`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pretrain.config.distill_schema import DistillConfig
 from pretrain.errors import ConfigError  # re-exported: `pretrain.config.ConfigError`
 from pretrain.models.backbones import BACKBONES, DEFAULT_BACKBONE
 from pretrain.models.sizes import SIZES
 from pretrain.pixels import token_grid
 
-STAGES = ("pretrain", "finetune")
+STAGES = ("pretrain", "finetune", "distill")
 MASK_KINDS = ("tube", "random")
 
 
@@ -176,15 +177,8 @@ class DataConfig:
     """Spatial views per video at evaluation."""
 
     def __post_init__(self) -> None:
-        for key in (
-            "batch_size",
-            "stride",
-            "num_sample",
-            "shuffle_buffer",
-            "decode_threads",
-            "test_clips",
-            "test_crops",
-        ):
+        positive = ("batch_size", "stride", "num_sample", "shuffle_buffer", "decode_threads", "test_clips")
+        for key in (*positive, "test_crops"):
             _positive(f"data.{key}", getattr(self, key))
         _check(self.num_workers >= 0, f"data.num_workers={self.num_workers} must be >= 0")
         _choice("data.decode_device", self.decode_device, ("cpu", "cuda"))
@@ -446,7 +440,7 @@ class FinetuneConfig:
 @dataclass
 class RunConfig:
     stage: str = "pretrain"
-    """pretrain or finetune."""
+    """pretrain, finetune or distill."""
     model: ModelConfig = field(default_factory=ModelConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -456,6 +450,7 @@ class RunConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
         _choice("stage", self.stage, STAGES)
@@ -469,12 +464,18 @@ class RunConfig:
             "factorised attention run on the visible tokens as a (time slices x positions) grid, which "
             "only mask.kind=tube gives",
         )
-        if self.mask.decoder_ratio > 0:
-            _check(
-                self.model.grid[1] % 2 == 0 and self.model.grid[2] % 2 == 0,
-                f"mask.decoder_ratio>0 uses 2x2 running cells: the patch grid {self.model.grid[1:]} "
-                "must have even height and width",
-            )
+        grid, cells = self.model.grid, self.model.grid[1] * self.model.grid[2]  # cells: positions per slice
+        hidden, dropped = int(self.mask.ratio * cells), int(4 * self.mask.decoder_ratio) * cells // 4
+        _check(
+            self.mask.decoder_ratio == 0 or (grid[1] % 2 == 0 and grid[2] % 2 == 0),
+            f"mask.decoder_ratio>0 uses 2x2 running cells: the patch grid {grid[1:]} "
+            "must have even height and width",
+        )
+        _check(  # else step 1 finds no token to reconstruct (pigeonhole: hidden > dropped keeps one)
+            hidden >= 1 and (self.mask.decoder_ratio == 0 or 0 < dropped < hidden),
+            f"mask.ratio={self.mask.ratio} hides {hidden} of {cells} positions per time slice, mask.decoder_ratio="
+            f"{self.mask.decoder_ratio} drops {dropped}: need 1 <= dropped < hidden (or decoder_ratio 0)",
+        )
         _check(
             self.optim.min_lr <= self.lr,
             f"optim.min_lr={self.optim.min_lr:g} is above the peak lr {self.lr:.3g} (optim.base_lr="
@@ -485,11 +486,17 @@ class RunConfig:
         """What a stage needs beyond a valid config, checked before any work starts. Not part of
         `__post_init__`: a config saved with a checkpoint must still load when its paths are gone."""
         self.data.require_shards()
+        _check(self.stage != "distill" or bool(self.distill.teacher), "distill.teacher=PATH is required")
         resume = self.trainer.resume
         _check(
             resume in ("none", "auto") or "://" in resume or Path(resume).exists(),
             f"trainer.resume={resume!r} is neither auto, none nor an existing path",
         )
+
+    @property
+    def trains_classifier(self) -> bool:
+        """Fine-tuning, or distilling logits (which fine-tunes the student on labels)."""
+        return self.stage == "finetune" or (self.stage == "distill" and self.distill.kind == "logits")
 
     @property
     def world_size(self) -> int:

@@ -54,6 +54,9 @@ class Attention(nn.Module):
             raise ValueError(f"width {dim} is not divisible by {heads} heads")
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias and key_bias)
+        self.q_bias: nn.Parameter | None
+        self.v_bias: nn.Parameter | None
+        self.k_bias: torch.Tensor
         if qkv_bias and not key_bias:
             self.q_bias = nn.Parameter(torch.zeros(dim))
             self.v_bias = nn.Parameter(torch.zeros(dim))
@@ -71,7 +74,7 @@ class Attention(nn.Module):
         # k_bias is a buffer: DeepSpeed's bf16 engine casts parameters only, so follow q_bias's dtype
         bias = (
             self.qkv.bias
-            if self.q_bias is None
+            if self.q_bias is None or self.v_bias is None
             else torch.cat([self.q_bias, self.k_bias.to(self.q_bias.dtype), self.v_bias])
         )
         qkv = F.linear(x, self.qkv.weight, bias)  # (B, N, 3D)

@@ -39,7 +39,7 @@ class VideoClassifier(nn.Module):
         self.encoder = build_encoder(spec, drop_path, final_norm=False, grad_checkpointing=grad_checkpointing)
         self.fc_norm = nn.LayerNorm(spec.dim, eps=spec.head_norm_eps)
         self.head_dropout = nn.Dropout(head_dropout)
-        self.head = nn.Linear(spec.dim, num_classes)
+        self.head: nn.Module = nn.Linear(spec.dim, num_classes)
         self._init_weights(head_init_scale)
 
     def _init_weights(self, head_init_scale: float) -> None:
@@ -52,9 +52,11 @@ class VideoClassifier(nn.Module):
             elif isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
-        with torch.no_grad():
-            self.head.weight.mul_(head_init_scale)
-            self.head.bias.mul_(head_init_scale)
+        head = self.head
+        if isinstance(head, nn.Linear):  # always, at construction (a linear probe's head comes later)
+            with torch.no_grad():
+                head.weight.mul_(head_init_scale)
+                head.bias.mul_(head_init_scale)
         self.encoder.init_embeddings()
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:

@@ -97,7 +97,7 @@ class TimeSformerEncoder(Encoder):
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.zeros_(self.time_embed)
-        for block in list(self.blocks)[1:]:
+        for block in [block for block in self.blocks if isinstance(block, DividedBlock)][1:]:
             nn.init.zeros_(block.temporal_fc.weight)
             nn.init.zeros_(block.temporal_fc.bias)
 

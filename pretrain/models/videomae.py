@@ -90,6 +90,8 @@ def plan_tokens(mask: torch.Tensor, decoder_mask: torch.Tensor | None) -> TokenP
 
 
 class Decoder(nn.Module):
+    channel_first_rows: torch.Tensor  # (C * tpp,) buffer
+
     def __init__(self, spec: ArchSpec):
         super().__init__()
         self.blocks = nn.ModuleList(
@@ -111,6 +113,10 @@ class Decoder(nn.Module):
 
 
 class VideoMAE(nn.Module):
+    decoder_pos_embed: torch.Tensor  # (N, Dd) buffer
+    pixel_mean: torch.Tensor  # (C,) buffer
+    pixel_std: torch.Tensor  # (C,) buffer
+
     def __init__(
         self,
         spec: ArchSpec,

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 class JointEncoder(Encoder):
     """Tubelet embedding + fixed sin-cos positions + blocks (+ final norm); output (B, n, D)."""
 
+    pos_embed: torch.Tensor  # (N, D) buffer
+
     def embed_positions(self) -> None:
         """The position table: fixed sin-cos, not in state dicts."""
         self.register_buffer(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pretrain.atomic import replaced_atomically
 from pretrain.errors import TubeletError
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,6 @@ class SmokeReport:
             "details": self.details,
             "info": self.info,
         }
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
+        with replaced_atomically(path) as (tmp,):
+            tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
         return path

@@ -18,6 +18,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import WandbLogger
 
+from pretrain.atomic import replaced_atomically
 from pretrain.models.videomae import masked_video
 from pretrain.train.module import model_video, precision_input
 from pretrain.train.recon_image import reconstruction_image
@@ -182,9 +183,8 @@ class ReconstructionLogger(Callback):
     def write(self, panels: np.ndarray, step: int, trainer: pl.Trainer) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         png = self.out_dir / f"step-{step:08d}.png"
-        tmp = png.with_suffix(".png.tmp")
-        reconstruction_image(panels, f"step {step}").save(tmp, format="PNG")
-        tmp.replace(png)
+        with replaced_atomically(png) as (tmp,):
+            reconstruction_image(panels, f"step {step}").save(tmp, format="PNG")
         mp4 = self._write_mp4(panels, step)
         self.written.append(png)
         if mp4 is not None:

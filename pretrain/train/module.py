@@ -69,7 +69,7 @@ class PretrainModule(pl.LightningModule):
                     self.model.spec, self.config.mask.ratio, self.config.mask.decoder_ratio
                 ).items()
             }
-            register_untracked_parameters(self, self.model, lambda: self.model(**inputs))
+            register_untracked_parameters(self, self.model, lambda: self(**inputs))
 
     def forward(
         self, video: torch.Tensor, mask: torch.Tensor, decoder_mask: torch.Tensor | None = None

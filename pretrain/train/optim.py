@@ -97,8 +97,3 @@ def schedule_for(config: RunConfig, steps_per_epoch: int, peak_lr: float | None 
         warmup_steps=warmup,
         total_steps=total,
     )
-
-
-def steps_per_epoch(config: RunConfig, clips_per_epoch: int) -> int:
-    """Optimizer steps per epoch for `clips_per_epoch` clips shared by all ranks."""
-    return max(1, clips_per_epoch // config.global_batch)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from pretrain import __version__ as TUBELET_VERSION
+from pretrain.atomic import replaced_atomically
 from pretrain.config import RunConfig, config_to_yaml
 
 # Run name shared with the processes Lightning launches for the other local ranks.
@@ -48,9 +49,8 @@ def save_run_info(config: RunConfig, run_dir: Path, extra: dict | None = None) -
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **(extra or {}),
     }
-    tmp = run_dir / f".{RUN_INFO}.tmp"
-    tmp.write_text(json.dumps(info, indent=2, sort_keys=True))
-    tmp.replace(run_dir / RUN_INFO)
+    with replaced_atomically(run_dir / RUN_INFO) as (tmp,):
+        tmp.write_text(json.dumps(info, indent=2, sort_keys=True))
 
 
 def resume_command(config: RunConfig, run_dir: Path) -> str:

@@ -32,7 +32,7 @@ from pretrain.runtime.placement import Placement, resolve_placement
 from pretrain.runtime.quiet import quiet_library_noise
 from pretrain.train.callbacks import ThroughputMonitor
 from pretrain.train.checkpoint_callback import CheckpointCallback
-from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging
+from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging, run_log_file
 from pretrain.train.nan_guard import TrainingDiverged
 from pretrain.train.optim import schedule_for
 from pretrain.train.resumable_stream import StreamData
@@ -97,22 +97,28 @@ class Stage:
 def batches_per_rank_per_epoch(config: RunConfig, world_size: int) -> int:
     """From the manifest, before any process starts: fails early on a missing or empty shard set."""
     from pretrain.data.shards import read_manifest
-    from pretrain.data.streams.selection import check_splits, members_per_shard, resolve_selection
-    from pretrain.data.streams.train_stream import batches_per_rank
+    from pretrain.data.streams.epoch import training_epoch
+    from pretrain.data.streams.selection import check_splits
 
     manifest = read_manifest(config.data.require_shards())
     if config.data.decode_device == "cuda":
         from pretrain.data.video.gpu_decode import require_gpu_decoding
 
         require_gpu_decoding()
-    warning = check_splits(config, manifest, evaluating=config.stage == "finetune")  # before training
+    warning = check_splits(config, manifest, evaluating=config.trains_classifier)  # before training
     if warning:
         log.warning("%s", warning)
-    members = members_per_shard(
-        manifest, resolve_selection(config.data.split, manifest, config.finetune.split)
-    )
-    clips = config.data.epoch_size or sum(count for _, count in members) * config.data.num_sample
-    return batches_per_rank(clips, world_size, config.data.batch_size)
+    return training_epoch(config, manifest, world_size).batches_per_rank
+
+
+def planned_steps(config: RunConfig) -> int:
+    """Optimizer steps the run of `config` will take (from its manifest; nothing is started)."""
+    from pretrain.data.shards import read_manifest
+    from pretrain.data.streams.epoch import training_epoch
+
+    manifest = read_manifest(config.data.require_shards())
+    batches = training_epoch(config, manifest, config.world_size).batches_per_rank
+    return schedule_for(config, max(1, batches // config.optim.accumulate_grad_batches)).total_steps
 
 
 def resume_checkpoint(
@@ -167,28 +173,31 @@ def run(stage: Stage, config: RunConfig, launch: ExternalLaunch | None = None) -
     ]
     if rank_zero_only.rank == 0:
         _save_run_info(config, run_dir, stage, steps_per_epoch, schedule.total_steps, init_report, resume)
-    loggers = build_loggers(config, run_dir)
-    try:
-        with quiet_library_noise():
-            trainer = build_trainer(
-                config,
-                placement,
-                strategy,
-                run_dir,
-                schedule.total_steps,
-                callbacks,
-                loggers,
-                plugins=launch.plugins if launch else None,
-                external=launch is not None,
-            )
-            _fit(trainer, module, stage.data, resume, config, run_dir)
-            last = checkpointer.saved[-1] if checkpointer.saved else None
-            metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-            stopped_early = checkpointer.stopped_by_signal or module.guard.tripped
-            if stage.after_fit is not None and last is not None and launch is None and not stopped_early:
-                metrics.update(_log_after_fit(stage.after_fit(last, run_dir), loggers, trainer.global_step))
-    finally:
-        finish_loggers(loggers)
+    with run_log_file(run_dir):  # the libraries' messages, which the console leaves out
+        loggers = build_loggers(config, run_dir)
+        try:
+            with quiet_library_noise():
+                trainer = build_trainer(
+                    config,
+                    placement,
+                    strategy,
+                    run_dir,
+                    schedule.total_steps,
+                    callbacks,
+                    loggers,
+                    plugins=launch.plugins if launch else None,
+                    external=launch is not None,
+                )
+                _fit(trainer, module, stage.data, resume, config, run_dir)
+                last = checkpointer.saved[-1] if checkpointer.saved else None
+                metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+                stopped_early = checkpointer.stopped_by_signal or module.guard.tripped
+                if stage.after_fit is not None and last is not None and launch is None and not stopped_early:
+                    metrics.update(
+                        _log_after_fit(stage.after_fit(last, run_dir), loggers, trainer.global_step)
+                    )
+        finally:
+            finish_loggers(loggers)
     return _result(trainer, module, checkpointer, metrics, config, run_dir, resume, stopped_early)
 
 

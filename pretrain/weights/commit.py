@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pretrain import __version__ as TUBELET_VERSION
+from pretrain.atomic import replaced_atomically
 from pretrain.config import RunConfig, config_to_yaml
 from pretrain.weights.layout import (
     CHECKPOINTS_DIR,
@@ -93,12 +94,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _point_last(final: Path) -> None:
-    link = final.parent / LAST
-    tmp_link = final.parent / f"{TMP_PREFIX}{LAST}"
-    if tmp_link.is_symlink() or tmp_link.exists():
-        tmp_link.unlink()
-    tmp_link.symlink_to(final.name)
-    os.replace(tmp_link, link)
+    with replaced_atomically(final.parent / LAST) as (tmp_link,):
+        tmp_link.symlink_to(final.name)
 
 
 def _prune(root: Path, keep_last: int) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from pretrain.config import config_to_dict
 from pretrain.errors import CheckpointError
+from pretrain.models.arch import ArchSpec
 from pretrain.weights.backbone_formats import save_hf_any
 from pretrain.weights.build import build_model
 from pretrain.weights.export import FORMAT_NAME, write_export
@@ -26,7 +27,10 @@ def export_checkpoint(path: str | Path, out_dir: str | Path) -> Path:
     weights = read_stage_checkpoint(Path(path))
     build_model(weights.state, weights.model_config, weights.source)  # strict: every tensor, every shape
     out = write_export(
-        weights.state, weights.model_config, out_dir, run_config=config_to_dict(weights.run_config)
+        weights.state,
+        weights.model_config,
+        out_dir,
+        run_config=config_to_dict(weights.run_config) if weights.run_config else None,
     )
     log.info("exported %s %s -> %s (%d tensors)", weights.kind, path, out, len(weights.state))
     return out
@@ -45,6 +49,7 @@ def convert_weights(
     weights = read_weights(src)
     overrides = {k: v for k, v in (("num_frames", num_frames), ("img_size", img_size)) if v is not None}
     model_config = {**weights.model_config, **overrides}
+    ArchSpec.from_dict(model_config)  # --img-size / --num-frames checked like the config schema (ConfigError)
     build_model(weights.state, model_config, str(src))
     if to == "hf":
         save_hf_any(weights.state, model_config, out_dir, save_hf)

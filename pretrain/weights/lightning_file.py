@@ -26,7 +26,7 @@ def model_key(key: str) -> str | None:
 
 
 def model_state(state: Tensors) -> Tensors:
-    return {model_key(k): v for k, v in state.items() if model_key(k) is not None}
+    return {name: v for k, v in state.items() if (name := model_key(k)) is not None}
 
 
 def is_lightning_file(path: Path) -> bool:

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from pretrain.errors import CheckpointError
+from pretrain.errors import CheckpointError, ConfigError
 from pretrain.models.arch import ArchSpec
+from pretrain.models.blocks import Encoder
+from pretrain.models.classifier import VideoClassifier
 from pretrain.models.positions import resize_learned_tables
 from pretrain.weights.build import build_weights
 from pretrain.weights.formats import read_weights
 
 if TYPE_CHECKING:
     from pretrain.config import RunConfig
-    from pretrain.models.blocks import Encoder
-    from pretrain.models.classifier import VideoClassifier
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,20 @@ def from_pretrained(path: str | Path) -> nn.Module:
     pixels in [0, 1]: `video = (pixels - mean) / std`), `source_format` and `run_config` (or None)."""
     weights = read_weights(path)
     model = build_weights(weights).eval()
-    model.class_names = (
-        list(weights.class_names) if weights.kind == "classifier" and weights.class_names else None
-    )
-    spec = model.spec  # the normalization the weights expect travels in their spec (HF ViViT: [-1, 1])
-    model.input_mean, model.input_std = spec.pixel_mean, spec.pixel_std
-    model.source_format = weights.model_config["source_format"]
-    model.run_config = weights.run_config
+    spec = ArchSpec.from_dict(
+        weights.model_config
+    )  # the normalization the weights expect (HF ViViT: [-1, 1])
+    travelling = {
+        "class_names": list(weights.class_names)
+        if weights.kind == "classifier" and weights.class_names
+        else None,
+        "input_mean": spec.pixel_mean,
+        "input_std": spec.pixel_std,
+        "source_format": weights.model_config["source_format"],
+        "run_config": weights.run_config,
+    }
+    for name, value in travelling.items():  # plain attributes of the module
+        setattr(model, name, value)
     return model
 
 
@@ -65,19 +72,24 @@ def load_finetuned(path: str | Path, config: RunConfig | None = None) -> Finetun
             "fine-tune it first (tubelet finetune ... finetune.init=PATH)"
         )
     model = build_weights(weights).eval()
+    if not isinstance(model, VideoClassifier):
+        raise CheckpointError(f"{path} builds a {type(model).__name__}, not a VideoClassifier")
     names = list(weights.class_names or [f"class_{i}" for i in range(model.num_classes)])
     return Finetuned(model, weights.run_config or config, names)
 
 
-def load_encoder(path: str | Path, model: nn.Module) -> dict[str, Any]:
+def load_encoder(path: str | Path, model: nn.Module, blame_config: str = "") -> dict[str, Any]:
     """Load the encoder weights of any source into `model.encoder` (VideoClassifier or VideoMAE).
 
     The model may use another frame count or image size than the weights were trained with: the
     fixed sin-cos position table is recomputed, nothing is interpolated. A final encoder norm in the
     weights is skipped when the model has none (mean pooling uses fc_norm instead). Weights that do
-    not fit the model's shapes are a ValueError (the model's config is what differs)."""
+    not fit the model's shapes are a CheckpointError naming both shapes, or a ConfigError starting
+    with `blame_config` when the caller's config chose the model (e.g. `finetune.init=...`)."""
     weights = read_weights(path)
-    encoder: Encoder = model.encoder
+    encoder = model.encoder
+    if not isinstance(encoder, Encoder):
+        raise TypeError(f"{type(model).__name__}.encoder is a {type(encoder).__name__}, not an Encoder")
     wanted = encoder.state_dict()
     loaded = {k.removeprefix("encoder."): v for k, v in weights.state.items() if k.startswith("encoder.")}
     skipped = sorted(k for k in loaded if k not in wanted)
@@ -92,8 +104,8 @@ def load_encoder(path: str | Path, model: nn.Module) -> dict[str, Any]:
     ]
     missing = sorted(k for k in wanted if k not in loaded)
     if mismatched or missing:
-        raise ValueError(
-            f"encoder weights in {path} do not fit the model: "
+        raise (ConfigError if blame_config else CheckpointError)(
+            f"{blame_config}{': ' if blame_config else ''}encoder weights in {path} do not fit the model: "
             f"shape mismatches {mismatched[:5]}, missing {missing[:5]}"
         )
     encoder.load_state_dict(loaded, strict=True)

@@ -2,8 +2,9 @@
 valid checkpoint), or the `state`/`state.ckpt` inside one — DeepSpeed ZeRO shards or a Lightning file.
 
 The folder is verified first (sizes and the sha256 recorded at save time); the model is the one the
-checkpoint's `config.yaml` describes: a pretraining run's VideoMAE, or a fine-tuning run's classifier
-(with a linear probe's BatchNorm + linear head when it was one) and its class names.
+checkpoint's `config.yaml` describes: a pretraining run's VideoMAE, a fine-tuning (or logits
+distillation) run's classifier (with a linear probe's BatchNorm + linear head when it was one) and its
+class names, or a feature distillation run's student encoder.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ FORMAT_NAME = "stage"
 
 def read_stage_checkpoint(path: Path) -> Weights:
     checkpoint = layout.find_checkpoint(path)
+    outside = layout.outside_problem(checkpoint.path, layout.CONFIG)
+    if outside:  # a config.yaml linked to any file would have its content quoted in the parse error
+        raise CheckpointError(f"{checkpoint.path} is not a usable checkpoint: {outside}")
     try:
         config = load_config(str(checkpoint.config_path))
     except (ConfigError, OSError) as error:
@@ -51,7 +55,10 @@ def read_bare_lightning_file(path: Path) -> Weights:
 def _weights(
     state: dict, config: Any, class_names: list[str] | None, source: str, extra: dict[str, Any]
 ) -> Weights:
-    kind = "classifier" if config.stage == "finetune" else "pretraining"
+    kind = "classifier" if config.trains_classifier else "pretraining"
+    if config.stage == "distill" and config.distill.kind == "features":
+        # an MVD student: its encoder is what carries on (the feature decoder is training scaffolding)
+        kind, state = "encoder", {k: v for k, v in state.items() if k.startswith("encoder.")}
     if kind == "classifier":
         num_classes = _num_classes(state)
         class_names = list(class_names) if class_names else [f"class_{i}" for i in range(num_classes)]

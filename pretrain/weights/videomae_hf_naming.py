@@ -17,6 +17,7 @@ import torch
 from pretrain.errors import CheckpointError
 from pretrain.models.arch import ArchSpec
 from pretrain.pixels import CHANNELS
+from pretrain.weights.declared import checked_arch
 
 HF_HEAD_NORM_EPS = 1e-5  # HF builds decoder.norm and fc_norm with LayerNorm's default eps
 KIND_BY_ARCHITECTURE = {
@@ -46,8 +47,10 @@ def _block_from_hf(hf: Tensors, src: str, dst: str, out: Tensors) -> None:
         [hf[f"{att}.query.weight"], hf[f"{att}.key.weight"], hf[f"{att}.value.weight"]]
     )
     for ours, legacy, current in (("q_bias", "q_bias", "query.bias"), ("v_bias", "v_bias", "value.bias")):
-        if f"{att}.{legacy}" in hf or f"{att}.{current}" in hf:
-            out[f"{dst}.attn.{ours}"] = hf.get(f"{att}.{legacy}", hf.get(f"{att}.{current}"))
+        for name in (f"{att}.{legacy}", f"{att}.{current}"):  # older checkpoints use the legacy name
+            if name in hf:
+                out[f"{dst}.attn.{ours}"] = hf[name]
+                break
 
 
 def _block_to_hf(ours: Tensors, src: str, dst: str, out: Tensors) -> None:
@@ -123,7 +126,8 @@ def spec_from_hf_config(config: dict[str, Any], kind: str) -> ArchSpec:
             "HF classifier with use_mean_pooling=false (first-token pooling) is not supported"
         )
     patch, image = config.get("patch_size", 16), config.get("image_size", 224)
-    return ArchSpec(
+    return checked_arch(
+        "HF VideoMAE config",
         img_size=image if isinstance(image, int) else image[0],
         num_frames=config.get("num_frames", 16),
         tubelet_size=config.get("tubelet_size", 2),

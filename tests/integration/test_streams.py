@@ -10,10 +10,11 @@ from pretrain.config import ConfigError
 from pretrain.data.augment.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_video, yuv420_to_rgb
 from pretrain.data.generated.corpora import square_frames, write_folder_tree
 from pretrain.data.shards import build_shards, read_manifest
-from pretrain.data.streams.finetune_stream import build_finetune_loaders
+from pretrain.data.streams.finetune_stream import build_finetune_loaders, build_finetune_train_loader
 from pretrain.data.streams.pretrain_stream import build_pretrain_loader
 from pretrain.masking import num_hidden_tokens
 from pretrain.train.module import model_video
+from pretrain.train.stage import batches_per_rank_per_epoch
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +24,26 @@ def shards(tmp_path_factory):
 
 def epoch(loader) -> list[dict]:
     return list(loader)
+
+
+@pytest.mark.parametrize(
+    "stage, overrides, world_size, expected",
+    [
+        ("pretrain", ["data.split=all", "data.num_sample=2", "data.batch_size=4"], 2, 3),  # 12 x 2 / (2 x 4)
+        ("pretrain", ["data.split=all", "data.epoch_size=50", "data.batch_size=4"], 3, 5),  # ceil(50 / 12)
+        (
+            "finetune",
+            ["data.num_sample=1", "data.batch_size=2"],
+            2,
+            3,
+        ),  # split 1 train: 9 videos, ceil(9 / 4)
+    ],
+)
+def test_the_schedule_and_the_stream_count_the_same_epoch(shards, stage, overrides, world_size, expected):
+    config = stream_config(shards, *overrides, stage=stage)
+    build = build_pretrain_loader if stage == "pretrain" else build_finetune_train_loader
+    stream = build(config, 0, world_size).stream
+    assert batches_per_rank_per_epoch(config, world_size) == stream.batches_per_rank == expected
 
 
 def test_pretrain_batches_follow_the_contract(shards):

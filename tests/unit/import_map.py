@@ -42,6 +42,10 @@ PARTS: tuple[Part, ...] = (
         "`UserError` (exit 1)",
     ),
     _part(
+        "atomic",
+        "files that appear whole or not at all: `replaced_atomically` (a temporary name, then rename)",
+    ),
+    _part(
         "pixels",
         "the pixel contract every backbone and the data pipeline share: channels, mean/std, token grid",
     ),
@@ -57,6 +61,7 @@ PARTS: tuple[Part, ...] = (
         "the typed schema (one docstring per field, checks in `__post_init__`), recipe loading, "
         "the generated config reference",
         "errors",
+        "atomic",
         "pixels",
         "models",
     ),
@@ -66,6 +71,7 @@ PARTS: tuple[Part, ...] = (
         "module per corpus layout), `video/` (decode, probe, scenes, crops, keyframes, `write_video`), "
         "`augment/`, `streams/` loaders, `generated/` corpora",
         "errors",
+        "atomic",
         "pixels",
         "masking",
         "config",
@@ -75,6 +81,7 @@ PARTS: tuple[Part, ...] = (
         "every checkpoint and weights format read and written (safely), `from_pretrained`; a registry of "
         "formats (`formats.py`) and model families (`build.py`)",
         "errors",
+        "atomic",
         "pixels",
         "models",
         "config",
@@ -84,6 +91,7 @@ PARTS: tuple[Part, ...] = (
         "where a run executes (`placement.py`: accelerator, precision), the library messages silenced "
         "(`quiet.py`), accelerator peaks for MFU (`device_peaks.py`)",
         "errors",
+        "atomic",
         "pixels",
         "models",
         "config",
@@ -93,6 +101,7 @@ PARTS: tuple[Part, ...] = (
         "multi-view evaluation, metrics, reports, predict (also `--stream`), explain, features, "
         "ONNX/TorchScript export",
         "errors",
+        "atomic",
         "pixels",
         "models",
         "masking",
@@ -106,6 +115,7 @@ PARTS: tuple[Part, ...] = (
         "LightningModules, the stage runner, strategies, callbacks, loggers; the fine-tune stage's final "
         "test calls `evaluate`",
         "errors",
+        "atomic",
         "pixels",
         "models",
         "masking",
@@ -119,6 +129,7 @@ PARTS: tuple[Part, ...] = (
         "distributed",
         "Ray Train runner, Ray Jobs client, Ray tasks for shard building (the only Ray imports)",
         "errors",
+        "atomic",
         "pixels",
         "config",
         "data",
@@ -129,6 +140,7 @@ PARTS: tuple[Part, ...] = (
         "bench",
         "benchmarks behind `tubelet bench ...`",
         "errors",
+        "atomic",
         "pixels",
         "models",
         "masking",
@@ -141,8 +153,9 @@ PARTS: tuple[Part, ...] = (
     ),
     _part(
         "quickstart",
-        "the whole path on synthetic data",
+        "the whole path on synthetic data (`--distill`: with the light bench's table)",
         "errors",
+        "atomic",
         "pixels",
         "models",
         "masking",
@@ -152,12 +165,14 @@ PARTS: tuple[Part, ...] = (
         "runtime",
         "evaluate",
         "train",
+        "bench",
     ),
     _part(
         "smoke",
         "`tubelet smoke`: the whole stack on one device, each step asserting its outcome (called "
         "directly, not through the CLI)",
         "errors",
+        "atomic",
         "pixels",
         "models",
         "masking",
@@ -174,6 +189,7 @@ PARTS: tuple[Part, ...] = (
         "one module per command area: parse, load config, call one function; `cli.main` is the only "
         "place that catches a `TubeletError`",
         "errors",
+        "atomic",
         "pixels",
         "models",
         "masking",

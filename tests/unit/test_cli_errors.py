@@ -88,6 +88,7 @@ MISTAKES = [
         "config error: optim.min_lr=0.01 is above the peak lr 0.00313 (optim.base_lr=0.1 x global batch 8 / 256); "
         "lower optim.min_lr",
     ),
+    (["distill", "tiny", "data.shards={tmp}"], 2, "config error: distill.teacher=PATH is required"),
     (
         ["evaluate", "tiny", "ckpt=x"],
         2,
@@ -106,6 +107,11 @@ MISTAKES = [
         "error: --core-rates '1=zero' must look like 1=4.1,4=11.8",
     ),
     (["bench", "encoding", "{tmp}/none"], 1, "error: {tmp}/none: not a folder of videos"),
+    (
+        ["bench", "readme", "--readme", "{tmp}/none.md"],
+        1,
+        "error: --readme {tmp}/none.md: no such file (run from the repository root or pass --readme)",
+    ),
     (
         ["bench", "infer", "--batch", "0"],
         1,

@@ -109,7 +109,10 @@ BAD_CONFIGS = [
     ),
     (["model=3"], "config key 'model' is a section"),
     (["noequals"], "override 'noequals' must look like key=value"),
-    (["stage=evaluate"], "stage='evaluate' is not allowed; choose one of ['pretrain', 'finetune']"),
+    (
+        ["stage=evaluate"],
+        "stage='evaluate' is not allowed; choose one of ['pretrain', 'finetune', 'distill']",
+    ),
 ]
 
 

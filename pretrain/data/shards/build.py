@@ -11,21 +11,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Protocol
 
 from pretrain import __version__
 from pretrain.data.shards.cards import check_expected_counts
-from pretrain.data.shards.encode import TRAIN_STRIDE, X264_PRESETS, ReencodeOptions, training_encoding
+from pretrain.data.shards.encode import TRAIN_STRIDE, EncodeOptions, ReencodeOptions, training_encoding
 from pretrain.data.shards.errors import ShardsError, StrictModeError
 from pretrain.data.shards.held_out import METHOD as HELD_OUT_METHOD
 from pretrain.data.shards.held_out import with_held_out_split
 from pretrain.data.shards.listing import Listing, VideoEntry
-from pretrain.data.shards.local_pool import run_in_processes
+from pretrain.data.shards.local_pool import run_units
 from pretrain.data.shards.manifest import ERRORS_NAME, MANIFEST_NAME, assemble_manifest
+from pretrain.data.shards.output_lock import output_lock
 from pretrain.data.shards.segments import SegmentOptions, segment_listing
 from pretrain.data.shards.sources import list_source
 from pretrain.data.shards.spans import TAILS
@@ -44,29 +47,21 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class BuildOptions:
+class BuildOptions(EncodeOptions):
     """How `build_shards` builds: the one owner of every build option and its default.
 
     `tubelet shards build` derives one flag per field (`--shard-size-mb` for `shard_size_mb`; a
     bool is a switch), its type and default from the annotation, and its help from the docstring
     below the field (cli/shards.py). A new option is a new field here with a docstring; check its
-    value in `__post_init__`, and add it to `content_fields` if it changes the shards' bytes.
+    value in `__post_init__`, and add it to `content_fields` if it changes the shards' bytes. The
+    re-encoding options (`resize_short`, `fps`, `crf`, `preset`, `gop_seconds`) and their checks
+    are `EncodeOptions`' fields, inherited.
     """
 
     shard_size_mb: float = 256.0
     """Target shard size in MB (10^6 bytes) of input bytes; a shard holds at least one video."""
     workers: int = 1
     """Local worker processes (with --ray / a `runner`: the shard tasks in flight at once)."""
-    resize_short: int | None = None
-    """Re-encode with this short side (pixels)."""
-    fps: float | None = None
-    """Re-encode at this frame rate."""
-    crf: int = 23
-    """x264 quality when re-encoding, lower is better."""
-    preset: str = "veryfast"
-    """x264 speed/size preset when re-encoding: ultrafast ... veryslow."""
-    gop_seconds: float = 0.5
-    """Keyframe interval (seconds) when re-encoding."""
     reencode: bool = False
     """Re-encode to H.264 MP4 even without resize/fps (implied by either)."""
     train_encoding: bool = False
@@ -110,14 +105,15 @@ class BuildOptions:
     64-pixel-wide grid, 0-255 (a cut must also score 3x its neighbours)."""
 
     def __post_init__(self) -> None:
+        infinite = [
+            f"{k}={v}" for k, v in vars(self).items() if isinstance(v, float) and not math.isfinite(v)
+        ]
+        if infinite:  # nan passes every `<= 0` check below
+            raise ShardsError(f"{', '.join(infinite)}: must be a finite number")
+        super().__post_init__()
         checks = [
             (self.shard_size_mb > 0, f"shard_size_mb={self.shard_size_mb} must be > 0"),
             (self.workers >= 1, f"workers={self.workers} must be >= 1"),
-            (
-                self.resize_short is None or self.resize_short >= 2,
-                f"resize_short={self.resize_short} must be >= 2",
-            ),
-            (self.fps is None or self.fps > 0, f"fps={self.fps} must be > 0"),
             (
                 self.train_stride is None or self.train_stride >= 1,
                 f"train_stride={self.train_stride} must be >= 1",
@@ -131,11 +127,8 @@ class BuildOptions:
                 f"fps={self.fps} and --train-encoding: the training encoding sets the rate "
                 "(source fps / --train-stride); drop one",
             ),
-            (0 <= self.crf <= 51, f"crf={self.crf} must be in 0..51"),
-            (self.gop_seconds > 0, f"gop_seconds={self.gop_seconds} must be > 0"),
             (0 <= self.test_fraction < 1, f"test_fraction={self.test_fraction} must be in [0, 1)"),
             (self.probe in PROBE_MODES, f"probe={self.probe!r}: choose one of {PROBE_MODES}"),
-            (self.preset in X264_PRESETS, f"preset={self.preset!r}: choose one of {', '.join(X264_PRESETS)}"),
             (self.tail in TAILS, f"tail={self.tail!r}: choose one of {', '.join(TAILS)}"),
         ]
         for ok, message in checks:
@@ -163,7 +156,9 @@ class BuildOptions:
             )
         if not (self.reencode or self.resize_short or self.fps):
             return None
-        return ReencodeOptions(self.resize_short, self.fps, self.crf, self.preset, self.gop_seconds)
+        return ReencodeOptions(
+            **{option.name: getattr(self, option.name) for option in dataclass_fields(EncodeOptions)}
+        )
 
     def content_fields(self) -> dict:
         """Options that change shard bytes (parallelism and strictness do not)."""
@@ -280,14 +275,13 @@ def _runner(
                 f"{store.url}: an in-memory filesystem is invisible to the workers of a "
                 "distributed build (--ray); write to a directory or object store they all reach"
             )
-        return lambda plans, config: remote(write_shard, plans, config)
+        return lambda plans, config: run_units(write_shard, plans, config, remote=remote)
     if options.workers > 1 and store.is_process_local:
         log.warning(
             "%s is in-memory (one process): writing with 1 worker instead of %d", store.url, options.workers
         )
-    elif options.workers > 1:
-        return lambda plans, config: run_in_processes(write_shard, plans, config, options.workers)
-    return lambda plans, config: (write_shard(plan, config) for plan in plans)
+        return lambda plans, config: run_units(write_shard, plans, config)
+    return lambda plans, config: run_units(write_shard, plans, config, options.workers)
 
 
 def _prepare_output(store: ShardStore, build_fingerprint: str) -> None:
@@ -395,26 +389,29 @@ def build_shards(
         raise ShardsError(f"{input_dir}: no usable {source} videos found")
     check_expected_counts(listing)
     store = ShardStore(str(output))
-    planning_rows: list[dict] = []
-    if options.segment_options() is not None:  # long videos: every segment becomes an entry of its own
-        listing, planning_rows = segment_listing(listing, options.segment_options(), options.workers, store)
-    plans = plan_shards(listing.entries, options, listing.dataset)
-    build_fingerprint = hashlib.sha256(
-        json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()
-    ).hexdigest()
-    _prepare_output(store, build_fingerprint)
-    config = ShardTaskConfig(
-        store.url, listing.dataset, options.probe, options.reencode_options(), options.strict
-    )
-    results, resumed = _build_missing(store, plans, options, config, progress, runner)
-    build = {
-        "source": source,
-        "input": str(input_dir),
-        "fingerprint": build_fingerprint,
-        "tool_version": __version__,
-        **options.content_fields(),
-    }
-    errors = _write_results(store, listing, results, build, planning_rows)
+    with output_lock(store.root if store.is_local else None):  # one build writes a folder at a time
+        planning_rows: list[dict] = []
+        if options.segment_options() is not None:  # long videos: every segment becomes an entry of its own
+            listing, planning_rows = segment_listing(
+                listing, options.segment_options(), options.workers, store
+            )
+        plans = plan_shards(listing.entries, options, listing.dataset)
+        build_fingerprint = hashlib.sha256(
+            json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()
+        ).hexdigest()
+        _prepare_output(store, build_fingerprint)
+        config = ShardTaskConfig(
+            store.url, listing.dataset, options.probe, options.reencode_options(), options.strict
+        )
+        results, resumed = _build_missing(store, plans, options, config, progress, runner)
+        build = {
+            "source": source,
+            "input": str(input_dir),
+            "fingerprint": build_fingerprint,
+            "tool_version": __version__,
+            **options.content_fields(),
+        }
+        errors = _write_results(store, listing, results, build, planning_rows)
     return BuildSummary(
         output=store.url,
         dataset=listing.dataset,

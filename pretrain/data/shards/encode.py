@@ -15,6 +15,7 @@ from fractions import Fraction
 
 import av
 
+from pretrain.data.shards.errors import ShardsError
 from pretrain.data.video.probe import ProbeError, VideoInfo, VideoSource, decoded_frames, stream_rate
 
 X264_PRESETS = (
@@ -30,17 +31,53 @@ X264_PRESETS = (
 )
 
 
+FPS_RANGE = (0.1, 1000.0)
+"""Frame rates a re-encode reads and writes: H.264 time bases outside it are meaningless (an
+average rate of 10/25001 fps would round to 0 and divide by it)."""
+
+
+def fps_problem(fps: float) -> str | None:
+    low, high = FPS_RANGE
+    return None if low <= fps <= high else f"frame rate {fps:g} fps is outside {low:g}-{high:g}"
+
+
 @dataclass(frozen=True)
-class ReencodeOptions:
+class EncodeOptions:
+    """How a user asks for a video to be re-encoded to H.264 MP4; `BuildOptions` extends it (one
+    owner of these options, their defaults, checks and flag help)."""
+
     resize_short: int | None = None
-    """Target short side in pixels; never upscales. None keeps the size."""
+    """Re-encode with this short side (pixels); never upscales (unset: keep the size)."""
     fps: float | None = None
-    """Output frame rate (frames are dropped or repeated). None keeps the input rate."""
+    """Re-encode at this frame rate, dropping or repeating frames (unset: keep the input rate)."""
     crf: int = 23
-    """x264 constant rate factor: lower is better quality and bigger files (18–28 is typical)."""
+    """x264 quality when re-encoding, lower is better (bigger files; 18-28 is typical)."""
     preset: str = "veryfast"
+    """x264 speed/size preset when re-encoding: ultrafast ... veryslow."""
     gop_seconds: float = 0.5
-    """Keyframe interval in seconds."""
+    """Keyframe interval (seconds) when re-encoding."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (
+                self.resize_short is None or self.resize_short >= 2,
+                f"resize_short={self.resize_short} must be >= 2",
+            ),
+            (self.fps is None or not fps_problem(self.fps), f"fps={self.fps}: {fps_problem(self.fps or 0)}"),
+            (0 <= self.crf <= 51, f"crf={self.crf} must be in 0..51"),
+            (self.gop_seconds > 0, f"gop_seconds={self.gop_seconds} must be > 0"),
+            (self.preset in X264_PRESETS, f"preset={self.preset!r}: choose one of {', '.join(X264_PRESETS)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ShardsError(message)
+
+
+@dataclass(frozen=True)
+class ReencodeOptions(EncodeOptions):
+    """Everything the encoder is told: the user's `EncodeOptions` plus what only the training
+    encoding (`training_encoding`) sets."""
+
     stride: int = 1
     """Keep source frames 0, stride, 2 * stride, ... (stored rate = source rate / stride)."""
     gop_frames: int | None = None
@@ -117,6 +154,8 @@ def encode_frames(
                 in_fps = stream_rate(in_stream)
                 if in_fps <= 0:
                     raise ProbeError("no frame rate in the container")
+                if fps_problem(in_fps):  # the video is skipped and listed, the build goes on
+                    raise ProbeError(fps_problem(in_fps))
                 out_fps = options.fps or in_fps / options.stride
                 ratio = in_fps / out_fps
                 out_stream = _add_h264(output, frame, out_fps, options)

@@ -17,11 +17,11 @@ from pretrain.config import ConfigError, RunConfig
 from pretrain.data.augment.clips import TrainAugment, finetune_clips
 from pretrain.data.augment.mixup import Mixup
 from pretrain.data.shards import read_manifest
+from pretrain.data.streams.epoch import training_epoch
 from pretrain.data.streams.eval_stream import build_eval_loader
 from pretrain.data.streams.loader import StreamLoader, pin_batches
 from pretrain.data.streams.pretrain_stream import clip_settings
-from pretrain.data.streams.selection import members_per_shard, resolve_selection
-from pretrain.data.streams.train_stream import TrainStream, batches_per_rank
+from pretrain.data.streams.train_stream import TrainStream
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,7 @@ def build_finetune_train_loader(config: RunConfig, rank: int, world_size: int) -
             f"data.shards={data.shards!r} has no labels (dataset {manifest.dataset}); "
             "fine-tuning needs a labeled corpus"
         )
-    selection = resolve_selection(data.split, manifest, ft.split)
-    members = members_per_shard(manifest, selection)
-    epoch_clips = data.epoch_size or sum(count for _, count in members) * data.num_sample
+    epoch = training_epoch(config, manifest, world_size)
     maker = functools.partial(
         finetune_clips,
         settings=clip_settings(config, manifest),
@@ -69,12 +67,12 @@ def build_finetune_train_loader(config: RunConfig, rank: int, world_size: int) -
         label_smoothing=ft.label_smoothing,
     )
     stream = TrainStream(
-        members,
-        selection,
+        epoch.members,
+        epoch.selection,
         maker,
         clips_per_video=data.num_sample,
         batch_size=data.batch_size,
-        batches_per_rank=batches_per_rank(epoch_clips, world_size, data.batch_size),
+        batches_per_rank=epoch.batches_per_rank,
         shuffle_buffer=data.shuffle_buffer,
         rank=rank,
         world_size=world_size,

@@ -5,8 +5,8 @@
         # (with data.ship_yuv420, video may be YUV 4:2:0 frames (B, T, H*3/2, W): `model_video`)
         ...
 
-One epoch is `data.epoch_size` clips over all ranks (default: the selected split's video count
-× `data.num_sample`). See `train_stream` for the stages and `loader` for resumption.
+An epoch's length is `epoch.training_epoch` (the schedule follows the same rule). See
+`train_stream` for the stages and `loader` for resumption.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from pretrain.config import RunConfig
 from pretrain.data.augment.clips import ClipSettings, MaskSettings, pretrain_clips
 from pretrain.data.shards import Manifest, read_manifest
 from pretrain.data.streams.batching import ClipMaker
+from pretrain.data.streams.epoch import training_epoch
 from pretrain.data.streams.loader import StreamLoader, pin_batches
-from pretrain.data.streams.selection import members_per_shard, resolve_selection, stored_frame_step
-from pretrain.data.streams.train_stream import TrainStream, batches_per_rank
+from pretrain.data.streams.selection import stored_frame_step
+from pretrain.data.streams.train_stream import TrainStream
 from pretrain.data.video.gpu_decode import require_gpu_decoding
 
 
@@ -53,9 +54,7 @@ def build_pretrain_loader(
     if data.decode_device == "cuda":
         require_gpu_decoding()
     manifest = read_manifest(data.shards)
-    selection = resolve_selection(data.split, manifest, config.finetune.split)
-    members = members_per_shard(manifest, selection)
-    epoch_clips = data.epoch_size or sum(count for _, count in members) * data.num_sample
+    epoch = training_epoch(config, manifest, world_size)
     maker = maker or functools.partial(
         pretrain_clips,
         settings=clip_settings(config, manifest),
@@ -63,12 +62,12 @@ def build_pretrain_loader(
         num_sample=data.num_sample,
     )
     stream = TrainStream(
-        members,
-        selection,
+        epoch.members,
+        epoch.selection,
         maker,
         clips_per_video=data.num_sample,
         batch_size=data.batch_size,
-        batches_per_rank=batches_per_rank(epoch_clips, world_size, data.batch_size),
+        batches_per_rank=epoch.batches_per_rank,
         shuffle_buffer=data.shuffle_buffer,
         rank=rank,
         world_size=world_size,

@@ -20,7 +20,6 @@ a resumed stream identical to an uninterrupted one.
 from __future__ import annotations
 
 import itertools
-import math
 import random
 from collections.abc import Iterator, Sequence
 
@@ -32,11 +31,6 @@ from pretrain.data.streams.selection import Selection
 
 # Sub-streams of a slot's seed, so clip, batch and shuffle randomness never collide.
 CLIP_SEED, BATCH_SEED, SHUFFLE_SEED = 0, 1, 2
-
-
-def batches_per_rank(epoch_clips: int, world_size: int, batch_size: int) -> int:
-    """Full batches each rank yields per epoch (at least one)."""
-    return max(1, math.ceil(epoch_clips / (world_size * batch_size)))
 
 
 class TrainStream(BatchStream):
