@@ -2,7 +2,9 @@
 rename onto it (`os.replace` is atomic within a folder), so a crash or a failed write never leaves a
 half file where a reader (a resumed run, `tubelet export`, a feature extraction) would trust it.
 
-The one way the package writes a local file atomically; only the checkpoint folder commit (ranks
+`folder_replaced_atomically` does the same for a whole folder (an export: weights, config and the
+rest appear together, or the old folder stays). The one way the package writes a local file
+atomically; only the checkpoint folder commit (ranks
 write into `.tmp-step-N/`, rank zero renames it, `pretrain.weights.commit`) and shards on any
 fsspec filesystem (`pretrain.data.shards.store`) have their own protocol.
 """
@@ -10,7 +12,8 @@ fsspec filesystem (`pretrain.data.shards.store`) have their own protocol.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,3 +48,26 @@ def replaced_atomically(*finals: str | Path) -> Iterator[tuple[Path, ...]]:
 def _remove(path: Path) -> None:
     if path.is_symlink() or path.exists():
         path.unlink()
+
+
+@contextmanager
+def folder_replaced_atomically(final: str | Path, on_existing: Callable[[Path], None]) -> Iterator[Path]:
+    """Yield a temporary folder beside `final`; if the block succeeds it becomes `final` by rename,
+    so a reader sees the old folder or the new one, never new files beside old ones. A non-empty
+    `final` is first shown to `on_existing` (which may refuse by raising), then swapped out and
+    removed; a crash between the two renames leaves it as `.<name>.old` beside the new folder."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = final.with_name(f".{final.name}{PARTIAL_SUFFIX}"), final.with_name(f".{final.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if final.is_dir() and any(final.iterdir()):
+            on_existing(final)
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(final, old)
+        os.replace(tmp, final)  # onto a missing or empty folder
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

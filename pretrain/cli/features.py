@@ -7,7 +7,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pretrain.errors import TubeletError, UserError
+from pretrain.errors import DataError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +76,19 @@ def _features(args: argparse.Namespace) -> int:
         from pretrain.distributed.shard_tasks import ray_shard_runner
 
         runner = ray_shard_runner(args.address)
-    try:
-        shards = _shards_of(source, out, args.segment_seconds)
-        job = FeatureJob(str(args.ckpt), shards, str(out), config, args.split, args.tokens)
-        summary = extract_features(job, runner=runner)
-    except ValueError as error:  # weights that do not fit the recipe's model (Tubelet errors pass through)
-        if isinstance(error, TubeletError):
-            raise
-        raise UserError(str(error)) from None
+    shards = _shards_of(source, out, args.segment_seconds)
+    job = FeatureJob(str(args.ckpt), shards, str(out), config, args.split, args.tokens)
+    summary = extract_features(job, runner=runner)
     print(
         f"{summary.samples} samples x {summary.views} views, dim {summary.dim}, from {summary.units} shard(s) "
         f"({summary.resumed_units} resumed) -> {summary.out} (index.jsonl, features-*.safetensors)"
     )
+    if summary.damaged:  # every damaged shard in one line; the features of the rest are written
+        shards_text = "; ".join(
+            f"{d['shard']}: {d['skipped']} skipped, {d['reason']}" for d in summary.damaged
+        )
+        raise DataError(
+            f"{summary.skipped} sample(s) lost in {len(summary.damaged)} damaged shard(s) "
+            f"(listed in {out / 'features.json'}): {shards_text}"
+        )
     return 0

@@ -4,9 +4,10 @@ and a contact sheet."""
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
-from pretrain.errors import UserError
+from pretrain.errors import DataError, UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,22 +32,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _keyframes(args: argparse.Namespace) -> int:
-    import av
-
     from pretrain.data.video.keyframes import write_keyframes
 
     missing = [video for video in args.videos if not Path(video).is_file()]
     if missing:
         raise UserError(f"no such video: {', '.join(missing)}")
-    if args.every is not None and args.every <= 0:
-        raise UserError(f"--every={args.every} must be > 0")
+    for flag, value in (("--every", args.every), ("--scene-threshold", args.scene_threshold)):
+        if value is not None and not (math.isfinite(value) and value > 0):  # nan passes `<= 0`
+            raise UserError(f"{flag}={value} must be a finite number > 0")
     mode = "every" if args.every is not None else "scenes" if args.scenes else "iframes"
-    try:
-        records = write_keyframes(args.videos, args.out, mode, args.every, args.scene_threshold)
-    except (av.FFmpegError, IndexError) as error:  # IndexError: a file without a video stream
-        raise UserError(f"cannot read keyframes: {error}") from None
+    records, failed = write_keyframes(args.videos, args.out, mode, args.every, args.scene_threshold)
     print(
         f"{len(records)} keyframes ({mode}) of {len(args.videos)} video(s) -> {args.out} "
         "(keyframes.json, contact_sheet.png)"
     )
+    if failed:  # the good videos' keyframes are written; the bad ones in one line
+        raise DataError("; ".join(f"{e['source']}: {e['reason']}" for e in failed))
     return 0

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from pretrain.errors import UserError
+
+MIN_SECONDS = 0.001
+"""Shortest --window / --stride: a millisecond (float seconds of a day-long stream still advance)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +38,11 @@ def _predict(args: argparse.Namespace) -> int:
     report = predict(args.checkpoint, args.videos, topk=args.topk, clips=args.clips, crops=args.crops)
     for prediction in report.predictions:
         print(_format_prediction(prediction.path, prediction.topk, prediction.error))
-    print(f"{report.views} clips in {report.seconds:.2f} s: {report.clips_per_s:.1f} clips/s")
+    answered = len(report.predictions) - len(report.failed)
+    print(
+        f"{report.views} views of {answered} video(s) in {report.seconds:.2f} s: "
+        f"{report.clips_per_s:.1f} views/s"
+    )
     return 1 if report.failed else 0
 
 
@@ -71,9 +79,10 @@ def _run_stream(args: argparse.Namespace) -> int:
 
     if len(args.videos) != 1:
         raise UserError(f"--stream takes one source, got {len(args.videos)}")
-    for name in ("window", "stride"):
-        if getattr(args, name) is not None and getattr(args, name) <= 0:
-            raise UserError(f"--{name} {getattr(args, name)} must be > 0 seconds")
+    for name in ("window", "stride"):  # nan passes `<= 0`; 1e-300 never moves a window on
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value >= MIN_SECONDS):
+            raise UserError(f"--{name} {value} must be a finite number of seconds >= {MIN_SECONDS}")
     loaded = load_inference_model(args.checkpoint)
     if loaded.kind != "classifier":
         raise UserError(f"{args.checkpoint} is a {loaded.kind} model; --stream needs a classifier")

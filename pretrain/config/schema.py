@@ -464,12 +464,18 @@ class RunConfig:
             "factorised attention run on the visible tokens as a (time slices x positions) grid, which "
             "only mask.kind=tube gives",
         )
-        if self.mask.decoder_ratio > 0:
-            _check(
-                self.model.grid[1] % 2 == 0 and self.model.grid[2] % 2 == 0,
-                f"mask.decoder_ratio>0 uses 2x2 running cells: the patch grid {self.model.grid[1:]} "
-                "must have even height and width",
-            )
+        grid, cells = self.model.grid, self.model.grid[1] * self.model.grid[2]  # cells: positions per slice
+        hidden, dropped = int(self.mask.ratio * cells), int(4 * self.mask.decoder_ratio) * cells // 4
+        _check(
+            self.mask.decoder_ratio == 0 or (grid[1] % 2 == 0 and grid[2] % 2 == 0),
+            f"mask.decoder_ratio>0 uses 2x2 running cells: the patch grid {grid[1:]} "
+            "must have even height and width",
+        )
+        _check(  # else step 1 finds no token to reconstruct (pigeonhole: hidden > dropped keeps one)
+            hidden >= 1 and (self.mask.decoder_ratio == 0 or 0 < dropped < hidden),
+            f"mask.ratio={self.mask.ratio} hides {hidden} of {cells} positions per time slice, mask.decoder_ratio="
+            f"{self.mask.decoder_ratio} drops {dropped}: need 1 <= dropped < hidden (or decoder_ratio 0)",
+        )
         _check(
             self.optim.min_lr <= self.lr,
             f"optim.min_lr={self.optim.min_lr:g} is above the peak lr {self.lr:.3g} (optim.base_lr="

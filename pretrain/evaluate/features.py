@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tarfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,8 +32,10 @@ from torch import nn
 from pretrain.atomic import PARTIAL_SUFFIX, replaced_atomically
 from pretrain.config import ModelConfig, RunConfig
 from pretrain.data.augment.transforms import normalize_video
-from pretrain.errors import CheckpointError
+from pretrain.data.shards.output_lock import output_lock
+from pretrain.errors import CheckpointError, DataError
 from pretrain.models.patches import patchify
+from pretrain.runtime.eta import WorkProgress
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +157,8 @@ def unit_done(out: Path, unit: FeatureUnit) -> dict | None:
         part = json.loads((out / unit.part).read_text())
     except (OSError, ValueError):
         return None
-    if part.get("fingerprint") != unit.fingerprint or not (out / unit.file).is_file():
-        return None
+    if part.get("fingerprint") != unit.fingerprint or not (out / unit.file).is_file() or part.get("damage"):
+        return None  # a damaged shard is read again: it may have been repaired
     return part
 
 
@@ -181,25 +184,60 @@ def _sample_rows(job: FeatureJob, shard: str) -> dict[str, dict]:
     from pretrain.data.shards.inspection import iter_sample_json
 
     rows = {}
-    for name, meta in iter_sample_json(read_manifest(job.shards), shard):
-        rows[name[: -len(".json")]] = {
-            "path": meta.get("path"),
-            "start": meta.get("start", 0.0),
-            "end": meta.get("end", meta.get("duration")),
-            "label": meta.get("label"),
-            "class": meta.get("class"),
-            "parent": meta.get("parent"),
-        }
+    try:  # a damaged shard: the samples before the damage (the part records the damage)
+        for name, meta in iter_sample_json(read_manifest(job.shards), shard):
+            rows[name[: -len(".json")]] = {
+                "path": meta.get("path"),
+                "start": meta.get("start", 0.0),
+                "end": meta.get("end", meta.get("duration")),
+                "label": meta.get("label"),
+                "class": meta.get("class"),
+                "parent": meta.get("parent"),
+            }
+    except (OSError, EOFError, tarfile.TarError, ValueError) as error:
+        log.debug("%s: sample metadata unreadable after %d samples (%s)", shard, len(rows), error)
     return rows
 
 
-def extract_unit(unit: FeatureUnit, job: FeatureJob, device: str = "cpu") -> dict:
-    """Features of one input shard -> its safetensors file and part index (returned)."""
+def _read_views(
+    model: nn.Module,
+    config: RunConfig,
+    job: FeatureJob,
+    unit: FeatureUnit,
+    device: str,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[str], list[torch.Tensor], list[torch.Tensor], str | None]:
+    """(keys, pooled views, tokens) of every sample the shard yields, and why it stopped early
+    (a missing or truncated shard), or None; `progress` hears of every batch's samples."""
+    from pretrain.data.streams.eval_stream import build_eval_loader
+
+    keys, views, tokens = [], [], []
+    try:
+        for batch in build_eval_loader(
+            config, rank=0, world_size=1, multi_view=True, split=job.split, shard=unit.shard
+        ):
+            video = batch["video"]  # (B, V, C, T, H, W) uint8
+            clips = normalize_video(video.flatten(0, 1).to(device))  # (B*V, C, T, H, W)
+            pooled, hidden = pooled_features(model, clips, job.tokens)
+            views.append(pooled.cpu().unflatten(0, video.shape[:2]))  # (B, V, D)
+            if hidden is not None:
+                tokens.append(hidden.cpu().unflatten(0, video.shape[:2]))  # (B, V, n, D)
+            keys.extend(batch["key"])
+            if progress is not None:
+                progress(len(batch["key"]))
+    except (DataError, OSError, EOFError, tarfile.TarError) as error:
+        return keys, views, tokens, f"unreadable after {len(keys)} samples ({error})"
+    return keys, views, tokens, None
+
+
+def extract_unit(
+    unit: FeatureUnit, job: FeatureJob, device: str = "cpu", progress: Callable[[int], None] | None = None
+) -> dict:
+    """Features of one input shard -> its safetensors file and part index (returned). Samples the
+    shard does not yield (damage) are counted in the part with the reason."""
     import dataclasses
 
-    from safetensors.torch import save_file
-
-    from pretrain.data.streams.eval_stream import build_eval_loader
+    from pretrain.weights.export import save_tensors
 
     model, model_config = _model_on(job, device)
     config = dataclasses.replace(
@@ -207,18 +245,12 @@ def extract_unit(unit: FeatureUnit, job: FeatureJob, device: str = "cpu") -> dic
         model=model_config,
         data=dataclasses.replace(job.config.data, shards=job.shards, num_workers=0),
     )
-    keys, views, tokens = [], [], []
-    for batch in build_eval_loader(
-        config, rank=0, world_size=1, multi_view=True, split=job.split, shard=unit.shard
-    ):
-        video = batch["video"]  # (B, V, C, T, H, W) uint8
-        clips = normalize_video(video.flatten(0, 1).to(device))  # (B*V, C, T, H, W)
-        pooled, hidden = pooled_features(model, clips, job.tokens)
-        views.append(pooled.cpu().unflatten(0, video.shape[:2]))  # (B, V, D)
-        if hidden is not None:
-            tokens.append(hidden.cpu().unflatten(0, video.shape[:2]))  # (B, V, n, D)
-        keys.extend(batch["key"])
-    view_features = torch.cat(views)  # (M, V, D)
+    keys, views, tokens, damage = _read_views(model, config, job, unit, device, progress)
+    skipped = unit.count - len(keys)
+    if skipped > 0 and damage is None:
+        damage = f"{skipped} of {unit.count} samples could not be read"
+    num_views = config.data.test_clips * config.data.test_crops
+    view_features = torch.cat(views) if views else torch.zeros(0, num_views, model.spec.dim)  # (M, V, D)
     tensors = {
         "features": view_features.mean(dim=1).contiguous(),
         "view_features": view_features.contiguous(),
@@ -226,7 +258,7 @@ def extract_unit(unit: FeatureUnit, job: FeatureJob, device: str = "cpu") -> dic
     if tokens:
         tensors["tokens"] = torch.cat(tokens).contiguous()
     out = Path(job.out)
-    _atomic(out / unit.file, lambda path: save_file(tensors, str(path)))
+    _atomic(out / unit.file, lambda path: save_tensors(tensors, path))  # 0644, disk full is one line
     meta = _sample_rows(job, unit.shard)
     rows = [{"key": key, **meta.get(key, {}), "file": unit.file, "row": row} for row, key in enumerate(keys)]
     part = {
@@ -235,6 +267,8 @@ def extract_unit(unit: FeatureUnit, job: FeatureJob, device: str = "cpu") -> dic
         "rows": rows,
         "dim": int(view_features.shape[-1]),
         "views": int(view_features.shape[1]),
+        "skipped": max(skipped, 0),
+        "damage": damage,
     }
     _atomic(out / unit.part, lambda path: path.write_text(json.dumps(part)))
     return part
@@ -245,7 +279,9 @@ def extract_unit_task(unit: FeatureUnit, job: FeatureJob) -> dict:
     return extract_unit(unit, job, "cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _device_worker(device: str, units: list[FeatureUnit], job: FeatureJob) -> list[dict]:
+def _device_worker(share: tuple[str, list[FeatureUnit]], job: FeatureJob) -> list[dict]:
+    """One device's share of the units, in a worker process."""
+    device, units = share
     torch.set_num_threads(max(1, torch.get_num_threads()))
     return [extract_unit(unit, job, device) for unit in units]
 
@@ -261,29 +297,30 @@ TaskRunner = Callable[[Callable, list, FeatureJob], Iterator[dict]]
 
 
 def _run_units(
-    todo: list[FeatureUnit], job: FeatureJob, devices: list[str], runner: TaskRunner | None
-) -> list[dict]:
-    if not todo:
-        return []
-    if runner is not None:
-        return list(runner(extract_unit_task, todo, job))
-    if len(devices) == 1:
-        return [extract_unit(unit, job, devices[0]) for unit in todo]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    todo: list[FeatureUnit],
+    job: FeatureJob,
+    devices: list[str],
+    runner: TaskRunner | None,
+    progress: WorkProgress,
+) -> Iterator[dict]:
+    """Each unit's part as it finishes; `progress` advances per batch here, per unit elsewhere."""
+    from pretrain.data.shards.local_pool import run_units
 
-    from pretrain.data.shards.local_pool import pool_context
-
-    # CUDA cannot be used in a forked child: spawn for GPUs, fork (no re-import) for CPU processes.
-    context = (
-        multiprocessing.get_context("spawn") if any(d.startswith("cuda") for d in devices) else pool_context()
-    )
-    shares = [
-        (device, todo[i :: len(devices)]) for i, device in enumerate(devices) if todo[i :: len(devices)]
-    ]
-    with ProcessPoolExecutor(len(shares), mp_context=context) as pool:
-        futures = [pool.submit(_device_worker, device, units, job) for device, units in shares]
-        return [part for future in futures for part in future.result()]
+    if runner is None and len(devices) == 1:  # here, in turn
+        yield from (extract_unit(unit, job, devices[0], progress.advance) for unit in todo)
+        return
+    if runner is not None:  # one Ray task per unit
+        finished: Iterator[dict] = iter(run_units(extract_unit_task, todo, job, remote=runner))
+    else:
+        shares = [
+            (device, todo[i :: len(devices)]) for i, device in enumerate(devices) if todo[i :: len(devices)]
+        ]
+        cuda = any(device.startswith("cuda") for device in devices)  # CUDA cannot run in a forked child
+        shared = run_units(_device_worker, shares, job, workers=len(shares), spawn=cuda)
+        finished = (part for parts in shared for part in parts)
+    for part in finished:
+        progress.advance(len(part["rows"]) + part.get("skipped", 0))
+        yield part
 
 
 @dataclass
@@ -294,6 +331,12 @@ class FeatureSummary:
     resumed_units: int
     dim: int
     views: int
+    damaged: list[dict] = field(default_factory=list)
+    """One entry per damaged shard: {shard, reason, skipped}."""
+
+    @property
+    def skipped(self) -> int:
+        return sum(entry["skipped"] for entry in self.damaged)
 
 
 def extract_features(
@@ -302,41 +345,52 @@ def extract_features(
     """Features of every selected sample of `job.shards` into `job.out` (resumable), one input
     shard per task: over `devices` (default: every local GPU, else the CPU) or through `runner`."""
     out = Path(job.out)
-    (out / PARTS).mkdir(parents=True, exist_ok=True)
-    for leftover in out.rglob(f"*{PARTIAL_SUFFIX}"):
-        leftover.unlink()
-    units = plan_units(job)
-    done = {unit.shard: part for unit in units if (part := unit_done(out, unit)) is not None}
-    todo = [unit for unit in units if unit.shard not in done]
-    log.info(
-        "features of %d shard(s) (%d already done) on %s",
-        len(units),
-        len(done),
-        "tasks" if runner else ", ".join(devices or local_devices()),
-    )
-    for part in _run_units(todo, job, devices or local_devices(), runner):
-        done[part["shard"]] = part
-    parts = [done[unit.shard] for unit in units]
-    rows = [row for part in parts for row in part["rows"]]
-    _atomic(
-        out / INDEX_NAME,
-        lambda path: path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)),
-    )
-    dim, views = (parts[0]["dim"], parts[0]["views"]) if parts else (0, 0)
-    summary = {
-        "ckpt": job.ckpt,
-        "shards": job.shards,
-        "split": job.split,
-        "samples": len(rows),
-        "dim": dim,
-        "views": views,
-        "tokens": job.tokens,
-        "files": [unit.file for unit in units],
-        "tensors": ["features (M, D)", "view_features (M, V, D)"]
-        + (["tokens (M, V, N, D)"] if job.tokens else []),
-    }
-    _atomic(out / SUMMARY_NAME, lambda path: path.write_text(json.dumps(summary, indent=1) + "\n"))
-    return FeatureSummary(out, len(rows), len(units), len(units) - len(todo), dim, views)
+    with output_lock(out):  # a second run into the same folder would mix two models' features
+        (out / PARTS).mkdir(parents=True, exist_ok=True)
+        for leftover in out.rglob(f"*{PARTIAL_SUFFIX}"):
+            leftover.unlink()
+        units = plan_units(job)
+        done = {unit.shard: part for unit in units if (part := unit_done(out, unit)) is not None}
+        todo = [unit for unit in units if unit.shard not in done]
+        log.info(
+            "features of %d shard(s) (%d already done) on %s",
+            len(units),
+            len(done),
+            "tasks" if runner else ", ".join(devices or local_devices()),
+        )
+        progress = WorkProgress("features: samples", sum(unit.count for unit in todo), log)
+        for part in _run_units(todo, job, devices or local_devices(), runner, progress):
+            done[part["shard"]] = part
+        parts = [done[unit.shard] for unit in units]
+        rows = [row for part in parts for row in part["rows"]]
+        _atomic(
+            out / INDEX_NAME,
+            lambda path: path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)),
+        )
+        dim, views = (parts[0]["dim"], parts[0]["views"]) if parts else (0, 0)
+        damaged = [
+            {"shard": part["shard"], "reason": part["damage"], "skipped": part.get("skipped", 0)}
+            for part in parts
+            if part.get("damage")
+        ]
+        for entry in damaged:
+            log.warning("%s: %d sample(s) skipped: %s", entry["shard"], entry["skipped"], entry["reason"])
+        summary = {
+            "ckpt": job.ckpt,
+            "shards": job.shards,
+            "split": job.split,
+            "samples": len(rows),
+            "dim": dim,
+            "views": views,
+            "tokens": job.tokens,
+            "files": [unit.file for unit in units],
+            "tensors": ["features (M, D)", "view_features (M, V, D)"]
+            + (["tokens (M, V, N, D)"] if job.tokens else []),
+            "damaged_shards": damaged,
+            "skipped_samples": sum(entry["skipped"] for entry in damaged),
+        }
+        _atomic(out / SUMMARY_NAME, lambda path: path.write_text(json.dumps(summary, indent=1) + "\n"))
+    return FeatureSummary(out, len(rows), len(units), len(units) - len(todo), dim, views, damaged)
 
 
 def load_features(out: str | Path) -> tuple[list[dict], torch.Tensor]:

@@ -83,16 +83,18 @@ def read_clip(path: str | Path, spec: ArchSpec, stride: int) -> Clip:
     """The centre clip of a video file (one temporal view, centre crop), as `tubelet predict` sees it."""
     from pretrain.data.augment.clips import ClipSettings, eval_views
     from pretrain.data.augment.sampling import uniform_clips
+    from pretrain.data.shards.listing import regular_file_problem
     from pretrain.data.video.decode import DecodeError, probe
 
     path = Path(path)
+    problem = regular_file_problem(path)  # a FIFO would block forever, /dev/zero fill memory
+    if problem:
+        raise DataError(f"{path}: {problem}")
     try:
-        data = path.read_bytes()
-        info = probe(data)
+        info = probe(path)  # the file is read as decoding needs it, never whole
         settings = ClipSettings(num_frames=spec.num_frames, stride=stride, size=spec.img_size)
-        video = eval_views({"key": path.name, "meta": {}, "video": data}, settings, 1, 1, multi_view=False)[
-            0
-        ]["video"]
+        sample = {"key": path.name, "meta": {}, "video": path}
+        video = eval_views(sample, settings, 1, 1, multi_view=False)[0]["video"]
     except (DecodeError, OSError, ValueError, IndexError) as error:
         raise DataError(f"{path}: not a video this tool can read ({error})") from None
     indices = uniform_clips(info.num_frames, spec.num_frames, stride, 1)[0]  # (T,)

@@ -8,7 +8,6 @@ the others still get their answers.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,11 +17,11 @@ import torch
 
 from pretrain.data.augment.clips import ClipSettings, eval_views
 from pretrain.data.augment.transforms import normalize_video
+from pretrain.data.shards.listing import regular_file_problem
 from pretrain.data.video.decode import DecodeError
+from pretrain.errors import UserError
 from pretrain.evaluate.onnx_model import is_onnx_export, load_onnx_classifier
 from pretrain.weights.pretrained import Finetuned, load_finetuned
-
-log = logging.getLogger(__name__)
 
 DEFAULT_STRIDE = 4
 
@@ -50,6 +49,10 @@ class PredictReport:
         return [p for p in self.predictions if p.error]
 
 
+MAX_VIEWS = {"--clips": 32, "--crops": 10}
+"""Views per video: 32 windows x 3 crops of ViT-B 16 x 224^2 clips already hold 1.8 GB of floats (--clips 100000: 9 GiB)."""
+
+
 def view_settings(
     finetuned: Finetuned, clips: int | None, crops: int | None
 ) -> tuple[ClipSettings, int, int]:
@@ -66,10 +69,14 @@ def predict_file(
     finetuned: Finetuned, path: Path, settings: ClipSettings, num_clips: int, num_crops: int, topk: int
 ) -> tuple[Prediction, int]:
     """One file → its prediction and the number of views scored (0 when it could not be read)."""
+    problem = regular_file_problem(path)  # a FIFO would block forever, /dev/zero fill memory
+    if problem:
+        return Prediction(str(path), error=problem), 0
     try:
-        data = path.read_bytes()
-        sample = {"key": path.name, "meta": {}, "video": data}
+        sample = {"key": path.name, "meta": {}, "video": path}  # read as decoding needs, never whole
         video = eval_views(sample, settings, num_clips, num_crops)[0]["video"]
+    except FileNotFoundError:
+        return Prediction(str(path), error="no such file"), 0
     except (DecodeError, OSError, ValueError, IndexError) as error:
         return Prediction(str(path), error=f"not a video this tool can read ({error})"), 0
     spec = finetuned.model.spec  # the normalization the weights were trained with travels in the spec
@@ -98,14 +105,15 @@ def predict(
     clips: int | None = None,
     crops: int | None = None,
 ) -> PredictReport:
+    for flag, value in (("--clips", clips), ("--crops", crops)):  # checked before the model loads
+        if value is not None and not 1 <= value <= MAX_VIEWS[flag]:
+            raise UserError(f"{flag} {value} must be in 1..{MAX_VIEWS[flag]} (views per video)")
     finetuned = load_classifier(checkpoint)
     settings, num_clips, num_crops = view_settings(finetuned, clips, crops)
     predictions, total_views = [], 0
     start = time.perf_counter()
     for video in videos:
         prediction, views = predict_file(finetuned, Path(video), settings, num_clips, num_crops, topk)
-        if prediction.error:
-            log.warning("%s: %s", video, prediction.error)
         predictions.append(prediction)
         total_views += views
     return PredictReport(predictions, total_views, time.perf_counter() - start)

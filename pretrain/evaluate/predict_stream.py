@@ -10,6 +10,7 @@ forward. Trailing windows the input does not fill are not scored.
 from __future__ import annotations
 
 import bisect
+import math
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -85,10 +86,18 @@ class WindowBuffer:
         self.t0: float | None = None
 
     def push(self, seconds: float, frame: np.ndarray) -> Iterator[tuple[float, float, np.ndarray]]:
-        """Add a frame; yield (t0, t1, clip uint8 (T, S, S, 3)) for every window it completes."""
-        if self.t0 is None:
+        """Add a frame; yield (t0, t1, clip uint8 (T, S, S, 3)) for every window it completes.
+        Live sources jump in time: windows a gap leaves without any frame are not scored, and a
+        clock that goes back starts the windows over at the new time."""
+        if self.t0 is None or (self.times and seconds < self.times[-1]):
             self.t0 = seconds
+            self.times.clear()
+            self.frames.clear()
         while seconds >= self.t0 + self.window_s:
+            if not self.times:  # a gap: skip to the first window that can hold the new frame
+                empty = math.floor((seconds - self.window_s - self.t0) / self.stride_s) + 1
+                self.t0 += empty * self.stride_s
+                continue
             yield self.t0, self.t0 + self.window_s, self._clip()
             self.t0 += self.stride_s
             while self.times and self.times[0] < self.t0:

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from types import SimpleNamespace
 from typing import Any
 
-from pretrain.models.backbones import DEFAULT_BACKBONE, get_backbone
+from pretrain.errors import ConfigError
+from pretrain.models.backbones import BACKBONES, DEFAULT_BACKBONE, get_backbone
 from pretrain.models.sizes import SIZES
 from pretrain.pixels import CHANNELS, IMAGENET_MEAN, IMAGENET_STD, token_grid
 
 MLP_ACTIVATIONS = {"gelu": "none", "gelu_tanh": "tanh"}  # name -> nn.GELU(approximate=...)
+COUNTS = ("depth", "decoder_depth", "temporal_depth")
+"""Block counts: whole numbers >= 0 (the other int fields are sizes, >= 1)."""
 
 
 @dataclass(frozen=True)
@@ -59,11 +63,10 @@ class ArchSpec:
     """Per-channel std the input video is normalized with ([-1, 1] inputs: 0.5, 0.5, 0.5)."""
 
     def __post_init__(self) -> None:
-        backbone = get_backbone(self.backbone)  # a ValueError naming the known ones
-        if self.mlp_act not in MLP_ACTIVATIONS:
-            raise ValueError(f"unknown mlp_act {self.mlp_act!r}; expected one of {sorted(MLP_ACTIVATIONS)}")
-        if backbone.temporal_transformer and self.temporal_depth < 1:
-            raise ValueError(f"backbone {self.backbone} needs temporal_depth >= 1, got {self.temporal_depth}")
+        # a config.json or a flag may hold anything: one line now, no crash later
+        problems = arch_problems(asdict(self))
+        if problems:
+            raise ConfigError(f"model architecture: {'; '.join(problems)}")
         object.__setattr__(self, "pixel_mean", tuple(float(v) for v in self.pixel_mean))
         object.__setattr__(self, "pixel_std", tuple(float(v) for v in self.pixel_std))
 
@@ -141,3 +144,50 @@ class ArchSpec:
     def patch_dim(self) -> int:
         """Pixels per token: tubelet * patch * patch * channels."""
         return self.tubelet_size * self.patch_size * self.patch_size * CHANNELS
+
+
+def arch_problems(values: dict[str, Any]) -> list[str]:
+    """What is wrong with these `ArchSpec` fields (the defaults fill the others): wrong types, sizes
+    < 1, geometry that does not divide, non-finite or zero statistics. Readers of weights call it to
+    refuse a file's architecture as that file's fault (CheckpointError) before building anything."""
+    problems = []
+    defaults = {field.name: field.default for field in fields(ArchSpec)}
+    spec = SimpleNamespace(**{**defaults, **{k: v for k, v in values.items() if k in defaults}})
+    for field in fields(ArchSpec):
+        value, kind = getattr(spec, field.name), field.type
+        if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            problems.append(f"{field.name}={value!r} must be a whole number")
+        elif kind == "int" and value < (0 if field.name in COUNTS else 1):
+            problems.append(f"{field.name}={value} must be >= {0 if field.name in COUNTS else 1}")
+        elif kind in ("bool", "str") and type(value).__name__ != kind:
+            problems.append(f"{field.name}={value!r} must be a {kind}")
+        elif kind == "float" and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            problems.append(f"{field.name}={value!r} must be a finite number > 0")
+    if problems:
+        return problems
+    if spec.mlp_act not in MLP_ACTIVATIONS:
+        problems.append(f"unknown mlp_act {spec.mlp_act!r}; expected one of {sorted(MLP_ACTIVATIONS)}")
+    if spec.backbone not in BACKBONES:
+        problems.append(f"unknown backbone {spec.backbone!r}; expected one of {list(BACKBONES)}")
+    elif get_backbone(spec.backbone).temporal_transformer and spec.temporal_depth < 1:
+        problems.append(f"backbone {spec.backbone} needs temporal_depth >= 1, got {spec.temporal_depth}")
+    for size, parts, names in (
+        (spec.img_size, spec.patch_size, "img_size/patch_size"),
+        (spec.num_frames, spec.tubelet_size, "num_frames/tubelet_size"),
+        (spec.dim, spec.heads, "dim/heads"),
+        (spec.decoder_dim, spec.decoder_heads, "decoder_dim/decoder_heads"),
+    ):
+        if size % parts:
+            problems.append(f"{names}={size}/{parts} must divide evenly")
+    for name in ("pixel_mean", "pixel_std"):
+        stats = getattr(spec, name)
+        ok = isinstance(stats, (list, tuple)) and len(stats) == CHANNELS
+        ok = ok and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in stats
+        )
+        if not ok or (name == "pixel_std" and min(stats) <= 0):
+            problems.append(
+                f"{name}={stats!r} must be {CHANNELS} finite numbers"
+                + (" > 0" if name == "pixel_std" else "")
+            )
+    return problems

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from pretrain.config import ConfigError, RunConfig
-from pretrain.errors import CheckpointError
 from pretrain.models.classifier import VideoClassifier
 from pretrain.weights import load_encoder
 
@@ -35,15 +34,11 @@ def initialise(model: VideoClassifier, config: RunConfig) -> dict[str, Any]:
     path = Path(init).expanduser()
     if not path.exists():
         raise ConfigError(f"finetune.init={init!r}: no such file or folder")
-    try:
-        report = load_encoder(path, model)
-    except CheckpointError as error:
-        raise CheckpointError(f"finetune.init={init!r}: {error}") from None
-    except (ValueError, KeyError) as error:
-        raise ConfigError(
-            f"finetune.init={init!r} cannot initialise model.size={config.model.size} "
-            f"(patch {model.spec.patch_size}, tubelet {model.spec.tubelet_size}): {error}"
-        ) from None
+    blame = (
+        f"finetune.init={init!r} cannot initialise model.size={config.model.size} "
+        f"(patch {model.spec.patch_size}, tubelet {model.spec.tubelet_size})"
+    )
+    report = load_encoder(path, model, blame_config=blame)
     _note_position_table(report.get("source_config") or {}, model)
     return {
         "source": str(path),

@@ -9,17 +9,17 @@ package's format registry takes (`pretrain.weights.formats.Weights`), so registe
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from pretrain.atomic import replaced_atomically
+from pretrain.errors import CheckpointError
 from pretrain.models.arch import ArchSpec
 from pretrain.models.backbones import get_backbone
 from pretrain.weights import timesformer_hf, timesformer_original, vivit_hf
+from pretrain.weights.export import read_json, read_safetensors, write_atomic
+from pretrain.weights.safe_load import safe_torch_load
 
 Tensors = dict[str, torch.Tensor]
 CONVERTERS = {converter.MODEL_TYPE: converter for converter in (timesformer_hf, vivit_hf)}
@@ -33,20 +33,21 @@ def converts_to_hf_backbone(spec: ArchSpec) -> bool:
 
 
 def hf_model_type(path: Path) -> str | None:
-    """'timesformer' or 'vivit' for such a HF folder, else None."""
+    """'timesformer' or 'vivit' for such a HF folder, else None (unreadable JSON: CheckpointError)."""
     config = path / HF_CONFIG
     if not (path.is_dir() and config.is_file()):
         return None
-    model_type = json.loads(config.read_text()).get("model_type")
-    return model_type if model_type in CONVERTERS else None
+    model_type = read_json(config).get("model_type")
+    return model_type if isinstance(model_type, str) and model_type in CONVERTERS else None
 
 
 def _read_tensors(folder: Path) -> Tensors:
+    """Safetensors, else the .bin through the one safe torch.load (a planted pickle: one line)."""
     if (folder / HF_WEIGHTS).is_file():
-        return load_file(str(folder / HF_WEIGHTS))
+        return read_safetensors(folder / HF_WEIGHTS)
     if (folder / "pytorch_model.bin").is_file():
-        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    raise ValueError(f"{folder} has a HF config.json but no {HF_WEIGHTS} or pytorch_model.bin")
+        return safe_torch_load(folder / "pytorch_model.bin")
+    raise CheckpointError(f"{folder} has a HF config.json but no {HF_WEIGHTS} or pytorch_model.bin")
 
 
 def flat_config(spec: ArchSpec, kind: str, fmt: str, class_names: list[str] | None = None) -> dict[str, Any]:
@@ -66,8 +67,8 @@ def read_hf_backbone(path: str | Path) -> tuple[Tensors, dict[str, Any]]:
     path = Path(path)
     model_type = hf_model_type(path)
     if model_type is None:
-        raise ValueError(f"{path} is not a Hugging Face TimeSformer or ViViT folder")
-    converter, config = CONVERTERS[model_type], json.loads((path / HF_CONFIG).read_text())
+        raise CheckpointError(f"{path} is not a Hugging Face TimeSformer or ViViT folder")
+    converter, config = CONVERTERS[model_type], read_json(path / HF_CONFIG)
     state = converter.state_dict_from_hf(_read_tensors(path))
     kind = "classifier" if "head.weight" in state else "encoder"
     labels = config.get("id2label") or {}
@@ -79,10 +80,10 @@ def save_hf_backbone(
     state: Tensors, model_config: dict[str, Any], out_dir: str | Path, class_names: list[str] | None = None
 ) -> Path:
     """Our TimeSformer (backbone timesformer) or HF-ViViT-layout vit (class token) as a folder
-    transformers' `from_pretrained` loads; written under temporary names, then renamed."""
+    transformers' `from_pretrained` loads; written as a whole beside it, then renamed into place."""
     spec, kind = ArchSpec.from_dict(model_config), model_config["kind"]
     if kind not in ("encoder", "classifier"):
-        raise ValueError(
+        raise CheckpointError(
             f"HF TimeSformer / ViViT folders hold an encoder or a classifier, not a {kind} model"
         )
     converter = CONVERTERS[str(get_backbone(spec.backbone).hf_model_type(spec))]
@@ -91,11 +92,7 @@ def save_hf_backbone(
         names = [f"LABEL_{i}" for i in range(int(state["head.weight"].shape[0]))]
     config = converter.hf_config(spec, kind, names)
     folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.contiguous() for k, v in converter.state_dict_to_hf(state, kind).items()}
-    with replaced_atomically(folder / HF_WEIGHTS, folder / HF_CONFIG) as (tmp_weights, tmp_config):
-        save_file(tensors, str(tmp_weights), metadata={"format": "pt"})
-        tmp_config.write_text(json.dumps(config, indent=2, sort_keys=True))
+    write_atomic(folder, converter.state_dict_to_hf(state, kind), config, HF_WEIGHTS)  # the folder as a whole
     return folder
 
 
@@ -116,8 +113,7 @@ def read_original_timesformer(path: str | Path, heads: int | None = None) -> tup
     """A facebookresearch/TimeSformer `.pyth` -> our state dict and model config (heads are not in
     the tensors: width // 64 unless given, 12 for ViT-B)."""
     path = Path(path)
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    state = timesformer_original.state_dict_from_original(obj)
+    state = timesformer_original.state_dict_from_original(safe_torch_load(path))
     spec = timesformer_original.spec_from_original(state)
     if heads:
         spec = ArchSpec.from_dict({**spec.to_dict(), "heads": heads})

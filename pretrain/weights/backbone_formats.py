@@ -20,11 +20,8 @@ from pretrain.weights.backbone_folders import (
 from pretrain.weights.formats import Tensors, Weights, WeightsFormat
 
 
-def _checked(read: Any, path: Path) -> Weights:
-    try:
-        state, model_config = read(path)
-    except ValueError as error:
-        raise CheckpointError(f"{path}: {error}") from None
+def _as_weights(read: Any, path: Path) -> Weights:
+    state, model_config = read(path)  # the readers raise CheckpointError where a misfit is found
     return Weights(state, {**model_config, "family": "videomae"})
 
 
@@ -34,10 +31,7 @@ def save_hf_any(
     """`tubelet convert --to hf`: TimeSformer / ViViT layouts as their HF folders, else VideoMAE's."""
     spec = ArchSpec.from_dict(model_config)
     if converts_to_hf_backbone(spec):
-        try:
-            return save_hf_backbone(state, model_config, out_dir)
-        except ValueError as error:
-            raise CheckpointError(f"cannot write a Hugging Face folder: {error}") from None
+        return save_hf_backbone(state, model_config, out_dir)  # CheckpointError where it cannot
     backbone = get_backbone(spec.backbone)
     if backbone.hf_model_type(spec) is None:
         raise CheckpointError(
@@ -50,12 +44,12 @@ def save_hf_any(
 HF_BACKBONE_FORMAT = WeightsFormat(
     "hf-backbone",
     lambda path: hf_model_type(path) is not None,
-    lambda path: _checked(read_hf_backbone, path),
+    lambda path: _as_weights(read_hf_backbone, path),
     "a Hugging Face TimeSformer or ViViT folder (config.json model_type=timesformer|vivit)",
 )
 ORIGINAL_TIMESFORMER_FORMAT = WeightsFormat(
     "timesformer",
     is_original_timesformer_file,
-    lambda path: _checked(read_original_timesformer, path),
+    lambda path: _as_weights(read_original_timesformer, path),
     "an original facebookresearch TimeSformer .pyth",
 )

@@ -17,6 +17,7 @@ from pretrain.models.arch import ArchSpec
 from pretrain.models.backbones import build_encoder
 from pretrain.models.classifier import VideoClassifier, make_linear_probe
 from pretrain.models.videomae import VideoMAE
+from pretrain.weights.declared import check_block_counts, check_class_names, check_shapes
 from pretrain.weights.formats import FAMILY, Tensors, Weights
 
 Builder = Callable[[Tensors, dict[str, Any]], tuple[nn.Module, Tensors]]
@@ -50,7 +51,8 @@ register_family(FAMILY, build_videomae_family)
 
 
 def build_model(state: Tensors, model_config: dict[str, Any], source: str = "") -> nn.Module:
-    """The model `model_config` describes with `state` loaded strictly; a misfit is a CheckpointError."""
+    """The model `model_config` describes with `state` loaded strictly; a misfit is a CheckpointError,
+    found by comparing the declared architecture with the tensors before anything is allocated."""
     family = model_config.get("family", FAMILY)
     builder = FAMILIES.get(family)
     where = f"{source}: " if source else ""
@@ -58,9 +60,14 @@ def build_model(state: Tensors, model_config: dict[str, Any], source: str = "") 
         raise CheckpointError(
             f"{where}model family {family!r} is not known here (known: {', '.join(sorted(FAMILIES))})"
         )
+    check_block_counts(state, model_config, where)
+    check_class_names(state, model_config, where)
     try:
+        check_shapes(state, model_config, builder, where)
         model, state = builder(state, model_config)
         model.load_state_dict(state, strict=True)
+    except CheckpointError:
+        raise
     except (RuntimeError, KeyError, ValueError) as error:  # load_state_dict's missing/unexpected/shape report
         detail = " ".join(line.strip() for line in str(error).splitlines())[:600]
         raise CheckpointError(

@@ -10,6 +10,7 @@ from typing import Any
 
 from pretrain.config import config_to_dict
 from pretrain.errors import CheckpointError
+from pretrain.models.arch import ArchSpec
 from pretrain.weights.backbone_formats import save_hf_any
 from pretrain.weights.build import build_model
 from pretrain.weights.export import FORMAT_NAME, write_export
@@ -48,6 +49,7 @@ def convert_weights(
     weights = read_weights(src)
     overrides = {k: v for k, v in (("num_frames", num_frames), ("img_size", img_size)) if v is not None}
     model_config = {**weights.model_config, **overrides}
+    ArchSpec.from_dict(model_config)  # --img-size / --num-frames checked like the config schema (ConfigError)
     build_model(weights.state, model_config, str(src))
     if to == "hf":
         save_hf_any(weights.state, model_config, out_dir, save_hf)

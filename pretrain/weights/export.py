@@ -8,6 +8,7 @@ resolved config (`run_config`) when there was one. Only safetensors: nothing to 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from pretrain.atomic import replaced_atomically
+from pretrain.atomic import folder_replaced_atomically
 from pretrain.config import config_from_dict
 from pretrain.errors import CheckpointError, ConfigError
 from pretrain.models.arch import ArchSpec
@@ -25,6 +26,7 @@ from pretrain.models.classifier import VideoClassifier
 from pretrain.models.videomae import VideoMAE
 from pretrain.weights.formats import Tensors, Weights, WeightsFormat, model_config
 
+log = logging.getLogger(__name__)
 FORMAT_NAME = "tubelet"
 FORMAT_VERSION = 1
 EXPORT_WEIGHTS = "model.safetensors"
@@ -36,6 +38,8 @@ def read_json(path: Path) -> dict[str, Any]:
         value = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise CheckpointError(f"{path}: unreadable JSON ({error})") from None
+    except RecursionError:  # 100,000 nested brackets: a hostile file, not a config
+        raise CheckpointError(f"{path}: unreadable JSON (nested too deeply)") from None
     if not isinstance(value, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     return value
@@ -90,21 +94,42 @@ def write_atomic(
     weights_name: str,
     extra_files: dict[str, str] | None = None,
 ) -> None:
-    """Write weights and config under temporary names, then rename, so a crash leaves no half file.
-    Files get the umask's normal mode (safetensors writes 0600)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write the whole folder beside it under a temporary name, then put it in place by rename: a
+    crash leaves the old folder or the new one, never new weights beside an old config. Files get
+    the umask's normal mode (safetensors writes 0600)."""
+    folder = Path(folder)
     texts = {EXPORT_CONFIG: json.dumps(config, indent=2, sort_keys=True), **(extra_files or {})}
-    mode = _default_file_mode()
-    with replaced_atomically(folder / weights_name, *(folder / name for name in texts)) as temps:
-        tmp_weights, *tmp_texts = temps
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_weights), metadata={"format": "pt"})
-        for tmp, text in zip(tmp_texts, texts.values()):
-            tmp.write_text(text)
-        for tmp in temps:
-            os.chmod(tmp, mode)
+    with folder_replaced_atomically(folder, _replaceable_export) as tmp:
+        save_tensors(state, tmp / weights_name)
+        for name, text in texts.items():
+            (tmp / name).write_text(text)
+        for file in tmp.iterdir():
+            os.chmod(file, default_file_mode())
 
 
-def _default_file_mode() -> int:
+def _replaceable_export(folder: Path) -> None:
+    """An existing weights folder is replaced whole, and said so; a folder holding anything else is
+    refused (it is not ours to delete)."""
+    if not (folder / EXPORT_CONFIG).is_file():
+        raise CheckpointError(
+            f"{folder} exists and holds files but no {EXPORT_CONFIG}: not a weights folder to replace; "
+            "choose a new or empty folder"
+        )
+    log.warning("replacing the existing export at %s", folder)
+
+
+def save_tensors(tensors: Tensors, path: Path) -> None:
+    """A safetensors file with the umask's mode; a full disk is an OSError naming the file (one line
+    from the CLI), not safetensors' own error."""
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata={"format": "pt"})
+    except SafetensorError as error:
+        raise OSError(f"{path}: cannot write ({error})") from None
+    os.chmod(path, default_file_mode())
+
+
+def default_file_mode() -> int:
+    """0666 less the umask: what `open` gives a new file (safetensors writes 0600)."""
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask

@@ -21,7 +21,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pretrain.errors import CheckpointError
 
@@ -95,9 +95,12 @@ def checkpoint_problem(path: Path, verify: bool = False) -> str | None:
     try:
         meta = json.loads(meta_path.read_text())
         files, sums = dict(meta.get("files", {})), dict(meta.get("sha256", {}))
-    except (OSError, ValueError, TypeError, AttributeError) as error:
-        return f"{META} is unreadable: {error}"
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError) as error:
+        return f"{META} is unreadable: {type(error).__name__ if isinstance(error, RecursionError) else error}"
     for name, size in files.items():
+        outside = outside_problem(path, name)
+        if outside:  # never stat, hash or describe a file the checkpoint does not hold
+            return outside
         file = path / name
         if not file.is_file():
             return f"{name} is missing"
@@ -105,6 +108,23 @@ def checkpoint_problem(path: Path, verify: bool = False) -> str | None:
             return f"{name} has {file.stat().st_size} bytes, expected {size}"
         if verify and name in sums and sha256_of(file) != sums[name]:
             return f"{name} does not match the sha256 recorded when it was saved (corrupt or altered)"
+    return None
+
+
+def outside_problem(folder: Path, name: object) -> str | None:
+    """Why `name` (from the checkpoint's own meta.json) is not a plain file inside `folder`, or None."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or PurePosixPath(name).is_absolute()
+        or ".." in PurePosixPath(name).parts
+    ):
+        return f"{META} names {str(name)[:80]!r}, not a file inside the checkpoint folder"
+    file = folder / name
+    if not file.resolve().is_relative_to(folder.resolve()) or (file.exists() and not file.is_file()):
+        return (
+            f"{name} is not a plain file inside the checkpoint folder (a link out of it, or a special file)"
+        )
     return None
 
 

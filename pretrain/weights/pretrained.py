@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from pretrain.errors import CheckpointError
+from pretrain.errors import CheckpointError, ConfigError
 from pretrain.models.arch import ArchSpec
 from pretrain.models.blocks import Encoder
 from pretrain.models.classifier import VideoClassifier
@@ -78,13 +78,14 @@ def load_finetuned(path: str | Path, config: RunConfig | None = None) -> Finetun
     return Finetuned(model, weights.run_config or config, names)
 
 
-def load_encoder(path: str | Path, model: nn.Module) -> dict[str, Any]:
+def load_encoder(path: str | Path, model: nn.Module, blame_config: str = "") -> dict[str, Any]:
     """Load the encoder weights of any source into `model.encoder` (VideoClassifier or VideoMAE).
 
     The model may use another frame count or image size than the weights were trained with: the
     fixed sin-cos position table is recomputed, nothing is interpolated. A final encoder norm in the
     weights is skipped when the model has none (mean pooling uses fc_norm instead). Weights that do
-    not fit the model's shapes are a ValueError (the model's config is what differs)."""
+    not fit the model's shapes are a CheckpointError naming both shapes, or a ConfigError starting
+    with `blame_config` when the caller's config chose the model (e.g. `finetune.init=...`)."""
     weights = read_weights(path)
     encoder = model.encoder
     if not isinstance(encoder, Encoder):
@@ -103,8 +104,8 @@ def load_encoder(path: str | Path, model: nn.Module) -> dict[str, Any]:
     ]
     missing = sorted(k for k in wanted if k not in loaded)
     if mismatched or missing:
-        raise ValueError(
-            f"encoder weights in {path} do not fit the model: "
+        raise (ConfigError if blame_config else CheckpointError)(
+            f"{blame_config}{': ' if blame_config else ''}encoder weights in {path} do not fit the model: "
             f"shape mismatches {mismatched[:5]}, missing {missing[:5]}"
         )
     encoder.load_state_dict(loaded, strict=True)

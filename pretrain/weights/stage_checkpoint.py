@@ -25,6 +25,9 @@ FORMAT_NAME = "stage"
 
 def read_stage_checkpoint(path: Path) -> Weights:
     checkpoint = layout.find_checkpoint(path)
+    outside = layout.outside_problem(checkpoint.path, layout.CONFIG)
+    if outside:  # a config.yaml linked to any file would have its content quoted in the parse error
+        raise CheckpointError(f"{checkpoint.path} is not a usable checkpoint: {outside}")
     try:
         config = load_config(str(checkpoint.config_path))
     except (ConfigError, OSError) as error:

@@ -19,9 +19,11 @@ from typing import Any
 
 import torch
 
+from pretrain.errors import CheckpointError
 from pretrain.models.arch import ArchSpec
 from pretrain.models.backbones import get_backbone
 from pretrain.pixels import CHANNELS
+from pretrain.weights.declared import checked_arch
 
 MODEL_TYPE = "timesformer"  # transformers' `model_type` of these folders
 
@@ -100,7 +102,7 @@ def state_dict_from_hf(hf: Tensors) -> Tensors:
     used = {theirs for _, theirs in _pairs(None, hf, kind, base)}
     unknown = sorted(set(hf) - used)
     if unknown:
-        raise ValueError(f"HF TimeSformer tensors without a Tubelet counterpart: {unknown[:5]}")
+        raise CheckpointError(f"HF TimeSformer tensors without a Tubelet counterpart: {unknown[:5]}")
     return out
 
 
@@ -109,7 +111,7 @@ def state_dict_to_hf(ours: Tensors, kind: str) -> Tensors:
     base = "timesformer." if kind == "classifier" else ""
     patch = f"{PATCH[0]}.weight"
     if ours[patch].shape[2] != 1:
-        raise ValueError(
+        raise CheckpointError(
             f"HF TimeSformer embeds single frames; this model has tubelet_size={ours[patch].shape[2]}"
         )
     ours = {**ours, patch: ours[patch].squeeze(2)}
@@ -119,17 +121,20 @@ def state_dict_to_hf(ours: Tensors, kind: str) -> Tensors:
 def spec_from_hf_config(config: dict[str, Any]) -> ArchSpec:
     """ArchSpec of an HF `TimesformerConfig` dict; refuses what our model does not implement."""
     if config.get("attention_type", "divided_space_time") != "divided_space_time":
-        raise ValueError(
+        raise CheckpointError(
             f"HF TimeSformer attention_type={config['attention_type']!r}: only "
             "divided_space_time is a Tubelet timesformer (joint_space_time is a vit)"
         )
     if config.get("num_channels", CHANNELS) != CHANNELS:
-        raise ValueError(f"HF config num_channels={config['num_channels']}; only {CHANNELS} is supported")
+        raise CheckpointError(
+            f"HF config num_channels={config['num_channels']}; only {CHANNELS} is supported"
+        )
     act = config.get("hidden_act", "gelu")
     if act not in ACTIVATIONS:
-        raise ValueError(f"HF config hidden_act={act!r}; supported: {sorted(ACTIVATIONS)}")
+        raise CheckpointError(f"HF config hidden_act={act!r}; supported: {sorted(ACTIVATIONS)}")
     eps = config.get("layer_norm_eps", 1e-6)
-    return ArchSpec(
+    return checked_arch(
+        "HF TimeSformer config",
         backbone="timesformer",
         img_size=config.get("image_size", 224),
         num_frames=config.get("num_frames", 8),
@@ -150,12 +155,12 @@ def spec_from_hf_config(config: dict[str, Any]) -> ArchSpec:
 def hf_config(spec: ArchSpec, kind: str, class_names: list[str] | None = None) -> dict[str, Any]:
     """HF `config.json` contents (model_type timesformer) for our TimeSformer of this spec and kind."""
     if get_backbone(spec.backbone).hf_model_type(spec) != MODEL_TYPE or spec.tubelet_size != 1:
-        raise ValueError(
+        raise CheckpointError(
             f"HF TimeSformer needs backbone timesformer with tubelet_size 1; got "
             f"{spec.backbone} with tubelet_size {spec.tubelet_size}"
         )
     if spec.head_norm_eps != spec.norm_eps and kind == "classifier":
-        raise ValueError(
+        raise CheckpointError(
             f"HF TimeSformer uses one LayerNorm eps; this model has {spec.norm_eps} and "
             f"{spec.head_norm_eps} (fc_norm)"
         )

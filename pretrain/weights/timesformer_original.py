@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from pretrain.errors import CheckpointError
 from pretrain.models.arch import ArchSpec
 
 Tensors = dict[str, torch.Tensor]
@@ -28,12 +29,12 @@ def unwrap(obj: Any) -> Tensors:
     while isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
         key = next((k for k in WRAPPERS if k in obj), None)
         if key is None:
-            raise ValueError(f"no TimeSformer state dict found (top-level keys: {sorted(obj)[:10]})")
+            raise CheckpointError(f"no TimeSformer state dict found (top-level keys: {sorted(obj)[:10]})")
         obj = obj[key]
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     patch = next((k for k in tensors if k.endswith("patch_embed.proj.weight")), None)
     if patch is None:
-        raise ValueError("no patch_embed.proj.weight: not a TimeSformer checkpoint")
+        raise CheckpointError("no patch_embed.proj.weight: not a TimeSformer checkpoint")
     prefix = patch[: -len("patch_embed.proj.weight")]
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
@@ -42,7 +43,9 @@ def state_dict_from_original(obj: Any) -> Tensors:
     """Original TimeSformer state (possibly wrapped) -> ours: `classifier` layout when it has a head."""
     state = unwrap(obj)
     if "temporal_fc" not in " ".join(state):
-        raise ValueError("checkpoint has no temporal_fc: only divided_space_time TimeSformers are supported")
+        raise CheckpointError(
+            "checkpoint has no temporal_fc: only divided_space_time TimeSformers are supported"
+        )
     classifier = "head.weight" in state
     out: Tensors = {}
     for name, tensor in state.items():
@@ -54,7 +57,7 @@ def state_dict_from_original(obj: Any) -> Tensors:
         elif root == "head":
             out[name] = tensor
         else:
-            raise ValueError(f"original TimeSformer tensor {name!r} has no Tubelet counterpart")
+            raise CheckpointError(f"original TimeSformer tensor {name!r} has no Tubelet counterpart")
     weight = out["encoder.patch_embed.proj.weight"]
     if weight.ndim == 4:
         out["encoder.patch_embed.proj.weight"] = weight.unsqueeze(2)  # (D, C, 1, p, p)

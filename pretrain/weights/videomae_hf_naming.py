@@ -17,6 +17,7 @@ import torch
 from pretrain.errors import CheckpointError
 from pretrain.models.arch import ArchSpec
 from pretrain.pixels import CHANNELS
+from pretrain.weights.declared import checked_arch
 
 HF_HEAD_NORM_EPS = 1e-5  # HF builds decoder.norm and fc_norm with LayerNorm's default eps
 KIND_BY_ARCHITECTURE = {
@@ -125,7 +126,8 @@ def spec_from_hf_config(config: dict[str, Any], kind: str) -> ArchSpec:
             "HF classifier with use_mean_pooling=false (first-token pooling) is not supported"
         )
     patch, image = config.get("patch_size", 16), config.get("image_size", 224)
-    return ArchSpec(
+    return checked_arch(
+        "HF VideoMAE config",
         img_size=image if isinstance(image, int) else image[0],
         num_frames=config.get("num_frames", 16),
         tubelet_size=config.get("tubelet_size", 2),

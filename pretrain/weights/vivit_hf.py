@@ -16,9 +16,11 @@ from typing import Any
 
 import torch
 
+from pretrain.errors import CheckpointError
 from pretrain.models.arch import ArchSpec
 from pretrain.models.backbones import get_backbone
 from pretrain.pixels import CHANNELS
+from pretrain.weights.declared import checked_arch
 
 MODEL_TYPE = "vivit"  # transformers' `model_type` of these folders
 
@@ -91,7 +93,7 @@ def state_dict_from_hf(hf: Tensors) -> Tensors:
     out.update({name: _get(hf, name, used) for name in POOLER if name in hf})
     unknown = sorted(set(hf) - used)
     if unknown:
-        raise ValueError(f"HF ViViT tensors without a Tubelet counterpart: {unknown[:5]}")
+        raise CheckpointError(f"HF ViViT tensors without a Tubelet counterpart: {unknown[:5]}")
     return out
 
 
@@ -121,15 +123,20 @@ def state_dict_to_hf(ours: Tensors, kind: str) -> Tensors:
 def spec_from_hf_config(config: dict[str, Any]) -> ArchSpec:
     """ArchSpec of an HF `VivitConfig` dict: a `vit` with a class token, [-1, 1] inputs."""
     if config.get("num_channels", CHANNELS) != CHANNELS:
-        raise ValueError(f"HF config num_channels={config['num_channels']}; only {CHANNELS} is supported")
+        raise CheckpointError(
+            f"HF config num_channels={config['num_channels']}; only {CHANNELS} is supported"
+        )
     act = config.get("hidden_act", "gelu_fast")
     if act not in ACTIVATIONS:
-        raise ValueError(f"HF ViViT hidden_act={act!r}; supported: {sorted(ACTIVATIONS)}")
+        raise CheckpointError(f"HF ViViT hidden_act={act!r}; supported: {sorted(ACTIVATIONS)}")
     tubelet, patch, patch_w = config.get("tubelet_size", [2, 16, 16])
     if patch != patch_w:
-        raise ValueError(f"HF ViViT tubelet_size={config['tubelet_size']}: only square patches are supported")
+        raise CheckpointError(
+            f"HF ViViT tubelet_size={config['tubelet_size']}: only square patches are supported"
+        )
     eps = config.get("layer_norm_eps", 1e-6)
-    return ArchSpec(
+    return checked_arch(
+        "HF ViViT config",
         backbone="vit",
         class_token=True,
         img_size=config.get("image_size", 224),
@@ -153,7 +160,7 @@ def spec_from_hf_config(config: dict[str, Any]) -> ArchSpec:
 def hf_config(spec: ArchSpec, kind: str, class_names: list[str] | None = None) -> dict[str, Any]:
     """HF `config.json` contents (model_type vivit) for our `vit` with a class token."""
     if get_backbone(spec.backbone).hf_model_type(spec) != MODEL_TYPE or not spec.key_bias:
-        raise ValueError(
+        raise CheckpointError(
             "HF ViViT is joint attention with a class token and qkv biases: only a vit with "
             f"class_token and key_bias converts (got backbone {spec.backbone}, "
             f"class_token {spec.class_token}, key_bias {spec.key_bias})"

@@ -5,6 +5,10 @@ features matches `finetune.mode=linear_probe`."""
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
+import shutil
 
 import pytest
 import torch
@@ -13,6 +17,7 @@ from safetensors.torch import load_file
 
 from pretrain.cli import main
 from pretrain.config import config_to_dict, load_config
+from pretrain.data.shards.output_lock import output_lock
 from pretrain.data.streams.eval_stream import build_eval_loader
 from pretrain.evaluate.features import FeatureJob, extract_features, load_features
 from pretrain.evaluate.views import score_batch
@@ -35,10 +40,15 @@ def classifier(tmp_path_factory):
     return root, shards, config, model.eval()
 
 
-def test_features_are_the_classifiers_pooled_features_on_the_eval_views(classifier, tmp_path):
+def test_features_are_the_classifiers_pooled_features_on_the_eval_views(classifier, tmp_path, caplog):
     root, shards, config, model = classifier
-    with OneThread():
+    with OneThread(), caplog.at_level(logging.INFO, "pretrain.evaluate.features"):
         summary = extract_features(FeatureJob(str(root / "export"), str(shards), str(tmp_path), config))
+    # Without a TTY (pytest's stderr): a progress line at each tenth of the 6 samples reached.
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("features: ")]
+    assert [line.split(" (")[0] for line in progress] == [f"features: {n}/6 samples" for n in range(1, 7)]
+    assert re.fullmatch(r"features: 6/6 samples \(100%\) · elapsed \d+:\d\d:\d\d · ETA 0:00:00", progress[-1])
+    with OneThread():
         expected = {}
         for batch in build_eval_loader(config, rank=0, world_size=1, split="all"):
             views = score_batch(model, batch)
@@ -95,6 +105,59 @@ def test_features_command_resumes_without_repeating_a_shard(classifier, tmp_path
     assert [name for name in after if after[name] != before.get(name)] == [parts[0].name]  # only it redone
     index = [json.loads(line) for line in (tmp_path / "index.jsonl").read_text().splitlines()]
     assert len(index) == len({r["key"] for r in index}) == 6
+
+
+def test_a_second_features_run_into_the_same_out_is_refused_naming_the_first(classifier, tmp_path, capsys):
+    root, shards, _, _ = classifier
+    command = [
+        "features",
+        str(root / "export"),
+        str(shards),
+        "--out",
+        str(tmp_path),
+        "--recipe",
+        "finetune/tiny",
+    ]
+    with output_lock(tmp_path):  # the first run, still writing (flock: per open file, even in one process)
+        assert main(command) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        f"tubelet: error: {tmp_path} is being written by another run (pid {os.getpid()} on "
+    )
+    assert err.endswith("wait for it to finish or choose another output folder")
+    assert not (tmp_path / "features.json").exists() and not list(tmp_path.glob("features-*"))
+
+
+def test_damaged_shards_are_each_reported_with_their_lost_samples_and_exit_1(classifier, tmp_path, capsys):
+    root, shards, _, _ = classifier
+    copy = tmp_path / "shards"
+    shutil.copytree(shards, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    counts = {shard["name"]: shard["count"] for shard in manifest["shards"]}
+    truncated, corrupt, missing = sorted(counts)[:3]
+    with open(copy / truncated, "r+b") as handle:
+        handle.truncate(os.path.getsize(copy / truncated) // 2)
+    with open(copy / corrupt, "r+b") as handle:
+        size = os.path.getsize(copy / corrupt)
+        handle.seek(512)
+        handle.write(b"\xab" * (size - 1024))
+    (copy / missing).unlink()
+    out = tmp_path / "out"
+    command = ["features", str(root / "export"), str(copy), "--out", str(out), "--recipe", "finetune/tiny"]
+    with OneThread():
+        assert main(command) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    lost = counts[truncated] + counts[corrupt] + counts[missing]
+    assert err.startswith(
+        f"tubelet: error: {lost} sample(s) lost in 3 damaged shard(s) (listed in {out}/features.json): "
+    )
+    for name in (truncated, corrupt, missing):
+        assert f"{name}: {counts[name]} skipped, " in err
+    summary = json.loads((out / "features.json").read_text())
+    assert summary["skipped_samples"] == lost and summary["samples"] == sum(counts.values()) - lost
+    assert sorted(entry["shard"] for entry in summary["damaged_shards"]) == [truncated, corrupt, missing]
+    modes = {path.stat().st_mode & 0o777 for path in out.glob("features-*.safetensors")}
+    assert modes == {(out / "index.jsonl").stat().st_mode & 0o777}  # not safetensors' 0600
 
 
 def _tinted_frames(class_index: int, seed: int):

@@ -152,3 +152,19 @@ def test_annotated_spans_are_not_segmented_again(kinetics, tmp_path, capsys):
         == 1
     )
     assert "annotated spans are samples already" in capsys.readouterr().err
+
+
+def test_kinetics_with_the_training_encoding_keeps_every_fourth_source_frame(kinetics, tmp_path):
+    root, full = kinetics
+    options = BuildOptions(shard_size_mb=0.01, annotations=(str(root / "train.csv"),), train_encoding=True)
+    build_shards("kinetics", str(root / "videos"), str(tmp_path), options)
+    assert read_manifest(str(tmp_path)).stored_stride == 4
+    samples, source = _samples(tmp_path), _frames(full.path)
+    for start, end in ((10.0, 20.0), (30.0, 40.0)):
+        sample = samples[(f"full/{FULL_ID}.mp4", start, end)]
+        clip, first, count = _frames(sample["video"]), round(start * FPS), round((end - start) * FPS)
+        assert sample["meta"]["num_frames"] == len(clip) == -(-count // 4)
+        # Stored frame k is source frame first + 4k (another shot's frame would differ by > 40).
+        assert np.abs(clip - source[first : first + count : 4]).mean(axis=(1, 2, 3)).max() < 8
+    trimmed = samples[(f"train/{TRIMMED_ID}_000010_000020.mp4", None, None)]["meta"]
+    assert trimmed["num_frames"] == 20 and trimmed["original"]["num_frames"] == 80  # whole files too

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -70,7 +71,8 @@ def _rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict]]:
     """(line number, row with stripped values) of a CSV with the `required` header names."""
     if not path.is_file():
         raise LayoutError(f"{path}: annotation list not found")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    # undecodable bytes survive as surrogates: that row becomes a problem, not a traceback
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
         reader = csv.DictReader(handle)
         header = [name.strip() for name in reader.fieldnames or []]
         missing = [name for name in required if name not in header]
@@ -90,10 +92,15 @@ def read_annotations(path: str | Path, kinetics: bool) -> tuple[list[Annotation]
     found = []
     for line, row in rows:
         where = f"{path}:{line}"
+        if any(_undecodable(value) for value in row.values()):
+            problems.append(SplitProblem(str(path), line, "row is not valid UTF-8"))
+            continue
         try:
             start, end = float(row[names[1]]), float(row[names[2]])
         except ValueError:
-            reason = f"start/end {row[names[1]]!r}, {row[names[2]]!r} are not numbers"
+            start = end = math.nan
+        if not (math.isfinite(start) and math.isfinite(end)):  # float() also reads nan and inf
+            reason = f"start/end {row[names[1]]!r}, {row[names[2]]!r} are not finite numbers"
             problems.append(SplitProblem(str(path), line, reason))
             continue
         split = row.get("split") or None
@@ -111,6 +118,10 @@ def read_annotations(path: str | Path, kinetics: bool) -> tuple[list[Annotation]
             )
         )
     return found, problems
+
+
+def _undecodable(value: str | None) -> bool:
+    return value is not None and any("\udc80" <= char <= "\udcff" for char in value)
 
 
 def _stems(paths: Sequence[str]) -> dict[str, list[str]]:
@@ -192,17 +203,21 @@ def list_annotations(
         missing,
     )
     name = dataset or ("kinetics400" if kinetics else "annotations")
-    return Listing(name, classes, _sized(entries), problems, ("1",) if has_splits else (), skipped=skipped)
+    sized = _sized(entries, problems)
+    return Listing(name, classes, sized, problems, ("1",) if has_splits else (), skipped=skipped)
 
 
-def _sized(entries: list[VideoEntry]) -> list[VideoEntry]:
-    """Spans weigh their share of the video's bytes in the shard plan (from the container's duration)."""
+def _sized(entries: list[VideoEntry], problems: list[SplitProblem]) -> list[VideoEntry]:
+    """Spans weigh their share of the video's bytes in the shard plan (from the container's duration).
+    A span past the video's end is clipped to it (its key and json say the real end); one that starts
+    after the end is a problem."""
     import dataclasses
 
     import av
 
     durations: dict[str, float] = {}
-    sized = []
+    sized: list[VideoEntry] = []
+    keys: set[str] = set()
     for entry in entries:
         if entry.span is None:
             sized.append(entry)
@@ -213,7 +228,20 @@ def _sized(entries: list[VideoEntry]) -> list[VideoEntry]:
                     durations[entry.file] = (container.duration or 0) / 1e6
             except (av.FFmpegError, ValueError):
                 durations[entry.file] = 0.0  # the writer reports the unreadable file
-        total = durations[entry.file]
-        share = min(1.0, entry.span.duration / total) if total > 0 else 1.0
-        sized.append(dataclasses.replace(entry, size=max(1, int(entry.size * share))))
+        total, span = durations[entry.file], entry.span
+        if total > 0 and span.end > total:
+            if span.start >= total:
+                reason = f"{entry.path} {span.start}-{span.end} s starts after the video's end ({total:g} s)"
+                problems.append(SplitProblem(entry.file, 0, reason))
+                continue
+            span = dataclasses.replace(span, end=total)
+        share = min(1.0, span.duration / total) if total > 0 else 1.0
+        clipped = dataclasses.replace(entry, span=span, size=max(1, int(entry.size * share)))
+        if clipped.key in keys:  # two rows that differ only past the end
+            problems.append(
+                SplitProblem(entry.file, 0, f"{entry.path} {span.start}-{span.end} s is listed twice")
+            )
+            continue
+        keys.add(clipped.key)
+        sized.append(clipped)
     return sized

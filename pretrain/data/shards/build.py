@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,8 +26,9 @@ from pretrain.data.shards.errors import ShardsError, StrictModeError
 from pretrain.data.shards.held_out import METHOD as HELD_OUT_METHOD
 from pretrain.data.shards.held_out import with_held_out_split
 from pretrain.data.shards.listing import Listing, VideoEntry
-from pretrain.data.shards.local_pool import run_in_processes
+from pretrain.data.shards.local_pool import run_units
 from pretrain.data.shards.manifest import ERRORS_NAME, MANIFEST_NAME, assemble_manifest
+from pretrain.data.shards.output_lock import output_lock
 from pretrain.data.shards.segments import SegmentOptions, segment_listing
 from pretrain.data.shards.sources import list_source
 from pretrain.data.shards.spans import TAILS
@@ -103,6 +105,11 @@ class BuildOptions(EncodeOptions):
     64-pixel-wide grid, 0-255 (a cut must also score 3x its neighbours)."""
 
     def __post_init__(self) -> None:
+        infinite = [
+            f"{k}={v}" for k, v in vars(self).items() if isinstance(v, float) and not math.isfinite(v)
+        ]
+        if infinite:  # nan passes every `<= 0` check below
+            raise ShardsError(f"{', '.join(infinite)}: must be a finite number")
         super().__post_init__()
         checks = [
             (self.shard_size_mb > 0, f"shard_size_mb={self.shard_size_mb} must be > 0"),
@@ -268,14 +275,13 @@ def _runner(
                 f"{store.url}: an in-memory filesystem is invisible to the workers of a "
                 "distributed build (--ray); write to a directory or object store they all reach"
             )
-        return lambda plans, config: remote(write_shard, plans, config)
+        return lambda plans, config: run_units(write_shard, plans, config, remote=remote)
     if options.workers > 1 and store.is_process_local:
         log.warning(
             "%s is in-memory (one process): writing with 1 worker instead of %d", store.url, options.workers
         )
-    elif options.workers > 1:
-        return lambda plans, config: run_in_processes(write_shard, plans, config, options.workers)
-    return lambda plans, config: (write_shard(plan, config) for plan in plans)
+        return lambda plans, config: run_units(write_shard, plans, config)
+    return lambda plans, config: run_units(write_shard, plans, config, options.workers)
 
 
 def _prepare_output(store: ShardStore, build_fingerprint: str) -> None:
@@ -383,26 +389,29 @@ def build_shards(
         raise ShardsError(f"{input_dir}: no usable {source} videos found")
     check_expected_counts(listing)
     store = ShardStore(str(output))
-    planning_rows: list[dict] = []
-    if options.segment_options() is not None:  # long videos: every segment becomes an entry of its own
-        listing, planning_rows = segment_listing(listing, options.segment_options(), options.workers, store)
-    plans = plan_shards(listing.entries, options, listing.dataset)
-    build_fingerprint = hashlib.sha256(
-        json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()
-    ).hexdigest()
-    _prepare_output(store, build_fingerprint)
-    config = ShardTaskConfig(
-        store.url, listing.dataset, options.probe, options.reencode_options(), options.strict
-    )
-    results, resumed = _build_missing(store, plans, options, config, progress, runner)
-    build = {
-        "source": source,
-        "input": str(input_dir),
-        "fingerprint": build_fingerprint,
-        "tool_version": __version__,
-        **options.content_fields(),
-    }
-    errors = _write_results(store, listing, results, build, planning_rows)
+    with output_lock(store.root if store.is_local else None):  # one build writes a folder at a time
+        planning_rows: list[dict] = []
+        if options.segment_options() is not None:  # long videos: every segment becomes an entry of its own
+            listing, planning_rows = segment_listing(
+                listing, options.segment_options(), options.workers, store
+            )
+        plans = plan_shards(listing.entries, options, listing.dataset)
+        build_fingerprint = hashlib.sha256(
+            json.dumps([listing.classes, [p.fingerprint for p in plans]]).encode()
+        ).hexdigest()
+        _prepare_output(store, build_fingerprint)
+        config = ShardTaskConfig(
+            store.url, listing.dataset, options.probe, options.reencode_options(), options.strict
+        )
+        results, resumed = _build_missing(store, plans, options, config, progress, runner)
+        build = {
+            "source": source,
+            "input": str(input_dir),
+            "fingerprint": build_fingerprint,
+            "tool_version": __version__,
+            **options.content_fields(),
+        }
+        errors = _write_results(store, listing, results, build, planning_rows)
     return BuildSummary(
         output=store.url,
         dataset=listing.dataset,

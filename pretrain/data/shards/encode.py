@@ -31,6 +31,16 @@ X264_PRESETS = (
 )
 
 
+FPS_RANGE = (0.1, 1000.0)
+"""Frame rates a re-encode reads and writes: H.264 time bases outside it are meaningless (an
+average rate of 10/25001 fps would round to 0 and divide by it)."""
+
+
+def fps_problem(fps: float) -> str | None:
+    low, high = FPS_RANGE
+    return None if low <= fps <= high else f"frame rate {fps:g} fps is outside {low:g}-{high:g}"
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     """How a user asks for a video to be re-encoded to H.264 MP4; `BuildOptions` extends it (one
@@ -53,7 +63,7 @@ class EncodeOptions:
                 self.resize_short is None or self.resize_short >= 2,
                 f"resize_short={self.resize_short} must be >= 2",
             ),
-            (self.fps is None or self.fps > 0, f"fps={self.fps} must be > 0"),
+            (self.fps is None or not fps_problem(self.fps), f"fps={self.fps}: {fps_problem(self.fps or 0)}"),
             (0 <= self.crf <= 51, f"crf={self.crf} must be in 0..51"),
             (self.gop_seconds > 0, f"gop_seconds={self.gop_seconds} must be > 0"),
             (self.preset in X264_PRESETS, f"preset={self.preset!r}: choose one of {', '.join(X264_PRESETS)}"),
@@ -144,6 +154,8 @@ def encode_frames(
                 in_fps = stream_rate(in_stream)
                 if in_fps <= 0:
                     raise ProbeError("no frame rate in the container")
+                if fps_problem(in_fps):  # the video is skipped and listed, the build goes on
+                    raise ProbeError(fps_problem(in_fps))
                 out_fps = options.fps or in_fps / options.stride
                 ratio = in_fps / out_fps
                 out_stream = _add_h264(output, frame, out_fps, options)

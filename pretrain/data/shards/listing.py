@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import posixpath
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,7 +128,7 @@ def unusable_reason(file: Path, relative: str) -> str | None:
     except UnicodeEncodeError:
         return "file name is not valid UTF-8"
     try:
-        file.stat()
+        mode = file.stat().st_mode
     except FileNotFoundError:
         if file.is_symlink():
             return f"unreadable (dangling symlink to {printable(os.readlink(file))})"
@@ -136,7 +137,32 @@ def unusable_reason(file: Path, relative: str) -> str | None:
         if error.errno == errno.ELOOP:
             return "unreadable (symlink loop)"
         return f"unreadable ({error.strerror})"
-    return None
+    return special_file_reason(mode)
+
+
+SPECIAL_FILES = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
+
+
+def special_file_reason(mode: int) -> str | None:
+    """Only regular files are videos: a FIFO would block the reader forever and a symlink to
+    /dev/zero would be read until memory runs out."""
+    if stat.S_ISREG(mode):
+        return None
+    return f"not a regular file ({SPECIAL_FILES.get(stat.S_IFMT(mode), 'a special file')})"
+
+
+def regular_file_problem(path: str | Path) -> str | None:
+    """Why `path` (a video named on the command line) cannot be read, or None for a regular file."""
+    try:
+        return special_file_reason(os.stat(path).st_mode)
+    except OSError as error:
+        return f"unreadable ({error.strerror})"
 
 
 def normalize_listed_path(text: str) -> str | None:

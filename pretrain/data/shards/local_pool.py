@@ -1,4 +1,4 @@
-"""Shard tasks on local worker processes.
+"""Work units (shards to build, shards to embed) on local worker processes.
 
 Forked where the platform allows: spawned workers re-import the caller's `__main__`, which breaks
 builds started from `python -c`, stdin or an unguarded script. The parent holds no locks a worker
@@ -37,12 +37,18 @@ def _die_with_parent() -> None:
 
 
 def run_in_processes(
-    task: Callable[[Plan, object], Result], plans: Sequence[Plan], config: object, workers: int
+    task: Callable[[Plan, object], Result],
+    plans: Sequence[Plan],
+    config: object,
+    workers: int,
+    spawn: bool = False,
 ) -> Iterator[Result]:
-    """Yield results as tasks finish; the first failure cancels what has not started and re-raises."""
+    """Yield results as tasks finish; the first failure cancels what has not started and re-raises.
+    The one local pool of work units (shard building, feature extraction); `spawn` for workers that
+    use CUDA, which cannot run in a forked child."""
     if not plans:
         return
-    context = pool_context()
+    context = multiprocessing.get_context("spawn") if spawn else pool_context()
     with ProcessPoolExecutor(
         max_workers=min(workers, len(plans)), mp_context=context, initializer=_die_with_parent
     ) as pool:
@@ -53,3 +59,26 @@ def run_in_processes(
         finally:
             for future in futures:
                 future.cancel()
+
+
+RemoteRunner = Callable[[Callable, Sequence, object], Iterator]
+"""Runs `task(unit, config)` for every unit elsewhere (Ray tasks, from pretrain.distributed)."""
+
+
+def run_units(
+    task: Callable[[Plan, object], Result],
+    units: Sequence[Plan],
+    config: object,
+    workers: int = 1,
+    remote: RemoteRunner | None = None,
+    spawn: bool = False,
+) -> Iterator[Result]:
+    """The one runner of work units (shards to build, shards to embed): through `remote`, in
+    `workers` local processes (killed with their parent, cancelled on the first failure), or in
+    this process. Results come as units finish; callers skip the units an earlier run finished
+    (their part records) and pass only the rest, which is what makes both resumable."""
+    if remote is not None:
+        return remote(task, units, config)
+    if workers > 1 and len(units) > 1:
+        return run_in_processes(task, units, config, workers, spawn)
+    return (task(unit, config) for unit in units)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
 import tarfile
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import fsspec
@@ -33,23 +36,43 @@ class VerifyReport:
         return not self.failures
 
 
-def _group_samples(tar: tarfile.TarFile) -> dict[str, dict]:
-    """key -> {extension: bytes} in tar order."""
-    samples: dict[str, dict] = {}
+SPOOL_BYTES = 8 << 20
+"""A sample member up to this size is held in memory; a bigger one spills to a temporary file."""
+JSON_BYTES = 1 << 20
+
+
+def _iter_samples(tar: tarfile.TarFile) -> Iterator[tuple[str, dict]]:
+    """(key, {extension: seekable file}) per sample in tar order, one sample at a time: memory is
+    bounded whatever the size of a video (PyAV reads the spooled file)."""
+    key, members = None, {}
     for member in tar:
-        key, _, ext = member.name.partition(".")
-        samples.setdefault(key, {})[ext] = tar.extractfile(member).read()
-    return samples
+        name_key, _, ext = member.name.partition(".")
+        if name_key != key and members:
+            yield key, members
+            members = {}
+        key, source = name_key, tar.extractfile(member)
+        spool = tempfile.SpooledTemporaryFile(SPOOL_BYTES)  # noqa: SIM115  (closed once the sample is checked)
+        if source is not None:
+            shutil.copyfileobj(source, spool, 1 << 20)
+        spool.seek(0)
+        members[ext] = spool
+    if members:
+        yield key, members
 
 
 def _check_sample(shard: str, key: str, members: dict, decode: bool) -> list[str]:
     where = f"{shard}: sample {key}"
     if "json" not in members or len(members) != 2:
         return [f"{where}: expected one video and one .json member, found {sorted(members)}"]
+    text = members["json"].read(JSON_BYTES + 1)
+    if len(text) > JSON_BYTES:
+        return [f"{where}: .json member is over {JSON_BYTES} bytes"]
     try:
-        meta = json.loads(members["json"])
+        meta = json.loads(text)
     except ValueError as error:
         return [f"{where}: .json member is not valid JSON ({error})"]
+    if not isinstance(meta, dict):
+        return [f"{where}: .json member is not a JSON object"]
     problems = []
     if sample_key(meta) != key:
         problems.append(f"{where}: key does not match its path {meta.get('path')!r}")
@@ -66,6 +89,22 @@ def _check_sample(shard: str, key: str, members: dict, decode: bool) -> list[str
         except ProbeError as error:
             problems.append(f"{where}: does not decode ({error})")
     return problems
+
+
+def _check_samples(tar: tarfile.TarFile, shard: str, decode: bool) -> tuple[list[str], list[str]]:
+    """(keys, failures) of every sample of a shard read as a stream."""
+    keys, failures = [], []
+    for key, members in _iter_samples(tar):
+        if key in keys:
+            failures.append(f"{shard}: sample {key} appears twice")
+        else:
+            keys.append(key)
+        try:
+            failures.extend(_check_sample(shard, key, members, decode))
+        finally:
+            for spool in members.values():
+                spool.close()
+    return keys, failures
 
 
 @dataclass(frozen=True)
@@ -87,7 +126,7 @@ def _verify_shard(shard: ShardRecord, options: tuple[str, bool]) -> _ShardCheck:
         with fs.open(path, "rb") as handle:
             hashing = HashingFile(handle)
             with tarfile.open(fileobj=io.BufferedReader(hashing), mode="r|") as tar:
-                samples = _group_samples(tar)
+                keys, sample_failures = _check_samples(tar, shard.name, decode)
             hashing.drain()
     except (tarfile.TarError, OSError) as error:  # truncated, corrupt header: this shard is bad
         return _ShardCheck(shard.name, [], [f"{shard.name}: unreadable tar ({error})"])
@@ -95,11 +134,9 @@ def _verify_shard(shard: ShardRecord, options: tuple[str, bool]) -> _ShardCheck:
         failures.append(f"{shard.name}: {hashing.bytes} bytes, manifest says {shard.bytes}")
     if hashing.sha256.hexdigest() != shard.sha256:
         failures.append(f"{shard.name}: sha256 differs from the manifest")
-    if len(samples) != shard.count:
-        failures.append(f"{shard.name}: {len(samples)} samples, manifest says {shard.count}")
-    for key, members in samples.items():
-        failures.extend(_check_sample(shard.name, key, members, decode))
-    return _ShardCheck(shard.name, list(samples), failures)
+    if len(keys) != shard.count:
+        failures.append(f"{shard.name}: {len(keys)} samples, manifest says {shard.count}")
+    return _ShardCheck(shard.name, keys, failures + sample_failures)
 
 
 def verify_shards(path_or_url: str, decode: bool = True, workers: int = 1) -> VerifyReport:

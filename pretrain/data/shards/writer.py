@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import tarfile
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import av
 
 from pretrain.data.shards.encode import ReencodeOptions, reencode
 from pretrain.data.shards.errors import StrictModeError
-from pretrain.data.shards.listing import VideoEntry
+from pretrain.data.shards.listing import VideoEntry, regular_file_problem
 from pretrain.data.shards.spans import span_fields
 from pretrain.data.shards.store import HashingFile, ShardStore
 from pretrain.data.video.probe import ProbeError, VideoInfo, probe_video
@@ -105,8 +106,9 @@ def sample_json(
     return meta
 
 
-def prepare_video(entry: VideoEntry, config: ShardTaskConfig) -> tuple[bytes, dict]:
-    """(video bytes, sample json); ProbeError if the input is unusable."""
+def prepare_video(entry: VideoEntry, config: ShardTaskConfig) -> tuple[bytes | Path, dict]:
+    """(video bytes, or the file itself when it is stored as it is; sample json); ProbeError if the
+    input is unusable. Files are probed and re-encoded from disk, never read whole into memory."""
     if entry.span is not None:  # a segment, shot or annotated span: cut from its parent
         from pretrain.data.shards.cutting import cut_span
 
@@ -115,15 +117,18 @@ def prepare_video(entry: VideoEntry, config: ShardTaskConfig) -> tuple[bytes, di
             **sample_json(entry, info, config.dataset, ext, original),
             **span_fields(entry.span, entry.path),
         }
-    data = Path(entry.file).read_bytes()
-    if not data:
+    file = Path(entry.file)
+    problem = regular_file_problem(file)  # replaced by a FIFO or /dev/zero link since listing
+    if problem:
+        raise ProbeError(problem)
+    if file.stat().st_size == 0:
         raise ProbeError("zero-byte file")
     if config.reencode is None:
-        info = probe_video(data, config.probe)
+        info = probe_video(str(file), config.probe)
         ext = Path(entry.path).suffix.lower().lstrip(".") or "video"
-        return data, sample_json(entry, info, config.dataset, ext)
-    original = probe_video(data, "fast")
-    encoded, info = reencode(data, config.reencode)
+        return file, sample_json(entry, info, config.dataset, ext)
+    original = probe_video(str(file), "fast")
+    encoded, info = reencode(str(file), config.reencode)
     return encoded, sample_json(entry, info, config.dataset, "mp4", original)
 
 
@@ -144,10 +149,17 @@ def _error_row(entry: VideoEntry, reason: str) -> dict:
     return row
 
 
-def _add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+def _add_member(tar: tarfile.TarFile, name: str, payload: bytes | Path) -> None:
+    """A member from bytes, or copied from a file in blocks (its size as of opening it)."""
     member = tarfile.TarInfo(name)
-    member.size, member.mtime, member.mode = len(payload), TAR_MTIME, 0o444
+    member.mtime, member.mode = TAR_MTIME, 0o444
     member.uname = member.gname = "tubelet"
+    if isinstance(payload, Path):
+        with open(payload, "rb") as source:
+            member.size = os.fstat(source.fileno()).st_size
+            tar.addfile(member, source)
+        return
+    member.size = len(payload)
     tar.addfile(member, io.BytesIO(payload))
 
 

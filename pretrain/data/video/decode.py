@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -29,6 +31,11 @@ log = logging.getLogger(__name__)
 RESEEK_GAP = 96
 
 
+VideoBytes = bytes | str | os.PathLike | BinaryIO
+"""A shard sample's bytes, or a file (path or seekable binary file object, e.g. a tar member):
+files are read as the decoder needs them, never whole."""
+
+
 class DecodeError(RuntimeError):
     """A video that cannot be decoded (corrupt bytes, no video stream, no frames)."""
 
@@ -41,7 +48,7 @@ class VideoInfo:
     height: int
 
 
-def probe(data: bytes) -> VideoInfo:
+def probe(data: VideoBytes) -> VideoInfo:
     """Frame count, rate and size from the container header (no decoding)."""
     with _open(data) as container:
         stream = container.streams.video[0]
@@ -51,7 +58,7 @@ def probe(data: bytes) -> VideoInfo:
 
 
 def decode_frames(
-    data: bytes,
+    data: VideoBytes,
     indices: Sequence[int],
     size: tuple[int, int] | None = None,
     threads: int = 1,
@@ -68,7 +75,7 @@ def decode_frames(
     return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2)) if planar else rgb
 
 
-def decode_window(data: bytes, indices: Sequence[int], threads: int = 1) -> DecodedFrames:
+def decode_window(data: VideoBytes, indices: Sequence[int], threads: int = 1) -> DecodedFrames:
     """The frames at `indices` (any order, repeats allowed) as the decoder made them, for
     rendering crops (`DecodedFrames.render`). Indices past the real end of the video get the
     last decoded frame."""
@@ -76,20 +83,34 @@ def decode_window(data: bytes, indices: Sequence[int], threads: int = 1) -> Deco
     if not wanted or wanted[0] < 0:
         raise ValueError(f"frame indices must be non-negative and non-empty, got {list(indices)[:8]}")
     decoded = dict(iter_wanted_frames(data, wanted, threads))
-    if not decoded:
-        raise DecodeError("no frame could be decoded")
+    if not decoded:  # every wanted frame lies past the real end (a truncated file's header over-counts)
+        decoded = _last_frame(data, wanted[0])
     _fill_missing(decoded, wanted)
     return DecodedFrames([decoded[int(i)] for i in indices])
 
 
-def count_decoded_frames(data: bytes, indices: Sequence[int], threads: int = 1) -> int:
+def _last_frame(data: VideoBytes, index: int) -> dict[int, av.VideoFrame]:
+    """The video's real last frame, standing in at `index` (decodes the whole stream: rare)."""
+    last = None
+    try:
+        with _open(data) as container:
+            for last in container.decode(container.streams.video[0]):  # noqa: B007  (the last one is kept)
+                pass
+    except av.error.FFmpegError:
+        pass  # a damaged tail: the last frame decoded before it
+    if last is None:
+        raise DecodeError("no frame could be decoded")
+    return {index: last}
+
+
+def count_decoded_frames(data: VideoBytes, indices: Sequence[int], threads: int = 1) -> int:
     """Decode the wanted frames and nothing else (no colour conversion): the benchmark's floor."""
     wanted = sorted(set(int(i) for i in indices))
     return sum(1 for _ in iter_wanted_frames(data, wanted, threads))
 
 
 def iter_wanted_frames(
-    data: bytes, wanted: list[int], threads: int = 1
+    data: VideoBytes, wanted: list[int], threads: int = 1
 ) -> Iterator[tuple[int, av.VideoFrame]]:
     """Yield `(index, frame)` for every index in sorted `wanted` that the video has."""
     try:
@@ -107,9 +128,15 @@ def iter_wanted_frames(
         raise DecodeError(f"FFmpeg could not decode the video: {error}") from error
 
 
-def _open(data: bytes) -> av.container.InputContainer:
+def _open(data: VideoBytes) -> av.container.InputContainer:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = io.BytesIO(data)
+    elif isinstance(data, os.PathLike):
+        data = os.fspath(data)
+    elif not isinstance(data, str):
+        data.seek(0)  # a file object read before (probe, then decode) starts over
     try:
-        container = av.open(io.BytesIO(data), mode="r")
+        container = av.open(data, mode="r")
     except (av.error.FFmpegError, ValueError) as error:
         raise DecodeError(f"not a readable video container: {error}") from error
     if not container.streams.video:

@@ -106,21 +106,25 @@ def contact_sheet(
     columns: int = 8,
     width: int = 160,
     rows_titles: Sequence[str] = (),
+    caption_lines: int = 1,
 ):
-    """A PIL image: thumbnails `width` wide in a grid, each captioned below."""
+    """A PIL image: thumbnails `width` wide in a grid, each captioned below (`caption_lines` lines
+    of a caption split at newlines; each line cut to the thumbnail's width)."""
     from PIL import Image, ImageDraw
 
     if not images:
         raise ValueError("no frames for a contact sheet")
     height = max(1, round(width * images[0].shape[0] / images[0].shape[1]))
-    caption_height, rows = 14, -(-len(images) // columns)
+    caption_height, rows = 2 + 12 * caption_lines, -(-len(images) // columns)
     sheet = Image.new("RGB", (columns * width, rows * (height + caption_height)), "black")
     draw = ImageDraw.Draw(sheet)
+    characters = max(4, width // 6 - 1)  # PIL's default bitmap font is 6 px a character
     for position, image in enumerate(images):
         x, y = (position % columns) * width, (position // columns) * (height + caption_height)
         sheet.paste(Image.fromarray(image).resize((width, height)), (x, y))
-        if position < len(captions):
-            draw.text((x + 2, y + height + 1), captions[position][:26], fill="white")
+        lines = captions[position].split("\n")[:caption_lines] if position < len(captions) else []
+        for number, line in enumerate(lines):
+            draw.text((x + 2, y + height + 1 + 12 * number), line[:characters], fill="white")
     return sheet
 
 
@@ -143,17 +147,25 @@ def write_keyframes(
     mode: str = "iframes",
     seconds: float | None = None,
     threshold: float | None = None,
-) -> list[dict]:
-    """Images `out/<video stem>/<frame index>.jpg`, `out/keyframes.json`, `out/contact_sheet.png`."""
+) -> tuple[list[dict], list[dict]]:
+    """Images `out/<video stem>/<frame index>.jpg`, `out/keyframes.json`, `out/contact_sheet.png`;
+    returns (keyframe records, errors). A video that cannot be read is listed under `errors` (also
+    in keyframes.json); the others are written."""
     from PIL import Image
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    records, thumbnails, captions = [], [], []
+    records, thumbnails, captions, errors = [], [], [], []
     for number, video in enumerate(videos):
+        try:
+            found = extract(video, mode, seconds, threshold)
+        except (av.FFmpegError, IndexError, ValueError) as error:  # IndexError: no video stream
+            log.warning("%s: no keyframes: %s", video, error)
+            errors.append({"source": str(video), "reason": f"not a readable video ({error})"})
+            continue
         folder = out / f"{number:03d}-{Path(video).stem}"
         folder.mkdir(exist_ok=True)
-        for keyframe in extract(video, mode, seconds, threshold):
+        for keyframe in found:
             image_path = folder / f"{keyframe.index:07d}.jpg"
             Image.fromarray(keyframe.image).save(image_path, quality=90)
             records.append({**keyframe.record(), "image": image_path.relative_to(out).as_posix()})
@@ -161,11 +173,12 @@ def write_keyframes(
             captions.append(f"{Path(video).stem[:14]} {keyframe.time:.1f}s")
         log.info("%s: %d keyframes (%s)", video, sum(1 for r in records if r["source"] == str(video)), mode)
     (out / "keyframes.json").write_text(
-        json.dumps({"mode": mode, "every_seconds": seconds, "keyframes": records}, indent=1) + "\n"
+        json.dumps({"mode": mode, "every_seconds": seconds, "keyframes": records, "errors": errors}, indent=1)
+        + "\n"
     )
     if thumbnails:
         contact_sheet(thumbnails, captions).save(out / "contact_sheet.png")
-    return records
+    return records, errors
 
 
 def iter_video_keyframes(data: bytes) -> Iterator[np.ndarray]:
