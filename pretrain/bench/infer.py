@@ -25,6 +25,7 @@ from torch import nn
 from pretrain.errors import UserError
 from pretrain.models.arch import ArchSpec
 from pretrain.models.classifier import VideoClassifier
+from pretrain.runtime.eta import WorkProgress
 from pretrain.weights import describe, save_hf
 
 log = logging.getLogger(__name__)
@@ -101,10 +102,12 @@ def time_alternating(
             for _ in range(warmup):
                 _timed(run, device)
     times: dict[str, dict[int, list[float]]] = {name: {b: [] for b in per} for name, per in runs.items()}
+    progress = WorkProgress("bench infer: timed forwards", reps * sum(map(len, runs.values())), log)
     for _ in range(reps):
         for name, per_batch in runs.items():
             for batch, run in per_batch.items():
                 times[name][batch].append(_timed(run, device))
+                progress.advance(1)  # an ETA from the measured rate
     return {name: {b: statistics.median(t) for b, t in per.items()} for name, per in times.items()}
 
 

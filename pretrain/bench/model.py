@@ -26,6 +26,7 @@ from pretrain.models.arch import ArchSpec
 from pretrain.models.flops import training_flops, videomae_forward_flops
 from pretrain.models.videomae import VideoMAE
 from pretrain.runtime.device_peaks import peak_tflops
+from pretrain.runtime.eta import WorkProgress
 from pretrain.weights import describe, save_hf
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ def _time_alternating(
         for step in steps.values():
             step()
     times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in steps}
+    progress = WorkProgress("bench: timed steps", settings.reps * len(steps), log)  # ETA: measured rate
     for _ in range(settings.reps):
         for name, step in steps.items():
             _sync(device)
@@ -128,6 +130,7 @@ def _time_alternating(
             _sync(device)
             times[name]["wall"].append(time.perf_counter() - start)
             times[name]["cpu"].append(time.process_time() - start_cpu)
+            progress.advance(1)
     return times
 
 

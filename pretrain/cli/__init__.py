@@ -13,13 +13,18 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 
 from pretrain import __version__
 from pretrain.errors import ConfigError, TubeletError, UserError  # noqa: F401  (UserError: re-exported)
+from pretrain.runtime.quiet import configure_console
 
 log = logging.getLogger(__name__)
+
+VERBOSE_HELP = "everything on the console: libraries' messages, W&B's lines, debug records, tracebacks"
+OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")  # key=value, never a flag or a path
 
 # Modules under pretrain/cli/ that each define `register(subparsers)`.
 COMMAND_MODULES = (
@@ -45,21 +50,31 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tubelet",
         description="Pretrain video foundation models (VideoMAE) from raw video to benchmark results.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (and tracebacks)")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     parser.add_argument("--version", action="version", version=f"tubelet {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"pretrain.cli.{name}").register(subparsers)
+    _verbose_on_every_command(parser)
     return parser
+
+
+def _verbose_on_every_command(parser: argparse.ArgumentParser) -> None:
+    """`tubelet quickstart -v` as well as `tubelet -v quickstart` (SUPPRESS: absent, it leaves the
+    top level's value alone)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.add_argument(
+                    "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+                )
+                _verbose_on_every_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    args = parse_arguments(parser, argv)
+    configure_console(args.verbose)
     try:
         result = args.handler(args)
         sys.stdout.flush()  # a reader that went away (`| head -1`) is found here, not at exit
@@ -73,6 +88,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("tubelet: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Like `parse_args`, but `key=value` overrides may also follow the flags
+    (`tubelet features CKPT SRC --out X data.test_clips=1`): argparse hands the trailing ones back
+    as unrecognized, and they join the command's `overrides` in the order given."""
+    args, extra = parser.parse_known_args(argv)
+    overrides = [item for item in extra if OVERRIDE.match(item)]
+    if overrides and isinstance(getattr(args, "overrides", None), list):
+        args.overrides = [*args.overrides, *overrides]
+        extra = [item for item in extra if not OVERRIDE.match(item)]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _reader_gone() -> int:

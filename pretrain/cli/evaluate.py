@@ -23,7 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="key=value",
         help="ckpt=PATH (with {split}, or one per split comma-separated), splits=1,2,3, and config overrides",
     )
-    evaluate.add_argument("--out", help="output folder (default: trainer.output_dir/<run_name or evaluate>)")
+    evaluate.add_argument(
+        "--out",
+        help="output folder (default: beside the checkpoint's run, RUN-evaluate; or trainer.run_name)",
+    )
     evaluate.add_argument(
         "--shuffle-frames",
         action="store_true",

@@ -38,7 +38,11 @@ def _predict(args: argparse.Namespace) -> int:
     report = predict(args.checkpoint, args.videos, topk=args.topk, clips=args.clips, crops=args.crops)
     for prediction in report.predictions:
         print(_format_prediction(prediction.path, prediction.topk, prediction.error))
-    print(f"{report.views} clips in {report.seconds:.2f} s: {report.clips_per_s:.1f} clips/s")
+    answered = len(report.predictions) - len(report.failed)
+    print(
+        f"{report.views} views of {answered} video(s) in {report.seconds:.2f} s: "
+        f"{report.clips_per_s:.1f} views/s"
+    )
     return 1 if report.failed else 0
 
 

@@ -26,10 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--contact-sheet",
         default=None,
         metavar="FILE.png",
-        help="also write a grid of one keyframe per sample, a row per class",
+        help="also write a grid of one captioned keyframe per sample (key, class, start-end), a row per class",
     )
     inspect.add_argument(
-        "--per-class", type=int, default=4, help="samples per class on the contact sheet (default 4)"
+        "--per-class", type=int, default=None, help="samples per class on the contact sheet (default: all)"
+    )
+    inspect.add_argument(
+        "--max-samples", type=int, default=64, help="thumbnails on the contact sheet at most (default 64)"
     )
     inspect.set_defaults(handler=_inspect)
     verify = commands.add_parser("verify", help="check shards against the manifest and decode every sample")
@@ -162,8 +165,8 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.contact_sheet:
         from pretrain.data.shards.contact_sheet import write_contact_sheet
 
-        shown = write_contact_sheet(args.path, args.contact_sheet, args.per_class)
-        print(f"contact sheet: {shown} keyframes -> {args.contact_sheet}", file=sys.stderr)
+        sheet = write_contact_sheet(args.path, args.contact_sheet, args.per_class, args.max_samples)
+        print(sheet.line(args.contact_sheet), file=sys.stderr)
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))
         return _report_unreadable(report.failures)

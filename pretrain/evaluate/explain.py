@@ -10,7 +10,9 @@ summing to 1, written as:
 - `saliency.json`: `class`, `prob`, `method`, `grid`, `token_scores` (nested T' x H' x W'),
   `frame_scores` (one per input frame, summing to 1), `frame_indices` (source frame of each) and,
   for classifiers, the deletion-curve areas (`deletion_auc` salient-first, `random_deletion_auc`);
-- `saliency.png`: the frames with the heat map over them and the per-frame importance curve;
+- `saliency.png`: the frames (titled by their time in the video) with the heat map over them, its
+  colorbar, and the per-frame curve; a pretraining checkpoint's error is drawn between its 5th and
+  95th percentiles, so small differences around a large mean still show (`token_errors` in the json);
 - `saliency.mp4`: the overlay as a video.
 """
 
@@ -25,6 +27,7 @@ import torch
 
 from pretrain.errors import DataError, UserError
 from pretrain.evaluate import saliency
+from pretrain.evaluate.explain_render import HeatScale
 from pretrain.evaluate.faithfulness import deletion_areas
 from pretrain.evaluate.inference import Clip, InferenceModel, class_index, load_inference_model, read_clip
 from pretrain.evaluate.onnx_model import OnnxClassifier
@@ -53,6 +56,21 @@ class Explanation:
         per_slot = self.token_scores.sum((1, 2)) / self.tubelet  # (T',)
         return per_slot.repeat_interleave(self.tubelet).tolist()
 
+    def heat_scale(self) -> HeatScale:
+        """The picture's scale: a classifier's share of saliency per token from 0 to its maximum; a
+        pretraining model's error per token, spread between its 5th and 95th percentiles."""
+        times = [index / self.clip.fps for index in self.clip.frame_indices]
+        if self.method != "reconstruction":
+            scores = self.token_scores
+            label = f"share of the saliency per token ({self.method})"
+            return HeatScale(
+                scores, 0.0, float(scores.max()), label, self.frame_scores, "share per frame", times
+            )
+        errors = torch.tensor(self.extra["token_errors"])  # (T', H', W')
+        per_frame = errors.mean((1, 2)).repeat_interleave(self.tubelet).tolist()
+        label = "reconstruction error per token (5th-95th percentile)"
+        return HeatScale.spread(errors, label, curve=per_frame, curve_label="mean error", times=times)
+
     def to_json(self) -> dict:
         return {
             "class": self.class_name,
@@ -76,10 +94,10 @@ def explain_clip(
     spec = loaded.spec
     video = normalize_video(clip.video[None], mean=spec.pixel_mean, std=spec.pixel_std)  # (1, C, T, S, S)
     if loaded.kind == "pretraining":
-        error, scores = saliency.reconstruction_error(loaded.model, video)
-        return Explanation(
-            "reconstruction", None, None, scores, clip, spec.tubelet_size, {"reconstruction_error": error}
-        )
+        error, errors = saliency.reconstruction_error(loaded.model, video)  # errors (T', H', W')
+        extra = {"reconstruction_error": error, "token_errors": errors.tolist()}
+        scores = saliency.normalized(errors.flatten(), spec.grid)
+        return Explanation("reconstruction", None, None, scores, clip, spec.tubelet_size, extra)
     method = method or ("occlusion" if isinstance(loaded.model, OnnxClassifier) else "relevance")
     _check_method(loaded, method)
     with torch.no_grad():
@@ -131,10 +149,9 @@ def explain(
     files = {"json": out / "saliency.json", "png": out / "saliency.png", "mp4": out / "saliency.mp4"}
     files["json"].write_text(json.dumps(explanation.to_json(), indent=1))
     title = _title(explanation, Path(video).name)
-    write_overlay_png(clip.video, explanation.token_scores, explanation.frame_scores, title, files["png"])
-    write_overlay_video(
-        clip.video, explanation.token_scores, files["mp4"], fps=max(clip.fps / loaded.stride, 1.0)
-    )
+    scale = explanation.heat_scale()
+    write_overlay_png(clip.video, scale, title, files["png"])
+    write_overlay_video(clip.video, scale, files["mp4"], fps=max(clip.fps / loaded.stride, 1.0))
     log.info("%s: %s", video, title)
     return files
 

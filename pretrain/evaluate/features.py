@@ -24,7 +24,6 @@ import logging
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -36,6 +35,7 @@ from pretrain.data.augment.transforms import normalize_video
 from pretrain.data.shards.output_lock import output_lock
 from pretrain.errors import CheckpointError, DataError
 from pretrain.models.patches import patchify
+from pretrain.runtime.eta import WorkProgress
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +200,15 @@ def _sample_rows(job: FeatureJob, shard: str) -> dict[str, dict]:
 
 
 def _read_views(
-    model: nn.Module, config: RunConfig, job: FeatureJob, unit: FeatureUnit, device: str
+    model: nn.Module,
+    config: RunConfig,
+    job: FeatureJob,
+    unit: FeatureUnit,
+    device: str,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[list[str], list[torch.Tensor], list[torch.Tensor], str | None]:
     """(keys, pooled views, tokens) of every sample the shard yields, and why it stopped early
-    (a missing or truncated shard), or None."""
+    (a missing or truncated shard), or None; `progress` hears of every batch's samples."""
     from pretrain.data.streams.eval_stream import build_eval_loader
 
     keys, views, tokens = [], [], []
@@ -218,12 +223,16 @@ def _read_views(
             if hidden is not None:
                 tokens.append(hidden.cpu().unflatten(0, video.shape[:2]))  # (B, V, n, D)
             keys.extend(batch["key"])
+            if progress is not None:
+                progress(len(batch["key"]))
     except (DataError, OSError, EOFError, tarfile.TarError) as error:
         return keys, views, tokens, f"unreadable after {len(keys)} samples ({error})"
     return keys, views, tokens, None
 
 
-def extract_unit(unit: FeatureUnit, job: FeatureJob, device: str = "cpu") -> dict:
+def extract_unit(
+    unit: FeatureUnit, job: FeatureJob, device: str = "cpu", progress: Callable[[int], None] | None = None
+) -> dict:
     """Features of one input shard -> its safetensors file and part index (returned). Samples the
     shard does not yield (damage) are counted in the part with the reason."""
     import dataclasses
@@ -236,7 +245,7 @@ def extract_unit(unit: FeatureUnit, job: FeatureJob, device: str = "cpu") -> dic
         model=model_config,
         data=dataclasses.replace(job.config.data, shards=job.shards, num_workers=0),
     )
-    keys, views, tokens, damage = _read_views(model, config, job, unit, device)
+    keys, views, tokens, damage = _read_views(model, config, job, unit, device, progress)
     skipped = unit.count - len(keys)
     if skipped > 0 and damage is None:
         damage = f"{skipped} of {unit.count} samples could not be read"
@@ -270,10 +279,6 @@ def extract_unit_task(unit: FeatureUnit, job: FeatureJob) -> dict:
     return extract_unit(unit, job, "cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _on_device(device: str, unit: FeatureUnit, job: FeatureJob) -> dict:
-    return extract_unit(unit, job, device)
-
-
 def _device_worker(share: tuple[str, list[FeatureUnit]], job: FeatureJob) -> list[dict]:
     """One device's share of the units, in a worker process."""
     device, units = share
@@ -292,19 +297,30 @@ TaskRunner = Callable[[Callable, list, FeatureJob], Iterator[dict]]
 
 
 def _run_units(
-    todo: list[FeatureUnit], job: FeatureJob, devices: list[str], runner: TaskRunner | None
-) -> list[dict]:
+    todo: list[FeatureUnit],
+    job: FeatureJob,
+    devices: list[str],
+    runner: TaskRunner | None,
+    progress: WorkProgress,
+) -> Iterator[dict]:
+    """Each unit's part as it finishes; `progress` advances per batch here, per unit elsewhere."""
     from pretrain.data.shards.local_pool import run_units
 
-    if runner is not None or len(devices) == 1:  # one task per unit (a Ray task, or here in turn)
-        task = extract_unit_task if runner is not None else partial(_on_device, devices[0])
-        return list(run_units(task, todo, job, remote=runner))
-    shares = [
-        (device, todo[i :: len(devices)]) for i, device in enumerate(devices) if todo[i :: len(devices)]
-    ]
-    cuda = any(device.startswith("cuda") for device in devices)  # CUDA cannot run in a forked child
-    finished = run_units(_device_worker, shares, job, workers=len(shares), spawn=cuda)
-    return [part for parts in finished for part in parts]
+    if runner is None and len(devices) == 1:  # here, in turn
+        yield from (extract_unit(unit, job, devices[0], progress.advance) for unit in todo)
+        return
+    if runner is not None:  # one Ray task per unit
+        finished: Iterator[dict] = iter(run_units(extract_unit_task, todo, job, remote=runner))
+    else:
+        shares = [
+            (device, todo[i :: len(devices)]) for i, device in enumerate(devices) if todo[i :: len(devices)]
+        ]
+        cuda = any(device.startswith("cuda") for device in devices)  # CUDA cannot run in a forked child
+        shared = run_units(_device_worker, shares, job, workers=len(shares), spawn=cuda)
+        finished = (part for parts in shared for part in parts)
+    for part in finished:
+        progress.advance(len(part["rows"]) + part.get("skipped", 0))
+        yield part
 
 
 @dataclass
@@ -342,7 +358,8 @@ def extract_features(
             len(done),
             "tasks" if runner else ", ".join(devices or local_devices()),
         )
-        for part in _run_units(todo, job, devices or local_devices(), runner):
+        progress = WorkProgress("features: samples", sum(unit.count for unit in todo), log)
+        for part in _run_units(todo, job, devices or local_devices(), runner, progress):
             done[part["shard"]] = part
         parts = [done[unit.shard] for unit in units]
         rows = [row for part in parts for row in part["rows"]]

@@ -8,7 +8,6 @@ the others still get their answers.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,8 +22,6 @@ from pretrain.data.video.decode import DecodeError
 from pretrain.errors import UserError
 from pretrain.evaluate.onnx_model import is_onnx_export, load_onnx_classifier
 from pretrain.weights.pretrained import Finetuned, load_finetuned
-
-log = logging.getLogger(__name__)
 
 DEFAULT_STRIDE = 4
 
@@ -78,6 +75,8 @@ def predict_file(
     try:
         sample = {"key": path.name, "meta": {}, "video": path}  # read as decoding needs, never whole
         video = eval_views(sample, settings, num_clips, num_crops)[0]["video"]
+    except FileNotFoundError:
+        return Prediction(str(path), error="no such file"), 0
     except (DecodeError, OSError, ValueError, IndexError) as error:
         return Prediction(str(path), error=f"not a video this tool can read ({error})"), 0
     spec = finetuned.model.spec  # the normalization the weights were trained with travels in the spec
@@ -115,8 +114,6 @@ def predict(
     start = time.perf_counter()
     for video in videos:
         prediction, views = predict_file(finetuned, Path(video), settings, num_clips, num_crops, topk)
-        if prediction.error:
-            log.warning("%s: %s", video, prediction.error)
         predictions.append(prediction)
         total_views += views
     return PredictReport(predictions, total_views, time.perf_counter() - start)

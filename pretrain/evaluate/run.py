@@ -85,8 +85,37 @@ def checkpoints_per_split(ckpt: str, splits: Sequence[int]) -> dict[int, str]:
     raise ConfigError(
         f"ckpt={ckpt!r} gives {len(paths)} checkpoint(s) for splits {list(splits)}: a model fine-tuned on "
         "one split has trained on the others' test videos, so give one per split, e.g. "
-        "ckpt=runs/ucf_split{split}/checkpoints/last.ckpt or ckpt=a.ckpt,b.ckpt,c.ckpt"
+        f"ckpt={split_pattern(paths[0] if paths else '', splits[0])} (each run's checkpoints/last folder) "
+        "or ckpt=A,B,C"
     )
+
+
+def run_folder(checkpoint: str) -> Path | None:
+    """The stage run a checkpoint belongs to: RUN for RUN/checkpoints/NAME or RUN itself."""
+    path = Path(checkpoint)
+    if path.parent.name == "checkpoints":
+        return path.parent.parent
+    return path if (path / "checkpoints").is_dir() else None
+
+
+def split_pattern(checkpoint: str, split: int) -> str:
+    """`runs/ucf_s1/checkpoints/last` for split 1 -> `runs/ucf_s{split}/checkpoints/last`."""
+    run = run_folder(checkpoint)
+    if run is None or str(split) not in run.name:
+        return "runs/ucf_split{split}/checkpoints/last"
+    head, _, tail = run.name.rpartition(str(split))
+    return str(run.parent / (head + "{split}" + tail) / "checkpoints" / "last")
+
+
+def default_out_dir(config: RunConfig, paths: dict[int, str], shuffle_frames: bool) -> Path:
+    """`trainer.run_name` under `trainer.output_dir` when set; else beside the (first) checkpoint's
+    run, or beside an export folder: `runs/RUN-evaluate`, wherever the command runs."""
+    if config.trainer.run_name:
+        return Path(config.trainer.output_dir) / config.trainer.run_name
+    first = next(iter(paths.values()))
+    base = run_folder(first) or Path(first)
+    suffix = "-evaluate" + ("-splits-" + "-".join(map(str, paths)) if len(paths) > 1 else "")
+    return base.parent / f"{base.name}{suffix}{'-shuffled' if shuffle_frames else ''}"
 
 
 def build_eval_trainer(config: RunConfig) -> pl.Trainer:
@@ -126,11 +155,7 @@ def evaluate(
 ) -> EvalResults:
     """Evaluate one checkpoint per split; rank zero writes the outputs under `out_dir`."""
     paths = checkpoints_per_split(ckpt, splits)
-    out = (
-        Path(out_dir)
-        if out_dir
-        else Path(config.trainer.output_dir) / (config.trainer.run_name or "evaluate")
-    )
+    out = Path(out_dir) if out_dir else default_out_dir(config, paths, shuffle_frames)
     manifest = read_manifest(config.data.shards)
     class_names = manifest.classes
     checks = (check_splits(_split_config(config, None, split), manifest, evaluating=True) for split in paths)
@@ -150,9 +175,11 @@ def evaluate(
         views = score_split(trainer, finetuned.model, split_config, shuffle_frames)
         scores = merge_views(*views.stacked())
         results.per_split[split] = split_metrics(scores)
-        log.info("split %d: %s", split, results.per_split[split])
+        control = " with frames shuffled (the control: motion must matter)" if shuffle_frames else ""
+        log.info("split %d%s: %s", split, control, results.per_split[split].summary())
         if trainer.is_global_zero:
             title = f"{_model_name({split: path})}, split {split}, seed {(finetuned.config or config).trainer.seed}"
+            title += ", frames shuffled (control)" if shuffle_frames else ""
             results.files.update(_write_split(scores, class_names, out / f"split{split}", split, title))
     if trainer.is_global_zero:
         warning = warnings[0] if warnings else None
@@ -183,5 +210,6 @@ def _write_split(scores, class_names: list[str], out: Path, split: int, title: s
 
 
 def _model_name(paths: dict[int, str]) -> str:
-    first = Path(next(iter(paths.values())))
-    return first.parent.parent.name if first.parent.name == "checkpoints" else first.stem
+    first = next(iter(paths.values()))
+    run = run_folder(first)
+    return run.name if run else Path(first).stem

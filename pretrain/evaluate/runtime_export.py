@@ -90,17 +90,18 @@ def export_runtime(
 
 def _check_request(fmt: str, quantize: str | None) -> None:
     """Refuse an impossible request before any work, naming what works."""
-    if fmt not in FORMATS:
-        raise UserError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}")
     if quantize is not None and quantize not in QUANTIZE:
         raise UserError(f"--quantize {quantize}: choose one of {list(QUANTIZE)}")
-    if quantize and fmt != "onnx":
+    if quantize and fmt != "onnx":  # also the default safetensors: quantizing is an ONNX graph pass
         raise UserError(f"--quantize {quantize} needs --format onnx (onnxruntime quantizes the ONNX graph)")
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}")
     if fmt == "onnx":
         require_onnx_extra("onnx", "onnxscript", "onnxruntime", what="ONNX export")
 
 
-def _quantize(fp32_model: Path, mode: str) -> dict:
+def _quantize(fp32_model: Path, dtype: str) -> dict:
+    """`dtype` int8 (the one in QUANTIZE): onnxruntime's dynamic quantization (see `quantize`)."""
     from pretrain.evaluate.quantize import quantize_int8
 
     return quantize_int8(fp32_model, fp32_model.with_suffix(".int8.onnx"))

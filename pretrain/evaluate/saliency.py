@@ -12,7 +12,7 @@
 - `reconstruction_error`: for a pretraining (VideoMAE) model, each token's reconstruction error
   when it is hidden, over complementary tube masks that hide every token the same number of times.
 
-Scores come back as float `(T', H', W')` summing to 1.
+Scores come back as float `(T', H', W')` summing to 1 (reconstruction: the error itself).
 """
 
 from __future__ import annotations
@@ -114,8 +114,8 @@ def patch_tokens(x: torch.Tensor, prefix: int) -> torch.Tensor:
 
 @torch.no_grad()
 def reconstruction_error(model: nn.Module, video: torch.Tensor, seed: int = 0) -> tuple[float, torch.Tensor]:
-    """A VideoMAE model's per-token error on video (1, C, T, H, W): (mean error, error map
-    (T', H', W') summing to 1). Pass k hides every spatial position outside group k (a tube mask)."""
+    """A VideoMAE model's per-token error on video (1, C, T, H, W): (mean error, error per token
+    (T', H', W'), in the loss's units). Pass k hides every spatial position outside group k (a tube mask)."""
     from pretrain.models.patches import patchify
 
     spec = model.spec
@@ -136,7 +136,7 @@ def reconstruction_error(model: nn.Module, video: torch.Tensor, seed: int = 0) -
         total[target_index] += error
         counts[target_index] += 1
     per_token = total / counts.clamp_min(1)  # (N,)
-    return float(per_token.mean()), normalized(per_token, spec.grid)
+    return float(per_token.mean()), per_token.reshape(spec.grid)
 
 
 def occlusion_block(grid: tuple[int, int, int], max_blocks: int = OCCLUSION_MAX_BLOCKS) -> tuple[int, int]:

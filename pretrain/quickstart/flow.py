@@ -19,6 +19,7 @@ from pretrain.config import RunConfig, load_config
 from pretrain.data.generated.motion_dataset import MOTIONS, motion_frames, write_motion_dataset
 from pretrain.data.shards import BuildOptions, build_shards, read_manifest
 from pretrain.data.video.write import write_video
+from pretrain.runtime.eta import StageEta, StageWork
 
 log = logging.getLogger(__name__)
 
@@ -139,26 +140,10 @@ def stage_config(recipe: str, out: Path, run_name: str, overrides: list[str]) ->
     return load_config(recipe, common + overrides)
 
 
-@dataclass
-class OverallProgress:
-    """The quickstart's training stages so far: a line per stage with elapsed time and ETA."""
-
-    total: int
-    started: float = field(default_factory=time.perf_counter)
-    done: int = 0
-
-    def line(self, name: str) -> str:
-        from pretrain.train.progress import format_duration
-
-        elapsed = time.perf_counter() - self.started
-        eta = format_duration(elapsed / self.done * (self.total - self.done)) if self.done else "?"
-        return f"stage {self.done + 1}/{self.total} ({name}) · elapsed {format_duration(elapsed)} · ETA {eta}"
-
-
-def timed_stage(name: str, config: RunConfig, progress: OverallProgress | None = None) -> StageRecord:
+def timed_stage(name: str, config: RunConfig, eta: StageEta | None = None) -> StageRecord:
     from pretrain.train.entry import run_stage
 
-    log.info("quickstart: %s ...", progress.line(name) if progress else name)
+    log.info("quickstart: %s ...", eta.line() if eta else name)
     started = time.perf_counter()
     result = run_stage(config)
     record = StageRecord(
@@ -170,9 +155,23 @@ def timed_stage(name: str, config: RunConfig, progress: OverallProgress | None =
         result.global_step,
     )
     log.info("quickstart: %s done in %.0f s", name, record.seconds)
-    if progress:
-        progress.done += 1
     return record
+
+
+def stage_eta(pretrain: RunConfig, finetunes: list[tuple[str, int, RunConfig]], started: float) -> StageEta:
+    """The quickstart's stages priced by their own steps: a fine-tune is not a pretraining."""
+    from pretrain.train.stage import planned_steps
+
+    return StageEta(
+        [
+            StageWork("pretrain", "pretrain", planned_steps(pretrain)),
+            *(
+                StageWork(f"finetune {kind} seed {seed}", "finetune", planned_steps(config))
+                for kind, seed, config in finetunes
+            ),
+        ],
+        started=started,
+    )
 
 
 def shuffled_top1(config: RunConfig, record: StageRecord, out: Path) -> float:
@@ -189,20 +188,62 @@ def shuffled_top1(config: RunConfig, record: StageRecord, out: Path) -> float:
     return results.per_split[1].top1
 
 
+def pretraining_config(out: Path, plan: QuickstartPlan, unlabeled: Path) -> RunConfig:
+    recipe = load_config("pretrain/tiny")
+    recon_every = max(1, plan.pretrain_steps(recipe.data.batch_size) // 3)  # a few grids per run
+    return stage_config(
+        "pretrain/tiny",
+        out,
+        "pretrain",
+        [
+            f"data.shards={unlabeled}",
+            "data.split=all",
+            f"optim.epochs={plan.pretrain_epochs}",
+            f"optim.warmup_epochs={max(1, plan.pretrain_epochs // 6)}",
+            f"logging.recon_every_steps={recon_every}",
+            f"model.backbone={plan.backbone}",
+        ],
+    )
+
+
+def finetune_config(
+    out: Path, plan: QuickstartPlan, labeled: Path, kind: str, init: str, seed: int
+) -> RunConfig:
+    return stage_config(
+        "finetune/tiny",
+        out,
+        f"finetune-{kind}-seed{seed}",
+        [
+            f"data.shards={labeled}",
+            f"finetune.init={init}",
+            f"trainer.seed={seed}",
+            f"optim.epochs={plan.finetune_epochs}",
+            f"optim.warmup_epochs={max(1, plan.finetune_epochs // 10)}",
+            f"model.backbone={plan.backbone}",
+        ],
+    )
+
+
 def run_quickstart(
     out: Path, plan: QuickstartPlan = QuickstartPlan(), on_stage: Callable[[str], None] | None = None
 ) -> QuickstartResult:
     from pretrain.quickstart.report import write_report
 
     started = time.perf_counter()
-    progress = OverallProgress(total=1 + 2 * len(plan.seeds))
     announce = on_stage or (lambda message: log.info("quickstart: %s", message))
     out.mkdir(parents=True, exist_ok=True)
     announce("writing synthetic videos and building shards")
     labeled, unlabeled = prepare_data(out, plan)
+    pretrain_config, export_dir = pretraining_config(out, plan, unlabeled), out / "export"
+    finetune_configs = [
+        (kind, seed, finetune_config(out, plan, labeled, kind, init, seed))
+        for seed in plan.seeds
+        for kind, init in (("pretrained", str(export_dir)), ("scratch", "none"))
+    ]
+    eta = stage_eta(pretrain_config, finetune_configs, started)
     announce(f"pretraining the tiny VideoMAE ({plan.backbone}) on the unlabeled corpus")
-    pretrain, export_dir = pretrain_and_export(out, plan, unlabeled, progress)
-    finetunes = finetune_all(out, plan, labeled, export_dir, announce, progress)
+    pretrain = pretrain_and_export(pretrain_config, export_dir, eta)
+    finetunes = finetune_all(out, plan, finetune_configs, announce, eta)
     result = QuickstartResult(
         out,
         pretrain,
@@ -216,65 +257,31 @@ def run_quickstart(
     return result
 
 
-def pretrain_and_export(
-    out: Path, plan: QuickstartPlan, unlabeled: Path, progress: OverallProgress
-) -> tuple[StageRecord, Path]:
-    """Pretrain `tiny` on the unlabeled shards, then export its last checkpoint to `out/export`."""
+def pretrain_and_export(config: RunConfig, export_dir: Path, eta: StageEta) -> StageRecord:
+    """Pretrain `tiny` on the unlabeled shards, then export its last checkpoint to `export_dir`."""
     from pretrain.weights import export_checkpoint
 
-    recipe = load_config("pretrain/tiny")
-    recon_every = max(1, plan.pretrain_steps(recipe.data.batch_size) // 3)  # a few grids per run
-    pretrain = timed_stage(
-        "pretrain",
-        stage_config(
-            "pretrain/tiny",
-            out,
-            "pretrain",
-            [
-                f"data.shards={unlabeled}",
-                "data.split=all",
-                f"optim.epochs={plan.pretrain_epochs}",
-                f"optim.warmup_epochs={max(1, plan.pretrain_epochs // 6)}",
-                f"logging.recon_every_steps={recon_every}",
-                f"model.backbone={plan.backbone}",
-            ],
-        ),
-        progress,
-    )
-    export_dir = out / "export"
+    pretrain = timed_stage("pretrain", config, eta)
+    eta.finish(pretrain.global_step)
     shutil.rmtree(export_dir, ignore_errors=True)
     export_checkpoint(pretrain.last_checkpoint, export_dir)
-    return pretrain, export_dir
+    return pretrain
 
 
 def finetune_all(
     out: Path,
     plan: QuickstartPlan,
-    labeled: Path,
-    export_dir: Path,
+    configs: list[tuple[str, int, RunConfig]],
     announce: Callable[[str], None],
-    progress: OverallProgress,
+    eta: StageEta,
 ) -> list[tuple[str, int, StageRecord]]:
     """Fine-tune from the export and from scratch, once per seed: (init kind, seed, record)."""
     finetunes = []
-    for seed in plan.seeds:
-        for kind, init in (("pretrained", str(export_dir)), ("scratch", "none")):
-            announce(f"fine-tuning from {kind}, seed {seed}")
-            config = stage_config(
-                "finetune/tiny",
-                out,
-                f"finetune-{kind}-seed{seed}",
-                [
-                    f"data.shards={labeled}",
-                    f"finetune.init={init}",
-                    f"trainer.seed={seed}",
-                    f"optim.epochs={plan.finetune_epochs}",
-                    f"optim.warmup_epochs={max(1, plan.finetune_epochs // 10)}",
-                    f"model.backbone={plan.backbone}",
-                ],
-            )
-            record = timed_stage(f"finetune {kind} seed {seed}", config, progress)
-            if plan.shuffle_control:
-                record.metrics["test/top1_shuffled"] = shuffled_top1(config, record, out)
-            finetunes.append((kind, seed, record))
+    for kind, seed, config in configs:
+        announce(f"fine-tuning from {kind}, seed {seed}")
+        record = timed_stage(f"finetune {kind} seed {seed}", config, eta)
+        if plan.shuffle_control:
+            record.metrics["test/top1_shuffled"] = shuffled_top1(config, record, out)
+        eta.finish(record.global_step)
+        finetunes.append((kind, seed, record))
     return finetunes

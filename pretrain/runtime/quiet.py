@@ -9,12 +9,19 @@
   by rank and worker themselves, so the length is exact.
 - torch's `LeafSpec` deprecation, raised inside Lightning's own pytree helper.
 - Lightning's litlogger / litmodels advertising tips.
+
+And what the console shows (`configure_console`): by default Tubelet's own records (stage lines,
+progress, results) and anything at WARNING or above; library INFO chatter (Lightning's "GPU
+available", DeepSpeed's setup) only reaches the run folder's `tubelet.log`
+(`pretrain.train.loggers.run_log_file`) and W&B is silent (its own log is in its run folder).
+`tubelet -v` shows everything.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +33,48 @@ IGNORED_WARNINGS = (
     r"Your `IterableDataset` has `__len__` defined.*",
 )
 LIGHTNING_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero")
+
+
+CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+OWN_LOGGERS = "pretrain"
+LIBRARY_LOGGERS_WITH_HANDLERS = ("DeepSpeed",)
+"""Libraries that print through a handler of their own: routed through the root (console filter,
+run log file) by `route_library_loggers`."""
+
+
+class OwnRecordsOnly(logging.Filter):
+    """The default console: Tubelet's records, and any library's warnings and errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.name.split(".")[0] == OWN_LOGGERS
+
+
+def configure_console(verbose: bool) -> None:
+    """Like `logging.basicConfig` (nothing happens when the root already has handlers, as under
+    pytest), with the default console limited to `OwnRecordsOnly` and W&B silenced."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(CONSOLE_FORMAT))
+    if not verbose:
+        handler.addFilter(OwnRecordsOnly())
+        os.environ.setdefault("WANDB_SILENT", "true")  # wandb's "wandb: ..." lines print, not log
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def route_library_loggers() -> None:
+    """DeepSpeed (imported late) logs through its own stdout handler: send it through the root
+    (when there is one to take it)."""
+    if not logging.getLogger().handlers:
+        return
+    for name in LIBRARY_LOGGERS_WITH_HANDLERS:
+        if name in logging.Logger.manager.loggerDict:
+            logger = logging.getLogger(name)
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.propagate = True
 
 
 class DropTips(logging.Filter):

@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from pretrain.runtime.eta import StageEta, StageWork
 from pretrain.smoke.plan import SmokePlan, backbone_overrides, wandb_mode
 from pretrain.smoke.report import SmokeFailed, SmokeReport
 
@@ -21,10 +22,12 @@ def run_smoke(out: Path, plan: SmokePlan) -> SmokeReport:
     report = SmokeReport(out, info=_describe(plan))
     started = time.perf_counter()
     step = "setup"
+    eta = StageEta(smoke_work(plan), started=started)
     try:
-        for step, run in _steps(out, plan, report):
-            log.info("smoke: %s ...", step)
+        for step, run in _steps(out, plan, report):  # noqa: B007 (the except names the failed step)
+            log.info("smoke: %s ...", eta.line())
             run()
+            eta.finish()
     except SmokeFailed:
         raise
     except Exception as error:  # an error inside a step is that step's failed check
@@ -35,6 +38,24 @@ def run_smoke(out: Path, plan: SmokePlan) -> SmokeReport:
         report.figures["wall_seconds"] = round(time.perf_counter() - started, 2)
         report.write()
     return report
+
+
+def smoke_work(plan: SmokePlan) -> list[StageWork]:
+    """The steps of `_steps` with their work: training in optimizer steps (the resumed run repeats
+    the second half of pretraining), the rest in videos; the ETA prices each by its own kind."""
+    from pretrain.smoke.data import NUM_CLASSES  # a video per class and group
+
+    test_videos = NUM_CLASSES * len(plan.test_groups)
+    videos = NUM_CLASSES * (len(plan.test_groups) + len(plan.train_groups))
+    return [
+        StageWork("kernels", "kernels", 0),
+        StageWork("data", "data", videos, "videos"),
+        StageWork("pretrain", "train", plan.pretrain_steps + plan.pretrain_steps - plan.resume_step),
+        StageWork("finetune", "train", plan.finetune_steps),
+        StageWork("evaluate", "evaluate", test_videos, "videos"),
+        StageWork("predict", "predict", plan.predict_videos, "videos"),
+        StageWork("wandb", "wandb", 0),
+    ]
 
 
 def _steps(out: Path, plan: SmokePlan, report: SmokeReport):

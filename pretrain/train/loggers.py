@@ -7,10 +7,12 @@ saves it, and the logged config is the run config (which holds no secrets).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 from lightning_fabric.loggers.logger import rank_zero_experiment
@@ -19,6 +21,7 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from pretrain.config import RunConfig, config_to_dict
+from pretrain.runtime.quiet import CONSOLE_FORMAT, route_library_loggers
 from pretrain.train.wandb_logger import GlobalStepWandbLogger
 
 log = logging.getLogger(__name__)
@@ -152,3 +155,27 @@ def finish_loggers(loggers: list[Logger]) -> None:
 
             if wandb.run is not None:
                 wandb.finish()
+
+
+@contextlib.contextmanager
+def run_log_file(run_dir: Path) -> Iterator[Path]:
+    """Within: every record at INFO and above, libraries' included (which the default console
+    leaves out), is appended to `run_dir/tubelet.log` on rank zero."""
+    route_library_loggers()
+    path = run_dir / "tubelet.log"
+    root = logging.getLogger()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8", delay=True)  # opened by rank zero's first record
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter(CONSOLE_FORMAT))
+    handler.addFilter(RankZeroFilter())
+    level = root.level
+    if level > logging.INFO:  # a quiet root (WARNING) still fills the file
+        root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()

@@ -15,13 +15,9 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, RichProgressBar
 
+from pretrain.runtime.eta import format_duration
+
 log = logging.getLogger(__name__)
-
-
-def format_duration(seconds: float) -> str:
-    """0:01:05 style, hours unbounded."""
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def format_metric(name: str, value: Any) -> str:

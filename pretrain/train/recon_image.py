@@ -1,5 +1,5 @@
-"""The reconstruction PNG a user looks at: one row per time slot, columns labelled original | masked |
-reconstruction, frames enlarged (nearest neighbour, so the patch grid stays visible) until they are
+"""The reconstruction PNG a user looks at: one row per frame of the clip, labelled on the left
+("frame 3/8"), columns labelled original | masked | reconstruction, frames enlarged (nearest neighbour, so the patch grid stays visible) until they are
 large enough to see, under a title naming the step."""
 
 from __future__ import annotations
@@ -38,16 +38,21 @@ class Layout:
         return 3 * self.font_size + 2 * GAP  # the title line, then the column labels
 
     @property
+    def margin(self) -> int:
+        """Left of the first column: the row labels ("frame 8/8")."""
+        return 5 * self.font_size
+
+    @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the whole image."""
         return (
-            len(COLUMNS) * (self.width * self.scale + GAP) + GAP,
+            self.margin + len(COLUMNS) * (self.width * self.scale + GAP) + GAP,
             self.header + self.frames * (self.height * self.scale + GAP) + GAP,
         )
 
     def box(self, slot: int, column: int) -> tuple[int, int, int, int]:
         """(left, top, right, bottom) of one enlarged frame."""
-        left = GAP + column * (self.width * self.scale + GAP)
+        left = self.margin + GAP + column * (self.width * self.scale + GAP)
         top = self.header + slot * (self.height * self.scale + GAP)
         return (left, top, left + self.width * self.scale, top + self.height * self.scale)
 
@@ -69,6 +74,10 @@ def reconstruction_image(panels: np.ndarray, title: str) -> Image.Image:
             font=font,
         )
         for slot in range(frames):
+            if column == 0:
+                top, bottom = layout.box(slot, 0)[1::2]
+                row = f"frame {slot + 1}/{frames}"
+                draw.text((GAP, (top + bottom - layout.font_size) / 2), row, fill=TEXT, font=font)
             frame = panels[slot, :, :, column * layout.width : (column + 1) * layout.width]  # (C, H, W)
             tile = Image.fromarray(np.ascontiguousarray(frame.transpose(1, 2, 0)))
             box = layout.box(slot, column)

@@ -32,7 +32,7 @@ from pretrain.runtime.placement import Placement, resolve_placement
 from pretrain.runtime.quiet import quiet_library_noise
 from pretrain.train.callbacks import ThroughputMonitor
 from pretrain.train.checkpoint_callback import CheckpointCallback
-from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging
+from pretrain.train.loggers import build_loggers, finish_loggers, install_rank_zero_logging, run_log_file
 from pretrain.train.nan_guard import TrainingDiverged
 from pretrain.train.optim import schedule_for
 from pretrain.train.resumable_stream import StreamData
@@ -111,6 +111,16 @@ def batches_per_rank_per_epoch(config: RunConfig, world_size: int) -> int:
     return training_epoch(config, manifest, world_size).batches_per_rank
 
 
+def planned_steps(config: RunConfig) -> int:
+    """Optimizer steps the run of `config` will take (from its manifest; nothing is started)."""
+    from pretrain.data.shards import read_manifest
+    from pretrain.data.streams.epoch import training_epoch
+
+    manifest = read_manifest(config.data.require_shards())
+    batches = training_epoch(config, manifest, config.world_size).batches_per_rank
+    return schedule_for(config, max(1, batches // config.optim.accumulate_grad_batches)).total_steps
+
+
 def resume_checkpoint(
     config: RunConfig, run_dir: Path, launch: ExternalLaunch | None, deepspeed: bool
 ) -> ckpt.Checkpoint | None:
@@ -163,28 +173,31 @@ def run(stage: Stage, config: RunConfig, launch: ExternalLaunch | None = None) -
     ]
     if rank_zero_only.rank == 0:
         _save_run_info(config, run_dir, stage, steps_per_epoch, schedule.total_steps, init_report, resume)
-    loggers = build_loggers(config, run_dir)
-    try:
-        with quiet_library_noise():
-            trainer = build_trainer(
-                config,
-                placement,
-                strategy,
-                run_dir,
-                schedule.total_steps,
-                callbacks,
-                loggers,
-                plugins=launch.plugins if launch else None,
-                external=launch is not None,
-            )
-            _fit(trainer, module, stage.data, resume, config, run_dir)
-            last = checkpointer.saved[-1] if checkpointer.saved else None
-            metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-            stopped_early = checkpointer.stopped_by_signal or module.guard.tripped
-            if stage.after_fit is not None and last is not None and launch is None and not stopped_early:
-                metrics.update(_log_after_fit(stage.after_fit(last, run_dir), loggers, trainer.global_step))
-    finally:
-        finish_loggers(loggers)
+    with run_log_file(run_dir):  # the libraries' messages, which the console leaves out
+        loggers = build_loggers(config, run_dir)
+        try:
+            with quiet_library_noise():
+                trainer = build_trainer(
+                    config,
+                    placement,
+                    strategy,
+                    run_dir,
+                    schedule.total_steps,
+                    callbacks,
+                    loggers,
+                    plugins=launch.plugins if launch else None,
+                    external=launch is not None,
+                )
+                _fit(trainer, module, stage.data, resume, config, run_dir)
+                last = checkpointer.saved[-1] if checkpointer.saved else None
+                metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+                stopped_early = checkpointer.stopped_by_signal or module.guard.tripped
+                if stage.after_fit is not None and last is not None and launch is None and not stopped_early:
+                    metrics.update(
+                        _log_after_fit(stage.after_fit(last, run_dir), loggers, trainer.global_step)
+                    )
+        finally:
+            finish_loggers(loggers)
     return _result(trainer, module, checkpointer, metrics, config, run_dir, resume, stopped_early)
 
 

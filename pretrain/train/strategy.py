@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -68,6 +69,7 @@ class CPUCapableDeepSpeedStrategy(DeepSpeedStrategy):
         # CPU devices carry no index, so the GPU-index check of the parent does not apply.
         reset_seed()
         self.set_world_ranks()
+        prepare_shared_memory_op(self.world_size)
         self._init_deepspeed_distributed()
 
     def load_checkpoint(self, checkpoint_path: Any, weights_only: bool | None = None) -> dict[str, Any]:
@@ -92,6 +94,27 @@ class CPUCapableDeepSpeedStrategy(DeepSpeedStrategy):
             dist_init_required=False,
         )
         return engine, ds_optimizer
+
+
+SHM_OP = "deepspeed_shm_comm"
+
+
+def prepare_shared_memory_op(world_size: int) -> None:
+    """DeepSpeed's CPU backend compiles its shared-memory all-reduce (C++ with -fopenmp, a compiler
+    needed) on first use, for 1-2 minutes, then loads it from ~/.cache/torch_extensions. One
+    process has no peer to share memory with, so it is skipped there (DeepSpeed keeps it off when
+    `__compatible_ops__` says so); several processes use it and are told when it is being built."""
+    import deepspeed.ops
+    from torch.utils.cpp_extension import _get_build_directory
+
+    if world_size == 1:
+        deepspeed.ops.__compatible_ops__[SHM_OP] = False
+        return
+    built = Path(_get_build_directory(SHM_OP, verbose=False)) / f"{SHM_OP}.so"
+    if not built.exists():
+        log.info(
+            "DeepSpeed is compiling its shared-memory all-reduce for CPU ranks (%s): 1-2 minutes, once", built
+        )
 
 
 class SkippableDeepSpeedPrecision(DeepSpeedPrecision):

@@ -24,7 +24,7 @@ from pretrain.train import distill_stage as distill_stage_module
 from pretrain.train.distill_module import FeatureDistillModule, LogitDistillModule
 from pretrain.train.entry import run_stage
 from pretrain.train.teacher import FrozenTeacher
-from pretrain.weights import read_weights
+from pretrain.weights import export_checkpoint, read_weights
 from pretrain.weights.export import read_safetensors, save_export
 from pretrain.weights.layout import find_checkpoint
 from pretrain.weights.safe_load import safe_torch_load
@@ -211,6 +211,10 @@ def test_feature_distillation_trains_with_a_head_of_the_teachers_width(shards, t
     assert all(torch.equal(frozen.state_dict()[k].cpu(), v) for k, v in exported.items())
     weights = read_weights(result.last_checkpoint)  # the student's encoder: what fine-tuning takes
     assert weights.kind == "encoder" and all(k.startswith("encoder.") for k in weights.state)
+    encoder = read_teacher(export_checkpoint(result.last_checkpoint, tmp_path / "student-export"))
+    assert encoder.spec.dim == 64 and sorted(f"encoder.{k}" for k in encoder.state_dict()) == sorted(
+        weights.state
+    )
 
 
 def test_feature_loss_equals_smooth_l1_to_the_teachers_masked_tokens(shards, tmp_path):

@@ -105,6 +105,8 @@ def test_pretraining_checkpoint_shows_reconstruction_error(explained, tmp_path):
     saved = json.loads((tmp_path / "out" / "saliency.json").read_text())
     assert saved["method"] == "reconstruction" and saved["class"] is None
     assert saved["reconstruction_error"] > 0 and abs(np.sum(saved["token_scores"]) - 1) < 1e-5
+    errors = np.asarray(saved["token_errors"])  # the error itself, which the picture spreads
+    assert errors.shape == (4, 4, 4) and errors.mean() == pytest.approx(saved["reconstruction_error"])
     assert (tmp_path / "out" / "saliency.png").stat().st_size > 0
 
 

@@ -5,7 +5,9 @@ features matches `finetune.mode=linear_probe`."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 
 import pytest
@@ -38,10 +40,15 @@ def classifier(tmp_path_factory):
     return root, shards, config, model.eval()
 
 
-def test_features_are_the_classifiers_pooled_features_on_the_eval_views(classifier, tmp_path):
+def test_features_are_the_classifiers_pooled_features_on_the_eval_views(classifier, tmp_path, caplog):
     root, shards, config, model = classifier
-    with OneThread():
+    with OneThread(), caplog.at_level(logging.INFO, "pretrain.evaluate.features"):
         summary = extract_features(FeatureJob(str(root / "export"), str(shards), str(tmp_path), config))
+    # Without a TTY (pytest's stderr): a progress line at each tenth of the 6 samples reached.
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("features: ")]
+    assert [line.split(" (")[0] for line in progress] == [f"features: {n}/6 samples" for n in range(1, 7)]
+    assert re.fullmatch(r"features: 6/6 samples \(100%\) · elapsed \d+:\d\d:\d\d · ETA 0:00:00", progress[-1])
+    with OneThread():
         expected = {}
         for batch in build_eval_loader(config, rank=0, world_size=1, split="all"):
             views = score_batch(model, batch)

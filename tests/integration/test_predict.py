@@ -3,6 +3,8 @@ a clear message for a file that is not a video while the others still get their 
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from finetune_runs import OneThread, motion_shards, short_finetune
 
@@ -40,9 +42,9 @@ def test_predict_ranks_classes_by_name(trained):
     assert report.clips_per_s > 0
 
 
-def test_cli_reports_a_non_video_and_answers_the_rest(trained, capsys):
+def test_cli_reports_a_non_video_and_answers_the_rest(trained, capsys, caplog):
     checkpoint, videos, text = trained
-    with OneThread():
+    with OneThread(), caplog.at_level(logging.INFO):
         code = main(
             [
                 "predict",
@@ -50,6 +52,7 @@ def test_cli_reports_a_non_video_and_answers_the_rest(trained, capsys):
                 str(videos[0]),
                 str(text),
                 str(videos[1]),
+                str(text.parent / "missing.mp4"),
                 "--topk",
                 "3",
                 "--clips",
@@ -61,7 +64,9 @@ def test_cli_reports_a_non_video_and_answers_the_rest(trained, capsys):
     assert out[0].startswith(f"{videos[0]}: ") and all(name in out[0] for name in CLASSES)
     assert out[1].startswith(f"{text}: skipped: not a video")
     assert out[2].startswith(f"{videos[1]}: ") and "%" in out[2]
-    assert out[3].startswith("6 clips in ") and out[3].endswith("clips/s")
+    assert out[3] == f"{text.parent / 'missing.mp4'}: skipped: no such file"  # once: no warning too
+    assert out[4].startswith("6 views of 2 video(s) in ") and out[4].endswith("views/s")  # 2 x 3 clips
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
 
 
 def test_missing_checkpoint_is_a_user_error(tmp_path, capsys):

@@ -73,7 +73,7 @@ MISTAKES = [
     (["pretrain", "tiny", "data.shards={tmp}"], 1, f"error: {{tmp}}: {NO_MANIFEST}"),
     (["export", "{tmp}/nothing", "{tmp}/out"], 1, "error: checkpoint not found: {tmp}/nothing"),
     (
-        ["export", "{tmp}/nothing", "{tmp}/out", "--format", "torchscript", "--quantize", "int8"],
+        ["export", "{tmp}/nothing", "{tmp}/out", "--quantize", "int8"],
         1,
         "error: --quantize int8 needs --format onnx (onnxruntime quantizes the ONNX graph)",
     ),

@@ -90,12 +90,21 @@ def test_shards_contact_sheet_has_a_row_per_class(tmp_path, capsys):
         "folder", str(tmp_path / "raw"), str(tmp_path / "shards"), BuildOptions(labels_from_folders=True)
     )
     sheet = tmp_path / "sheet.png"
-    assert (
-        main(
-            ["shards", "inspect", str(tmp_path / "shards"), "--contact-sheet", str(sheet), "--per-class", "2"]
-        )
-        == 0
-    )
-    assert "contact sheet: 6 keyframes" in capsys.readouterr().err
+    command = ["shards", "inspect", str(tmp_path / "shards"), "--contact-sheet", str(sheet)]
+    assert main([*command, "--per-class", "2"]) == 0
+    assert f"contact sheet: 6 of 9 samples (at most 64) -> {sheet}" in capsys.readouterr().err
     width, height = Image.open(sheet).size
-    assert width == 2 * 128 and height % 3 == 0 and height // 3 > 14  # 3 rows (classes) of 2
+    assert width == 2 * 128 and height % 3 == 0 and height // 3 > 38  # 3 rows (classes) of 2, 3-line captions
+    assert main(command) == 0  # every sample by default
+    assert f"contact sheet: 9 of 9 samples (at most 64) -> {sheet}" in capsys.readouterr().err
+    assert Image.open(sheet).size[0] == 3 * 128
+    assert main([*command, "--max-samples", "4"]) == 0  # the stated cap
+    assert f"contact sheet: 4 of 9 samples (at most 4) -> {sheet}" in capsys.readouterr().err
+
+
+def test_contact_sheet_captions_say_key_class_and_span():
+    from pretrain.data.shards.contact_sheet import Thumbnail
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    thumb = Thumbnail("films_2ffilm_2emp4_s000012000-000024500", "(unlabeled)", 12.0, 24.5, image)
+    assert thumb.caption == "…000012000-000024500\n(unlabeled)\n12.0-24.5 s"

@@ -2,11 +2,11 @@
 
 import pytest
 
+from pretrain.runtime.eta import format_duration
 from pretrain.train.progress import (
     ProgressLog,
     RunClock,
     StepProgressBar,
-    format_duration,
     format_metric,
     progress_callback,
 )

@@ -34,6 +34,9 @@ def test_reconstruction_png_is_labelled_and_enlarged():
         label_band = pixels[layout.font_size : layout.header - 2, left:right]
         assert (label_band < 128).any(), f"no label drawn above column {COLUMNS[column]}"
     assert (pixels[: layout.font_size + 4, : layout.box(0, 1)[0]] < 128).any()  # the title
+    for slot in range(4):  # each row's label ("frame 2/4") left of its first frame
+        top, bottom = layout.box(slot, 0)[1::2]
+        assert (pixels[top:bottom, : layout.margin] < 128).any(), f"no label left of row {slot}"
 
 
 def test_a_large_frame_is_not_enlarged():

@@ -257,3 +257,36 @@ def test_a_rerun_reuses_each_videos_scan(film, tmp_path, monkeypatch):
     monkeypatch.setattr(segments, "segment_video", lambda *a: pytest.fail("scanned again"))
     again = build_shards("folder", str(root / "raw"), str(tmp_path), options)
     assert again.segments == first.segments and again.resumed_shards == again.shards
+
+
+def test_stream_copy_scenes_never_mix_shots(film, tmp_path):
+    root, video = film
+    build_shards(
+        "folder",
+        str(root / "raw"),
+        str(tmp_path),
+        BuildOptions(shard_size_mb=0.05, segment_seconds=10, scenes=True, min_segment_seconds=0),
+    )
+    rows = samples(tmp_path)
+    bounds = [0, *video.cuts, video.num_frames]
+    expected = []  # per shot: first keyframe at/after its cut to its last at/before the next (16-frame grid)
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        begin, end = -(-start // GOP) * GOP, stop if stop == video.num_frames else stop // GOP * GOP
+        inner = [begin + 80] if end - begin > 80 else []  # 10 s = 80 frames, on the keyframe grid here
+        edges = [begin, *inner, end]
+        expected += [(b, e, start, stop) for b, e in zip(edges[:-1], edges[1:]) if e > b]
+    found = [
+        (
+            round(r["meta"]["start"] * FPS),
+            round(r["meta"]["end"] * FPS),
+            *(round(t * FPS) for t in r["meta"]["shot"]),
+        )
+        for r in rows
+    ]
+    assert found == expected and len(found) == 24  # the 23-frame shots hold no keyframe-to-keyframe part
+    for row, (begin, end, _, _) in zip(rows, found):
+        assert row["meta"]["cut"] == "keyframe_in_shot"
+        assert len(decoded(row["video"])) == end - begin  # the copy holds exactly the planned frames
+        sample = tmp_path / "sample.mp4"
+        sample.write_bytes(row["video"])
+        assert detect_cuts(str(sample)) == []  # one shot per sample

@@ -12,7 +12,12 @@ then frame indices:
 - stream copy (no `--reencode`): every cut point moves to the nearest keyframe (ties: the earlier
   one), because a copied segment must start with a keyframe. A segment is then as long as the
   keyframe grid allows: with 2 s keyframe intervals, 10 s segments are 9-11 s;
-- exact (`--reencode`): the cut points stay where they are (the segment is re-encoded).
+- exact (`--reencode`): the cut points stay where they are (the segment is re-encoded);
+- stream copy with `--scenes`: no segment crosses a shot change. A shot's segments run from its
+  first keyframe at or after the cut to its last keyframe at or before the next cut; the frames
+  outside are dropped, never copied into a neighbour shot's segment (json: `cut`
+  "keyframe_in_shot", `shot` [start, end] of the whole shot). A shot without a keyframe inside it,
+  or shorter than the minimum once trimmed, is dropped.
 
 Stream copy assumes closed GOPs (x264's default, MPEG-4 Part 2): in an open-GOP source the
 B-frames that follow a keyframe in decode order but reference the GOP before it cannot be decoded
@@ -151,10 +156,41 @@ def pieces(timeline: Timeline, options: SegmentOptions) -> tuple[list[tuple[int,
     """(frame ranges [begin, end) after the short-piece rule, number of short pieces merged or dropped)."""
     points = cut_points(timeline, options)
     ranges = list(zip([0, *points], [*points, timeline.num_frames]))
+    return short_piece_rule(ranges, options.minimum * timeline.fps, options.tail)
+
+
+def shot_pieces(
+    timeline: Timeline, options: SegmentOptions
+) -> list[tuple[tuple[int, int], list[tuple[int, int]]]]:
+    """Stream copy with --scenes: (shot, its pieces); no piece crosses a shot change. A piece must
+    start on a keyframe, so each shot keeps the part from its first keyframe at or after the cut to
+    its last keyframe at or before the next cut (the video's end for the last shot): the frames
+    outside are dropped rather than copied into a neighbour shot's segment. Long shots are cut at
+    the keyframes nearest every `seconds`; short pieces merge within their shot; a shot too short
+    (or without a keyframe) is dropped."""
+    count, keys = timeline.num_frames, timeline.keyframes
+    bounds = [0, *timeline.cuts, count]
+    step = max(1, round(options.seconds * timeline.fps)) if options.seconds else None
     shortest = options.minimum * timeline.fps
+    result = []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        begin = next((k for k in keys if k >= start), count)
+        end = stop if stop == count else max((k for k in keys if k <= stop), default=0)
+        inner = {nearest_keyframe(p, keys) for p in range(begin + step, end, step)} if step else set()
+        points = sorted(p for p in inner if begin < p < end)
+        ranges = list(zip([begin, *points], [*points, end])) if end > begin else []
+        kept, _ = short_piece_rule(ranges, shortest, options.tail)
+        result.append(((start, stop), [r for r in kept if r[1] - r[0] >= shortest - 1e-9]))
+    return result
+
+
+def short_piece_rule(
+    ranges: list[tuple[int, int]], shortest: float, tail: str
+) -> tuple[list[tuple[int, int]], int]:
+    """Pieces shorter than `shortest` frames merged into a neighbour or dropped; (kept, how many)."""
     if len(ranges) < 2 or shortest <= 0:
         return ranges, 0
-    if options.tail == "drop":
+    if tail == "drop":
         kept = [r for r in ranges if r[1] - r[0] >= shortest - 1e-9]
         return kept, len(ranges) - len(kept)
     merged: list[list[int]] = []
@@ -178,12 +214,20 @@ def segment_video(entry: VideoEntry, options: SegmentOptions) -> SegmentedVideo:
             )
     except ProbeError as error:
         return SegmentedVideo(entry, error=str(error))
+    seconds = lambda frame: round(frame / timeline.fps, 6)  # noqa: E731
+    if options.scenes and not options.exact:
+        shots = shot_pieces(timeline, options)
+        spans = [
+            Span(seconds(b), seconds(e), 0, False, "scene", (seconds(shot[0]), seconds(shot[1])))
+            for shot, ranges in shots
+            for b, e in ranges
+        ]
+        spans = [replace(span, index=i) for i, span in enumerate(spans)]
+        dropped = sum(1 for _, ranges in shots if not ranges)
+        return SegmentedVideo(entry, spans, dropped, timeline.error)
     ranges, dropped = pieces(timeline, options)
     kind = "scene" if options.scenes else "segment"
-    spans = [
-        Span(round(b / timeline.fps, 6), round(e / timeline.fps, 6), i, options.exact, kind)
-        for i, (b, e) in enumerate(ranges)
-    ]
+    spans = [Span(seconds(b), seconds(e), i, options.exact, kind) for i, (b, e) in enumerate(ranges)]
     return SegmentedVideo(entry, spans, dropped, timeline.error)
 
 
@@ -209,8 +253,13 @@ def _cached(entry: VideoEntry, options: SegmentOptions, cache) -> SegmentedVideo
     if not isinstance(record, dict) or record.get("identity") != _identity(entry, options):
         return None
     return SegmentedVideo(
-        entry, [Span(**span) for span in record["spans"]], record["dropped"], record["error"]
+        entry, [_span_from_json(span) for span in record["spans"]], record["dropped"], record["error"]
     )
+
+
+def _span_from_json(fields: dict) -> Span:
+    shot = fields.get("shot")
+    return Span(**{**fields, "shot": tuple(shot) if shot else None})
 
 
 def _store(result: SegmentedVideo, options: SegmentOptions, cache) -> None:
@@ -283,6 +332,8 @@ def segment_listing(
     cut = (
         "exact cuts (re-encoded)"
         if options.exact
+        else "stream copy: every shot from its first keyframe to its last, frames outside dropped"
+        if options.scenes
         else "stream copy: boundaries moved to the nearest keyframe"
     )
     log.info(

@@ -29,6 +29,9 @@ class Span:
     exact: bool = False
     kind: str = "segment"
     """"segment", "scene" or "annotation"."""
+    shot: tuple[float, float] | None = None
+    """Stream copy with --scenes: the whole shot (seconds) this keyframe-aligned span lies inside;
+    the shot's frames before its first keyframe and after its last one are dropped."""
 
     @property
     def duration(self) -> float:
@@ -60,6 +63,7 @@ def span_fields(span: Span | None, parent: str) -> dict:
         "start": round(span.start, 6),
         "end": round(span.end, 6),
         "segment": span.index,
-        "cut": "exact" if span.exact else "keyframe",
+        "cut": "exact" if span.exact else ("keyframe_in_shot" if span.shot else "keyframe"),
         "span_kind": span.kind,
+        **({"shot": [round(span.shot[0], 6), round(span.shot[1], 6)]} if span.shot else {}),
     }

@@ -106,21 +106,25 @@ def contact_sheet(
     columns: int = 8,
     width: int = 160,
     rows_titles: Sequence[str] = (),
+    caption_lines: int = 1,
 ):
-    """A PIL image: thumbnails `width` wide in a grid, each captioned below."""
+    """A PIL image: thumbnails `width` wide in a grid, each captioned below (`caption_lines` lines
+    of a caption split at newlines; each line cut to the thumbnail's width)."""
     from PIL import Image, ImageDraw
 
     if not images:
         raise ValueError("no frames for a contact sheet")
     height = max(1, round(width * images[0].shape[0] / images[0].shape[1]))
-    caption_height, rows = 14, -(-len(images) // columns)
+    caption_height, rows = 2 + 12 * caption_lines, -(-len(images) // columns)
     sheet = Image.new("RGB", (columns * width, rows * (height + caption_height)), "black")
     draw = ImageDraw.Draw(sheet)
+    characters = max(4, width // 6 - 1)  # PIL's default bitmap font is 6 px a character
     for position, image in enumerate(images):
         x, y = (position % columns) * width, (position // columns) * (height + caption_height)
         sheet.paste(Image.fromarray(image).resize((width, height)), (x, y))
-        if position < len(captions):
-            draw.text((x + 2, y + height + 1), captions[position][:26], fill="white")
+        lines = captions[position].split("\n")[:caption_lines] if position < len(captions) else []
+        for number, line in enumerate(lines):
+            draw.text((x + 2, y + height + 1 + 12 * number), line[:characters], fill="white")
     return sheet
 
 
