@@ -47,3 +47,11 @@ def test_small_report_says_plumbing_check_and_chance():
     assert "| pretrained | 0 | 25.0% | 1.386 → 1.200 | 40.0 | 12.0 |" in markdown
     assert "Pretraining: loss 1.013 → 0.952 (means over the first and last 10% of 192 steps)" in markdown
     assert "plumbing check" not in render_markdown(summary(plumbing_check=False))
+
+
+def test_finetune_warmup_is_a_quarter_of_the_epochs():
+    """3 of 12 epochs (ViViT's seed 0 stayed near chance with 1); at least one in `--small`."""
+    from pretrain.quickstart.flow import QuickstartPlan
+
+    assert QuickstartPlan().finetune_warmup_epochs() == 3
+    assert QuickstartPlan.small().finetune_warmup_epochs() == 1
