@@ -17,7 +17,6 @@ from pretrain.config.loading import (
 from pretrain.config.schema import (
     STAGES,
     ClusterConfig,
-    ConfigError,
     DataConfig,
     FinetuneConfig,
     LoggingConfig,
@@ -28,6 +27,7 @@ from pretrain.config.schema import (
     StrategyConfig,
     TrainerConfig,
 )
+from pretrain.errors import ConfigError  # `pretrain.config.ConfigError`, the schema's one error
 
 __all__ = [
     "RECIPES_DIR",

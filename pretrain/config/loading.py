@@ -17,7 +17,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from pretrain.config.schema import ConfigError, RunConfig
+from pretrain.config.schema import RunConfig
+from pretrain.errors import ConfigError
 
 RECIPES_DIR = Path(__file__).parent.parent / "recipes"
 

@@ -9,38 +9,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from pretrain.config.checks import check as _check
+from pretrain.config.checks import check_mask_fits_grid
+from pretrain.config.checks import choice as _choice
+from pretrain.config.checks import finite_positive as _finite_positive
+from pretrain.config.checks import in_open_unit as _in_open_unit
+from pretrain.config.checks import positive as _positive
 from pretrain.config.distill_schema import DistillConfig
-from pretrain.errors import ConfigError  # re-exported: `pretrain.config.ConfigError`
 from pretrain.models.backbones import BACKBONES, DEFAULT_BACKBONE
 from pretrain.models.sizes import SIZES
 from pretrain.pixels import token_grid
 
 STAGES = ("pretrain", "finetune", "distill")
 MASK_KINDS = ("tube", "random")
-
-
-def _choice(key: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}")
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-def _in_open_unit(key: str, value: float) -> None:
-    _check(0.0 < value < 1.0, f"{key}={value} must be in the open interval (0, 1)")
-
-
-def _positive(key: str, value: float) -> None:
-    _check(value > 0, f"{key}={value} must be > 0")
-
-
-def _finite_positive(key: str, value: float) -> None:
-    _check(math.isfinite(value) and value > 0, f"{key}={value} must be a finite number > 0")
 
 
 @dataclass
@@ -464,18 +446,7 @@ class RunConfig:
             "factorised attention run on the visible tokens as a (time slices x positions) grid, which "
             "only mask.kind=tube gives",
         )
-        grid, cells = self.model.grid, self.model.grid[1] * self.model.grid[2]  # cells: positions per slice
-        hidden, dropped = int(self.mask.ratio * cells), int(4 * self.mask.decoder_ratio) * cells // 4
-        _check(
-            self.mask.decoder_ratio == 0 or (grid[1] % 2 == 0 and grid[2] % 2 == 0),
-            f"mask.decoder_ratio>0 uses 2x2 running cells: the patch grid {grid[1:]} "
-            "must have even height and width",
-        )
-        _check(  # else step 1 finds no token to reconstruct (pigeonhole: hidden > dropped keeps one)
-            hidden >= 1 and (self.mask.decoder_ratio == 0 or 0 < dropped < hidden),
-            f"mask.ratio={self.mask.ratio} hides {hidden} of {cells} positions per time slice, mask.decoder_ratio="
-            f"{self.mask.decoder_ratio} drops {dropped}: need 1 <= dropped < hidden (or decoder_ratio 0)",
-        )
+        check_mask_fits_grid(self.model.grid, self.mask.ratio, self.mask.decoder_ratio)
         _check(
             self.optim.min_lr <= self.lr,
             f"optim.min_lr={self.optim.min_lr:g} is above the peak lr {self.lr:.3g} (optim.base_lr="

@@ -77,6 +77,10 @@ class CPUCapableDeepSpeedStrategy(DeepSpeedStrategy):
         use_safe_checkpoint_engine(self.deepspeed_engine)
         return super().load_checkpoint(checkpoint_path, weights_only)
 
+    def teardown(self) -> None:
+        super().teardown()
+        restore_functional_linear()
+
     def _setup_model_and_optimizer(self, model: Any, optimizer: Any, lr_scheduler: Any = None) -> tuple:
         if isinstance(self.accelerator, CUDAAccelerator):
             return super()._setup_model_and_optimizer(model, optimizer, lr_scheduler)
@@ -94,6 +98,17 @@ class CPUCapableDeepSpeedStrategy(DeepSpeedStrategy):
             dist_init_required=False,
         )
         return engine, ds_optimizer
+
+
+def restore_functional_linear() -> None:
+    """ZeRO-3 swaps `torch.nn.functional.linear` for its memory-efficient autograd function process-wide
+    and leaves it swapped ("this will persist unless manually reset"); a later stage or export in the
+    same process (quickstart, smoke, tests) would then trace DeepSpeed's function. Put torch's back."""
+    from deepspeed.runtime.zero.partition_parameters import InsertPostInitMethodToModuleSubClasses
+
+    original = getattr(InsertPostInitMethodToModuleSubClasses, "linear_bk", None)
+    if original is not None:
+        torch.nn.functional.linear = original
 
 
 SHM_OP = "deepspeed_shm_comm"

@@ -29,6 +29,8 @@ from pretrain.weights.export import read_safetensors, save_export
 from pretrain.weights.layout import find_checkpoint
 from pretrain.weights.safe_load import safe_torch_load
 
+TORCH_LINEAR = torch.nn.functional.linear  # before any ZeRO-3 run of this module
+
 CLASSES = ("MoveUpSlow", "MoveDownSlow")
 
 
@@ -325,6 +327,7 @@ def test_feature_distillation_under_zero3_keeps_the_teacher_whole_and_out(shards
             )
         )
     assert (result.last_checkpoint / "state").is_dir() and result.global_step == 2  # ZeRO shards
+    assert torch.nn.functional.linear is TORCH_LINEAR  # ZeRO-3's process-wide swap is undone at teardown
     weights = read_weights(result.last_checkpoint)  # consolidated: the student's encoder only
     student = VideoMAE(arch_spec(load_config("distill/tiny", stage="distill").model)).encoder
     assert weights.kind == "encoder"

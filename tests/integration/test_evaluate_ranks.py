@@ -60,9 +60,9 @@ def test_two_ranks_score_every_video_exactly_once(tmp_path):
         f"ckpt={result.last_checkpoint}",
         "data.num_workers=2",
     ]
-    done = run_fresh_cli("evaluate", *common, "trainer.devices=2", "--out", str(tmp_path / "two"))
+    done = run_fresh_cli("evaluate", *common, "trainer.devices=2", "--out", str(tmp_path / "two"), "-v")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "MEMBER: 2/2" in done.stdout + done.stderr  # really two processes
+    assert "MEMBER: 2/2" in done.stdout + done.stderr  # really two processes (Lightning says so under -v)
     two = read_predictions(tmp_path / "two" / "split1" / "predictions.jsonl")
     assert set(two) == expected
     assert json.loads((tmp_path / "two" / "results.json").read_text())["splits"]["1"]["num_videos"] == 9

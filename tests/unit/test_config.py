@@ -172,3 +172,28 @@ def test_readme_config_reference_is_current():
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert render_reference() in readme, "regenerate with `tubelet config reference`"
+
+
+@pytest.mark.parametrize(
+    "grid, ratio, decoder_ratio, always_dropped_count, ok",
+    [
+        ((2, 2, 2), 0.5, 0.5, 1, True),  # bench model tiny: 2 hidden, 1 position dropped in both slices
+        ((1, 2, 2), 0.5, 0.5, 2, False),  # one slice: the 2 dropped may be exactly the 2 hidden
+        ((8, 14, 14), 0.9, 0.5, 0, True),  # VideoMAE V2 ViT-B: every position is reconstructed somewhere
+        ((8, 14, 14), 0.001, 0.99, 0, False),  # hides nothing at all
+        ((2, 2, 2), 0.25, 0.75, 2, False),  # 1 hidden, 2 never reconstructed
+    ],
+)
+def test_mask_and_decoder_mask_leave_a_token_to_reconstruct(
+    grid, ratio, decoder_ratio, always_dropped_count, ok
+):
+    from pretrain.config.checks import always_dropped, check_mask_fits_grid
+
+    assert always_dropped(grid, decoder_ratio) == always_dropped_count
+    if ok:
+        check_mask_fits_grid(grid, ratio, decoder_ratio)
+    else:
+        with pytest.raises(
+            ConfigError, match=rf"mask.ratio={ratio} hides \d+ of {grid[1] * grid[2]} positions"
+        ):
+            check_mask_fits_grid(grid, ratio, decoder_ratio)

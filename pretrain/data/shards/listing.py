@@ -161,6 +161,8 @@ def regular_file_problem(path: str | Path) -> str | None:
     """Why `path` (a video named on the command line) cannot be read, or None for a regular file."""
     try:
         return special_file_reason(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return "no such file"
     except OSError as error:
         return f"unreadable ({error.strerror})"
 
