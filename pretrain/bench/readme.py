@@ -198,7 +198,14 @@ FIGURES: list[Figure] = [
         _key("core_clips_per_s", "4"),
         r"num_sample=4 \(([\d.]+) clips/s per core\)",
     ),
-    Figure("smoke: checks", "smoke", lambda r: len(r["checks"]), r"\(2026-[\d-]+\): (\d+) checks in", 1, 0.0),
+    Figure(
+        "smoke: checks",
+        "smoke",
+        lambda r: len(r["checks"]),
+        r"\(2026-[\d-]+,[^)]*\):\s+(\d+) checks in",
+        1,
+        0.0,
+    ),
     Figure("smoke: wall seconds", "smoke", _key("wall_s"), r"checks in [\d]+–([\d]+) s wall", 1, 0.3),
 ]
 

@@ -98,7 +98,7 @@ def test_quickstart_table_drops_top5_with_5_classes_or_fewer(tmp_path, num_class
     markdown = render_markdown(summarize(_quickstart_result(tmp_path, num_classes)))
     assert ("test top-5" in markdown) == has_top5
     header, rule, row = [line for line in markdown.splitlines() if line.startswith("|")][:3]
-    assert header.count("|") == rule.count("|") == row.count("|") == (7 if has_top5 else 6)
+    assert header.count("|") == rule.count("|") == row.count("|") == (8 if has_top5 else 7)  # + losses column
 
 
 def test_the_wandb_sync_hint_covers_every_offline_run(tmp_path):
