@@ -19,9 +19,9 @@ from pretrain.data.augment.mixup import Mixup
 from pretrain.data.shards import read_manifest
 from pretrain.data.streams.epoch import training_epoch
 from pretrain.data.streams.eval_stream import build_eval_loader
-from pretrain.data.streams.loader import StreamLoader, pin_batches
+from pretrain.data.streams.loader import StreamLoader
 from pretrain.data.streams.pretrain_stream import clip_settings
-from pretrain.data.streams.train_stream import TrainStream
+from pretrain.data.streams.train_stream import train_loader
 
 
 @dataclass(frozen=True)
@@ -66,22 +66,7 @@ def build_finetune_train_loader(config: RunConfig, rank: int, world_size: int) -
         cutmix_alpha=ft.cutmix,
         label_smoothing=ft.label_smoothing,
     )
-    stream = TrainStream(
-        epoch.members,
-        epoch.selection,
-        maker,
-        clips_per_video=data.num_sample,
-        batch_size=data.batch_size,
-        batches_per_rank=epoch.batches_per_rank,
-        shuffle_buffer=data.shuffle_buffer,
-        rank=rank,
-        world_size=world_size,
-        num_workers=data.num_workers,
-        seed=config.trainer.seed,
-        normalize=not data.normalize_on_device,
-        hook=MixupHook(mixup),
-    )
-    return StreamLoader(stream, data.num_workers, pin_memory=pin_batches(config.trainer.accelerator))
+    return train_loader(config, epoch, maker, rank, world_size, hook=MixupHook(mixup))
 
 
 def build_finetune_loaders(

@@ -18,9 +18,9 @@ from pretrain.data.augment.clips import ClipSettings, MaskSettings, pretrain_cli
 from pretrain.data.shards import Manifest, read_manifest
 from pretrain.data.streams.batching import ClipMaker
 from pretrain.data.streams.epoch import training_epoch
-from pretrain.data.streams.loader import StreamLoader, pin_batches
+from pretrain.data.streams.loader import StreamLoader
 from pretrain.data.streams.selection import stored_frame_step
-from pretrain.data.streams.train_stream import TrainStream
+from pretrain.data.streams.train_stream import train_loader
 from pretrain.data.video.gpu_decode import require_gpu_decoding
 
 
@@ -61,19 +61,6 @@ def build_pretrain_loader(
         masks=mask_settings(config),
         num_sample=data.num_sample,
     )
-    stream = TrainStream(
-        epoch.members,
-        epoch.selection,
-        maker,
-        clips_per_video=data.num_sample,
-        batch_size=data.batch_size,
-        batches_per_rank=epoch.batches_per_rank,
-        shuffle_buffer=data.shuffle_buffer,
-        rank=rank,
-        world_size=world_size,
-        num_workers=data.num_workers,
-        seed=config.trainer.seed,
-        normalize=not data.normalize_on_device,
-        yuv420=data.normalize_on_device and data.ship_yuv420,
+    return train_loader(
+        config, epoch, maker, rank, world_size, yuv420=data.normalize_on_device and data.ship_yuv420
     )
-    return StreamLoader(stream, data.num_workers, pin_memory=pin_batches(config.trainer.accelerator))

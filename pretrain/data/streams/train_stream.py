@@ -23,10 +23,12 @@ import itertools
 import random
 from collections.abc import Iterator, Sequence
 
+from pretrain.config import RunConfig
 from pretrain.data.stage_clock import CLOCK
 from pretrain.data.streams import pipeline_stages
 from pretrain.data.streams.batching import BatchHook, ClipMaker, StartPoint, batch_clips, make_clips
-from pretrain.data.streams.loader import BatchStream, Slot
+from pretrain.data.streams.epoch import TrainingEpoch
+from pretrain.data.streams.loader import BatchStream, Slot, StreamLoader, pin_batches
 from pretrain.data.streams.selection import Selection
 
 # Sub-streams of a slot's seed, so clip, batch and shuffle randomness never collide.
@@ -89,3 +91,34 @@ class TrainStream(BatchStream):
             yuv420=self.yuv420,
         )
         yield from itertools.islice(batches, max(self.num_batches(slot.worker) - start.batches, 0))
+
+
+def train_loader(
+    config: RunConfig,
+    epoch: TrainingEpoch,
+    maker: ClipMaker,
+    rank: int,
+    world_size: int,
+    hook: BatchHook | None = None,
+    yuv420: bool = False,
+) -> StreamLoader:
+    """The training loader of pretraining and fine-tuning: one `TrainStream` over this rank's share of
+    the epoch, set from `config.data`; `hook` (mixup) and `yuv420` are the stage's own."""
+    data = config.data
+    stream = TrainStream(
+        epoch.members,
+        epoch.selection,
+        maker,
+        clips_per_video=data.num_sample,
+        batch_size=data.batch_size,
+        batches_per_rank=epoch.batches_per_rank,
+        shuffle_buffer=data.shuffle_buffer,
+        rank=rank,
+        world_size=world_size,
+        num_workers=data.num_workers,
+        seed=config.trainer.seed,
+        normalize=not data.normalize_on_device,
+        hook=hook,
+        yuv420=yuv420,
+    )
+    return StreamLoader(stream, data.num_workers, pin_memory=pin_batches(config.trainer.accelerator))
