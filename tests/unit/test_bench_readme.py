@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pretrain.bench.readme import FIGURES, RUNS, readme_value
+from pretrain.bench.readme import readme_value
+from pretrain.bench.readme_figures import FIGURES, RUNS
 from pretrain.cli import main
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
