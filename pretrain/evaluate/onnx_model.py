@@ -95,7 +95,30 @@ def load_onnx_classifier(
         session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own untyped errors for bad files
         raise CheckpointError(f"{model_file}: onnxruntime cannot load it ({error})") from None
-    return OnnxClassifier(session, ArchSpec.from_dict(runtime["arch"]), list(runtime["class_names"]), runtime)
+    spec, class_names = ArchSpec.from_dict(runtime["arch"]), list(runtime["class_names"])
+    check_declared_shapes(session, spec, class_names, model_file)
+    return OnnxClassifier(session, spec, class_names, runtime)
+
+
+def check_declared_shapes(session: Any, spec: ArchSpec, class_names: list[str], model_file: Path) -> None:
+    """runtime.json's architecture and class names against the graph's own input and output shapes
+    (the batch axis is dynamic): a folder whose files disagree is refused, naming both."""
+    declared = {
+        "video (C, T, H, W)": [len(spec.pixel_mean), spec.num_frames, spec.img_size, spec.img_size],
+        "logits (K)": [len(class_names)],
+    }
+    graph = {
+        "video (C, T, H, W)": list(session.get_inputs()[0].shape[1:]),
+        "logits (K)": list(session.get_outputs()[0].shape[1:]),
+    }
+    wrong = [
+        f"{name}: graph {graph[name]} vs runtime.json {declared[name]}"
+        for name in declared
+        if any(isinstance(g, int) and g != d for g, d in zip(graph[name], declared[name], strict=True))
+        or len(graph[name]) != len(declared[name])
+    ]
+    if wrong:
+        raise CheckpointError(f"{model_file} does not take what {RUNTIME_JSON} declares: {'; '.join(wrong)}")
 
 
 def _run_config(values: dict[str, Any] | None) -> Any:

@@ -165,3 +165,21 @@ def test_bench_infer_puts_teacher_student_and_int8_side_by_side(salient_classifi
     assert result["held_out_videos"] == 3 and result["labelled"] == 0  # files are not in class folders
     assert rows["student fp32"]["agreement"] == 1.0 and rows["student int8 onnxruntime"]["agreement"] == 1.0
     assert all(row["latency_ms"] > 0 and row["clips_per_s"] > 0 for row in rows.values())
+
+
+def test_a_folder_whose_runtime_json_disagrees_with_its_graph_is_refused(int8_export, tmp_path):
+    folder = tmp_path / "tampered"
+    folder.mkdir()
+    for file in int8_export[0].iterdir():
+        (folder / file.name).write_bytes(file.read_bytes())
+    runtime = json.loads((folder / "runtime.json").read_text())
+    runtime["arch"]["num_frames"] = 2 * FRAMES
+    runtime["class_names"] = [*runtime["class_names"], "extra"]
+    (folder / "runtime.json").write_text(json.dumps(runtime))
+    with pytest.raises(CheckpointError) as refused:
+        load_onnx_classifier(folder, threads=1)
+    assert str(refused.value) == (
+        f"{folder / 'model.int8.onnx'} does not take what runtime.json declares: "
+        f"video (C, T, H, W): graph [3, {FRAMES}, {SIZE}, {SIZE}] vs runtime.json [3, {2 * FRAMES}, {SIZE}, {SIZE}]; "
+        f"logits (K): graph [{len(CLASSES)}] vs runtime.json [{len(CLASSES) + 1}]"
+    )
