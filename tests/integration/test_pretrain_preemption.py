@@ -30,7 +30,20 @@ def shards(tmp_path_factory) -> Path:
 def _start(shards: Path, out: Path, name: str, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "WANDB_MODE": "disabled", "DS_ACCELERATOR": "cpu"}
     command = tubelet_command("pretrain", "tiny", *overrides(shards, out, name, *QUIET, *extra))
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=_sigint_as_on_a_terminal,
+    )
+
+
+def _sigint_as_on_a_terminal() -> None:
+    """The child takes SIGINT as Ctrl-C even when the suite runs in the background (`cmd &` starts
+    it with SIGINT ignored, which Python and `nohup` semantics then keep)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for(condition, process: subprocess.Popen, timeout: float = 300, poll: float = 0.001) -> None:
