@@ -32,6 +32,7 @@ REFERENCE = {
     "student fp32": "teacher fp32",
     "student fp32 onnxruntime": "student fp32",
     "student int8 onnxruntime": "student fp32",
+    "student int8 static onnxruntime": "student fp32",
 }
 
 
@@ -45,6 +46,9 @@ class LightSettings:
     reps: int = 5
     warmup: int = 1
     threads: int | None = None
+    calibration: tuple[str, ...] = ()
+    """Video files or folders: with them, one more row, the student's static int8 (activation
+    ranges calibrated on these videos' centre clips) beside the dynamic one."""
 
 
 def held_out_videos(items: tuple[str, ...]) -> list[Path]:
@@ -78,6 +82,22 @@ def _forward(model: torch.nn.Module, video: torch.Tensor) -> None:
         model(video)
 
 
+def static_int8(folder: Path, calibration: torch.Tensor) -> torch.nn.Module:
+    """The folder's fp32 ONNX model quantized statically, activation ranges from `calibration`
+    (N, C, T, H, W) normalized clips fed one at a time, loaded for onnxruntime."""
+    from pretrain.evaluate.quantize import quantize_int8
+    from pretrain.runtime.quiet import library_chatter_to
+
+    with library_chatter_to(folder / "static.log"):
+        quantize_int8(
+            folder / "model.onnx",
+            folder / "model.static.onnx",
+            mode="static",
+            calibration=(clip[None].numpy() for clip in calibration),
+        )
+    return load_onnx_classifier(folder, model_file="model.static.onnx")
+
+
 def run_light_bench(settings: LightSettings) -> dict[str, Any]:
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -103,6 +123,12 @@ def run_light_bench(settings: LightSettings) -> dict[str, Any]:
             ),
             "student int8 onnxruntime": (load_onnx_classifier(folder), "student", "onnx int8"),
         }
+        if settings.calibration:
+            models["student int8 static onnxruntime"] = (
+                static_int8(Path(folder), clips_of(student, held_out_videos(settings.calibration))),
+                "student",
+                "onnx int8 static",
+            )
     batch = [0] * settings.batch
     runs = {
         name: {

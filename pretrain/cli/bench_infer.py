@@ -39,6 +39,13 @@ def register(benches: argparse._SubParsersAction) -> None:
     light.add_argument(
         "--held-out", nargs="+", metavar="VIDEO", help="held-out video files or folders (label: folder name)"
     )
+    light.add_argument(
+        "--calibration",
+        nargs="+",
+        metavar="VIDEO",
+        default=[],
+        help="training videos or folders: adds the student's static int8 (ranges calibrated on them)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -102,7 +109,14 @@ def _run_light(args: argparse.Namespace) -> int:
     from pretrain.bench.infer_light import LightSettings, run_light_bench
 
     settings = LightSettings(
-        args.teacher, args.student, tuple(args.held_out), args.batch, args.reps, args.warmup, args.threads
+        args.teacher,
+        args.student,
+        tuple(args.held_out),
+        args.batch,
+        args.reps,
+        args.warmup,
+        args.threads,
+        tuple(args.calibration),
     )
     result = run_light_bench(settings)
     print(json.dumps(result) if args.json else format_light_result(result))
@@ -115,14 +129,14 @@ def format_light_result(r: dict[str, Any]) -> str:
     lines = [
         f"teacher {r['teacher']} vs student {r['student']}: {r['held_out_videos']} held-out videos "
         f"({r['labelled']} labelled), cpu, {r['threads']} threads, {r['reps']} reps after {r['warmup']} warm-up",
-        f"  {'model':26s} {'input':>7s} {'batch-1 ms':>11s} {'vs teacher':>10s} "
+        f"  {'model':32s} {'input':>7s} {'batch-1 ms':>11s} {'vs teacher':>10s} "
         f"{'clips/s (b' + str(r['batch']) + ')':>13s} {'top-1':>6s}  agreement with fp32",
     ]
     for name, v in rows.items():
         top1 = "-" if v["top1"] is None else f"{100 * v['top1']:.1f}%"
         agreement = "-" if v["agreement"] is None else f"{100 * v['agreement']:.1f}% ({v['agrees_with']})"
         lines.append(
-            f"  {name:26s} {v['frames']:>3d}x{v['size']:<3d} {v['latency_ms']:11.2f} "
+            f"  {name:32s} {v['frames']:>3d}x{v['size']:<3d} {v['latency_ms']:11.2f} "
             f"{teacher_ms / v['latency_ms']:9.2f}x {v['clips_per_s']:13.2f} {top1:>6s}  {agreement}"
         )
     student = rows["student fp32"]["latency_ms"]

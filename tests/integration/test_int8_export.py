@@ -152,6 +152,8 @@ def test_bench_infer_puts_teacher_student_and_int8_side_by_side(salient_classifi
         str(checkpoint),
         "--held-out",
         *held_out,
+        "--calibration",
+        *[str(path) for path, _ in videos[3:7]],
     ]
     assert main([*argv, "--reps", "1", "--warmup", "0", "--batch", "2", "--threads", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -161,9 +163,12 @@ def test_bench_infer_puts_teacher_student_and_int8_side_by_side(salient_classifi
         "student fp32",
         "student fp32 onnxruntime",
         "student int8 onnxruntime",
+        "student int8 static onnxruntime",
     ]
     assert result["held_out_videos"] == 3 and result["labelled"] == 0  # files are not in class folders
-    assert rows["student fp32"]["agreement"] == 1.0 and rows["student int8 onnxruntime"]["agreement"] == 1.0
+    int8_rows = ("student int8 onnxruntime", "student int8 static onnxruntime")
+    assert rows["student fp32"]["agreement"] == 1.0 and all(rows[r]["agreement"] == 1.0 for r in int8_rows)
+    assert rows["student int8 static onnxruntime"]["runtime"] == "onnx int8 static"
     assert all(row["latency_ms"] > 0 and row["clips_per_s"] > 0 for row in rows.values())
 
 
