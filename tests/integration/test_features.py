@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -81,17 +82,13 @@ def test_two_device_processes_give_the_same_features(classifier, tmp_path):
     assert torch.allclose(one, other, atol=1e-6)
 
 
+def _features_command(root: Path, shards: Path, out: Path) -> list[str]:
+    return ["features", str(root / "export"), str(shards), "--out", str(out), "--recipe", "finetune/tiny"]
+
+
 def test_features_command_resumes_without_repeating_a_shard(classifier, tmp_path, capsys):
     root, shards, _, _ = classifier
-    command = [
-        "features",
-        str(root / "export"),
-        str(shards),
-        "--out",
-        str(tmp_path),
-        "--recipe",
-        "finetune/tiny",
-    ]
+    command = _features_command(root, shards, tmp_path)
     with OneThread():
         assert main(command) == 0
         first = capsys.readouterr().out
@@ -109,15 +106,7 @@ def test_features_command_resumes_without_repeating_a_shard(classifier, tmp_path
 
 def test_a_second_features_run_into_the_same_out_is_refused_naming_the_first(classifier, tmp_path, capsys):
     root, shards, _, _ = classifier
-    command = [
-        "features",
-        str(root / "export"),
-        str(shards),
-        "--out",
-        str(tmp_path),
-        "--recipe",
-        "finetune/tiny",
-    ]
+    command = _features_command(root, shards, tmp_path)
     with output_lock(tmp_path):  # the first run, still writing (flock: per open file, even in one process)
         assert main(command) == 1
     err = capsys.readouterr().err.strip()
@@ -143,7 +132,7 @@ def test_damaged_shards_are_each_reported_with_their_lost_samples_and_exit_1(cla
         handle.write(b"\xab" * (size - 1024))
     (copy / missing).unlink()
     out = tmp_path / "out"
-    command = ["features", str(root / "export"), str(copy), "--out", str(out), "--recipe", "finetune/tiny"]
+    command = _features_command(root, copy, out)
     with OneThread():
         assert main(command) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
